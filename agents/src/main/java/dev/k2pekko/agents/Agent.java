@@ -1,0 +1,218 @@
+package dev.k2pekko.agents;
+
+import dev.k2pekko.agents.policy.Action;
+import dev.k2pekko.agents.policy.Policy;
+import dev.k2pekko.agents.tasks.Task;
+import dev.k2pekko.protocol.EndEpisode;
+import dev.k2pekko.protocol.KryoWire;
+import dev.k2pekko.protocol.Step;
+import dev.k2pekko.protocol.ToolCall;
+import dev.k2pekko.protocol.ToolCommand;
+import dev.k2pekko.protocol.ToolError;
+import dev.k2pekko.protocol.ToolResult;
+import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.protocol.WorldSnapshot;
+import dev.k2pekko.tools.ToolDirectory;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Map;
+import org.apache.pekko.actor.Cancellable;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
+
+/**
+ * An agent: a Cluster Sharding entity that runs episodes. Sharding decides where it lives; the traffic of a
+ * running episode goes straight to a tool worker's {@code ActorRef} (the one that owns the episode's world
+ * state), never through a shard region. Each tool call has a timeout, checked by a tick that runs only while
+ * an episode does, so an idle agent holds no timer.
+ */
+public final class Agent extends AbstractBehavior<Agent.Command> {
+  public static final EntityTypeKey<Command> KEY = EntityTypeKey.create(Command.class, "agent");
+
+  public sealed interface Command {}
+
+  /** Run {@code episodes} episodes of run {@code runId}; the judge reports them to {@code tracker}. */
+  public record RunEpisodes(String runId, long seed, int episodes, PersistMode persist,
+                            ActorRef<RunTracker.Command> tracker) implements Command, KryoWire {}
+
+  public enum PersistMode { NONE, ACCEPTED, ALL }
+
+  private record GotResult(ToolResult result) implements Command, LocalOnly {}
+
+  private record GotSnapshot(WorldSnapshot snapshot) implements Command, LocalOnly {}
+
+  private enum Tick implements Command, LocalOnly { INSTANCE }
+
+  public static void init(ActorSystem<?> system) {
+    ClusterSharding.get(system).init(Entity.of(KEY, ctx -> Agent.create(ctx.getEntityId())).withRole("agent"));
+  }
+
+  public static Behavior<Command> create(String agentId) {
+    return Behaviors.setup(ctx -> new Agent(ctx, agentId));
+  }
+
+  private final String agentId;
+  private final ArrayDeque<RunEpisodes> queued = new ArrayDeque<>(0);
+  private ActorRef<ToolResult> resultAdapter;
+  private ActorRef<WorldSnapshot> snapshotAdapter;
+  private Cancellable tick;
+  // the run
+  private RunEpisodes run;
+  private int episode;
+  // the episode
+  private String episodeId;
+  private Task task;
+  private Policy.Episode policy;
+  private ActorRef<ToolCommand> worker;
+  private ArrayList<Step> steps;
+  private Action.Call pendingCall;
+  private String pendingId;
+  private long waitingSince;
+  private boolean awaitingSnapshot;
+  private String finalAnswer;
+  private boolean budgetExceeded;
+
+  private Agent(ActorContext<Command> ctx, String agentId) {
+    super(ctx);
+    this.agentId = agentId;
+  }
+
+  @Override public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(RunEpisodes.class, this::onRun)
+        .onMessage(GotResult.class, m -> onResult(m.result()))
+        .onMessage(GotSnapshot.class, m -> onSnapshot(m.snapshot()))
+        .onMessageEquals(Tick.INSTANCE, this::onTick)
+        .build();
+  }
+
+  private NodeServices services() { return NodeServices.get(getContext().getSystem()); }
+
+  private Behavior<Command> onRun(RunEpisodes r) {
+    if (r.episodes() <= 0) return this;
+    if (run != null) {
+      queued.add(r);
+      return this;
+    }
+    if (resultAdapter == null) {
+      resultAdapter = getContext().messageAdapter(ToolResult.class, GotResult::new);
+      snapshotAdapter = getContext().messageAdapter(WorldSnapshot.class, GotSnapshot::new);
+    }
+    run = r;
+    episode = 0;
+    if (tick == null) scheduleTick();
+    startEpisode();
+    return this;
+  }
+
+  private void scheduleTick() {
+    tick = getContext().scheduleOnce(services().settings().tickInterval(), getContext().getSelf(), Tick.INSTANCE);
+  }
+
+  private void startEpisode() {
+    var s = services();
+    task = s.generator().task(run.seed(), agentId, episode);
+    episodeId = run.runId() + "/" + agentId + "/" + episode;
+    steps = new ArrayList<>(task.plan().size() + 2);
+    finalAnswer = null;
+    budgetExceeded = false;
+    awaitingSnapshot = false;
+    pendingId = null;
+    waitingSince = System.nanoTime();
+    worker = ToolDirectory.get(getContext().getSystem()).workerFor(episodeId);
+    if (worker == null) return; // no tool node yet: the tick retries until the timeout
+    policy = s.policy().start(task, task.seed());
+    act(null);
+  }
+
+  private void act(Step previous) {
+    if (steps.size() >= task.rubric().stepBudget()) {
+      budgetExceeded = true;
+      finish(null);
+      return;
+    }
+    switch (policy.next(previous)) {
+      case Action.Call call -> {
+        pendingCall = call;
+        pendingId = "call_" + steps.size();
+        waitingSince = System.nanoTime();
+        worker.tell(new ToolCall(episodeId, pendingId, call.tool(), call.arguments(), resultAdapter));
+      }
+      case Action.Answer answer -> finish(answer.text());
+    }
+  }
+
+  private Behavior<Command> onResult(ToolResult r) {
+    if (pendingId == null || !pendingId.equals(r.callId())) return this; // late reply of a timed-out call
+    var step = new Step(pendingId, pendingCall.tool(), pendingCall.arguments(), r.content(),
+        r.error() == null ? null : r.error().name(), r.partial());
+    steps.add(step);
+    pendingId = null;
+    pendingCall = null;
+    act(step);
+    return this;
+  }
+
+  private void finish(String answer) {
+    finalAnswer = answer;
+    awaitingSnapshot = true;
+    waitingSince = System.nanoTime();
+    worker.tell(new EndEpisode(episodeId, snapshotAdapter));
+  }
+
+  private Behavior<Command> onSnapshot(WorldSnapshot snapshot) {
+    if (!awaitingSnapshot || !episodeId.equals(snapshot.episodeId())) return this;
+    judge(snapshot.state(), null);
+    return this;
+  }
+
+  private void judge(Map<String, String> world, String problem) {
+    var s = services();
+    var draft = new Trajectory(episodeId, task.id(), task.category(), task.difficulty(), task.seed(), NodeServices.SYSTEM_PROMPT,
+        task.prompt(), task.toolsOffered(), steps, finalAnswer, null, s.policy().name());
+    s.judge().tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker()));
+    awaitingSnapshot = false;
+    episode++;
+    if (episode < run.episodes()) {
+      startEpisode();
+    } else {
+      run = null;
+      task = null;
+      steps = null;
+      policy = null;
+      if (tick != null) tick.cancel();
+      tick = null;
+      if (!queued.isEmpty()) onRun(queued.poll());
+    }
+  }
+
+  private Behavior<Command> onTick() {
+    tick = null;
+    if (run == null) return this;
+    long timeout = services().settings().toolTimeout().toNanos();
+    boolean late = System.nanoTime() - waitingSince > timeout;
+    if (worker == null) {
+      worker = ToolDirectory.get(getContext().getSystem()).workerFor(episodeId);
+      if (worker != null) {
+        policy = services().policy().start(task, task.seed());
+        act(null);
+      } else if (late) {
+        judge(Map.of(), "no-tools: no tool worker in the cluster");
+      }
+    } else if (late && pendingId != null) {
+      onResult(ToolResult.failed(pendingId, ToolError.TIMEOUT, "no result within " + services().settings().toolTimeout()));
+    } else if (late && awaitingSnapshot) {
+      judge(Map.of(), "world-unavailable: the tool worker did not return the world state");
+    }
+    if (run != null && tick == null) scheduleTick();
+    return this;
+  }
+}

@@ -1,0 +1,160 @@
+package dev.k2pekko.agents;
+
+import dev.k2pekko.agents.tasks.Task;
+import dev.k2pekko.protocol.Trajectory;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.pattern.StatusReply;
+
+/**
+ * The node's judge: scores each finished episode against its rubric ({@link JudgeRubric}), counts the verdicts
+ * for the run's tracker, and sends the trajectories to be kept to the collectors in batches. One batch per
+ * collector is in flight at a time (backpressure); a batch that is not acknowledged within the ack timeout is
+ * sent again, and the collector recognises it by its trajectory ids.
+ */
+public final class Judge extends AbstractBehavior<Judge.Command> {
+  public sealed interface Command {}
+
+  public record Evaluate(Task task, Trajectory draft, Map<String, String> world, boolean budgetExceeded, String problem,
+                         String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker)
+      implements Command, LocalOnly {}
+
+  private record Acked(int collector, long batchId, int persisted, Throwable failure) implements Command, LocalOnly {}
+
+  private enum Flush implements Command, LocalOnly { INSTANCE }
+
+  private record Pending(long batchId, List<Trajectory> trajectories, Map<String, Integer> perRun) {}
+
+  public static Behavior<Command> create() {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Judge(ctx, timers)));
+  }
+
+  private final NodeServices services;
+  private final NodeServices.Settings settings;
+  private final Map<String, RunStats> stats = new HashMap<>();
+  private final Map<String, ActorRef<RunTracker.Command>> trackers = new HashMap<>();
+  private final List<List<Trajectory>> buffers = new ArrayList<>();
+  private final Pending[] inFlight;
+  private long nextBatchId = 1;
+
+  private Judge(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
+    super(ctx);
+    this.services = NodeServices.get(ctx.getSystem());
+    this.settings = services.settings();
+    this.inFlight = new Pending[settings.collectors()];
+    for (int i = 0; i < settings.collectors(); i++) buffers.add(new ArrayList<>());
+    timers.startTimerWithFixedDelay(Flush.INSTANCE, settings.flushInterval());
+  }
+
+  @Override public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(Evaluate.class, this::onEvaluate)
+        .onMessage(Acked.class, this::onAcked)
+        .onMessageEquals(Flush.INSTANCE, this::onFlush)
+        .build();
+  }
+
+  private Behavior<Command> onEvaluate(Evaluate e) {
+    var verdict = services.rubric().judge(e.task(), e.draft().steps(), e.draft().finalAnswer(), e.world(), e.budgetExceeded());
+    if (e.problem() != null) {
+      var reasons = new ArrayList<>(verdict.reasons());
+      reasons.addFirst(e.problem());
+      verdict = new dev.k2pekko.protocol.Verdict(false, verdict.verifiableScore(), verdict.rubricScore(), List.copyOf(reasons));
+    }
+    var d = e.draft();
+    var t = new Trajectory(d.trajectoryId(), d.taskId(), d.category(), d.difficulty(), d.seed(), d.system(), d.prompt(),
+        d.tools(), d.steps(), d.finalAnswer(), verdict, d.policy());
+    trackers.putIfAbsent(e.runId(), e.tracker());
+    var s = stats.computeIfAbsent(e.runId(), k -> new RunStats());
+    s.add("episodes", 1);
+    s.add("tool_calls", d.steps().size());
+    long errors = d.steps().stream().filter(x -> x.error() != null).count();
+    if (errors > 0) s.add("tool_errors", errors);
+    String outcome = verdict.accepted() ? "accepted" : "rejected";
+    s.add(outcome, 1);
+    s.add("difficulty/" + d.difficulty() + "/episodes", 1);
+    s.add("category/" + d.category() + "/episodes", 1);
+    if (verdict.accepted()) {
+      s.add("difficulty/" + d.difficulty() + "/accepted", 1);
+      s.add("category/" + d.category() + "/accepted", 1);
+    } else {
+      var kinds = new java.util.HashSet<String>();
+      for (var r : verdict.reasons()) kinds.add(JudgeRubric.kind(r));
+      for (var k : kinds) s.add("reason/" + k, 1);
+    }
+    boolean keep = e.persist() == Agent.PersistMode.ALL || (e.persist() == Agent.PersistMode.ACCEPTED && verdict.accepted());
+    if (keep) {
+      s.add("to_persist", 1);
+      int c = Math.floorMod(t.trajectoryId().hashCode(), settings.collectors());
+      var buf = buffers.get(c);
+      buf.add(t);
+      if (buf.size() >= settings.batchSize()) send(c);
+    }
+    return this;
+  }
+
+  private void send(int collector) {
+    if (inFlight[collector] != null || buffers.get(collector).isEmpty()) return;
+    var batch = buffers.get(collector);
+    buffers.set(collector, new ArrayList<>());
+    var perRun = new HashMap<String, Integer>();
+    for (var t : batch) perRun.merge(runOf(t.trajectoryId()), 1, Integer::sum);
+    var p = new Pending(nextBatchId++, batch, perRun);
+    inFlight[collector] = p;
+    deliver(collector, p);
+  }
+
+  private void deliver(int collector, Pending p) {
+    var ref = ClusterSharding.get(getContext().getSystem()).entityRefFor(TrajectoryCollector.KEY, Integer.toString(collector));
+    getContext().<TrajectoryCollector.Command, StatusReply<TrajectoryCollector.BatchRecorded>>ask(
+        (Class<StatusReply<TrajectoryCollector.BatchRecorded>>) (Class<?>) StatusReply.class, ref,
+        Duration.ofMillis(settings.ackTimeout().toMillis()),
+        replyTo -> new TrajectoryCollector.RecordBatch(p.batchId(), p.trajectories(), replyTo),
+        (reply, failure) -> {
+          if (reply != null && reply.isSuccess()) return new Acked(collector, p.batchId(), reply.getValue().recorded(), null);
+          return new Acked(collector, p.batchId(), 0, failure != null ? failure : reply.getError());
+        });
+  }
+
+  private Behavior<Command> onAcked(Acked a) {
+    var p = inFlight[a.collector()];
+    if (p == null || p.batchId() != a.batchId()) return this;
+    if (a.failure() != null) {
+      getContext().getLog().warn("collector {} did not record batch {} ({} trajectories): {}; sending it again",
+          a.collector(), a.batchId(), p.trajectories().size(), a.failure().toString());
+      deliver(a.collector(), p);
+      return this;
+    }
+    // A redelivered batch counts once: the collector skips the ids it already holds, we count the batch size.
+    p.perRun().forEach((run, n) -> stats.computeIfAbsent(run, k -> new RunStats()).add("persisted", n));
+    inFlight[a.collector()] = null;
+    send(a.collector());
+    return this;
+  }
+
+  private Behavior<Command> onFlush() {
+    for (int c = 0; c < buffers.size(); c++) send(c);
+    for (var e : stats.entrySet()) {
+      if (e.getValue().isEmpty()) continue;
+      var tracker = trackers.get(e.getKey());
+      if (tracker != null) tracker.tell(new RunTracker.StatsDelta(e.getKey(), e.getValue().drain()));
+    }
+    return this;
+  }
+
+  static String runOf(String trajectoryId) {
+    int i = trajectoryId.indexOf('/');
+    return i < 0 ? trajectoryId : trajectoryId.substring(0, i);
+  }
+}

@@ -1,0 +1,36 @@
+package dev.k2pekko.agents;
+
+import com.typesafe.config.Config;
+import dev.k2pekko.tools.ToolDirectory;
+import java.util.HashSet;
+import java.util.Set;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * Starts a k2 node: what its roles ({@code pekko.cluster.roles}) ask for. {@code tool}: the tool workers;
+ * {@code agent}: the judge, and the agent and collector shards. Every node can reach agents and collectors
+ * (through a shard-region proxy where it does not host them). All of it is started before this returns, so a
+ * caller can send to agents at once.
+ */
+public final class K2Node {
+  private K2Node() {}
+
+  public static ActorSystem<Void> start(String name, Config config) {
+    ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), name, config);
+    try {
+      Set<String> roles = new HashSet<>(config.getStringList("pekko.cluster.roles"));
+      var tools = ToolDirectory.get(system);
+      if (roles.contains("tool")) tools.startWorkers(system);
+      else tools.followRemoteWorkers(system);
+      if (roles.contains("agent")) NodeServices.get(system).setJudge(system.systemActorOf(Judge.create(), "judge", Props.empty()));
+      Agent.init(system);
+      TrajectoryCollector.init(system);
+      return system;
+    } catch (RuntimeException e) {
+      system.terminate();
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,110 @@
+package dev.k2pekko.agents.tasks;
+
+import dev.k2pekko.tools.ToolSpec;
+import dev.k2pekko.tools.ToolUniverse;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Generates tasks from the tool universe, deterministic from a seed. A task picks an application domain (or the
+ * core tools, one in five), a difficulty from 1 to {@code maxSteps} tool steps in equal shares, and a pattern:
+ * <ul>
+ *   <li>compute: a chain of calculations whose result is stored (notes, journal, a record or a file);</li>
+ *   <li>research: a lookup, calculations on the fact found, then the store;</li>
+ *   <li>shopping: items added to a cart, the total taken and stored;</li>
+ *   <li>schedule: events created on a day, the day listed and stored.</li>
+ * </ul>
+ * A one-step task is a single calculation or lookup whose value is the answer.
+ */
+public final class TaskGenerator {
+  private static final String[] OPS = {"add", "sub", "mul", "max", "min"};
+  private static final String[] ITEMS = {"apples", "pens", "cables", "tickets", "books", "mugs", "batteries", "tea"};
+  private static final String[] TOPICS = {"price of gold", "orders today", "open tickets", "stock level", "rating",
+      "distance to depot", "team size", "build number", "room count", "page views"};
+  private static final String[] TITLES = {"standup", "review", "dentist", "flight", "lecture", "match", "payday", "demo"};
+
+  private final ToolUniverse universe;
+  private final int maxSteps;
+  private final List<String> domains;
+  private final List<ToolSpec> corePool;
+
+  public TaskGenerator(ToolUniverse universe, int maxSteps) {
+    if (maxSteps < 1) throw new IllegalArgumentException("max steps must be at least 1");
+    this.universe = universe;
+    this.maxSteps = maxSteps;
+    this.domains = universe.byDomain().keySet().stream().filter(d -> d.indexOf('.') > 0).toList();
+    this.corePool = universe.all().stream().filter(t -> t.domain().indexOf('.') < 0).toList();
+  }
+
+  /** The task of one episode: fixed by the run seed, the agent and the episode number. */
+  public Task task(long runSeed, String agentId, int episode) {
+    long seed = mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + episode);
+    return task(seed, "t-" + Long.toHexString(seed));
+  }
+
+  public Task task(long seed, String id) {
+    var rnd = new SplittableRandom(seed);
+    int difficulty = 1 + rnd.nextInt(maxSteps);
+    String domain = rnd.nextInt(5) == 0 ? "core" : domains.get(rnd.nextInt(domains.size()));
+    var b = new TaskBuilder(universe, domain, seed);
+    if (difficulty == 1) {
+      if (rnd.nextBoolean()) b.calc(pick(rnd, OPS), num(rnd), num(rnd));
+      else b.lookup(rnd.nextBoolean() ? "catalog" : "faq", pick(rnd, TOPICS));
+    } else {
+      int pattern = rnd.nextInt(difficulty >= 3 ? 4 : 2);
+      switch (pattern) {
+        case 0 -> { // compute
+          b.calc(pick(rnd, OPS), num(rnd), num(rnd));
+          for (int i = 2; i < difficulty; i++) b.calcNext(pick(rnd, OPS), num(rnd));
+        }
+        case 1 -> { // research
+          b.lookup(rnd.nextBoolean() ? "catalog" : "faq", pick(rnd, TOPICS));
+          for (int i = 2; i < difficulty; i++) b.calcNext(pick(rnd, OPS), num(rnd));
+        }
+        case 2 -> { // shopping
+          for (int i = 2; i < difficulty; i++) b.cartAdd(pick(rnd, ITEMS), 1 + rnd.nextInt(5), 1 + rnd.nextInt(40));
+          b.cartTotal();
+        }
+        default -> { // schedule
+          var date = "2026-%02d-%02d".formatted(1 + rnd.nextInt(12), 1 + rnd.nextInt(28));
+          for (int i = 2; i < difficulty; i++) b.event(pick(rnd, TITLES) + " " + (i - 1), date);
+          b.listEvents(date);
+        }
+      }
+      switch (rnd.nextInt(4)) {
+        case 0 -> b.storeNotes("notes");
+        case 1 -> b.storeNotes("journal");
+        case 2 -> b.storeRecord(rnd.nextBoolean() ? "record" : "setting", "k" + rnd.nextInt(100));
+        default -> b.storeFile("reports/r" + rnd.nextInt(100) + ".txt");
+      }
+    }
+    return b.build(id, distractors(rnd, domain));
+  }
+
+  private List<String> distractors(SplittableRandom rnd, String domain) {
+    var pool = domain.equals("core") ? corePool : universe.domain(domain);
+    var out = new ArrayList<String>();
+    for (int i = 0; i < 3; i++) out.add(pool.get(rnd.nextInt(pool.size())).name());
+    return out;
+  }
+
+  /** Sibling tools of the same kind in the same domain: where a teacher's wrong-tool mistake lands. */
+  public List<ToolSpec> siblings(String tool) {
+    var spec = universe.get(tool);
+    if (spec == null) return List.of();
+    return universe.domain(spec.domain()).stream().filter(t -> t.kind() == spec.kind() && !t.name().equals(tool)).toList();
+  }
+
+  private static long num(SplittableRandom rnd) { return 1 + rnd.nextInt(99); }
+
+  private static String pick(SplittableRandom rnd, String[] xs) { return xs[rnd.nextInt(xs.length)]; }
+
+  static long mix(long z) {
+    z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+    z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+    return z ^ (z >>> 31);
+  }
+
+  public ToolUniverse universe() { return universe; }
+}

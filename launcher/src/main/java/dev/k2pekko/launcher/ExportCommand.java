@@ -1,0 +1,67 @@
+package dev.k2pekko.launcher;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.k2pekko.agents.ChatExport;
+import dev.k2pekko.agents.JournalSchema;
+import dev.k2pekko.agents.TrajectoryReplay;
+import dev.k2pekko.tools.ToolDirectory;
+import java.io.BufferedWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code k2 export}: trajectories as JSONL in the OpenAI chat format. */
+@Command(name = "export", mixinStandardHelpOptions = true,
+    description = "Write persisted trajectories as JSON Lines in the OpenAI chat format (messages with tool_calls and "
+        + "tool messages, the tools offered, and metadata with the verdict).")
+final class ExportCommand implements Callable<Integer> {
+  @Mixin NodeConfig node;
+  @Mixin ReplayCommand.Filters filters;
+
+  @Option(names = "--format", description = "jsonl (the only format)", defaultValue = "jsonl")
+  String format;
+
+  @Option(names = "--out", required = true, description = "output file")
+  Path out;
+
+  @Option(names = "--json", description = "print the summary as one JSON object on the last line of stdout")
+  boolean json;
+
+  @Option(names = "--timeout", description = "give up after this many seconds (default ${DEFAULT-VALUE})", defaultValue = "600")
+  int timeoutSeconds;
+
+  @Override public Integer call() throws Exception {
+    if (!format.equals("jsonl")) throw new NodeConfig.UsageError("--format must be jsonl, got '" + format + "'");
+    var config = node.build("h2", new HashMap<>());
+    JournalSchema.ensure(config);
+    var system = org.apache.pekko.actor.typed.ActorSystem.create(
+        org.apache.pekko.actor.typed.javadsl.Behaviors.empty(), "k2-export", config.withValue("pekko.actor.provider",
+            com.typesafe.config.ConfigValueFactory.fromAnyRef("local")));
+    var tmp = out.resolveSibling(out.getFileName() + ".part");
+    try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
+      var export = new ChatExport(ToolDirectory.get(system).universe());
+      long n = new TrajectoryReplay(system).forEach(filters.filter(), Duration.ofSeconds(timeoutSeconds), (tag, e) -> {
+        try {
+          w.write(export.toLine(e.trajectory(), tag));
+          w.newLine();
+        } catch (java.io.IOException ex) {
+          throw new java.io.UncheckedIOException(ex);
+        }
+      });
+      w.close();
+      Files.move(tmp, out, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      if (json) System.out.println(new ObjectMapper().createObjectNode().put("count", n).put("out", out.toString()));
+      else System.out.println("k2: wrote " + n + " trajectories to " + out);
+      return 0;
+    } finally {
+      Files.deleteIfExists(tmp);
+      Nodes.stop(system);
+    }
+  }
+}

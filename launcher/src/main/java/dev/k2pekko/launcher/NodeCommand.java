@@ -1,0 +1,132 @@
+package dev.k2pekko.launcher;
+
+import dev.k2pekko.agents.Agent;
+import dev.k2pekko.agents.JournalSchema;
+import dev.k2pekko.agents.K2Node;
+import dev.k2pekko.agents.RunDriver;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.ClusterEvent;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Subscribe;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code k2 node}: one node of a multi-JVM cluster (PostgreSQL journal by default). */
+@Command(name = "node", mixinStandardHelpOptions = true,
+    description = "Start one node that joins a cluster through its seed nodes and prints membership changes. "
+        + "With --run-agents it also drives a run once --min-members nodes are up, prints the summary and leaves.")
+final class NodeCommand implements Callable<Integer> {
+  static final Set<String> ROLES = Set.of("agent", "tool", "learner", "ps", "monitor");
+
+  @Mixin NodeConfig node;
+
+  @Option(names = "--roles", description = "comma-separated roles: agent, tool, learner, ps, monitor (default ${DEFAULT-VALUE})",
+      defaultValue = "agent,tool", split = ",")
+  List<String> roles;
+
+  @Option(names = "--port", required = true, description = "this node's port on 127.0.0.1")
+  int port;
+
+  @Option(names = "--seeds", required = true, split = ",", description = "seed nodes, host:port,... (list this node's own address to start a cluster)")
+  List<String> seeds;
+
+  @Option(names = "--host", description = "this node's host (default ${DEFAULT-VALUE})", defaultValue = "127.0.0.1")
+  String host;
+
+  @Option(names = "--run-agents", description = "drive a run with this many agents, spread over the cluster")
+  Integer runAgents;
+
+  @Option(names = "--episodes", description = "episodes per agent when driving (default ${DEFAULT-VALUE})", defaultValue = "5")
+  int episodes;
+
+  @Option(names = "--min-members", description = "when driving, wait for this many members to be up (default ${DEFAULT-VALUE})", defaultValue = "1")
+  int minMembers;
+
+  @Option(names = "--seed", description = "run seed (default ${DEFAULT-VALUE})", defaultValue = "42")
+  long seed;
+
+  @Option(names = "--json", description = "when driving, print the summary as one JSON object on the last line of stdout")
+  boolean json;
+
+  @Option(names = "--timeout", description = "when driving, give up after this many seconds (default ${DEFAULT-VALUE})", defaultValue = "600")
+  int timeoutSeconds;
+
+  @Override public Integer call() throws Exception {
+    for (var r : roles) if (!ROLES.contains(r)) throw new NodeConfig.UsageError("unknown role '" + r + "' (roles: " + ROLES + ")");
+    if (port < 1 || port > 65535) throw new NodeConfig.UsageError("--port must be 1..65535");
+    var seedNodes = new ArrayList<String>();
+    for (var s : seeds) {
+      var p = s.split(":");
+      if (p.length != 2 || !p[1].matches("\\d+")) throw new NodeConfig.UsageError("--seeds takes host:port,..., got '" + s + "'");
+      seedNodes.add("pekko://k2@" + p[0] + ":" + p[1]);
+    }
+    var o = new HashMap<String, Object>();
+    o.put("pekko.remote.artery.canonical.hostname", host);
+    o.put("pekko.remote.artery.canonical.port", port);
+    o.put("pekko.cluster.seed-nodes", seedNodes);
+    o.put("pekko.cluster.roles", roles);
+    var config = node.build("postgres", o);
+    System.err.println("k2: " + JournalSchema.ensure(config));
+    var system = K2Node.start("k2", config);
+    watchMembers(system);
+    var terminated = new CountDownLatch(1);
+    system.getWhenTerminated().thenRun(terminated::countDown);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> Nodes.stop(system)));
+    if (runAgents == null) {
+      terminated.await();
+      return 0;
+    }
+    try {
+      awaitMembers(system, minMembers, Duration.ofSeconds(timeoutSeconds));
+      var spec = new RunDriver.RunSpec("run-" + Long.toString(System.currentTimeMillis(), 36), runAgents, episodes, seed,
+          Agent.PersistMode.ACCEPTED, Duration.ofSeconds(timeoutSeconds));
+      var report = new Report(System.err);
+      var summary = Nodes.await(RunDriver.start(system, spec, report::progress), spec.timeout().plusSeconds(30));
+      if (json) System.out.println(Report.json(summary, runAgents));
+      else Report.table(summary, runAgents, config.getString("pekko-persistence-jdbc.shared-databases.slick.db.url"), System.out);
+      return summary.complete() ? 0 : 1;
+    } finally {
+      var cluster = Cluster.get(system);
+      cluster.manager().tell(org.apache.pekko.cluster.typed.Leave.create(cluster.selfMember().address()));
+      Thread.sleep(2000);
+      Nodes.stop(system);
+    }
+  }
+
+  /** Prints every membership change: how to watch a cluster form and agents' nodes come and go. */
+  private static void watchMembers(ActorSystem<?> system) {
+    system.systemActorOf(Behaviors.<ClusterEvent.MemberEvent>setup(ctx -> {
+      Cluster.get(ctx.getSystem()).subscriptions().tell(Subscribe.create(ctx.getSelf(), ClusterEvent.MemberEvent.class));
+      return Behaviors.receiveMessage(e -> {
+        var m = e.member();
+        System.out.printf("member %s %s roles=%s%n", m.address(), m.status(), m.getRoles());
+        System.out.flush();
+        return Behaviors.same();
+      });
+    }), "member-watch", Props.empty());
+  }
+
+  private static void awaitMembers(ActorSystem<?> system, int n, Duration timeout) throws InterruptedException {
+    var cluster = Cluster.get(system);
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (true) {
+      long up = 0;
+      for (var m : cluster.state().getMembers()) if (m.status() == MemberStatus.up()) up++;
+      if (up >= n) return;
+      if (System.nanoTime() > deadline) throw new IllegalStateException("only " + up + " of " + n + " members up after " + timeout);
+      Thread.sleep(100);
+    }
+  }
+
+}

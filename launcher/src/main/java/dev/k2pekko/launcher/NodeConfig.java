@@ -1,0 +1,62 @@
+package dev.k2pekko.launcher;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import picocli.CommandLine.Option;
+
+/** Options every command that opens the journal shares, and how they become the node's config. */
+public final class NodeConfig {
+  @Option(names = "--journal", description = "h2 (default for run/replay/export: ./data) or postgres (default for node)", paramLabel = "h2|postgres")
+  String journal;
+
+  @Option(names = "--jdbc-url", description = "JDBC URL of the journal (also K2_JDBC_URL); implies the database kind", paramLabel = "URL")
+  String jdbcUrl;
+
+  @Option(names = "--data-dir", description = "directory of the embedded H2 journal (default: data)", paramLabel = "DIR")
+  String dataDir;
+
+  @Option(names = "--tool-specs", description = "JSON file of extra tool specs (repeatable)", paramLabel = "FILE")
+  List<String> toolSpecs = List.of();
+
+  @Option(names = "--config", description = "HOCON file whose settings override the defaults", paramLabel = "FILE")
+  String configFile;
+
+  String journalKind(String fallback) {
+    if (journal != null) {
+      if (!journal.equals("h2") && !journal.equals("postgres")) throw new UsageError("--journal must be h2 or postgres, got '" + journal + "'");
+      return journal;
+    }
+    if (jdbcUrl != null) return jdbcUrl.startsWith("jdbc:postgresql:") ? "postgres" : "h2";
+    return fallback;
+  }
+
+  /** The full config: overrides, then --config, then the journal profile, then application.conf and references. */
+  Config build(String defaultJournal, Map<String, Object> overrides) {
+    var kind = journalKind(defaultJournal);
+    Config app = ConfigFactory.parseResources("application.conf");
+    if (kind.equals("postgres")) app = ConfigFactory.parseResources("persistence-postgres.conf").withFallback(app);
+    if (configFile != null) {
+      var f = new java.io.File(configFile);
+      if (!f.isFile()) throw new UsageError("--config: no such file " + configFile);
+      app = ConfigFactory.parseFile(f).withFallback(app);
+    }
+    var o = new HashMap<String, Object>(overrides);
+    o.put("pekko.loggers", List.of("org.apache.pekko.event.slf4j.Slf4jLogger"));
+    o.put("pekko.logging-filter", "org.apache.pekko.event.slf4j.Slf4jLoggingFilter");
+    if (jdbcUrl != null) {
+      if (kind.equals("h2") && !jdbcUrl.startsWith("jdbc:h2:")) throw new UsageError("--jdbc-url must be a jdbc:h2: or jdbc:postgresql: URL");
+      o.put("pekko-persistence-jdbc.shared-databases.slick.db.url", jdbcUrl);
+    }
+    if (dataDir != null) o.put("k2.journal.dir", dataDir);
+    if (!toolSpecs.isEmpty()) o.put("k2.tools.spec-files", toolSpecs);
+    return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app));
+  }
+
+  /** A wrong flag value: picocli prints it with the usage and exits 2. */
+  static final class UsageError extends RuntimeException {
+    UsageError(String message) { super(message); }
+  }
+}

@@ -1,0 +1,90 @@
+package dev.k2pekko.launcher;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.k2pekko.agents.JournalSchema;
+import dev.k2pekko.agents.TrajectoryReplay;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code k2 replay}: persisted trajectories streamed back from the journal. */
+@Command(name = "replay", mixinStandardHelpOptions = true,
+    description = "Stream persisted trajectories back from the journal (Persistence Query, currentEventsByTag over all "
+        + "tags) and print them, or count them.")
+final class ReplayCommand implements Callable<Integer> {
+  @Mixin NodeConfig node;
+  @Mixin Filters filters;
+
+  @Option(names = "--count", description = "print only how many match")
+  boolean count;
+
+  @Option(names = "--limit", description = "print at most this many", defaultValue = "2147483647")
+  long limit;
+
+  @Option(names = "--json", description = "print the summary as one JSON object on the last line of stdout")
+  boolean json;
+
+  @Option(names = "--timeout", description = "give up after this many seconds (default ${DEFAULT-VALUE})", defaultValue = "600")
+  int timeoutSeconds;
+
+  /** Filters shared by replay and export. */
+  static final class Filters {
+    @Option(names = "--tag", description = "only this tag (trajectories-0 .. trajectories-7)")
+    String tag;
+
+    @Option(names = "--category", description = "only this task category (core, finance, travel, ...)")
+    String category;
+
+    @ArgGroup(exclusive = true)
+    Acceptance acceptance;
+
+    static final class Acceptance {
+      @Option(names = "--accepted", description = "only accepted trajectories") boolean accepted;
+      @Option(names = "--rejected", description = "only rejected ones (kept with --persist all)") boolean rejected;
+    }
+
+    TrajectoryReplay.Filter filter() {
+      return new TrajectoryReplay.Filter(tag, category, acceptance == null ? null : acceptance.accepted);
+    }
+  }
+
+  @Override public Integer call() throws Exception {
+    var config = node.build("h2", new HashMap<>());
+    JournalSchema.ensure(config);
+    var system = org.apache.pekko.actor.typed.ActorSystem.create(
+        org.apache.pekko.actor.typed.javadsl.Behaviors.empty(), "k2-replay", config.withValue("pekko.actor.provider",
+            com.typesafe.config.ConfigValueFactory.fromAnyRef("local")));
+    try {
+      var replay = new TrajectoryReplay(system);
+      var filter = filters.filter();
+      var timeout = Duration.ofSeconds(timeoutSeconds);
+      long start = System.nanoTime();
+      long n;
+      if (count) {
+        n = replay.count(filter, timeout);
+        if (!json) System.out.println(n);
+      } else {
+        var printed = new long[1];
+        n = replay.forEach(filter, timeout, (tag, e) -> {
+          if (printed[0]++ >= limit) return;
+          var t = e.trajectory();
+          System.out.printf("%s %s %s d=%d %s steps=%d answer=%s%n    %s%n", tag, t.trajectoryId(), t.category(), t.difficulty(),
+              t.verdict().accepted() ? "ACCEPTED" : "REJECTED " + t.verdict().reasons(), t.steps().size(), t.finalAnswer(), t.prompt());
+          for (var s : t.steps()) {
+            System.out.printf("      %s(%s) -> %s%s%n", s.tool(), s.arguments(), s.error() != null ? s.error() + ": " : "", s.result());
+          }
+        });
+      }
+      double secs = (System.nanoTime() - start) / 1e9;
+      if (json) System.out.println(new ObjectMapper().createObjectNode().put("count", n).put("seconds", secs)
+          .put("per_second", Math.round(n / Math.max(secs, 1e-9))));
+      return 0;
+    } finally {
+      Nodes.stop(system);
+    }
+  }
+}

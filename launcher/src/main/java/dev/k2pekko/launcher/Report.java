@@ -1,0 +1,112 @@
+package dev.k2pekko.launcher;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.k2pekko.agents.RunTracker;
+import java.io.PrintStream;
+import java.util.Map;
+import java.util.TreeMap;
+
+/** The run's progress bar (stderr) and its summary: a table, or one JSON object on the last line of stdout. */
+final class Report {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private final PrintStream err;
+  private final boolean tty;
+  private long lastLine;
+
+  Report(PrintStream err) {
+    this.err = err;
+    this.tty = System.console() != null;
+  }
+
+  void progress(RunTracker.Summary s) {
+    long now = System.nanoTime();
+    if (!tty && now - lastLine < 2_000_000_000L && !s.complete()) return;
+    lastLine = now;
+    long done = s.get("episodes");
+    int width = 30;
+    int filled = (int) Math.min(width, s.expectedEpisodes() == 0 ? width : done * width / s.expectedEpisodes());
+    double secs = Math.max(1e-9, s.elapsed().toNanos() / 1e9);
+    var line = String.format("[%s%s] %,d/%,d episodes | %,d tool calls | %,d accepted | %,d persisted | %,.0f calls/s",
+        "#".repeat(filled), ".".repeat(width - filled), done, s.expectedEpisodes(), s.get("tool_calls"), s.get("accepted"),
+        s.get("persisted"), s.get("tool_calls") / secs);
+    if (tty) err.print("\r" + line + (s.complete() ? "\n" : ""));
+    else err.println(line);
+    err.flush();
+  }
+
+  static ObjectNode json(RunTracker.Summary s, int agents) {
+    var c = s.counters();
+    double secs = s.elapsed().toNanos() / 1e9;
+    var o = JSON.createObjectNode();
+    o.put("run_id", s.runId()).put("complete", s.complete()).put("agents", agents).put("episodes", s.get("episodes"))
+        .put("expected_episodes", s.expectedEpisodes()).put("tool_calls", s.get("tool_calls")).put("tool_errors", s.get("tool_errors"))
+        .put("accepted", s.get("accepted")).put("rejected", s.get("rejected")).put("persisted", s.get("persisted"))
+        .put("elapsed_s", round(secs)).put("episodes_per_s", round(s.get("episodes") / secs))
+        .put("tool_calls_per_s", round(s.get("tool_calls") / secs));
+    var reasons = o.putObject("rejection_reasons");
+    var byDifficulty = o.putObject("by_difficulty");
+    var byCategory = o.putObject("by_category");
+    var byNode = o.putObject("episodes_by_node");
+    for (var e : new TreeMap<>(c).entrySet()) {
+      var k = e.getKey();
+      if (k.startsWith("reason/")) reasons.put(k.substring(7), e.getValue());
+      else if (k.startsWith("node/")) byNode.put(k.substring(5), e.getValue());
+      else if (k.startsWith("difficulty/") || k.startsWith("category/")) {
+        var parts = k.split("/");
+        var target = k.startsWith("difficulty/") ? byDifficulty : byCategory;
+        var node = target.has(parts[1]) ? (ObjectNode) target.get(parts[1]) : target.putObject(parts[1]);
+        node.put(parts[2], e.getValue());
+      }
+    }
+    return o;
+  }
+
+  static void table(RunTracker.Summary s, int agents, String journal, PrintStream out) {
+    double secs = s.elapsed().toNanos() / 1e9;
+    long episodes = s.get("episodes");
+    out.println();
+    out.printf("k2 run %s: %s%n", s.runId(), s.complete() ? "complete" : "INCOMPLETE (timed out: " + episodes + " of " + s.expectedEpisodes() + " episodes judged)");
+    out.printf("  %-22s %,12d%n", "agents", agents);
+    out.printf("  %-22s %,12d%n", "episodes", episodes);
+    out.printf("  %-22s %,12d   (%,d returned an error)%n", "tool calls", s.get("tool_calls"), s.get("tool_errors"));
+    out.printf("  %-22s %,12d   (%s)%n", "accepted", s.get("accepted"), pct(s.get("accepted"), episodes));
+    out.printf("  %-22s %,12d   (%s)%n", "rejected", s.get("rejected"), pct(s.get("rejected"), episodes));
+    out.printf("  %-22s %,12d   (journal: %s)%n", "persisted", s.get("persisted"), journal);
+    out.printf("  %-22s %,12.0f episodes/s   %,.0f tool calls/s   over %.2f s%n", "throughput", episodes / secs, s.get("tool_calls") / secs, secs);
+    var reasons = new TreeMap<String, Long>();
+    var difficulty = new TreeMap<Integer, long[]>();
+    var category = new TreeMap<String, long[]>();
+    var nodes = new TreeMap<String, Long>();
+    for (var e : s.counters().entrySet()) {
+      var k = e.getKey();
+      if (k.startsWith("reason/")) reasons.put(k.substring(7), e.getValue());
+      if (k.startsWith("node/")) nodes.put(k.substring(5), e.getValue());
+      if (k.startsWith("difficulty/")) {
+        var p = k.split("/");
+        difficulty.computeIfAbsent(Integer.parseInt(p[1]), x -> new long[2])[p[2].equals("accepted") ? 1 : 0] = e.getValue();
+      }
+      if (k.startsWith("category/")) {
+        var p = k.split("/");
+        category.computeIfAbsent(p[1], x -> new long[2])[p[2].equals("accepted") ? 1 : 0] = e.getValue();
+      }
+    }
+    if (!reasons.isEmpty()) {
+      out.println("\n  main rejection reasons (an episode can have several)");
+      reasons.entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed())
+          .forEach(e -> out.printf("    %-20s %,10d   %s of rejected%n", e.getKey(), e.getValue(), pct(e.getValue(), s.get("rejected"))));
+    }
+    out.println("\n  success by difficulty (tool steps)");
+    difficulty.forEach((d, v) -> out.printf("    %-20s %,10d / %,-10d %s%n", d + (d == 1 ? " step" : " steps"), v[1], v[0], pct(v[1], v[0])));
+    out.println("\n  success by tool category");
+    category.forEach((c, v) -> out.printf("    %-20s %,10d / %,-10d %s%n", c, v[1], v[0], pct(v[1], v[0])));
+    if (nodes.size() > 1) {
+      out.println("\n  episodes by node");
+      nodes.forEach((n, v) -> out.printf("    %-30s %,10d%n", n, v));
+    }
+  }
+
+  private static String pct(long a, long b) { return b == 0 ? "-" : String.format("%.1f%%", 100.0 * a / b); }
+
+  private static double round(double v) { return Math.round(v * 100) / 100.0; }
+}
