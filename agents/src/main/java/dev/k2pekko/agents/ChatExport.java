@@ -59,4 +59,54 @@ public final class ChatExport {
       throw new IllegalStateException(e);
     }
   }
+
+  /**
+   * Checks one exported line against the format: system and user first; every assistant message either has
+   * one function tool call (arguments a JSON string) or text; every tool message answers an earlier call;
+   * tools are functions; metadata has the task id, the seed and the verdict. Throws with what is wrong.
+   */
+  public static void validate(String line) {
+    com.fasterxml.jackson.databind.JsonNode root;
+    try {
+      root = JSON.readTree(line);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException("not JSON: " + e.getOriginalMessage());
+    }
+    var messages = root.path("messages");
+    require(messages.size() >= 2 && "system".equals(messages.get(0).path("role").asText())
+        && "user".equals(messages.get(1).path("role").asText()), "messages must start with system and user", line);
+    var callIds = new java.util.HashSet<String>();
+    for (int i = 2; i < messages.size(); i++) {
+      var m = messages.get(i);
+      switch (m.path("role").asText()) {
+        case "assistant" -> {
+          if (m.has("tool_calls")) {
+            var call = m.path("tool_calls").path(0);
+            require("function".equals(call.path("type").asText()), "tool call type must be function", line);
+            var args = call.path("function").path("arguments");
+            require(args.isTextual(), "function.arguments must be a JSON string", line);
+            try {
+              require(JSON.readTree(args.asText()).isObject(), "function.arguments must encode an object", line);
+            } catch (JsonProcessingException e) {
+              throw new IllegalArgumentException("function.arguments is not JSON: " + line);
+            }
+            require(call.path("function").path("name").isTextual(), "function.name missing", line);
+            require(callIds.add(call.path("id").asText()), "tool call ids must be unique", line);
+          } else {
+            require(m.path("content").isTextual(), "assistant message without tool_calls needs content", line);
+          }
+        }
+        case "tool" -> require(callIds.contains(m.path("tool_call_id").asText()), "tool message must answer an earlier call", line);
+        default -> throw new IllegalArgumentException("unexpected role " + m.path("role") + ": " + line);
+      }
+    }
+    for (var tool : root.path("tools")) require("function".equals(tool.path("type").asText()), "tools must be functions", line);
+    var meta = root.path("metadata");
+    for (var f : new String[] {"task_id", "seed", "verdict"}) require(meta.has(f), "metadata." + f + " missing", line);
+    require(meta.path("verdict").has("accepted"), "metadata.verdict.accepted missing", line);
+  }
+
+  private static void require(boolean ok, String what, String line) {
+    if (!ok) throw new IllegalArgumentException(what + ": " + (line.length() > 300 ? line.substring(0, 300) + "…" : line));
+  }
 }

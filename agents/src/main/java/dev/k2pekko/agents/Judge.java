@@ -47,12 +47,14 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   private final List<List<Trajectory>> buffers = new ArrayList<>();
   private final Pending[] inFlight;
   private long nextBatchId = 1;
+  private final String nodeKey;
 
   private Judge(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
     super(ctx);
     this.services = NodeServices.get(ctx.getSystem());
     this.settings = services.settings();
     this.inFlight = new Pending[settings.collectors()];
+    this.nodeKey = "node/" + org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().hostPort();
     for (int i = 0; i < settings.collectors(); i++) buffers.add(new ArrayList<>());
     timers.startTimerWithFixedDelay(Flush.INSTANCE, settings.flushInterval());
   }
@@ -83,11 +85,12 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     if (errors > 0) s.add("tool_errors", errors);
     String outcome = verdict.accepted() ? "accepted" : "rejected";
     s.add(outcome, 1);
-    s.add("difficulty/" + d.difficulty() + "/episodes", 1);
-    s.add("category/" + d.category() + "/episodes", 1);
+    s.add(key("difficulty/", Integer.toString(d.difficulty()), "/episodes"), 1);
+    s.add(key("category/", d.category(), "/episodes"), 1);
+    s.add(nodeKey, 1);
     if (verdict.accepted()) {
-      s.add("difficulty/" + d.difficulty() + "/accepted", 1);
-      s.add("category/" + d.category() + "/accepted", 1);
+      s.add(key("difficulty/", Integer.toString(d.difficulty()), "/accepted"), 1);
+      s.add(key("category/", d.category(), "/accepted"), 1);
     } else {
       var kinds = new java.util.HashSet<String>();
       for (var r : verdict.reasons()) kinds.add(JudgeRubric.kind(r));
@@ -151,6 +154,17 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
       if (tracker != null) tracker.tell(new RunTracker.StatsDelta(e.getKey(), e.getValue().drain()));
     }
     return this;
+  }
+
+  private final Map<String, String> keys = new HashMap<>();
+
+  /** Counter keys are few and repeat: build each string once. */
+  private String key(String prefix, String name, String suffix) {
+    var k = keys.get(prefix + name + suffix);
+    if (k != null) return k;
+    k = prefix + name + suffix;
+    keys.put(k, k);
+    return k;
   }
 
   static String runOf(String trajectoryId) {

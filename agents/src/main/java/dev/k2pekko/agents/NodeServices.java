@@ -35,7 +35,8 @@ public final class NodeServices implements Extension {
 
   private NodeServices(ActorSystem<?> system) {
     var c = system.settings().config().getConfig("k2");
-    this.generator = new TaskGenerator(ToolDirectory.get(system).universe(), c.getInt("tasks.max-steps"));
+    this.generator = new TaskGenerator(ToolDirectory.get(system).universe(), c.getInt("tasks.max-steps"))
+        .withBank(c.getInt("tasks.bank-size"));
     var t = c.getConfig("teacher");
     this.policy = new TeacherPolicy(generator, new TeacherPolicy.Mistakes(t.getDouble("wrong-argument"),
         t.getDouble("skip-step"), t.getDouble("wrong-tool"), t.getDouble("premature-answer"), t.getDouble("recover")));

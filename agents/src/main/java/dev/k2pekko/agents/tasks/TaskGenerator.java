@@ -37,10 +37,36 @@ public final class TaskGenerator {
     this.corePool = universe.all().stream().filter(t -> t.domain().indexOf('.') < 0).toList();
   }
 
-  /** The task of one episode: fixed by the run seed, the agent and the episode number. */
+  /**
+   * The task of one episode: fixed by the run seed, the agent and the episode number. Tasks come from a bank of
+   * {@code bankSize} tasks per run seed (as the pipeline runs many rollouts of each synthesized task), built once
+   * and shared by the node's agents; 0 generates a fresh task for every episode.
+   */
   public Task task(long runSeed, String agentId, int episode) {
     long seed = mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + episode);
-    return task(seed, "t-" + Long.toHexString(seed));
+    if (bankSize == 0) return task(seed, "t-" + Long.toHexString(seed));
+    var bank = this.bank;
+    if (bank == null || bank.seed != runSeed) this.bank = bank = new Bank(runSeed, new Task[bankSize]);
+    int i = (int) Math.floorMod(seed, (long) bankSize);
+    var t = bank.tasks[i];
+    if (t == null) {
+      long taskSeed = mix(runSeed ^ (0xD1B54A32D192ED03L * (i + 1)));
+      bank.tasks[i] = t = task(taskSeed, "t-" + Long.toHexString(taskSeed));
+    }
+    return t;
+  }
+
+  /** Racy by design: two threads may build the same task, and both results are equal. */
+  private record Bank(long seed, Task[] tasks) {}
+
+  private volatile Bank bank;
+  private int bankSize;
+
+  /** Sets how many distinct tasks a run draws from (see {@link #task(long, String, int)}). */
+  public TaskGenerator withBank(int size) {
+    if (size < 0) throw new IllegalArgumentException("task bank size must be >= 0");
+    this.bankSize = size;
+    return this;
   }
 
   public Task task(long seed, String id) {

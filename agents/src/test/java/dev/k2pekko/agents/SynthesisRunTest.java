@@ -1,0 +1,76 @@
+package dev.k2pekko.agents;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import dev.k2pekko.tools.ToolDirectory;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Join;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The synthesis stage end to end on one node, every message serialized: agents run tasks against tool workers,
+ * the judge scores them, collectors persist them; replay reads back exactly what was persisted, and every
+ * exported line follows the chat format. Against H2 and PostgreSQL.
+ */
+class SynthesisRunTest {
+  @Test void h2(@TempDir Path dir) throws Exception {
+    runAndReplay(TestNodes.h2(dir, Map.of()));
+  }
+
+  @Test void postgres() throws Exception {
+    TestNodes.requirePostgres();
+    runAndReplay(TestNodes.postgres(Map.of()));
+  }
+
+  private void runAndReplay(Config config) throws Exception {
+    JournalSchema.ensure(config);
+    var system = K2Node.start("k2", config);
+    try {
+      var cluster = Cluster.get(system);
+      cluster.manager().tell(Join.create(cluster.selfMember().address()));
+      String runId = "test-" + System.nanoTime();
+      var spec = new RunDriver.RunSpec(runId, 40, 5, 7, Agent.PersistMode.ALL, Duration.ofSeconds(60));
+      var summary = RunDriver.start(system, spec, s -> {}).get(90, TimeUnit.SECONDS);
+      assertTrue(summary.complete(), "run did not complete: " + summary.counters());
+      assertEquals(200, summary.get("episodes"));
+      assertEquals(summary.get("episodes"), summary.get("accepted") + summary.get("rejected"));
+      assertTrue(summary.get("accepted") > 100, "the teacher should mostly succeed: " + summary.counters());
+      assertTrue(summary.get("rejected") > 0, "the teacher's mistakes should give the judge something to reject");
+      assertEquals(200, summary.get("persisted"), "--persist all keeps rejected ones too");
+      assertTrue(summary.get("tool_calls") >= 200);
+
+      var replay = new TrajectoryReplay(system);
+      var ids = new HashSet<String>();
+      var accepted = new long[1];
+      var export = new ChatExport(ToolDirectory.get(system).universe());
+      replay.forEach(TrajectoryReplay.Filter.ALL, Duration.ofSeconds(60), (tag, e) -> {
+        var t = e.trajectory();
+        if (!t.trajectoryId().startsWith(runId + "/")) return;
+        assertTrue(ids.add(t.trajectoryId()), "trajectory twice in the journal: " + t.trajectoryId());
+        assertEquals(TrajectoryCollector.tagFor(t.trajectoryId(), 8), tag);
+        if (t.verdict().accepted()) accepted[0]++;
+        checkChatFormat(export.toLine(t, tag));
+      });
+      assertEquals(200, ids.size());
+      assertEquals(summary.get("accepted"), accepted[0]);
+      long acceptedInJournal = replay.count(new TrajectoryReplay.Filter(null, null, true), Duration.ofSeconds(60));
+      assertTrue(acceptedInJournal >= accepted[0]);
+    } finally {
+      system.terminate();
+      system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    }
+  }
+
+  static void checkChatFormat(String line) {
+    ChatExport.validate(line);
+  }
+}
