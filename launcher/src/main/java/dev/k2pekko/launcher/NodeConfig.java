@@ -50,7 +50,12 @@ public final class NodeConfig {
       if (kind.equals("h2") && !jdbcUrl.startsWith("jdbc:h2:")) throw new UsageError("--jdbc-url must be a jdbc:h2: or jdbc:postgresql: URL");
       o.put("pekko-persistence-jdbc.shared-databases.slick.db.url", jdbcUrl);
     }
-    if (dataDir != null) o.put("k2.journal.dir", dataDir);
+    if (dataDir != null) {
+      if (jdbcUrl != null || kind.equals("postgres")) throw new UsageError("--data-dir is for the embedded H2 journal only");
+      o.put("k2.journal.dir", dataDir);
+      o.put("pekko-persistence-jdbc.shared-databases.slick.db.url",
+          "jdbc:h2:file:" + java.nio.file.Path.of(dataDir, "k2-journal").toAbsolutePath() + ";DB_CLOSE_ON_EXIT=FALSE");
+    }
     if (!toolSpecs.isEmpty()) o.put("k2.tools.spec-files", toolSpecs);
     return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app));
   }

@@ -1,0 +1,128 @@
+package dev.k2pekko.ops;
+
+/**
+ * The operations a decoder-only transformer and its optimizers need, forward and backward side by
+ * side. Shapes are written as (rows, cols); N = B*T tokens, C = model width, V = vocabulary, H = heads.
+ * Ops are pure: they never modify their inputs and always return new tensors.
+ */
+public interface TensorOps {
+  String name();
+
+  // ---- creation and transfer ----
+
+  /** data (rows*cols) row-major, copied. */
+  Tensor tensor(int rows, int cols, double[] data);
+
+  Tensor zeros(int rows, int cols);
+
+  // ---- matmul ----
+
+  /** out (M,N) = op(a) (M,K) . op(b) (K,N), where op(x) = x^T when the flag is set. */
+  Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB);
+
+  /** dout (M,N) -> dA with a's shape, dB with b's shape. */
+  default Grad2 matmulBackward(Tensor dout, Tensor a, boolean transA, Tensor b, boolean transB) {
+    // out = A.B: dA = dout.B^T, dB = A^T.dout; a transposed operand swaps the roles of the factors.
+    Tensor da = transA ? matmul(b, transB, dout, true) : matmul(dout, false, b, !transB);
+    Tensor db = transB ? matmul(dout, true, a, transA) : matmul(a, !transA, dout, false);
+    return new Grad2(da, db);
+  }
+
+  // ---- elementwise, shapes equal ----
+
+  /** out = alpha*a + beta*b, a and b (R,C). Residual add is linear(1, a, 1, b). */
+  Tensor linear(double alpha, Tensor a, double beta, Tensor b);
+
+  default Tensor add(Tensor a, Tensor b) {
+    return linear(1.0, a, 1.0, b);
+  }
+
+  /** out = s*a. */
+  Tensor scale(Tensor a, double s);
+
+  /** out = a (R,C) * b (R,C) elementwise. */
+  Tensor hadamard(Tensor a, Tensor b);
+
+  /** out (C,R) = a^T, a (R,C). */
+  Tensor transpose(Tensor a);
+
+  /** a copy of a (R,C) whose rows [from, to) are multiplied by factor. */
+  Tensor scaleRows(Tensor a, int from, int to, double factor);
+
+  /** Adam's direction (m/bc1) / (sqrt(v/bc2) + eps), m and v (R,C). */
+  Tensor adamDirection(Tensor m, Tensor v, double bc1, double bc2, double eps);
+
+  // ---- reductions ----
+
+  double sum(Tensor a);
+
+  double sumOfSquares(Tensor a);
+
+  /** out (1,C) = sum over rows of a (R,C). */
+  Tensor sumRows(Tensor a);
+
+  // ---- embedding ----
+
+  /** out (N,C) = table[ids[n]], table (V,C), ids (N). */
+  Tensor embedding(Tensor table, int[] ids);
+
+  /** dtable (V,C) accumulates dout (N,C) rows at ids (N). */
+  Tensor embeddingBackward(Tensor dout, int[] ids, int vocab);
+
+  // ---- RMSNorm ----
+
+  /** out (N,C) = x / rms(x) * w, x (N,C), w (1,C); also keeps rstd (N,1) = 1/sqrt(mean(x^2)+eps). */
+  Norm rmsnorm(Tensor x, Tensor w, double eps);
+
+  /** dout (N,C), x (N,C), w (1,C), rstd (N,1) -> dx (N,C), dw (1,C). */
+  Grad2 rmsnormBackward(Tensor dout, Tensor x, Tensor w, Tensor rstd);
+
+  // ---- GELU (tanh approximation) ----
+
+  /** out (R,C) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+  Tensor gelu(Tensor x);
+
+  /** dout (R,C), x (R,C) -> dx (R,C). */
+  Tensor geluBackward(Tensor dout, Tensor x);
+
+  // ---- softmax over each row ----
+
+  /** out (R,C) = softmax of each row of x (R,C). */
+  Tensor softmax(Tensor x);
+
+  /** dout (R,C), y = softmax(x) (R,C) -> dx (R,C). */
+  Tensor softmaxBackward(Tensor dout, Tensor y);
+
+  // ---- causal multi-head attention ----
+
+  /**
+   * q, k, v (B*T, C) with C = H*D -> out (B*T, C), probs (B*H*T, T) (row (b,h,i) holds softmax over
+   * j <= i, zeros above the diagonal), maxLogit (H) = max over b and causal (i, j <= i) of q_i.k_j/sqrt(D),
+   * the signed maximum the K2 report uses for QK-Clip.
+   */
+  Attention attention(Tensor q, Tensor k, Tensor v, int batch, int seq, int heads);
+
+  /** dout (B*T, C), q, k, v (B*T, C), probs (B*H*T, T) -> dq, dk, dv (B*T, C). */
+  Grad3 attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor probs, int batch, int seq, int heads);
+
+  // ---- cross-entropy ----
+
+  /**
+   * logits (N,V), targets (N), mask (N) -> nll (N) = -log softmax(logits[n])[targets[n]] where mask[n] != 0,
+   * else 0 (masked rows are not computed). The caller combines rows into a loss.
+   */
+  double[] crossEntropy(Tensor logits, int[] targets, double[] mask);
+
+  /** dnll (N) = dLoss/dnll[n] -> dlogits (N,V) = dnll[n] * (softmax(logits[n]) - onehot(targets[n])). */
+  Tensor crossEntropyBackward(Tensor logits, int[] targets, double[] dnll);
+
+  // ---- results ----
+
+  record Grad2(Tensor first, Tensor second) {}
+
+  record Grad3(Tensor first, Tensor second, Tensor third) {}
+
+  record Norm(Tensor out, Tensor rstd) {}
+
+  record Attention(Tensor out, Tensor probs, double[] maxLogit) {}
+}

@@ -1,0 +1,70 @@
+package dev.k2pekko.model;
+
+import dev.k2pekko.ops.Tensor;
+import java.util.Map;
+
+/** The two training objectives of the policy, each with its gradient. */
+public final class Losses {
+  private Losses() {}
+
+  /** loss, gradient by parameter name, and the forward pass's maxLogit[layer][head] for QK-Clip. */
+  public record Result(double loss, Map<String, Tensor> grads, double[][] maxLogit) {}
+
+  /** SFT: mean next-token cross-entropy over the action tokens only (mask), 0 if there are none. */
+  public static Result nextToken(PolicyModel model, TokenBatch batch) {
+    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
+    double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
+    double count = Math.max(1.0, batch.maskedCount());
+    double loss = 0;
+    double[] dnll = new double[nll.length];
+    for (int i = 0; i < nll.length; i++) {
+      loss += nll[i];
+      dnll[i] = batch.mask()[i] / count;
+    }
+    Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
+    return new Result(loss / count, model.backward(f, dlogits), f.maxLogit());
+  }
+
+  /** log pi(y_i | x_i) of every sequence: the sum of log-probabilities of its action tokens. */
+  public static double[] sequenceLogProbs(PolicyModel model, TokenBatch batch) {
+    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
+    return perSequence(model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask()), batch);
+  }
+
+  private static double[] perSequence(double[] nll, TokenBatch batch) {
+    double[] lp = new double[batch.batch()];
+    for (int i = 0; i < nll.length; i++) lp[i / batch.seq()] -= nll[i];
+    return lp;
+  }
+
+  /**
+   * The K2 RL objective over K samples of one prompt:
+   * {@code L = mean_i (r_i - mean(r) - tau * (log pi(y_i|x) - log pi_old(y_i|x)))^2}.
+   * Here tau is the regulariser that keeps pi near pi_old, not the QK-Clip threshold.
+   *
+   * @param batch the K samples, their action tokens marked
+   * @param rewards r (K)
+   * @param logProbOld log pi_old(y_i|x) (K), from the policy that generated the samples
+   */
+  public static Result k2Rl(PolicyModel model, TokenBatch batch, double[] rewards, double[] logProbOld, double tau) {
+    int k = batch.batch();
+    if (rewards.length != k || logProbOld.length != k) throw new IllegalArgumentException("need one reward and old log-prob per sample");
+    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
+    double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
+    double[] lp = perSequence(nll, batch);
+    double mean = 0;
+    for (double r : rewards) mean += r / k;
+    double loss = 0;
+    double[] dLdLogp = new double[k];
+    for (int i = 0; i < k; i++) {
+      double delta = rewards[i] - mean - tau * (lp[i] - logProbOld[i]);
+      loss += delta * delta / k;
+      dLdLogp[i] = -2.0 * tau * delta / k;
+    }
+    // log pi(y_i|x) = -sum of the sample's masked nll, so dL/dnll_t = -dL/dlogp_i on its action tokens
+    double[] dnll = new double[nll.length];
+    for (int t = 0; t < nll.length; t++) dnll[t] = -dLdLogp[t / batch.seq()] * batch.mask()[t];
+    Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
+    return new Result(loss, model.backward(f, dlogits), f.maxLogit());
+  }
+}
