@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.k2pekko.agents.policy.Action;
 import dev.k2pekko.agents.policy.TeacherPolicy;
 import dev.k2pekko.agents.tasks.PlanStep;
 import dev.k2pekko.agents.tasks.Task;
@@ -12,12 +11,8 @@ import dev.k2pekko.agents.tasks.TaskBuilder;
 import dev.k2pekko.agents.tasks.TaskGenerator;
 import dev.k2pekko.protocol.Step;
 import dev.k2pekko.protocol.Verdict;
-import dev.k2pekko.tools.ArgumentValidator;
-import dev.k2pekko.tools.Simulator;
 import dev.k2pekko.tools.Stochasticity;
 import dev.k2pekko.tools.ToolUniverse;
-import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -97,27 +92,9 @@ class TaskAndJudgeTest {
     assertTrue(rejected > 50, "30% wrong arguments per step should be caught often, got " + rejected);
   }
 
-  /** Plays an episode against the simulator directly (no actors), as a tool worker would answer. */
+  /** Plays an episode against the simulators directly, as a tool worker would answer (no noise). */
   static Verdict play(TeacherPolicy teacher, Task task) {
-    var episode = teacher.start(task, task.seed());
-    var world = new HashMap<String, String>();
-    var steps = new ArrayList<Step>();
-    Step prev = null;
-    String answer = null;
-    while (steps.size() < task.rubric().stepBudget()) {
-      var action = episode.next(prev);
-      if (action instanceof Action.Answer a) {
-        answer = a.text();
-        break;
-      }
-      var call = (Action.Call) action;
-      var spec = UNIVERSE.get(call.tool());
-      var invalid = ArgumentValidator.validate(spec, call.arguments());
-      prev = invalid != null ? new Step("c" + steps.size(), call.tool(), call.arguments(), invalid, "INVALID_ARGUMENTS", false)
-          : new Step("c" + steps.size(), call.tool(), call.arguments(), Simulator.apply(world, spec, call.arguments(), UNIVERSE.seed()), null, false);
-      steps.add(prev);
-    }
-    return JUDGE.judge(task, steps, answer, world, false);
+    return OfflinePlay.play(UNIVERSE, teacher, JUDGE, task, "offline").verdict();
   }
 
   static Step step(String tool, Map<String, Object> args, String result) {
