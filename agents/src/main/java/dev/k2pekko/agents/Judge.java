@@ -85,12 +85,14 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     if (errors > 0) s.add("tool_errors", errors);
     String outcome = verdict.accepted() ? "accepted" : "rejected";
     s.add(outcome, 1);
-    s.add(key("difficulty/", Integer.toString(d.difficulty()), "/episodes"), 1);
-    s.add(key("category/", d.category(), "/episodes"), 1);
+    var byDifficulty = difficultyKeys.computeIfAbsent(d.difficulty(), n -> counterKeys("difficulty/" + n));
+    var byCategory = categoryKeys.computeIfAbsent(d.category(), c -> counterKeys("category/" + c));
+    s.add(byDifficulty[0], 1);
+    s.add(byCategory[0], 1);
     s.add(nodeKey, 1);
     if (verdict.accepted()) {
-      s.add(key("difficulty/", Integer.toString(d.difficulty()), "/accepted"), 1);
-      s.add(key("category/", d.category(), "/accepted"), 1);
+      s.add(byDifficulty[1], 1);
+      s.add(byCategory[1], 1);
     } else {
       var kinds = new java.util.HashSet<String>();
       for (var r : verdict.reasons()) kinds.add(JudgeRubric.kind(r));
@@ -156,15 +158,12 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     return this;
   }
 
-  private final Map<String, String> keys = new HashMap<>();
+  /** The {episodes, accepted} counter keys of each difficulty and category, built once. */
+  private final Map<Integer, String[]> difficultyKeys = new HashMap<>();
+  private final Map<String, String[]> categoryKeys = new HashMap<>();
 
-  /** Counter keys are few and repeat: build each string once. */
-  private String key(String prefix, String name, String suffix) {
-    var k = keys.get(prefix + name + suffix);
-    if (k != null) return k;
-    k = prefix + name + suffix;
-    keys.put(k, k);
-    return k;
+  private static String[] counterKeys(String prefix) {
+    return new String[] {prefix + "/episodes", prefix + "/accepted"};
   }
 
   static String runOf(String trajectoryId) {

@@ -33,4 +33,17 @@ public final class K2Node {
       throw e;
     }
   }
+
+  /** Waits until at least {@code n} members are up, as this node sees the cluster. */
+  public static void awaitMembersUp(ActorSystem<?> system, int n, java.time.Duration timeout) throws InterruptedException {
+    var cluster = org.apache.pekko.cluster.typed.Cluster.get(system);
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (true) {
+      long up = 0;
+      for (var m : cluster.state().getMembers()) if (m.status() == org.apache.pekko.cluster.MemberStatus.up()) up++;
+      if (up >= n) return;
+      if (System.nanoTime() > deadline) throw new IllegalStateException("only " + up + " of " + n + " members up after " + timeout);
+      Thread.sleep(20);
+    }
+  }
 }

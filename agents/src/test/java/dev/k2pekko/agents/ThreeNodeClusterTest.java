@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Join;
 import org.junit.jupiter.api.Test;
@@ -31,7 +30,7 @@ class ThreeNodeClusterTest {
       var seed = Cluster.get(first).selfMember().address();
       for (int i = 0; i < 2; i++) systems.add(K2Node.start("k2", TestNodes.postgres(Map.of())));
       for (var s : systems) Cluster.get(s).manager().tell(Join.create(seed));
-      awaitUp(first, 3, Duration.ofSeconds(30));
+      K2Node.awaitMembersUp(first, 3, Duration.ofSeconds(30));
       Thread.sleep(1500); // let every node's shard region register with the coordinator
 
       String runId = "cluster-" + System.nanoTime();
@@ -61,15 +60,5 @@ class ThreeNodeClusterTest {
     }
   }
 
-  static void awaitUp(ActorSystem<?> system, int n, Duration timeout) throws InterruptedException {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (true) {
-      long up = 0;
-      for (var m : Cluster.get(system).state().getMembers()) if (m.status() == MemberStatus.up()) up++;
-      if (up >= n) return;
-      if (System.nanoTime() > deadline) throw new AssertionError("only " + up + " of " + n + " members up");
-      Thread.sleep(50);
-    }
-  }
 
 }

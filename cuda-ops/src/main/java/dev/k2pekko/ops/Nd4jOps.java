@@ -9,7 +9,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 /**
  * ND4J fp32 backend (nd4j-native on the CPU; nd4j-cuda-11.6 under the {@code nd4j-cuda} Maven
  * profile). ND4J types stay inside this class and {@link Nd4jTensor}. Integer gathers and scatters
- * (embedding rows, cross-entropy targets) run on the host buffer, where ND4J has no cheaper path.
+ * (the embedding-gradient scatter, cross-entropy targets) run on the host buffer, where ND4J has no cheaper path.
  */
 public final class Nd4jOps implements TensorOps {
   /** Added to masked (j > i) attention logits before the softmax; exp underflows to exactly 0 in fp32. */
@@ -209,7 +209,7 @@ public final class Nd4jOps implements TensorOps {
   // out (B*T,C), probs (B*H*T,T), maxLogit (H) <- q, k, v (B*T,C)
   @Override
   public Attention attention(Tensor qt, Tensor kt, Tensor vt, int batch, int seq, int heads) {
-    ReferenceOps.checkAttention(qt, batch, seq, heads);
+    TensorOps.checkAttention(qt, batch, seq, heads);
     INDArray q = a(qt), k = a(kt), v = a(vt);
     int c = qt.cols(), hd = c / heads;
     double scale = 1.0 / Math.sqrt(hd);

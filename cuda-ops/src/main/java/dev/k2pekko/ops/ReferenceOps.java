@@ -268,7 +268,7 @@ public final class ReferenceOps implements TensorOps {
   public Attention attention(Tensor q, Tensor k, Tensor v, int batch, int seq, int heads) {
     double[] qd = h(q).data(), kd = h(k).data(), vd = h(v).data();
     int c = q.cols(), hd = c / heads;
-    checkAttention(q, batch, seq, heads);
+    TensorOps.checkAttention(q, batch, seq, heads);
     double scale = 1.0 / Math.sqrt(hd);
     double[] out = new double[batch * seq * c], probs = new double[batch * heads * seq * seq];
     double[] maxLogit = new double[heads];
@@ -301,12 +301,6 @@ public final class ReferenceOps implements TensorOps {
       }
     }
     return new Attention(new HostTensor(batch * seq, c, out), new HostTensor(batch * heads * seq, seq, probs), maxLogit);
-  }
-
-  static void checkAttention(Tensor q, int batch, int seq, int heads) {
-    if (q.rows() != batch * seq || q.cols() % heads != 0) {
-      throw new IllegalArgumentException("attention: q " + q.shapeString() + " for B=" + batch + " T=" + seq + " H=" + heads);
-    }
   }
 
   // dq, dk, dv (B*T,C) <- dout (B*T,C), q, k, v (B*T,C), probs (B*H*T,T)

@@ -95,6 +95,13 @@ public interface TensorOps {
 
   // ---- causal multi-head attention ----
 
+  /** The shape check every backend's attention makes: q is (B*T, C) with C divisible by H. */
+  static void checkAttention(Tensor q, int batch, int seq, int heads) {
+    if (q.rows() != batch * seq || q.cols() % heads != 0) {
+      throw new IllegalArgumentException("attention: q " + q.shapeString() + " for B=" + batch + " T=" + seq + " H=" + heads);
+    }
+  }
+
   /**
    * q, k, v (B*T, C) with C = H*D -> out (B*T, C), probs (B*H*T, T) (row (b,h,i) holds softmax over
    * j <= i, zeros above the diagonal), maxLogit (H) = max over b and causal (i, j <= i) of q_i.k_j/sqrt(D),

@@ -40,9 +40,7 @@ final class ExportCommand implements Callable<Integer> {
     if (!format.equals("jsonl")) throw new NodeConfig.UsageError("--format must be jsonl, got '" + format + "'");
     var config = node.build("h2", new HashMap<>());
     JournalSchema.ensure(config);
-    var system = org.apache.pekko.actor.typed.ActorSystem.create(
-        org.apache.pekko.actor.typed.javadsl.Behaviors.empty(), "k2-export", config.withValue("pekko.actor.provider",
-            com.typesafe.config.ConfigValueFactory.fromAnyRef("local")));
+    var system = Nodes.local(config, "k2-export");
     var tmp = out.resolveSibling(out.getFileName() + ".part");
     try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
       var export = new ChatExport(ToolDirectory.get(system).universe());

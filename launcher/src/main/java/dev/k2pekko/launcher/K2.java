@@ -17,7 +17,7 @@ public final class K2 implements Runnable {
   static CommandLine commandLine() {
     var cl = new CommandLine(new K2());
     cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-      if (e instanceof NodeConfig.UsageError || e instanceof IllegalArgumentException && !(e instanceof NumberFormatException)) {
+      if (e instanceof IllegalArgumentException) { // UsageError, and bad values found later (tool spec files, run specs)
         cmd.getErr().println("k2: " + e.getMessage());
         cmd.usage(cmd.getErr());
         return 2;

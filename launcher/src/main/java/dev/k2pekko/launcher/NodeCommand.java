@@ -15,7 +15,6 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.ClusterEvent;
-import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Subscribe;
 import picocli.CommandLine.Command;
@@ -88,7 +87,7 @@ final class NodeCommand implements Callable<Integer> {
       return 0;
     }
     try {
-      awaitMembers(system, minMembers, Duration.ofSeconds(timeoutSeconds));
+      K2Node.awaitMembersUp(system, minMembers, Duration.ofSeconds(timeoutSeconds));
       var spec = new RunDriver.RunSpec("run-" + Long.toString(System.currentTimeMillis(), 36), runAgents, episodes, seed,
           Agent.PersistMode.ACCEPTED, Duration.ofSeconds(timeoutSeconds));
       var report = new Report(System.err);
@@ -117,16 +116,5 @@ final class NodeCommand implements Callable<Integer> {
     }), "member-watch", Props.empty());
   }
 
-  private static void awaitMembers(ActorSystem<?> system, int n, Duration timeout) throws InterruptedException {
-    var cluster = Cluster.get(system);
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (true) {
-      long up = 0;
-      for (var m : cluster.state().getMembers()) if (m.status() == MemberStatus.up()) up++;
-      if (up >= n) return;
-      if (System.nanoTime() > deadline) throw new IllegalStateException("only " + up + " of " + n + " members up after " + timeout);
-      Thread.sleep(100);
-    }
-  }
 
 }

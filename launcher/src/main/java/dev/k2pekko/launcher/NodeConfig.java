@@ -52,16 +52,14 @@ public final class NodeConfig {
     }
     if (dataDir != null) {
       if (jdbcUrl != null || kind.equals("postgres")) throw new UsageError("--data-dir is for the embedded H2 journal only");
-      o.put("k2.journal.dir", dataDir);
-      o.put("pekko-persistence-jdbc.shared-databases.slick.db.url",
-          "jdbc:h2:file:" + java.nio.file.Path.of(dataDir, "k2-journal").toAbsolutePath() + ";DB_CLOSE_ON_EXIT=FALSE");
+      o.put("k2.journal.dir", java.nio.file.Path.of(dataDir).toAbsolutePath().toString());
     }
     if (!toolSpecs.isEmpty()) o.put("k2.tools.spec-files", toolSpecs);
     return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app));
   }
 
   /** A wrong flag value: picocli prints it with the usage and exits 2. */
-  static final class UsageError extends RuntimeException {
+  static final class UsageError extends IllegalArgumentException {
     UsageError(String message) { super(message); }
   }
 }

@@ -6,7 +6,6 @@ import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Join;
 
@@ -19,17 +18,14 @@ final class Nodes {
     var system = K2Node.start("k2", config);
     var cluster = Cluster.get(system);
     cluster.manager().tell(Join.create(cluster.selfMember().address()));
-    awaitUp(system, timeout);
+    K2Node.awaitMembersUp(system, 1, timeout);
     return system;
   }
 
-  static void awaitUp(ActorSystem<?> system, Duration timeout) throws Exception {
-    var cluster = Cluster.get(system);
-    long deadline = System.nanoTime() + timeout.toNanos();
-    while (cluster.selfMember().status() != MemberStatus.up()) {
-      if (System.nanoTime() > deadline) throw new IllegalStateException("this node did not join the cluster within " + timeout);
-      Thread.sleep(20);
-    }
+  /** A node outside any cluster, for commands that only read the journal (replay, export). */
+  static ActorSystem<Void> local(Config config, String name) {
+    return ActorSystem.create(org.apache.pekko.actor.typed.javadsl.Behaviors.empty(), name,
+        config.withValue("pekko.actor.provider", com.typesafe.config.ConfigValueFactory.fromAnyRef("local")));
   }
 
   static void stop(ActorSystem<?> system) {

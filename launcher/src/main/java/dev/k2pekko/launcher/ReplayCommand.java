@@ -55,9 +55,7 @@ final class ReplayCommand implements Callable<Integer> {
   @Override public Integer call() throws Exception {
     var config = node.build("h2", new HashMap<>());
     JournalSchema.ensure(config);
-    var system = org.apache.pekko.actor.typed.ActorSystem.create(
-        org.apache.pekko.actor.typed.javadsl.Behaviors.empty(), "k2-replay", config.withValue("pekko.actor.provider",
-            com.typesafe.config.ConfigValueFactory.fromAnyRef("local")));
+    var system = Nodes.local(config, "k2-replay");
     try {
       var replay = new TrajectoryReplay(system);
       var filter = filters.filter();

@@ -36,7 +36,6 @@ final class Report {
   }
 
   static ObjectNode json(RunTracker.Summary s, int agents) {
-    var c = s.counters();
     double secs = s.elapsed().toNanos() / 1e9;
     var o = JSON.createObjectNode();
     o.put("run_id", s.runId()).put("complete", s.complete()).put("agents", agents).put("episodes", s.get("episodes"))
@@ -44,21 +43,15 @@ final class Report {
         .put("accepted", s.get("accepted")).put("rejected", s.get("rejected")).put("persisted", s.get("persisted"))
         .put("elapsed_s", round(secs)).put("episodes_per_s", round(s.get("episodes") / secs))
         .put("tool_calls_per_s", round(s.get("tool_calls") / secs));
+    var b = Breakdown.of(s.counters());
     var reasons = o.putObject("rejection_reasons");
+    b.reasons().forEach(reasons::put);
     var byDifficulty = o.putObject("by_difficulty");
+    b.difficulty().forEach((d, v) -> byDifficulty.putObject(Integer.toString(d)).put("accepted", v[1]).put("episodes", v[0]));
     var byCategory = o.putObject("by_category");
+    b.category().forEach((c2, v) -> byCategory.putObject(c2).put("accepted", v[1]).put("episodes", v[0]));
     var byNode = o.putObject("episodes_by_node");
-    for (var e : new TreeMap<>(c).entrySet()) {
-      var k = e.getKey();
-      if (k.startsWith("reason/")) reasons.put(k.substring(7), e.getValue());
-      else if (k.startsWith("node/")) byNode.put(k.substring(5), e.getValue());
-      else if (k.startsWith("difficulty/") || k.startsWith("category/")) {
-        var parts = k.split("/");
-        var target = k.startsWith("difficulty/") ? byDifficulty : byCategory;
-        var node = target.has(parts[1]) ? (ObjectNode) target.get(parts[1]) : target.putObject(parts[1]);
-        node.put(parts[2], e.getValue());
-      }
-    }
+    b.nodes().forEach(byNode::put);
     return o;
   }
 
@@ -74,23 +67,11 @@ final class Report {
     out.printf("  %-22s %,12d   (%s)%n", "rejected", s.get("rejected"), pct(s.get("rejected"), episodes));
     out.printf("  %-22s %,12d   (journal: %s)%n", "persisted", s.get("persisted"), journal);
     out.printf("  %-22s %,12.0f episodes/s   %,.0f tool calls/s   over %.2f s%n", "throughput", episodes / secs, s.get("tool_calls") / secs, secs);
-    var reasons = new TreeMap<String, Long>();
-    var difficulty = new TreeMap<Integer, long[]>();
-    var category = new TreeMap<String, long[]>();
-    var nodes = new TreeMap<String, Long>();
-    for (var e : s.counters().entrySet()) {
-      var k = e.getKey();
-      if (k.startsWith("reason/")) reasons.put(k.substring(7), e.getValue());
-      if (k.startsWith("node/")) nodes.put(k.substring(5), e.getValue());
-      if (k.startsWith("difficulty/")) {
-        var p = k.split("/");
-        difficulty.computeIfAbsent(Integer.parseInt(p[1]), x -> new long[2])[p[2].equals("accepted") ? 1 : 0] = e.getValue();
-      }
-      if (k.startsWith("category/")) {
-        var p = k.split("/");
-        category.computeIfAbsent(p[1], x -> new long[2])[p[2].equals("accepted") ? 1 : 0] = e.getValue();
-      }
-    }
+    var b = Breakdown.of(s.counters());
+    var reasons = b.reasons();
+    var difficulty = b.difficulty();
+    var category = b.category();
+    var nodes = b.nodes();
     if (!reasons.isEmpty()) {
       out.println("\n  main rejection reasons (an episode can have several)");
       reasons.entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed())
@@ -103,6 +84,30 @@ final class Report {
     if (nodes.size() > 1) {
       out.println("\n  episodes by node");
       nodes.forEach((n, v) -> out.printf("    %-30s %,10d%n", n, v));
+    }
+  }
+
+  /**
+   * The run's counters by kind (keys as {@link dev.k2pekko.agents.RunStats} names them): rejection reasons,
+   * {episodes, accepted} per difficulty and per category, episodes per node.
+   */
+  record Breakdown(TreeMap<String, Long> reasons, TreeMap<Integer, long[]> difficulty, TreeMap<String, long[]> category,
+                   TreeMap<String, Long> nodes) {
+    static Breakdown of(Map<String, Long> counters) {
+      var b = new Breakdown(new TreeMap<>(), new TreeMap<>(), new TreeMap<>(), new TreeMap<>());
+      for (var e : counters.entrySet()) {
+        var k = e.getKey();
+        var p = k.split("/");
+        int slot = p.length == 3 && p[2].equals("accepted") ? 1 : 0;
+        switch (p[0]) {
+          case "reason" -> b.reasons().put(p[1], e.getValue());
+          case "node" -> b.nodes().put(k.substring(5), e.getValue());
+          case "difficulty" -> b.difficulty().computeIfAbsent(Integer.parseInt(p[1]), x -> new long[2])[slot] = e.getValue();
+          case "category" -> b.category().computeIfAbsent(p[1], x -> new long[2])[slot] = e.getValue();
+          default -> { }
+        }
+      }
+      return b;
     }
   }
 

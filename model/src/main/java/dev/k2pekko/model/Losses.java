@@ -15,14 +15,22 @@ public final class Losses {
     var f = model.forward(batch.ids(), batch.batch(), batch.seq());
     double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
     double count = Math.max(1.0, batch.maskedCount());
-    double loss = 0;
     double[] dnll = new double[nll.length];
-    for (int i = 0; i < nll.length; i++) {
-      loss += nll[i];
-      dnll[i] = batch.mask()[i] / count;
-    }
+    for (int i = 0; i < nll.length; i++) dnll[i] = batch.mask()[i] / count;
     Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
-    return new Result(loss / count, model.backward(f, dlogits), f.maxLogit());
+    return new Result(meanMasked(nll, batch), model.backward(f, dlogits), f.maxLogit());
+  }
+
+  /** The loss of {@link #nextToken} alone: a forward pass, no backward. */
+  public static double nextTokenLoss(PolicyModel model, TokenBatch batch) {
+    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
+    return meanMasked(model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask()), batch);
+  }
+
+  private static double meanMasked(double[] nll, TokenBatch batch) {
+    double loss = 0;
+    for (double v : nll) loss += v;
+    return loss / Math.max(1.0, batch.maskedCount());
   }
 
   /** log pi(y_i | x_i) of every sequence: the sum of log-probabilities of its action tokens. */
@@ -48,23 +56,38 @@ public final class Losses {
    */
   public static Result k2Rl(PolicyModel model, TokenBatch batch, double[] rewards, double[] logProbOld, double tau) {
     int k = batch.batch();
-    if (rewards.length != k || logProbOld.length != k) throw new IllegalArgumentException("need one reward and old log-prob per sample");
     var f = model.forward(batch.ids(), batch.batch(), batch.seq());
     double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
-    double[] lp = perSequence(nll, batch);
-    double mean = 0;
-    for (double r : rewards) mean += r / k;
+    double[] delta = k2RlDeltas(perSequence(nll, batch), rewards, logProbOld, tau);
     double loss = 0;
     double[] dLdLogp = new double[k];
     for (int i = 0; i < k; i++) {
-      double delta = rewards[i] - mean - tau * (lp[i] - logProbOld[i]);
-      loss += delta * delta / k;
-      dLdLogp[i] = -2.0 * tau * delta / k;
+      loss += delta[i] * delta[i] / k;
+      dLdLogp[i] = -2.0 * tau * delta[i] / k;
     }
     // log pi(y_i|x) = -sum of the sample's masked nll, so dL/dnll_t = -dL/dlogp_i on its action tokens
     double[] dnll = new double[nll.length];
     for (int t = 0; t < nll.length; t++) dnll[t] = -dLdLogp[t / batch.seq()] * batch.mask()[t];
     Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
     return new Result(loss, model.backward(f, dlogits), f.maxLogit());
+  }
+
+  /** The loss of {@link #k2Rl} alone: a forward pass, no backward. */
+  public static double k2RlLoss(PolicyModel model, TokenBatch batch, double[] rewards, double[] logProbOld, double tau) {
+    double[] delta = k2RlDeltas(sequenceLogProbs(model, batch), rewards, logProbOld, tau);
+    double loss = 0;
+    for (double d : delta) loss += d * d / delta.length;
+    return loss;
+  }
+
+  /** r_i - mean(r) - tau * (log pi(y_i|x) - log pi_old(y_i|x)) for each sample. */
+  private static double[] k2RlDeltas(double[] logProb, double[] rewards, double[] logProbOld, double tau) {
+    int k = logProb.length;
+    if (rewards.length != k || logProbOld.length != k) throw new IllegalArgumentException("need one reward and old log-prob per sample");
+    double mean = 0;
+    for (double r : rewards) mean += r / k;
+    double[] delta = new double[k];
+    for (int i = 0; i < k; i++) delta[i] = rewards[i] - mean - tau * (logProb[i] - logProbOld[i]);
+    return delta;
   }
 }

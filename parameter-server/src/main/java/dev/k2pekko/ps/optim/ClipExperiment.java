@@ -63,7 +63,7 @@ public final class ClipExperiment {
   static final Tokenizer TOKENIZER = Tokenizer.standard();
 
   static ModelConfig modelConfig(Config cfg) {
-    return new ModelConfig(TOKENIZER.vocabSize(), 64, 2, 4, 2 * cfg.copyLength() + 2, 4, 1e-5);
+    return ModelConfig.defaults(TOKENIZER.vocabSize()).withContext(2 * cfg.copyLength() + 2);
   }
 
   /** Synthetic copy sequences over digits and lowercase letters. */
@@ -88,7 +88,7 @@ public final class ClipExperiment {
   /** Runs vanilla Muon and MuonClip, writes clip.csv and clip.png under outDir, returns the figures. */
   public static Result run(Config cfg, Path outDir) {
     long t0 = System.nanoTime();
-    // the two runs are independent and single-threaded: one per core
+    // the two runs are independent: run them side by side
     var vanillaRun = java.util.concurrent.CompletableFuture.supplyAsync(() -> train(cfg, false), ClipExperiment::daemon);
     RunSummary clip = train(cfg, true);
     RunSummary vanilla = vanillaRun.join();
@@ -134,11 +134,7 @@ public final class ClipExperiment {
       headMax[step + 1] = flatten(after, heads);
       maxAfter = Math.max(maxAfter, max(headMax[step + 1]));
     }
-    var fin = model.forward(eval.ids(), eval.batch(), eval.seq());
-    double[] nll = model.ops().crossEntropy(fin.logits(), eval.targets(), eval.mask());
-    double evalLoss = 0;
-    for (double v : nll) evalLoss += v;
-    evalLoss /= eval.maskedCount();
+    double evalLoss = Losses.nextTokenLoss(model, eval);
     return new RunSummary(maxAfter, evalLoss, trainLoss, headMax, extraPasses);
   }
 

@@ -26,7 +26,10 @@ public final class MuonClip {
   public record Config(double weightDecay, double momentum, boolean nesterov, double beta1, double beta2, double eps,
       boolean clip, double tau, double alpha, boolean adaptive) {
     public static Config defaults() {
-      return new Config(0.1, 0.95, true, 0.9, 0.95, 1e-8, true, 100.0, QkClip.DEFAULT_ALPHA, false);
+      var m = Muon.Config.defaults();
+      var a = AdamW.Config.defaults();
+      return new Config(m.weightDecay(), m.momentum(), m.nesterov(), a.beta1(), a.beta2(), a.eps(), true, 100.0,
+          QkClip.DEFAULT_ALPHA, false);
     }
 
     public Config withClip(boolean on, double tau) {
@@ -83,13 +86,12 @@ public final class MuonClip {
       Tensor w = model.parameter(s.name()), g = grads.get(s.name());
       switch (route(s.kind())) {
         case MUON -> {
-          var r = Muon.step(ops, w, g, first.getOrDefault(s.name(), ops.zeros(s.rows(), s.cols())), lr, muon);
+          var r = Muon.step(ops, w, g, state(first, s, ops), lr, muon);
           model.setParameter(s.name(), r.weight());
           first.put(s.name(), r.momentum());
         }
         case ADAMW -> {
-          var r = AdamW.step(ops, w, g, first.getOrDefault(s.name(), ops.zeros(s.rows(), s.cols())),
-              second.getOrDefault(s.name(), ops.zeros(s.rows(), s.cols())), t, lr, adam);
+          var r = AdamW.step(ops, w, g, state(first, s, ops), state(second, s, ops), t, lr, adam);
           model.setParameter(s.name(), r.weight());
           first.put(s.name(), r.m());
           second.put(s.name(), r.v());
@@ -97,6 +99,12 @@ public final class MuonClip {
       }
     }
     return new StepReport(cfg.clip() ? clip(model, maxLogit) : ones(maxLogit));
+  }
+
+  /** A parameter's optimizer state, zeros before its first step. */
+  private static Tensor state(Map<String, Tensor> states, ParamSpec s, TensorOps ops) {
+    var x = states.get(s.name());
+    return x != null ? x : ops.zeros(s.rows(), s.cols());
   }
 
   /** QK-Clip alone: rescales each layer's W_q/W_k rows of the heads over threshold; returns gamma (layers, heads). */

@@ -8,7 +8,6 @@ import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.ops.HostTensor;
 import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 class QkClipTest {
@@ -54,7 +53,6 @@ class QkClipTest {
   @Test
   void everyLogitOfAClippedHeadScalesByExactlyGamma() {
     int heads = 2, d = 4, in = 8, t = 6;
-    var rnd = new Random(9);
     Tensor x = NewtonSchulzTest.gaussian(10, t, in);
     Tensor wq = ops.scale(NewtonSchulzTest.gaussian(11, heads * d, in), 3), wk = ops.scale(NewtonSchulzTest.gaussian(12, heads * d, in), 3);
     double[][] before = logits(x, wq, wk, heads, d);
@@ -70,7 +68,6 @@ class QkClipTest {
         assertTrue(max(after[h]) <= tau * (1 + 1e-12));
       }
     }
-    assertNotNull(rnd);
   }
 
   /** q_i.k_j/sqrt(d) for every pair (i, j), per head. */
@@ -134,7 +131,10 @@ class QkClipTest {
   void adaptiveThresholdFollowsEachHeadAndIsCappedByTau() {
     var a = new AdaptiveThreshold(new AdaptiveThreshold.Config(100, 10, 3, 0.9, 5), 1, 2);
     for (int i = 0; i < 50; i++) {
-      assertEquals(i < 5 ? 100 : a.thresholds()[0][0], a.thresholds()[0][0]);
+      for (double tau : a.thresholds()[0]) {
+        if (i < 5) assertEquals(100, tau, 0.0); // warm-up: the global tau
+        else assertTrue(tau >= 10 && tau <= 100, "threshold " + tau + " outside [tauMin, tau]");
+      }
       a.observe(new double[][] {{20 + (i % 2), 300}});
     }
     double[] t = a.thresholds()[0];

@@ -64,7 +64,7 @@ public final class ModelBench {
     return new ForwardBackward(ops.name(), batch, cfg.context(), model.parameterCount(), ms, batch * cfg.context() / (ms / 1e3));
   }
 
-  /** One Muon step (momentum, NS5, scaled update, decay) on square n x n matrices. */
+  /** One Muon step (momentum, NS5, scaled update, decay) on a (rows, cols) matrix. */
   public static MuonStep muonMatrix(TensorOps ops, int rows, int cols, double budgetMs) {
     var rnd = new Random(rows * 7L + cols);
     Tensor w = ops.tensor(rows, cols, rnd.doubles(rows * cols).toArray());
