@@ -28,18 +28,18 @@ public final class JudgeRubric {
   public Verdict judge(Task task, List<Step> steps, String finalAnswer, Map<String, String> world, boolean budgetExceeded) {
     var r = task.rubric();
     var reasons = new ArrayList<String>();
-    int checks = 0, passed = 0;
+    int checks = 0, passed = 0, present = 0;
     for (var c : r.checks()) {
       checks++;
       var got = world.get(c.key());
+      if (got != null) present++;
       if (c.expected().equals(got)) passed++;
       else reasons.add("end-state: " + c.key() + " is " + (got == null ? "missing" : "'" + clip(got) + "'") + ", expected '" + clip(c.expected()) + "'");
     }
     checks++;
-    var expectedKeys = r.checks().stream().map(c -> c.key()).toList();
-    var extra = world.keySet().stream().filter(k -> !expectedKeys.contains(k)).sorted().toList();
-    if (extra.isEmpty()) passed++;
-    else reasons.add("side-effect: touched " + extra);
+    // The checks name distinct keys: the world holds nothing else exactly when it holds only those it has.
+    if (world.size() == present) passed++;
+    else reasons.add("side-effect: touched " + unexpectedKeys(world, r.checks()));
     checks++;
     if (finalAnswer == null) reasons.add("no-answer: the episode ended without an answer");
     else if (sameValue(finalAnswer, r.expectedAnswer())) passed++;
@@ -73,6 +73,15 @@ public final class JudgeRubric {
     if (budgetExceeded) reasons.add("step-budget: more than " + r.stepBudget() + " steps");
     boolean accepted = verifiable == 1.0 && rubric >= threshold && !forbidden && !unrecovered && !budgetExceeded;
     return new Verdict(accepted, verifiable, rubric, List.copyOf(reasons));
+  }
+
+  private static List<String> unexpectedKeys(Map<String, String> world, List<dev.k2pekko.agents.tasks.EndStateCheck> checks) {
+    var expected = new java.util.HashSet<String>();
+    for (var c : checks) expected.add(c.key());
+    var extra = new ArrayList<String>();
+    for (var k : world.keySet()) if (!expected.contains(k)) extra.add(k);
+    extra.sort(null);
+    return extra;
   }
 
   /** Numbers compare by value ("12" equals "12.0"); anything else as trimmed text. */

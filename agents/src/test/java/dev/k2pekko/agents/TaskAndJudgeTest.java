@@ -51,6 +51,10 @@ class TaskAndJudgeTest {
     assertFalse(forbidden.accepted());
     assertEquals(0.0, forbidden.rubricScore());
 
+    var sideEffect = JUDGE.judge(task, steps, "12", Map.of("notes:notes", "12", "notes:journal", "x"), false);
+    assertFalse(sideEffect.accepted());
+    assertEquals(List.of("side-effect: touched [notes:journal]"), sideEffect.reasons());
+
     var premature = JUDGE.judge(task, List.of(steps.get(0)), "12", Map.of(), false);
     assertFalse(premature.accepted());
     assertTrue(premature.reasons().stream().anyMatch(r -> r.startsWith("end-state: notes:notes is missing")));

@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.pattern.StatusReply;
 import org.apache.pekko.serialization.SerializationExtension;
@@ -211,19 +212,27 @@ final class BenchCommand implements Runnable {
     @Mixin NodeConfig node;
     @Option(names = "--agents", defaultValue = "100000") int agents;
     @Option(names = "--json") boolean json;
+    @Option(names = "--baseline", description = "measure entities that do nothing (Behaviors.ignore) instead of agents: "
+        + "what Pekko and Cluster Sharding cost per entity")
+    boolean baseline;
 
     @Override public Integer call() throws Exception {
       var system = Nodes.single(node.build("h2", new HashMap<>()), Duration.ofSeconds(30));
       try {
         var sharding = ClusterSharding.get(system);
+        if (baseline) {
+          sharding.init(org.apache.pekko.cluster.sharding.typed.javadsl.Entity.of(IDLE, ctx -> Behaviors.ignore()));
+        }
+        var key = baseline ? IDLE : Agent.KEY;
         // start the shard regions' shards with one agent each, so that the measured delta is the agents
-        for (int i = 0; i < 200; i++) sharding.entityRefFor(Agent.KEY, "warm-" + i).tell(new Agent.RunEpisodes("idle", 0, 0, Agent.PersistMode.NONE, null));
+        var idle = new Agent.RunEpisodes("idle", 0, 0, Agent.PersistMode.NONE, null);
+        for (int i = 0; i < 200; i++) sharding.entityRefFor(key, "warm-" + i).tell(idle);
         Thread.sleep(2000);
         long before = usedAfterGc();
-        for (int i = 0; i < agents; i++) sharding.entityRefFor(Agent.KEY, "agent-" + i).tell(new Agent.RunEpisodes("idle", 0, 0, Agent.PersistMode.NONE, null));
-        long started = waitForEntities(system, agents + 200);
+        for (int i = 0; i < agents; i++) sharding.entityRefFor(key, "agent-" + i).tell(idle);
+        long started = waitForEntities(system, key, agents + 200);
         long after = usedAfterGc();
-        var o = JSON.createObjectNode().put("bench", "memory").put("agents", agents).put("entities_started", started)
+        var o = JSON.createObjectNode().put("bench", baseline ? "memory-baseline" : "memory").put("agents", agents).put("entities_started", started)
             .put("heap_before_mb", before >> 20).put("heap_after_mb", after >> 20)
             .put("bytes_per_idle_agent", Math.round((double) (after - before) / agents));
         print(o, json);
@@ -233,12 +242,17 @@ final class BenchCommand implements Runnable {
       }
     }
 
-    private static long waitForEntities(ActorSystem<?> system, long n) throws Exception {
+    /** An entity that does nothing: the floor of what any sharded entity costs. */
+    static final org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey<Agent.Command> IDLE =
+        org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey.create(Agent.Command.class, "idle-baseline");
+
+    private static long waitForEntities(ActorSystem<?> system, org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey<?> key, long n)
+        throws Exception {
       var sharding = ClusterSharding.get(system);
       long count = 0;
       for (int i = 0; i < 120; i++) {
         var stats = AskPattern.<org.apache.pekko.cluster.sharding.typed.ClusterShardingQuery, org.apache.pekko.cluster.sharding.ShardRegion.CurrentShardRegionState>ask(
-            sharding.shardState(), r -> new org.apache.pekko.cluster.sharding.typed.GetShardRegionState(Agent.KEY, r),
+            sharding.shardState(), r -> new org.apache.pekko.cluster.sharding.typed.GetShardRegionState(key, r),
             Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
         count = stats.getShards().stream().mapToLong(s -> s.getEntityIds().size()).sum();
         if (count >= n) return count;
