@@ -19,9 +19,10 @@ import org.apache.pekko.pattern.StatusReply;
 
 /**
  * The node's judge: scores each finished episode against its rubric ({@link JudgeRubric}), counts the verdicts
- * for the run's tracker, and sends the trajectories to be kept to the collectors in batches. One batch per
- * collector is in flight at a time (backpressure); a batch that is not acknowledged within the ack timeout is
- * sent again, and the collector recognises it by its trajectory ids.
+ * for the run's tracker, and sends the trajectories to be kept to the collectors in batches, one buffer per
+ * journal tag: a batch holds trajectories of one tag and becomes one journal event. Tag t goes to collector
+ * t mod collectors. One batch per tag is in flight at a time (backpressure); a batch that is not acknowledged
+ * within the ack timeout is sent again, and the collector recognises it by its trajectory ids.
  */
 public final class Judge extends AbstractBehavior<Judge.Command> {
   public sealed interface Command {}
@@ -30,7 +31,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
                          String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker)
       implements Command, LocalOnly {}
 
-  private record Acked(int collector, long batchId, int persisted, Throwable failure) implements Command, LocalOnly {}
+  private record Acked(int tag, long batchId, int persisted, Throwable failure) implements Command, LocalOnly {}
 
   private enum Flush implements Command, LocalOnly { INSTANCE }
 
@@ -53,9 +54,9 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     super(ctx);
     this.services = NodeServices.get(ctx.getSystem());
     this.settings = services.settings();
-    this.inFlight = new Pending[settings.collectors()];
+    this.inFlight = new Pending[settings.tags()];
     this.nodeKey = "node/" + org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().hostPort();
-    for (int i = 0; i < settings.collectors(); i++) buffers.add(new ArrayList<>());
+    for (int i = 0; i < settings.tags(); i++) buffers.add(new ArrayList<>());
     timers.startTimerWithFixedDelay(Flush.INSTANCE, settings.flushInterval());
   }
 
@@ -101,55 +102,58 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     boolean keep = e.persist() == Agent.PersistMode.ALL || (e.persist() == Agent.PersistMode.ACCEPTED && verdict.accepted());
     if (keep) {
       s.add("to_persist", 1);
-      int c = Math.floorMod(t.trajectoryId().hashCode(), settings.collectors());
-      var buf = buffers.get(c);
+      int tag = TrajectoryCollector.tagIndex(t.trajectoryId(), settings.tags());
+      var buf = buffers.get(tag);
       buf.add(t);
-      if (buf.size() >= settings.batchSize()) send(c);
+      if (buf.size() >= settings.batchSize()) send(tag);
     }
     return this;
   }
 
-  private void send(int collector) {
-    if (inFlight[collector] != null || buffers.get(collector).isEmpty()) return;
-    var batch = buffers.get(collector);
-    buffers.set(collector, new ArrayList<>());
+  /** Sends the tag's buffer as one batch, unless the tag's previous batch is still unacknowledged. */
+  private void send(int tag) {
+    if (inFlight[tag] != null || buffers.get(tag).isEmpty()) return;
+    var batch = buffers.get(tag);
+    buffers.set(tag, new ArrayList<>());
     var perRun = new HashMap<String, Integer>();
     for (var t : batch) perRun.merge(runOf(t.trajectoryId()), 1, Integer::sum);
     var p = new Pending(nextBatchId++, batch, perRun);
-    inFlight[collector] = p;
-    deliver(collector, p);
+    inFlight[tag] = p;
+    deliver(tag, p);
   }
 
-  private void deliver(int collector, Pending p) {
-    var ref = ClusterSharding.get(getContext().getSystem()).entityRefFor(TrajectoryCollector.KEY, Integer.toString(collector));
+  private void deliver(int tag, Pending p) {
+    var collector = Integer.toString(tag % settings.collectors());
+    var ref = ClusterSharding.get(getContext().getSystem()).entityRefFor(TrajectoryCollector.KEY, collector);
     getContext().<TrajectoryCollector.Command, StatusReply<TrajectoryCollector.BatchRecorded>>ask(
         (Class<StatusReply<TrajectoryCollector.BatchRecorded>>) (Class<?>) StatusReply.class, ref,
         Duration.ofMillis(settings.ackTimeout().toMillis()),
         replyTo -> new TrajectoryCollector.RecordBatch(p.batchId(), p.trajectories(), replyTo),
         (reply, failure) -> {
-          if (reply != null && reply.isSuccess()) return new Acked(collector, p.batchId(), reply.getValue().recorded(), null);
-          return new Acked(collector, p.batchId(), 0, failure != null ? failure : reply.getError());
+          if (reply != null && reply.isSuccess()) return new Acked(tag, p.batchId(), reply.getValue().recorded(), null);
+          return new Acked(tag, p.batchId(), 0, failure != null ? failure : reply.getError());
         });
   }
 
   private Behavior<Command> onAcked(Acked a) {
-    var p = inFlight[a.collector()];
+    var p = inFlight[a.tag()];
     if (p == null || p.batchId() != a.batchId()) return this;
     if (a.failure() != null) {
-      getContext().getLog().warn("collector {} did not record batch {} ({} trajectories): {}; sending it again",
-          a.collector(), a.batchId(), p.trajectories().size(), a.failure().toString());
-      deliver(a.collector(), p);
+      getContext().getLog().warn("collector {} did not record batch {} ({} trajectories of {}{}): {}; sending it again",
+          a.tag() % settings.collectors(), a.batchId(), p.trajectories().size(), TrajectoryCollector.TAG_PREFIX, a.tag(),
+          a.failure().toString());
+      deliver(a.tag(), p);
       return this;
     }
     // A redelivered batch counts once: the collector skips the ids it already holds, we count the batch size.
     p.perRun().forEach((run, n) -> stats.computeIfAbsent(run, k -> new RunStats()).add("persisted", n));
-    inFlight[a.collector()] = null;
-    send(a.collector());
+    inFlight[a.tag()] = null;
+    send(a.tag());
     return this;
   }
 
   private Behavior<Command> onFlush() {
-    for (int c = 0; c < buffers.size(); c++) send(c);
+    for (int tag = 0; tag < buffers.size(); tag++) send(tag);
     for (var e : stats.entrySet()) {
       if (e.getValue().isEmpty()) continue;
       var tracker = trackers.get(e.getKey());

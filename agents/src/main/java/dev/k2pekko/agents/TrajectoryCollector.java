@@ -1,10 +1,14 @@
 package dev.k2pekko.agents;
 
+import dev.k2pekko.protocol.JournalEvent;
 import dev.k2pekko.protocol.KryoWire;
 import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.protocol.TrajectoriesRecorded;
 import dev.k2pekko.protocol.TrajectoryRecorded;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -23,14 +27,15 @@ import org.apache.pekko.persistence.typed.javadsl.EventHandler;
 import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 
 /**
- * Persists judged trajectories: an event-sourced Cluster Sharding entity ({@code collector|0..n-1}) writing
- * {@link TrajectoryRecorded} events to the JDBC journal, one atomic write per batch, each event tagged with one of
- * {@code trajectories-0 .. trajectories-(tags-1)} so that readers can consume the tags in parallel. It remembers
+ * Persists judged trajectories: an event-sourced Cluster Sharding entity ({@code collector|0..n-1}) writing one
+ * {@link TrajectoriesRecorded} event per batch and tag to the JDBC journal, tagged with one of
+ * {@code trajectories-0 .. trajectories-(tags-1)} so that readers can consume the tags in parallel. It also
+ * recovers from the one-trajectory {@link TrajectoryRecorded} events of older journals. It remembers
  * the ids of its latest {@code dedupWindow} trajectories and skips them when a batch is delivered again.
  * Events are never deleted (pekko-persistence-jdbc 1.1.x loses events after a gap in sequence numbers, #516).
  */
 public final class TrajectoryCollector
-    extends EventSourcedBehavior<TrajectoryCollector.Command, TrajectoryRecorded, TrajectoryCollector.State> {
+    extends EventSourcedBehavior<TrajectoryCollector.Command, JournalEvent, TrajectoryCollector.State> {
   public static final EntityTypeKey<Command> KEY = EntityTypeKey.create(Command.class, "trajectory-collector");
   public static final String TAG_PREFIX = "trajectories-";
 
@@ -71,47 +76,67 @@ public final class TrajectoryCollector
     this.dedupWindow = dedupWindow;
   }
 
+  public static int tagIndex(String trajectoryId, int tags) {
+    return Math.floorMod(trajectoryId.hashCode(), tags);
+  }
+
   public static String tagFor(String trajectoryId, int tags) {
-    return TAG_PREFIX + Math.floorMod(trajectoryId.hashCode(), tags);
+    return TAG_PREFIX + tagIndex(trajectoryId, tags);
   }
 
   @Override public State emptyState() { return new State(); }
 
-  @Override public CommandHandler<Command, TrajectoryRecorded, State> commandHandler() {
+  @Override public CommandHandler<Command, JournalEvent, State> commandHandler() {
     return newCommandHandlerBuilder().forAnyState()
         .onCommand(RecordBatch.class, (state, cmd) -> {
-          var events = new ArrayList<TrajectoryRecorded>(cmd.trajectories().size());
-          var seen = new java.util.HashSet<String>();
-          long now = System.currentTimeMillis();
+          // New trajectories only, grouped by tag: one event per tag (a judge's batch is all of one tag).
+          var byTag = new LinkedHashMap<Integer, List<Trajectory>>();
+          var seen = new HashSet<String>();
+          int fresh = 0;
           for (var t : cmd.trajectories()) {
             if (!state.recent.contains(t.trajectoryId()) && seen.add(t.trajectoryId())) {
-              events.add(new TrajectoryRecorded(t, "collector|" + id, now));
+              byTag.computeIfAbsent(tagIndex(t.trajectoryId(), tags), k -> new ArrayList<>()).add(t);
+              fresh++;
             }
           }
-          int duplicates = cmd.trajectories().size() - events.size();
-          var reply = new BatchRecorded(cmd.batchId(), events.size(), duplicates);
-          if (events.isEmpty()) return Effect().reply(cmd.replyTo(), StatusReply.success(reply));
+          var reply = new BatchRecorded(cmd.batchId(), fresh, cmd.trajectories().size() - fresh);
+          if (byTag.isEmpty()) return Effect().reply(cmd.replyTo(), StatusReply.success(reply));
+          long now = System.currentTimeMillis();
+          var events = new ArrayList<JournalEvent>(byTag.size());
+          for (var group : byTag.values()) events.add(new TrajectoriesRecorded(group, "collector|" + id, now));
           return Effect().persist(events).thenReply(cmd.replyTo(), s -> StatusReply.success(reply));
         })
         .build();
   }
 
-  @Override public EventHandler<State, TrajectoryRecorded> eventHandler() {
+  @Override public EventHandler<State, JournalEvent> eventHandler() {
     return newEventHandlerBuilder().forAnyState()
+        .onEvent(TrajectoriesRecorded.class, (state, e) -> {
+          for (var t : e.trajectories()) remember(state, t.trajectoryId());
+          return state;
+        })
         .onEvent(TrajectoryRecorded.class, (state, e) -> {
-          state.recent.add(e.trajectory().trajectoryId());
-          state.recorded++;
-          if (state.recent.size() > dedupWindow) {
-            Iterator<String> it = state.recent.iterator();
-            it.next();
-            it.remove();
-          }
+          remember(state, e.trajectory().trajectoryId());
           return state;
         })
         .build();
   }
 
-  @Override public Set<String> tagsFor(TrajectoryRecorded event) {
-    return Set.of(tagFor(event.trajectory().trajectoryId(), tags));
+  private void remember(State state, String trajectoryId) {
+    state.recent.add(trajectoryId);
+    state.recorded++;
+    if (state.recent.size() > dedupWindow) {
+      Iterator<String> it = state.recent.iterator();
+      it.next();
+      it.remove();
+    }
+  }
+
+  @Override public Set<String> tagsFor(JournalEvent event) {
+    return switch (event) {
+      case TrajectoriesRecorded e -> Set.of(tagFor(e.trajectories().getFirst().trajectoryId(), tags));
+      case TrajectoryRecorded e -> Set.of(tagFor(e.trajectory().trajectoryId(), tags));
+      default -> Set.of();
+    };
   }
 }

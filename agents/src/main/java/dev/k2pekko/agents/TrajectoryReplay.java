@@ -1,5 +1,7 @@
 package dev.k2pekko.agents;
 
+import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.protocol.TrajectoriesRecorded;
 import dev.k2pekko.protocol.TrajectoryRecorded;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -10,7 +12,6 @@ import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.persistence.jdbc.query.javadsl.JdbcReadJournal;
-import org.apache.pekko.persistence.query.EventEnvelope;
 import org.apache.pekko.persistence.query.Offset;
 import org.apache.pekko.persistence.query.PersistenceQuery;
 import org.apache.pekko.stream.javadsl.Sink;
@@ -18,15 +19,15 @@ import org.apache.pekko.stream.javadsl.Source;
 
 /**
  * Streams persisted trajectories back from the journal with Persistence Query ({@code currentEventsByTag} over
- * every tag, one after another), filtered by tag, task category and acceptance.
+ * every tag, one after another), one element per trajectory whether the event holds a batch or (older
+ * journals) a single one, filtered by tag, task category and acceptance.
  */
 public final class TrajectoryReplay {
   /** Which trajectories to read; null fields match everything. */
   public record Filter(String tag, String category, Boolean accepted) {
     public static final Filter ALL = new Filter(null, null, null);
 
-    boolean matches(TrajectoryRecorded e) {
-      var t = e.trajectory();
+    boolean matches(Trajectory t) {
       return (category == null || category.equals(t.category()))
           && (accepted == null || accepted == t.verdict().accepted());
     }
@@ -61,23 +62,32 @@ public final class TrajectoryReplay {
     Source<Tagged, NotUsed> all = Source.empty();
     for (String tag : tags(filter)) {
       all = all.concat(journal.currentEventsByTag(tag, Offset.noOffset())
-          .map(EventEnvelope::event)
-          .filter(ev -> ev instanceof TrajectoryRecorded r && filter.matches(r))
-          .map(ev -> new Tagged(tag, (TrajectoryRecorded) ev)));
+          .mapConcat(envelope -> trajectories(envelope.event()))
+          .filter(filter::matches)
+          .map(t -> new Tagged(tag, t)));
     }
     return all;
   }
 
-  public record Tagged(String tag, TrajectoryRecorded event) {}
+  public record Tagged(String tag, Trajectory trajectory) {}
+
+  /** The trajectories of a journal event: a batch, or the single one of an older journal's event. */
+  static List<Trajectory> trajectories(Object event) {
+    return switch (event) {
+      case TrajectoriesRecorded e -> e.trajectories();
+      case TrajectoryRecorded e -> List.of(e.trajectory());
+      default -> List.of();
+    };
+  }
 
   public long count(Filter filter, Duration timeout) throws Exception {
     return source(filter).runWith(Sink.fold(0L, (n, t) -> n + 1), system).toCompletableFuture()
         .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
   }
 
-  public long forEach(Filter filter, Duration timeout, BiConsumer<String, TrajectoryRecorded> each) throws Exception {
+  public long forEach(Filter filter, Duration timeout, BiConsumer<String, Trajectory> each) throws Exception {
     return source(filter).runWith(Sink.fold(0L, (n, t) -> {
-      each.accept(t.tag(), t.event());
+      each.accept(t.tag(), t.trajectory());
       return n + 1;
     }), system).toCompletableFuture().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
   }

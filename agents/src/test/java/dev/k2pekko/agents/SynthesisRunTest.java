@@ -28,7 +28,12 @@ class SynthesisRunTest {
 
   @Test void postgres() throws Exception {
     TestNodes.requirePostgres();
-    runAndReplay(TestNodes.postgres(Map.of()));
+    var url = TestNodes.freshPostgresDatabase();
+    try {
+      runAndReplay(TestNodes.postgres(url, Map.of()));
+    } finally {
+      TestNodes.dropDatabase(url);
+    }
   }
 
   private void runAndReplay(Config config) throws Exception {
@@ -52,8 +57,7 @@ class SynthesisRunTest {
       var ids = new HashSet<String>();
       var accepted = new long[1];
       var export = new ChatExport(ToolDirectory.get(system).universe());
-      replay.forEach(TrajectoryReplay.Filter.ALL, Duration.ofSeconds(60), (tag, e) -> {
-        var t = e.trajectory();
+      replay.forEach(TrajectoryReplay.Filter.ALL, Duration.ofSeconds(60), (tag, t) -> {
         if (!t.trajectoryId().startsWith(runId + "/")) return;
         assertTrue(ids.add(t.trajectoryId()), "trajectory twice in the journal: " + t.trajectoryId());
         assertEquals(TrajectoryCollector.tagFor(t.trajectoryId(), 8), tag);

@@ -11,7 +11,8 @@ import org.junit.jupiter.api.Assumptions;
 
 /** Configs for test nodes: loopback, a random port, every message serialized, an H2 or PostgreSQL journal. */
 final class TestNodes {
-  static final String PG_URL = System.getenv().getOrDefault("K2_TEST_PG_URL", "jdbc:postgresql://127.0.0.1:5432/test");
+  static final String PG_SERVER = System.getenv().getOrDefault("K2_TEST_PG_SERVER", "jdbc:postgresql://127.0.0.1:5432/");
+  static final String PG_URL = PG_SERVER + "test";
 
   private TestNodes() {}
 
@@ -21,9 +22,30 @@ final class TestNodes {
     return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(ConfigFactory.parseResources("application.conf")));
   }
 
-  static Config postgres(Map<String, Object> extra) {
+  /**
+   * A database of its own for one test (created here, dropped by {@link #dropDatabase}): the shared "test"
+   * database holds whatever benchmarks and earlier runs wrote, and replays would read all of it.
+   */
+  static String freshPostgresDatabase() throws Exception {
+    var name = "k2test_" + Long.toString(System.nanoTime(), 36);
+    try (var c = DriverManager.getConnection(PG_URL, "postgres", ""); var st = c.createStatement()) {
+      st.execute("CREATE DATABASE " + name);
+    }
+    return PG_SERVER + name;
+  }
+
+  static void dropDatabase(String url) {
+    var name = url.substring(url.lastIndexOf('/') + 1);
+    try (var c = DriverManager.getConnection(PG_URL, "postgres", ""); var st = c.createStatement()) {
+      st.execute("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+    } catch (Exception e) {
+      System.err.println("could not drop test database " + name + ": " + e);
+    }
+  }
+
+  static Config postgres(String url, Map<String, Object> extra) {
     var o = base(extra);
-    o.put("pekko-persistence-jdbc.shared-databases.slick.db.url", PG_URL);
+    o.put("pekko-persistence-jdbc.shared-databases.slick.db.url", url);
     return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(
         ConfigFactory.parseResources("persistence-postgres.conf").withFallback(ConfigFactory.parseResources("application.conf"))));
   }

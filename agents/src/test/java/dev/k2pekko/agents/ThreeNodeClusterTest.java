@@ -22,13 +22,14 @@ import org.junit.jupiter.api.Test;
 class ThreeNodeClusterTest {
   @Test void episodesRunOnEveryNodeAndPersistExactlyOnce() throws Exception {
     TestNodes.requirePostgres();
+    var url = TestNodes.freshPostgresDatabase();
     var systems = new ArrayList<ActorSystem<Void>>();
     try {
-      var first = K2Node.start("k2", TestNodes.postgres(Map.of()));
+      var first = K2Node.start("k2", TestNodes.postgres(url, Map.of()));
       systems.add(first);
       JournalSchema.ensure(first.settings().config());
       var seed = Cluster.get(first).selfMember().address();
-      for (int i = 0; i < 2; i++) systems.add(K2Node.start("k2", TestNodes.postgres(Map.of())));
+      for (int i = 0; i < 2; i++) systems.add(K2Node.start("k2", TestNodes.postgres(url, Map.of())));
       for (var s : systems) Cluster.get(s).manager().tell(Join.create(seed));
       K2Node.awaitMembersUp(first, 3, Duration.ofSeconds(30));
       Thread.sleep(1500); // let every node's shard region register with the coordinator
@@ -45,11 +46,11 @@ class ThreeNodeClusterTest {
 
       var ids = new HashSet<String>();
       long[] rows = new long[1];
-      new TrajectoryReplay(first).forEach(TrajectoryReplay.Filter.ALL, Duration.ofSeconds(60), (tag, e) -> {
-        if (!e.trajectory().trajectoryId().startsWith(runId + "/")) return;
+      new TrajectoryReplay(first).forEach(TrajectoryReplay.Filter.ALL, Duration.ofSeconds(60), (tag, t) -> {
+        if (!t.trajectoryId().startsWith(runId + "/")) return;
         rows[0]++;
-        ids.add(e.trajectory().trajectoryId());
-        assertTrue(e.trajectory().verdict().accepted());
+        ids.add(t.trajectoryId());
+        assertTrue(t.verdict().accepted());
       });
       assertEquals(summary.get("accepted"), rows[0], "journal rows for this run");
       assertEquals(rows[0], ids.size(), "no trajectory is in the journal twice");
@@ -57,6 +58,7 @@ class ThreeNodeClusterTest {
     } finally {
       for (var s : systems) s.terminate();
       for (var s : systems) s.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+      TestNodes.dropDatabase(url);
     }
   }
 

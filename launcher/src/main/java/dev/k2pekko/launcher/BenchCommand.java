@@ -11,6 +11,7 @@ import dev.k2pekko.agents.RunDriver;
 import dev.k2pekko.agents.TrajectoryCollector;
 import dev.k2pekko.agents.TrajectoryReplay;
 import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.protocol.TrajectoriesRecorded;
 import dev.k2pekko.protocol.TrajectoryRecorded;
 import dev.k2pekko.tools.ToolDirectory;
 import java.lang.management.ManagementFactory;
@@ -105,24 +106,37 @@ final class BenchCommand implements Runnable {
           trajectories.add(OfflinePlay.play(universe, services.policy(), services.rubric(), task, runId + "/a" + i));
         }
         int batch = services.settings().batchSize();
-        // warm-up: a small batch through both paths
-        journal(system, trajectories.subList(0, batch), batch, services.settings().collectors());
-        plain(system, config, trajectories.subList(0, batch), batch, "warmup");
+        int tags = services.settings().tags();
+        // as the judges send them: per tag, batches of up to `batch`, tag t to collector t mod collectors
+        var batches = batchesByTag(trajectories, tags, batch);
+        var warmup = batchesByTag(trajectories.subList(0, Math.min(count, 4 * batch)), tags, batch);
+        var warmIds = new java.util.HashSet<String>();
+        for (var w : warmup) for (var t : w) warmIds.add(t.trajectoryId());
+        journal(system, warmup, tags, services.settings().collectors());
+        plainBatches(system, config, warmup, tags, "warmup");
+        plainRows(system, config, warmup, tags, "warmup");
+        var measured = batchesByTag(trajectories.stream().filter(t -> !warmIds.contains(t.trajectoryId())).toList(), tags, batch);
+        int n = 0;
+        for (var m : measured) n += m.size();
         long t0 = System.nanoTime();
-        journal(system, trajectories.subList(batch, count), batch, services.settings().collectors());
+        journal(system, measured, tags, services.settings().collectors());
         double journalSecs = (System.nanoTime() - t0) / 1e9;
         long t1 = System.nanoTime();
-        plain(system, config, trajectories.subList(batch, count), batch, runId);
+        plainBatches(system, config, measured, tags, runId);
         double plainSecs = (System.nanoTime() - t1) / 1e9;
-        int n = count - batch;
+        long t2 = System.nanoTime();
+        plainRows(system, config, measured, tags, runId);
+        double rowsSecs = (System.nanoTime() - t2) / 1e9;
         long r0 = System.nanoTime();
         long replayed = new TrajectoryReplay(system).count(TrajectoryReplay.Filter.ALL, Duration.ofMinutes(10));
         double replaySecs = (System.nanoTime() - r0) / 1e9;
         var o = JSON.createObjectNode().put("bench", "persist")
             .put("journal", config.getString("pekko-persistence-jdbc.shared-databases.slick.db.url"))
-            .put("trajectories", n).put("batch", batch)
+            .put("trajectories", n).put("batch", batch).put("events", measured.size())
             .put("journal_per_s", Math.round(n / journalSecs)).put("plain_jdbc_per_s", Math.round(n / plainSecs))
             .put("ratio", Math.round(100.0 * plainSecs / journalSecs) / 100.0)
+            .put("plain_jdbc_row_per_trajectory_per_s", Math.round(n / rowsSecs))
+            .put("ratio_to_row_per_trajectory", Math.round(100.0 * rowsSecs / journalSecs) / 100.0)
             .put("replayed", replayed).put("replay_per_s", Math.round(replayed / replaySecs));
         print(o, json);
         return 0;
@@ -131,21 +145,29 @@ final class BenchCommand implements Runnable {
       }
     }
 
-    /** Through the collectors as the judges send them: batches, one in flight per collector. */
-    private static void journal(ActorSystem<?> system, List<Trajectory> ts, int batch, int collectors) throws Exception {
+    /** Groups trajectories by journal tag, in batches of at most {@code batch}: what a judge sends. */
+    private static List<List<Trajectory>> batchesByTag(List<Trajectory> ts, int tags, int batch) {
+      var byTag = new ArrayList<List<Trajectory>>();
+      for (int t = 0; t < tags; t++) byTag.add(new ArrayList<>());
+      for (var t : ts) byTag.get(TrajectoryCollector.tagIndex(t.trajectoryId(), tags)).add(t);
+      var out = new ArrayList<List<Trajectory>>();
+      for (var group : byTag) for (int i = 0; i < group.size(); i += batch) out.add(group.subList(i, Math.min(group.size(), i + batch)));
+      return out;
+    }
+
+    /** Through the collectors: each collector gets its tags' batches one after another (one in flight). */
+    private static void journal(ActorSystem<?> system, List<List<Trajectory>> batches, int tags, int collectors) throws Exception {
       var sharding = ClusterSharding.get(system);
       var perCollector = new ArrayList<List<List<Trajectory>>>();
       for (int c = 0; c < collectors; c++) perCollector.add(new ArrayList<>());
-      for (int i = 0; i < ts.size(); i += batch) {
-        perCollector.get((i / batch) % collectors).add(ts.subList(i, Math.min(ts.size(), i + batch)));
-      }
+      for (var b : batches) perCollector.get(TrajectoryCollector.tagIndex(b.getFirst().trajectoryId(), tags) % collectors).add(b);
       var lanes = new ArrayList<CompletableFuture<Void>>();
       for (int c = 0; c < collectors; c++) {
         var ref = sharding.entityRefFor(TrajectoryCollector.KEY, Integer.toString(c));
-        var batches = perCollector.get(c);
+        var mine = perCollector.get(c);
         lanes.add(CompletableFuture.runAsync(() -> {
           long id = 0;
-          for (var b : batches) {
+          for (var b : mine) {
             final long batchId = id++;
             var reply = AskPattern.<TrajectoryCollector.Command, StatusReply<TrajectoryCollector.BatchRecorded>>ask(ref,
                 r -> new TrajectoryCollector.RecordBatch(batchId, new ArrayList<>(b), r), Duration.ofSeconds(60), system.scheduler());
@@ -161,8 +183,35 @@ final class BenchCommand implements Runnable {
       CompletableFuture.allOf(lanes.toArray(CompletableFuture[]::new)).get(10, TimeUnit.MINUTES);
     }
 
-    /** The same events, serialized the same way, batch-inserted with plain JDBC into a copy of the journal tables. */
-    private static void plain(ActorSystem<?> system, Config config, List<Trajectory> ts, int batch, String runId) throws Exception {
+    /** The same rows the journal gets, with plain JDBC: one serialized batch event and one tag row per batch. */
+    private static void plainBatches(ActorSystem<?> system, Config config, List<List<Trajectory>> batches, int tagCount, String runId) throws Exception {
+      var events = new ArrayList<Object>();
+      var tags = new ArrayList<String>();
+      for (var b : batches) {
+        events.add(new TrajectoriesRecorded(b, "plain", System.currentTimeMillis()));
+        tags.add(TrajectoryCollector.tagFor(b.getFirst().trajectoryId(), tagCount));
+      }
+      insert(system, config, events, tags, 1, runId);
+    }
+
+    /** For reference: one row per trajectory (the pre-batch event layout), committed per batch. */
+    private static void plainRows(ActorSystem<?> system, Config config, List<List<Trajectory>> batches, int tagCount, String runId) throws Exception {
+      var events = new ArrayList<Object>();
+      var tags = new ArrayList<String>();
+      int batch = 0;
+      for (var b : batches) {
+        batch = Math.max(batch, b.size());
+        for (var t : b) {
+          events.add(new TrajectoryRecorded(t, "plain", System.currentTimeMillis()));
+          tags.add(TrajectoryCollector.tagFor(t.trajectoryId(), tagCount));
+        }
+      }
+      insert(system, config, events, tags, batch, runId);
+    }
+
+    /** Serializes each event as the journal does and batch-inserts it into a copy of the journal tables. */
+    private static void insert(ActorSystem<?> system, Config config, List<Object> events, List<String> tags, int perCommit,
+                               String runId) throws Exception {
       var db = config.getConfig("pekko-persistence-jdbc.shared-databases.slick.db");
       var url = db.getString("url");
       var serialization = SerializationExtension.get(Adapter.toClassic(system));
@@ -180,8 +229,8 @@ final class BenchCommand implements Runnable {
         c.setAutoCommit(false);
         try (var ins = c.prepareStatement("INSERT INTO bench_plain_journal VALUES (?,?,?,?,?,?,?,?)");
              var tag = c.prepareStatement("INSERT INTO bench_plain_tag VALUES (?,?)")) {
-          for (int i = 0; i < ts.size(); i++) {
-            var e = new TrajectoryRecorded(ts.get(i), "plain", System.currentTimeMillis());
+          for (int i = 0; i < events.size(); i++) {
+            var e = events.get(i);
             var ser = serialization.findSerializerFor(e);
             long ord = base + i + 1;
             ins.setLong(1, ord);
@@ -194,9 +243,9 @@ final class BenchCommand implements Runnable {
             ins.setBytes(8, ser.toBinary(e));
             ins.addBatch();
             tag.setLong(1, ord);
-            tag.setString(2, TrajectoryCollector.tagFor(ts.get(i).trajectoryId(), 8));
+            tag.setString(2, tags.get(i));
             tag.addBatch();
-            if ((i + 1) % batch == 0 || i == ts.size() - 1) {
+            if ((i + 1) % perCommit == 0 || i == events.size() - 1) {
               ins.executeBatch();
               tag.executeBatch();
               c.commit();

@@ -44,9 +44,9 @@ final class ExportCommand implements Callable<Integer> {
     var tmp = out.resolveSibling(out.getFileName() + ".part");
     try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
       var export = new ChatExport(ToolDirectory.get(system).universe());
-      long n = new TrajectoryReplay(system).forEach(filters.filter(), Duration.ofSeconds(timeoutSeconds), (tag, e) -> {
+      long n = new TrajectoryReplay(system).forEach(filters.filter(), Duration.ofSeconds(timeoutSeconds), (tag, t) -> {
         try {
-          w.write(export.toLine(e.trajectory(), tag));
+          w.write(export.toLine(t, tag));
           w.newLine();
         } catch (java.io.IOException ex) {
           throw new java.io.UncheckedIOException(ex);

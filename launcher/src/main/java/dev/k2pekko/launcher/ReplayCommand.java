@@ -67,9 +67,8 @@ final class ReplayCommand implements Callable<Integer> {
         if (!json) System.out.println(n);
       } else {
         var printed = new long[1];
-        n = replay.forEach(filter, timeout, (tag, e) -> {
+        n = replay.forEach(filter, timeout, (tag, t) -> {
           if (printed[0]++ >= limit) return;
-          var t = e.trajectory();
           System.out.printf("%s %s %s d=%d %s steps=%d answer=%s%n    %s%n", tag, t.trajectoryId(), t.category(), t.difficulty(),
               t.verdict().accepted() ? "ACCEPTED" : "REJECTED " + t.verdict().reasons(), t.steps().size(), t.finalAnswer(), t.prompt());
           for (var s : t.steps()) {

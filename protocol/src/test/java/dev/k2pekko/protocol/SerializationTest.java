@@ -63,6 +63,11 @@ class SerializationTest {
     var bytes = serializer.toBinary(event);
     var manifest = Serializers.manifestFor(serializer, event);
     assertEquals(event, serialization.deserialize(bytes, serializer.identifier(), manifest).get());
+    var batch = new TrajectoriesRecorded(List.of(trajectory("teacher"), trajectory("learned-v3")), "collector|1", 99L);
+    var batchSerializer = serialization.findSerializerFor(batch);
+    assertEquals("JacksonCborSerializer", batchSerializer.getClass().getSimpleName());
+    assertEquals(batch, serialization.deserialize(batchSerializer.toBinary(batch), batchSerializer.identifier(),
+        Serializers.manifestFor(batchSerializer, batch)).get());
 
     // Written by version 1, before trajectories named their policy (see src/test/resources/trajectory-recorded-v1.cbor).
     try (var in = getClass().getResourceAsStream("/trajectory-recorded-v1.cbor")) {
