@@ -44,13 +44,42 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
 
   /** Run {@code episodes} episodes of run {@code runId}; the judge reports them to {@code tracker}. */
   public record RunEpisodes(String runId, long seed, int episodes, PersistMode persist,
-                            ActorRef<RunTracker.Command> tracker) implements Command, KryoWire {}
+                            ActorRef<RunTracker.Command> tracker, EpisodeSpec spec) implements Command, KryoWire {
+    public RunEpisodes(String runId, long seed, int episodes, PersistMode persist, ActorRef<RunTracker.Command> tracker) {
+      this(runId, seed, episodes, persist, tracker, EpisodeSpec.SYNTHESIS);
+    }
+  }
+
+  /**
+   * Which tasks and which policy a run's episodes use.
+   *
+   * @param tasks "universe": the whole tool universe from the node's task bank (synthesis); "train": core-tool tasks
+   *     of the training split; "held-out": core-tool tasks of the held-out split, difficulties 1..max in equal shares
+   * @param policy "teacher" (the scripted teacher) or "learned" (the node's inference server)
+   * @param temperature sampling temperature of the learned policy
+   * @param rollouts consecutive episodes of an agent that share one task (K rollouts per task for RL, n trials for
+   *     evaluation); their trajectory ids differ only after '#', so they share a journal tag
+   */
+  public record EpisodeSpec(String tasks, String policy, double temperature, int rollouts) implements KryoWire {
+    public static final EpisodeSpec SYNTHESIS = new EpisodeSpec("universe", "teacher", 0, 1);
+
+    public EpisodeSpec {
+      if (!java.util.Set.of("universe", "train", "held-out").contains(tasks)) throw new IllegalArgumentException("tasks must be universe, train or held-out, got " + tasks);
+      if (!policy.equals("teacher") && !policy.equals("learned")) throw new IllegalArgumentException("policy must be teacher or learned, got " + policy);
+      if (rollouts < 1) throw new IllegalArgumentException("rollouts must be at least 1, got " + rollouts);
+      if (!(temperature >= 0)) throw new IllegalArgumentException("temperature must be >= 0, got " + temperature);
+    }
+
+    public boolean learned() { return policy.equals("learned"); }
+  }
 
   public enum PersistMode { NONE, ACCEPTED, ALL }
 
   private record GotResult(ToolResult result) implements Command, LocalOnly {}
 
   private record GotSnapshot(WorldSnapshot snapshot) implements Command, LocalOnly {}
+
+  private record GotAction(dev.k2pekko.agents.inference.InferenceServer.Reply reply) implements Command, LocalOnly {}
 
   private enum Tick implements Command, LocalOnly { INSTANCE }
 
@@ -69,6 +98,9 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private ArrayDeque<RunEpisodes> queued;
   private ActorRef<ToolResult> resultAdapter;
   private ActorRef<WorldSnapshot> snapshotAdapter;
+  private ActorRef<dev.k2pekko.agents.inference.InferenceServer.Reply> actionAdapter;
+  private boolean awaitingAction;
+  private dev.k2pekko.protocol.Sampling sampling;
   private Cancellable tick;
   // the run
   private RunEpisodes run;
@@ -98,6 +130,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
       case RunEpisodes r -> onRun(r);
       case GotResult m -> onResult(m.result());
       case GotSnapshot m -> onSnapshot(m.snapshot());
+      case GotAction m -> onAction(m.reply());
       case Tick t -> onTick();
     };
   }
@@ -120,6 +153,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     if (resultAdapter == null) {
       resultAdapter = getContext().messageAdapter(ToolResult.class, GotResult::new);
       snapshotAdapter = getContext().messageAdapter(WorldSnapshot.class, GotSnapshot::new);
+      actionAdapter = getContext().messageAdapter(dev.k2pekko.agents.inference.InferenceServer.Reply.class, GotAction::new);
     }
     run = r;
     episode = 0;
@@ -134,8 +168,12 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
 
   private void startEpisode() {
     var s = services();
-    task = s.generator().task(run.seed(), agentId, episode);
-    episodeId = run.runId() + "/" + agentId + "/" + episode;
+    var spec = run.spec();
+    task = s.task(spec, run.seed(), agentId, episode, run.episodes());
+    episodeId = spec.rollouts() == 1 && spec.tasks().equals("universe") ? run.runId() + "/" + agentId + "/" + episode
+        : run.runId() + "/" + agentId + "/" + (episode / spec.rollouts()) + "#" + (episode % spec.rollouts());
+    sampling = null;
+    awaitingAction = false;
     steps = new ArrayList<>(task.plan().size() + 2);
     finalAnswer = null;
     budgetExceeded = false;
@@ -144,8 +182,33 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     waitingSince = System.nanoTime();
     worker = tools.workerFor(episodeId);
     if (worker == null) return; // no tool node yet: the tick retries until the timeout
-    policy = s.policy().start(task, task.seed());
-    act(null);
+    begin();
+  }
+
+  /** The first action of the episode: from the teacher here, or asked of the node's inference server. */
+  private void begin() {
+    var spec = run.spec();
+    if (spec.learned()) {
+      awaitingAction = true;
+      waitingSince = System.nanoTime();
+      services().inference().tell(new dev.k2pekko.agents.inference.InferenceServer.Begin(episodeId, task,
+          task.seed() * 31 + episode, spec.temperature(), actionAdapter));
+    } else {
+      policy = services().policy().start(task, task.seed());
+      act(null);
+    }
+  }
+
+  private Behavior<Command> onAction(dev.k2pekko.agents.inference.InferenceServer.Reply r) {
+    if (!awaitingAction || !r.episodeId().equals(episodeId)) return this; // a late reply of an episode that timed out
+    awaitingAction = false;
+    if (r.error() != null) {
+      judge(Map.of(), r.error());
+      return this;
+    }
+    sampling = new dev.k2pekko.protocol.Sampling(r.version(), r.logProb(), run.spec().temperature());
+    perform(r.action());
+    return this;
   }
 
   private void act(Step previous) {
@@ -154,7 +217,18 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
       finish(null);
       return;
     }
-    switch (policy.next(previous)) {
+    if (run.spec().learned()) {
+      if (previous == null) throw new IllegalStateException("the learned policy's first action comes from begin()");
+      awaitingAction = true;
+      waitingSince = System.nanoTime();
+      services().inference().tell(new dev.k2pekko.agents.inference.InferenceServer.Continue(episodeId, previous, actionAdapter));
+      return;
+    }
+    perform(policy.next(previous));
+  }
+
+  private void perform(Action next) {
+    switch (next) {
       case Action.Call call -> {
         pendingCall = call;
         pendingId = "call_" + steps.size();
@@ -177,6 +251,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   }
 
   private void finish(String answer) {
+    if (run.spec().learned()) services().inference().tell(new dev.k2pekko.agents.inference.InferenceServer.End(episodeId));
     finalAnswer = answer;
     awaitingSnapshot = true;
     waitingSince = System.nanoTime();
@@ -192,8 +267,12 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private void judge(Map<String, String> world, String problem) {
     var s = services();
     var draft = new Trajectory(episodeId, task.id(), task.category(), task.difficulty(), task.seed(), NodeServices.SYSTEM_PROMPT,
-        task.prompt(), task.toolsOffered(), steps, finalAnswer, null, s.policy().name());
-    s.judge().tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker()));
+        task.prompt(), task.toolsOffered(), steps, finalAnswer, null,
+        run.spec().learned() ? "learned@v" + (sampling == null ? -1 : sampling.version()) : s.policy().name(), sampling);
+    if (run.spec().learned() && awaitingAction) s.inference().tell(new dev.k2pekko.agents.inference.InferenceServer.End(episodeId));
+    awaitingAction = false;
+    s.judge().tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker(),
+        run.spec().tasks().equals("held-out")));
     awaitingSnapshot = false;
     episode++;
     if (episode < run.episodes()) {
@@ -217,11 +296,12 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     if (worker == null) {
       worker = tools.workerFor(episodeId);
       if (worker != null) {
-        policy = services().policy().start(task, task.seed());
-        act(null);
+        begin();
       } else if (late) {
         judge(Map.of(), "no-tools: no tool worker in the cluster");
       }
+    } else if (late && awaitingAction) {
+      judge(Map.of(), "policy-timeout: the inference server gave no action within " + services().settings().toolTimeout());
     } else if (late && pendingId != null) {
       onResult(ToolResult.failed(pendingId, ToolError.TIMEOUT, "no result within " + services().settings().toolTimeout()));
     } else if (late && awaitingSnapshot) {

@@ -28,8 +28,13 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   public sealed interface Command {}
 
   public record Evaluate(Task task, Trajectory draft, Map<String, String> world, boolean budgetExceeded, String problem,
-                         String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker)
-      implements Command, LocalOnly {}
+                         String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker, boolean perTask)
+      implements Command, LocalOnly {
+    public Evaluate(Task task, Trajectory draft, Map<String, String> world, boolean budgetExceeded, String problem,
+                    String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker) {
+      this(task, draft, world, budgetExceeded, problem, runId, persist, tracker, false);
+    }
+  }
 
   private record Acked(int tag, long batchId, int persisted, Throwable failure) implements Command, LocalOnly {}
 
@@ -76,8 +81,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
       verdict = new dev.k2pekko.protocol.Verdict(false, verdict.verifiableScore(), verdict.rubricScore(), List.copyOf(reasons));
     }
     var d = e.draft();
-    var t = new Trajectory(d.trajectoryId(), d.taskId(), d.category(), d.difficulty(), d.seed(), d.system(), d.prompt(),
-        d.tools(), d.steps(), d.finalAnswer(), verdict, d.policy());
+    var t = d.withVerdict(verdict);
     trackers.putIfAbsent(e.runId(), e.tracker());
     var s = stats.computeIfAbsent(e.runId(), k -> new RunStats());
     s.add("episodes", 1);
@@ -91,6 +95,11 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     s.add(byDifficulty[0], 1);
     s.add(byCategory[0], 1);
     s.add(nodeKey, 1);
+    if (e.perTask()) {
+      // evaluation: trials and successes per task instance, for success rate and pass^k
+      s.add("task/" + d.taskId() + "/n", 1);
+      if (verdict.accepted()) s.add("task/" + d.taskId() + "/ok", 1);
+    }
     if (verdict.accepted()) {
       s.add(byDifficulty[1], 1);
       s.add(byCategory[1], 1);

@@ -24,7 +24,12 @@ public final class K2Node {
       var tools = ToolDirectory.get(system);
       if (roles.contains("tool")) tools.startWorkers(system);
       else tools.followRemoteWorkers(system);
-      if (roles.contains("agent")) NodeServices.get(system).setJudge(system.systemActorOf(Judge.create(), "judge", Props.empty()));
+      if (roles.contains("agent")) {
+        var services = NodeServices.get(system);
+        services.setJudge(system.systemActorOf(Judge.create(), "judge", Props.empty()));
+        services.setInference(system.systemActorOf(
+            dev.k2pekko.agents.inference.InferenceServer.create(services.format(), services.inferenceSettings()), "inference", Props.empty()));
+      }
       Agent.init(system);
       TrajectoryCollector.init(system);
       return system;

@@ -32,6 +32,11 @@ public final class NodeServices implements Extension {
   private final JudgeRubric rubric;
   private final Settings settings;
   private volatile ActorRef<Judge.Command> judge;
+  private volatile ActorRef<dev.k2pekko.agents.inference.InferenceServer.Command> inference;
+  private final dev.k2pekko.agents.policy.PolicyFormat format;
+  private final TaskGenerator train, heldOut;
+  private final int maxSteps;
+  private final dev.k2pekko.agents.inference.InferenceServer.Settings inferenceSettings;
 
   private NodeServices(ActorSystem<?> system) {
     var c = system.settings().config().getConfig("k2");
@@ -41,6 +46,13 @@ public final class NodeServices implements Extension {
     this.policy = new TeacherPolicy(generator, new TeacherPolicy.Mistakes(t.getDouble("wrong-argument"),
         t.getDouble("skip-step"), t.getDouble("wrong-tool"), t.getDouble("premature-answer"), t.getDouble("recover")));
     this.rubric = new JudgeRubric(c.getDouble("judge.threshold"));
+    var universe = ToolDirectory.get(system).universe();
+    this.format = new dev.k2pekko.agents.policy.PolicyFormat(universe);
+    this.maxSteps = c.getInt("policy.max-steps");
+    this.train = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
+    this.heldOut = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
+    this.inferenceSettings = new dev.k2pekko.agents.inference.InferenceServer.Settings(c.getDuration("inference.window"),
+        c.getInt("inference.max-batch"));
     var timeout = c.getDuration("agent.tool-timeout");
     this.settings = new Settings(timeout, timeout.dividedBy(4), rubric.threshold(), c.getInt("judge.batch-size"),
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
@@ -48,6 +60,48 @@ public final class NodeServices implements Extension {
   }
 
   public TaskGenerator generator() { return generator; }
+  public dev.k2pekko.agents.policy.PolicyFormat format() { return format; }
+  public dev.k2pekko.agents.inference.InferenceServer.Settings inferenceSettings() { return inferenceSettings; }
+
+  /**
+   * The task of an agent's episode under a run's spec. "universe": the node's task bank, as in synthesis. "train"
+   * and "held-out": core-tool tasks of that split; the agent's {@code rollouts} consecutive episodes share one task.
+   * Held-out tasks are numbered over the run (agent number x tasks per agent + group) and task i has difficulty
+   * 1 + i mod max-steps, so a run whose task count is a multiple of max-steps has every difficulty in equal shares.
+   */
+  public dev.k2pekko.agents.tasks.Task task(Agent.EpisodeSpec spec, long runSeed, String agentId, int episode, int episodes) {
+    int group = episode / spec.rollouts();
+    return switch (spec.tasks()) {
+      case "universe" -> generator.task(runSeed, agentId, episode);
+      case "train" -> {
+        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);
+        yield train.task(seed, "r-" + Long.toHexString(seed));
+      }
+      default -> {
+        int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
+        long index = (long) agentNumber(agentId) * perAgent + group;
+        long seed = TaskGenerator.mix(runSeed * 0xD1B54A32D192ED03L + index);
+        yield heldOut.taskOfDifficulty(seed, "h-" + index, 1 + (int) (index % maxSteps));
+      }
+    };
+  }
+
+  private static int agentNumber(String agentId) {
+    int dash = agentId.lastIndexOf('-');
+    try {
+      return Integer.parseInt(agentId.substring(dash + 1));
+    } catch (NumberFormatException e) {
+      return Math.floorMod(agentId.hashCode(), 1 << 20);
+    }
+  }
+
+  public ActorRef<dev.k2pekko.agents.inference.InferenceServer.Command> inference() {
+    var i = inference;
+    if (i == null) throw new IllegalStateException("this node runs no inference server (role 'agent' missing?)");
+    return i;
+  }
+
+  void setInference(ActorRef<dev.k2pekko.agents.inference.InferenceServer.Command> ref) { this.inference = ref; }
   public Policy policy() { return policy; }
   public JudgeRubric rubric() { return rubric; }
   public Settings settings() { return settings; }

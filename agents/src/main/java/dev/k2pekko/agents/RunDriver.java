@@ -11,7 +11,12 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 public final class RunDriver {
   private RunDriver() {}
 
-  public record RunSpec(String runId, int agents, int episodesPerAgent, long seed, Agent.PersistMode persist, Duration timeout) {
+  public record RunSpec(String runId, int agents, int episodesPerAgent, long seed, Agent.PersistMode persist, Duration timeout,
+                        Agent.EpisodeSpec episodes) {
+    public RunSpec(String runId, int agents, int episodesPerAgent, long seed, Agent.PersistMode persist, Duration timeout) {
+      this(runId, agents, episodesPerAgent, seed, persist, timeout, Agent.EpisodeSpec.SYNTHESIS);
+    }
+
     public RunSpec {
       if (agents < 1) throw new IllegalArgumentException("--agents must be at least 1, got " + agents);
       if (episodesPerAgent < 1) throw new IllegalArgumentException("--episodes must be at least 1, got " + episodesPerAgent);
@@ -25,7 +30,7 @@ public final class RunDriver {
     var sharding = ClusterSharding.get(system);
     for (int i = 0; i < spec.agents(); i++) {
       sharding.entityRefFor(Agent.KEY, "agent-" + i)
-          .tell(new Agent.RunEpisodes(spec.runId(), spec.seed(), spec.episodesPerAgent(), spec.persist(), tracker));
+          .tell(new Agent.RunEpisodes(spec.runId(), spec.seed(), spec.episodesPerAgent(), spec.persist(), tracker, spec.episodes()));
     }
     return done;
   }

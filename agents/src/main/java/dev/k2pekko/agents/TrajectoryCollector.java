@@ -76,8 +76,10 @@ public final class TrajectoryCollector
     this.dedupWindow = dedupWindow;
   }
 
+  /** The tag of a trajectory: a hash of its id up to '#', so the K rollouts of one task share a tag. */
   public static int tagIndex(String trajectoryId, int tags) {
-    return Math.floorMod(trajectoryId.hashCode(), tags);
+    int hash = trajectoryId.indexOf('#');
+    return Math.floorMod((hash < 0 ? trajectoryId : trajectoryId.substring(0, hash)).hashCode(), tags);
   }
 
   public static String tagFor(String trajectoryId, int tags) {

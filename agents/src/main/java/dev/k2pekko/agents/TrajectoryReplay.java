@@ -72,7 +72,7 @@ public final class TrajectoryReplay {
   public record Tagged(String tag, Trajectory trajectory) {}
 
   /** The trajectories of a journal event: a batch, or the single one of an older journal's event. */
-  static List<Trajectory> trajectories(Object event) {
+  public static List<Trajectory> trajectories(Object event) {
     return switch (event) {
       case TrajectoriesRecorded e -> e.trajectories();
       case TrajectoryRecorded e -> List.of(e.trajectory());

@@ -3,6 +3,10 @@ package dev.k2pekko.launcher;
 import dev.k2pekko.agents.Agent;
 import dev.k2pekko.agents.JournalSchema;
 import dev.k2pekko.agents.RunDriver;
+import dev.k2pekko.trainer.Pipeline;
+import dev.k2pekko.trainer.TrainerNode;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.concurrent.Callable;
@@ -10,27 +14,56 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code k2 run}: a local single-node cluster with every role, running the synthesis stage. */
+/**
+ * {@code k2 run}: a local single-node cluster with every role, running the whole pipeline (evaluation at
+ * initialisation, synthesis, SFT, evaluation, RL, evaluation), or with {@code --synthesis-only} the synthesis stage
+ * on the whole tool universe.
+ */
 @Command(name = "run", mixinStandardHelpOptions = true,
-    description = "Boot a local single-node cluster (all roles, one JVM) and run the synthesis stage: agents run "
-        + "generated tasks against the tool universe, the judge scores them, accepted trajectories are persisted.")
+    description = "Boot a local single-node cluster (all roles, one JVM) and run the pipeline: held-out evaluation of the "
+        + "fresh policy, synthesis by the teacher, SFT by the learners from the journal, evaluation, RL rounds, evaluation. "
+        + "--synthesis-only runs the synthesis stage alone on the whole tool universe.")
 final class RunCommand implements Callable<Integer> {
   @Mixin NodeConfig node;
 
-  @Option(names = "--agents", description = "number of agents (default ${DEFAULT-VALUE})", defaultValue = "1000")
+  @Option(names = "--synthesis-only", description = "run only the synthesis stage (agents, judge, journal) on the whole tool universe")
+  boolean synthesisOnly;
+
+  @Option(names = "--agents", description = "synthesis-only: number of agents (default ${DEFAULT-VALUE})", defaultValue = "1000")
   int agents;
 
-  @Option(names = "--episodes", description = "episodes per agent (default ${DEFAULT-VALUE})", defaultValue = "5")
+  @Option(names = "--episodes", description = "synthesis-only: episodes per agent (default ${DEFAULT-VALUE})", defaultValue = "5")
   int episodes;
 
-  @Option(names = "--seed", description = "run seed: tasks and teacher mistakes follow from it (default ${DEFAULT-VALUE})", defaultValue = "42")
+  @Option(names = "--seed", description = "run seed: tasks, teacher mistakes and sampling follow from it (default ${DEFAULT-VALUE})", defaultValue = "42")
   long seed;
 
-  @Option(names = "--persist", description = "accepted, all (rejected too, flagged) or none (default ${DEFAULT-VALUE})", defaultValue = "accepted")
+  @Option(names = "--persist", description = "synthesis-only: accepted, all (rejected too, flagged) or none (default ${DEFAULT-VALUE})", defaultValue = "accepted")
   String persist;
 
-  @Option(names = "--timeout", description = "give up after this many seconds (default ${DEFAULT-VALUE})", defaultValue = "600")
+  @Option(names = "--timeout", description = "synthesis-only: give up after this many seconds (default ${DEFAULT-VALUE})", defaultValue = "600")
   int timeoutSeconds;
+
+  @Option(names = "--resume", description = "continue the last pipeline run in the data directory from its last checkpoint and journal offsets")
+  boolean resume;
+
+  @Option(names = "--learners", description = "learner instances (default: k2.learner.count, 2)")
+  Integer learners;
+
+  @Option(names = "--mode", description = "parameter server: sync or async (default: k2.ps.mode, sync)")
+  String mode;
+
+  @Option(names = "--no-clip", description = "turn QK-Clip off (vanilla Muon + AdamW)")
+  boolean noClip;
+
+  @Option(names = "--sft-episodes", description = "teacher episodes for SFT data (default: 500 agents x 60)")
+  Integer sftEpisodes;
+
+  @Option(names = "--rl-rounds", description = "RL rounds (default: k2.pipeline.rl-rounds)")
+  Integer rlRounds;
+
+  @Option(names = "--eval-tasks", description = "held-out tasks per evaluation (default: k2.pipeline.eval-tasks)")
+  Integer evalTasks;
 
   @Option(names = "--json", description = "print the summary as one JSON object on the last line of stdout")
   boolean json;
@@ -39,6 +72,50 @@ final class RunCommand implements Callable<Integer> {
   boolean quiet;
 
   @Override public Integer call() throws Exception {
+    if (synthesisOnly) return synthesis();
+    if (learners != null && learners < 1) throw new NodeConfig.UsageError("--learners must be at least 1");
+    if (mode != null && !mode.equals("sync") && !mode.equals("async")) throw new NodeConfig.UsageError("--mode must be sync or async, got '" + mode + "'");
+    if (sftEpisodes != null && sftEpisodes < 1) throw new NodeConfig.UsageError("--sft-episodes must be at least 1");
+    if (rlRounds != null && rlRounds < 0) throw new NodeConfig.UsageError("--rl-rounds must be >= 0");
+    if (evalTasks != null && evalTasks < 1) throw new NodeConfig.UsageError("--eval-tasks must be at least 1");
+    var o = new HashMap<String, Object>();
+    if (learners != null) o.put("k2.learner.count", learners);
+    if (mode != null) o.put("k2.ps.mode", mode);
+    if (noClip) o.put("k2.ps.qk-clip", false);
+    if (sftEpisodes != null) {
+      o.put("k2.pipeline.synth-agents", Math.min(500, sftEpisodes));
+      o.put("k2.pipeline.synth-episodes", (sftEpisodes + Math.min(500, sftEpisodes) - 1) / Math.min(500, sftEpisodes));
+    }
+    if (rlRounds != null) o.put("k2.pipeline.rl-rounds", rlRounds);
+    if (evalTasks != null) o.put("k2.pipeline.eval-tasks", evalTasks);
+    var config = node.build("h2", o);
+    System.err.println("k2: " + JournalSchema.ensure(config));
+    Path latest = Path.of(config.getString("k2.journal.dir")).resolve("checkpoints").resolve("LATEST");
+    String runId;
+    if (resume) {
+      if (!Files.isRegularFile(latest)) throw new NodeConfig.UsageError("--resume: no earlier pipeline run in " + latest.getParent());
+      runId = Files.readString(latest).trim();
+      System.err.println("k2: resuming pipeline run " + runId);
+    } else {
+      runId = "p" + Long.toString(System.currentTimeMillis(), 36);
+      Files.createDirectories(latest.getParent());
+      Files.writeString(latest, runId + "\n");
+    }
+    var system = Nodes.single(config, Duration.ofSeconds(30));
+    try {
+      var started = TrainerNode.start(system, runId);
+      var report = new PipelineReport(System.err);
+      var pipeline = new Pipeline(system, started, Pipeline.Spec.fromConfig(runId, seed, config), p -> { if (!quiet) report.progress(p); });
+      var result = pipeline.run();
+      if (json) System.out.println(PipelineReport.json(result));
+      else PipelineReport.table(result, System.out);
+      return 0;
+    } finally {
+      Nodes.stop(system);
+    }
+  }
+
+  private int synthesis() throws Exception {
     var mode = switch (persist) {
       case "accepted" -> Agent.PersistMode.ACCEPTED;
       case "all" -> Agent.PersistMode.ALL;

@@ -86,6 +86,7 @@ public final class KryoSerializer extends JSerializer {
     kryo.register(long[].class, id++);
     kryo.register(byte[].class, id++);
     kryo.register(String[].class, id++);
+    kryo.register(double[][].class, id++);
     if (id > 200) throw new IllegalStateException("built-in Kryo ids overflow into the module range");
     classes.forEach((classId, c) -> kryo.register(c, classId));
     return kryo;

@@ -4,8 +4,21 @@ import java.util.List;
 
 /**
  * A judged episode: the task as the agent saw it, every tool call, the final answer and the verdict.
- * {@code tools} names the tool specs offered to the agent (for export in chat format).
+ * {@code tools} names the tool specs offered to the agent (for export in chat format). {@code sampling} is set when
+ * a learned policy played the episode (the weights version and log pi of its actions, the RL loss's pi_old), and
+ * null for the teacher and for journals written before it existed.
  */
 public record Trajectory(String trajectoryId, String taskId, String category, int difficulty, long seed,
                          String system, String prompt, List<String> tools, List<Step> steps, String finalAnswer,
-                         Verdict verdict, String policy) implements KryoWire {}
+                         Verdict verdict, String policy, Sampling sampling) implements KryoWire {
+
+  /** A teacher's (or any unsampled) trajectory. */
+  public Trajectory(String trajectoryId, String taskId, String category, int difficulty, long seed, String system,
+                    String prompt, List<String> tools, List<Step> steps, String finalAnswer, Verdict verdict, String policy) {
+    this(trajectoryId, taskId, category, difficulty, seed, system, prompt, tools, steps, finalAnswer, verdict, policy, null);
+  }
+
+  public Trajectory withVerdict(Verdict v) {
+    return new Trajectory(trajectoryId, taskId, category, difficulty, seed, system, prompt, tools, steps, finalAnswer, v, policy, sampling);
+  }
+}

@@ -69,10 +69,60 @@ public final class TaskGenerator {
     return this;
   }
 
+  /** Which task instances a generator hands out: see {@link #heldOut(Task)}. */
+  public enum Split { ALL, TRAIN, HELD_OUT }
+
+  private Split split = Split.ALL;
+  private boolean coreOnly;
+
+  /** Only tasks of this split (a task outside it is replaced by the next draw from the same seed stream). */
+  public TaskGenerator withSplit(Split split) {
+    this.split = split;
+    return this;
+  }
+
+  /** Only tasks on the core tools (calc, notes, files, kv, cart, calendar, web): the learned policy's family. */
+  public TaskGenerator coreOnly(boolean on) {
+    this.coreOnly = on;
+    return this;
+  }
+
+  /**
+   * The held-out split: one task instance in eight, chosen by a hash of its prompt, so the split is a property of
+   * the instance (the same prompt is held out in every run, whatever seed drew it) and no held-out instance is ever
+   * a training instance.
+   */
+  public static boolean heldOut(Task task) {
+    return Math.floorMod(mix(task.prompt().hashCode() * 0x9E3779B97F4A7C15L), 8L) == 0;
+  }
+
   public Task task(long seed, String id) {
+    for (int attempt = 0; ; attempt++) {
+      var t = draw(attempt == 0 ? seed : mix(seed + attempt), id);
+      if (split == Split.ALL || heldOut(t) == (split == Split.HELD_OUT)) return t;
+      if (attempt > 1000) throw new IllegalStateException("no task of split " + split + " in 1000 draws");
+    }
+  }
+
+  /** A task of exactly {@code difficulty} steps (for evaluation sets with equal shares per difficulty). */
+  public Task taskOfDifficulty(long seed, String id, int difficulty) {
+    for (int attempt = 0; ; attempt++) {
+      var t = draw(attempt == 0 ? seed : mix(seed + attempt), id, difficulty);
+      if (split == Split.ALL || heldOut(t) == (split == Split.HELD_OUT)) return t;
+      if (attempt > 1000) throw new IllegalStateException("no task of split " + split + " in 1000 draws");
+    }
+  }
+
+  private Task draw(long seed, String id) {
+    return draw(seed, id, 0);
+  }
+
+  private Task draw(long seed, String id, int fixedDifficulty) {
     var rnd = new SplittableRandom(seed);
-    int difficulty = 1 + rnd.nextInt(maxSteps);
+    int drawn = 1 + rnd.nextInt(maxSteps);
+    int difficulty = fixedDifficulty > 0 ? fixedDifficulty : drawn;
     String domain = rnd.nextInt(5) == 0 ? "core" : domains.get(rnd.nextInt(domains.size()));
+    if (coreOnly) domain = "core";
     var b = new TaskBuilder(universe, domain, seed);
     if (difficulty == 1) {
       if (rnd.nextBoolean()) b.calc(pick(rnd, OPS), num(rnd), num(rnd));
@@ -126,7 +176,7 @@ public final class TaskGenerator {
 
   private static String pick(SplittableRandom rnd, String[] xs) { return xs[rnd.nextInt(xs.length)]; }
 
-  static long mix(long z) {
+  public static long mix(long z) {
     z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
     z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
     return z ^ (z >>> 31);

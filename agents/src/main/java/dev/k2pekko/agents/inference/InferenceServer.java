@@ -1,0 +1,194 @@
+package dev.k2pekko.agents.inference;
+
+import dev.k2pekko.agents.LocalOnly;
+import dev.k2pekko.agents.policy.Action;
+import dev.k2pekko.agents.policy.LearnedPolicy;
+import dev.k2pekko.agents.policy.PolicyFormat;
+import dev.k2pekko.agents.tasks.Task;
+import dev.k2pekko.model.Decoder;
+import dev.k2pekko.model.WeightsSnapshot;
+import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.protocol.Step;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ForkJoinPool;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+
+/**
+ * One per node: serves the learned policy to the node's agents. Requests are collected for a batching window (or
+ * until {@code maxBatch} are waiting) and run as one batch on a compute pool, one batch at a time; each episode
+ * keeps its key/value cache between its requests. A batch runs at the weights it started with: an episode is
+ * pinned to the version that began it (its {@code pi_old}), and new versions, verified by their SHA-256 before the
+ * swap, apply to episodes that begin afterwards.
+ */
+public final class InferenceServer extends AbstractBehavior<InferenceServer.Command> {
+  public sealed interface Command {}
+
+  /** Service key under which the parameter server finds every node's inference server (weights subscription). */
+  public static final ServiceKey<WeightsSnapshot> WEIGHTS = ServiceKey.create(WeightsSnapshot.class, "k2-weights");
+
+  public record Begin(String episodeId, Task task, long seed, double temperature, ActorRef<Reply> replyTo) implements Command, LocalOnly {}
+
+  public record Continue(String episodeId, Step previous, ActorRef<Reply> replyTo) implements Command, LocalOnly {}
+
+  public record End(String episodeId) implements Command, LocalOnly {}
+
+  /** The next action of an episode, or why there is none ({@code error}). */
+  public record Reply(String episodeId, Action action, long version, double logProb, String error) implements LocalOnly {}
+
+  public record Stats(long version, long requests, long batches, long maxBatchSeen, long weightsRejected, int sessions) implements LocalOnly {}
+
+  public record GetStats(ActorRef<Stats> replyTo) implements Command, LocalOnly {}
+
+  /** A weights version to verify and swap in (from the parameter server, or set directly for offline use). */
+  public record NewWeights(WeightsSnapshot snapshot) implements Command, LocalOnly {}
+
+  private record Flush() implements Command, LocalOnly {}
+
+  private record Done(List<Result> results) implements Command, LocalOnly {}
+
+  private record Request(Command cmd) {}
+
+  private record Result(String episodeId, LearnedPolicy.Run run, Reply reply, ActorRef<Reply> replyTo) {}
+
+  public record Settings(Duration window, int maxBatch) {}
+
+  public static Behavior<Command> create(PolicyFormat format, Settings settings) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new InferenceServer(ctx, timers, format, settings)));
+  }
+
+  private final TimerScheduler<Command> timers;
+  private final PolicyFormat format;
+  private final Settings settings;
+  private final Executor pool = ForkJoinPool.commonPool();
+  private final Map<String, LearnedPolicy.Run> sessions = new HashMap<>();
+  private List<Request> queue = new ArrayList<>();
+  private boolean busy;
+  private LearnedPolicy policy;
+  private long requests, batches, maxBatchSeen, weightsRejected;
+
+  private InferenceServer(ActorContext<Command> ctx, TimerScheduler<Command> timers, PolicyFormat format, Settings settings) {
+    super(ctx);
+    this.timers = timers;
+    this.format = format;
+    this.settings = settings;
+    var weights = ctx.messageAdapter(WeightsSnapshot.class, NewWeights::new);
+    ctx.getSystem().receptionist().tell(Receptionist.register(WEIGHTS, weights));
+  }
+
+  @Override public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(Begin.class, this::enqueue)
+        .onMessage(Continue.class, this::enqueue)
+        .onMessage(End.class, e -> { sessions.remove(e.episodeId()); return this; })
+        .onMessage(NewWeights.class, this::onWeights)
+        .onMessage(Flush.class, f -> { runBatch(); return this; })
+        .onMessage(Done.class, this::onDone)
+        .onMessage(GetStats.class, g -> {
+          g.replyTo().tell(new Stats(policy == null ? -1 : policy.version(), requests, batches, maxBatchSeen, weightsRejected, sessions.size()));
+          return this;
+        })
+        .build();
+  }
+
+  private Behavior<Command> onWeights(NewWeights w) {
+    var snap = w.snapshot();
+    if (policy != null && snap.version() <= policy.version()) return this;
+    try {
+      snap.verify();
+    } catch (WeightsSnapshot.CorruptWeightsException e) {
+      weightsRejected++;
+      getContext().getLog().error("weights refused, keeping version {}: {}", policy == null ? "none" : policy.version(), e.getMessage());
+      return this;
+    }
+    policy = new LearnedPolicy(format, new Decoder(snap.toModel(new ReferenceOps())), snap.version(), 0.0);
+    return this;
+  }
+
+  private Behavior<Command> enqueue(Command c) {
+    requests++;
+    queue.add(new Request(c));
+    if (queue.size() >= settings.maxBatch()) runBatch();
+    else if (queue.size() == 1) timers.startSingleTimer("flush", new Flush(), settings.window());
+    return this;
+  }
+
+  private void runBatch() {
+    if (busy || queue.isEmpty()) return;
+    timers.cancel("flush");
+    var batch = queue.size() > settings.maxBatch() ? new ArrayList<>(queue.subList(0, settings.maxBatch())) : queue;
+    queue = queue.size() > settings.maxBatch() ? new ArrayList<>(queue.subList(settings.maxBatch(), queue.size())) : new ArrayList<>();
+    busy = true;
+    batches++;
+    maxBatchSeen = Math.max(maxBatchSeen, batch.size());
+    // Everything a job touches is handed over here: the sessions of its episodes and the current weights.
+    var jobs = new ArrayList<Runnable>();
+    var results = new Result[batch.size()];
+    var current = policy;
+    for (int i = 0; i < batch.size(); i++) {
+      int at = i;
+      switch (batch.get(i).cmd()) {
+        case Begin b -> jobs.add(() -> {
+          if (current == null) {
+            results[at] = new Result(b.episodeId(), null, new Reply(b.episodeId(), null, -1, 0, "no-policy: no weights published yet"), b.replyTo());
+            return;
+          }
+          var run = current.withTemperature(b.temperature()).start(b.task(), b.seed());
+          var action = run.next(null);
+          results[at] = new Result(b.episodeId(), run, new Reply(b.episodeId(), action, current.version(), run.logProb(), null), b.replyTo());
+        });
+        case Continue c -> {
+          var run = sessions.get(c.episodeId());
+          jobs.add(() -> {
+            if (run == null) {
+              results[at] = new Result(c.episodeId(), null, new Reply(c.episodeId(), null, -1, 0, "no-session: unknown episode " + c.episodeId()), c.replyTo());
+              return;
+            }
+            var action = run.next(c.previous());
+            results[at] = new Result(c.episodeId(), run, new Reply(c.episodeId(), action, run.version(), run.logProb(), null), c.replyTo());
+          });
+        }
+        default -> throw new IllegalStateException("not a request: " + batch.get(i).cmd());
+      }
+    }
+    var self = getContext().getSelf();
+    CompletableFuture.runAsync(() -> jobs.parallelStream().forEach(Runnable::run), pool)
+        .whenComplete((ok, failure) -> {
+          var out = new ArrayList<Result>();
+          for (int i = 0; i < results.length; i++) {
+            if (results[i] != null) out.add(results[i]);
+            else {
+              var c = batch.get(i).cmd();
+              String id = c instanceof Begin b ? b.episodeId() : ((Continue) c).episodeId();
+              var replyTo = c instanceof Begin b ? b.replyTo() : ((Continue) c).replyTo();
+              out.add(new Result(id, null, new Reply(id, null, -1, 0, "policy-failure: " + (failure == null ? "no result" : failure.getMessage())), replyTo));
+            }
+          }
+          self.tell(new Done(out));
+        });
+  }
+
+  private Behavior<Command> onDone(Done d) {
+    busy = false;
+    for (var r : d.results()) {
+      if (r.run() != null) sessions.put(r.episodeId(), r.run());
+      else sessions.remove(r.episodeId());
+      r.replyTo().tell(r.reply());
+    }
+    runBatch();
+    return this;
+  }
+}

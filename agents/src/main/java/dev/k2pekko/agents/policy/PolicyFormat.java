@@ -1,0 +1,211 @@
+package dev.k2pekko.agents.policy;
+
+import dev.k2pekko.agents.tasks.Task;
+import dev.k2pekko.model.Sequence;
+import dev.k2pekko.model.Tokenizer;
+import dev.k2pekko.protocol.Step;
+import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.tools.ParamSpec;
+import dev.k2pekko.tools.ToolSpec;
+import dev.k2pekko.tools.ToolUniverse;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The text a learned policy reads and writes, and its tokens. An episode is one token stream:
+ * <pre>
+ *   &lt;bos&gt; prompt &lt;sep&gt;
+ *   &lt;call&gt;calc.add a=7|b=5&lt;eos&gt; &lt;result&gt;12&lt;sep&gt;
+ *   &lt;call&gt;notes.write text=12&lt;eos&gt; &lt;result&gt;ok&lt;sep&gt;
+ *   &lt;answer&gt;12&lt;eos&gt;
+ * </pre>
+ * The policy writes the actions ({@code <call>...<eos>}, {@code <answer>...<eos>}); everything else comes from the
+ * environment and is context only. Arguments are {@code name=value} in the tool's parameter order, joined by
+ * {@code |}; a value is parsed back by its parameter's JSON type. A failed call reads back as
+ * {@code error TRANSIENT_FAILURE} and a partial result as {@code partial}, so the policy learns to retry both.
+ *
+ * <p>The vocabulary is the standard specials and ASCII characters plus one token per core tool, per argument name
+ * per recurring phrase of the task language, and per whole number below 1000, so a five-step task fits in about
+ * 100 tokens.
+ */
+public final class PolicyFormat {
+  /** Phrases of the task language ({@link dev.k2pekko.agents.tasks.TaskBuilder}), one token each. */
+  private static final List<String> PHRASES = List.of(
+      "Calculate ", "calculate ", ", then ", "add ", " to it", "subtract ", " from it", "multiply it by ",
+      "take the larger of ", "take the smaller of ", "it and ", " and ", " × ", " + ", " - ", "look up ", " in the ",
+      "write it into the ", "store it as the ", "save it to the file ", "reports/r", ".txt", "create the event ",
+      " on ", " in the calendar", "list the events of ", "Get the cart total", "get the cart total", "Add ",
+      " to the cart", " at ", ". Answer with the final value.", "2026-", "Look up ", "Create the event ", "List the events of ",
+      "Take the larger of ", "Take the smaller of ", "web", "notes", "journal", "record", "setting", "catalog", "faq",
+      "price of gold", "orders today", "open tickets", "stock level", "rating", "distance to depot", "team size",
+      "build number", "room count", "page views", "apples", "pens", "cables", "tickets", "books", "mugs", "batteries",
+      "tea", "standup", "review", "dentist", "flight", "lecture", "match", "payday", "demo",
+      "error ", "partial", "ok", "no events", "not found", "deleted", "UNKNOWN_TOOL", "INVALID_ARGUMENTS",
+      "PAYLOAD_TOO_LARGE", "TRANSIENT_FAILURE", "TIMEOUT", "INTERNAL");
+
+  private final ToolUniverse universe;
+  private final Tokenizer tokenizer;
+  private final int call, result, answer, sep, eos, bos;
+
+  public PolicyFormat(ToolUniverse universe) {
+    this.universe = universe;
+    var words = new ArrayList<String>();
+    var argNames = new java.util.LinkedHashSet<String>();
+    for (var t : universe.all()) {
+      if (t.domain().indexOf('.') >= 0) continue; // generated domains: not in the policy's task family
+      words.add(t.name() + " ");
+      for (var p : t.params()) argNames.add(p.name() + "=");
+    }
+    words.addAll(argNames);
+    words.addAll(PHRASES);
+    // Whole numbers up to 999 are one token each (longer ones split greedily, "1234" = "123" "4"): the policy
+    // copies a number from the prompt or a result as one token instead of digit by digit.
+    for (int i = 10; i < 1000; i++) words.add(Integer.toString(i));
+    this.tokenizer = Tokenizer.withWords(words);
+    call = tokenizer.id(Tokenizer.CALL);
+    result = tokenizer.id(Tokenizer.RESULT);
+    answer = tokenizer.id(Tokenizer.ANSWER);
+    sep = tokenizer.id(Tokenizer.SEP);
+    eos = tokenizer.id(Tokenizer.EOS);
+    bos = tokenizer.id(Tokenizer.BOS);
+  }
+
+  public Tokenizer tokenizer() { return tokenizer; }
+
+  public int eos() { return eos; }
+
+  /** {@code <bos> prompt <sep>}: the episode's first tokens. */
+  public int[] prompt(String taskPrompt) {
+    return concat(new int[] {bos}, tokenizer.encode(taskPrompt), new int[] {sep});
+  }
+
+  /** The action tokens of a call, {@code <call>tool a=1|b=2<eos>}. */
+  public int[] call(String tool, Map<String, Object> args) {
+    var sb = new StringBuilder(tool).append(' ');
+    boolean first = true;
+    for (String name : argOrder(tool, args)) {
+      if (!first) sb.append('|');
+      first = false;
+      sb.append(name).append('=').append(valueText(args.get(name)));
+    }
+    return concat(new int[] {call}, tokenizer.encode(sb.toString()), new int[] {eos});
+  }
+
+  /** The action tokens of an answer, {@code <answer>text<eos>}. */
+  public int[] answer(String text) {
+    return concat(new int[] {answer}, tokenizer.encode(text == null ? "" : text), new int[] {eos});
+  }
+
+  /** What the environment appends after a call: {@code <result>text<sep>}. */
+  public int[] result(Step step) {
+    String text = step.error() != null ? "error " + step.error() : step.partial() ? "partial" : step.result();
+    return concat(new int[] {result}, tokenizer.encode(text == null ? "" : text), new int[] {sep});
+  }
+
+  /** The whole episode as one sequence with the policy's own tokens marked (for SFT and the RL loss). */
+  public Sequence sequence(Trajectory t) {
+    var tokens = new ArrayList<int[]>();
+    var marks = new ArrayList<Boolean>();
+    tokens.add(prompt(t.prompt()));
+    marks.add(false);
+    for (var s : t.steps()) {
+      tokens.add(call(s.tool(), s.arguments()));
+      marks.add(true);
+      tokens.add(result(s));
+      marks.add(false);
+    }
+    if (t.finalAnswer() != null) {
+      tokens.add(answer(t.finalAnswer()));
+      marks.add(true);
+    }
+    int n = 0;
+    for (int[] p : tokens) n += p.length;
+    int[] ids = new int[n];
+    boolean[] act = new boolean[n];
+    int o = 0;
+    for (int i = 0; i < tokens.size(); i++) {
+      int[] p = tokens.get(i);
+      System.arraycopy(p, 0, ids, o, p.length);
+      if (marks.get(i)) Arrays.fill(act, o, o + p.length, true);
+      o += p.length;
+    }
+    return new Sequence(ids, act);
+  }
+
+  /**
+   * Reads the tokens a policy generated (from {@code <call>} or {@code <answer>} up to {@code <eos>}) back into an
+   * action. Anything that does not parse is a call of the text as a tool with no arguments, which the tool worker
+   * answers with UNKNOWN_TOOL or INVALID_ARGUMENTS: the episode continues and the judge sees the mistake.
+   */
+  public Action parse(int[] generated) {
+    int end = generated.length;
+    if (end > 0 && generated[end - 1] == eos) end--;
+    if (end == 0) return new Action.Call("", Map.of());
+    String body = tokenizer.decode(Arrays.copyOfRange(generated, 1, end));
+    if (generated[0] == answer) return new Action.Answer(body);
+    if (generated[0] != call) return new Action.Call(tokenizer.decode(Arrays.copyOf(generated, end)), Map.of());
+    int space = body.indexOf(' ');
+    String tool = space < 0 ? body : body.substring(0, space);
+    var args = new LinkedHashMap<String, Object>();
+    ToolSpec spec = universe.get(tool);
+    if (space >= 0 && space + 1 < body.length()) {
+      for (String part : body.substring(space + 1).split("\\|", -1)) {
+        int eq = part.indexOf('=');
+        if (eq <= 0) {
+          args.put(part, "");
+          continue;
+        }
+        String name = part.substring(0, eq), text = part.substring(eq + 1);
+        ParamSpec p = spec == null ? null : spec.param(name);
+        args.put(name, p == null ? text : typed(p, text));
+      }
+    }
+    return new Action.Call(tool, args);
+  }
+
+  /** The tool's parameter order, then any other names sorted: one canonical text per call. */
+  private List<String> argOrder(String tool, Map<String, Object> args) {
+    var out = new ArrayList<String>(args.size());
+    var spec = universe.get(tool);
+    if (spec != null) for (var p : spec.params()) if (args.containsKey(p.name())) out.add(p.name());
+    args.keySet().stream().filter(k -> !out.contains(k)).sorted().forEach(out::add);
+    return out;
+  }
+
+  private static Object typed(ParamSpec p, String text) {
+    try {
+      return switch (p.type()) {
+        case INTEGER -> Long.parseLong(text);
+        case NUMBER -> dev.k2pekko.agents.tasks.TaskBuilder.asNumber(text);
+        default -> text;
+      };
+    } catch (NumberFormatException e) {
+      return text; // the schema check names the mistake
+    }
+  }
+
+  private static String valueText(Object v) {
+    if (v instanceof Double d) return dev.k2pekko.tools.Simulator.format(d);
+    return String.valueOf(v);
+  }
+
+  /** True when the task is in the learned policy's family: core tools only. */
+  public static boolean inFamily(Task task) {
+    return "core".equals(task.category());
+  }
+
+  static int[] concat(int[]... parts) {
+    int n = 0;
+    for (int[] p : parts) n += p.length;
+    int[] out = new int[n];
+    int o = 0;
+    for (int[] p : parts) {
+      System.arraycopy(p, 0, out, o, p.length);
+      o += p.length;
+    }
+    return out;
+  }
+}

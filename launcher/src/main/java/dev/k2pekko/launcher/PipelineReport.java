@@ -1,0 +1,99 @@
+package dev.k2pekko.launcher;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.k2pekko.trainer.Pipeline;
+import java.io.PrintStream;
+
+/** Progress and summary of the whole pipeline (`k2 run`). */
+final class PipelineReport {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private final PrintStream err;
+  private final boolean tty = System.console() != null;
+  private long lastLine;
+  private String lastStage = "";
+
+  PipelineReport(PrintStream err) {
+    this.err = err;
+  }
+
+  void progress(Pipeline.Progress p) {
+    long now = System.nanoTime();
+    boolean done = p.done() >= p.total();
+    boolean newStage = !p.stage().equals(lastStage);
+    if (!tty && !newStage && !done && now - lastLine < 2_000_000_000L) return;
+    if (tty && newStage && !lastStage.isEmpty()) err.println();
+    lastStage = p.stage();
+    lastLine = now;
+    int width = 30;
+    int filled = (int) Math.min(width, p.total() == 0 ? width : p.done() * width / p.total());
+    var line = String.format("%-10s [%s%s] %,d/%,d %s", p.stage(), "#".repeat(filled), ".".repeat(width - filled), p.done(), p.total(), p.detail());
+    if (tty) err.print("\r" + line);
+    else err.println(line);
+  }
+
+  static void table(Pipeline.Result r, PrintStream out) {
+    if (System.console() != null) System.err.println();
+    out.println("stage  version  held-out success  pass^1  pass^2  pass^3  pass^4   by difficulty (1..5)");
+    for (var e : new Pipeline.Eval[] {r.init(), r.sft(), r.rl()}) {
+      var sb = new StringBuilder();
+      e.byDifficulty().forEach((d, nc) -> sb.append(String.format(" %.0f%%", 100 * nc[1] / nc[0])));
+      out.printf("%-5s  %7d  %15.1f%%  %s  %s%n", e.stage(), e.version(), 100 * e.success(), passK(e.passK()), sb);
+    }
+    var c = r.status().counters();
+    out.printf("%nsynthesis: %,d accepted trajectories persisted; RL: %,d rollouts persisted%n", r.synthesized(), r.rollouts());
+    out.printf("parameter server: %,d steps, version %d, %,d trajectories consumed (%,d duplicates), %,d tokens; "
+            + "%d refused as stale, %d rejected as non-finite%n", c.getOrDefault("steps", 0L), r.status().version(),
+        c.getOrDefault("trajectories", 0L), c.getOrDefault("duplicates", 0L), c.getOrDefault("tokens", 0L),
+        c.getOrDefault("refused_stale", 0L), c.getOrDefault("rejected_non_finite", 0L));
+    var h = r.clip();
+    out.printf("QK-Clip: tau %.0f, largest head max logit %.1f, %,d head clips over %,d steps%n", h.tau(), h.largest(),
+        c.getOrDefault("heads_clipped", 0L), h.steps().size());
+    var sb = new StringBuilder();
+    r.times().forEach((k, v) -> sb.append(String.format("%s %.1fs  ", k, v.toMillis() / 1000.0)));
+    out.println("wall time: " + sb.toString().trim());
+  }
+
+  private static String passK(double[] p) {
+    var sb = new StringBuilder();
+    for (int k = 0; k < 4; k++) sb.append(k < p.length ? String.format("%6.3f", p[k]) : "     -").append(k < 3 ? "  " : "");
+    return sb.toString();
+  }
+
+  static ObjectNode json(Pipeline.Result r) {
+    var root = JSON.createObjectNode();
+    for (var e : new Pipeline.Eval[] {r.init(), r.sft(), r.rl()}) {
+      var n = root.putObject(e.stage());
+      n.put("version", e.version());
+      n.put("success", round(e.success()));
+      var pk = n.putArray("pass_k");
+      for (double v : e.passK()) pk.add(round(v));
+      n.put("tasks", e.tasks());
+      n.put("trials", e.trials());
+      var bd = n.putObject("by_difficulty");
+      e.byDifficulty().forEach((d, nc) -> bd.put(Integer.toString(d), round(nc[1] / nc[0])));
+    }
+    var c = r.status().counters();
+    var ps = root.putObject("ps");
+    ps.put("version", r.status().version());
+    c.forEach(ps::put);
+    root.put("synthesized", r.synthesized());
+    root.put("rollouts", r.rollouts());
+    var clip = root.putObject("clip");
+    clip.put("tau", r.clip().tau());
+    clip.put("largest_max_logit", round(r.clip().largest()));
+    clip.put("steps", r.clip().steps().size());
+    var counts = clip.putArray("clip_counts");
+    for (int[] row : r.clip().clipCounts()) {
+      var a = counts.addArray();
+      for (int x : row) a.add(x);
+    }
+    var t = root.putObject("seconds");
+    r.times().forEach((k, v) -> t.put(k, round(v.toMillis() / 1000.0)));
+    return root;
+  }
+
+  private static double round(double v) {
+    return Math.round(v * 10000) / 10000.0;
+  }
+}

@@ -1,0 +1,97 @@
+package dev.k2pekko.ps.server;
+
+import dev.k2pekko.model.ModelConfig;
+import dev.k2pekko.model.ParamSpec;
+import dev.k2pekko.model.PolicyModel;
+import dev.k2pekko.model.WeightsSnapshot;
+import dev.k2pekko.protocol.KryoWire;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/** Messages between learners, the parameter-server groups, its coordinator and the clip-monitor. */
+public final class PsProtocol {
+  private PsProtocol() {}
+
+  /** The parameter group a weight belongs to: "embed", "layer&lt;l&gt;" or "head". Groups are the PS's shards. */
+  public static String groupOf(String param) {
+    if (param.startsWith("layer")) return param.substring(0, param.indexOf('.'));
+    if (param.equals("tok_emb") || param.equals("pos_emb")) return "embed";
+    return "head";
+  }
+
+  /** Every group of a model, in spec order. */
+  public static List<String> groups(ModelConfig cfg) {
+    var out = new ArrayList<String>();
+    for (ParamSpec s : PolicyModel.specsOf(cfg)) if (!out.contains(groupOf(s.name()))) out.add(groupOf(s.name()));
+    return out;
+  }
+
+  /** Splits a full map of tensors by group. */
+  public static Map<String, HashMap<String, float[]>> byGroup(Map<String, float[]> all) {
+    var out = new LinkedHashMap<String, HashMap<String, float[]>>();
+    all.forEach((k, v) -> out.computeIfAbsent(groupOf(k), g -> new HashMap<>()).put(k, v));
+    return out;
+  }
+
+  /** Where a learner's stream of one journal tag stands: the event's offset and how many of its trajectories are done. */
+  public record TagOffset(long eventOffset, int consumedInEvent) implements KryoWire {}
+
+  /** One QK-Clip command: multiply head {@code head}'s W_q rows by gamma^alpha and W_k rows by gamma^(1-alpha). */
+  public record RescaleQK(long version, int layer, int head, double gamma) implements KryoWire {}
+
+  // ---- learner -> group
+
+  /** A learner's gradient for the weights of one group, computed at {@code version}. */
+  public record PushGradient(long version, String learnerId, HashMap<String, float[]> grads)
+      implements PsGroup.Command, KryoWire {}
+
+  // ---- learner -> coordinator
+
+  public record RegisterLearner(String learnerId, ActorRef<WeightsSnapshot> weights) implements PsCoordinator.Command, KryoWire {}
+
+  /**
+   * A learner has pushed its gradient shards for {@code version} to every group: the trajectories it consumed for
+   * them and where its tags stand after them. Applied, the offsets become durable; refused, nothing advances.
+   */
+  public record Pushed(long version, String learnerId, ArrayList<String> trajectoryIds, HashMap<String, TagOffset> offsets,
+                       double loss, long tokens, String kind, ActorRef<Refused> replyTo) implements PsCoordinator.Command, KryoWire {}
+
+  /** A learner has nothing to train on at {@code version}: synchronous steps of that version do not wait for it. */
+  public record Pass(long version, String learnerId) implements PsCoordinator.Command, KryoWire {}
+
+  /** The coordinator refused a learner's gradient: {@code reason} is "stale" or "non-finite". */
+  public record Refused(long version, String learnerId, String reason) implements KryoWire {}
+
+  // ---- group -> coordinator
+
+  public record BadGradient(long version, String learnerId, String group, String detail) implements PsCoordinator.Command, KryoWire {}
+
+  public record GroupApplied(String group, long version, HashMap<String, float[]> weights, boolean ok, String problem)
+      implements PsCoordinator.Command, KryoWire {}
+
+  public record GroupState(String group, HashMap<String, float[]> weights, HashMap<String, float[]> optimizer, long steps)
+      implements PsCoordinator.Command, KryoWire {}
+
+  // ---- learner -> clip-monitor, coordinator -> clip-monitor
+
+  /** The clip-monitor's side of the protocol (implemented in module clip-monitor). */
+  public interface MonitorCommand {}
+
+  /** Every head's S_max (layers x heads) of a learner's forward pass at {@code version}. */
+  public record ReportMaxLogits(long version, String learnerId, double[][] maxLogit) implements MonitorCommand, KryoWire {}
+
+  /**
+   * Step {@code version} is about to be applied with these learners' gradients: reply with the rescales from the
+   * max over their reports (waiting up to the monitor's timeout for a learner that has not reported).
+   */
+  public record CloseStep(long version, ArrayList<String> contributors, ActorRef<ClipDecision> replyTo) implements MonitorCommand, KryoWire {}
+
+  // ---- monitor -> coordinator
+
+  /** The clip-monitor's decision for a step: rescales for the heads over tau (possibly none). */
+  public record ClipDecision(long version, ArrayList<RescaleQK> rescales) implements PsCoordinator.Command, KryoWire {}
+}

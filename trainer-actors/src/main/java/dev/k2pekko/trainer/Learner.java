@@ -1,0 +1,390 @@
+package dev.k2pekko.trainer;
+
+import dev.k2pekko.agents.TrajectoryReplay;
+import dev.k2pekko.agents.policy.PolicyFormat;
+import dev.k2pekko.model.Losses;
+import dev.k2pekko.model.PolicyModel;
+import dev.k2pekko.model.Sequence;
+import dev.k2pekko.model.TokenBatch;
+import dev.k2pekko.model.WeightsSnapshot;
+import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.ops.Tensor;
+import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.ps.server.OffsetStore;
+import dev.k2pekko.ps.server.PsCoordinator;
+import dev.k2pekko.ps.server.PsGroup;
+import dev.k2pekko.ps.server.PsProtocol;
+import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
+import dev.k2pekko.ps.server.PsProtocol.Refused;
+import dev.k2pekko.ps.server.PsProtocol.TagOffset;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.actor.NoSerializationVerificationNeeded;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.DispatcherSelector;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.persistence.jdbc.query.javadsl.JdbcReadJournal;
+import org.apache.pekko.persistence.query.EventEnvelope;
+import org.apache.pekko.persistence.query.Offset;
+import org.apache.pekko.persistence.query.PersistenceQuery;
+import org.apache.pekko.stream.typed.javadsl.ActorSink;
+
+/**
+ * A learner: one of {@code count} instances kept alive across the {@code learner} nodes by Cluster Sharding (a
+ * sharded daemon process; when a node leaves, its instances start again elsewhere). Learner i reads the journal
+ * tags {@code trajectories-t} with {@code t mod count == i} through Persistence Query ({@code eventsByTag}, live),
+ * starting where the parameter server last made its offsets durable, so a restart neither skips nor repeats.
+ *
+ * <p>What it trains on is what the journal holds for this pipeline run: the teacher's accepted trajectories are SFT
+ * examples; trajectories a learned policy sampled (with their {@code Sampling}) are RL rollouts, grouped by task (the
+ * K rollouts of a task share the id before '#', hence the tag). Each step runs at the weights version it holds:
+ * forward and backward, the gradient's shards to the PS groups, every head's max logit to the clip-monitor, and
+ * {@code Pushed} to the coordinator with the trajectory ids and offsets. In synchronous mode it then waits for the
+ * next version; a refused gradient (stale) puts the batch back to be recomputed at newer weights.
+ */
+public final class Learner extends AbstractBehavior<Learner.Command> {
+  public interface Command {}
+
+  public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
+                         boolean async, String jdbcUrl, String jdbcUser, String jdbcPassword) {}
+
+  public enum Stop implements Command, NoSerializationVerificationNeeded { INSTANCE }
+
+  private record Weights(WeightsSnapshot snapshot) implements Command, NoSerializationVerificationNeeded {}
+
+  private record StreamInit(String tag, ActorRef<Ack> ack) implements Command, NoSerializationVerificationNeeded {}
+
+  private record Element(String tag, EventEnvelope envelope, ActorRef<Ack> ack) implements Command, NoSerializationVerificationNeeded {}
+
+  private record StreamEnd(String tag, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
+
+  private record Computed(Batch batch, long version, Result result, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
+
+  private record GotRefused(Refused r) implements Command, NoSerializationVerificationNeeded {}
+
+  private enum Tick implements Command, NoSerializationVerificationNeeded { INSTANCE }
+
+  public enum Ack { INSTANCE }
+
+  /** One trajectory read from the journal and where it sits. {@code use} is null for one skipped (another run). */
+  private record Item(String tag, long eventOffset, int index, Trajectory use, String group) {}
+
+  private record Batch(List<Item> items, String kind) {}
+
+  private record Result(double loss, Map<String, float[]> grads, double[][] maxLogit, long tokens) {}
+
+  public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<MonitorCommand> monitor) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor)));
+  }
+
+  private final TimerScheduler<Command> timers;
+  private final String id;
+  private final int index;
+  private final Settings s;
+  private final PolicyFormat format;
+  private final ActorRef<MonitorCommand> monitor;
+  private final ActorRef<PsCoordinator.Command> coordinator;
+  private final ClusterSharding sharding;
+  private final Executor compute;
+  private final ArrayDeque<Item> buffer = new ArrayDeque<>();
+  private final Map<String, ActorRef<Ack>> pendingAcks = new HashMap<>();
+  private WeightsSnapshot weights;
+  private long awaiting = -1; // the version whose step we wait for (sync)
+  private boolean computing;
+  private Batch inFlight;
+  private long lastElementNanos = System.nanoTime();
+  private final ActorRef<Refused> refusedAdapter;
+  private final Map<String, Long> skipped = new HashMap<>();
+
+  private Learner(ActorContext<Command> ctx, TimerScheduler<Command> timers, int index, Settings s, PolicyFormat format,
+                  ActorRef<MonitorCommand> monitor) {
+    super(ctx);
+    this.timers = timers;
+    this.index = index;
+    this.id = "learner-" + index;
+    this.s = s;
+    this.format = format;
+    this.monitor = monitor;
+    this.coordinator = PsCoordinator.proxy(ctx.getSystem());
+    this.sharding = ClusterSharding.get(ctx.getSystem());
+    this.compute = ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig("k2.learner.dispatcher"));
+    this.refusedAdapter = ctx.messageAdapter(Refused.class, GotRefused::new);
+    coordinator.tell(new PsProtocol.RegisterLearner(id, ctx.messageAdapter(WeightsSnapshot.class, Weights::new)));
+    startStreams();
+    timers.startTimerWithFixedDelay(Tick.INSTANCE, s.idleFlush().dividedBy(2));
+  }
+
+  private void startStreams() {
+    Map<String, TagOffset> offsets;
+    try (var store = new OffsetStore(s.jdbcUrl(), s.jdbcUser(), s.jdbcPassword())) {
+      offsets = store.load(s.runId());
+    } catch (java.sql.SQLException e) {
+      throw new IllegalStateException(id + ": cannot read the learner offsets: " + e.getMessage(), e);
+    }
+    var journal = PersistenceQuery.get(Adapter.toClassic(getContext().getSystem()))
+        .getReadJournalFor(JdbcReadJournal.class, JdbcReadJournal.Identifier());
+    for (int t = 0; t < s.tags(); t++) {
+      if (t % s.count() != index) continue;
+      String tag = dev.k2pekko.agents.TrajectoryCollector.TAG_PREFIX + t;
+      var at = offsets.get(tag);
+      // eventsByTag is exclusive of its offset: start just before the event that is partly or not yet consumed
+      Offset from = at == null ? Offset.noOffset() : org.apache.pekko.persistence.query.Sequence.apply(Math.max(0, at.eventOffset() - 1));
+      if (at != null) skipped.put(tag, ((long) at.eventOffset() << 20) | at.consumedInEvent());
+      var sink = ActorSink.<EventEnvelope, Command, Ack>actorRefWithBackpressure(getContext().getSelf(),
+          (ack, env) -> new Element(tag, env, ack), ack -> new StreamInit(tag, ack), Ack.INSTANCE,
+          new StreamEnd(tag, null), f -> new StreamEnd(tag, f));
+      journal.eventsByTag(tag, from).runWith(sink, getContext().getSystem());
+    }
+  }
+
+  @Override public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(StreamInit.class, m -> { m.ack().tell(Ack.INSTANCE); return this; })
+        .onMessage(Element.class, this::onElement)
+        .onMessage(StreamEnd.class, m -> {
+          if (m.failure() != null) throw new IllegalStateException(id + ": journal stream of " + m.tag() + " failed", m.failure());
+          return this;
+        })
+        .onMessage(Weights.class, this::onWeights)
+        .onMessage(Computed.class, this::onComputed)
+        .onMessage(GotRefused.class, this::onRefused)
+        .onMessage(Tick.class, t -> { maybeStep(); return this; })
+        .onMessageEquals(Stop.INSTANCE, Behaviors::stopped)
+        .build();
+  }
+
+  private Behavior<Command> onElement(Element e) {
+    lastElementNanos = System.nanoTime();
+    long offset = ((org.apache.pekko.persistence.query.Sequence) e.envelope().offset()).value();
+    var trajectories = TrajectoryReplay.trajectories(e.envelope().event());
+    int from = 0;
+    Long resume = skipped.remove(e.tag());
+    if (resume != null && (resume >>> 20) == offset) from = (int) (resume & 0xFFFFF);
+    for (int i = from; i < trajectories.size(); i++) {
+      var t = trajectories.get(i);
+      boolean mine = t.trajectoryId().startsWith(s.runId() + "-");
+      buffer.add(new Item(e.tag(), offset, i + 1, mine ? t : null, mine ? kind(t) : null));
+    }
+    if (usable() >= 4L * s.batchSize()) pendingAcks.put(e.tag(), e.ack()); // backpressure until a step consumes
+    else e.ack().tell(Ack.INSTANCE);
+    maybeStep();
+    return this;
+  }
+
+  /** "sft" for the teacher's accepted core trajectories, "rl" for sampled rollouts, null for data not trained on. */
+  private static String kind(Trajectory t) {
+    if (t.sampling() != null) return "rl";
+    if (t.verdict() != null && t.verdict().accepted() && "core".equals(t.category())) return "sft";
+    return null;
+  }
+
+  private long usable() {
+    return buffer.stream().filter(i -> i.group() != null).count();
+  }
+
+  private Behavior<Command> onWeights(Weights w) {
+    var snap = w.snapshot();
+    if (weights != null && snap.version() <= weights.version()) return this;
+    try {
+      weights = snap.verify();
+    } catch (WeightsSnapshot.CorruptWeightsException ex) {
+      getContext().getLog().error("{}: weights refused: {}", id, ex.getMessage());
+      return this;
+    }
+    if (awaiting >= 0 && weights.version() > awaiting) awaiting = -1;
+    maybeStep();
+    return this;
+  }
+
+  private void maybeStep() {
+    if (computing || weights == null || awaiting >= 0) return; // one push in flight per learner, in both modes
+    var batch = takeBatch();
+    if (batch == null) {
+      boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
+      if (idle && usable() == 0 && passedAt != weights.version()) {
+        passedAt = weights.version();
+        coordinator.tell(new PsProtocol.Pass(weights.version(), id));
+      }
+      return;
+    }
+    computing = true;
+    inFlight = batch;
+    var snap = weights;
+    CompletableFuture.supplyAsync(() -> computeStep(snap, batch), compute).whenComplete((r, f) ->
+        getContext().getSelf().tell(new Computed(batch, snap.version(), r, f)));
+  }
+
+  /** The next batch: a prefix of the buffer with enough usable items (or everything, once the stream is idle). */
+  private Batch takeBatch() {
+    boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
+    String kind = null;
+    int n = 0, groups = 0, taken = 0;
+    var groupIds = new java.util.HashSet<String>();
+    for (var it : buffer) {
+      if (it.group() != null) {
+        if (kind == null) kind = it.group();
+        else if (!kind.equals(it.group())) break; // one kind per step
+        n++;
+        if (kind.equals("rl") && groupIds.add(groupOf(it.use()))) groups++;
+      }
+      taken++;
+      if (kind != null && ((kind.equals("sft") && n >= s.batchSize()) || (kind.equals("rl") && groups > s.rlGroups()))) break;
+    }
+    if (kind == null && buffer.isEmpty()) return null;
+    boolean full = kind != null && ((kind.equals("sft") && n >= s.batchSize()) || (kind.equals("rl") && groups > s.rlGroups()));
+    if (kind != null && kind.equals("rl") && groups > s.rlGroups()) taken--; // stop before the first item of the next group
+    if (!full && !idle) return null;
+    if (kind == null && !idle) return null;
+    var items = new ArrayList<Item>();
+    for (int i = 0; i < taken; i++) items.add(buffer.poll());
+    if (kind == null) {
+      // nothing to train on in this stretch (another run's data): its offsets advance with the next push
+      for (var it : items) carried.add(it);
+      return null;
+    }
+    var all = new ArrayList<>(carried);
+    carried.clear();
+    all.addAll(items);
+    return new Batch(all, kind);
+  }
+
+  private final List<Item> carried = new ArrayList<>();
+
+  private static String groupOf(Trajectory t) {
+    int h = t.trajectoryId().indexOf('#');
+    return h < 0 ? t.trajectoryId() : t.trajectoryId().substring(0, h);
+  }
+
+  private Result computeStep(WeightsSnapshot snap, Batch batch) {
+    var model = snap.toModel(new ReferenceOps());
+    Losses.Result r;
+    long tokens = 0;
+    if (batch.kind().equals("sft")) {
+      var seqs = new ArrayList<Sequence>();
+      for (var it : batch.items()) {
+        if (it.use() == null || !"sft".equals(it.group())) continue;
+        var seq = format.sequence(it.use());
+        if (seq.length() <= model.config().context() + 1) seqs.add(seq);
+      }
+      if (seqs.isEmpty()) return new Result(0, Map.of(), zeros(model), 0);
+      var tb = TokenBatch.of(seqs, 0);
+      tokens = tb.ids().length;
+      r = Losses.nextToken(model, tb);
+      return new Result(r.loss(), floats(r.grads()), r.maxLogit(), tokens);
+    }
+    // RL: the K2 loss per task group, gradients averaged over groups
+    var groups = new LinkedHashMap<String, List<Trajectory>>();
+    for (var it : batch.items()) if (it.use() != null && "rl".equals(it.group())) groups.computeIfAbsent(groupOf(it.use()), g -> new ArrayList<>()).add(it.use());
+    Map<String, double[]> sum = new LinkedHashMap<>();
+    double[][] maxLogit = zeros(model);
+    double loss = 0;
+    int used = 0;
+    for (var g : groups.values()) {
+      var seqs = new ArrayList<Sequence>();
+      var rewards = new ArrayList<Double>();
+      var old = new ArrayList<Double>();
+      for (var t : g) {
+        var seq = format.sequence(t);
+        if (seq.length() > model.config().context() + 1) continue;
+        seqs.add(seq);
+        rewards.add(Reward.of(t.verdict()));
+        old.add(t.sampling().logProb());
+      }
+      if (seqs.size() < 2) continue; // one sample has no baseline: no signal
+      var tb = TokenBatch.of(seqs, 0);
+      tokens += tb.ids().length;
+      var res = Losses.k2Rl(model, tb, rewards.stream().mapToDouble(Double::doubleValue).toArray(),
+          old.stream().mapToDouble(Double::doubleValue).toArray(), s.rlTau());
+      loss += res.loss();
+      used++;
+      res.grads().forEach((k, v) -> {
+        double[] d = v.toDoubles();
+        sum.merge(k, d, (a, b) -> { for (int i = 0; i < a.length; i++) a[i] += b[i]; return a; });
+      });
+      for (int l = 0; l < maxLogit.length; l++) for (int h = 0; h < maxLogit[l].length; h++) maxLogit[l][h] = Math.max(maxLogit[l][h], res.maxLogit()[l][h]);
+    }
+    if (used == 0) return new Result(0, Map.of(), maxLogit, 0);
+    var grads = new LinkedHashMap<String, float[]>();
+    for (var e : sum.entrySet()) {
+      float[] f = new float[e.getValue().length];
+      for (int i = 0; i < f.length; i++) f[i] = (float) (e.getValue()[i] / used);
+      grads.put(e.getKey(), f);
+    }
+    return new Result(loss / used, grads, maxLogit, tokens);
+  }
+
+  private static double[][] zeros(PolicyModel m) {
+    double[][] z = new double[m.config().layers()][m.config().heads()];
+    for (double[] row : z) java.util.Arrays.fill(row, Double.NEGATIVE_INFINITY);
+    return z;
+  }
+
+  private static Map<String, float[]> floats(Map<String, Tensor> grads) {
+    var out = new LinkedHashMap<String, float[]>();
+    grads.forEach((k, v) -> out.put(k, WeightsSnapshot.toFloats(v)));
+    return out;
+  }
+
+  private Behavior<Command> onComputed(Computed c) {
+    computing = false;
+    if (c.failure() != null) throw new IllegalStateException(id + ": step failed at version " + c.version(), c.failure());
+    var batch = c.batch();
+    var ids = new ArrayList<String>();
+    var offsets = new HashMap<String, TagOffset>();
+    for (var it : batch.items()) {
+      if (it.use() != null) ids.add(it.use().trajectoryId());
+      offsets.merge(it.tag(), new TagOffset(it.eventOffset(), it.index()), (a, b) ->
+          b.eventOffset() > a.eventOffset() || (b.eventOffset() == a.eventOffset() && b.consumedInEvent() > a.consumedInEvent()) ? b : a);
+    }
+    var grads = c.result().grads();
+    if (grads.isEmpty()) {
+      // nothing trainable in the batch (too long, or a lone rollout): push zero gradients so its offsets advance
+      grads = new LinkedHashMap<>();
+      for (var spec : PolicyModel.specsOf(weights.config())) grads.put(spec.name(), new float[spec.size()]);
+    }
+    for (var e : PsProtocol.byGroup(grads).entrySet()) {
+      sharding.entityRefFor(PsGroup.KEY, e.getKey()).tell(new PsProtocol.PushGradient(c.version(), id, e.getValue()));
+    }
+    monitor.tell(new PsProtocol.ReportMaxLogits(c.version(), id, c.result().maxLogit()));
+    coordinator.tell(new PsProtocol.Pushed(c.version(), id, ids, offsets, c.result().loss(), c.result().tokens(), batch.kind(), refusedAdapter));
+    awaiting = c.version();
+    if (weights.version() > awaiting) awaiting = -1;
+    inFlight = null;
+    lastPushed = batch;
+    pendingAcks.values().forEach(a -> a.tell(Ack.INSTANCE));
+    pendingAcks.clear();
+    maybeStep();
+    return this;
+  }
+
+  private Batch lastPushed;
+  private long passedAt = -1;
+
+  private Behavior<Command> onRefused(GotRefused g) {
+    var r = g.r();
+    if (r.version() == awaiting) awaiting = -1;
+    if (!r.reason().equals("non-finite") && lastPushed != null) {
+      // recompute the refused batch at newer weights: back to the front of the buffer, in order
+      var items = lastPushed.items();
+      for (int i = items.size() - 1; i >= 0; i--) buffer.addFirst(items.get(i));
+    }
+    lastPushed = null;
+    maybeStep();
+    return this;
+  }
+}

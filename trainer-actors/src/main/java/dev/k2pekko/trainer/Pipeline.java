@@ -1,0 +1,209 @@
+package dev.k2pekko.trainer;
+
+import com.typesafe.config.Config;
+import dev.k2pekko.agents.Agent;
+import dev.k2pekko.agents.NodeServices;
+import dev.k2pekko.agents.RunDriver;
+import dev.k2pekko.agents.RunTracker;
+import dev.k2pekko.agents.inference.InferenceServer;
+import dev.k2pekko.clip.ClipMonitor;
+import dev.k2pekko.ps.eval.PassK;
+import dev.k2pekko.ps.server.PsCoordinator;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+
+/**
+ * The paper's pipeline on a running cluster, stage after stage: evaluation at initialisation, synthesis by the
+ * teacher on training tasks (accepted trajectories go to the journal), SFT (the learners consume them from the
+ * journal), evaluation, RL rounds (K rollouts per task from the current policy, all persisted, consumed by the
+ * learners with the K2 loss), evaluation. Every wait has a deadline.
+ */
+public final class Pipeline {
+  public record Spec(String runId, long seed, int evalTasks, int evalTrials, double evalTemperature, int synthAgents, int synthEpisodes,
+                     int rlRounds, int rlTasks, int rlRollouts, double rlTemperature, Duration stageTimeout) {
+    public static Spec fromConfig(String runId, long seed, Config c) {
+      var p = c.getConfig("k2.pipeline");
+      return new Spec(runId, seed, p.getInt("eval-tasks"), p.getInt("eval-trials"), p.getDouble("eval-temperature"), p.getInt("synth-agents"),
+          p.getInt("synth-episodes"), p.getInt("rl-rounds"), p.getInt("rl-tasks"), p.getInt("rl-rollouts"), p.getDouble("rl-temperature"),
+          p.getDuration("stage-timeout"));
+    }
+  }
+
+  /** One evaluation: success rate and pass^k for k = 1..trials, over {@code tasks} held-out tasks. */
+  public record Eval(String stage, long version, int tasks, int trials, double success, double[] passK, Map<Integer, double[]> byDifficulty, Duration took) {}
+
+  public record StageTime(String stage, Duration took) {}
+
+  public record Result(Eval init, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitor.History clip,
+                       long synthesized, long rollouts) {}
+
+  /** What the progress line shows: the stage, and done/total in its unit. */
+  public record Progress(String stage, long done, long total, String detail) {}
+
+  private final ActorSystem<?> system;
+  private final TrainerNode.Started node;
+  private final Spec spec;
+  private final Consumer<Progress> progress;
+
+  public Pipeline(ActorSystem<?> system, TrainerNode.Started node, Spec spec, Consumer<Progress> progress) {
+    this.system = system;
+    this.node = node;
+    this.spec = spec;
+    this.progress = progress;
+  }
+
+  public Result run() throws Exception {
+    var times = new LinkedHashMap<String, Duration>();
+    long t0 = System.nanoTime();
+    long v0 = awaitReady();
+    var status0 = status();
+    times.put("startup", since(t0));
+    // A resumed run skips the stages its checkpoint already holds: the journal and the offsets say how far it got.
+    long before = status0.counters().getOrDefault("trajectories", 0L);
+
+    long t = System.nanoTime();
+    var init = evaluate("init");
+    times.put("eval-init", since(t));
+
+    t = System.nanoTime();
+    long synthesized = 0;
+    if (before == 0) {
+      var synth = runEpisodes(spec.runId() + "-synth", spec.synthAgents(), spec.synthEpisodes(),
+          new Agent.EpisodeSpec("train", "teacher", 0, 1), Agent.PersistMode.ACCEPTED, "synthesis");
+      synthesized = synth.get("persisted");
+    } else {
+      synthesized = before;
+    }
+    times.put("synthesis", since(t));
+    awaitConsumed(synthesized, "sft");
+    times.put("sft", since(t));
+    node.coordinator().tell(new PsCoordinator.CheckpointNow(system.ignoreRef()));
+    awaitPublished();
+    t = System.nanoTime();
+    var sft = evaluate("sft");
+    times.put("eval-sft", since(t));
+
+    t = System.nanoTime();
+    long target = status().counters().getOrDefault("trajectories", 0L), rollouts = 0;
+    for (int r = 1; r <= spec.rlRounds(); r++) {
+      int agents = Math.min(spec.rlTasks(), 1000);
+      int tasksPerAgent = (spec.rlTasks() + agents - 1) / agents;
+      var sum = runEpisodes(spec.runId() + "-rl" + r, agents, tasksPerAgent * spec.rlRollouts(),
+          new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts()), Agent.PersistMode.ALL, "rl " + r + "/" + spec.rlRounds());
+      rollouts += sum.get("persisted");
+      target += sum.get("persisted");
+      awaitConsumed(target, "rl " + r + "/" + spec.rlRounds());
+      awaitPublished();
+    }
+    times.put("rl", since(t));
+    t = System.nanoTime();
+    var rl = evaluate("rl");
+    times.put("eval-rl", since(t));
+    checkpoint();
+    times.put("total", since(t0));
+    return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts);
+  }
+
+  private static Duration since(long t) {
+    return Duration.ofNanos(System.nanoTime() - t);
+  }
+
+  /** Waits for the parameter server's first version and for this node's inference server to hold it. */
+  private long awaitReady() throws Exception {
+    long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
+    while (System.nanoTime() < deadline) {
+      var st = status();
+      var inf = inferenceStats();
+      if (st != null && inf.version() >= st.version() && inf.version() >= 0 && st.learners() > 0) return st.version();
+      Thread.sleep(100);
+    }
+    throw new IllegalStateException("the parameter server, a learner or the inference server did not come up within 2 minutes");
+  }
+
+  /** Waits until this node's inference server holds the coordinator's current version. */
+  private void awaitPublished() throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+    while (System.nanoTime() < deadline) {
+      if (inferenceStats().version() >= status().version()) return;
+      Thread.sleep(50);
+    }
+    throw new IllegalStateException("the inference server did not receive version " + status().version() + " within 60 s");
+  }
+
+  PsCoordinator.Status status() throws Exception {
+    return AskPattern.<PsCoordinator.Command, PsCoordinator.Status>ask(node.coordinator(), PsCoordinator.GetStatus::new,
+        Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
+  }
+
+  ClipMonitor.History history() throws Exception {
+    return AskPattern.<dev.k2pekko.ps.server.PsProtocol.MonitorCommand, ClipMonitor.History>ask(node.monitor(), ClipMonitor.GetHistory::new,
+        Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
+  }
+
+  private InferenceServer.Stats inferenceStats() throws Exception {
+    return AskPattern.<InferenceServer.Command, InferenceServer.Stats>ask(NodeServices.get(system).inference(), InferenceServer.GetStats::new,
+        Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
+  }
+
+  public long checkpoint() throws Exception {
+    return AskPattern.<PsCoordinator.Command, Long>ask(node.coordinator(), PsCoordinator.CheckpointNow::new, Duration.ofSeconds(60),
+        system.scheduler()).toCompletableFuture().get(70, TimeUnit.SECONDS);
+  }
+
+  private void awaitConsumed(long target, String stage) throws Exception {
+    long deadline = System.nanoTime() + spec.stageTimeout().toNanos();
+    while (true) {
+      var st = status();
+      long done = st.counters().getOrDefault("trajectories", 0L) + st.counters().getOrDefault("trajectories_rejected", 0L);
+      var losses = st.losses();
+      String detail = losses.isEmpty() ? "" : String.format("v%d loss %.4f", st.version(), losses.getLast()[1]);
+      progress.accept(new Progress(stage, done, target, detail));
+      if (done >= target) return;
+      if (System.nanoTime() > deadline) throw new IllegalStateException(stage + ": learners consumed " + done + " of " + target + " trajectories within " + spec.stageTimeout());
+      Thread.sleep(250);
+    }
+  }
+
+  private RunTracker.Summary runEpisodes(String runId, int agents, int episodes, Agent.EpisodeSpec es, Agent.PersistMode persist, String stage)
+      throws Exception {
+    var rs = new RunDriver.RunSpec(runId, agents, episodes, spec.seed() + runId.hashCode(), persist, spec.stageTimeout(), es);
+    var done = RunDriver.start(system, rs, s -> progress.accept(new Progress(stage, s.get("episodes"), s.expectedEpisodes(),
+        String.format("%.1f%% accepted", 100.0 * s.get("accepted") / Math.max(1, s.get("episodes"))))));
+    var summary = done.get(spec.stageTimeout().toSeconds() + 30, TimeUnit.SECONDS);
+    if (!summary.complete()) throw new IllegalStateException(stage + " did not finish within " + spec.stageTimeout());
+    return summary;
+  }
+
+  /** Held-out evaluation at the current version: per-task trials and successes from the judges' counters. */
+  private Eval evaluate(String stage) throws Exception {
+    long t = System.nanoTime();
+    long version = status().version();
+    int agents = spec.evalTasks();
+    var summary = runEpisodes(spec.runId() + "-eval-" + stage, agents, spec.evalTrials(),
+        new Agent.EpisodeSpec("held-out", "learned", spec.evalTemperature(), spec.evalTrials()), Agent.PersistMode.NONE, "eval " + stage);
+    var perTask = new HashMap<String, int[]>();
+    summary.counters().forEach((k, v) -> {
+      if (!k.startsWith("task/")) return;
+      String id = k.substring(5, k.lastIndexOf('/'));
+      var nc = perTask.computeIfAbsent(id, x -> new int[2]);
+      if (k.endsWith("/n")) nc[0] = v.intValue();
+      else nc[1] = v.intValue();
+    });
+    var pk = PassK.of(perTask, spec.evalTrials());
+    var byDifficulty = new java.util.TreeMap<Integer, double[]>();
+    int maxSteps = system.settings().config().getInt("k2.policy.max-steps");
+    for (int d = 1; d <= maxSteps; d++) {
+      long n = summary.get("difficulty/" + d + "/episodes"), ok = summary.get("difficulty/" + d + "/accepted");
+      if (n > 0) byDifficulty.put(d, new double[] {n, ok});
+    }
+    double[] passK = new double[spec.evalTrials()];
+    for (int k = 1; k <= spec.evalTrials(); k++) passK[k - 1] = pk.at(k);
+    return new Eval(stage, version, perTask.size(), spec.evalTrials(), pk.success(), passK, byDifficulty, since(t));
+  }
+}

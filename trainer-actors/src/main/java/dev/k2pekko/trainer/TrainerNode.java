@@ -1,0 +1,68 @@
+package dev.k2pekko.trainer;
+
+import com.typesafe.config.Config;
+import dev.k2pekko.agents.NodeServices;
+import dev.k2pekko.clip.ClipMonitor;
+import dev.k2pekko.model.ModelConfig;
+import dev.k2pekko.ps.optim.MuonClip;
+import dev.k2pekko.ps.server.PsCoordinator;
+import dev.k2pekko.ps.server.PsGroup;
+import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Optional;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.cluster.sharding.typed.ShardedDaemonProcessSettings;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ShardedDaemonProcess;
+
+/**
+ * The training side of a k2 node, on top of {@link dev.k2pekko.agents.K2Node}: the parameter-server groups
+ * (role {@code ps}), its coordinator and the clip-monitor (cluster singletons on {@code ps} and {@code monitor}
+ * nodes, reachable from every node through proxies), and the learners (role {@code learner}). Every node starts the
+ * proxies and the entity types; the roles decide where things run.
+ */
+public final class TrainerNode {
+  private TrainerNode() {}
+
+  public record Started(ActorRef<PsCoordinator.Command> coordinator, ActorRef<MonitorCommand> monitor, String runId,
+                        ModelConfig model) {}
+
+  /** The policy's shape for this node's tool universe (the vocabulary follows from it). */
+  public static ModelConfig modelConfig(ActorSystem<?> system) {
+    var c = system.settings().config().getConfig("k2.model");
+    int vocab = NodeServices.get(system).format().tokenizer().vocabSize();
+    return new ModelConfig(vocab, c.getInt("d-model"), c.getInt("layers"), c.getInt("heads"), c.getInt("context"), c.getInt("mlp-ratio"), 1e-5);
+  }
+
+  public static Started start(ActorSystem<?> system, String runId) {
+    Config c = system.settings().config();
+    var model = modelConfig(system);
+    var ps = c.getConfig("k2.ps");
+    var opt = MuonClip.Config.defaults().withWeightDecay(ps.getDouble("weight-decay")).withClip(ps.getBoolean("qk-clip"), ps.getDouble("tau"));
+    String url = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.url");
+    String user = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.user");
+    String password = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.password");
+    var monitor = ClipMonitor.init(system, ps.getDouble("tau"), model.layers(), model.heads(), ps.getDuration("clip-timeout").dividedBy(2));
+    var settings = new PsCoordinator.Settings(runId, model, ps.getLong("seed"), opt,
+        PsCoordinator.Mode.valueOf(ps.getString("mode").toUpperCase()), ps.getInt("staleness"), ps.getDouble("lr-sft"), ps.getDouble("lr-rl"),
+        ps.getInt("warmup"), ps.getDuration("sync-timeout"), ps.getDuration("clip-timeout"), ps.getDuration("apply-timeout"),
+        ps.getInt("checkpoint-every"), ps.getInt("keep-checkpoints"), Path.of(c.getString("k2.journal.dir")).resolve("checkpoints"),
+        url, user, password);
+    PsGroup.init(system);
+    var coordinator = PsCoordinator.init(system, settings, monitor);
+    PsCoordinator.registerProxy(system, coordinator);
+    var roles = new HashSet<>(c.getStringList("pekko.cluster.roles"));
+    var l = c.getConfig("k2.learner");
+    var ls = new Learner.Settings(runId, l.getInt("count"), l.getInt("batch-size"), l.getInt("rl-groups"), l.getDuration("idle-flush"),
+        l.getDouble("rl-tau"), c.getInt("k2.collector.tags"), settings.mode() == PsCoordinator.Mode.ASYNC, url, user, password);
+    var format = NodeServices.get(system).format();
+    ShardedDaemonProcess.get(system).init(Learner.Command.class, "learner", ls.count(),
+        i -> Learner.create(i, ls, format, monitor), ShardedDaemonProcessSettings.create(system).withRole("learner"),
+        Optional.of(Learner.Stop.INSTANCE));
+    if (!roles.contains("learner") && !roles.contains("ps")) {
+      system.log().debug("node without learner or ps role: proxies only");
+    }
+    return new Started(coordinator, monitor, runId, model);
+  }
+}
