@@ -46,6 +46,7 @@ public final class SftProbe {
     }
     System.out.printf("accepted %d of %d, max len %d, mean %.1f, vocab %d%n", seqs.size(), episodes, maxLen, (double) tok / seqs.size(), fmt.tokenizer().vocabSize());
     var cfg = new ModelConfig(fmt.tokenizer().vocabSize(), d, layers, 4, 192, 4, 1e-5);
+    System.out.println(fmt.tokenizer().decode(seqs.get(3).tokens()));
     var ops = new ReferenceOps();
     var model = new PolicyModel(cfg, ops, 1);
     var opt = new MuonClip(MuonClip.Config.defaults().withClip(true, 100).withWeightDecay(0.0), model);

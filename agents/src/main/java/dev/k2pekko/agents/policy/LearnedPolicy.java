@@ -47,6 +47,7 @@ public final class LearnedPolicy implements Policy {
     private double[] logits;
     private double logProb;
     private boolean full;
+    private int successes;
 
     Run(Task task, SplittableRandom rnd) {
       this.rnd = rnd;
@@ -63,7 +64,8 @@ public final class LearnedPolicy implements Policy {
 
     @Override public Action next(Step previous) {
       if (previous != null && !full) {
-        int[] r = format.result(previous);
+        if (PolicyFormat.succeeded(previous)) successes++;
+        int[] r = format.result(previous, successes);
         if (r.length >= session.remaining()) full = true;
         else logits = session.feed(r);
       }

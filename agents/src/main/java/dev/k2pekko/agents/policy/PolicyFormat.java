@@ -61,6 +61,7 @@ public final class PolicyFormat {
     }
     words.addAll(argNames);
     words.addAll(PHRASES);
+    for (int i = 1; i <= 12; i++) words.add("#" + i + " ");
     // Whole numbers up to 999 are one token each (longer ones split greedily, "1234" = "123" "4"): the policy
     // copies a number from the prompt or a result as one token instead of digit by digit.
     for (int i = 10; i < 1000; i++) words.add(Integer.toString(i));
@@ -77,9 +78,24 @@ public final class PolicyFormat {
 
   public int eos() { return eos; }
 
-  /** {@code <bos> prompt <sep>}: the episode's first tokens. */
+  /**
+   * {@code <bos> prompt <sep>}: the episode's first tokens. The prompt's clauses (joined by ", then ") are numbered
+   * {@code #1}, {@code #2}, ... in the policy's view, and each successful result carries the count of successful
+   * calls so far ({@code #k}): a representation of the same text that lets a small model keep its place in the
+   * task. The harness adds no knowledge of the plan: it counts successful calls, it does not judge them.
+   */
   public int[] prompt(String taskPrompt) {
-    return concat(new int[] {bos}, tokenizer.encode(taskPrompt), new int[] {sep});
+    return concat(new int[] {bos}, tokenizer.encode(numbered(taskPrompt)), new int[] {sep});
+  }
+
+  static String numbered(String prompt) {
+    var parts = prompt.split(", then ", -1);
+    var sb = new StringBuilder();
+    for (int i = 0; i < parts.length; i++) {
+      if (i > 0) sb.append(", then ");
+      sb.append('#').append(i + 1).append(' ').append(parts[i]);
+    }
+    return sb.toString();
   }
 
   /** The action tokens of a call, {@code <call>tool a=1|b=2<eos>}. */
@@ -99,10 +115,18 @@ public final class PolicyFormat {
     return concat(new int[] {answer}, tokenizer.encode(text == null ? "" : text), new int[] {eos});
   }
 
-  /** What the environment appends after a call: {@code <result>text<sep>}. */
-  public int[] result(Step step) {
-    String text = step.error() != null ? "error " + step.error() : step.partial() ? "partial" : step.result();
-    return concat(new int[] {result}, tokenizer.encode(text == null ? "" : text), new int[] {sep});
+  /** Whether a step counts as a successful call (numbered in the results). */
+  public static boolean succeeded(Step step) {
+    return step.error() == null && !step.partial();
+  }
+
+  /**
+   * What the environment appends after a call: {@code <result>#k text<sep>} for the k-th successful call,
+   * {@code <result>error KIND<sep>} or {@code <result>partial<sep>} otherwise.
+   */
+  public int[] result(Step step, int successes) {
+    String text = step.error() != null ? "error " + step.error() : step.partial() ? "partial" : "#" + successes + " " + step.result();
+    return concat(new int[] {result}, tokenizer.encode(text), new int[] {sep});
   }
 
   /** The whole episode as one sequence with the policy's own tokens marked (for SFT and the RL loss). */
@@ -111,10 +135,12 @@ public final class PolicyFormat {
     var marks = new ArrayList<Boolean>();
     tokens.add(prompt(t.prompt()));
     marks.add(false);
+    int ok = 0;
     for (var s : t.steps()) {
       tokens.add(call(s.tool(), s.arguments()));
       marks.add(true);
-      tokens.add(result(s));
+      if (succeeded(s)) ok++;
+      tokens.add(result(s, ok));
       marks.add(false);
     }
     if (t.finalAnswer() != null) {

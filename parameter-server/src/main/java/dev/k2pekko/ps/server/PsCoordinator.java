@@ -153,11 +153,19 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     final long version;
     final List<Pushed> contributors;
     ArrayList<RescaleQK> rescales;
-    boolean clipAsked, clipDone;
+    boolean clipAsked, clipDone, applied;
+    long prepareStarted;
     final Map<String, GroupApplied> replies = new HashMap<>();
+    final Map<String, PsGroup.Prepared> prepared = new HashMap<>();
     Step(long version, List<Pushed> contributors) {
       this.version = version;
       this.contributors = contributors;
+    }
+    Step(long version, List<Pushed> contributors, ArrayList<RescaleQK> rescales, long prepareStarted) {
+      this(version, contributors);
+      this.rescales = rescales;
+      this.clipDone = true;
+      this.prepareStarted = prepareStarted;
     }
   }
 
@@ -240,6 +248,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
         .onMessage(ClipDecision.class, d -> onClip(d))
         .onMessage(ClipArrived.class, d -> onClip(d.d()))
         .onMessage(GroupApplied.class, this::onApplied)
+        .onMessage(PsGroup.Prepared.class, this::onPrepared)
         .onMessage(ApplyTimeout.class, this::onApplyTimeout)
         .onMessage(Retry.class, this::onRetry)
         .onMessage(GroupState.class, this::onGroupState)
@@ -356,8 +365,67 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     } else {
       applying.rescales = new ArrayList<>();
       applying.clipDone = true;
+      sendPrepare();
+    }
+  }
+
+  /** Phase one: every group must hold valid gradients of every contributor before any group applies. */
+  private void sendPrepare() {
+    applying.prepared.clear();
+    var contributors = new ArrayList<String>();
+    var versions = new ArrayList<Long>();
+    for (var p : applying.contributors) {
+      contributors.add(p.learnerId());
+      versions.add(p.version());
+    }
+    var replyTo = getContext().messageAdapter(PsGroup.Prepared.class, x -> x);
+    for (String g : groups) sharding.entityRefFor(PsGroup.KEY, g).tell(new PsGroup.Prepare(applying.version, contributors, versions, replyTo));
+    if (applying.prepareStarted == 0) {
+      applying.prepareStarted = System.nanoTime();
+      timers.startSingleTimer("apply", new ApplyTimeout(applying.version, 0), s.applyTimeout());
+    }
+  }
+
+  private Behavior<Command> onPrepared(PsGroup.Prepared p) {
+    if (applying == null || p.version() != applying.version || applying.applied) return this;
+    applying.prepared.put(p.group(), p);
+    if (applying.prepared.size() < groups.size()) return this;
+    var rejected = new HashSet<String>();
+    boolean missing = false;
+    for (var x : applying.prepared.values()) {
+      rejected.addAll(x.rejected());
+      missing |= !x.missing().isEmpty();
+    }
+    if (!rejected.isEmpty()) {
+      var keep = new ArrayList<Pushed>();
+      for (var c : applying.contributors) {
+        if (rejected.contains(c.learnerId())) {
+          c.replyTo().tell(new Refused(c.version(), c.learnerId(), "non-finite"));
+          advanceOffsets(c);
+          count("trajectories_rejected", c.trajectoryIds().size());
+        } else {
+          keep.add(c);
+        }
+      }
+      if (keep.isEmpty()) {
+        timers.cancel("apply");
+        count("steps_skipped", 1);
+        applying = null;
+        saveOffsets();
+        tryStep(false);
+        return this;
+      }
+      applying = new Step(applying.version, keep, applying.rescales, applying.prepareStarted);
+      sendPrepare();
+    } else if (missing) {
+      // a shard is still on its way (the learner sent it on another path than Pushed): ask again shortly
+      count("prepare_retries", 1);
+      timers.startSingleTimer("prepare", new Retry(applying.version, "*"), Duration.ofMillis(20));
+    } else {
+      applying.applied = true;
       sendApply();
     }
+    return this;
   }
 
   private Behavior<Command> onClip(ClipDecision d) {
@@ -374,7 +442,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       count("heads_clipped", d.rescales().size());
     }
     applying.clipDone = true;
-    sendApply();
+    sendPrepare();
     return this;
   }
 
@@ -396,7 +464,6 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     for (String g : groups) {
       sharding.entityRefFor(PsGroup.KEY, g).tell(new PsGroup.ApplyStep(applying.version, contributors, versions, lr, applying.rescales, replyTo));
     }
-    timers.startSingleTimer("apply", new ApplyTimeout(applying.version, 0), s.applyTimeout());
   }
 
   private Behavior<Command> onApplied(GroupApplied a) {
@@ -413,6 +480,10 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   }
 
   private Behavior<Command> onRetry(Retry r) {
+    if (r.group().equals("*")) {
+      if (applying != null && applying.version == r.version() && !applying.applied) sendPrepare();
+      return this;
+    }
     if (applying == null || applying.version != r.version() || applying.replies.containsKey(r.group())) return this;
     var contributors = new ArrayList<String>();
     var versions = new ArrayList<Long>();

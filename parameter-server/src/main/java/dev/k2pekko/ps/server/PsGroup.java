@@ -52,6 +52,14 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
   public record ApplyStep(long version, ArrayList<String> contributors, ArrayList<Long> gradientVersions, double lr,
                           ArrayList<RescaleQK> rescales, ActorRef<GroupApplied> replyTo) implements Command, KryoWire {}
 
+  /** Phase one of a step: does this group hold valid gradients of every contributor? Changes nothing. */
+  public record Prepare(long version, ArrayList<String> contributors, ArrayList<Long> gradientVersions, ActorRef<Prepared> replyTo)
+      implements Command, KryoWire {}
+
+  /** Which contributors' gradients this group lacks (not arrived yet) and which it rejected (non-finite). */
+  public record Prepared(String group, long version, ArrayList<String> missing, ArrayList<String> rejected)
+      implements PsCoordinator.Command, KryoWire {}
+
   /** Weights and optimizer state now (for a checkpoint). */
   public record Export(ActorRef<GroupState> replyTo) implements Command, KryoWire {}
 
@@ -73,6 +81,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
   /** gradient version -> learner -> grads (a learner's gradient is keyed by the version it was computed at). */
   private final Map<Long, Map<String, HashMap<String, float[]>>> pending = new HashMap<>();
   private ActorRef<PsCoordinator.Command> coordinator;
+  private final java.util.Set<String> rejected = new java.util.HashSet<>();
 
   private PsGroup(ActorContext<Command> ctx, String group) {
     super(ctx);
@@ -84,6 +93,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
         .onMessage(Init.class, this::onInit)
         .onMessage(PushGradient.class, this::onPush)
         .onMessage(ApplyStep.class, this::onApply)
+        .onMessage(Prepare.class, this::onPrepare)
         .onMessage(Export.class, this::onExport)
         .build();
   }
@@ -129,6 +139,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       if (bad != null) break;
     }
     if (bad != null) {
+      rejected.add(p.learnerId() + "@" + p.version());
       getContext().getLog().warn("group {}: gradient of {} at version {} refused: {}", group, p.learnerId(), p.version(), bad);
       coordinator().tell(new BadGradient(p.version(), p.learnerId(), group, bad));
       return this;
@@ -187,11 +198,25 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       weights.put(k, fp32(ops.scaleRows(weights.get(k), r.head() * hd, (r.head() + 1) * hd, Math.pow(r.gamma(), 1 - opt.alpha()))));
     }
     pending.keySet().removeIf(v -> v <= a.version() - 64); // gradients too old to be admitted by any bound in use
+    rejected.removeIf(k -> Long.parseLong(k.substring(k.lastIndexOf('@') + 1)) <= a.version() - 64);
     for (int i = 0; i < a.contributors().size(); i++) {
       var byLearner = pending.get(a.gradientVersions().get(i));
       if (byLearner != null) byLearner.remove(a.contributors().get(i));
     }
     a.replyTo().tell(new GroupApplied(group, a.version(), floats(weights), true, null));
+    return this;
+  }
+
+  private Behavior<Command> onPrepare(Prepare p) {
+    var missing = new ArrayList<String>();
+    var bad = new ArrayList<String>();
+    for (int i = 0; i < p.contributors().size(); i++) {
+      String learner = p.contributors().get(i);
+      long v = p.gradientVersions().get(i);
+      if (rejected.contains(learner + "@" + v)) bad.add(learner);
+      else if (pending.getOrDefault(v, Map.of()).get(learner) == null) missing.add(learner);
+    }
+    p.replyTo().tell(new Prepared(group, p.version(), missing, bad));
     return this;
   }
 

@@ -1,0 +1,235 @@
+package dev.k2pekko.ps.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import dev.k2pekko.model.ModelConfig;
+import dev.k2pekko.model.PolicyModel;
+import dev.k2pekko.model.WeightsSnapshot;
+import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.ops.Tensor;
+import dev.k2pekko.ps.optim.MuonClip;
+import dev.k2pekko.ps.server.PsProtocol.ClipDecision;
+import dev.k2pekko.ps.server.PsProtocol.CloseStep;
+import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
+import dev.k2pekko.ps.server.PsProtocol.Pushed;
+import dev.k2pekko.ps.server.PsProtocol.Refused;
+import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
+import dev.k2pekko.ps.server.PsProtocol.TagOffset;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Join;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The coordinator and its groups on a one-node cluster: a synchronous step equals MuonClip applied to the mean
+ * gradient, rescales come after the optimizer, non-finite gradients are rejected, stale ones refused, and a
+ * restarted coordinator comes back at its checkpointed version with its offsets.
+ */
+class ParameterServerTest {
+  static final ModelConfig CFG = new ModelConfig(12, 8, 1, 2, 6, 2, 1e-5);
+  static ActorTestKit kit;
+  static Path dir;
+
+  @BeforeAll static void start() throws Exception {
+    dir = Files.createTempDirectory("k2-ps-test");
+    var config = ConfigFactory.parseMap(Map.of(
+            "pekko.actor.serialize-messages", "on",
+            "pekko.remote.artery.canonical.port", 0,
+            "pekko.loglevel", "WARNING"))
+        .withFallback(ConfigFactory.parseResources("application.conf"));
+    kit = ActorTestKit.create("ps-test", ConfigFactory.load(config));
+    var cluster = Cluster.get(kit.system());
+    cluster.manager().tell(Join.create(cluster.selfMember().address()));
+    PsGroup.init(kit.system());
+  }
+
+  @AfterAll static void stop() {
+    kit.shutdownTestKit();
+  }
+
+  /** A clip-monitor that answers every step with the given rescales. */
+  static ActorRef<MonitorCommand> monitor(List<RescaleQK> rescales) {
+    return kit.spawn(Behaviors.receive(MonitorCommand.class).onMessage(CloseStep.class, c -> {
+      var out = new ArrayList<RescaleQK>();
+      for (var r : rescales) out.add(new RescaleQK(c.version(), r.layer(), r.head(), r.gamma()));
+      c.replyTo().tell(new ClipDecision(c.version(), out));
+      return Behaviors.same();
+    }).build());
+  }
+
+  static PsCoordinator.Settings settings(String run, PsCoordinator.Mode mode, int staleness, boolean clip, int checkpointEvery) {
+    var opt = MuonClip.Config.defaults().withWeightDecay(0.1).withClip(clip, 100);
+    return new PsCoordinator.Settings(run, CFG, 5, opt, mode, staleness, 0.05, 0.01, 1, Duration.ofSeconds(5), Duration.ofSeconds(2),
+        Duration.ofSeconds(10), checkpointEvery, 3, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1", "sa", "");
+  }
+
+  static HashMap<String, float[]> randomGrads(long seed, boolean nan) {
+    var rnd = new Random(seed);
+    var g = new HashMap<String, float[]>();
+    for (var s : PolicyModel.specsOf(CFG)) {
+      float[] f = new float[s.size()];
+      for (int i = 0; i < f.length; i++) f[i] = (float) rnd.nextGaussian();
+      if (nan && s.name().equals("layer0.w1")) f[3] = Float.NaN;
+      g.put(s.name(), f);
+    }
+    return g;
+  }
+
+  static void push(long version, String learner, HashMap<String, float[]> grads, ActorRef<PsCoordinator.Command> coord, ActorRef<Refused> refused,
+                   Map<String, TagOffset> offsets) {
+    var sharding = org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding.get(kit.system());
+    PsProtocol.byGroup(grads).forEach((group, g) -> sharding.entityRefFor(PsGroup.KEY, group).tell(new PsProtocol.PushGradient(version, learner, g)));
+    coord.tell(new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t" + version)), new HashMap<>(offsets), 1.0, 10, "sft", refused));
+  }
+
+  static ActorRef<PsCoordinator.Command> coordinator(PsCoordinator.Settings s, ActorRef<MonitorCommand> monitor) {
+    var c = kit.spawn(PsCoordinator.create(s, monitor));
+    PsCoordinator.registerProxy(kit.system(), c);
+    return c;
+  }
+
+  static PsCoordinator.Status status(ActorRef<PsCoordinator.Command> c) {
+    var p = kit.<PsCoordinator.Status>createTestProbe();
+    c.tell(new PsCoordinator.GetStatus(p.getRef()));
+    return p.receiveMessage();
+  }
+
+  @Test void aSynchronousStepIsMuonClipOnTheMeanGradientThenTheRescales() {
+    var c = coordinator(settings("sync1", PsCoordinator.Mode.SYNC, 0, true, 0), monitor(List.of(new RescaleQK(0, 0, 1, 0.25))));
+    TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
+    TestProbe<Refused> refused = kit.createTestProbe();
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef()));
+    c.tell(new PsProtocol.RegisterLearner("b", b.getRef()));
+    var v0 = a.receiveMessage(Duration.ofSeconds(10)).verify();
+    assertEquals(0, b.receiveMessage().version());
+    var ga = randomGrads(1, false);
+    var gb = randomGrads(2, false);
+    push(0, "a", ga, c, refused.getRef(), Map.of("trajectories-0", new TagOffset(7, 2)));
+    a.expectNoMessage(Duration.ofMillis(200)); // b has not pushed: a synchronous step waits
+    push(0, "b", gb, c, refused.getRef(), Map.of("trajectories-1", new TagOffset(9, 1)));
+    var v1 = a.receiveMessage(Duration.ofSeconds(10)).verify();
+    assertEquals(1, v1.version());
+    assertEquals(v1.sha256(), b.receiveMessage().sha256());
+
+    // the same step done directly: Muon/AdamW as MuonClip routes them, on the mean gradient, no clip
+    var ops = new ReferenceOps();
+    var model = v0.toModel(ops);
+    var mean = new LinkedHashMap<String, Tensor>();
+    for (var s : PolicyModel.specsOf(CFG)) {
+      double[] d = new double[s.size()];
+      for (int i = 0; i < d.length; i++) d[i] = ((double) ga.get(s.name())[i] + gb.get(s.name())[i]) / 2;
+      mean.put(s.name(), ops.tensor(s.rows(), s.cols(), d));
+    }
+    new MuonClip(MuonClip.Config.defaults().withWeightDecay(0.1).withClip(false, 100), model).step(model, mean, new double[][] {{0, 0}}, 0.05);
+    var got = v1.asMap();
+    int hd = CFG.headDim();
+    for (var s : PolicyModel.specsOf(CFG)) {
+      float[] want = WeightsSnapshot.toFloats(model.parameter(s.name()));
+      boolean qk = s.name().equals("layer0.wq") || s.name().equals("layer0.wk");
+      for (int i = 0; i < want.length; i++) {
+        // the monitor's gamma 0.25 on head 1, alpha 0.5: its rows of W_q and W_k are each scaled by 0.5 after the step
+        double expected = qk && i / CFG.dModel() >= hd ? want[i] * 0.5 : want[i];
+        assertEquals(expected, got.get(s.name())[i], 2e-6, s.name() + "[" + i + "]");
+      }
+    }
+    var st = status(c);
+    assertEquals(1, st.version());
+    assertEquals(Map.of(0L, 2), st.consumedPerVersion());
+    assertEquals(Map.of("trajectories-0", new TagOffset(7, 2), "trajectories-1", new TagOffset(9, 1)), st.offsets());
+    assertEquals(1L, st.counters().get("heads_clipped"));
+    kit.stop(c);
+  }
+
+  @Test void nonFiniteGradientsAreRejectedCountedAndLeftOutOfTheStep() {
+    var c = coordinator(settings("nan1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor(List.of()));
+    TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
+    TestProbe<Refused> refusedA = kit.createTestProbe(), refusedB = kit.createTestProbe();
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef()));
+    c.tell(new PsProtocol.RegisterLearner("b", b.getRef()));
+    a.receiveMessage(Duration.ofSeconds(10));
+    b.receiveMessage();
+    push(0, "a", randomGrads(1, true), c, refusedA.getRef(), Map.of());
+    push(0, "b", randomGrads(2, false), c, refusedB.getRef(), Map.of());
+    assertEquals("non-finite", refusedA.receiveMessage(Duration.ofSeconds(10)).reason());
+    var v1 = b.receiveMessage(Duration.ofSeconds(10)).verify();
+    assertEquals(1, v1.version());
+    for (float f : v1.asMap().get("layer0.w1")) assertTrue(Float.isFinite(f));
+    var st = status(c);
+    assertTrue(st.counters().get("rejected_non_finite") >= 1);
+    assertEquals(Map.of(0L, 1), st.consumedPerVersion()); // only b's trajectory went into version 0's step
+    // every learner's gradient bad: the step is skipped, the version stays
+    push(1, "a", randomGrads(3, true), c, refusedA.getRef(), Map.of());
+    push(1, "b", randomGrads(4, true), c, refusedB.getRef(), Map.of());
+    refusedA.receiveMessage(Duration.ofSeconds(10));
+    refusedB.receiveMessage(Duration.ofSeconds(10));
+    var st2 = status(c);
+    assertEquals(1, st2.version());
+    assertEquals(1L, st2.counters().get("steps_skipped"));
+    kit.stop(c);
+  }
+
+  @Test void asynchronousModeAdmitsBoundedStalenessAndRefusesOlderGradients() {
+    var c = coordinator(settings("async1", PsCoordinator.Mode.ASYNC, 1, false, 0), monitor(List.of()));
+    TestProbe<WeightsSnapshot> a = kit.createTestProbe();
+    TestProbe<Refused> refused = kit.createTestProbe();
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef()));
+    assertEquals(0, a.receiveMessage(Duration.ofSeconds(10)).version());
+    push(0, "a", randomGrads(1, false), c, refused.getRef(), Map.of());
+    assertEquals(1, a.receiveMessage(Duration.ofSeconds(10)).version());
+    push(0, "b", randomGrads(2, false), c, refused.getRef(), Map.of()); // version 0 at current 1: within staleness 1
+    assertEquals(2, a.receiveMessage(Duration.ofSeconds(10)).version());
+    push(0, "c", randomGrads(3, false), c, refused.getRef(), Map.of()); // version 0 at current 2: too old
+    var r = refused.receiveMessage(Duration.ofSeconds(10));
+    assertEquals("stale", r.reason());
+    assertEquals("c", r.learnerId());
+    a.expectNoMessage(Duration.ofMillis(200));
+    var st = status(c);
+    assertEquals(2, st.version());
+    assertEquals(1L, st.counters().get("refused_stale"));
+    kit.stop(c);
+  }
+
+  @Test void aRestartedCoordinatorRestoresItsCheckpointVersionAndOffsets() throws Exception {
+    var s = settings("restart1", PsCoordinator.Mode.SYNC, 0, false, 1);
+    var c = coordinator(s, monitor(List.of()));
+    TestProbe<WeightsSnapshot> a = kit.createTestProbe();
+    TestProbe<Refused> refused = kit.createTestProbe();
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef()));
+    a.receiveMessage(Duration.ofSeconds(10));
+    push(0, "a", randomGrads(1, false), c, refused.getRef(), Map.of("trajectories-3", new TagOffset(42, 5)));
+    var v1 = a.receiveMessage(Duration.ofSeconds(10));
+    var done = kit.<Long>createTestProbe();
+    c.tell(new PsCoordinator.CheckpointNow(done.getRef()));
+    assertEquals(1L, done.receiveMessage(Duration.ofSeconds(10)));
+    kit.stop(c);
+    var again = coordinator(s, monitor(List.of()));
+    TestProbe<WeightsSnapshot> a2 = kit.createTestProbe();
+    again.tell(new PsProtocol.RegisterLearner("a", a2.getRef()));
+    var restored = a2.receiveMessage(Duration.ofSeconds(10)).verify();
+    assertEquals(1, restored.version());
+    assertEquals(v1.sha256(), restored.sha256());
+    var st = status(again);
+    assertEquals(1, st.restoredFrom());
+    assertEquals(Map.of("trajectories-3", new TagOffset(42, 5)), st.offsets());
+    try (var store = new OffsetStore(s.jdbcUrl(), s.jdbcUser(), s.jdbcPassword())) {
+      assertEquals(Map.of("trajectories-3", new TagOffset(42, 5)), store.load("restart1"));
+    }
+    kit.stop(again);
+  }
+}
