@@ -58,7 +58,7 @@ public final class SftProbe {
       var tb = TokenBatch.of(b, 0);
       var r = Losses.nextToken(model, tb);
       tokens += tb.ids().length;
-      double cur = lr * Math.min(1.0, step / 50.0);
+      double cur = lr * Math.min(1.0, step / 50.0) * (1.0 - 0.9 * step / (double) steps);
       opt.step(model, r.grads(), r.maxLogit(), cur);
       if (step % 50 == 0) {
         double maxl = 0;

@@ -9,6 +9,7 @@ import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsGroup;
 import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashSet;
 import java.util.Optional;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -58,7 +59,9 @@ public final class TrainerNode {
         l.getDouble("rl-tau"), c.getInt("k2.collector.tags"), settings.mode() == PsCoordinator.Mode.ASYNC, url, user, password);
     var format = NodeServices.get(system).format();
     ShardedDaemonProcess.get(system).init(Learner.Command.class, "learner", ls.count(),
-        i -> Learner.create(i, ls, format, monitor), ShardedDaemonProcessSettings.create(system).withRole("learner"),
+        // a failed learner (its journal stream broke, say) starts again from the durable offsets, after a backoff
+        i -> org.apache.pekko.actor.typed.javadsl.Behaviors.supervise(Learner.create(i, ls, format, monitor))
+            .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restartWithBackoff(Duration.ofMillis(500), Duration.ofSeconds(10), 0.2)), ShardedDaemonProcessSettings.create(system).withRole("learner"),
         Optional.of(Learner.Stop.INSTANCE));
     if (!roles.contains("learner") && !roles.contains("ps")) {
       system.log().debug("node without learner or ps role: proxies only");

@@ -1,0 +1,104 @@
+package dev.k2pekko.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.k2pekko.agents.JournalSchema;
+import dev.k2pekko.agents.K2Node;
+import dev.k2pekko.agents.TrajectoryReplay;
+import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.ps.checkpoint.Checkpoints;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Join;
+import org.apache.pekko.stream.javadsl.Sink;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The whole loop on a one-node cluster with a small configuration: evaluation, synthesis, SFT from the journal,
+ * RL rollouts, evaluation. Every trajectory of the run in the journal is consumed exactly once, per version as the
+ * parameter server recorded, and the run ends with a checkpoint that verifies.
+ */
+class PipelineTest {
+  static Config config(Path dir, Map<String, Object> extra) {
+    var o = new HashMap<String, Object>();
+    o.put("pekko.actor.serialize-messages", "on");
+    o.put("pekko.remote.artery.canonical.port", 0);
+    o.put("pekko.loglevel", "WARNING");
+    o.put("k2.judge.flush-interval", "20ms");
+    o.put("k2.journal.dir", dir.toAbsolutePath().toString());
+    o.put("pekko-persistence-jdbc.shared-databases.slick.db.url", "jdbc:h2:file:" + dir.resolve("journal").toAbsolutePath() + ";DB_CLOSE_ON_EXIT=FALSE");
+    o.put("k2.pipeline.eval-tasks", 5);
+    o.put("k2.pipeline.eval-trials", 2);
+    o.put("k2.pipeline.synth-agents", 20);
+    o.put("k2.pipeline.synth-episodes", 10);
+    o.put("k2.pipeline.rl-rounds", 1);
+    o.put("k2.pipeline.rl-tasks", 10);
+    o.put("k2.pipeline.rl-rollouts", 2);
+    o.put("k2.pipeline.stage-timeout", "3 minutes");
+    o.put("k2.ps.checkpoint-every", 5);
+    o.putAll(extra);
+    return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(ConfigFactory.parseResources("application.conf")));
+  }
+
+  @Test void theLoopConsumesEveryTrajectoryOnceAndCheckpoints() throws Exception {
+    Path dir = Files.createTempDirectory("k2-pipeline-test");
+    var cfg = config(dir, Map.of());
+    JournalSchema.ensure(cfg);
+    ActorSystem<Void> system = K2Node.start("k2", cfg);
+    try {
+      var cluster = Cluster.get(system);
+      cluster.manager().tell(Join.create(cluster.selfMember().address()));
+      K2Node.awaitMembersUp(system, 1, Duration.ofSeconds(20));
+      var node = TrainerNode.start(system, "ptest");
+      var pipeline = new Pipeline(system, node, Pipeline.Spec.fromConfig("ptest", 7, cfg), p -> {});
+      var r = pipeline.run();
+
+      assertEquals(5, r.init().tasks());
+      assertEquals(2, r.init().passK().length);
+      assertTrue(r.init().success() <= 0.05, "an untrained policy solves held-out tasks: " + r.init().success());
+      assertTrue(r.synthesized() > 100, "synthesis persisted " + r.synthesized());
+      assertEquals(20, r.rollouts()); // 10 tasks x 2 rollouts, all persisted
+
+      // every trajectory of this run in the journal was consumed, once
+      var ids = new HashSet<String>();
+      long[] count = {0};
+      new TrajectoryReplay(system).source(TrajectoryReplay.Filter.ALL)
+          .filter(t -> t.trajectory().trajectoryId().startsWith("ptest-"))
+          .runWith(Sink.foreach(t -> { count[0]++; ids.add(t.trajectory().trajectoryId()); }), system)
+          .toCompletableFuture().get(60, TimeUnit.SECONDS);
+      var st = r.status();
+      assertEquals(count[0], ids.size());
+      assertEquals(count[0], st.counters().getOrDefault("trajectories", 0L) + st.counters().getOrDefault("trajectories_rejected", 0L));
+      assertEquals(count[0], r.synthesized() + r.rollouts());
+      assertEquals(0L, st.counters().getOrDefault("duplicates", 0L));
+      long perVersion = st.consumedPerVersion().values().stream().mapToLong(Integer::longValue).sum();
+      assertEquals(st.counters().get("trajectories").longValue(), perVersion);
+      assertEquals(st.version(), st.counters().get("steps").longValue());
+
+      // the last checkpoint is the final version and verifies; a damaged copy is named, never loaded
+      var latest = Checkpoints.loadLatest(dir.resolve("checkpoints").resolve("ptest"), new ReferenceOps()).orElseThrow();
+      assertEquals(st.version(), latest.version());
+      assertEquals(Files.list(dir.resolve("checkpoints").resolve("ptest")).filter(p -> p.toString().endsWith(".json")).count() <= 3, true);
+      var st2 = Checkpoints.safetensorsPath(dir.resolve("checkpoints").resolve("ptest"), latest.version());
+      byte[] bytes = Files.readAllBytes(st2);
+      bytes[bytes.length - 3] ^= 1;
+      Files.write(st2, bytes);
+      var e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
+          () -> Checkpoints.read(Checkpoints.jsonPath(dir.resolve("checkpoints").resolve("ptest"), latest.version()), new ReferenceOps()));
+      assertTrue(e.getMessage().contains(st2.getFileName().toString()) || e.getMessage().contains("sha256"), e.getMessage());
+    } finally {
+      system.terminate();
+      system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    }
+  }
+}
