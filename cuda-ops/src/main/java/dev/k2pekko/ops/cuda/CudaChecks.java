@@ -22,7 +22,9 @@ import java.util.Random;
  *   <li>{@link #BF16_ATTENTION} = 2e-2 for attention's output and max logit and {@link #BF16_ATTENTION_GRAD} = 4e-2
  *       for its gradients (q, k, v and the probabilities all pass through bf16 on the tensor cores).</li>
  * </ul>
- * NaN fails every check.
+ * dq and dk are measured against max(||ref||, ||gpu||, ||ref dv||): where they vanish in exact arithmetic
+ * (one token: the softmax is constant) bf16 leaves rounding noise of the gradients' own scale, which ||dv||
+ * measures. NaN fails every check.
  */
 public final class CudaChecks {
   public static final double FP32 = 2e-5, BF16_GEMM = 1e-2, BF16_ATTENTION = 2e-2, BF16_ATTENTION_GRAD = 4e-2;
@@ -84,6 +86,17 @@ public final class CudaChecks {
 
   private void check(String name, double tol, double[] expected, double[] actual) {
     results.add(new Result(name, expected.length == actual.length ? relError(expected, actual) : Double.NaN, tol));
+  }
+
+  private void checkScaled(String name, double tol, double[] expected, double[] actual, double scale) {
+    double diff = 0, ne = 0, na = 0;
+    for (int i = 0; i < Math.min(expected.length, actual.length); i++) {
+      diff += (expected[i] - actual[i]) * (expected[i] - actual[i]);
+      ne += expected[i] * expected[i];
+      na += actual[i] * actual[i];
+    }
+    double err = Math.sqrt(diff) / Math.max(Math.max(Math.sqrt(ne), Math.sqrt(na)), Math.max(scale, 1e-300));
+    results.add(new Result(name, expected.length == actual.length ? err : Double.NaN, tol));
   }
 
   private int dim(int max) {
@@ -194,8 +207,9 @@ public final class CudaChecks {
       check("attention maxLogit" + shape, BF16_ATTENTION, ra.maxLogit(), xa.maxLogit());
       var rg = ref.attentionBackward(g, q, k, v, ra.probs(), b, t, h);
       var xg = gpu.attentionBackward(g, q, k, v, xa.probs(), b, t, h);
-      check("attention dq" + shape, BF16_ATTENTION_GRAD, rg.first().toDoubles(), xg.first().toDoubles());
-      check("attention dk" + shape, BF16_ATTENTION_GRAD, rg.second().toDoubles(), xg.second().toDoubles());
+      double dvNorm = Math.sqrt(ref.sumOfSquares(rg.third()));
+      checkScaled("attention dq" + shape, BF16_ATTENTION_GRAD, rg.first().toDoubles(), xg.first().toDoubles(), dvNorm);
+      checkScaled("attention dk" + shape, BF16_ATTENTION_GRAD, rg.second().toDoubles(), xg.second().toDoubles(), dvNorm);
       check("attention dv" + shape, BF16_ATTENTION_GRAD, rg.third().toDoubles(), xg.third().toDoubles());
     }
     // large logits: max-logit tracking must see the signed maximum, including negative ones

@@ -95,6 +95,10 @@ public final class CudaDevice {
     current.set(true);
   }
 
+  public double compileMs() {
+    return compileMs;
+  }
+
   public String name() {
     return name;
   }
@@ -379,7 +383,8 @@ public final class CudaDevice {
 
   // ---- events, for timing ----
 
-  long event() {
+  /** A CUDA event, for timing work on this device's stream. */
+  public long event() {
     makeCurrent();
     try (Arena a = Arena.ofConfined()) {
       MemorySegment p = a.allocate(JAVA_LONG);
@@ -390,7 +395,7 @@ public final class CudaDevice {
     }
   }
 
-  void record(long event) {
+  public void record(long event) {
     try {
       cuda.rt("cudaEventRecord", (int) cuda.cudaEventRecord.invokeExact(event, stream));
     } catch (Throwable t) {
@@ -399,7 +404,7 @@ public final class CudaDevice {
   }
 
   /** Milliseconds between two recorded events, waiting for the second. */
-  float elapsedMs(long start, long end) {
+  public float elapsedMs(long start, long end) {
     try (Arena a = Arena.ofConfined()) {
       cuda.rt("cudaEventSynchronize", (int) cuda.cudaEventSynchronize.invokeExact(end));
       MemorySegment ms = a.allocate(JAVA_FLOAT);

@@ -18,7 +18,7 @@ import java.util.List;
  * {@link #attentionBackward} recomputes them; its {@code toDoubles()} returns those log-sum-exp values. The
  * per-head maximum logit comes out of the same kernel.
  */
-public final class CudaOps implements TensorOps {
+public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchulz {
   /** Operand precision of matrix products: bf16 tensor cores (default) or plain fp32. Accumulation is fp32 in both. */
   public enum Precision { BF16, FP32 }
 
@@ -240,6 +240,7 @@ public final class CudaOps implements TensorOps {
    * operands and output and fp32 accumulation, the linear terms folded into the GEMM's beta. The norm never
    * leaves the device, so nothing waits. Returns fp32 (R,K).
    */
+  @Override
   public Tensor newtonSchulz(Tensor gt, int steps, double a, double b, double c, double eps) {
     CudaTensor g = c(gt);
     boolean tall = g.rows() > g.cols();

@@ -21,8 +21,10 @@ import java.util.concurrent.ConcurrentHashMap;
  * owner becomes unreachable (a phantom reference, drained on every allocation). Work is queued on one
  * stream, so a block reused by a later kernel is only touched after every earlier kernel that read it.
  * When the pool's reserve would pass its limit (80% of the device memory free at start, or
- * {@code K2_CUDA_POOL_GB}), the allocator asks the JVM for a collection and drains again before it
- * returns cached blocks to the driver and retries; only then does it fail.
+ * {@code K2_CUDA_POOL_GB}), the allocator asks the JVM for a (full) collection and drains again; when
+ * cudaMalloc itself fails it also returns every cached block to the driver and retries; only then does it
+ * fail. A small young generation ({@code -Xmn8m}) lets minor collections find dead tensors long before the
+ * limit, which is much cheaper than the full collection (docs/CUDA.md).
  */
 final class DeviceMemory {
   /** A pooled block: what the phantom reference of its owner keeps, so the owner can go. */
@@ -72,20 +74,20 @@ final class DeviceMemory {
   synchronized Block take(long bytes) {
     drain();
     long cls = sizeClass(bytes);
-    ArrayDeque<Long> list = free.get(cls);
-    Long ptr = list == null ? null : list.poll();
-    if (ptr == null) {
-      if (reserved + cls > limit) {
-        collect();
-        list = free.get(cls);
-        ptr = list == null ? null : list.poll();
-        if (ptr == null && reserved + cls > limit) trim();
-      }
-      if (ptr == null) ptr = malloc(cls);
+    Long ptr = poll(cls);
+    if (ptr == null && reserved + cls > limit) {
+      collect(); // the garbage of the last steps is usually enough
+      ptr = poll(cls);
     }
+    if (ptr == null) ptr = malloc(cls); // trims the cache and retries if the device is full
     inUse += cls;
     peak = Math.max(peak, inUse);
     return new Block(ptr, cls);
+  }
+
+  private Long poll(long cls) {
+    ArrayDeque<Long> list = free.get(cls);
+    return list == null ? null : list.poll();
   }
 
   synchronized void release(Block b) {
@@ -105,14 +107,17 @@ final class DeviceMemory {
     }
   }
 
-  /** Asks for a collection and waits (at most about a second) until the queue has been quiet for 20 ms. */
+  /**
+   * Asks for a collection, then takes back what it freed: references are queued by the JVM's reference
+   * handler right after the collection, so this waits only until the queue has been quiet for 2 ms.
+   */
   private void collect() {
     collections++;
     System.gc();
-    long deadline = System.nanoTime() + 1_000_000_000L;
+    long deadline = System.nanoTime() + 200_000_000L;
     try {
       while (System.nanoTime() < deadline) {
-        Ref r = (Ref) queue.remove(20);
+        Ref r = (Ref) queue.remove(2);
         if (r == null) break;
         live.remove(r);
         for (Block b : r.blocks) release(b);
