@@ -455,8 +455,8 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     int smem = (TILE * (p + 8) + p * (TILE + 8)) * 2;
     dev.allowSharedMemory(f, smem);
     if (batch > 0 && seq > 0) {
-      dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, out.ptr(), state.ptr(), bits.ptr, q.ptr(), k.ptr(),
-          v.ptr(), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)), track ? 1 : 0);
+      dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, out.ptr(), state.ptr(), bits.ptr, bf16(q), bf16(k),
+          bf16(v), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)), track ? 1 : 0);
     }
     double[] maxLogit = new double[heads];
     if (track) {
@@ -496,12 +496,12 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     long fkv = attnFn(hd, "k_attn_bwd_dkdv");
     int smemKv = 2 * (TILE * (p + 8) + p * (TILE + 8)) * 2 + 2 * TILE * 4;
     dev.allowSharedMemory(fkv, smemKv);
-    dev.launch(fkv, tiles, batch * heads, 1, 128, 1, 1, smemKv, dk.ptr(), dv.ptr(), q.ptr(), k.ptr(), v.ptr(), g.ptr(), st.ptr(), d.ptr,
+    dev.launch(fkv, tiles, batch * heads, 1, 128, 1, 1, smemKv, dk.ptr(), dv.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr,
         seq, heads, cols, scale);
     long fq = attnFn(hd, "k_attn_bwd_dq");
     int smemQ = (2 * TILE * (p + 8) + p * (TILE + 8)) * 2;
     dev.allowSharedMemory(fq, smemQ);
-    dev.launch(fq, tiles, batch * heads, 1, 128, 1, 1, smemQ, dq.ptr(), q.ptr(), k.ptr(), v.ptr(), g.ptr(), st.ptr(), d.ptr, seq, heads,
+    dev.launch(fq, tiles, batch * heads, 1, 128, 1, 1, smemQ, dq.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr, seq, heads,
         cols, scale);
     dev.memory.release(d);
     keep(g, q, k, v, st);

@@ -21,7 +21,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * owner becomes unreachable (a phantom reference, drained on every allocation). Work is queued on one
  * stream, so a block reused by a later kernel is only touched after every earlier kernel that read it.
  * When the pool's reserve would pass its limit (80% of the device memory free at start, or
- * {@code K2_CUDA_POOL_GB}), the allocator asks the JVM for a (full) collection and drains again; when
+ * {@code K2_CUDA_POOL_GB}), the allocator asks the JVM for a (full) collection, at most once per eighth of
+ * the limit handed out, drains again, and if its size is still missing frees cached blocks of other sizes; when
  * cudaMalloc itself fails it also returns every cached block to the driver and retries; only then does it
  * fail. A small young generation ({@code -Xmn8m}) lets minor collections find dead tensors long before the
  * limit, which is much cheaper than the full collection (docs/CUDA.md).
@@ -49,7 +50,7 @@ final class DeviceMemory {
   private final ReferenceQueue<Object> queue = new ReferenceQueue<>();
   private final Set<Ref> live = ConcurrentHashMap.newKeySet();
   private final long limit;
-  private long reserved, inUse, peak, mallocs, collections;
+  private long reserved, inUse, peak, mallocs, collections, evictions, takenSinceCollect, collectNanos;
 
   DeviceMemory(CudaDevice device) {
     this.device = device;
@@ -76,13 +77,36 @@ final class DeviceMemory {
     long cls = sizeClass(bytes);
     Long ptr = poll(cls);
     if (ptr == null && reserved + cls > limit) {
-      collect(); // the garbage of the last steps is usually enough
-      ptr = poll(cls);
+      // at the limit: collect, but at most once per eighth of the limit handed out, so a pool full of
+      // other sizes does not collect on every request; then evict cached blocks of other sizes
+      if (takenSinceCollect > limit / 8) {
+        collect();
+        ptr = poll(cls);
+      }
+      if (ptr == null) evict(reserved + cls - limit);
     }
-    if (ptr == null) ptr = malloc(cls); // trims the cache and retries if the device is full
+    if (ptr == null) ptr = malloc(cls); // trims the whole cache and retries if the device is full
+    takenSinceCollect += cls;
     inUse += cls;
     peak = Math.max(peak, inUse);
     return new Block(ptr, cls);
+  }
+
+  /** cudaFree on cached free blocks, largest classes first, until at least bytes are returned. */
+  private void evict(long bytes) {
+    var classes = new java.util.ArrayList<>(free.keySet());
+    classes.sort(java.util.Comparator.reverseOrder());
+    long done = 0;
+    for (Long c : classes) {
+      ArrayDeque<Long> list = free.get(c);
+      while (done < bytes && !list.isEmpty()) {
+        cudaFree(list.poll());
+        reserved -= c;
+        done += c;
+        evictions++;
+      }
+      if (done >= bytes) break;
+    }
   }
 
   private Long poll(long cls) {
@@ -113,6 +137,8 @@ final class DeviceMemory {
    */
   private void collect() {
     collections++;
+    takenSinceCollect = 0;
+    long t0 = System.nanoTime();
     System.gc();
     long deadline = System.nanoTime() + 200_000_000L;
     try {
@@ -126,6 +152,7 @@ final class DeviceMemory {
       Thread.currentThread().interrupt();
     }
     drain();
+    collectNanos += System.nanoTime() - t0;
   }
 
   /** Returns every cached free block to the driver (cudaFree waits for the device). */
@@ -168,7 +195,8 @@ final class DeviceMemory {
 
   /** "reserved 12.0 GiB, in use 3.1 GiB, peak 9.0 GiB, 812 cudaMalloc calls, 3 collections". */
   synchronized String stats() {
-    return String.format(java.util.Locale.ROOT, "reserved %.1f GiB, in use %.1f GiB, peak %.1f GiB, %d cudaMalloc calls, %d collections",
-        reserved / 1073741824.0, inUse / 1073741824.0, peak / 1073741824.0, mallocs, collections);
+    return String.format(java.util.Locale.ROOT,
+        "reserved %.1f GiB, in use %.1f GiB, peak %.1f GiB, %d cudaMalloc calls, %d evicted, %d collections taking %.0f ms",
+        reserved / 1073741824.0, inUse / 1073741824.0, peak / 1073741824.0, mallocs, evictions, collections, collectNanos / 1e6);
   }
 }

@@ -1,6 +1,7 @@
 // Causal multi-head attention in 64x64 tiles (flash-style: the T x T score matrix is never stored), on the
 // bf16 tensor cores through mma.sync.m16n8k16 with fp32 accumulation. Compiled by NVRTC with -DHD=<head dim>;
-// HDP pads the head dimension to a multiple of 16 with zeros. q, k, v, out, dout are fp32 (B*T, C) with
+// HDP pads the head dimension to a multiple of 16 with zeros. q, k, v, dout arrive as bf16 (the tensors' cached
+// GEMM-operand copies), out, lse and the gradients are fp32; all (B*T, C) with
 // C = H*HD, head h in columns [h*HD, (h+1)*HD). A block of 128 threads (4 warps) owns 64 rows; each warp 16.
 //
 // Forward: out, lse (natural log-sum-exp of each (b,h,row)'s scaled logits) and, as a by-product, each head's
@@ -50,26 +51,23 @@ __device__ __forceinline__ void ldB(const bf16_t* M, int stride, int n0, int k0,
   b1 = *(const unsigned*)(p + 8);
 }
 
-// A fragments (16 tokens x HDP dims) straight from fp32 global memory; out-of-range tokens and padding dims read 0.
-__device__ __forceinline__ void ldA(unsigned a[HDP / 16][4], const float* src, long long base, int C, int tok0, int T) {
+// A fragments (16 tokens x HDP dims) straight from bf16 global memory; out-of-range tokens and padding dims read 0.
+__device__ __forceinline__ unsigned at2(const bf16_t* src, long long base, int C, int r, int c, int T) {
+  unsigned lo = (r < T && c < HD) ? src[base + (long long)r * C + c] : 0u;
+  unsigned hi = (r < T && c + 1 < HD) ? src[base + (long long)r * C + c + 1] : 0u;
+  return lo | (hi << 16);
+}
+
+__device__ __forceinline__ void ldA(unsigned a[HDP / 16][4], const bf16_t* src, long long base, int C, int tok0, int T) {
   int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   int rA = tok0 + g, rB = rA + 8;
 #pragma unroll
   for (int ks = 0; ks < HDP / 16; ks++) {
-    float v[2][4];
-#pragma unroll
-    for (int half = 0; half < 2; half++) {
-      int c = ks * 16 + 2 * t + half * 8;
-#pragma unroll
-      for (int e = 0; e < 2; e++) {
-        v[half][e] = (rA < T && c + e < HD) ? src[base + (long long)rA * C + c + e] : 0.f;
-        v[half][2 + e] = (rB < T && c + e < HD) ? src[base + (long long)rB * C + c + e] : 0.f;
-      }
-    }
-    a[ks][0] = pack2(v[0][0], v[0][1]);
-    a[ks][1] = pack2(v[0][2], v[0][3]);
-    a[ks][2] = pack2(v[1][0], v[1][1]);
-    a[ks][3] = pack2(v[1][2], v[1][3]);
+    int c = ks * 16 + 2 * t;
+    a[ks][0] = at2(src, base, C, rA, c, T);
+    a[ks][1] = at2(src, base, C, rB, c, T);
+    a[ks][2] = at2(src, base, C, rA, c + 8, T);
+    a[ks][3] = at2(src, base, C, rB, c + 8, T);
   }
 }
 
@@ -81,12 +79,28 @@ __device__ __forceinline__ void accToA(unsigned a[4], const float s[][4], int kk
   a[3] = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
-// A 64-token tile of one head into shared memory as bf16, token-major (rowT) and/or dim-major (trT); zeros outside.
-__device__ __forceinline__ void loadTile(bf16_t* rowT, bf16_t* trT, const float* src, long long base, int C, int tok0, int T) {
+struct __align__(16) u4 { unsigned x, y, z, w; };
+
+// A 64-token tile of one head (bf16 in global memory) into shared memory, token-major (rowT) and/or dim-major
+// (trT); zeros outside. 16-byte loads where every row start is 16-byte aligned (HD and C multiples of 8).
+__device__ __forceinline__ void loadTile(bf16_t* rowT, bf16_t* trT, const bf16_t* src, long long base, int C, int tok0, int T) {
+  if (HD % 8 == 0 && C % 8 == 0) {
+    for (int idx = threadIdx.x; idx < TILE * (HDP / 8); idx += blockDim.x) {
+      int r = idx / (HDP / 8), c8 = (idx - r * (HDP / 8)) * 8, tok = tok0 + r;
+      u4 v = {0u, 0u, 0u, 0u};
+      if (tok < T && c8 < HD) v = *(const u4*)(src + base + (long long)tok * C + c8);
+      if (rowT) *(u4*)(rowT + r * SR + c8) = v;
+      if (trT) {
+        const bf16_t* e = (const bf16_t*)&v;
+#pragma unroll
+        for (int j = 0; j < 8; j++) trT[(c8 + j) * ST + r] = e[j];
+      }
+    }
+    return;
+  }
   for (int idx = threadIdx.x; idx < TILE * HDP; idx += blockDim.x) {
     int r = idx / HDP, c = idx - r * HDP, tok = tok0 + r;
-    float v = (tok < T && c < HD) ? src[base + (long long)tok * C + c] : 0.f;
-    bf16_t h = f2bf(v);
+    bf16_t h = (tok < T && c < HD) ? src[base + (long long)tok * C + c] : (bf16_t)0;
     if (rowT) rowT[r * SR + c] = h;
     if (trT) trT[c * ST + r] = h;
   }
@@ -108,8 +122,8 @@ __device__ __forceinline__ unsigned orderedBits(float f) {
 }
 
 // grid (ceil(T/64), B*H), block 128, dynamic shared memory (64*SR + HDP*ST) * 2 bytes.
-extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* lse, unsigned* maxbits, const float* q,
-    const float* k, const float* v, int T, int H, int C, float scale, int track) {
+extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* lse, unsigned* maxbits, const bf16_t* q,
+    const bf16_t* k, const bf16_t* v, int T, int H, int C, float scale, int track) {
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* Ks = (bf16_t*)smem;
   bf16_t* Vt = Ks + TILE * SR;
@@ -226,8 +240,8 @@ extern "C" __global__ void k_attn_D(float* D, const float* dout, const float* ou
 }
 
 // dQ: grid (ceil(T/64), B*H), block 128, dynamic shared memory (2*64*SR + HDP*ST) * 2 bytes.
-extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dq(float* dq, const float* q, const float* k, const float* v,
-    const float* dout, const float* lse, const float* D, int T, int H, int C, float scale) {
+extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dq(float* dq, const bf16_t* q, const bf16_t* k, const bf16_t* v,
+    const bf16_t* dout, const float* lse, const float* D, int T, int H, int C, float scale) {
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* Ks = (bf16_t*)smem;
   bf16_t* Vs = Ks + TILE * SR;
@@ -301,8 +315,8 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dq(float* dq, const
 
 // dK, dV: grid (ceil(T/64), B*H), block 128, dynamic shared memory 2*(64*SR + HDP*ST)*2 + 2*64*4 bytes.
 // Each warp owns 16 keys and works on the transposed scores S^T = K Q^T.
-extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dkdv(float* dk, float* dv, const float* q, const float* k,
-    const float* v, const float* dout, const float* lse, const float* D, int T, int H, int C, float scale) {
+extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dkdv(float* dk, float* dv, const bf16_t* q, const bf16_t* k,
+    const bf16_t* v, const bf16_t* dout, const float* lse, const float* D, int T, int H, int C, float scale) {
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* Qs = (bf16_t*)smem;
   bf16_t* Os = Qs + TILE * SR;   // dout, token-major

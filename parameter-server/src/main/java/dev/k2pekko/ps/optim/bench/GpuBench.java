@@ -49,6 +49,7 @@ public final class GpuBench {
     CudaDevice d = ops.device();
     System.out.println("device " + d.name() + " (" + d.arch() + "), " + d.versions());
     if (parts.contains("ns")) newtonSchulz(ops);
+    if (parts.contains("ops")) opTimes(ops);
     if (parts.contains("step")) {
       step(ops, 512, 8, 32, "adamw", true);
       step(ops, 512, 8, 32, "adamw", false);
@@ -111,6 +112,47 @@ public final class GpuBench {
       result(String.format(Locale.ROOT,
           "{\"bench\":\"ns5\",\"side\":\"java\",\"rows\":%d,\"cols\":%d,\"fused_ms\":%.4f,\"generic_ms\":%.4f,\"fused_tflops\":%.1f,\"generic_tflops\":%.1f}",
           s[0], s[1], fused, generic, f / fused / 1e9, f / generic / 1e9));
+    }
+  }
+
+  // ---- single ops at the d=512/B=32/T=1024 step's shapes ----
+
+  static void opTimes(CudaOps ops) {
+    int b = 32, t = 1024, h = 8, c = 512, n = b * t, v = 8192;
+    var rnd = new Random(4);
+    java.util.function.BiFunction<Integer, Integer, Tensor> randn = (r, k) -> {
+      float[] f = new float[r * k];
+      for (int i = 0; i < f.length; i++) f[i] = (float) rnd.nextGaussian();
+      return ops.tensor(r, k, f);
+    };
+    Tensor q = randn.apply(n, c), k = randn.apply(n, c), vv = randn.apply(n, c), w1 = randn.apply(4 * c, c), logits = randn.apply(n, v);
+    Tensor wn = randn.apply(1, c);
+    var att = ops.attention(q, k, vv, b, t, h);
+    int[] targets = rnd.ints(n, 0, v).toArray();
+    double[] mask = new double[n];
+    java.util.Arrays.fill(mask, 1.0);
+    double attFlops = 4.0 * b * h * (t * (t + 1) / 2.0) * (c / h);
+    java.util.Map<String, Double> flops = new java.util.LinkedHashMap<>();
+    java.util.Map<String, Runnable> tasks = new java.util.LinkedHashMap<>();
+    tasks.put("attention fwd", () -> ops.attention(q, k, vv, b, t, h));
+    flops.put("attention fwd", attFlops);
+    tasks.put("attention bwd", () -> ops.attentionBackward(q, q, k, vv, att.probs(), b, t, h));
+    flops.put("attention bwd", 2.5 * attFlops);
+    tasks.put("matmul 32768x512 . (2048x512)^T", () -> ops.matmul(q, false, w1, true));
+    flops.put("matmul 32768x512 . (2048x512)^T", 2.0 * n * c * 4 * c);
+    tasks.put("matmul fresh operands (incl. bf16 conversion)", () -> ops.matmul(ops.scale(q, 1.0), false, ops.scale(w1, 1.0), true));
+    tasks.put("scale 32768x512 (fp32 elementwise)", () -> ops.scale(q, 1.0));
+    tasks.put("rmsnorm 32768x512", () -> ops.rmsnorm(q, wn, 1e-5));
+    tasks.put("rmsnormBackward 32768x512", () -> ops.rmsnormBackward(k, q, wn, ops.rmsnorm(q, wn, 1e-5).rstd()));
+    tasks.put("gelu 32768x2048", () -> ops.gelu(logits));
+    tasks.put("crossEntropy 32768x8192 (+ copy back)", () -> ops.crossEntropy(logits, targets, mask));
+    tasks.put("crossEntropyBackward 32768x8192", () -> ops.crossEntropyBackward(logits, targets, mask));
+    tasks.put("embeddingBackward 32768x512 -> 8192", () -> ops.embeddingBackward(q, targets, v));
+    for (var e : tasks.entrySet()) {
+      double ms = eventMs(ops, e.getValue(), 20);
+      Double f = flops.get(e.getKey());
+      result(String.format(Locale.ROOT, "{\"bench\":\"op\",\"op\":\"%s\",\"ms\":%.3f%s}", e.getKey(), ms,
+          f == null ? "" : String.format(Locale.ROOT, ",\"tflops\":%.1f", f / ms / 1e9)));
     }
   }
 
@@ -182,6 +224,7 @@ public final class GpuBench {
     ops.trackMaxLogit(true);
     java.util.Arrays.sort(ms);
     double med = ms[reps / 2];
+    System.out.println("  pool after this config: " + ops.memoryStats());
     result(String.format(Locale.ROOT,
         "{\"bench\":\"step\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"seq\":%d,\"optimizer\":\"%s\",\"track_max_logit\":%b,"
             + "\"params\":%d,\"fwd_bwd_ms\":%.2f,\"ms_median\":%.2f,\"ms_min\":%.2f,\"ms_max\":%.2f,\"tokens_per_s\":%.0f,\"loss_after\":%.4f}",
