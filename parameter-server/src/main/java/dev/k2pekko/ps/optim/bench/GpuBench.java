@@ -144,7 +144,7 @@ public final class GpuBench {
     tasks.put("scale 32768x512 (fp32 elementwise)", () -> ops.scale(q, 1.0));
     tasks.put("rmsnorm 32768x512", () -> ops.rmsnorm(q, wn, 1e-5));
     tasks.put("rmsnormBackward 32768x512", () -> ops.rmsnormBackward(k, q, wn, ops.rmsnorm(q, wn, 1e-5).rstd()));
-    tasks.put("gelu 32768x2048", () -> ops.gelu(logits));
+    tasks.put("gelu 32768x8192", () -> ops.gelu(logits));
     tasks.put("crossEntropy 32768x8192 (+ copy back)", () -> ops.crossEntropy(logits, targets, mask));
     tasks.put("crossEntropyBackward 32768x8192", () -> ops.crossEntropyBackward(logits, targets, mask));
     tasks.put("embeddingBackward 32768x512 -> 8192", () -> ops.embeddingBackward(q, targets, v));
