@@ -20,6 +20,7 @@ public final class NewtonSchulz {
   }
 
   public static Tensor orthogonalize(TensorOps ops, Tensor g, int steps) {
+    if (ops instanceof dev.k2pekko.ops.FusedNewtonSchulz f) return f.newtonSchulz(g, steps, A, B, C, EPS);
     Tensor x = ops.scale(g, 1.0 / (Math.sqrt(ops.sumOfSquares(g)) + EPS));
     boolean tall = g.rows() > g.cols();
     if (tall) x = ops.transpose(x); // X X^T is then the smaller Gram matrix

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# On the GPU host: the CUDA self-test, then the Java and PyTorch benchmarks, each side in its own process.
+#   bash .gpu/gpu-run.sh .gpu [selftest,java,torch] [java parts: ns,step,agree] [torch parts: ns,step,compile] [agree steps]
+S=${1:-.gpu}
+WHAT=${2:-selftest,java,torch}
+JPARTS=${3:-ns,step,agree}
+TPARTS=${4:-ns,step,compile}
+AGREE=${5:-200}
+JAVA="$S/jre/bin/java --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn8m -Xmx8g -cp $S/lib/cuda-ops.jar:$S/lib/model.jar:$S/lib/parameter-server.jar"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+rc=0
+if [[ $WHAT == *selftest* ]]; then
+  timeout 300 $JAVA dev.k2pekko.ops.cuda.CudaSelfTest 1 || rc=$?
+  echo "selftest exit $rc"
+fi
+if [[ $WHAT == *java* ]]; then
+  timeout 400 $JAVA dev.k2pekko.ps.optim.bench.GpuBench "$JPARTS" "$AGREE" || echo "java bench exit $?"
+fi
+if [[ $WHAT == *torch* ]]; then
+  PYTHONUNBUFFERED=1 timeout 400 python3 "$S/torch_bench.py" "$TPARTS" || echo "torch bench exit $?"
+fi
+exit $rc

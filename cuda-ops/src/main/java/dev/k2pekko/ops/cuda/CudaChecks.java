@@ -1,0 +1,220 @@
+package dev.k2pekko.ops.cuda;
+
+import dev.k2pekko.ops.HostTensor;
+import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.ops.Tensor;
+import dev.k2pekko.ops.TensorOps;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * The CUDA backend's op checks against the fp64 oracle ({@link ReferenceOps}), shared by the JUnit test
+ * (CudaOpsTest) and by {@link CudaSelfTest}, the command that runs them on a GPU host without Maven.
+ *
+ * <p>Each check compares norm-wise relative error ||gpu - ref|| / max(||gpu||, ||ref||) on fresh Gaussian
+ * inputs rounded to fp32. Tolerances:
+ * <ul>
+ *   <li>{@link #FP32} = 2e-5 for every op computed in fp32 (elementwise, reductions, RMSNorm, GELU, softmax,
+ *       cross-entropy, embedding, and matmul in the FP32 precision mode);</li>
+ *   <li>{@link #BF16_GEMM} = 1e-2 for matmuls with bf16 operands (each operand rounded to 8 significant bits,
+ *       unit round-off 2^-9 = 2e-3, accumulated in fp32);</li>
+ *   <li>{@link #BF16_ATTENTION} = 2e-2 for attention's output and max logit and {@link #BF16_ATTENTION_GRAD} = 4e-2
+ *       for its gradients (q, k, v and the probabilities all pass through bf16 on the tensor cores).</li>
+ * </ul>
+ * dq and dk are measured against max(||ref||, ||gpu||, ||ref dv||): where they vanish in exact arithmetic
+ * (one token: the softmax is constant) bf16 leaves rounding noise of the gradients' own scale, which ||dv||
+ * measures. NaN fails every check.
+ */
+public final class CudaChecks {
+  public static final double FP32 = 2e-5, BF16_GEMM = 1e-2, BF16_ATTENTION = 2e-2, BF16_ATTENTION_GRAD = 4e-2;
+
+  public record Result(String name, double error, double tolerance) {
+    public boolean passed() {
+      return error <= tolerance; // false for NaN
+    }
+
+    @Override
+    public String toString() {
+      return String.format(java.util.Locale.ROOT, "%-4s %-44s rel.err %.2e  (tol %.0e)", passed() ? "ok" : "FAIL", name, error, tolerance);
+    }
+  }
+
+  private final CudaOps gpu;
+  private final CudaOps gpu32;
+  private final ReferenceOps ref = ReferenceOps.INSTANCE;
+  private final Random rnd;
+  private final List<Result> results = new ArrayList<>();
+
+  public CudaChecks(CudaDevice device, long seed) {
+    this.gpu = new CudaOps(device, CudaOps.Precision.BF16);
+    this.gpu32 = new CudaOps(device, CudaOps.Precision.FP32);
+    this.rnd = new Random(seed);
+  }
+
+  /** Runs every check; the results in order. */
+  public List<Result> runAll() {
+    matmul();
+    elementwise();
+    normGeluSoftmaxEmbedding();
+    crossEntropy();
+    attention();
+    return results;
+  }
+
+  static double relError(double[] a, double[] b) {
+    double diff = 0, na = 0, nb = 0;
+    for (int i = 0; i < a.length; i++) {
+      diff += (a[i] - b[i]) * (a[i] - b[i]);
+      na += a[i] * a[i];
+      nb += b[i] * b[i];
+    }
+    if (a.length != b.length) return Double.NaN;
+    return Math.sqrt(diff) / Math.max(Math.max(Math.sqrt(na), Math.sqrt(nb)), 1e-300);
+  }
+
+  private HostTensor rf(int rows, int cols, double scale) {
+    double[] d = new double[rows * cols];
+    for (int i = 0; i < d.length; i++) d[i] = (float) (rnd.nextGaussian() * scale);
+    return new HostTensor(rows, cols, d);
+  }
+
+  private void check(String name, double tol, Tensor expected, Tensor actual) {
+    boolean shape = expected.rows() == actual.rows() && expected.cols() == actual.cols();
+    check(name + " " + expected.shapeString(), tol, expected.toDoubles(), shape ? actual.toDoubles() : new double[0]);
+  }
+
+  private void check(String name, double tol, double[] expected, double[] actual) {
+    results.add(new Result(name, expected.length == actual.length ? relError(expected, actual) : Double.NaN, tol));
+  }
+
+  private void checkScaled(String name, double tol, double[] expected, double[] actual, double scale) {
+    double diff = 0, ne = 0, na = 0;
+    for (int i = 0; i < Math.min(expected.length, actual.length); i++) {
+      diff += (expected[i] - actual[i]) * (expected[i] - actual[i]);
+      ne += expected[i] * expected[i];
+      na += actual[i] * actual[i];
+    }
+    double err = Math.sqrt(diff) / Math.max(Math.max(Math.sqrt(ne), Math.sqrt(na)), Math.max(scale, 1e-300));
+    results.add(new Result(name, expected.length == actual.length ? err : Double.NaN, tol));
+  }
+
+  private int dim(int max) {
+    return 1 + rnd.nextInt(max);
+  }
+
+  void matmul() {
+    int[][] shapes = {{dim(60), dim(60), dim(60)}, {dim(60), dim(60), dim(60)}, {256, 512, 384}, {1000, 64, 777}};
+    int trial = 0;
+    for (int[] s : shapes) {
+      for (int tr = 0; tr < 4; tr++, trial++) {
+        int m = s[0], k = s[1], n = s[2];
+        boolean ta = (tr & 1) != 0, tb = (tr & 2) != 0;
+        HostTensor a = ta ? rf(k, m, 1) : rf(m, k, 1), b = tb ? rf(n, k, 1) : rf(k, n, 1);
+        String what = "matmul" + (ta ? " A^T" : " A") + (tb ? " B^T" : " B");
+        Tensor expected = ref.matmul(a, ta, b, tb);
+        check(what + " bf16", BF16_GEMM, expected, gpu.matmul(a, ta, b, tb));
+        check(what + " fp32", FP32, expected, gpu32.matmul(a, ta, b, tb));
+        if (trial % 4 == 0) {
+          HostTensor g = rf(m, n, 1);
+          var r = ref.matmulBackward(g, a, ta, b, tb);
+          var x = gpu.matmulBackward(g, a, ta, b, tb);
+          check("matmul dA bf16", BF16_GEMM, r.first(), x.first());
+          check("matmul dB bf16", BF16_GEMM, r.second(), x.second());
+        }
+      }
+    }
+  }
+
+  void elementwise() {
+    for (int[] s : new int[][] {{dim(40), dim(40)}, {513, 1031}}) {
+      int r = s[0], c = s[1];
+      HostTensor a = rf(r, c, 1), b = rf(r, c, 1), v = rf(r, c, 1);
+      Tensor ga = gpu.tensor(r, c, a.data());
+      check("tensor round trip", FP32, a, ga);
+      check("zeros", FP32, ref.zeros(r, c).toDoubles(), gpu.zeros(r, c).toDoubles());
+      check("linear", FP32, ref.linear(0.3, a, -2, b), gpu.linear(0.3, a, -2, b));
+      check("scale", FP32, ref.scale(a, -1.7), gpu.scale(a, -1.7));
+      check("hadamard", FP32, ref.hadamard(a, b), gpu.hadamard(a, b));
+      check("transpose", FP32, ref.transpose(a), gpu.transpose(a));
+      check("scaleRows", FP32, ref.scaleRows(a, r / 3, r / 3 + r / 2, 0.25), gpu.scaleRows(a, r / 3, r / 3 + r / 2, 0.25));
+      HostTensor vv = (HostTensor) ref.hadamard(v, v);
+      check("adamDirection", FP32, ref.adamDirection(a, vv, 0.9, 0.99, 1e-8), gpu.adamDirection(a, vv, 0.9, 0.99, 1e-8));
+      var fused = gpu.adamW(b, a, v, vv, 0.9, 0.95, 1 - 0.9 * 0.9, 1 - 0.95 * 0.95, 1e-8, 0.01, 0.1);
+      Tensor m1 = ref.linear(0.9, v, 0.1, a), v1 = ref.linear(0.95, vv, 0.05, ref.hadamard(a, a));
+      Tensor w1 = ref.linear(1 - 0.01 * 0.1, b, -0.01, ref.adamDirection(m1, v1, 1 - 0.81, 1 - 0.95 * 0.95, 1e-8));
+      check("adamW fused: w", FP32, w1, fused.weight());
+      check("adamW fused: m", FP32, m1, fused.m());
+      check("adamW fused: v", FP32, v1, fused.v());
+      check("sumRows", FP32, ref.sumRows(a), gpu.sumRows(a));
+      check("sum", FP32, new double[] {ref.sum(a)}, new double[] {gpu.sum(a)});
+      check("sumOfSquares", FP32, new double[] {ref.sumOfSquares(a)}, new double[] {gpu.sumOfSquares(a)});
+    }
+  }
+
+  void normGeluSoftmaxEmbedding() {
+    for (int[] s : new int[][] {{dim(40), dim(40)}, {dim(40), dim(300)}, {300, 1024}}) {
+      int n = s[0], c = s[1];
+      HostTensor x = rf(n, c, 2), w = rf(1, c, 1), g = rf(n, c, 1);
+      var rn = ref.rmsnorm(x, w, 1e-5);
+      var xn = gpu.rmsnorm(x, w, 1e-5);
+      check("rmsnorm", FP32, rn.out(), xn.out());
+      check("rmsnorm rstd", FP32, rn.rstd(), xn.rstd());
+      var rb = ref.rmsnormBackward(g, x, w, rn.rstd());
+      var xb = gpu.rmsnormBackward(g, x, w, xn.rstd());
+      check("rmsnorm dx", FP32, rb.first(), xb.first());
+      check("rmsnorm dw", FP32, rb.second(), xb.second());
+      check("gelu", FP32, ref.gelu(x), gpu.gelu(x));
+      check("gelu dx", FP32, ref.geluBackward(g, x), gpu.geluBackward(g, x));
+      check("softmax", FP32, ref.softmax(x), gpu.softmax(x));
+      check("softmax dx", FP32, ref.softmaxBackward(g, ref.softmax(x)), gpu.softmaxBackward(g, gpu.softmax(x)));
+      int vocab = 1 + rnd.nextInt(50);
+      int[] ids = rnd.ints(n, 0, vocab).toArray();
+      HostTensor table = rf(vocab, c, 1);
+      check("embedding", FP32, ref.embedding(table, ids), gpu.embedding(table, ids));
+      check("embedding dtable", FP32, ref.embeddingBackward(g, ids, vocab), gpu.embeddingBackward(g, ids, vocab));
+    }
+  }
+
+  void crossEntropy() {
+    for (int[] s : new int[][] {{dim(40), 2 + rnd.nextInt(50)}, {257, 8192}}) {
+      int n = s[0], vocab = s[1];
+      HostTensor logits = rf(n, vocab, 3);
+      int[] targets = rnd.ints(n, 0, vocab).toArray();
+      double[] mask = new double[n], dnll = new double[n];
+      for (int i = 0; i < n; i++) {
+        mask[i] = rnd.nextInt(4) == 0 ? 0 : 1;
+        dnll[i] = rnd.nextInt(5) == 0 ? 0 : rnd.nextGaussian(); // also rows the forward did not compute
+      }
+      Tensor gl = gpu.tensor(n, vocab, logits.data());
+      check("crossEntropy nll V=" + vocab, FP32, ref.crossEntropy(logits, targets, mask), gpu.crossEntropy(gl, targets, mask));
+      check("crossEntropy dlogits (lse kept)", FP32, ref.crossEntropyBackward(logits, targets, dnll), gpu.crossEntropyBackward(gl, targets, dnll));
+      check("crossEntropy dlogits (fresh)", FP32, ref.crossEntropyBackward(logits, targets, dnll), gpu.crossEntropyBackward(logits, targets, dnll));
+    }
+  }
+
+  void attention() {
+    // {B, T, H, D}: ragged tails, head dims that are not multiples of 16, several tiles, and the benchmark's D=64
+    int[][] shapes = {{1, 1, 1, 4}, {2, 7, 3, 8}, {1 + rnd.nextInt(3), 1 + rnd.nextInt(100), 1 + rnd.nextInt(4), 1 + rnd.nextInt(40)},
+        {2, 130, 2, 24}, {2, 256, 2, 64}, {1, 200, 4, 16}, {1, 128, 1, 128}};
+    for (int[] s : shapes) {
+      int b = s[0], t = s[1], h = s[2], c = h * s[3];
+      String shape = " B=" + b + " T=" + t + " H=" + h + " D=" + s[3];
+      HostTensor q = rf(b * t, c, 1), k = rf(b * t, c, 1), v = rf(b * t, c, 1), g = rf(b * t, c, 1);
+      var ra = ref.attention(q, k, v, b, t, h);
+      var xa = gpu.attention(q, k, v, b, t, h);
+      check("attention out" + shape, BF16_ATTENTION, ra.out().toDoubles(), xa.out().toDoubles());
+      check("attention maxLogit" + shape, BF16_ATTENTION, ra.maxLogit(), xa.maxLogit());
+      var rg = ref.attentionBackward(g, q, k, v, ra.probs(), b, t, h);
+      var xg = gpu.attentionBackward(g, q, k, v, xa.probs(), b, t, h);
+      double dvNorm = Math.sqrt(ref.sumOfSquares(rg.third()));
+      checkScaled("attention dq" + shape, BF16_ATTENTION_GRAD, rg.first().toDoubles(), xg.first().toDoubles(), dvNorm);
+      checkScaled("attention dk" + shape, BF16_ATTENTION_GRAD, rg.second().toDoubles(), xg.second().toDoubles(), dvNorm);
+      check("attention dv" + shape, BF16_ATTENTION_GRAD, rg.third().toDoubles(), xg.third().toDoubles());
+    }
+    // large logits: max-logit tracking must see the signed maximum, including negative ones
+    int b = 2, t = 70, h = 2, c = 2 * 32;
+    HostTensor q = rf(b * t, c, 3), k = rf(b * t, c, 3), v = rf(b * t, c, 1);
+    check("attention maxLogit, logits ~ 9 sigma", BF16_ATTENTION, ref.attention(q, k, v, b, t, h).maxLogit(), gpu.attention(q, k, v, b, t, h).maxLogit());
+  }
+}

@@ -1,0 +1,561 @@
+package dev.k2pekko.ops.cuda;
+
+import dev.k2pekko.ops.Tensor;
+import dev.k2pekko.ops.TensorOps;
+import java.lang.ref.Reference;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The CUDA backend of {@link TensorOps}: fp32 tensors in device memory (the master copy), matrix products
+ * on the tensor cores through cuBLAS with bf16 operands and fp32 accumulation and output, and every other op
+ * in a kernel of this package's CUDA C sources ({@code ops.cu}, {@code attention.cu}) compiled at run time by
+ * NVRTC for the device's architecture. All work is queued on the device's one stream; only the ops that
+ * return host values (sum, sumOfSquares, crossEntropy, attention's maxLogit, toDoubles) wait for it.
+ *
+ * <p>Attention runs in 64x64 tiles on the bf16 tensor cores and never stores the T x T probabilities: the
+ * {@code probs} tensor of its result is backend-private state, the (B*H*T, 1) row log-sum-exp, from which
+ * {@link #attentionBackward} recomputes them; its {@code toDoubles()} returns those log-sum-exp values. The
+ * per-head maximum logit comes out of the same kernel.
+ */
+public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchulz {
+  /** Operand precision of matrix products: bf16 tensor cores (default) or plain fp32. Accumulation is fp32 in both. */
+  public enum Precision { BF16, FP32 }
+
+  private static final String OPS = "ops.cu", ATTENTION = "attention.cu";
+  private static final int THREADS = 256;
+
+  private final CudaDevice dev;
+  private final Precision precision;
+  private volatile boolean trackMaxLogit = true;
+
+  public CudaOps() {
+    this(CudaDevice.get(), Precision.BF16);
+  }
+
+  public CudaOps(CudaDevice device, Precision precision) {
+    this.dev = device;
+    this.precision = precision;
+  }
+
+  public CudaDevice device() {
+    return dev;
+  }
+
+  public Precision precision() {
+    return precision;
+  }
+
+  /**
+   * Whether attention computes each head's max logit (on by default). Off is for measuring what the
+   * tracking costs: the kernel skips the reduction, the host skips the copy back, and maxLogit is all NaN.
+   */
+  public void trackMaxLogit(boolean on) {
+    trackMaxLogit = on;
+  }
+
+  @Override
+  public String name() {
+    return "cuda-" + (precision == Precision.BF16 ? "bf16" : "fp32");
+  }
+
+  /** Waits until every queued op has finished (for timing). */
+  public void synchronize() {
+    dev.synchronize();
+  }
+
+  public String memoryStats() {
+    return dev.memory.stats();
+  }
+
+  // ---- helpers ----
+
+  private CudaTensor c(Tensor t) {
+    if (t instanceof CudaTensor ct) {
+      if (ct.device != dev) throw new IllegalArgumentException("tensor of another device");
+      return ct;
+    }
+    return (CudaTensor) tensor(t.rows(), t.cols(), t.toDoubles());
+  }
+
+  private CudaTensor alloc(int rows, int cols) {
+    return new CudaTensor(dev, rows, cols);
+  }
+
+  private static void sameShape(Tensor a, Tensor b) {
+    if (a.rows() != b.rows() || a.cols() != b.cols()) {
+      throw new IllegalArgumentException("shape " + a.shapeString() + " != " + b.shapeString());
+    }
+  }
+
+  private long fn(String name) {
+    return dev.function(OPS, List.of(), name);
+  }
+
+  private int blocks(long n) {
+    return (int) Math.max(1, Math.min((n + THREADS - 1) / THREADS, dev.smCount * 16L));
+  }
+
+  private void launch1d(String kernel, long n, Object... args) {
+    if (n == 0) return;
+    dev.launch(fn(kernel), blocks(n), 1, 1, THREADS, 1, 1, 0, args);
+  }
+
+  /** Keeps inputs reachable until their kernels are queued, so the pool cannot hand their memory out early. */
+  private static void keep(Object... xs) {
+    Reference.reachabilityFence(xs);
+  }
+
+  private long bf16(CudaTensor t) {
+    return t.bf16(dst -> launch1d("k_to_bf16", t.count(), dst, t.ptr(), t.count()));
+  }
+
+  private DeviceMemory.Block scratch(long bytes) {
+    return dev.memory.take(bytes);
+  }
+
+  // ---- creation ----
+
+  @Override
+  public Tensor tensor(int rows, int cols, double[] data) {
+    if (data.length != rows * cols) throw new IllegalArgumentException("data length " + data.length + " != " + rows + "*" + cols);
+    float[] f = new float[data.length];
+    for (int i = 0; i < f.length; i++) f[i] = (float) data[i];
+    return tensor(rows, cols, f);
+  }
+
+  public Tensor tensor(int rows, int cols, float[] data) {
+    CudaTensor t = alloc(rows, cols);
+    dev.upload(t.ptr(), data);
+    return t;
+  }
+
+  @Override
+  public Tensor zeros(int rows, int cols) {
+    CudaTensor t = alloc(rows, cols);
+    dev.memsetAsync(t.ptr(), 0, 4L * t.count());
+    return t;
+  }
+
+  // ---- matmul ----
+
+  @Override
+  public Tensor matmul(Tensor at, boolean transA, Tensor bt, boolean transB) {
+    CudaTensor a = c(at), b = c(bt);
+    int m = transA ? a.cols() : a.rows(), k = transA ? a.rows() : a.cols();
+    int kb = transB ? b.cols() : b.rows(), n = transB ? b.rows() : b.cols();
+    if (k != kb) throw new IllegalArgumentException("matmul inner dims " + a.shapeString() + (transA ? "^T" : "") + " . " + b.shapeString() + (transB ? "^T" : ""));
+    CudaTensor out = alloc(m, n);
+    if (m == 0 || n == 0) return out;
+    if (k == 0) {
+      dev.memsetAsync(out.ptr(), 0, 4L * out.count());
+      return out;
+    }
+    if (precision == Precision.BF16) {
+      dev.gemm(transA, transB, m, n, k, 1f, bf16(a), Cuda.CUDA_R_16BF, bf16(b), Cuda.CUDA_R_16BF, 0f, out.ptr(), Cuda.CUDA_R_32F);
+    } else {
+      dev.gemm(transA, transB, m, n, k, 1f, a.ptr(), Cuda.CUDA_R_32F, b.ptr(), Cuda.CUDA_R_32F, 0f, out.ptr(), Cuda.CUDA_R_32F);
+    }
+    keep(a, b);
+    return out;
+  }
+
+  // ---- elementwise ----
+
+  @Override
+  public Tensor linear(double alpha, Tensor at, double beta, Tensor bt) {
+    sameShape(at, bt);
+    CudaTensor a = c(at), b = c(bt), out = alloc(a.rows(), a.cols());
+    launch1d("k_linear", out.count(), out.ptr(), a.ptr(), b.ptr(), (float) alpha, (float) beta, out.count());
+    keep(a, b);
+    return out;
+  }
+
+  @Override
+  public Tensor scale(Tensor at, double s) {
+    CudaTensor a = c(at), out = alloc(a.rows(), a.cols());
+    launch1d("k_scale", out.count(), out.ptr(), a.ptr(), (float) s, out.count());
+    keep(a);
+    return out;
+  }
+
+  @Override
+  public Tensor hadamard(Tensor at, Tensor bt) {
+    sameShape(at, bt);
+    CudaTensor a = c(at), b = c(bt), out = alloc(a.rows(), a.cols());
+    launch1d("k_hadamard", out.count(), out.ptr(), a.ptr(), b.ptr(), out.count());
+    keep(a, b);
+    return out;
+  }
+
+  @Override
+  public Tensor transpose(Tensor at) {
+    CudaTensor a = c(at), out = alloc(a.cols(), a.rows());
+    if (a.count() > 0) {
+      dev.launch(fn("k_transpose"), (a.cols() + 31) / 32, (a.rows() + 31) / 32, 1, 32, 8, 1, 0, out.ptr(), a.ptr(), a.rows(), a.cols());
+    }
+    keep(a);
+    return out;
+  }
+
+  @Override
+  public Tensor scaleRows(Tensor at, int from, int to, double factor) {
+    CudaTensor a = c(at), out = alloc(a.rows(), a.cols());
+    launch1d("k_scale_rows", out.count(), out.ptr(), a.ptr(), a.cols(), from, to, (float) factor, out.count());
+    keep(a);
+    return out;
+  }
+
+  @Override
+  public Tensor adamDirection(Tensor mt, Tensor vt, double bc1, double bc2, double eps) {
+    sameShape(mt, vt);
+    CudaTensor m = c(mt), v = c(vt), out = alloc(m.rows(), m.cols());
+    launch1d("k_adam_dir", out.count(), out.ptr(), m.ptr(), v.ptr(), (float) bc1, (float) bc2, (float) eps, out.count());
+    keep(m, v);
+    return out;
+  }
+
+  /** The result of {@link #adamW}: new weight and moments. */
+  public record AdamWStep(Tensor weight, Tensor m, Tensor v) {}
+
+  /**
+   * AdamW in one kernel, the same arithmetic as the optimizer's five ops (dev.k2pekko.ps.optim.AdamW):
+   * m1 = b1 m + (1-b1) g, v1 = b2 v + (1-b2) g^2, w1 = (1 - lr wd) w - lr (m1/bc1) / (sqrt(v1/bc2) + eps).
+   */
+  public AdamWStep adamW(Tensor wt, Tensor gt, Tensor mt, Tensor vt, double b1, double b2, double bc1, double bc2,
+      double eps, double lr, double wd) {
+    sameShape(wt, gt);
+    CudaTensor w = c(wt), g = c(gt), m = c(mt), v = c(vt);
+    CudaTensor w1 = alloc(w.rows(), w.cols()), m1 = alloc(w.rows(), w.cols()), v1 = alloc(w.rows(), w.cols());
+    launch1d("k_adamw", w.count(), w1.ptr(), m1.ptr(), v1.ptr(), w.ptr(), g.ptr(), m.ptr(), v.ptr(), (float) b1, (float) b2,
+        (float) bc1, (float) bc2, (float) eps, (float) lr, (float) wd, w.count());
+    keep(w, g, m, v);
+    return new AdamWStep(w1, m1, v1);
+  }
+
+  /**
+   * The quintic Newton–Schulz iteration of Muon (dev.k2pekko.ps.optim.NewtonSchulz) kept in bf16 on the device,
+   * as PyTorch's reference Muon does: X = bf16(G / (||G||_F + eps)), transposed when G is tall, then
+   * {@code steps} times A = X X^T, B = b A + c A A, X = a X + B X, each product one cublasGemmEx with bf16
+   * operands and output and fp32 accumulation, the linear terms folded into the GEMM's beta. The norm never
+   * leaves the device, so nothing waits. Returns fp32 (R,K).
+   */
+  @Override
+  public Tensor newtonSchulz(Tensor gt, int steps, double a, double b, double c, double eps) {
+    CudaTensor g = c(gt);
+    boolean tall = g.rows() > g.cols();
+    CudaTensor src = tall ? (CudaTensor) transpose(g) : g;
+    int r = src.rows(), k = src.cols();
+    long n = (long) r * k;
+    DeviceMemory.Block acc = scratch(8), x = scratch(2 * n), xn = scratch(2 * n), am = scratch(2L * r * r), bm = scratch(2L * r * r);
+    dev.memsetAsync(acc.ptr, 0, 8);
+    launch1d("k_reduce", n, acc.ptr, src.ptr(), 1, n);
+    launch1d("k_ns_init", n, x.ptr, src.ptr(), acc.ptr, (float) eps, n);
+    long cur = x.ptr, next = xn.ptr;
+    for (int i = 0; i < steps; i++) {
+      dev.gemm(false, true, r, r, k, 1f, cur, Cuda.CUDA_R_16BF, cur, Cuda.CUDA_R_16BF, 0f, am.ptr, Cuda.CUDA_R_16BF);
+      dev.copyAsync(bm.ptr, am.ptr, 2L * r * r, Cuda.D2D);
+      dev.gemm(false, false, r, r, r, (float) c, am.ptr, Cuda.CUDA_R_16BF, am.ptr, Cuda.CUDA_R_16BF, (float) b, bm.ptr, Cuda.CUDA_R_16BF);
+      dev.copyAsync(next, cur, 2 * n, Cuda.D2D);
+      dev.gemm(false, false, r, k, r, 1f, bm.ptr, Cuda.CUDA_R_16BF, cur, Cuda.CUDA_R_16BF, (float) a, next, Cuda.CUDA_R_16BF);
+      long t = cur;
+      cur = next;
+      next = t;
+    }
+    CudaTensor out = alloc(r, k);
+    launch1d("k_bf16_to_f32", n, out.ptr(), cur, n);
+    for (DeviceMemory.Block blk : new DeviceMemory.Block[] {acc, x, xn, am, bm}) dev.memory.release(blk);
+    keep(g, src);
+    return tall ? transpose(out) : out;
+  }
+
+  // ---- reductions ----
+
+  private double reduce(Tensor at, int mode) {
+    CudaTensor a = c(at);
+    DeviceMemory.Block acc = scratch(8);
+    try {
+      dev.memsetAsync(acc.ptr, 0, 8);
+      launch1d("k_reduce", a.count(), acc.ptr, a.ptr(), mode, a.count());
+      return dev.downloadDouble(acc.ptr);
+    } finally {
+      dev.memory.release(acc);
+      keep(a);
+    }
+  }
+
+  @Override
+  public double sum(Tensor a) {
+    return reduce(a, 0);
+  }
+
+  @Override
+  public double sumOfSquares(Tensor a) {
+    return reduce(a, 1);
+  }
+
+  @Override
+  public Tensor sumRows(Tensor at) {
+    CudaTensor a = c(at), out = alloc(1, a.cols());
+    colSums(out.ptr(), a.ptr(), a.rows(), a.cols());
+    keep(a);
+    return out;
+  }
+
+  private void colSums(long out, long a, int rows, int cols) {
+    dev.memsetAsync(out, 0, 4L * cols);
+    if (rows == 0 || cols == 0) return;
+    int rowsPerBlock = 256;
+    dev.launch(fn("k_col_sums"), (cols + 31) / 32, (rows + rowsPerBlock - 1) / rowsPerBlock, 1, 32, 8, 1, 0, out, a, rows, cols,
+        rowsPerBlock);
+  }
+
+  // ---- embedding ----
+
+  private DeviceMemory.Block ints(int[] ids) {
+    DeviceMemory.Block b = scratch(4L * ids.length);
+    dev.upload(b.ptr, ids);
+    return b;
+  }
+
+  @Override
+  public Tensor embedding(Tensor tablet, int[] ids) {
+    CudaTensor table = c(tablet), out = alloc(ids.length, table.cols());
+    for (int id : ids) if (id < 0 || id >= table.rows()) throw new IndexOutOfBoundsException("id " + id + " of " + table.rows());
+    DeviceMemory.Block idb = ints(ids);
+    launch1d("k_embedding", out.count(), out.ptr(), table.ptr(), idb.ptr, table.cols(), out.count());
+    dev.memory.release(idb);
+    keep(table);
+    return out;
+  }
+
+  @Override
+  public Tensor embeddingBackward(Tensor doutt, int[] ids, int vocab) {
+    CudaTensor dout = c(doutt), out = alloc(vocab, dout.cols());
+    dev.memsetAsync(out.ptr(), 0, 4L * out.count());
+    for (int id : ids) if (id < 0 || id >= vocab) throw new IndexOutOfBoundsException("id " + id + " of " + vocab);
+    DeviceMemory.Block idb = ints(ids);
+    launch1d("k_embedding_bwd", dout.count(), out.ptr(), dout.ptr(), idb.ptr, dout.cols(), dout.count());
+    dev.memory.release(idb);
+    keep(dout);
+    return out;
+  }
+
+  // ---- RMSNorm ----
+
+  @Override
+  public Norm rmsnorm(Tensor xt, Tensor wt, double eps) {
+    CudaTensor x = c(xt), w = c(wt);
+    int n = x.rows(), cols = x.cols();
+    CudaTensor out = alloc(n, cols), rstd = alloc(n, 1);
+    if (n > 0) dev.launch(fn("k_rmsnorm"), n, 1, 1, THREADS, 1, 1, 0, out.ptr(), rstd.ptr(), x.ptr(), w.ptr(), cols, (float) eps);
+    keep(x, w);
+    return new Norm(out, rstd);
+  }
+
+  @Override
+  public Grad2 rmsnormBackward(Tensor doutt, Tensor xt, Tensor wt, Tensor rstdt) {
+    CudaTensor g = c(doutt), x = c(xt), w = c(wt), rstd = c(rstdt);
+    int n = x.rows(), cols = x.cols();
+    CudaTensor dx = alloc(n, cols), dw = alloc(1, cols);
+    int rowsPerBlock = 32, nb = Math.max(1, (n + rowsPerBlock - 1) / rowsPerBlock);
+    DeviceMemory.Block part = scratch(4L * nb * cols);
+    long f = fn("k_rmsnorm_bwd");
+    int smem = 4 * cols;
+    dev.allowSharedMemory(f, smem);
+    if (n > 0) {
+      dev.launch(f, nb, 1, 1, THREADS, 1, 1, smem, dx.ptr(), part.ptr, g.ptr(), x.ptr(), w.ptr(), rstd.ptr(), n, cols, rowsPerBlock);
+      colSums(dw.ptr(), part.ptr, nb, cols);
+    } else {
+      dev.memsetAsync(dw.ptr(), 0, 4L * cols);
+    }
+    dev.memory.release(part);
+    keep(g, x, w, rstd);
+    return new Grad2(dx, dw);
+  }
+
+  // ---- GELU ----
+
+  @Override
+  public Tensor gelu(Tensor xt) {
+    CudaTensor x = c(xt), out = alloc(x.rows(), x.cols());
+    launch1d("k_gelu", x.count(), out.ptr(), x.ptr(), x.count());
+    keep(x);
+    return out;
+  }
+
+  @Override
+  public Tensor geluBackward(Tensor doutt, Tensor xt) {
+    sameShape(doutt, xt);
+    CudaTensor g = c(doutt), x = c(xt), out = alloc(x.rows(), x.cols());
+    launch1d("k_gelu_bwd", x.count(), out.ptr(), g.ptr(), x.ptr(), x.count());
+    keep(g, x);
+    return out;
+  }
+
+  // ---- softmax ----
+
+  @Override
+  public Tensor softmax(Tensor xt) {
+    CudaTensor x = c(xt), out = alloc(x.rows(), x.cols());
+    if (x.count() > 0) dev.launch(fn("k_softmax"), x.rows(), 1, 1, THREADS, 1, 1, 0, out.ptr(), x.ptr(), x.cols());
+    keep(x);
+    return out;
+  }
+
+  @Override
+  public Tensor softmaxBackward(Tensor doutt, Tensor yt) {
+    sameShape(doutt, yt);
+    CudaTensor g = c(doutt), y = c(yt), out = alloc(y.rows(), y.cols());
+    if (y.count() > 0) dev.launch(fn("k_softmax_bwd"), y.rows(), 1, 1, THREADS, 1, 1, 0, out.ptr(), g.ptr(), y.ptr(), y.cols());
+    keep(g, y);
+    return out;
+  }
+
+  // ---- attention ----
+
+  /** The backend-private {@code probs} of {@link #attention}: row log-sum-exp (B*H*T, 1) plus the output it belongs to. */
+  static final class AttentionState extends CudaTensor {
+    final CudaTensor out;
+    final int batch, seq, heads;
+
+    AttentionState(CudaDevice d, CudaTensor out, int batch, int seq, int heads) {
+      super(d, batch * heads * seq, 1);
+      this.out = out;
+      this.batch = batch;
+      this.seq = seq;
+      this.heads = heads;
+    }
+  }
+
+  private static final int TILE = 64;
+
+  private static int hdp(int hd) {
+    return (hd + 15) / 16 * 16;
+  }
+
+  private long attnFn(int hd, String name) {
+    if (hd > 128) throw new UnsupportedOperationException("CUDA attention supports head dimensions up to 128, not " + hd);
+    return dev.function(ATTENTION, List.of("HD=" + hd), name);
+  }
+
+  @Override
+  public Attention attention(Tensor qt, Tensor kt, Tensor vt, int batch, int seq, int heads) {
+    TensorOps.checkAttention(qt, batch, seq, heads);
+    sameShape(qt, kt);
+    sameShape(qt, vt);
+    CudaTensor q = c(qt), k = c(kt), v = c(vt);
+    int cols = q.cols(), hd = cols / heads, p = hdp(hd);
+    CudaTensor out = alloc(q.rows(), cols);
+    AttentionState state = new AttentionState(dev, out, batch, seq, heads);
+    boolean track = trackMaxLogit;
+    DeviceMemory.Block bits = scratch(4L * heads);
+    dev.memsetAsync(bits.ptr, 0, 4L * heads);
+    long f = attnFn(hd, "k_attn_fwd");
+    int smem = (TILE * (p + 8) + p * (TILE + 8)) * 2;
+    dev.allowSharedMemory(f, smem);
+    if (batch > 0 && seq > 0) {
+      dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, out.ptr(), state.ptr(), bits.ptr, bf16(q), bf16(k),
+          bf16(v), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)), track ? 1 : 0);
+    }
+    double[] maxLogit = new double[heads];
+    if (track) {
+      int[] enc = dev.downloadInts(bits.ptr, heads);
+      for (int h = 0; h < heads; h++) maxLogit[h] = decode(enc[h]);
+    } else {
+      Arrays.fill(maxLogit, Double.NaN);
+    }
+    dev.memory.release(bits);
+    keep(q, k, v);
+    return new Attention(out, state, maxLogit);
+  }
+
+  /** Inverse of the kernel's order-preserving float encoding; 0 (nothing recorded) is -infinity. */
+  static double decode(int enc) {
+    if (enc == 0) return Double.NEGATIVE_INFINITY;
+    int bits = (enc & 0x80000000) != 0 ? enc & 0x7fffffff : ~enc;
+    return Float.intBitsToFloat(bits);
+  }
+
+  @Override
+  public Grad3 attentionBackward(Tensor doutt, Tensor qt, Tensor kt, Tensor vt, Tensor probs, int batch, int seq, int heads) {
+    if (!(probs instanceof AttentionState st) || st.batch != batch || st.seq != seq || st.heads != heads) {
+      throw new IllegalArgumentException("CUDA attentionBackward needs the probs state of this backend's attention for B="
+          + batch + " T=" + seq + " H=" + heads + ", got " + probs);
+    }
+    CudaTensor g = c(doutt), q = c(qt), k = c(kt), v = c(vt);
+    int cols = q.cols(), hd = cols / heads, p = hdp(hd), bt = batch * seq;
+    CudaTensor dq = alloc(q.rows(), cols), dk = alloc(q.rows(), cols), dv = alloc(q.rows(), cols);
+    if (bt == 0) return new Grad3(dq, dk, dv);
+    DeviceMemory.Block d = scratch(4L * bt * heads);
+    long nd = (long) bt * heads;
+    dev.launch(attnFn(hd, "k_attn_D"), (int) ((nd + THREADS - 1) / THREADS), 1, 1, THREADS, 1, 1, 0, d.ptr, g.ptr(), st.out.ptr(),
+        seq, heads, cols, bt);
+    float scale = (float) (1.0 / Math.sqrt(hd));
+    int tiles = (seq + TILE - 1) / TILE;
+    long fkv = attnFn(hd, "k_attn_bwd_dkdv");
+    int smemKv = 2 * (TILE * (p + 8) + p * (TILE + 8)) * 2 + 2 * TILE * 4;
+    dev.allowSharedMemory(fkv, smemKv);
+    dev.launch(fkv, tiles, batch * heads, 1, 128, 1, 1, smemKv, dk.ptr(), dv.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr,
+        seq, heads, cols, scale);
+    long fq = attnFn(hd, "k_attn_bwd_dq");
+    int smemQ = (2 * TILE * (p + 8) + p * (TILE + 8)) * 2;
+    dev.allowSharedMemory(fq, smemQ);
+    dev.launch(fq, tiles, batch * heads, 1, 128, 1, 1, smemQ, dq.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr, seq, heads,
+        cols, scale);
+    dev.memory.release(d);
+    keep(g, q, k, v, st);
+    return new Grad3(dq, dk, dv);
+  }
+
+  // ---- cross-entropy ----
+
+  private DeviceMemory.Block floats(double[] x) {
+    float[] f = new float[x.length];
+    for (int i = 0; i < f.length; i++) f[i] = (float) x[i];
+    DeviceMemory.Block b = scratch(4L * f.length);
+    dev.upload(b.ptr, f);
+    return b;
+  }
+
+  private static void checkTargets(int[] targets, int n, int vocab) {
+    if (targets.length != n) throw new IllegalArgumentException("targets " + targets.length + " for " + n + " rows");
+    for (int t : targets) if (t < 0 || t >= vocab) throw new IndexOutOfBoundsException("target " + t + " of " + vocab);
+  }
+
+  @Override
+  public double[] crossEntropy(Tensor logitst, int[] targets, double[] mask) {
+    CudaTensor x = c(logitst);
+    int n = x.rows(), vocab = x.cols();
+    checkTargets(targets, n, vocab);
+    if (n == 0) return new double[0];
+    DeviceMemory.Block tb = ints(targets), mb = floats(mask), nll = scratch(4L * n);
+    CudaTensor lse = alloc(n, 1);
+    dev.launch(fn("k_xent"), n, 1, 1, THREADS, 1, 1, 0, nll.ptr, lse.ptr(), x.ptr(), tb.ptr, mb.ptr, vocab);
+    x.lse = lse;
+    float[] f = dev.downloadFloats(nll.ptr, n);
+    dev.memory.release(tb);
+    dev.memory.release(mb);
+    dev.memory.release(nll);
+    keep(x);
+    double[] out = new double[n];
+    for (int i = 0; i < n; i++) out[i] = f[i];
+    return out;
+  }
+
+  @Override
+  public Tensor crossEntropyBackward(Tensor logitst, int[] targets, double[] dnll) {
+    CudaTensor x = c(logitst);
+    int n = x.rows(), vocab = x.cols();
+    checkTargets(targets, n, vocab);
+    CudaTensor out = alloc(n, vocab);
+    if (n == 0) return out;
+    DeviceMemory.Block tb = ints(targets), db = floats(dnll);
+    CudaTensor lse = x.lse;
+    dev.launch(fn("k_xent_bwd"), n, 1, 1, THREADS, 1, 1, 0, out.ptr(), x.ptr(), tb.ptr, db.ptr, lse == null ? 0L : lse.ptr(), vocab);
+    dev.memory.release(tb);
+    dev.memory.release(db);
+    keep(x, lse);
+    return out;
+  }
+}
