@@ -107,6 +107,9 @@ final class RunCommand implements Callable<Integer> {
       var report = new PipelineReport(System.err);
       var pipeline = new Pipeline(system, started, Pipeline.Spec.fromConfig(runId, seed, config), p -> { if (!quiet) report.progress(p); });
       var result = pipeline.run();
+      var reportDir = Path.of(config.getString("k2.journal.dir")).resolve("reports").resolve(runId);
+      dev.k2pekko.trainer.RunReport.write(result, reportDir);
+      System.err.println("k2: report (CSV and PNG) in " + reportDir.toAbsolutePath() + "; `k2 report --out DIR` copies and redraws it");
       if (json) System.out.println(PipelineReport.json(result));
       else PipelineReport.table(result, System.out);
       return 0;

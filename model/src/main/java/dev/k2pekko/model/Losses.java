@@ -72,6 +72,31 @@ public final class Losses {
     return new Result(loss, model.backward(f, dlogits), f.maxLogit());
   }
 
+  /**
+   * The K2 RL objective when each sample is several rows (one per action, each with its own context):
+   * {@code log pi(y_i|x) = sum of the rows r with sampleOfRow[r] == i}. With one row per sample it is {@link #k2Rl}.
+   */
+  public static Result k2Rl(PolicyModel model, TokenBatch batch, int[] sampleOfRow, double[] rewards, double[] logProbOld, double tau) {
+    int k = rewards.length;
+    if (sampleOfRow.length != batch.batch()) throw new IllegalArgumentException("need one sample index per row");
+    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
+    double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
+    double[] rows = perSequence(nll, batch);
+    double[] logp = new double[k];
+    for (int r = 0; r < rows.length; r++) logp[sampleOfRow[r]] += rows[r];
+    double[] delta = k2RlDeltas(logp, rewards, logProbOld, tau);
+    double loss = 0;
+    double[] dLdLogp = new double[k];
+    for (int i = 0; i < k; i++) {
+      loss += delta[i] * delta[i] / k;
+      dLdLogp[i] = -2.0 * tau * delta[i] / k;
+    }
+    double[] dnll = new double[nll.length];
+    for (int t = 0; t < nll.length; t++) dnll[t] = -dLdLogp[sampleOfRow[t / batch.seq()]] * batch.mask()[t];
+    Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
+    return new Result(loss, model.backward(f, dlogits), f.maxLogit());
+  }
+
   /** The loss of {@link #k2Rl} alone: a forward pass, no backward. */
   public static double k2RlLoss(PolicyModel model, TokenBatch batch, double[] rewards, double[] logProbOld, double tau) {
     double[] delta = k2RlDeltas(sequenceLogProbs(model, batch), rewards, logProbOld, tau);

@@ -86,7 +86,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private record Batch(List<Item> items, String kind) {}
 
-  private record Result(double loss, Map<String, float[]> grads, double[][] maxLogit, long tokens) {}
+  private record Result(double loss, Map<String, float[]> grads, double[][] maxLogit, long tokens, double reward) {
+    Result(double loss, Map<String, float[]> grads, double[][] maxLogit, long tokens) {
+      this(loss, grads, maxLogit, tokens, Double.NaN);
+    }
+  }
 
   public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<MonitorCommand> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor)));
@@ -278,8 +282,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       var seqs = new ArrayList<Sequence>();
       for (var it : batch.items()) {
         if (it.use() == null || !"sft".equals(it.group())) continue;
-        var seq = format.sequence(it.use());
-        if (seq.length() <= model.config().context() + 1) seqs.add(seq);
+        for (var seq : format.examples(it.use())) if (seq.length() <= model.config().context() + 1) seqs.add(seq);
       }
       if (seqs.isEmpty()) return new Result(0, Map.of(), zeros(model), 0);
       var tb = TokenBatch.of(seqs, 0);
@@ -292,23 +295,29 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     for (var it : batch.items()) if (it.use() != null && "rl".equals(it.group())) groups.computeIfAbsent(groupOf(it.use()), g -> new ArrayList<>()).add(it.use());
     Map<String, double[]> sum = new LinkedHashMap<>();
     double[][] maxLogit = zeros(model);
-    double loss = 0;
-    int used = 0;
+    double loss = 0, rewardSum = 0;
+    int used = 0, rewarded = 0;
     for (var g : groups.values()) {
       var seqs = new ArrayList<Sequence>();
+      var rows = new ArrayList<Integer>();
       var rewards = new ArrayList<Double>();
       var old = new ArrayList<Double>();
       for (var t : g) {
-        var seq = format.sequence(t);
-        if (seq.length() > model.config().context() + 1) continue;
-        seqs.add(seq);
+        var ex = format.examples(t);
+        if (ex.isEmpty() || ex.stream().anyMatch(x -> x.length() > model.config().context() + 1)) continue;
+        for (var x : ex) {
+          seqs.add(x);
+          rows.add(rewards.size());
+        }
         rewards.add(Reward.of(t.verdict()));
+        rewardSum += rewards.getLast();
+        rewarded++;
         old.add(t.sampling().logProb());
       }
-      if (seqs.size() < 2) continue; // one sample has no baseline: no signal
+      if (rewards.size() < 2) continue; // one sample has no baseline: no signal
       var tb = TokenBatch.of(seqs, 0);
       tokens += tb.ids().length;
-      var res = Losses.k2Rl(model, tb, rewards.stream().mapToDouble(Double::doubleValue).toArray(),
+      var res = Losses.k2Rl(model, tb, rows.stream().mapToInt(Integer::intValue).toArray(), rewards.stream().mapToDouble(Double::doubleValue).toArray(),
           old.stream().mapToDouble(Double::doubleValue).toArray(), s.rlTau());
       loss += res.loss();
       used++;
@@ -318,14 +327,15 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       });
       for (int l = 0; l < maxLogit.length; l++) for (int h = 0; h < maxLogit[l].length; h++) maxLogit[l][h] = Math.max(maxLogit[l][h], res.maxLogit()[l][h]);
     }
-    if (used == 0) return new Result(0, Map.of(), maxLogit, 0);
+    double meanReward = rewarded == 0 ? Double.NaN : rewardSum / rewarded;
+    if (used == 0) return new Result(0, Map.of(), maxLogit, 0, meanReward);
     var grads = new LinkedHashMap<String, float[]>();
     for (var e : sum.entrySet()) {
       float[] f = new float[e.getValue().length];
       for (int i = 0; i < f.length; i++) f[i] = (float) (e.getValue()[i] / used);
       grads.put(e.getKey(), f);
     }
-    return new Result(loss / used, grads, maxLogit, tokens);
+    return new Result(loss / used, grads, maxLogit, tokens, meanReward);
   }
 
   private static double[][] zeros(PolicyModel m) {
@@ -361,7 +371,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       sharding.entityRefFor(PsGroup.KEY, e.getKey()).tell(new PsProtocol.PushGradient(c.version(), id, e.getValue()));
     }
     monitor.tell(new PsProtocol.ReportMaxLogits(c.version(), id, c.result().maxLogit()));
-    coordinator.tell(new PsProtocol.Pushed(c.version(), id, ids, offsets, c.result().loss(), c.result().tokens(), batch.kind(), refusedAdapter));
+    coordinator.tell(new PsProtocol.Pushed(c.version(), id, ids, offsets, c.result().loss(), c.result().tokens(), batch.kind(),
+        c.result().reward(), refusedAdapter));
     awaiting = c.version();
     if (weights.version() > awaiting) awaiting = -1;
     inFlight = null;

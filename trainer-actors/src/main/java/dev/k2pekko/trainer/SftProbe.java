@@ -39,10 +39,11 @@ public final class SftProbe {
       var t = train.task(1000L + i, "t" + i);
       var tr = OfflinePlay.play(u, teacher, judge, t, "x" + i);
       if (!tr.verdict().accepted()) continue;
-      var s = fmt.sequence(tr);
-      seqs.add(s);
-      maxLen = Math.max(maxLen, s.length());
-      tok += s.length();
+      for (var s : fmt.examples(tr)) {
+        seqs.add(s);
+        maxLen = Math.max(maxLen, s.length());
+        tok += s.length();
+      }
     }
     System.out.printf("accepted %d of %d, max len %d, mean %.1f, vocab %d%n", seqs.size(), episodes, maxLen, (double) tok / seqs.size(), fmt.tokenizer().vocabSize());
     var cfg = new ModelConfig(fmt.tokenizer().vocabSize(), d, layers, 4, 192, 4, 1e-5);

@@ -9,9 +9,9 @@ import java.util.SplittableRandom;
 
 /**
  * The trained policy, playing in-process from a weights snapshot (a {@link Decoder}): it reads the episode in
- * {@link PolicyFormat} and writes each action token by token, sampling at {@code temperature} (0 = greedy). Every
- * episode keeps its key/value cache, so each token is computed once. It also adds up log pi(action tokens) at
- * temperature 1, the {@code pi_old} of the K2 RL loss for the version that sampled the episode.
+ * its {@link PolicyFormat#view} before each action and writes the action token by token with a key/value cache,
+ * sampling at {@code temperature} (0 = greedy). It adds up log pi(action tokens | view) at temperature 1: the
+ * {@code pi_old} of the K2 RL loss for the version that sampled the episode.
  */
 public final class LearnedPolicy implements Policy {
   /** The longest action it may write before the episode is ended as a runaway. */
@@ -40,48 +40,38 @@ public final class LearnedPolicy implements Policy {
 
   @Override public Run start(Task task, long seed) { return new Run(task, new SplittableRandom(seed)); }
 
-  /** One episode: its cache, its random stream and the log-probability of what it wrote. */
+  /** One episode: its task, the steps so far, its random stream and the log-probability of what it wrote. */
   public final class Run implements Episode {
-    private final Decoder.Session session = decoder.session();
+    private final Task task;
     private final SplittableRandom rnd;
-    private double[] logits;
+    private final java.util.List<Step> steps = new java.util.ArrayList<>();
     private double logProb;
-    private boolean full;
-    private int successes;
 
     Run(Task task, SplittableRandom rnd) {
+      this.task = task;
       this.rnd = rnd;
-      int[] prompt = format.prompt(task.prompt());
-      if (prompt.length >= session.remaining()) full = true;
-      else logits = session.feed(prompt);
     }
 
     /** The weights version this episode is pinned to. */
     public long version() { return version; }
 
-    /** log pi(every action token so far) under the sampling weights, at temperature 1. */
+    /** log pi(every action token so far | its view) under the sampling weights, at temperature 1. */
     public double logProb() { return logProb; }
 
     @Override public Action next(Step previous) {
-      if (previous != null && !full) {
-        if (PolicyFormat.succeeded(previous)) successes++;
-        int[] r = format.result(previous, successes);
-        if (r.length >= session.remaining()) full = true;
-        else logits = session.feed(r);
-      }
-      if (full) return new Action.Answer(""); // out of context: the judge sees no answer
+      if (previous != null) steps.add(previous);
+      int[] view = format.view(task.prompt(), steps);
+      var session = decoder.session();
+      if (view.length + 2 > session.remaining()) return new Action.Answer(""); // out of context: the judge sees no answer
+      double[] logits = session.feed(view);
       int[] out = new int[MAX_ACTION_TOKENS];
       int n = 0;
       while (n < MAX_ACTION_TOKENS) {
         int t = Sampler.pick(logits, temperature, 0, rnd);
         logProb += logSoftmax(logits, t);
         out[n++] = t;
-        if (session.remaining() == 0) {
-          full = true;
-          break;
-        }
+        if (t == format.eos() || session.remaining() == 0) break;
         logits = session.feed(t);
-        if (t == format.eos()) break;
       }
       return format.parse(Arrays.copyOf(out, n));
     }

@@ -15,12 +15,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The text a learned policy reads and writes, and its tokens. An episode is one token stream:
+ * The text a learned policy reads and writes, and its tokens. Before each action the policy reads a view of the
+ * episode ({@link #view}) and writes one action:
  * <pre>
- *   &lt;bos&gt; prompt &lt;sep&gt;
- *   &lt;call&gt;calc.add a=7|b=5&lt;eos&gt; &lt;result&gt;12&lt;sep&gt;
- *   &lt;call&gt;notes.write text=12&lt;eos&gt; &lt;result&gt;ok&lt;sep&gt;
- *   &lt;answer&gt;12&lt;eos&gt;
+ *   &lt;bos&gt;#1 Calculate 7 + 5, then #2 write it into the notes. Answer with the final value.&lt;sep&gt;
+ *   &lt;result&gt;#1 12&lt;sep&gt;                       (the last success; failed attempts since follow it)
+ *   &lt;call&gt;notes.write text=12&lt;eos&gt;             (the action)
  * </pre>
  * The policy writes the actions ({@code <call>...<eos>}, {@code <answer>...<eos>}); everything else comes from the
  * environment and is context only. Arguments are {@code name=value} in the tool's parameter order, joined by
@@ -129,36 +129,49 @@ public final class PolicyFormat {
     return concat(new int[] {result}, tokenizer.encode(text), new int[] {sep});
   }
 
-  /** The whole episode as one sequence with the policy's own tokens marked (for SFT and the RL loss). */
-  public Sequence sequence(Trajectory t) {
-    var tokens = new ArrayList<int[]>();
-    var marks = new ArrayList<Boolean>();
-    tokens.add(prompt(t.prompt()));
-    marks.add(false);
-    int ok = 0;
-    for (var s : t.steps()) {
-      tokens.add(call(s.tool(), s.arguments()));
-      marks.add(true);
-      if (succeeded(s)) ok++;
-      tokens.add(result(s, ok));
-      marks.add(false);
+  /** How many failed attempts since the last success a view shows (older ones are dropped). */
+  public static final int FAILURES_SHOWN = 2;
+
+  /**
+   * What the policy sees before its next action: the task, the last successful result with its count
+   * ({@code <result>#k value<sep>}), and the failed attempts since then (each call with its error), at most
+   * {@link #FAILURES_SHOWN}. This is the harness's context management: the state an agent needs to act (which
+   * clause comes next, the value that flows into it, what just failed), not the whole transcript, so every view is
+   * short and every action is learned from a short sequence.
+   */
+  public int[] view(String taskPrompt, List<Step> stepsSoFar) {
+    var parts = new ArrayList<int[]>();
+    parts.add(prompt(taskPrompt));
+    int lastOk = -1, successes = 0;
+    for (int i = 0; i < stepsSoFar.size(); i++) {
+      if (succeeded(stepsSoFar.get(i))) {
+        lastOk = i;
+        successes++;
+      }
     }
-    if (t.finalAnswer() != null) {
-      tokens.add(answer(t.finalAnswer()));
-      marks.add(true);
+    if (lastOk >= 0) parts.add(result(stepsSoFar.get(lastOk), successes));
+    int firstFailure = Math.max(lastOk + 1, stepsSoFar.size() - FAILURES_SHOWN);
+    for (int i = firstFailure; i < stepsSoFar.size(); i++) {
+      var f = stepsSoFar.get(i);
+      parts.add(call(f.tool(), f.arguments()));
+      parts.add(result(f, successes));
     }
-    int n = 0;
-    for (int[] p : tokens) n += p.length;
-    int[] ids = new int[n];
-    boolean[] act = new boolean[n];
-    int o = 0;
-    for (int i = 0; i < tokens.size(); i++) {
-      int[] p = tokens.get(i);
-      System.arraycopy(p, 0, ids, o, p.length);
-      if (marks.get(i)) Arrays.fill(act, o, o + p.length, true);
-      o += p.length;
+    return concat(parts.toArray(new int[0][]));
+  }
+
+  /**
+   * The training examples of an episode: one sequence per action, its view followed by the action (marked). The
+   * sum of log pi over an episode's examples is log pi of the episode.
+   */
+  public List<Sequence> examples(Trajectory t) {
+    var out = new ArrayList<Sequence>();
+    var steps = t.steps();
+    for (int i = 0; i < steps.size(); i++) {
+      var s = steps.get(i);
+      out.add(Sequence.of(view(t.prompt(), steps.subList(0, i)), call(s.tool(), s.arguments())));
     }
-    return new Sequence(ids, act);
+    if (t.finalAnswer() != null) out.add(Sequence.of(view(t.prompt(), steps), answer(t.finalAnswer())));
+    return out;
   }
 
   /**

@@ -46,23 +46,35 @@ class PolicyFormatTest {
     assertEquals("x", wrongType.arguments().get("a")); // the schema check names it
   }
 
-  @Test void aTrajectoryBecomesOneSequenceWithTheActionsMarked() {
+  @Test void anEpisodeBecomesOneShortExamplePerActionWithTheActionMarked() {
     var gen = new TaskGenerator(U, 5).coreOnly(true);
     var teacher = new TeacherPolicy(gen, TeacherPolicy.Mistakes.NONE);
     var task = gen.taskOfDifficulty(99, "t", 3);
     var t = OfflinePlay.play(U, teacher, new JudgeRubric(0.8), task, "x");
     assertTrue(t.verdict().accepted());
-    var seq = F.sequence(t);
-    String text = F.tokenizer().decode(seq.tokens());
-    assertTrue(text.startsWith("<bos>#1 "), text);
-    assertTrue(text.contains("<result>#3 "), text);
-    assertTrue(text.endsWith("<answer>" + t.finalAnswer() + "<eos>"), text);
-    // marked exactly: the calls and the answer, nothing the environment wrote
-    var marked = new StringBuilder();
-    for (int i = 0; i < seq.length(); i++) if (seq.action()[i]) marked.append(F.tokenizer().token(seq.tokens()[i]));
-    assertFalse(marked.toString().contains("<result>"));
-    assertEquals(3, marked.toString().split("<call>", -1).length - 1);
-    assertTrue(seq.length() < 120, "a three-step episode takes " + seq.length() + " tokens");
+    var ex = F.examples(t);
+    assertEquals(4, ex.size()); // three calls and the answer
+    String first = F.tokenizer().decode(ex.get(0).tokens());
+    assertTrue(first.startsWith("<bos>#1 ") && first.contains("<sep><call>"), first);
+    assertFalse(first.contains("<result>"), first);
+    String third = F.tokenizer().decode(ex.get(2).tokens());
+    assertTrue(third.contains("<result>#2 " + t.steps().get(1).result() + "<sep><call>"), third); // only the last success
+    assertFalse(third.contains("<result>#1 "), third);
+    String last = F.tokenizer().decode(ex.get(3).tokens());
+    assertTrue(last.endsWith("<result>#3 ok<sep><answer>" + t.finalAnswer() + "<eos>") || last.endsWith("<answer>" + t.finalAnswer() + "<eos>"), last);
+    for (var s : ex) {
+      var marked = new StringBuilder();
+      for (int i = 0; i < s.length(); i++) if (s.action()[i]) marked.append(F.tokenizer().token(s.tokens()[i]));
+      assertTrue(marked.toString().matches("<(call|answer)>[^<]*<eos>"), marked.toString()); // exactly the action
+      assertTrue(s.length() < 80, "an example of " + s.length() + " tokens");
+    }
+  }
+
+  @Test void failedAttemptsSinceTheLastSuccessAreShown() {
+    var ok = new dev.k2pekko.protocol.Step("c0", "calc.add", Map.of("a", 1L, "b", 2L), "3", null, false);
+    var failed = new dev.k2pekko.protocol.Step("c1", "notes.write", Map.of("text", "3"), "notes.write is temporarily unavailable, retry", "TRANSIENT_FAILURE", false);
+    String v = F.tokenizer().decode(F.view("Calculate 1 + 2, then write it into the notes. Answer with the final value.", java.util.List.of(ok, failed)));
+    assertTrue(v.endsWith("<result>#1 3<sep><call>notes.write text=3<eos><result>error TRANSIENT_FAILURE<sep>"), v);
   }
 
   @Test void theHeldOutSplitIsDisjointFromTraining() {

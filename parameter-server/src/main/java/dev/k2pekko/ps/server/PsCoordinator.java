@@ -75,7 +75,10 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
                          Duration applyTimeout, int checkpointEvery, int keepCheckpoints, Path checkpointDir,
                          String jdbcUrl, String jdbcUser, String jdbcPassword) {}
 
-  /** What the coordinator has done, for progress, reports and tests. */
+  /**
+   * What the coordinator has done, for progress, reports and tests. {@code losses} has one row per applied step:
+   * version, mean loss, 1 for an RL step (0 for SFT), tokens, mean RL reward (NaN for SFT).
+   */
   public record Status(String runId, long version, int learners, Map<String, Long> counters, Map<Long, Integer> consumedPerVersion,
                        List<double[]> losses, Map<String, TagOffset> offsets, long restoredFrom) implements KryoWire {}
 
@@ -515,9 +518,14 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       data.add(all.get(spec.name()));
     }
     int consumed = 0;
-    double loss = 0;
+    double loss = 0, reward = 0;
+    int rewarded = 0;
     long tokens = 0;
     for (var p : applying.contributors) {
+      if (!Double.isNaN(p.reward())) {
+        reward += p.reward();
+        rewarded++;
+      }
       consumed += p.trajectoryIds().size();
       for (var id : p.trajectoryIds()) if (!seen.add(id)) count("duplicates", 1);
       loss += p.loss() / applying.contributors.size();
@@ -527,7 +535,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     long v = applying.version;
     consumedPerVersion.put(v, consumed);
     boolean rl = applying.contributors.stream().anyMatch(p -> "rl".equals(p.kind()));
-    losses.add(new double[] {v, loss, rl ? 1 : 0, tokens});
+    losses.add(new double[] {v, loss, rl ? 1 : 0, tokens, rewarded == 0 ? Double.NaN : reward / rewarded});
     count("steps", 1);
     count("trajectories", consumed);
     count("tokens", tokens);

@@ -56,9 +56,10 @@ public final class PsProtocol {
   /**
    * A learner has pushed its gradient shards for {@code version} to every group: the trajectories it consumed for
    * them and where its tags stand after them. Applied, the offsets become durable; refused, nothing advances.
+   * {@code reward} is the batch's mean RL reward (NaN for SFT).
    */
   public record Pushed(long version, String learnerId, ArrayList<String> trajectoryIds, HashMap<String, TagOffset> offsets,
-                       double loss, long tokens, String kind, ActorRef<Refused> replyTo) implements PsCoordinator.Command, KryoWire {}
+                       double loss, long tokens, String kind, double reward, ActorRef<Refused> replyTo) implements PsCoordinator.Command, KryoWire {}
 
   /** A learner has nothing to train on at {@code version}: synchronous steps of that version do not wait for it. */
   public record Pass(long version, String learnerId) implements PsCoordinator.Command, KryoWire {}

@@ -95,7 +95,7 @@ class ParameterServerTest {
                    Map<String, TagOffset> offsets) {
     var sharding = org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding.get(kit.system());
     PsProtocol.byGroup(grads).forEach((group, g) -> sharding.entityRefFor(PsGroup.KEY, group).tell(new PsProtocol.PushGradient(version, learner, g)));
-    coord.tell(new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t" + version)), new HashMap<>(offsets), 1.0, 10, "sft", refused));
+    coord.tell(new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t" + version)), new HashMap<>(offsets), 1.0, 10, "sft", Double.NaN, refused));
   }
 
   static ActorRef<PsCoordinator.Command> coordinator(PsCoordinator.Settings s, ActorRef<MonitorCommand> monitor) {
