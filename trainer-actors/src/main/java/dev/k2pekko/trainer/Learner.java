@@ -10,7 +10,6 @@ import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.protocol.Trajectory;
-import dev.k2pekko.ps.server.OffsetStore;
 import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsGroup;
 import dev.k2pekko.ps.server.PsProtocol;
@@ -77,6 +76,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private record GotRefused(Refused r) implements Command, NoSerializationVerificationNeeded {}
 
+  private record GotOffsets(PsProtocol.Offsets offsets) implements Command, NoSerializationVerificationNeeded {}
+
   private enum Tick implements Command, NoSerializationVerificationNeeded { INSTANCE }
 
   public enum Ack { INSTANCE }
@@ -128,18 +129,19 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     this.sharding = ClusterSharding.get(ctx.getSystem());
     this.compute = ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig("k2.learner.dispatcher"));
     this.refusedAdapter = ctx.messageAdapter(Refused.class, GotRefused::new);
-    coordinator.tell(new PsProtocol.RegisterLearner(id, ctx.messageAdapter(WeightsSnapshot.class, Weights::new)));
-    startStreams();
+    // the coordinator answers with the durable offsets once no step is in flight; the streams start from there
+    var weightsRef = ctx.messageAdapter(WeightsSnapshot.class, Weights::new);
+    coordinator.tell(new PsProtocol.RegisterLearner(id, weightsRef, ctx.messageAdapter(PsProtocol.Offsets.class, GotOffsets::new)));
+    // every publish reaches it through the receptionist too, from whichever coordinator incarnation runs
+    ctx.getSystem().receptionist().tell(org.apache.pekko.actor.typed.receptionist.Receptionist.register(PsCoordinator.WEIGHTS, weightsRef));
     timers.startTimerWithFixedDelay(Tick.INSTANCE, s.idleFlush().dividedBy(2));
   }
 
-  private void startStreams() {
-    Map<String, TagOffset> offsets;
-    try (var store = new OffsetStore(s.jdbcUrl(), s.jdbcUser(), s.jdbcPassword())) {
-      offsets = store.load(s.runId());
-    } catch (java.sql.SQLException e) {
-      throw new IllegalStateException(id + ": cannot read the learner offsets: " + e.getMessage(), e);
-    }
+  private boolean started;
+
+  private void startStreams(Map<String, TagOffset> offsets) {
+    if (started) return; // a repeated answer (registration retried): the streams run already
+    started = true;
     var journal = PersistenceQuery.get(Adapter.toClassic(getContext().getSystem()))
         .getReadJournalFor(JdbcReadJournal.class, JdbcReadJournal.Identifier());
     for (int t = 0; t < s.tags(); t++) {
@@ -165,6 +167,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
           return this;
         })
         .onMessage(Weights.class, this::onWeights)
+        .onMessage(GotOffsets.class, m -> { startStreams(m.offsets().offsets()); return this; })
         .onMessage(Computed.class, this::onComputed)
         .onMessage(GotRefused.class, this::onRefused)
         .onMessage(Tick.class, t -> { maybeStep(); return this; })
@@ -203,7 +206,12 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private Behavior<Command> onWeights(Weights w) {
     var snap = w.snapshot();
-    if (weights != null && snap.version() <= weights.version()) return this;
+    if (weights != null && (snap.version() < weights.version() || (snap.version() == weights.version() && !snap.sha256().equals(weights.sha256())))) {
+      // the parameter server came back from an older checkpoint: start again from its offsets
+      throw new IllegalStateException(id + ": the parameter server restored version " + snap.version() + " (this learner held "
+          + weights.version() + "); restarting from its offsets");
+    }
+    if (weights != null && snap.version() == weights.version()) return this;
     try {
       weights = snap.verify();
     } catch (WeightsSnapshot.CorruptWeightsException ex) {

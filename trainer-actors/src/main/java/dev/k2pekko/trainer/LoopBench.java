@@ -111,7 +111,7 @@ public final class LoopBench {
       versions.computeIfAbsent(w.version(), v -> new CompletableFuture<>()).complete(w);
       return Behaviors.same();
     }), "learner-" + run, Props.empty());
-    coordinator.tell(new PsProtocol.RegisterLearner("bench", learner));
+    coordinator.tell(new PsProtocol.RegisterLearner("bench", learner, system.ignoreRef()));
     var sharding = ClusterSharding.get(system);
     var rnd = new Random(3);
     var ms = new ArrayList<Double>();

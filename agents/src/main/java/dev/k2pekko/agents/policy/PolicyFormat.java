@@ -132,23 +132,53 @@ public final class PolicyFormat {
   /** How many failed attempts since the last success a view shows (older ones are dropped). */
   public static final int FAILURES_SHOWN = 2;
 
+  /** The closing instruction of every task prompt ({@link dev.k2pekko.agents.tasks.TaskBuilder}). */
+  public static final String CLOSING = "Answer with the final value.";
+
   /**
-   * What the policy sees before its next action: the task, the last successful result with its count
-   * ({@code <result>#k value<sep>}), and the failed attempts since then (each call with its error), at most
-   * {@link #FAILURES_SHOWN}. This is the harness's context management: the state an agent needs to act (which
-   * clause comes next, the value that flows into it, what just failed), not the whole transcript, so every view is
-   * short and every action is learned from a short sequence.
+   * The task's steps as the harness's checklist: the prompt split at ", then ", and the closing instruction as the
+   * last item. A prompt without the closing instruction is one item per clause and nothing else.
+   */
+  public static List<String> checklist(String prompt) {
+    var items = new ArrayList<String>(List.of(prompt.split(", then ", -1)));
+    String last = items.getLast();
+    if (last.endsWith(CLOSING)) {
+      String head = last.substring(0, last.length() - CLOSING.length()).strip();
+      if (head.endsWith(".")) head = head.substring(0, head.length() - 1);
+      items.set(items.size() - 1, head);
+      items.add(CLOSING);
+    }
+    return items;
+  }
+
+  /**
+   * What the policy sees before its next action, as the agent harness keeps it: the checklist item it is on
+   * (item k+1 after k successful calls; the closing instruction once every step is done), the last two successful
+   * results with their counts (a store's "ok" follows the value it stored), and the failed attempts since (each
+   * call with its error), at most {@link #FAILURES_SHOWN}:
+   * <pre>
+   *   &lt;bos&gt;#3 subtract 81 from it&lt;sep&gt;&lt;result&gt;#1 38&lt;sep&gt;&lt;result&gt;#2 -43&lt;sep&gt;
+   * </pre>
+   * The harness only counts successful calls; turning the item into a call (which tool, which arguments, where the
+   * value flows), retrying what failed and knowing when to answer is the policy's job. A short view with a fixed
+   * layout is what a small model learns quickly (docs/DESIGN.md, "The policy's view").
    */
   public int[] view(String taskPrompt, List<Step> stepsSoFar) {
     var parts = new ArrayList<int[]>();
-    parts.add(prompt(taskPrompt));
-    int lastOk = -1, successes = 0;
+    var items = checklist(taskPrompt);
+    int lastOk = -1, previousOk = -1, successes = 0;
     for (int i = 0; i < stepsSoFar.size(); i++) {
       if (succeeded(stepsSoFar.get(i))) {
+        previousOk = lastOk;
         lastOk = i;
         successes++;
       }
     }
+    int item = Math.min(successes, items.size() - 1);
+    parts.add(new int[] {bos});
+    parts.add(tokenizer.encode("#" + (item + 1) + " " + items.get(item)));
+    parts.add(new int[] {sep});
+    if (previousOk >= 0) parts.add(result(stepsSoFar.get(previousOk), successes - 1));
     if (lastOk >= 0) parts.add(result(stepsSoFar.get(lastOk), successes));
     int firstFailure = Math.max(lastOk + 1, stepsSoFar.size() - FAILURES_SHOWN);
     for (int i = firstFailure; i < stepsSoFar.size(); i++) {

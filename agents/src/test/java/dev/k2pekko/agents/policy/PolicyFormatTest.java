@@ -52,21 +52,25 @@ class PolicyFormatTest {
     var task = gen.taskOfDifficulty(99, "t", 3);
     var t = OfflinePlay.play(U, teacher, new JudgeRubric(0.8), task, "x");
     assertTrue(t.verdict().accepted());
+    var items = PolicyFormat.checklist(t.prompt());
+    assertEquals(4, items.size()); // three steps and the closing instruction
+    assertEquals(PolicyFormat.CLOSING, items.getLast());
     var ex = F.examples(t);
     assertEquals(4, ex.size()); // three calls and the answer
     String first = F.tokenizer().decode(ex.get(0).tokens());
-    assertTrue(first.startsWith("<bos>#1 ") && first.contains("<sep><call>"), first);
-    assertFalse(first.contains("<result>"), first);
+    assertTrue(first.startsWith("<bos>#1 " + items.get(0) + "<sep><call>"), first);
     String third = F.tokenizer().decode(ex.get(2).tokens());
-    assertTrue(third.contains("<result>#2 " + t.steps().get(1).result() + "<sep><call>"), third); // only the last success
-    assertFalse(third.contains("<result>#1 "), third);
+    var s = t.steps();
+    assertTrue(third.startsWith("<bos>#3 " + items.get(2) + "<sep><result>#1 " + s.get(0).result() + "<sep><result>#2 " + s.get(1).result()
+        + "<sep><call>"), third);
     String last = F.tokenizer().decode(ex.get(3).tokens());
-    assertTrue(last.endsWith("<result>#3 ok<sep><answer>" + t.finalAnswer() + "<eos>") || last.endsWith("<answer>" + t.finalAnswer() + "<eos>"), last);
-    for (var s : ex) {
+    assertTrue(last.startsWith("<bos>#4 " + PolicyFormat.CLOSING + "<sep><result>#2 "), last);
+    assertTrue(last.endsWith("<answer>" + t.finalAnswer() + "<eos>"), last);
+    for (var e : ex) {
       var marked = new StringBuilder();
-      for (int i = 0; i < s.length(); i++) if (s.action()[i]) marked.append(F.tokenizer().token(s.tokens()[i]));
+      for (int i = 0; i < e.length(); i++) if (e.action()[i]) marked.append(F.tokenizer().token(e.tokens()[i]));
       assertTrue(marked.toString().matches("<(call|answer)>[^<]*<eos>"), marked.toString()); // exactly the action
-      assertTrue(s.length() < 80, "an example of " + s.length() + " tokens");
+      assertTrue(e.length() < 60, "an example of " + e.length() + " tokens");
     }
   }
 
@@ -74,7 +78,7 @@ class PolicyFormatTest {
     var ok = new dev.k2pekko.protocol.Step("c0", "calc.add", Map.of("a", 1L, "b", 2L), "3", null, false);
     var failed = new dev.k2pekko.protocol.Step("c1", "notes.write", Map.of("text", "3"), "notes.write is temporarily unavailable, retry", "TRANSIENT_FAILURE", false);
     String v = F.tokenizer().decode(F.view("Calculate 1 + 2, then write it into the notes. Answer with the final value.", java.util.List.of(ok, failed)));
-    assertTrue(v.endsWith("<result>#1 3<sep><call>notes.write text=3<eos><result>error TRANSIENT_FAILURE<sep>"), v);
+    assertEquals("<bos>#2 write it into the notes<sep><result>#1 3<sep><call>notes.write text=3<eos><result>error TRANSIENT_FAILURE<sep>", v);
   }
 
   @Test void theHeldOutSplitIsDisjointFromTraining() {

@@ -87,7 +87,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   /** Write a checkpoint now (the end of a stage); replies with the version written. */
   public record CheckpointNow(ActorRef<Long> replyTo) implements Command, KryoWire {}
 
-  private record LearnerGone(String learnerId) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+  private record LearnerGone(String learnerId, ActorRef<WeightsSnapshot> ref) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
   private record Subscribers(Receptionist.Listing listing) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
@@ -270,17 +270,41 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     counters.merge(key, n, Long::sum);
   }
 
+  private final List<RegisterLearner> deferred = new ArrayList<>();
+
   private Behavior<Command> onRegister(RegisterLearner r) {
-    if (!learners.containsKey(r.learnerId()) || !learners.get(r.learnerId()).equals(r.weights())) {
-      learners.put(r.learnerId(), r.weights());
-      getContext().watchWith(r.weights(), new LearnerGone(r.learnerId()));
+    if (initialising || applying != null || exporting) {
+      deferred.add(r); // answered once no step is in flight
+      return this;
     }
-    if (!initialising) r.weights().tell(current);
+    var old = learners.get(r.learnerId());
+    if (old == null || !old.equals(r.weights())) {
+      if (old != null) getContext().unwatch(old);
+      learners.put(r.learnerId(), r.weights());
+      getContext().watchWith(r.weights(), new LearnerGone(r.learnerId(), r.weights()));
+      dropPending(r.learnerId()); // pushes of an earlier incarnation not in a step: the new one reads them again
+    }
+    r.offsets().tell(new PsProtocol.Offsets(new HashMap<>(offsets), version));
+    r.weights().tell(current);
     return this;
   }
 
+  private void answerDeferred() {
+    if (deferred.isEmpty() || initialising || applying != null || exporting) return;
+    var all = new ArrayList<>(deferred);
+    deferred.clear();
+    for (var r : all) onRegister(r);
+  }
+
+  private void dropPending(String learnerId) {
+    for (var byLearner : pushed.values()) byLearner.remove(learnerId);
+    passed.remove(learnerId);
+  }
+
   private Behavior<Command> onGone(LearnerGone g) {
+    if (learners.get(g.learnerId()) != null && !learners.get(g.learnerId()).equals(g.ref())) return this; // a newer incarnation
     learners.remove(g.learnerId());
+    dropPending(g.learnerId());
     count("learners_lost", 1);
     tryStep(false);
     return this;
@@ -324,6 +348,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
 
   /** Decides whether a step can start now, and starts it. */
   private void tryStep(boolean timedOut) {
+    answerDeferred();
     if (initialising || applying != null || exporting) return;
     var candidates = new ArrayList<Pushed>();
     if (s.mode() == Mode.SYNC) {

@@ -51,7 +51,16 @@ public final class PsProtocol {
 
   // ---- learner -> coordinator
 
-  public record RegisterLearner(String learnerId, ActorRef<WeightsSnapshot> weights) implements PsCoordinator.Command, KryoWire {}
+  /**
+   * A learner (re)starts: it gets the durable offsets to read from ({@link Offsets}, answered only while no step is
+   * in flight, so a step of an earlier incarnation is either applied and in the offsets or dropped) and then every
+   * published version on {@code weights}.
+   */
+  public record RegisterLearner(String learnerId, ActorRef<WeightsSnapshot> weights, ActorRef<Offsets> offsets)
+      implements PsCoordinator.Command, KryoWire {}
+
+  /** Where every tag's stream stands for the run, durably (the offsets of the last applied step). */
+  public record Offsets(HashMap<String, TagOffset> offsets, long version) implements KryoWire {}
 
   /**
    * A learner has pushed its gradient shards for {@code version} to every group: the trajectories it consumed for

@@ -114,8 +114,8 @@ class ParameterServerTest {
     var c = coordinator(settings("sync1", PsCoordinator.Mode.SYNC, 0, true, 0), monitor(List.of(new RescaleQK(0, 0, 1, 0.25))));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
     TestProbe<Refused> refused = kit.createTestProbe();
-    c.tell(new PsProtocol.RegisterLearner("a", a.getRef()));
-    c.tell(new PsProtocol.RegisterLearner("b", b.getRef()));
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
+    c.tell(new PsProtocol.RegisterLearner("b", b.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     var v0 = a.receiveMessage(Duration.ofSeconds(10)).verify();
     assertEquals(0, b.receiveMessage().version());
     var ga = randomGrads(1, false);
@@ -160,8 +160,8 @@ class ParameterServerTest {
     var c = coordinator(settings("nan1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor(List.of()));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
     TestProbe<Refused> refusedA = kit.createTestProbe(), refusedB = kit.createTestProbe();
-    c.tell(new PsProtocol.RegisterLearner("a", a.getRef()));
-    c.tell(new PsProtocol.RegisterLearner("b", b.getRef()));
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
+    c.tell(new PsProtocol.RegisterLearner("b", b.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     a.receiveMessage(Duration.ofSeconds(10));
     b.receiveMessage();
     push(0, "a", randomGrads(1, true), c, refusedA.getRef(), Map.of());
@@ -188,7 +188,7 @@ class ParameterServerTest {
     var c = coordinator(settings("async1", PsCoordinator.Mode.ASYNC, 1, false, 0), monitor(List.of()));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
     TestProbe<Refused> refused = kit.createTestProbe();
-    c.tell(new PsProtocol.RegisterLearner("a", a.getRef()));
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     assertEquals(0, a.receiveMessage(Duration.ofSeconds(10)).version());
     push(0, "a", randomGrads(1, false), c, refused.getRef(), Map.of());
     assertEquals(1, a.receiveMessage(Duration.ofSeconds(10)).version());
@@ -210,7 +210,7 @@ class ParameterServerTest {
     var c = coordinator(s, monitor(List.of()));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
     TestProbe<Refused> refused = kit.createTestProbe();
-    c.tell(new PsProtocol.RegisterLearner("a", a.getRef()));
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     a.receiveMessage(Duration.ofSeconds(10));
     push(0, "a", randomGrads(1, false), c, refused.getRef(), Map.of("trajectories-3", new TagOffset(42, 5)));
     var v1 = a.receiveMessage(Duration.ofSeconds(10));
@@ -220,7 +220,9 @@ class ParameterServerTest {
     kit.stop(c);
     var again = coordinator(s, monitor(List.of()));
     TestProbe<WeightsSnapshot> a2 = kit.createTestProbe();
-    again.tell(new PsProtocol.RegisterLearner("a", a2.getRef()));
+    var offs = kit.<PsProtocol.Offsets>createTestProbe();
+    again.tell(new PsProtocol.RegisterLearner("a", a2.getRef(), offs.getRef()));
+    assertEquals(Map.of("trajectories-3", new TagOffset(42, 5)), offs.receiveMessage(Duration.ofSeconds(10)).offsets());
     var restored = a2.receiveMessage(Duration.ofSeconds(10)).verify();
     assertEquals(1, restored.version());
     assertEquals(v1.sha256(), restored.sha256());

@@ -1,0 +1,141 @@
+package dev.k2pekko.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.k2pekko.agents.Agent;
+import dev.k2pekko.agents.JournalSchema;
+import dev.k2pekko.agents.K2Node;
+import dev.k2pekko.agents.RunDriver;
+import dev.k2pekko.agents.TrajectoryReplay;
+import dev.k2pekko.ps.server.PsCoordinator;
+import java.sql.DriverManager;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Join;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Three nodes on a shared PostgreSQL journal, every message serialized: node A runs agents, tools, the parameter
+ * server, the clip-monitor and a learner; B and C run learners. C is stopped while the learners consume the
+ * synthesis: its learner moves to another node, training continues, and every trajectory in the journal is consumed
+ * exactly once, as the parameter server's per-version counts show.
+ */
+class LearnerFailoverTest {
+  static final String PG_SERVER = System.getenv().getOrDefault("K2_TEST_PG_SERVER", "jdbc:postgresql://127.0.0.1:5432/");
+
+  static Config config(String url, List<String> roles) {
+    var o = new HashMap<String, Object>();
+    o.put("pekko.actor.serialize-messages", "on");
+    o.put("pekko.remote.artery.canonical.port", 0);
+    o.put("pekko.loglevel", "WARNING");
+    o.put("pekko.cluster.roles", roles);
+    o.put("k2.judge.flush-interval", "20ms");
+    o.put("k2.judge.batch-size", 20);
+    o.put("k2.learner.count", 3);
+    o.put("k2.learner.batch-size", 8);
+    o.put("k2.journal.dir", System.getProperty("java.io.tmpdir") + "/k2-failover-" + ProcessHandle.current().pid());
+    o.put("pekko-persistence-jdbc.shared-databases.slick.db.url", url);
+    return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(
+        ConfigFactory.parseResources("persistence-postgres.conf").withFallback(ConfigFactory.parseResources("application.conf"))));
+  }
+
+  static PsCoordinator.Status status(ActorSystem<?> system, TrainerNode.Started node) throws Exception {
+    return AskPattern.<PsCoordinator.Command, PsCoordinator.Status>ask(node.coordinator(), PsCoordinator.GetStatus::new,
+        Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
+  }
+
+  @Test void aLearnerNodeStopsMidRunAndEveryTrajectoryIsConsumedOnce() throws Exception {
+    try (var c = DriverManager.getConnection(PG_SERVER + "test", "postgres", "")) {
+      c.isValid(2);
+    } catch (Exception e) {
+      if ("1".equals(System.getenv("K2_REQUIRE_POSTGRES"))) throw new AssertionError("PostgreSQL is required but unreachable", e);
+      Assumptions.abort("PostgreSQL not reachable: " + e.getMessage());
+    }
+    var db = "k2fail_" + Long.toString(System.nanoTime(), 36);
+    try (var c = DriverManager.getConnection(PG_SERVER + "test", "postgres", ""); var st = c.createStatement()) {
+      st.execute("CREATE DATABASE " + db);
+    }
+    var url = PG_SERVER + db;
+    var systems = new ArrayList<ActorSystem<Void>>();
+    String run = "fo" + Long.toString(System.nanoTime(), 36);
+    try {
+      var a = K2Node.start("k2", config(url, List.of("agent", "tool", "ps", "monitor", "learner")));
+      systems.add(a);
+      JournalSchema.ensure(a.settings().config());
+      var b = K2Node.start("k2", config(url, List.of("learner")));
+      var c = K2Node.start("k2", config(url, List.of("learner")));
+      systems.add(b);
+      systems.add(c);
+      var seed = Cluster.get(a).selfMember().address();
+      for (var s : systems) Cluster.get(s).manager().tell(Join.create(seed));
+      K2Node.awaitMembersUp(a, 3, Duration.ofSeconds(30));
+      var nodeA = TrainerNode.start(a, run);
+      TrainerNode.start(b, run);
+      TrainerNode.start(c, run);
+
+      var spec = new RunDriver.RunSpec(run + "-synth", 40, 10, 5, Agent.PersistMode.ACCEPTED, Duration.ofSeconds(120),
+          new Agent.EpisodeSpec("train", "teacher", 0, 1));
+      var summary = RunDriver.start(a, spec, s -> {}).get(150, TimeUnit.SECONDS);
+      assertTrue(summary.complete());
+      long persisted = summary.get("persisted");
+      assertTrue(persisted > 200, "persisted " + persisted);
+
+      // stop C once training is under way
+      long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
+      while (status(a, nodeA).counters().getOrDefault("trajectories", 0L) < persisted / 4) {
+        assertTrue(System.nanoTime() < deadline, "training did not start");
+        Thread.sleep(100);
+      }
+      c.terminate();
+      c.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+      long stoppedAt = status(a, nodeA).counters().getOrDefault("trajectories", 0L);
+
+      deadline = System.nanoTime() + Duration.ofSeconds(180).toNanos();
+      PsCoordinator.Status st;
+      while (true) {
+        st = status(a, nodeA);
+        long done = st.counters().getOrDefault("trajectories", 0L) + st.counters().getOrDefault("trajectories_rejected", 0L);
+        if (done >= persisted) break;
+        assertTrue(System.nanoTime() < deadline, "consumed " + done + " of " + persisted + " after the node stopped: " + st.counters());
+        Thread.sleep(200);
+      }
+      assertTrue(st.counters().getOrDefault("trajectories", 0L) > stoppedAt, "training continued after the stop");
+      assertTrue(st.counters().getOrDefault("learners_lost", 0L) >= 1, "the coordinator saw a learner go: " + st.counters());
+      assertEquals(0L, st.counters().getOrDefault("duplicates", 0L));
+      long perVersion = st.consumedPerVersion().values().stream().mapToLong(Integer::longValue).sum();
+      assertEquals(st.counters().get("trajectories").longValue(), perVersion);
+
+      var ids = new HashSet<String>();
+      long[] rows = {0};
+      new TrajectoryReplay(a).forEach(TrajectoryReplay.Filter.ALL, Duration.ofSeconds(60), (tag, t) -> {
+        if (!t.trajectoryId().startsWith(run + "-")) return;
+        rows[0]++;
+        ids.add(t.trajectoryId());
+      });
+      assertEquals(persisted, rows[0]);
+      assertEquals(rows[0], ids.size());
+      assertEquals(rows[0], st.counters().get("trajectories") + st.counters().getOrDefault("trajectories_rejected", 0L),
+          "consumed per version = the journal: none skipped, none twice");
+    } finally {
+      for (var s : systems) s.terminate();
+      for (var s : systems) s.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+      try (var c = DriverManager.getConnection(PG_SERVER + "test", "postgres", ""); var st = c.createStatement()) {
+        st.execute("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+      } catch (Exception e) {
+        System.err.println("could not drop " + db + ": " + e);
+      }
+    }
+  }
+}
