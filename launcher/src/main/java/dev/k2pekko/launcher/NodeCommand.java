@@ -61,6 +61,16 @@ final class NodeCommand implements Callable<Integer> {
   @Option(names = "--timeout", description = "when driving, give up after this many seconds (default ${DEFAULT-VALUE})", defaultValue = "600")
   int timeoutSeconds;
 
+  @Option(names = "--run-id", description = "pipeline run id shared by every node of the cluster: learners read this run's "
+      + "trajectories, the parameter server keeps its checkpoints under it (default ${DEFAULT-VALUE})", defaultValue = "cluster")
+  String runId;
+
+  @Option(names = "--run-pipeline", description = "drive the whole pipeline (eval, synthesis, SFT, eval, RL, eval) from this node once --min-members are up")
+  boolean runPipeline;
+
+  @Option(names = "--backend", description = "learners' tensor backend on this node: java, nd4j, cuda or auto (default: auto)")
+  String backend;
+
   @Override public Integer call() throws Exception {
     for (var r : roles) if (!ROLES.contains(r)) throw new NodeConfig.UsageError("unknown role '" + r + "' (roles: " + ROLES + ")");
     if (port < 1 || port > 65535) throw new NodeConfig.UsageError("--port must be 1..65535");
@@ -75,13 +85,36 @@ final class NodeCommand implements Callable<Integer> {
     o.put("pekko.remote.artery.canonical.port", port);
     o.put("pekko.cluster.seed-nodes", seedNodes);
     o.put("pekko.cluster.roles", roles);
+    if (backend != null) {
+      if (!dev.k2pekko.ops.Backends.NAMES.contains(backend)) throw new NodeConfig.UsageError("--backend must be one of " + dev.k2pekko.ops.Backends.NAMES);
+      o.put("k2.learner.backend", backend);
+    }
+    if (!runId.matches("[A-Za-z0-9_.-]{1,64}")) throw new NodeConfig.UsageError("--run-id takes letters, digits, '.', '_' and '-', got '" + runId + "'");
+    if (runPipeline && runAgents != null) throw new NodeConfig.UsageError("--run-pipeline and --run-agents exclude each other");
     var config = node.build("postgres", o);
     System.err.println("k2: " + JournalSchema.ensure(config));
     var system = K2Node.start("k2", config);
+    var trainer = dev.k2pekko.trainer.TrainerNode.start(system, runId);
     watchMembers(system);
     var terminated = new CountDownLatch(1);
     system.getWhenTerminated().thenRun(terminated::countDown);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> Nodes.stop(system)));
+    if (runPipeline) {
+      try {
+        K2Node.awaitMembersUp(system, minMembers, Duration.ofSeconds(timeoutSeconds));
+        var report = new PipelineReport(System.err);
+        var result = new dev.k2pekko.trainer.Pipeline(system, trainer, dev.k2pekko.trainer.Pipeline.Spec.fromConfig(runId, seed, config),
+            report::progress).run();
+        if (json) System.out.println(PipelineReport.json(result));
+        else PipelineReport.table(result, System.out);
+        return 0;
+      } finally {
+        var cluster = Cluster.get(system);
+        cluster.manager().tell(org.apache.pekko.cluster.typed.Leave.create(cluster.selfMember().address()));
+        Thread.sleep(2000);
+        Nodes.stop(system);
+      }
+    }
     if (runAgents == null) {
       terminated.await();
       return 0;

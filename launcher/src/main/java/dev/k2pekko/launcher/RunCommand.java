@@ -53,10 +53,13 @@ final class RunCommand implements Callable<Integer> {
   @Option(names = "--mode", description = "parameter server: sync or async (default: k2.ps.mode, sync)")
   String mode;
 
+  @Option(names = "--backend", description = "learners' tensor backend: java, nd4j, cuda or auto (default: k2.learner.backend, auto)")
+  String backend;
+
   @Option(names = "--no-clip", description = "turn QK-Clip off (vanilla Muon + AdamW)")
   boolean noClip;
 
-  @Option(names = "--sft-episodes", description = "teacher episodes for SFT data (default: 500 agents x 60)")
+  @Option(names = "--sft-episodes", description = "teacher episodes for SFT data (default: 300 agents x 40)")
   Integer sftEpisodes;
 
   @Option(names = "--rl-rounds", description = "RL rounds (default: k2.pipeline.rl-rounds)")
@@ -82,9 +85,14 @@ final class RunCommand implements Callable<Integer> {
     if (learners != null) o.put("k2.learner.count", learners);
     if (mode != null) o.put("k2.ps.mode", mode);
     if (noClip) o.put("k2.ps.qk-clip", false);
+    if (backend != null) {
+      if (!dev.k2pekko.ops.Backends.NAMES.contains(backend)) throw new NodeConfig.UsageError("--backend must be one of " + dev.k2pekko.ops.Backends.NAMES + ", got '" + backend + "'");
+      o.put("k2.learner.backend", backend);
+    }
     if (sftEpisodes != null) {
-      o.put("k2.pipeline.synth-agents", Math.min(500, sftEpisodes));
-      o.put("k2.pipeline.synth-episodes", (sftEpisodes + Math.min(500, sftEpisodes) - 1) / Math.min(500, sftEpisodes));
+      int agents = Math.min(300, sftEpisodes);
+      o.put("k2.pipeline.synth-agents", agents);
+      o.put("k2.pipeline.synth-episodes", (sftEpisodes + agents - 1) / agents);
     }
     if (rlRounds != null) o.put("k2.pipeline.rl-rounds", rlRounds);
     if (evalTasks != null) o.put("k2.pipeline.eval-tasks", evalTasks);

@@ -41,7 +41,7 @@ class K2CliTest {
 
   @Test void runReplayAndExportAgree(@TempDir Path dir) throws Exception {
     var data = dir.resolve("data").toString();
-    var run = k2("run", "--data-dir", data, "--agents", "25", "--episodes", "4", "--json", "--quiet");
+    var run = k2("run", "--synthesis-only", "--data-dir", data, "--agents", "25", "--episodes", "4", "--json", "--quiet");
     assertEquals(0, run.code(), run.err());
     var summary = run.lastJson();
     for (var f : new String[] {"agents", "episodes", "tool_calls", "accepted", "rejected", "persisted"}) assertTrue(summary.has(f), f);
@@ -65,15 +65,20 @@ class K2CliTest {
     var unknown = k2("run", "--bogus");
     assertEquals(2, unknown.code());
     assertTrue(unknown.err().contains("Usage: k2 run"), unknown.err());
-    assertEquals(2, k2("run", "--agents", "0").code());
-    assertEquals(2, k2("run", "--persist", "sometimes").code());
+    assertEquals(2, k2("run", "--synthesis-only", "--agents", "0").code());
+    assertEquals(2, k2("run", "--synthesis-only", "--persist", "sometimes").code());
     assertEquals(2, k2("run", "--agents", "many").code());
+    assertEquals(2, k2("run", "--mode", "sometimes").code());
+    assertEquals(2, k2("run", "--learners", "0").code());
+    assertEquals(2, k2("run", "--eval-tasks", "0").code());
+    assertEquals(2, k2("run", "--resume", "--data-dir", "/nonexistent-k2-dir").code());
+    assertEquals(2, k2("report", "--data-dir", "/nonexistent-k2-dir").code());
     assertEquals(2, k2("node", "--port", "2551", "--seeds", "nonsense", "--journal", "h2").code());
     assertEquals(2, k2("export", "--format", "csv", "--out", "x").code());
   }
 
   @Test void anUnreachableDatabaseIsOneClearMessage() {
-    var r = k2("run", "--journal", "postgres", "--jdbc-url", "jdbc:postgresql://127.0.0.1:1/test", "--agents", "1");
+    var r = k2("run", "--synthesis-only", "--journal", "postgres", "--jdbc-url", "jdbc:postgresql://127.0.0.1:1/test", "--agents", "1");
     assertEquals(4, r.code());
     assertTrue(r.err().contains("cannot reach the journal database at jdbc:postgresql://127.0.0.1:1/test"), r.err());
     assertTrue(r.err().lines().count() < 5, "no wall of stack traces: " + r.err());

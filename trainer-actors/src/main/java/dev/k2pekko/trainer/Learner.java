@@ -7,7 +7,6 @@ import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.Sequence;
 import dev.k2pekko.model.TokenBatch;
 import dev.k2pekko.model.WeightsSnapshot;
-import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.protocol.Trajectory;
 import dev.k2pekko.ps.server.PsCoordinator;
@@ -59,8 +58,9 @@ import org.apache.pekko.stream.typed.javadsl.ActorSink;
 public final class Learner extends AbstractBehavior<Learner.Command> {
   public interface Command {}
 
+  /** {@code backend}: the tensor backend of the learner's steps, as {@link dev.k2pekko.ops.Backends#select} names it. */
   public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
-                         boolean async, String jdbcUrl, String jdbcUser, String jdbcPassword) {}
+                         boolean async, String backend) {}
 
   public enum Stop implements Command, NoSerializationVerificationNeeded { INSTANCE }
 
@@ -106,6 +106,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final ActorRef<PsCoordinator.Command> coordinator;
   private final ClusterSharding sharding;
   private final Executor compute;
+  private final dev.k2pekko.ops.TensorOps ops;
+  private final boolean async;
   private final ArrayDeque<Item> buffer = new ArrayDeque<>();
   private final Map<String, ActorRef<Ack>> pendingAcks = new HashMap<>();
   private WeightsSnapshot weights;
@@ -113,6 +115,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private boolean computing;
   private Batch inFlight;
   private long lastElementNanos = System.nanoTime();
+  private long lastProgressNanos = System.nanoTime();
   private final ActorRef<Refused> refusedAdapter;
   private final Map<String, Long> skipped = new HashMap<>();
 
@@ -128,6 +131,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     this.coordinator = PsCoordinator.proxy(ctx.getSystem());
     this.sharding = ClusterSharding.get(ctx.getSystem());
     this.compute = ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig("k2.learner.dispatcher"));
+    this.ops = dev.k2pekko.ops.Backends.select(s.backend());
+    this.async = s.async();
     this.refusedAdapter = ctx.messageAdapter(Refused.class, GotRefused::new);
     // the coordinator answers with the durable offsets once no step is in flight; the streams start from there
     var weightsRef = ctx.messageAdapter(WeightsSnapshot.class, Weights::new);
@@ -170,7 +175,15 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         .onMessage(GotOffsets.class, m -> { startStreams(m.offsets().offsets()); return this; })
         .onMessage(Computed.class, this::onComputed)
         .onMessage(GotRefused.class, this::onRefused)
-        .onMessage(Tick.class, t -> { maybeStep(); return this; })
+        .onMessage(Tick.class, t -> {
+          maybeStep();
+          if (!buffer.isEmpty() && System.nanoTime() - lastProgressNanos > 30_000_000_000L) {
+            lastProgressNanos = System.nanoTime();
+            getContext().getLog().warn("{}: {} trajectories buffered ({} usable), no step for 30 s: weights {}, awaiting {}, computing {}",
+                id, buffer.size(), usable(), weights == null ? "none" : weights.version(), awaiting, computing);
+          }
+          return this;
+        })
         .onMessageEquals(Stop.INSTANCE, Behaviors::stopped)
         .build();
   }
@@ -219,6 +232,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       return this;
     }
     if (awaiting >= 0 && weights.version() > awaiting) awaiting = -1;
+    if (!async) unacked.headMap(weights.version()).clear(); // synchronous: a push not refused before this version was applied
+    else unacked.headMap(weights.version() - 64).clear(); // asynchronous: refusals come on arrival, long before this
     maybeStep();
     return this;
   }
@@ -283,7 +298,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   }
 
   private Result computeStep(WeightsSnapshot snap, Batch batch) {
-    var model = snap.toModel(new ReferenceOps());
+    var model = snap.toModel(ops);
     Losses.Result r;
     long tokens = 0;
     if (batch.kind().equals("sft")) {
@@ -382,27 +397,29 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     coordinator.tell(new PsProtocol.Pushed(c.version(), id, ids, offsets, c.result().loss(), c.result().tokens(), batch.kind(),
         c.result().reward(), refusedAdapter));
     awaiting = c.version();
+    lastProgressNanos = System.nanoTime();
     if (weights.version() > awaiting) awaiting = -1;
     inFlight = null;
-    lastPushed = batch;
+    unacked.put(c.version(), batch);
     pendingAcks.values().forEach(a -> a.tell(Ack.INSTANCE));
     pendingAcks.clear();
     maybeStep();
     return this;
   }
 
-  private Batch lastPushed;
+  /** Pushes not known to be applied, by the version they were computed at: a refusal puts one back in the buffer. */
+  private final java.util.TreeMap<Long, Batch> unacked = new java.util.TreeMap<>();
   private long passedAt = -1;
 
   private Behavior<Command> onRefused(GotRefused g) {
     var r = g.r();
     if (r.version() == awaiting) awaiting = -1;
-    if (!r.reason().equals("non-finite") && lastPushed != null) {
+    var refused = unacked.remove(r.version());
+    if (!r.reason().equals("non-finite") && refused != null) {
       // recompute the refused batch at newer weights: back to the front of the buffer, in order
-      var items = lastPushed.items();
+      var items = refused.items();
       for (int i = items.size() - 1; i >= 0; i--) buffer.addFirst(items.get(i));
     }
-    lastPushed = null;
     maybeStep();
     return this;
   }

@@ -47,7 +47,7 @@ public final class TrainerNode {
     var monitor = ClipMonitor.init(system, ps.getDouble("tau"), model.layers(), model.heads(), ps.getDuration("clip-timeout").dividedBy(2));
     var settings = new PsCoordinator.Settings(runId, model, ps.getLong("seed"), opt,
         PsCoordinator.Mode.valueOf(ps.getString("mode").toUpperCase()), ps.getInt("staleness"), ps.getDouble("lr-sft"), ps.getDouble("lr-rl"),
-        ps.getInt("warmup"), ps.getDuration("sync-timeout"), ps.getDuration("clip-timeout"), ps.getDuration("apply-timeout"),
+        ps.getInt("warmup"), ps.getInt("decay-steps"), ps.getDuration("sync-timeout"), ps.getDuration("clip-timeout"), ps.getDuration("apply-timeout"),
         ps.getInt("checkpoint-every"), ps.getInt("keep-checkpoints"), Path.of(c.getString("k2.journal.dir")).resolve("checkpoints"),
         url, user, password);
     PsGroup.init(system);
@@ -56,7 +56,8 @@ public final class TrainerNode {
     var roles = new HashSet<>(c.getStringList("pekko.cluster.roles"));
     var l = c.getConfig("k2.learner");
     var ls = new Learner.Settings(runId, l.getInt("count"), l.getInt("batch-size"), l.getInt("rl-groups"), l.getDuration("idle-flush"),
-        l.getDouble("rl-tau"), c.getInt("k2.collector.tags"), settings.mode() == PsCoordinator.Mode.ASYNC, url, user, password);
+        l.getDouble("rl-tau"), c.getInt("k2.collector.tags"), settings.mode() == PsCoordinator.Mode.ASYNC, l.getString("backend"));
+    dev.k2pekko.ops.Backends.select(ls.backend()); // a bad or unavailable backend fails here, at start, with its reason
     var format = NodeServices.get(system).format();
     ShardedDaemonProcess.get(system).init(Learner.Command.class, "learner", ls.count(),
         // a failed learner (its journal stream broke, say) starts again from the durable offsets, after a backoff

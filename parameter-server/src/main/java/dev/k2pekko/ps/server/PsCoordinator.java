@@ -71,7 +71,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   public enum Mode { SYNC, ASYNC }
 
   public record Settings(String runId, ModelConfig model, long seed, MuonClip.Config optimizer, Mode mode, int staleness,
-                         double lrSft, double lrRl, int warmup, Duration syncTimeout, Duration clipTimeout,
+                         double lrSft, double lrRl, int warmup, int decaySteps, Duration syncTimeout, Duration clipTimeout,
                          Duration applyTimeout, int checkpointEvery, int keepCheckpoints, Path checkpointDir,
                          String jdbcUrl, String jdbcUser, String jdbcPassword) {}
 
@@ -96,6 +96,10 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   private record ApplyTimeout(long version, int attempt) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
   private record ClipArrived(ClipDecision d) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+
+  private enum Watchdog implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded { INSTANCE }
+
+  private long lastProgress = System.nanoTime();
 
   private record Retry(long version, String group) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
@@ -181,6 +185,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     this.groups = PsProtocol.groups(s.model());
     this.offsetStore = new OffsetStore(s.jdbcUrl(), s.jdbcUser(), s.jdbcPassword());
     ctx.getSystem().receptionist().tell(Receptionist.subscribe(WEIGHTS, ctx.messageAdapter(Receptionist.Listing.class, Subscribers::new)));
+    timers.startTimerWithFixedDelay(Watchdog.INSTANCE, Duration.ofSeconds(15));
     start();
   }
 
@@ -256,6 +261,15 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
         .onMessage(Retry.class, this::onRetry)
         .onMessage(GroupState.class, this::onGroupState)
         .onMessage(GetStatus.class, g -> { g.replyTo().tell(status()); return this; })
+        .onMessage(Watchdog.class, w -> {
+          if (System.nanoTime() - lastProgress > 30_000_000_000L && !pushed.isEmpty()) {
+            getContext().getLog().warn("no step for 30 s at version {}: learners {}, pushed {}, passed {}, applying {}, exporting {}", version,
+                learners.keySet(), pushed.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue().keySet()).toList(), passed,
+                applying == null ? "-" : applying.version + (applying.clipDone ? " clip done" : " waiting for clip") + (applying.applied ? " applied" : ""),
+                exporting);
+          }
+          return this;
+        })
         .onMessage(CheckpointNow.class, c -> { checkpointWaiters.add(c.replyTo()); maybeExport(); return this; })
         .onSignal(org.apache.pekko.actor.typed.PostStop.class, sig -> { offsetStore.close(); return this; })
         .build();
@@ -322,7 +336,10 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       p.replyTo().tell(new Refused(p.version(), p.learnerId(), "starting"));
       return this;
     }
-    if (p.version() > version || (s.mode() == Mode.SYNC && p.version() < version) || (s.mode() == Mode.ASYNC && p.version() < version - s.staleness())) {
+    // In synchronous mode a push for the version whose step is already under way came too late for it: refused,
+    // so its learner computes it again at the next version (kept, it would sit here unapplied and its data be lost).
+    boolean late = s.mode() == Mode.SYNC && applying != null && p.version() == applying.version;
+    if (late || p.version() > version || (s.mode() == Mode.SYNC && p.version() < version) || (s.mode() == Mode.ASYNC && p.version() < version - s.staleness())) {
       count("refused_stale", 1);
       getContext().getLog().info("gradient of {} computed at version {} refused: current version {}, staleness bound {}",
           p.learnerId(), p.version(), version, s.mode() == Mode.SYNC ? 0 : s.staleness());
@@ -477,7 +494,9 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   private double lr(Step st) {
     boolean rl = st.contributors.stream().anyMatch(p -> "rl".equals(p.kind()));
     double base = rl ? s.lrRl() : s.lrSft();
-    return base * Math.min(1.0, (st.version + 1.0) / Math.max(1, s.warmup()));
+    // SFT: linear warm-up, then linear decay to a tenth over decay-steps versions; RL: constant
+    double decay = rl || s.decaySteps() <= 0 ? 1.0 : Math.max(0.1, 1.0 - 0.9 * st.version / s.decaySteps());
+    return base * decay * Math.min(1.0, (st.version + 1.0) / Math.max(1, s.warmup()));
   }
 
   private void sendApply() {
@@ -565,6 +584,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     count("trajectories", consumed);
     count("tokens", tokens);
     version = v + 1;
+    lastProgress = System.nanoTime();
     passed.clear();
     current = WeightsSnapshot.of(version, s.model(), names, data);
     saveOffsets();

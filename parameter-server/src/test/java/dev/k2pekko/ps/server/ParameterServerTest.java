@@ -75,7 +75,7 @@ class ParameterServerTest {
 
   static PsCoordinator.Settings settings(String run, PsCoordinator.Mode mode, int staleness, boolean clip, int checkpointEvery) {
     var opt = MuonClip.Config.defaults().withWeightDecay(0.1).withClip(clip, 100);
-    return new PsCoordinator.Settings(run, CFG, 5, opt, mode, staleness, 0.05, 0.01, 1, Duration.ofSeconds(5), Duration.ofSeconds(2),
+    return new PsCoordinator.Settings(run, CFG, 5, opt, mode, staleness, 0.05, 0.01, 1, 0, Duration.ofSeconds(5), Duration.ofSeconds(2),
         Duration.ofSeconds(10), checkpointEvery, 3, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1", "sa", "");
   }
 
