@@ -13,7 +13,7 @@ import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsGroup;
 import dev.k2pekko.ps.server.PsProtocol;
 import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
-import dev.k2pekko.ps.server.PsProtocol.Refused;
+import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
 import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.time.Duration;
 import java.util.ArrayDeque;
@@ -74,7 +74,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private record Computed(Batch batch, long version, Result result, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
 
-  private record GotRefused(Refused r) implements Command, NoSerializationVerificationNeeded {}
+  private record GotOutcome(PushOutcome r) implements Command, NoSerializationVerificationNeeded {}
 
   private record GotOffsets(PsProtocol.Offsets offsets) implements Command, NoSerializationVerificationNeeded {}
 
@@ -116,7 +116,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private Batch inFlight;
   private long lastElementNanos = System.nanoTime();
   private long lastProgressNanos = System.nanoTime();
-  private final ActorRef<Refused> refusedAdapter;
+  private final ActorRef<PushOutcome> refusedAdapter;
   private final Map<String, Long> skipped = new HashMap<>();
 
   private Learner(ActorContext<Command> ctx, TimerScheduler<Command> timers, int index, Settings s, PolicyFormat format,
@@ -133,7 +133,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     this.compute = ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig("k2.learner.dispatcher"));
     this.ops = dev.k2pekko.ops.Backends.select(s.backend());
     this.async = s.async();
-    this.refusedAdapter = ctx.messageAdapter(Refused.class, GotRefused::new);
+    this.refusedAdapter = ctx.messageAdapter(PushOutcome.class, GotOutcome::new);
     // the coordinator answers with the durable offsets once no step is in flight; the streams start from there
     var weightsRef = ctx.messageAdapter(WeightsSnapshot.class, Weights::new);
     coordinator.tell(new PsProtocol.RegisterLearner(id, weightsRef, ctx.messageAdapter(PsProtocol.Offsets.class, GotOffsets::new)));
@@ -174,7 +174,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         .onMessage(Weights.class, this::onWeights)
         .onMessage(GotOffsets.class, m -> { startStreams(m.offsets().offsets()); return this; })
         .onMessage(Computed.class, this::onComputed)
-        .onMessage(GotRefused.class, this::onRefused)
+        .onMessage(GotOutcome.class, this::onPushOutcome)
         .onMessage(Tick.class, t -> {
           maybeStep();
           if (!buffer.isEmpty() && System.nanoTime() - lastProgressNanos > 30_000_000_000L) {
@@ -232,8 +232,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       return this;
     }
     if (awaiting >= 0 && weights.version() > awaiting) awaiting = -1;
-    if (!async) unacked.headMap(weights.version()).clear(); // synchronous: a push not refused before this version was applied
-    else unacked.headMap(weights.version() - 64).clear(); // asynchronous: refusals come on arrival, long before this
     maybeStep();
     return this;
   }
@@ -407,15 +405,16 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     return this;
   }
 
-  /** Pushes not known to be applied, by the version they were computed at: a refusal puts one back in the buffer. */
+  /** Pushes without an outcome yet, by the version they were computed at: a refusal puts one back in the buffer. */
   private final java.util.TreeMap<Long, Batch> unacked = new java.util.TreeMap<>();
   private long passedAt = -1;
 
-  private Behavior<Command> onRefused(GotRefused g) {
+  private Behavior<Command> onPushOutcome(GotOutcome g) {
     var r = g.r();
-    if (r.version() == awaiting) awaiting = -1;
     var refused = unacked.remove(r.version());
-    if (!r.reason().equals("non-finite") && refused != null) {
+    if (r.outcome().equals("applied")) return this; // its offsets are durable; the new weights come on their own
+    if (r.version() == awaiting) awaiting = -1;
+    if (!r.outcome().equals("non-finite") && refused != null) {
       // recompute the refused batch at newer weights: back to the front of the buffer, in order
       var items = refused.items();
       for (int i = items.size() - 1; i >= 0; i--) buffer.addFirst(items.get(i));

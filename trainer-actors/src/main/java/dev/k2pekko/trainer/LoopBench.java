@@ -116,7 +116,7 @@ public final class LoopBench {
     var rnd = new Random(3);
     var ms = new ArrayList<Double>();
     var fan = new ArrayList<Double>();
-    org.apache.pekko.actor.typed.ActorRef<PsProtocol.Refused> refused = system.ignoreRef();
+    org.apache.pekko.actor.typed.ActorRef<PsProtocol.PushOutcome> refused = system.ignoreRef();
     versions.computeIfAbsent(0L, v -> new CompletableFuture<>()).get(60, TimeUnit.SECONDS);
     Thread.sleep(subscribers > 0 ? 2000 : 200); // let the receptionist's listing reach the coordinator
     for (int s = 0; s < steps; s++) {

@@ -16,7 +16,7 @@ import dev.k2pekko.ps.server.PsProtocol.GroupState;
 import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
 import dev.k2pekko.ps.server.PsProtocol.Pushed;
 import dev.k2pekko.ps.server.PsProtocol.RegisterLearner;
-import dev.k2pekko.ps.server.PsProtocol.Refused;
+import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
 import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
 import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.nio.file.Path;
@@ -333,7 +333,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
 
   private Behavior<Command> onPushed(Pushed p) {
     if (initialising) {
-      p.replyTo().tell(new Refused(p.version(), p.learnerId(), "starting"));
+      p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), "starting"));
       return this;
     }
     // In synchronous mode a push for the version whose step is already under way came too late for it: refused,
@@ -343,7 +343,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       count("refused_stale", 1);
       getContext().getLog().info("gradient of {} computed at version {} refused: current version {}, staleness bound {}",
           p.learnerId(), p.version(), version, s.mode() == Mode.SYNC ? 0 : s.staleness());
-      p.replyTo().tell(new Refused(p.version(), p.learnerId(), "stale"));
+      p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), "stale"));
       return this;
     }
     var byLearner = pushed.computeIfAbsent(p.version(), v -> new HashMap<>());
@@ -386,7 +386,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     var good = new ArrayList<Pushed>();
     for (var p : candidates) {
       if (badThisVersion.contains(p.learnerId() + "@" + p.version())) {
-        p.replyTo().tell(new Refused(p.version(), p.learnerId(), "non-finite"));
+        p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), "non-finite"));
         // the data was read and rejected: its offsets advance, its trajectories count as consumed without a step
         advanceOffsets(p);
         count("trajectories_rejected", p.trajectoryIds().size());
@@ -445,7 +445,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       var keep = new ArrayList<Pushed>();
       for (var c : applying.contributors) {
         if (rejected.contains(c.learnerId())) {
-          c.replyTo().tell(new Refused(c.version(), c.learnerId(), "non-finite"));
+          c.replyTo().tell(new PushOutcome(c.version(), c.learnerId(), "non-finite"));
           advanceOffsets(c);
           count("trajectories_rejected", c.trajectoryIds().size());
         } else {
@@ -584,6 +584,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     count("trajectories", consumed);
     count("tokens", tokens);
     version = v + 1;
+    for (var p : applying.contributors) p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), "applied"));
     lastProgress = System.nanoTime();
     passed.clear();
     current = WeightsSnapshot.of(version, s.model(), names, data);

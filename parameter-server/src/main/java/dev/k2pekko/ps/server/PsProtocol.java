@@ -68,13 +68,17 @@ public final class PsProtocol {
    * {@code reward} is the batch's mean RL reward (NaN for SFT).
    */
   public record Pushed(long version, String learnerId, ArrayList<String> trajectoryIds, HashMap<String, TagOffset> offsets,
-                       double loss, long tokens, String kind, double reward, ActorRef<Refused> replyTo) implements PsCoordinator.Command, KryoWire {}
+                       double loss, long tokens, String kind, double reward, ActorRef<PushOutcome> replyTo) implements PsCoordinator.Command, KryoWire {}
 
   /** A learner has nothing to train on at {@code version}: synchronous steps of that version do not wait for it. */
   public record Pass(long version, String learnerId) implements PsCoordinator.Command, KryoWire {}
 
-  /** The coordinator refused a learner's gradient: {@code reason} is "stale" or "non-finite". */
-  public record Refused(long version, String learnerId, String reason) implements KryoWire {}
+  /**
+   * What became of a learner's push for {@code version}: "applied" (its step is done and its offsets durable),
+   * "stale" (too old, or too late for its step: compute it again at newer weights), "non-finite" (rejected, its data
+   * counted as consumed), "starting" (the coordinator is not ready: push it again).
+   */
+  public record PushOutcome(long version, String learnerId, String outcome) implements KryoWire {}
 
   // ---- group -> coordinator
 

@@ -14,7 +14,7 @@ import dev.k2pekko.ps.server.PsProtocol.ClipDecision;
 import dev.k2pekko.ps.server.PsProtocol.CloseStep;
 import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
 import dev.k2pekko.ps.server.PsProtocol.Pushed;
-import dev.k2pekko.ps.server.PsProtocol.Refused;
+import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
 import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
 import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.nio.file.Files;
@@ -91,7 +91,7 @@ class ParameterServerTest {
     return g;
   }
 
-  static void push(long version, String learner, HashMap<String, float[]> grads, ActorRef<PsCoordinator.Command> coord, ActorRef<Refused> refused,
+  static void push(long version, String learner, HashMap<String, float[]> grads, ActorRef<PsCoordinator.Command> coord, ActorRef<PushOutcome> refused,
                    Map<String, TagOffset> offsets) {
     var sharding = org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding.get(kit.system());
     PsProtocol.byGroup(grads).forEach((group, g) -> sharding.entityRefFor(PsGroup.KEY, group).tell(new PsProtocol.PushGradient(version, learner, g)));
@@ -113,7 +113,7 @@ class ParameterServerTest {
   @Test void aSynchronousStepIsMuonClipOnTheMeanGradientThenTheRescales() {
     var c = coordinator(settings("sync1", PsCoordinator.Mode.SYNC, 0, true, 0), monitor(List.of(new RescaleQK(0, 0, 1, 0.25))));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
-    TestProbe<Refused> refused = kit.createTestProbe();
+    TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     c.tell(new PsProtocol.RegisterLearner("b", b.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     var v0 = a.receiveMessage(Duration.ofSeconds(10)).verify();
@@ -159,14 +159,15 @@ class ParameterServerTest {
   @Test void nonFiniteGradientsAreRejectedCountedAndLeftOutOfTheStep() {
     var c = coordinator(settings("nan1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor(List.of()));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
-    TestProbe<Refused> refusedA = kit.createTestProbe(), refusedB = kit.createTestProbe();
+    TestProbe<PushOutcome> refusedA = kit.createTestProbe(), refusedB = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     c.tell(new PsProtocol.RegisterLearner("b", b.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     a.receiveMessage(Duration.ofSeconds(10));
     b.receiveMessage();
     push(0, "a", randomGrads(1, true), c, refusedA.getRef(), Map.of());
     push(0, "b", randomGrads(2, false), c, refusedB.getRef(), Map.of());
-    assertEquals("non-finite", refusedA.receiveMessage(Duration.ofSeconds(10)).reason());
+    assertEquals("non-finite", refusedA.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals("applied", refusedB.receiveMessage(Duration.ofSeconds(10)).outcome());
     var v1 = b.receiveMessage(Duration.ofSeconds(10)).verify();
     assertEquals(1, v1.version());
     for (float f : v1.asMap().get("layer0.w1")) assertTrue(Float.isFinite(f));
@@ -187,7 +188,7 @@ class ParameterServerTest {
   @Test void asynchronousModeAdmitsBoundedStalenessAndRefusesOlderGradients() {
     var c = coordinator(settings("async1", PsCoordinator.Mode.ASYNC, 1, false, 0), monitor(List.of()));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
-    TestProbe<Refused> refused = kit.createTestProbe();
+    TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     assertEquals(0, a.receiveMessage(Duration.ofSeconds(10)).version());
     push(0, "a", randomGrads(1, false), c, refused.getRef(), Map.of());
@@ -195,8 +196,10 @@ class ParameterServerTest {
     push(0, "b", randomGrads(2, false), c, refused.getRef(), Map.of()); // version 0 at current 1: within staleness 1
     assertEquals(2, a.receiveMessage(Duration.ofSeconds(10)).version());
     push(0, "c", randomGrads(3, false), c, refused.getRef(), Map.of()); // version 0 at current 2: too old
+    assertEquals("applied", refused.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals("applied", refused.receiveMessage(Duration.ofSeconds(10)).outcome());
     var r = refused.receiveMessage(Duration.ofSeconds(10));
-    assertEquals("stale", r.reason());
+    assertEquals("stale", r.outcome());
     assertEquals("c", r.learnerId());
     a.expectNoMessage(Duration.ofMillis(200));
     var st = status(c);
@@ -209,7 +212,7 @@ class ParameterServerTest {
     var s = settings("restart1", PsCoordinator.Mode.SYNC, 0, false, 1);
     var c = coordinator(s, monitor(List.of()));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
-    TestProbe<Refused> refused = kit.createTestProbe();
+    TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     a.receiveMessage(Duration.ofSeconds(10));
     push(0, "a", randomGrads(1, false), c, refused.getRef(), Map.of("trajectories-3", new TagOffset(42, 5)));
