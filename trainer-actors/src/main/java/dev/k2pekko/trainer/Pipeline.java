@@ -61,24 +61,23 @@ public final class Pipeline {
   public Result run() throws Exception {
     var times = new LinkedHashMap<String, Duration>();
     long t0 = System.nanoTime();
-    long v0 = awaitReady();
+    awaitReady();
     var status0 = status();
     times.put("startup", since(t0));
-    // A resumed run skips the stages its checkpoint already holds: the journal and the offsets say how far it got.
-    long before = status0.counters().getOrDefault("trajectories", 0L);
+    // A resumed run (the coordinator restored a checkpoint) does not synthesize or roll out again what the journal
+    // already holds for it: the learners continue from the checkpoint's offsets over what is there.
+    boolean resumed = status0.restoredFrom() >= 0;
 
     long t = System.nanoTime();
     var init = evaluate("init");
     times.put("eval-init", since(t));
 
     t = System.nanoTime();
-    long synthesized = 0;
-    if (before == 0) {
+    long synthesized = resumed ? journalCount(spec.runId() + "-synth/") : 0;
+    if (synthesized == 0) {
       var synth = runEpisodes(spec.runId() + "-synth", spec.synthAgents(), spec.synthEpisodes(),
           new Agent.EpisodeSpec("train", "teacher", 0, 1), Agent.PersistMode.ACCEPTED, "synthesis");
       synthesized = synth.get("persisted");
-    } else {
-      synthesized = before;
     }
     times.put("synthesis", since(t));
     awaitConsumed(synthesized, "sft");
@@ -90,14 +89,19 @@ public final class Pipeline {
     times.put("eval-sft", since(t));
 
     t = System.nanoTime();
-    long target = status().counters().getOrDefault("trajectories", 0L), rollouts = 0;
+    long target, rollouts = 0;
+    target = synthesized;
     for (int r = 1; r <= spec.rlRounds(); r++) {
       int agents = Math.min(spec.rlTasks(), 1000);
       int tasksPerAgent = (spec.rlTasks() + agents - 1) / agents;
-      var sum = runEpisodes(spec.runId() + "-rl" + r, agents, tasksPerAgent * spec.rlRollouts(),
-          new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts()), Agent.PersistMode.ALL, "rl " + r + "/" + spec.rlRounds());
-      rollouts += sum.get("persisted");
-      target += sum.get("persisted");
+      long round = resumed ? journalCount(spec.runId() + "-rl" + r + "/") : 0;
+      if (round == 0) {
+        var sum = runEpisodes(spec.runId() + "-rl" + r, agents, tasksPerAgent * spec.rlRollouts(),
+            new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts()), Agent.PersistMode.ALL, "rl " + r + "/" + spec.rlRounds());
+        round = sum.get("persisted");
+      }
+      rollouts += round;
+      target += round;
       awaitConsumed(target, "rl " + r + "/" + spec.rlRounds());
       awaitPublished();
     }
@@ -108,6 +112,14 @@ public final class Pipeline {
     checkpoint();
     times.put("total", since(t0));
     return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts);
+  }
+
+  /** Trajectories in the journal whose id starts with {@code prefix}. */
+  private long journalCount(String prefix) throws Exception {
+    return new dev.k2pekko.agents.TrajectoryReplay(system).source(dev.k2pekko.agents.TrajectoryReplay.Filter.ALL)
+        .filter(t -> t.trajectory().trajectoryId().startsWith(prefix))
+        .runWith(org.apache.pekko.stream.javadsl.Sink.fold(0L, (n, t) -> n + 1), system)
+        .toCompletableFuture().get(spec.stageTimeout().toSeconds(), TimeUnit.SECONDS);
   }
 
   private static Duration since(long t) {

@@ -85,9 +85,23 @@ class PipelineTest {
       assertEquals(st.counters().get("trajectories").longValue(), perVersion);
       assertEquals(st.version(), st.counters().get("steps").longValue());
 
+      // a resumed run restores the last checkpoint, version and offsets, and synthesizes nothing again
+      system.terminate();
+      system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+      system = K2Node.start("k2", cfg);
+      var cluster2 = Cluster.get(system);
+      cluster2.manager().tell(Join.create(cluster2.selfMember().address()));
+      K2Node.awaitMembersUp(system, 1, Duration.ofSeconds(20));
+      var again = new Pipeline(system, TrainerNode.start(system, "ptest"), Pipeline.Spec.fromConfig("ptest", 7, cfg), p -> {}).run();
+      assertEquals(st.version(), again.status().restoredFrom());
+      assertEquals(r.synthesized(), again.synthesized());
+      assertEquals(r.rollouts(), again.rollouts());
+      assertEquals(0L, again.status().counters().getOrDefault("duplicates", 0L));
+      assertEquals(count[0], again.status().counters().get("trajectories") + again.status().counters().getOrDefault("trajectories_rejected", 0L));
+
       // the last checkpoint is the final version and verifies; a damaged copy is named, never loaded
       var latest = Checkpoints.loadLatest(dir.resolve("checkpoints").resolve("ptest"), new ReferenceOps()).orElseThrow();
-      assertEquals(st.version(), latest.version());
+      assertEquals(again.status().version(), latest.version());
       assertEquals(Files.list(dir.resolve("checkpoints").resolve("ptest")).filter(p -> p.toString().endsWith(".json")).count() <= 3, true);
       var st2 = Checkpoints.safetensorsPath(dir.resolve("checkpoints").resolve("ptest"), latest.version());
       byte[] bytes = Files.readAllBytes(st2);

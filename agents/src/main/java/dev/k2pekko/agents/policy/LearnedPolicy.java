@@ -15,7 +15,7 @@ import java.util.SplittableRandom;
  */
 public final class LearnedPolicy implements Policy {
   /** The longest action it may write before the episode is ended as a runaway. */
-  public static final int MAX_ACTION_TOKENS = 48;
+  public static final int MAX_ACTION_TOKENS = 32;
 
   private final PolicyFormat format;
   private final Decoder decoder;
