@@ -15,6 +15,7 @@ import dev.k2pekko.protocol.WorldSnapshot;
 import dev.k2pekko.tools.ToolDirectory;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import org.apache.pekko.actor.Cancellable;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -101,6 +102,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private ActorRef<dev.k2pekko.agents.inference.InferenceServer.Reply> actionAdapter;
   private boolean awaitingAction;
   private dev.k2pekko.protocol.Sampling sampling;
+  private ArrayList<int[]> sampledActions;
   private Cancellable tick;
   // the run
   private RunEpisodes run;
@@ -173,6 +175,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     episodeId = spec.rollouts() == 1 && spec.tasks().equals("universe") ? run.runId() + "/" + agentId + "/" + episode
         : run.runId() + "/" + agentId + "/" + (episode / spec.rollouts()) + "#" + (episode % spec.rollouts());
     sampling = null;
+    sampledActions = new ArrayList<>();
     awaitingAction = false;
     steps = new ArrayList<>(task.plan().size() + 2);
     finalAnswer = null;
@@ -206,7 +209,8 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
       judge(Map.of(), r.error());
       return this;
     }
-    sampling = new dev.k2pekko.protocol.Sampling(r.version(), r.logProb(), run.spec().temperature());
+    sampledActions.add(r.tokens());
+    sampling = new dev.k2pekko.protocol.Sampling(r.version(), r.logProb(), run.spec().temperature(), List.copyOf(sampledActions));
     perform(r.action());
     return this;
   }

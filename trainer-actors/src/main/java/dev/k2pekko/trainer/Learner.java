@@ -208,7 +208,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   /** "sft" for the teacher's accepted core trajectories, "rl" for sampled rollouts, null for data not trained on. */
   private static String kind(Trajectory t) {
-    if (t.sampling() != null) return "rl";
+    // a rollout (even one whose policy failed before sampling anything) is RL data: read, counted, trained on if it can be
+    if (t.sampling() != null || (t.policy() != null && t.policy().startsWith("learned"))) return "rl";
     if (t.verdict() != null && t.verdict().accepted() && "core".equals(t.category())) return "sft";
     return null;
   }
@@ -324,6 +325,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       var rewards = new ArrayList<Double>();
       var old = new ArrayList<Double>();
       for (var t : g) {
+        if (t.sampling() == null) continue; // nothing was sampled: no pi_old, no signal
         var ex = format.examples(t);
         if (ex.isEmpty() || ex.stream().anyMatch(x -> x.length() > model.config().context() + 1)) continue;
         for (var x : ex) {

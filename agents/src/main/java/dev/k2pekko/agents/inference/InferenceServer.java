@@ -47,7 +47,7 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
   public record End(String episodeId) implements Command, LocalOnly {}
 
   /** The next action of an episode, or why there is none ({@code error}). */
-  public record Reply(String episodeId, Action action, long version, double logProb, String error) implements LocalOnly {}
+  public record Reply(String episodeId, Action action, long version, double logProb, int[] tokens, String error) implements LocalOnly {}
 
   public record Stats(long version, long requests, long batches, long maxBatchSeen, long weightsRejected, int sessions) implements LocalOnly {}
 
@@ -143,22 +143,22 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
       switch (batch.get(i).cmd()) {
         case Begin b -> jobs.add(() -> {
           if (current == null) {
-            results[at] = new Result(b.episodeId(), null, new Reply(b.episodeId(), null, -1, 0, "no-policy: no weights published yet"), b.replyTo());
+            results[at] = new Result(b.episodeId(), null, new Reply(b.episodeId(), null, -1, 0, null, "no-policy: no weights published yet"), b.replyTo());
             return;
           }
           var run = current.withTemperature(b.temperature()).start(b.task(), b.seed());
           var action = run.next(null);
-          results[at] = new Result(b.episodeId(), run, new Reply(b.episodeId(), action, current.version(), run.logProb(), null), b.replyTo());
+          results[at] = new Result(b.episodeId(), run, new Reply(b.episodeId(), action, current.version(), run.logProb(), run.lastAction(), null), b.replyTo());
         });
         case Continue c -> {
           var run = sessions.get(c.episodeId());
           jobs.add(() -> {
             if (run == null) {
-              results[at] = new Result(c.episodeId(), null, new Reply(c.episodeId(), null, -1, 0, "no-session: unknown episode " + c.episodeId()), c.replyTo());
+              results[at] = new Result(c.episodeId(), null, new Reply(c.episodeId(), null, -1, 0, null, "no-session: unknown episode " + c.episodeId()), c.replyTo());
               return;
             }
             var action = run.next(c.previous());
-            results[at] = new Result(c.episodeId(), run, new Reply(c.episodeId(), action, run.version(), run.logProb(), null), c.replyTo());
+            results[at] = new Result(c.episodeId(), run, new Reply(c.episodeId(), action, run.version(), run.logProb(), run.lastAction(), null), c.replyTo());
           });
         }
         default -> throw new IllegalStateException("not a request: " + batch.get(i).cmd());
@@ -174,7 +174,7 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
               var c = batch.get(i).cmd();
               String id = c instanceof Begin b ? b.episodeId() : ((Continue) c).episodeId();
               var replyTo = c instanceof Begin b ? b.replyTo() : ((Continue) c).replyTo();
-              out.add(new Result(id, null, new Reply(id, null, -1, 0, "policy-failure: " + (failure == null ? "no result" : failure.getMessage())), replyTo));
+              out.add(new Result(id, null, new Reply(id, null, -1, 0, null, "policy-failure: " + (failure == null ? "no result" : failure.getMessage())), replyTo));
             }
           }
           self.tell(new Done(out));

@@ -46,6 +46,7 @@ public final class LearnedPolicy implements Policy {
     private final SplittableRandom rnd;
     private final java.util.List<Step> steps = new java.util.ArrayList<>();
     private double logProb;
+    private int[] lastAction = new int[0];
 
     Run(Task task, SplittableRandom rnd) {
       this.task = task;
@@ -58,11 +59,17 @@ public final class LearnedPolicy implements Policy {
     /** log pi(every action token so far | its view) under the sampling weights, at temperature 1. */
     public double logProb() { return logProb; }
 
+    /** The tokens of the last action written (empty when the view no longer fit and it answered without writing). */
+    public int[] lastAction() { return lastAction; }
+
     @Override public Action next(Step previous) {
       if (previous != null) steps.add(previous);
       int[] view = format.view(task.prompt(), steps);
       var session = decoder.session();
-      if (view.length + 2 > session.remaining()) return new Action.Answer(""); // out of context: the judge sees no answer
+      if (view.length + 2 > session.remaining()) { // out of context: the judge sees an empty answer
+        lastAction = new int[0];
+        return new Action.Answer("");
+      }
       double[] logits = session.feed(view);
       int[] out = new int[MAX_ACTION_TOKENS];
       int n = 0;
@@ -73,7 +80,8 @@ public final class LearnedPolicy implements Policy {
         if (t == format.eos() || session.remaining() == 0) break;
         logits = session.feed(t);
       }
-      return format.parse(Arrays.copyOf(out, n));
+      lastAction = Arrays.copyOf(out, n);
+      return format.parse(lastAction);
     }
   }
 

@@ -191,16 +191,22 @@ public final class PolicyFormat {
 
   /**
    * The training examples of an episode: one sequence per action, its view followed by the action (marked). The
-   * sum of log pi over an episode's examples is log pi of the episode.
+   * sum of log pi over an episode's examples is log pi of the episode. For a sampled episode the actions are the
+   * tokens the policy wrote ({@code Sampling.actions}), so log pi here is of what was sampled; otherwise (the
+   * teacher) the canonical rendering of each call.
    */
   public List<Sequence> examples(Trajectory t) {
     var out = new ArrayList<Sequence>();
     var steps = t.steps();
-    for (int i = 0; i < steps.size(); i++) {
-      var s = steps.get(i);
-      out.add(Sequence.of(view(t.prompt(), steps.subList(0, i)), call(s.tool(), s.arguments())));
+    int actions = steps.size() + (t.finalAnswer() != null ? 1 : 0);
+    var sampled = t.sampling() != null && t.sampling().actions() != null && t.sampling().actions().size() == actions
+        ? t.sampling().actions() : null;
+    for (int i = 0; i < actions; i++) {
+      int[] view = view(t.prompt(), steps.subList(0, Math.min(i, steps.size())));
+      int[] action = sampled != null ? sampled.get(i) : i < steps.size() ? call(steps.get(i).tool(), steps.get(i).arguments()) : answer(t.finalAnswer());
+      if (action.length == 0) continue; // nothing written (the view no longer fit): no token, no log-probability
+      out.add(Sequence.of(view, action));
     }
-    if (t.finalAnswer() != null) out.add(Sequence.of(view(t.prompt(), steps), answer(t.finalAnswer())));
     return out;
   }
 
