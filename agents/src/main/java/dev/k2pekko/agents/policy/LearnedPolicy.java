@@ -81,7 +81,7 @@ public final class LearnedPolicy implements Policy {
         logits = session.feed(t);
       }
       lastAction = Arrays.copyOf(out, n);
-      return format.parse(lastAction);
+      return format.parse(lastAction, PolicyFormat.results(steps));
     }
   }
 

@@ -20,7 +20,7 @@ import java.util.Map;
  * <pre>
  *   &lt;bos&gt;#1 Calculate 7 + 5, then #2 write it into the notes. Answer with the final value.&lt;sep&gt;
  *   &lt;result&gt;#1 12&lt;sep&gt;                       (the last success; failed attempts since follow it)
- *   &lt;call&gt;notes.write text=12&lt;eos&gt;             (the action)
+ *   &lt;call&gt;notes.write text=#1&lt;eos&gt;             (the action: #1 refers to the first successful result)
  * </pre>
  * The policy writes the actions ({@code <call>...<eos>}, {@code <answer>...<eos>}); everything else comes from the
  * environment and is context only. Arguments are {@code name=value} in the tool's parameter order, joined by
@@ -61,7 +61,10 @@ public final class PolicyFormat {
     }
     words.addAll(argNames);
     words.addAll(PHRASES);
-    for (int i = 1; i <= 12; i++) words.add("#" + i + " ");
+    for (int i = 1; i <= 12; i++) {
+      words.add("#" + i + " ");
+      words.add("#" + i);
+    }
     // Whole numbers up to 999 are one token each (longer ones split greedily, "1234" = "123" "4"): the policy
     // copies a number from the prompt or a result as one token instead of digit by digit.
     for (int i = 10; i < 1000; i++) words.add(Integer.toString(i));
@@ -98,21 +101,48 @@ public final class PolicyFormat {
     return sb.toString();
   }
 
-  /** The action tokens of a call, {@code <call>tool a=1|b=2<eos>}. */
+  /** The action tokens of a call, {@code <call>tool a=1|b=2<eos>}, with literal values. */
   public int[] call(String tool, Map<String, Object> args) {
+    return call(tool, args, List.of());
+  }
+
+  /**
+   * The action tokens of a call, where a value equal to the k-th successful result so far is written as the
+   * reference {@code #k} (the latest such result): {@code <call>notes.write text=#2<eos>}. The harness resolves
+   * references before the tool sees the call ({@link #parse(int[], List)}), so a value flows from one call into the
+   * next as one short token instead of being copied digit group by digit group.
+   */
+  public int[] call(String tool, Map<String, Object> args, List<String> results) {
     var sb = new StringBuilder(tool).append(' ');
     boolean first = true;
     for (String name : argOrder(tool, args)) {
       if (!first) sb.append('|');
       first = false;
-      sb.append(name).append('=').append(valueText(args.get(name)));
+      sb.append(name).append('=').append(reference(valueText(args.get(name)), results));
     }
     return concat(new int[] {call}, tokenizer.encode(sb.toString()), new int[] {eos});
   }
 
   /** The action tokens of an answer, {@code <answer>text<eos>}. */
   public int[] answer(String text) {
-    return concat(new int[] {answer}, tokenizer.encode(text == null ? "" : text), new int[] {eos});
+    return answer(text, List.of());
+  }
+
+  /** The action tokens of an answer; a text equal to a successful result is written as its reference {@code #k}. */
+  public int[] answer(String text, List<String> results) {
+    return concat(new int[] {answer}, tokenizer.encode(reference(text == null ? "" : text, results)), new int[] {eos});
+  }
+
+  private static String reference(String text, List<String> results) {
+    for (int k = results.size(); k >= 1; k--) if (!text.isEmpty() && text.equals(results.get(k - 1))) return "#" + k;
+    return text;
+  }
+
+  /** The results of the successful steps among {@code steps}, in order: what {@code #1, #2, ...} refer to. */
+  public static List<String> results(List<Step> steps) {
+    var out = new ArrayList<String>();
+    for (var s : steps) if (succeeded(s)) out.add(s.result() == null ? "" : s.result());
+    return out;
   }
 
   /** Whether a step counts as a successful call (numbered in the results). */
@@ -183,7 +213,7 @@ public final class PolicyFormat {
     int firstFailure = Math.max(lastOk + 1, stepsSoFar.size() - FAILURES_SHOWN);
     for (int i = firstFailure; i < stepsSoFar.size(); i++) {
       var f = stepsSoFar.get(i);
-      parts.add(call(f.tool(), f.arguments()));
+      parts.add(call(f.tool(), f.arguments(), results(stepsSoFar.subList(0, i))));
       parts.add(result(f, successes));
     }
     return concat(parts.toArray(new int[0][]));
@@ -203,7 +233,9 @@ public final class PolicyFormat {
         ? t.sampling().actions() : null;
     for (int i = 0; i < actions; i++) {
       int[] view = view(t.prompt(), steps.subList(0, Math.min(i, steps.size())));
-      int[] action = sampled != null ? sampled.get(i) : i < steps.size() ? call(steps.get(i).tool(), steps.get(i).arguments()) : answer(t.finalAnswer());
+      var before = results(steps.subList(0, Math.min(i, steps.size())));
+      int[] action = sampled != null ? sampled.get(i)
+          : i < steps.size() ? call(steps.get(i).tool(), steps.get(i).arguments(), before) : answer(t.finalAnswer(), before);
       if (action.length == 0) continue; // nothing written (the view no longer fit): no token, no log-probability
       out.add(Sequence.of(view, action));
     }
@@ -216,11 +248,20 @@ public final class PolicyFormat {
    * answers with UNKNOWN_TOOL or INVALID_ARGUMENTS: the episode continues and the judge sees the mistake.
    */
   public Action parse(int[] generated) {
+    return parse(generated, List.of());
+  }
+
+  /**
+   * As {@link #parse(int[])}, resolving references: a value (or an answer) written {@code #k} is the k-th successful
+   * result of {@code results}; a reference to a result that does not exist stays as written, for the tool's schema
+   * check or the judge to refuse.
+   */
+  public Action parse(int[] generated, List<String> results) {
     int end = generated.length;
     if (end > 0 && generated[end - 1] == eos) end--;
     if (end == 0) return new Action.Call("", Map.of());
     String body = tokenizer.decode(Arrays.copyOfRange(generated, 1, end));
-    if (generated[0] == answer) return new Action.Answer(body);
+    if (generated[0] == answer) return new Action.Answer(resolve(body, results));
     if (generated[0] != call) return new Action.Call(tokenizer.decode(Arrays.copyOf(generated, end)), Map.of());
     int space = body.indexOf(' ');
     String tool = space < 0 ? body : body.substring(0, space);
@@ -233,12 +274,20 @@ public final class PolicyFormat {
           args.put(part, "");
           continue;
         }
-        String name = part.substring(0, eq), text = part.substring(eq + 1);
+        String name = part.substring(0, eq), text = resolve(part.substring(eq + 1), results);
         ParamSpec p = spec == null ? null : spec.param(name);
         args.put(name, p == null ? text : typed(p, text));
       }
     }
     return new Action.Call(tool, args);
+  }
+
+  private static String resolve(String text, List<String> results) {
+    if (text.length() >= 2 && text.charAt(0) == '#' && text.substring(1).chars().allMatch(Character::isDigit) && text.length() <= 4) {
+      int k = Integer.parseInt(text.substring(1));
+      if (k >= 1 && k <= results.size()) return results.get(k - 1);
+    }
+    return text;
   }
 
   /** The tool's parameter order, then any other names sorted: one canonical text per call. */

@@ -36,6 +36,18 @@ class PolicyFormatTest {
     assertEquals(new Action.Answer("-43"), F.parse(F.answer("-43")));
   }
 
+  @Test void valuesFromEarlierResultsAreWrittenAsReferencesAndResolved() {
+    var results = java.util.List.of("38", "9048");
+    int[] tokens = F.call("calc.add", Map.of("a", 9048L, "b", 7L), results);
+    assertEquals("<call>calc.add a=#2|b=7<eos>", F.tokenizer().decode(tokens));
+    assertEquals(new Action.Call("calc.add", Map.of("a", 9048L, "b", 7L)), F.parse(tokens, results));
+    assertEquals("<answer>#1<eos>", F.tokenizer().decode(F.answer("38", results)));
+    assertEquals(new Action.Answer("38"), F.parse(F.answer("38", results), results));
+    // a reference to a result that does not exist stays as written: the schema check refuses it
+    var dangling = (Action.Call) F.parse(F.tokenizer().encode("<call>calc.add a=#7|b=1<eos>"), results);
+    assertEquals("#7", dangling.arguments().get("a"));
+  }
+
   @Test void garbageParsesToACallTheToolsWillRefuse() {
     int[] junk = F.tokenizer().encode("hello");
     var a = F.parse(junk);
@@ -65,7 +77,9 @@ class PolicyFormatTest {
         + "<sep><call>"), third);
     String last = F.tokenizer().decode(ex.get(3).tokens());
     assertTrue(last.startsWith("<bos>#4 " + PolicyFormat.CLOSING + "<sep><result>#2 "), last);
-    assertTrue(last.endsWith("<answer>" + t.finalAnswer() + "<eos>"), last);
+    int[] lastTokens = ex.get(3).tokens();
+    var answerTokens = java.util.Arrays.copyOfRange(lastTokens, indexOf(lastTokens, F.tokenizer().id("<answer>")), lastTokens.length);
+    assertEquals(new Action.Answer(t.finalAnswer()), F.parse(answerTokens, PolicyFormat.results(t.steps())), last);
     for (var e : ex) {
       var marked = new StringBuilder();
       for (int i = 0; i < e.length(); i++) if (e.action()[i]) marked.append(F.tokenizer().token(e.tokens()[i]));
@@ -74,11 +88,16 @@ class PolicyFormatTest {
     }
   }
 
+  static int indexOf(int[] xs, int x) {
+    for (int i = 0; i < xs.length; i++) if (xs[i] == x) return i;
+    return -1;
+  }
+
   @Test void failedAttemptsSinceTheLastSuccessAreShown() {
     var ok = new dev.k2pekko.protocol.Step("c0", "calc.add", Map.of("a", 1L, "b", 2L), "3", null, false);
     var failed = new dev.k2pekko.protocol.Step("c1", "notes.write", Map.of("text", "3"), "notes.write is temporarily unavailable, retry", "TRANSIENT_FAILURE", false);
     String v = F.tokenizer().decode(F.view("Calculate 1 + 2, then write it into the notes. Answer with the final value.", java.util.List.of(ok, failed)));
-    assertEquals("<bos>#2 write it into the notes<sep><result>#1 3<sep><call>notes.write text=3<eos><result>error TRANSIENT_FAILURE<sep>", v);
+    assertEquals("<bos>#2 write it into the notes<sep><result>#1 3<sep><call>notes.write text=#1<eos><result>error TRANSIENT_FAILURE<sep>", v);
   }
 
   @Test void theHeldOutSplitIsDisjointFromTraining() {
