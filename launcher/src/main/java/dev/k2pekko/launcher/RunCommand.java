@@ -59,7 +59,7 @@ final class RunCommand implements Callable<Integer> {
   @Option(names = "--no-clip", description = "turn QK-Clip off (vanilla Muon + AdamW)")
   boolean noClip;
 
-  @Option(names = "--sft-episodes", description = "teacher episodes for SFT data (default: 300 agents x 40)")
+  @Option(names = "--sft-episodes", description = "teacher episodes for SFT data (default: 300 agents x 20)")
   Integer sftEpisodes;
 
   @Option(names = "--rl-rounds", description = "RL rounds (default: k2.pipeline.rl-rounds)")
