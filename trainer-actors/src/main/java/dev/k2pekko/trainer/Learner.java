@@ -133,16 +133,30 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     this.compute = ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig("k2.learner.dispatcher"));
     this.ops = dev.k2pekko.ops.Backends.select(s.backend());
     this.async = s.async();
-    this.refusedAdapter = ctx.messageAdapter(PushOutcome.class, GotOutcome::new);
+    this.refusedAdapter = inbox("outcomes", GotOutcome::new);
     // the coordinator answers with the durable offsets once no step is in flight; the streams start from there
-    var weightsRef = ctx.messageAdapter(WeightsSnapshot.class, Weights::new);
-    coordinator.tell(new PsProtocol.RegisterLearner(id, weightsRef, ctx.messageAdapter(PsProtocol.Offsets.class, GotOffsets::new)));
+    // Replies come to child actors, not message adapters: the coordinator on another node watches the weights inbox
+    // to see the learner go, and a remote watch of a message adapter reports it terminated at once.
+    var weightsRef = inbox("weights", Weights::new);
+    this.registration = new PsProtocol.RegisterLearner(id, weightsRef, inbox("offsets", GotOffsets::new));
+    coordinator.tell(registration); // repeated on every tick until the offsets come: a proxy may lose it while nodes join or leave
     // every publish reaches it through the receptionist too, from whichever coordinator incarnation runs
     ctx.getSystem().receptionist().tell(org.apache.pekko.actor.typed.receptionist.Receptionist.register(PsCoordinator.WEIGHTS, weightsRef));
     timers.startTimerWithFixedDelay(Tick.INSTANCE, s.idleFlush().dividedBy(2));
   }
 
   private boolean started;
+
+  /** A child that forwards what it receives to this learner, wrapped: an address other nodes can reply to and watch. */
+  private <T> ActorRef<T> inbox(String name, java.util.function.Function<T, Command> wrap) {
+    var self = getContext().getSelf();
+    return getContext().spawn(Behaviors.<T>receiveMessage(m -> {
+      self.tell(wrap.apply(m));
+      return Behaviors.same();
+    }), name);
+  }
+  private final PsProtocol.RegisterLearner registration;
+  private long lastRegistration = System.nanoTime();
 
   private void startStreams(Map<String, TagOffset> offsets) {
     if (started) return; // a repeated answer (registration retried): the streams run already
@@ -176,6 +190,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         .onMessage(Computed.class, this::onComputed)
         .onMessage(GotOutcome.class, this::onPushOutcome)
         .onMessage(Tick.class, t -> {
+          if (!started && System.nanoTime() - lastRegistration > 2_000_000_000L) {
+            lastRegistration = System.nanoTime();
+            coordinator.tell(registration);
+          }
           maybeStep();
           if (!buffer.isEmpty() && System.nanoTime() - lastProgressNanos > 30_000_000_000L) {
             lastProgressNanos = System.nanoTime();

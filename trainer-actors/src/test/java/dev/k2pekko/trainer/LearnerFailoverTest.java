@@ -28,7 +28,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Three nodes on a shared PostgreSQL journal, every message serialized: node A runs agents, tools, the parameter
- * server, the clip-monitor and a learner; B and C run learners. C is stopped while the learners consume the
+ * server and the clip-monitor; B and C run the three learners. C is stopped while the learners consume the
  * synthesis: its learner moves to another node, training continues, and every trajectory in the journal is consumed
  * exactly once, as the parameter server's per-version counts show.
  */
@@ -71,7 +71,8 @@ class LearnerFailoverTest {
     var systems = new ArrayList<ActorSystem<Void>>();
     String run = "fo" + Long.toString(System.nanoTime(), 36);
     try {
-      var a = K2Node.start("k2", config(url, List.of("agent", "tool", "ps", "monitor", "learner")));
+      // A runs no learner, so the three learner instances live on B and C, and stopping C moves at least one of them
+      var a = K2Node.start("k2", config(url, List.of("agent", "tool", "ps", "monitor")));
       systems.add(a);
       JournalSchema.ensure(a.settings().config());
       var b = K2Node.start("k2", config(url, List.of("learner")));
@@ -113,6 +114,7 @@ class LearnerFailoverTest {
       }
       assertTrue(st.counters().getOrDefault("trajectories", 0L) > stoppedAt, "training continued after the stop");
       assertTrue(st.counters().getOrDefault("learners_lost", 0L) >= 1, "the coordinator saw a learner go: " + st.counters());
+      assertEquals(3, st.learners(), "every learner instance is registered again, on B");
       assertEquals(0L, st.counters().getOrDefault("duplicates", 0L));
       long perVersion = st.consumedPerVersion().values().stream().mapToLong(Integer::longValue).sum();
       assertEquals(st.counters().get("trajectories").longValue(), perVersion);

@@ -112,15 +112,20 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
 
   /** The proxy on this node, once {@link #init} ran here. */
   public static ActorRef<Command> proxy(ActorSystem<?> system) {
-    var p = PROXIES.get(system);
+    var p = PROXIES.get(key(system));
     if (p == null) throw new IllegalStateException("the parameter-server coordinator was not initialised on this node");
     return p;
   }
 
-  private static final Map<ActorSystem<?>, ActorRef<Command>> PROXIES = new java.util.concurrent.ConcurrentHashMap<>();
+  /** By the system's address: several ActorSystems (test nodes) share a JVM, and each must reach its own proxy. */
+  private static final Map<String, ActorRef<Command>> PROXIES = new java.util.concurrent.ConcurrentHashMap<>();
+
+  private static String key(ActorSystem<?> system) {
+    return system.address().toString();
+  }
 
   public static void registerProxy(ActorSystem<?> system, ActorRef<Command> proxy) {
-    PROXIES.put(system, proxy);
+    PROXIES.put(key(system), proxy);
   }
 
   public static Behavior<Command> create(Settings s, ActorRef<MonitorCommand> monitor) {
@@ -280,6 +285,13 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
         Map.copyOf(offsets), restoredFrom);
   }
 
+  private final Set<Long> skippedVersions = new HashSet<>();
+
+  /** Counts the skip of version v's step once, however many rounds of refusals led to it. */
+  private void skipped(long v) {
+    if (skippedVersions.add(v)) count("steps_skipped", 1);
+  }
+
   private void count(String key, long n) {
     counters.merge(key, n, Long::sum);
   }
@@ -315,10 +327,41 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     passed.remove(learnerId);
   }
 
+  /** Takes learners out of the step in flight (before it is applied); skips the step when nobody is left. */
+  private void dropContributors(Set<String> ids, String why) {
+    if (applying == null || applying.applied || ids.isEmpty()) return;
+    var keep = new ArrayList<Pushed>();
+    for (var c : applying.contributors) {
+      if (ids.contains(c.learnerId())) {
+        count("contributors_dropped", 1);
+        getContext().getLog().warn("step {}: {} left out ({})", applying.version, c.learnerId(), why);
+        c.replyTo().tell(new PushOutcome(c.version(), c.learnerId(), "stale"));
+      } else {
+        keep.add(c);
+      }
+    }
+    if (keep.size() == applying.contributors.size()) return;
+    if (keep.isEmpty()) {
+      timers.cancel("apply");
+      skipped(applying.version);
+      applying = null;
+      tryStep(false);
+      return;
+    }
+    var next = new Step(applying.version, keep);
+    next.clipAsked = applying.clipAsked;
+    next.clipDone = applying.clipDone;
+    next.rescales = applying.rescales;
+    next.prepareStarted = applying.prepareStarted;
+    applying = next;
+    if (next.clipDone) sendPrepare(); // else the clip decision (or its timeout) starts the prepare
+  }
+
   private Behavior<Command> onGone(LearnerGone g) {
     if (learners.get(g.learnerId()) != null && !learners.get(g.learnerId()).equals(g.ref())) return this; // a newer incarnation
     learners.remove(g.learnerId());
     dropPending(g.learnerId());
+    dropContributors(Set.of(g.learnerId()), "its learner stopped");
     count("learners_lost", 1);
     tryStep(false);
     return this;
@@ -396,7 +439,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     }
     badThisVersion.clear();
     if (good.isEmpty()) {
-      count("steps_skipped", 1);
+      skipped(version);
       saveOffsets();
       return;
     }
@@ -454,7 +497,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       }
       if (keep.isEmpty()) {
         timers.cancel("apply");
-        count("steps_skipped", 1);
+        skipped(version);
         applying = null;
         saveOffsets();
         tryStep(false);
@@ -462,6 +505,12 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       }
       applying = new Step(applying.version, keep, applying.rescales, applying.prepareStarted);
       sendPrepare();
+    } else if (missing && System.nanoTime() - applying.prepareStarted > s.syncTimeout().toNanos() / 4) {
+      // shards that have not come by now will not (their learner stopped after sending Pushed): the step goes on
+      // without those learners; their data was not applied, so its offsets do not advance and it is read again
+      var gone = new HashSet<String>();
+      for (var x : applying.prepared.values()) gone.addAll(x.missing());
+      dropContributors(gone, "shards-missing");
     } else if (missing) {
       // a shard is still on its way (the learner sent it on another path than Pushed): ask again shortly
       count("prepare_retries", 1);
