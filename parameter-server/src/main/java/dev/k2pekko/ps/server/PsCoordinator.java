@@ -80,7 +80,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
    * version, mean loss, 1 for an RL step (0 for SFT), tokens, mean RL reward (NaN for SFT).
    */
   public record Status(String runId, long version, int learners, Map<String, Long> counters, Map<Long, Integer> consumedPerVersion,
-                       List<double[]> losses, Map<String, TagOffset> offsets, long restoredFrom) implements KryoWire {}
+                       List<double[]> losses, Map<String, TagOffset> offsets, long restoredFrom, Map<String, String> learnerNodes)
+      implements KryoWire {}
 
   public record GetStatus(ActorRef<Status> replyTo) implements Command, KryoWire {}
 
@@ -281,8 +282,10 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   }
 
   private Status status() {
+    var nodes = new TreeMap<String, String>();
+    learners.forEach((id, ref) -> { if (ref != null) nodes.put(id, ref.path().address().toString()); });
     return new Status(s.runId(), version, learners.size(), Map.copyOf(counters), Map.copyOf(consumedPerVersion), List.copyOf(losses),
-        Map.copyOf(offsets), restoredFrom);
+        Map.copyOf(offsets), restoredFrom, Map.copyOf(nodes));
   }
 
   private final Set<Long> skippedVersions = new HashSet<>();
