@@ -55,13 +55,6 @@ final class BundleCommand implements Callable<Integer> {
     }
     var cmd = new ArrayList<>(List.of(jlink.toString(), "--add-modules", String.join(",", MODULES), "--strip-debug", "--no-header-files",
         "--no-man-pages", "--compress=zip-9", "--output", dir.resolve("jre").toString()));
-    // the JVM's native debug symbols are about 5 MB of libjvm.so; jlink strips them with objcopy where there is one
-    for (var objcopy : List.of("/usr/bin/objcopy", "/usr/local/bin/objcopy")) {
-      if (Files.isExecutable(Path.of(objcopy))) {
-        cmd.add(1, "--strip-native-debug-symbols=objcopy=" + objcopy);
-        break;
-      }
-    }
     var proc = new ProcessBuilder(cmd).inheritIO().start();
     if (!proc.waitFor(5, TimeUnit.MINUTES) || proc.exitValue() != 0) throw new IllegalStateException("jlink failed: " + String.join(" ", cmd));
     Files.createDirectories(dir.resolve("lib"));
