@@ -107,13 +107,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final ClusterSharding sharding;
   private final Executor compute;
   private final dev.k2pekko.ops.TensorOps ops;
-  private final boolean async;
   private final ArrayDeque<Item> buffer = new ArrayDeque<>();
   private final Map<String, ActorRef<Ack>> pendingAcks = new HashMap<>();
   private WeightsSnapshot weights;
   private long awaiting = -1; // the version whose step we wait for (sync)
   private boolean computing;
-  private Batch inFlight;
   private long lastElementNanos = System.nanoTime();
   private long lastProgressNanos = System.nanoTime();
   private final ActorRef<PushOutcome> refusedAdapter;
@@ -132,7 +130,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     this.sharding = ClusterSharding.get(ctx.getSystem());
     this.compute = ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig("k2.learner.dispatcher"));
     this.ops = dev.k2pekko.ops.Backends.select(s.backend());
-    this.async = s.async();
     this.refusedAdapter = inbox("outcomes", GotOutcome::new);
     // the coordinator answers with the durable offsets once no step is in flight; the streams start from there
     // Replies come to child actors, not message adapters: the coordinator on another node watches the weights inbox
@@ -267,7 +264,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       return;
     }
     computing = true;
-    inFlight = batch;
     var snap = weights;
     CompletableFuture.supplyAsync(() -> computeStep(snap, batch), compute).whenComplete((r, f) ->
         getContext().getSelf().tell(new Computed(batch, snap.version(), r, f)));
@@ -417,7 +413,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     awaiting = c.version();
     lastProgressNanos = System.nanoTime();
     if (weights.version() > awaiting) awaiting = -1;
-    inFlight = null;
     unacked.put(c.version(), batch);
     pendingAcks.values().forEach(a -> a.tell(Ack.INSTANCE));
     pendingAcks.clear();

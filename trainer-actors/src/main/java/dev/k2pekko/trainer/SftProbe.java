@@ -20,7 +20,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 
-/** Scratch probe: how fast does the policy learn the core task family offline. */
+/**
+ * Offline SFT probe (no actors): teacher episodes on training tasks, SFT of the policy on their examples, and greedy
+ * evaluation on 20 held-out tasks per difficulty every 250 steps. The measurements behind the policy's view in
+ * docs/LOOP.md came from it. Arguments: episodes, steps, batch (examples), lr, d_model, layers; run with the
+ * trainer-actors class path, e.g. {@code java -cp ... dev.k2pekko.trainer.SftProbe 8000 1000 32 0.01 64 2}.
+ */
 public final class SftProbe {
   public static void main(String[] a) {
     int episodes = Integer.parseInt(a[0]), steps = Integer.parseInt(a[1]), batch = Integer.parseInt(a[2]);
