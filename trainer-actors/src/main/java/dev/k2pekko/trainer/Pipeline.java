@@ -184,7 +184,11 @@ public final class Pipeline {
 
   private RunTracker.Summary runEpisodes(String runId, int agents, int episodes, Agent.EpisodeSpec es, Agent.PersistMode persist, String stage)
       throws Exception {
-    var rs = new RunDriver.RunSpec(runId, agents, episodes, spec.seed() + runId.hashCode(), persist, spec.stageTimeout(), es);
+    // The seed follows from --seed and the stage, not from the run id: the same --seed gives the same synthesis data
+    // and rollout tasks, and every evaluation (init, sft, rl) uses the same held-out tasks, so stages compare.
+    String stageKey = runId.startsWith(spec.runId()) ? runId.substring(spec.runId().length()) : runId;
+    long seed = stageKey.startsWith("-eval-") ? spec.seed() : spec.seed() * 31 + stageKey.hashCode();
+    var rs = new RunDriver.RunSpec(runId, agents, episodes, seed, persist, spec.stageTimeout(), es);
     var done = RunDriver.start(system, rs, s -> progress.accept(new Progress(stage, s.get("episodes"), s.expectedEpisodes(),
         String.format("%.1f%% accepted", 100.0 * s.get("accepted") / Math.max(1, s.get("episodes"))))));
     var summary = done.get(spec.stageTimeout().toSeconds() + 30, TimeUnit.SECONDS);
