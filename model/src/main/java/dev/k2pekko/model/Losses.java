@@ -55,21 +55,9 @@ public final class Losses {
    * @param logProbOld log pi_old(y_i|x) (K), from the policy that generated the samples
    */
   public static Result k2Rl(PolicyModel model, TokenBatch batch, double[] rewards, double[] logProbOld, double tau) {
-    int k = batch.batch();
-    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
-    double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
-    double[] delta = k2RlDeltas(perSequence(nll, batch), rewards, logProbOld, tau);
-    double loss = 0;
-    double[] dLdLogp = new double[k];
-    for (int i = 0; i < k; i++) {
-      loss += delta[i] * delta[i] / k;
-      dLdLogp[i] = -2.0 * tau * delta[i] / k;
-    }
-    // log pi(y_i|x) = -sum of the sample's masked nll, so dL/dnll_t = -dL/dlogp_i on its action tokens
-    double[] dnll = new double[nll.length];
-    for (int t = 0; t < nll.length; t++) dnll[t] = -dLdLogp[t / batch.seq()] * batch.mask()[t];
-    Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
-    return new Result(loss, model.backward(f, dlogits), f.maxLogit());
+    int[] identity = new int[batch.batch()];
+    for (int i = 0; i < identity.length; i++) identity[i] = i;
+    return k2Rl(model, batch, identity, rewards, logProbOld, tau);
   }
 
   /**
@@ -91,6 +79,7 @@ public final class Losses {
       loss += delta[i] * delta[i] / k;
       dLdLogp[i] = -2.0 * tau * delta[i] / k;
     }
+    // log pi(y_i|x) = -sum of its rows' masked nll, so dL/dnll_t = -dL/dlogp_i on the action tokens of sample i's rows
     double[] dnll = new double[nll.length];
     for (int t = 0; t < nll.length; t++) dnll[t] = -dLdLogp[sampleOfRow[t / batch.seq()]] * batch.mask()[t];
     Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);

@@ -395,8 +395,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     var offsets = new HashMap<String, TagOffset>();
     for (var it : batch.items()) {
       if (it.use() != null) ids.add(it.use().trajectoryId());
-      offsets.merge(it.tag(), new TagOffset(it.eventOffset(), it.index()), (a, b) ->
-          b.eventOffset() > a.eventOffset() || (b.eventOffset() == a.eventOffset() && b.consumedInEvent() > a.consumedInEvent()) ? b : a);
+      offsets.merge(it.tag(), new TagOffset(it.eventOffset(), it.index()), TagOffset::later);
     }
     var grads = c.result().grads();
     if (grads.isEmpty()) {

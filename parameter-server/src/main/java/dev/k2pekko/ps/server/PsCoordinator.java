@@ -174,6 +174,18 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       this.version = version;
       this.contributors = contributors;
     }
+
+    ArrayList<String> learnerIds() {
+      var out = new ArrayList<String>();
+      for (var p : contributors) out.add(p.learnerId());
+      return out;
+    }
+
+    ArrayList<Long> gradientVersions() {
+      var out = new ArrayList<Long>();
+      for (var p : contributors) out.add(p.version());
+      return out;
+    }
     Step(long version, List<Pushed> contributors, ArrayList<RescaleQK> rescales, long prepareStarted) {
       this(version, contributors);
       this.rescales = rescales;
@@ -448,10 +460,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     }
     applying = new Step(version, good);
     if (s.optimizer().clip()) {
-      var ids = new ArrayList<String>();
-      for (var p : good) ids.add(p.learnerId());
       applying.clipAsked = true;
-      monitor.tell(new CloseStep(version, ids, getContext().messageAdapter(ClipDecision.class, ClipArrived::new)));
+      monitor.tell(new CloseStep(version, applying.learnerIds(), getContext().messageAdapter(ClipDecision.class, ClipArrived::new)));
       timers.startSingleTimer("clip", new ClipDecision(-version - 1, new ArrayList<>()), s.clipTimeout());
     } else {
       applying.rescales = new ArrayList<>();
@@ -463,12 +473,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   /** Phase one: every group must hold valid gradients of every contributor before any group applies. */
   private void sendPrepare() {
     applying.prepared.clear();
-    var contributors = new ArrayList<String>();
-    var versions = new ArrayList<Long>();
-    for (var p : applying.contributors) {
-      contributors.add(p.learnerId());
-      versions.add(p.version());
-    }
+    var contributors = applying.learnerIds();
+    var versions = applying.gradientVersions();
     var replyTo = getContext().messageAdapter(PsGroup.Prepared.class, x -> x);
     for (String g : groups) sharding.entityRefFor(PsGroup.KEY, g).tell(new PsGroup.Prepare(applying.version, contributors, versions, replyTo));
     if (applying.prepareStarted == 0) {
@@ -552,12 +558,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   }
 
   private void sendApply() {
-    var contributors = new ArrayList<String>();
-    var versions = new ArrayList<Long>();
-    for (var p : applying.contributors) {
-      contributors.add(p.learnerId());
-      versions.add(p.version());
-    }
+    var contributors = applying.learnerIds();
+    var versions = applying.gradientVersions();
     var replyTo = getContext().messageAdapter(GroupApplied.class, g -> g);
     double lr = lr(applying);
     for (String g : groups) {
@@ -584,12 +586,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       return this;
     }
     if (applying == null || applying.version != r.version() || applying.replies.containsKey(r.group())) return this;
-    var contributors = new ArrayList<String>();
-    var versions = new ArrayList<Long>();
-    for (var p : applying.contributors) {
-      contributors.add(p.learnerId());
-      versions.add(p.version());
-    }
+    var contributors = applying.learnerIds();
+    var versions = applying.gradientVersions();
     sharding.entityRefFor(PsGroup.KEY, r.group()).tell(new PsGroup.ApplyStep(applying.version, contributors, versions, lr(applying),
         applying.rescales, getContext().messageAdapter(GroupApplied.class, g -> g)));
     return this;
@@ -649,8 +647,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   }
 
   private void advanceOffsets(Pushed p) {
-    p.offsets().forEach((tag, o) -> offsets.merge(tag, o, (a, b) ->
-        b.eventOffset() > a.eventOffset() || (b.eventOffset() == a.eventOffset() && b.consumedInEvent() > a.consumedInEvent()) ? b : a));
+    p.offsets().forEach((tag, o) -> offsets.merge(tag, o, TagOffset::later));
   }
 
   private void saveOffsets() {

@@ -227,8 +227,8 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
 
   private GroupState state() {
     var opt = new HashMap<String, float[]>();
-    first.forEach((k, v) -> opt.put(k + "/m", toFloats(v)));
-    second.forEach((k, v) -> opt.put(k + "/v", toFloats(v)));
+    first.forEach((k, v) -> opt.put(k + "/m", dev.k2pekko.model.WeightsSnapshot.toFloats(v)));
+    second.forEach((k, v) -> opt.put(k + "/v", dev.k2pekko.model.WeightsSnapshot.toFloats(v)));
     return new GroupState(group, floats(weights), opt, steps);
   }
 
@@ -254,16 +254,9 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
     return ops.tensor(t.rows(), t.cols(), d);
   }
 
-  private static float[] toFloats(Tensor t) {
-    double[] d = t.toDoubles();
-    float[] f = new float[d.length];
-    for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
-    return f;
-  }
-
   private static HashMap<String, float[]> floats(Map<String, Tensor> m) {
     var out = new HashMap<String, float[]>();
-    m.forEach((k, v) -> out.put(k, toFloats(v)));
+    m.forEach((k, v) -> out.put(k, dev.k2pekko.model.WeightsSnapshot.toFloats(v)));
     return out;
   }
 

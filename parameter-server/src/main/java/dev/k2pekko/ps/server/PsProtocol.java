@@ -38,7 +38,12 @@ public final class PsProtocol {
   }
 
   /** Where a learner's stream of one journal tag stands: the event's offset and how many of its trajectories are done. */
-  public record TagOffset(long eventOffset, int consumedInEvent) implements KryoWire {}
+  public record TagOffset(long eventOffset, int consumedInEvent) implements KryoWire {
+    /** The further of two positions in the same tag's stream. */
+    public static TagOffset later(TagOffset a, TagOffset b) {
+      return b.eventOffset > a.eventOffset || (b.eventOffset == a.eventOffset && b.consumedInEvent > a.consumedInEvent) ? b : a;
+    }
+  }
 
   /** One QK-Clip command: multiply head {@code head}'s W_q rows by gamma^alpha and W_k rows by gamma^(1-alpha). */
   public record RescaleQK(long version, int layer, int head, double gamma) implements KryoWire {}
