@@ -276,7 +276,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     if (run.spec().learned() && awaitingAction) s.inference().tell(new dev.k2pekko.agents.inference.InferenceServer.End(episodeId));
     awaitingAction = false;
     s.judge().tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker(),
-        run.spec().tasks().equals("held-out")));
+        run.spec().tasks().equals("held-out"), run.spec().rollouts()));
     awaitingSnapshot = false;
     episode++;
     if (episode < run.episodes()) {

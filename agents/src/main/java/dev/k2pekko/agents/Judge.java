@@ -27,14 +27,25 @@ import org.apache.pekko.pattern.StatusReply;
 public final class Judge extends AbstractBehavior<Judge.Command> {
   public sealed interface Command {}
 
+  /**
+   * One finished episode. {@code groupSize} > 1: the episode is one of that many rollouts of a task (ids equal up to
+   * '#'); the judge persists a group's rollouts together, never split between journal events, so a learner reads
+   * a task's K rollouts next to each other.
+   */
   public record Evaluate(Task task, Trajectory draft, Map<String, String> world, boolean budgetExceeded, String problem,
-                         String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker, boolean perTask)
+                         String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker, boolean perTask, int groupSize)
       implements Command, LocalOnly {
     public Evaluate(Task task, Trajectory draft, Map<String, String> world, boolean budgetExceeded, String problem,
                     String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker) {
-      this(task, draft, world, budgetExceeded, problem, runId, persist, tracker, false);
+      this(task, draft, world, budgetExceeded, problem, runId, persist, tracker, false, 1);
     }
   }
+
+  /** Rollouts of a group waiting for the rest of it, and since when. */
+  private record Held(List<Trajectory> members, long sinceNanos) {}
+
+  /** A group still incomplete after this long (its agent stopped) is persisted as it is. */
+  static final Duration GROUP_TIMEOUT = Duration.ofSeconds(60);
 
   private record Acked(int tag, long batchId, int persisted, Throwable failure) implements Command, LocalOnly {}
 
@@ -111,12 +122,34 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     boolean keep = e.persist() == Agent.PersistMode.ALL || (e.persist() == Agent.PersistMode.ACCEPTED && verdict.accepted());
     if (keep) {
       s.add("to_persist", 1);
-      int tag = TrajectoryCollector.tagIndex(t.trajectoryId(), settings.tags());
-      var buf = buffers.get(tag);
-      buf.add(t);
-      if (buf.size() >= settings.batchSize()) send(tag);
+      if (e.groupSize() > 1) {
+        String group = groupOf(t.trajectoryId());
+        var h = held.computeIfAbsent(group, g -> new Held(new ArrayList<>(e.groupSize()), System.nanoTime()));
+        h.members().add(t);
+        if (h.members().size() >= e.groupSize()) {
+          held.remove(group);
+          append(h.members());
+        }
+      } else {
+        append(List.of(t));
+      }
     }
     return this;
+  }
+
+  private final Map<String, Held> held = new java.util.LinkedHashMap<>();
+
+  private static String groupOf(String trajectoryId) {
+    int h = trajectoryId.indexOf('#');
+    return h < 0 ? trajectoryId : trajectoryId.substring(0, h);
+  }
+
+  /** Appends trajectories of one tag to its buffer (a batch may run over the batch size by a group's rest). */
+  private void append(List<Trajectory> ts) {
+    int tag = TrajectoryCollector.tagIndex(ts.getFirst().trajectoryId(), settings.tags());
+    var buf = buffers.get(tag);
+    buf.addAll(ts);
+    if (buf.size() >= settings.batchSize()) send(tag);
   }
 
   /** Sends the tag's buffer as one batch, unless the tag's previous batch is still unacknowledged. */
@@ -162,6 +195,16 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   }
 
   private Behavior<Command> onFlush() {
+    long now = System.nanoTime();
+    for (var it = held.entrySet().iterator(); it.hasNext(); ) {
+      var e = it.next();
+      var h = e.getValue();
+      if (now - h.sinceNanos() < GROUP_TIMEOUT.toNanos()) continue;
+      getContext().getLog().warn("rollout group {} incomplete after {} s ({} rollouts): persisted as it is", e.getKey(),
+          GROUP_TIMEOUT.toSeconds(), h.members().size());
+      it.remove();
+      append(h.members());
+    }
     for (int tag = 0; tag < buffers.size(); tag++) send(tag);
     for (var e : stats.entrySet()) {
       if (e.getValue().isEmpty()) continue;

@@ -68,6 +68,27 @@ class SynthesisRunTest {
       assertEquals(summary.get("accepted"), accepted[0]);
       long acceptedInJournal = replay.count(new TrajectoryReplay.Filter(null, null, true), Duration.ofSeconds(60));
       assertTrue(acceptedInJournal >= accepted[0]);
+
+      // K rollouts per task (as RL runs them): each task's K rollouts lie next to each other in their tag's order,
+      // never split, so a learner reading the tag sees whole groups
+      String groups = "groups-" + System.nanoTime();
+      var rollouts = new RunDriver.RunSpec(groups, 30, 8, 11, Agent.PersistMode.ALL, Duration.ofSeconds(60),
+          new Agent.EpisodeSpec("train", "teacher", 0, 4));
+      var gs = RunDriver.start(system, rollouts, s -> {}).get(90, TimeUnit.SECONDS);
+      assertEquals(240, gs.get("persisted"));
+      var lastGroupOfTag = new java.util.HashMap<String, String>();
+      var closed = new HashSet<String>();
+      var sizes = new java.util.HashMap<String, Integer>();
+      replay.forEach(TrajectoryReplay.Filter.ALL, Duration.ofSeconds(60), (tag, t) -> {
+        if (!t.trajectoryId().startsWith(groups + "/")) return;
+        String g = t.trajectoryId().substring(0, t.trajectoryId().indexOf('#'));
+        String previous = lastGroupOfTag.put(tag, g);
+        if (previous != null && !previous.equals(g)) assertTrue(closed.add(previous), "group " + previous + " continues after " + g);
+        assertTrue(!closed.contains(g), "group " + g + " split in tag " + tag);
+        sizes.merge(g, 1, Integer::sum);
+      });
+      assertEquals(60, sizes.size());
+      sizes.forEach((g, n) -> assertEquals(4, n, g));
     } finally {
       system.terminate();
       system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);

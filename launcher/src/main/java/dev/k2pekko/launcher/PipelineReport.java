@@ -40,8 +40,11 @@ final class PipelineReport {
       e.byDifficulty().forEach((d, nc) -> sb.append(String.format(" %.0f%%", 100 * nc[1] / nc[0])));
       out.printf("%-5s  %7d  %15.1f%%  %s  %s%n", e.stage(), e.version(), 100 * e.success(), passK(e.passK()), sb);
     }
+    var rounds = new StringBuilder();
+    for (double x : r.roundSuccess()) rounds.append(Double.isNaN(x) ? " -" : String.format(" %.1f%%", 100 * x));
     var c = r.status().counters();
-    out.printf("%nsynthesis: %,d accepted trajectories persisted; RL: %,d rollouts persisted%n", r.synthesized(), r.rollouts());
+    out.printf("%nRL rollouts accepted by the judge, round by round (training tasks, sampled):%s%n", rounds);
+    out.printf("synthesis: %,d accepted trajectories persisted; RL: %,d rollouts persisted%n", r.synthesized(), r.rollouts());
     out.printf("parameter server: %,d steps, version %d, %,d trajectories consumed (%,d duplicates), %,d tokens; "
             + "%d refused as stale, %d rejected as non-finite%n", c.getOrDefault("steps", 0L), r.status().version(),
         c.getOrDefault("trajectories", 0L), c.getOrDefault("duplicates", 0L), c.getOrDefault("tokens", 0L),
@@ -79,6 +82,11 @@ final class PipelineReport {
     c.forEach(ps::put);
     root.put("synthesized", r.synthesized());
     root.put("rollouts", r.rollouts());
+    var rs = root.putArray("rl_round_success");
+    for (double x : r.roundSuccess()) {
+      if (Double.isNaN(x)) rs.addNull();
+      else rs.add(round(x));
+    }
     var clip = root.putObject("clip");
     clip.put("tau", r.clip().tau());
     clip.put("largest_max_logit", round(r.clip().largest()));

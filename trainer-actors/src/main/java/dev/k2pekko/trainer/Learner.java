@@ -269,27 +269,33 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         getContext().getSelf().tell(new Computed(batch, snap.version(), r, f)));
   }
 
-  /** The next batch: a prefix of the buffer with enough usable items (or everything, once the stream is idle). */
+  /**
+   * The next batch: a prefix of the buffer with enough usable items of one kind (or everything, once the stream is
+   * idle). SFT: {@code batchSize} trajectories. RL: {@code rlGroups} whole task groups; the judge persists a task's
+   * rollouts together in one journal event, so a group in the buffer is complete.
+   */
   private Batch takeBatch() {
     boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
     String kind = null;
-    int n = 0, groups = 0, taken = 0;
+    int n = 0, taken = 0;
+    boolean full = false;
     var groupIds = new java.util.HashSet<String>();
     for (var it : buffer) {
       if (it.group() != null) {
         if (kind == null) kind = it.group();
-        else if (!kind.equals(it.group())) break; // one kind per step
+        else if (!kind.equals(it.group())) { full = true; break; } // one kind per step; the other kind follows
+        if (kind.equals("rl") && !groupIds.contains(groupOf(it.use()))) {
+          if (groupIds.size() == s.rlGroups()) { full = true; break; } // the first item of the next group
+          groupIds.add(groupOf(it.use()));
+        }
         n++;
-        if (kind.equals("rl") && groupIds.add(groupOf(it.use()))) groups++;
       }
       taken++;
-      if (kind != null && ((kind.equals("sft") && n >= s.batchSize()) || (kind.equals("rl") && groups > s.rlGroups()))) break;
+      if (kind != null && kind.equals("sft") && n >= s.batchSize()) { full = true; break; }
     }
+    if (kind != null && kind.equals("rl") && groupIds.size() >= s.rlGroups()) full = true;
     if (kind == null && buffer.isEmpty()) return null;
-    boolean full = kind != null && ((kind.equals("sft") && n >= s.batchSize()) || (kind.equals("rl") && groups > s.rlGroups()));
-    if (kind != null && kind.equals("rl") && groups > s.rlGroups()) taken--; // stop before the first item of the next group
     if (!full && !idle) return null;
-    if (kind == null && !idle) return null;
     var items = new ArrayList<Item>();
     for (int i = 0; i < taken; i++) items.add(buffer.poll());
     if (kind == null) {
@@ -332,7 +338,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     Map<String, double[]> sum = new LinkedHashMap<>();
     double[][] maxLogit = zeros(model);
     double loss = 0, rewardSum = 0;
-    int used = 0, rewarded = 0;
+    int used = 0, rewarded = 0, flat = 0;
     for (var g : groups.values()) {
       var seqs = new ArrayList<Sequence>();
       var rows = new ArrayList<Integer>();
@@ -352,6 +358,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         old.add(t.sampling().logProb());
       }
       if (rewards.size() < 2) continue; // one sample has no baseline: no signal
+      // Equal rewards: every advantage is 0 and, on-policy, log pi - log pi_old is 0 up to rounding, so the gradient is
+      // rounding noise, which Muon's orthogonalisation and Adam's normalisation would turn into full-size steps.
+      double r0 = rewards.getFirst();
+      if (rewards.stream().allMatch(x -> Math.abs(x - r0) < 1e-9)) {
+        flat++;
+        continue;
+      }
       var tb = TokenBatch.of(seqs, 0);
       tokens += tb.ids().length;
       var res = Losses.k2Rl(model, tb, rows.stream().mapToInt(Integer::intValue).toArray(), rewards.stream().mapToDouble(Double::doubleValue).toArray(),

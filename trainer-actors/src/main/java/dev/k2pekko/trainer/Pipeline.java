@@ -40,8 +40,12 @@ public final class Pipeline {
 
   public record StageTime(String stage, Duration took) {}
 
+  /**
+   * @param roundSuccess per RL round, the fraction of its rollouts the judge accepted (sampled at the rollout
+   *     temperature, on training tasks); NaN for a round a resumed run found in the journal
+   */
   public record Result(Eval init, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitor.History clip,
-                       long synthesized, long rollouts) {}
+                       long synthesized, long rollouts, double[] roundSuccess) {}
 
   /** What the progress line shows: the stage, and done/total in its unit. */
   public record Progress(String stage, long done, long total, String detail) {}
@@ -91,6 +95,8 @@ public final class Pipeline {
     t = System.nanoTime();
     long target, rollouts = 0;
     target = synthesized;
+    double[] roundSuccess = new double[spec.rlRounds()];
+    java.util.Arrays.fill(roundSuccess, Double.NaN);
     for (int r = 1; r <= spec.rlRounds(); r++) {
       int agents = Math.min(spec.rlTasks(), 1000);
       int tasksPerAgent = (spec.rlTasks() + agents - 1) / agents;
@@ -99,6 +105,7 @@ public final class Pipeline {
         var sum = runEpisodes(spec.runId() + "-rl" + r, agents, tasksPerAgent * spec.rlRollouts(),
             new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts()), Agent.PersistMode.ALL, "rl " + r + "/" + spec.rlRounds());
         round = sum.get("persisted");
+        roundSuccess[r - 1] = (double) sum.get("accepted") / Math.max(1, sum.get("episodes"));
       }
       rollouts += round;
       target += round;
@@ -111,7 +118,7 @@ public final class Pipeline {
     times.put("eval-rl", since(t));
     checkpoint();
     times.put("total", since(t0));
-    return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts);
+    return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess);
   }
 
   /** Trajectories in the journal whose id starts with {@code prefix}. */

@@ -174,6 +174,9 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
         for (int i = 0; i < sum.length; i++) sum[i] += g[i];
       }
       for (int i = 0; i < sum.length; i++) sum[i] /= parts.size();
+      // A parameter nobody has a gradient for (learners push zeros for a batch with nothing to learn, so that its
+      // offsets advance) is left alone: no momentum-only drift, no normalised step of nothing.
+      if (allZero(sum)) continue;
       Tensor g = ops.tensor(s.rows(), s.cols(), sum), w = weights.get(s.name());
       switch (MuonClip.route(s.kind())) {
         case MUON -> {
@@ -205,6 +208,11 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
     }
     a.replyTo().tell(new GroupApplied(group, a.version(), floats(weights), true, null));
     return this;
+  }
+
+  private static boolean allZero(double[] a) {
+    for (double x : a) if (x != 0) return false;
+    return true;
   }
 
   private Behavior<Command> onPrepare(Prepare p) {

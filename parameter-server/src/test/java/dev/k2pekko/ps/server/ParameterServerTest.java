@@ -1,5 +1,6 @@
 package dev.k2pekko.ps.server;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -182,6 +183,25 @@ class ParameterServerTest {
     var st2 = status(c);
     assertEquals(1, st2.version());
     assertEquals(1L, st2.counters().get("steps_skipped"));
+    kit.stop(c);
+  }
+
+  @Test void aStepOfZeroGradientsLeavesTheWeightsAsTheyAreAndStillAdvancesTheOffsets() {
+    var c = coordinator(settings("zero1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor(List.of()));
+    TestProbe<WeightsSnapshot> a = kit.createTestProbe();
+    TestProbe<PushOutcome> refused = kit.createTestProbe();
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
+    a.receiveMessage(Duration.ofSeconds(10));
+    push(0, "a", randomGrads(1, false), c, refused.getRef(), Map.of("trajectories-0", new TagOffset(3, 0)));
+    var v1 = a.receiveMessage(Duration.ofSeconds(10)).verify();
+    // momentum (Muon) and moments (AdamW) now hold the first gradient: a zero gradient must not move anything
+    var zeros = new HashMap<String, float[]>();
+    for (var s : PolicyModel.specsOf(CFG)) zeros.put(s.name(), new float[s.size()]);
+    push(1, "a", zeros, c, refused.getRef(), Map.of("trajectories-0", new TagOffset(5, 0)));
+    var v2 = a.receiveMessage(Duration.ofSeconds(10)).verify();
+    assertEquals(2, v2.version());
+    for (var s : PolicyModel.specsOf(CFG)) assertArrayEquals(v1.asMap().get(s.name()), v2.asMap().get(s.name()), s.name());
+    assertEquals(Map.of("trajectories-0", new TagOffset(5, 0)), status(c).offsets());
     kit.stop(c);
   }
 
