@@ -3,20 +3,27 @@ package dev.k2pekko.ops.cuda;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.ops.TensorOps;
 import java.lang.ref.Reference;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The CUDA backend of {@link TensorOps}: fp32 tensors in device memory (the master copy), matrix products
  * on the tensor cores through cuBLAS with bf16 operands and fp32 accumulation and output, and every other op
  * in a kernel of this package's CUDA C sources ({@code ops.cu}, {@code attention.cu}) compiled at run time by
  * NVRTC for the device's architecture. All work is queued on the device's one stream; only the ops that
- * return host values (sum, sumOfSquares, crossEntropy, attention's maxLogit, toDoubles) wait for it.
+ * return host values (sum, sumOfSquares, crossEntropy, toDoubles) and the first read of a step's attention
+ * maxLogit (when no cross-entropy has read it already) wait for it.
  *
  * <p>Attention runs in 64x64 tiles on the bf16 tensor cores and never stores the T x T probabilities: the
  * {@code probs} tensor of its result is backend-private state, the (B*H*T, 1) row log-sum-exp, from which
  * {@link #attentionBackward} recomputes them; its {@code toDoubles()} returns those log-sum-exp values. The
- * per-head maximum logit comes out of the same kernel.
+ * per-head maximum logit comes out of the same kernel into a device slab shared by consecutive calls, read back
+ * once (see {@link Attention#maxLogit()}).
  */
 public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchulz {
   /** Operand precision of matrix products: bf16 tensor cores (default) or plain fp32. Accumulation is fp32 in both. */
@@ -68,6 +75,15 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     return dev.memory.stats();
   }
 
+  /** How many collections the memory pool has asked the JVM for so far, and the milliseconds they took. */
+  public long poolCollections() {
+    return dev.memory.collections();
+  }
+
+  public double poolCollectMs() {
+    return dev.memory.collectMs();
+  }
+
   // ---- helpers ----
 
   private CudaTensor c(Tensor t) {
@@ -79,7 +95,62 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   }
 
   private CudaTensor alloc(int rows, int cols) {
-    return new CudaTensor(dev, rows, cols);
+    return scoped(new CudaTensor(dev, rows, cols));
+  }
+
+  // ---- scopes: explicit free of temporaries ----
+
+  private final ThreadLocal<ArrayDeque<CudaScope>> scopes = ThreadLocal.withInitial(ArrayDeque::new);
+  private volatile boolean freeScopes = true;
+
+  /**
+   * Whether {@link #scope()} frees its temporaries at close (on by default). Off is for measuring what it saves:
+   * the memory of dead tensors then returns only through the JVM's collections, as before scopes existed.
+   */
+  public void freeScopes(boolean on) {
+    freeScopes = on;
+  }
+
+  private <T extends CudaTensor> T scoped(T t) {
+    CudaScope s = scopes.get().peek();
+    if (s != null) s.created.add(t);
+    return t;
+  }
+
+  @Override
+  public Scope scope() {
+    if (!freeScopes) return Scope.NONE;
+    var s = new CudaScope();
+    scopes.get().push(s);
+    return s;
+  }
+
+  /** The tensors created on one thread while it was open; frees those not kept when it closes. */
+  private final class CudaScope implements Scope {
+    final ArrayList<CudaTensor> created = new ArrayList<>();
+    final Set<CudaTensor> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+    private boolean closed;
+
+    @Override
+    public void keep(Tensor t) {
+      if (closed) throw new IllegalStateException("scope already closed");
+      if (t instanceof CudaTensor ct) kept.add(ct);
+    }
+
+    @Override
+    public void close() {
+      if (closed) return;
+      ArrayDeque<CudaScope> stack = scopes.get();
+      if (stack.peek() != this) throw new IllegalStateException("scopes must close in reverse order, on the thread that opened them");
+      closed = true;
+      stack.pop();
+      CudaScope outer = stack.peek();
+      for (CudaTensor t : created) {
+        if (!kept.contains(t)) t.free();
+        else if (outer != null) outer.created.add(t);
+      }
+      created.clear();
+    }
   }
 
   private static void sameShape(Tensor a, Tensor b) {
@@ -447,27 +518,101 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     CudaTensor q = c(qt), k = c(kt), v = c(vt);
     int cols = q.cols(), hd = cols / heads, p = hdp(hd);
     CudaTensor out = alloc(q.rows(), cols);
-    AttentionState state = new AttentionState(dev, out, batch, seq, heads);
+    AttentionState state = scoped(new AttentionState(dev, out, batch, seq, heads));
     boolean track = trackMaxLogit;
-    DeviceMemory.Block bits = scratch(4L * heads);
-    dev.memsetAsync(bits.ptr, 0, 4L * heads);
+    MaxLogitSlab slab = null;
+    int slot = 0;
+    if (track) {
+      synchronized (this) {
+        if (maxLogits == null || maxLogits.read || maxLogits.used + heads > maxLogits.capacity) maxLogits = new MaxLogitSlab(heads);
+        slab = maxLogits;
+        slot = slab.used;
+        slab.used += heads;
+      }
+    }
     long f = attnFn(hd, "k_attn_fwd");
     int smem = (TILE * (p + 8) + p * (TILE + 8)) * 2;
     dev.allowSharedMemory(f, smem);
     if (batch > 0 && seq > 0) {
-      dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, out.ptr(), state.ptr(), bits.ptr, bf16(q), bf16(k),
-          bf16(v), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)), track ? 1 : 0);
+      dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, out.ptr(), state.ptr(),
+          track ? slab.bits.ptr() + 4L * slot : 0L, bf16(q), bf16(k), bf16(v), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)),
+          track ? 1 : 0);
     }
-    double[] maxLogit = new double[heads];
-    if (track) {
-      int[] enc = dev.downloadInts(bits.ptr, heads);
-      for (int h = 0; h < heads; h++) maxLogit[h] = decode(enc[h]);
-    } else {
-      Arrays.fill(maxLogit, Double.NaN);
+    keep(q, k, v, slab);
+    if (!track) {
+      double[] nan = new double[heads];
+      Arrays.fill(nan, Double.NaN);
+      return new Attention(out, state, nan);
     }
-    dev.memory.release(bits);
-    keep(q, k, v);
-    return new Attention(out, state, maxLogit);
+    return new Attention(out, state, new MaxLogitReader(slab, slot, heads));
+  }
+
+  /**
+   * Device slots for the per-head max logits of consecutive attention calls (a step's layers): the forward
+   * kernels atomically raise their slots, and the first read copies every used slot back at once, after which
+   * new calls take a fresh slab. {@link #crossEntropy} reads the current slab right after its own copy back
+   * (the stream is idle then), so a training step waits for the device once, not once per layer.
+   */
+  private final class MaxLogitSlab {
+    final CudaTensor bits;
+    final int capacity;
+    int used; // guarded by CudaOps.this
+    volatile boolean read;
+    private int[] host;
+
+    MaxLogitSlab(int heads) {
+      capacity = Math.max(1024, heads);
+      bits = new CudaTensor(dev, 1, capacity); // not in any scope: later calls and reads may outlive it
+      dev.memsetAsync(bits.ptr(), 0, 4L * capacity); // 0 encodes "nothing recorded", -infinity
+    }
+
+    int[] values() {
+      synchronized (CudaOps.this) {
+        if (host == null) {
+          read = true;
+          host = dev.downloadInts(bits.ptr(), used);
+        }
+        return host;
+      }
+    }
+  }
+
+  /** One attention call's slice of a slab, decoded once. */
+  private static final class MaxLogitReader implements java.util.function.Supplier<double[]> {
+    private final MaxLogitSlab slab;
+    private final int slot, heads;
+    private volatile double[] values;
+
+    MaxLogitReader(MaxLogitSlab slab, int slot, int heads) {
+      this.slab = slab;
+      this.slot = slot;
+      this.heads = heads;
+    }
+
+    @Override
+    public double[] get() {
+      double[] v = values;
+      if (v == null) {
+        int[] enc = slab.values();
+        v = new double[heads];
+        for (int h = 0; h < heads; h++) v[h] = decode(enc[slot + h]);
+        values = v;
+      }
+      return v;
+    }
+  }
+
+  /** The slab attention calls write into now (guarded by this), or null. */
+  private MaxLogitSlab maxLogits;
+
+  /** Copies the current slab's maxima back if it has any: called right after a sync, when the copy costs no wait. */
+  private void readMaxLogitsNow() {
+    MaxLogitSlab s;
+    synchronized (this) {
+      s = maxLogits;
+      if (s == null || s.read || s.used == 0) return;
+    }
+    s.values();
   }
 
   /** Inverse of the kernel's order-preserving float encoding; 0 (nothing recorded) is -infinity. */
@@ -534,6 +679,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     dev.launch(fn("k_xent"), n, 1, 1, THREADS, 1, 1, 0, nll.ptr, lse.ptr(), x.ptr(), tb.ptr, mb.ptr, vocab);
     x.lse = lse;
     float[] f = dev.downloadFloats(nll.ptr, n);
+    readMaxLogitsNow(); // the forward's attention maxima, while the stream is idle
     dev.memory.release(tb);
     dev.memory.release(mb);
     dev.memory.release(nll);
@@ -552,6 +698,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     if (n == 0) return out;
     DeviceMemory.Block tb = ints(targets), db = floats(dnll);
     CudaTensor lse = x.lse;
+    if (lse != null && lse.isFreed()) lse = null; // freed by a scope: the kernel recomputes it
     dev.launch(fn("k_xent_bwd"), n, 1, 1, THREADS, 1, 1, 0, out.ptr(), x.ptr(), tb.ptr, db.ptr, lse == null ? 0L : lse.ptr(), vocab);
     dev.memory.release(tb);
     dev.memory.release(db);

@@ -5,7 +5,8 @@
 // C = H*HD, head h in columns [h*HD, (h+1)*HD). A block of 128 threads (4 warps) owns 64 rows; each warp 16.
 //
 // Forward: out, lse (natural log-sum-exp of each (b,h,row)'s scaled logits) and, as a by-product, each head's
-// maximum scaled logit max_{b,i,j<=i} q_i.k_j/sqrt(HD) (atomicMax on an order-preserving encoding of floats).
+// maximum scaled logit max_{b,i,j<=i} q_i.k_j/sqrt(HD), read off the online softmax's final row maxima (one
+// reduction per block, then atomicMax on an order-preserving encoding of floats).
 // Backward (FlashAttention-2's split): D = rowsum(dout*out), then one kernel for dK, dV (a block per key tile,
 // looping over query tiles) and one for dQ (a block per query tile, looping over key tiles); no atomics.
 //
@@ -137,7 +138,7 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* 
   float o[HDP / 8][4];
 #pragma unroll
   for (int i = 0; i < HDP / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float mA = -K_INF, mB = -K_INF, lA = 0.f, lB = 0.f, raw = -K_INF;
+  float mA = -K_INF, mB = -K_INF, lA = 0.f, lB = 0.f;
   for (int kt = 0; kt <= qb; kt++) {
     __syncthreads();
     loadTile(Ks, 0, k, base, C, kt * TILE, T);
@@ -162,9 +163,7 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* 
       for (int e = 0; e < 4; e++) {
         int key = kt * TILE + nt * 8 + 2 * t + (e & 1), row = e < 2 ? rA : rB;
         float x = s[nt][e] * scale;
-        bool ok = key <= row && row < T;
-        if (ok) raw = fmaxf(raw, x);
-        x = ok ? x * LOG2E : -K_INF;
+        x = (key <= row && row < T) ? x * LOG2E : -K_INF;
         s[nt][e] = x;
         if (e < 2) tmA = fmaxf(tmA, x); else tmB = fmaxf(tmB, x);
       }
@@ -217,6 +216,8 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* 
     if (rB < T) lse[(long long)bh * T + rB] = (mB + log2f(lB)) * LN2;
   }
   if (track) {
+    // the running row maxima are the rows' largest scaled logits (times log2 e): no work per element
+    float raw = fmaxf(mA, mB) * LN2;
     for (int off = 16; off > 0; off >>= 1) raw = fmaxf(raw, __shfl_xor_sync(0xffffffffu, raw, off));
     if (lane == 0) wmax[warp] = raw;
     __syncthreads();
