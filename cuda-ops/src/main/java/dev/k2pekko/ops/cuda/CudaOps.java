@@ -75,6 +75,14 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     return dev.memory.stats();
   }
 
+  /**
+   * Asks for a collection, takes back what it freed, and returns every cached free block to the driver: a fresh
+   * pool for what comes next (the benchmarks call it between models of different shapes). Waits for the device.
+   */
+  public void trimPool() {
+    dev.memory.collectAndTrim();
+  }
+
   /** How many collections the memory pool has asked the JVM for so far, and the milliseconds they took. */
   public long poolCollections() {
     return dev.memory.collections();
@@ -419,7 +427,11 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     CudaTensor x = c(xt), w = c(wt);
     int n = x.rows(), cols = x.cols();
     CudaTensor out = alloc(n, cols), rstd = alloc(n, 1);
-    if (n > 0) dev.launch(fn("k_rmsnorm"), n, 1, 1, THREADS, 1, 1, 0, out.ptr(), rstd.ptr(), x.ptr(), w.ptr(), cols, (float) eps);
+    int rowsPerBlock = THREADS / 32; // a warp per row
+    if (n > 0) {
+      dev.launch(fn("k_rmsnorm"), (n + rowsPerBlock - 1) / rowsPerBlock, 1, 1, THREADS, 1, 1, 0, out.ptr(), rstd.ptr(), x.ptr(), w.ptr(), n,
+          cols, (float) eps);
+    }
     keep(x, w);
     return new Norm(out, rstd);
   }
@@ -429,10 +441,12 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     CudaTensor g = c(doutt), x = c(xt), w = c(wt), rstd = c(rstdt);
     int n = x.rows(), cols = x.cols();
     CudaTensor dx = alloc(n, cols), dw = alloc(1, cols);
-    int rowsPerBlock = 32, nb = Math.max(1, (n + rowsPerBlock - 1) / rowsPerBlock);
+    // a warp per row with per-warp dw slices in shared memory where they fit (widths up to 3072), else a block per row
+    boolean warpRows = 4L * (THREADS / 32) * cols <= 96 * 1024;
+    int rowsPerBlock = warpRows ? 64 : 32, nb = Math.max(1, (n + rowsPerBlock - 1) / rowsPerBlock);
     DeviceMemory.Block part = scratch(4L * nb * cols);
-    long f = fn("k_rmsnorm_bwd");
-    int smem = 4 * cols;
+    long f = fn(warpRows ? "k_rmsnorm_bwd_w" : "k_rmsnorm_bwd");
+    int smem = warpRows ? 4 * (THREADS / 32) * cols : 4 * cols;
     dev.allowSharedMemory(f, smem);
     if (n > 0) {
       dev.launch(f, nb, 1, 1, THREADS, 1, 1, smem, dx.ptr(), part.ptr, g.ptr(), x.ptr(), w.ptr(), rstd.ptr(), n, cols, rowsPerBlock);
@@ -501,6 +515,11 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
 
   private static final int TILE = 64;
 
+  /** Shared memory of the attention kernels' tiles: two stages of two bf16 tiles of 64 tokens x (p + 8). */
+  private static int attnTileBytes(int p) {
+    return 2 * 2 * TILE * (p + 8) * 2;
+  }
+
   private static int hdp(int hd) {
     return (hd + 15) / 16 * 16;
   }
@@ -531,7 +550,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
       }
     }
     long f = attnFn(hd, "k_attn_fwd");
-    int smem = (TILE * (p + 8) + p * (TILE + 8)) * 2;
+    int smem = attnTileBytes(p);
     dev.allowSharedMemory(f, smem);
     if (batch > 0 && seq > 0) {
       dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, out.ptr(), state.ptr(),
@@ -639,12 +658,12 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     float scale = (float) (1.0 / Math.sqrt(hd));
     int tiles = (seq + TILE - 1) / TILE;
     long fkv = attnFn(hd, "k_attn_bwd_dkdv");
-    int smemKv = 2 * (TILE * (p + 8) + p * (TILE + 8)) * 2 + 2 * TILE * 4;
+    int smemKv = attnTileBytes(p) + 2 * 2 * TILE * 4;
     dev.allowSharedMemory(fkv, smemKv);
     dev.launch(fkv, tiles, batch * heads, 1, 128, 1, 1, smemKv, dk.ptr(), dv.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr,
         seq, heads, cols, scale);
     long fq = attnFn(hd, "k_attn_bwd_dq");
-    int smemQ = (2 * TILE * (p + 8) + p * (TILE + 8)) * 2;
+    int smemQ = attnTileBytes(p);
     dev.allowSharedMemory(fq, smemQ);
     dev.launch(fq, tiles, batch * heads, 1, 128, 1, 1, smemQ, dq.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr, seq, heads,
         cols, scale);

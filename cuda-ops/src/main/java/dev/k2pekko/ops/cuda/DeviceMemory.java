@@ -87,13 +87,18 @@ final class DeviceMemory {
       missedSinceCollect += cls;
       if (reserved + cls > limit) {
         // at the limit: collect, but at most once per eighth of the limit missed, so a pool full of other
-        // sizes does not collect on every request; then evict cached blocks of other sizes (cudaFree waits
-        // for the device, so at least a 32nd of the limit at a time)
+        // sizes does not collect on every request; else evict cached blocks of other sizes, and collect after
+        // all when there are too few of them to stay under the limit
+        boolean collected = false;
         if (missedSinceCollect > limit / 8) {
+          collect();
+          collected = true;
+          ptr = poll(cls);
+        }
+        if (ptr == null && evict(reserved + cls - limit) < reserved + cls - limit && !collected) {
           collect();
           ptr = poll(cls);
         }
-        if (ptr == null) evict(Math.max(reserved + cls - limit, limit / 32));
       }
     }
     if (ptr == null) ptr = malloc(cls); // trims the whole cache and retries if the device is full
@@ -102,8 +107,8 @@ final class DeviceMemory {
     return new Block(ptr, cls);
   }
 
-  /** cudaFree on cached free blocks, largest classes first, until at least bytes are returned. */
-  private void evict(long bytes) {
+  /** cudaFree on cached free blocks, largest classes first, until at least bytes are returned; the bytes returned. */
+  private long evict(long bytes) {
     var classes = new java.util.ArrayList<>(free.keySet());
     classes.sort(java.util.Comparator.reverseOrder());
     long done = 0;
@@ -117,6 +122,7 @@ final class DeviceMemory {
       }
       if (done >= bytes) break;
     }
+    return done;
   }
 
   private Long poll(long cls) {
@@ -178,6 +184,11 @@ final class DeviceMemory {
     }
     drain();
     collectNanos += System.nanoTime() - t0;
+  }
+
+  synchronized void collectAndTrim() {
+    collect();
+    trim();
   }
 
   /** Returns every cached free block to the driver (cudaFree waits for the device). */

@@ -150,7 +150,14 @@ public final class GpuBench {
     tasks.put("crossEntropyBackward 32768x8192", () -> ops.crossEntropyBackward(logits, targets, mask));
     tasks.put("embeddingBackward 32768x512 -> 8192", () -> ops.embeddingBackward(q, targets, v));
     for (var e : tasks.entrySet()) {
-      double ms = eventMs(ops, e.getValue(), 20);
+      Runnable task = e.getValue();
+      // each run's outputs are freed by a scope, so the pool serves every run from its free lists (no cudaMalloc
+      // inside a timed region)
+      double ms = eventMs(ops, () -> {
+        try (var scope = ops.scope()) {
+          task.run();
+        }
+      }, 20);
       Double f = flops.get(e.getKey());
       result(String.format(Locale.ROOT, "{\"bench\":\"op\",\"op\":\"%s\",\"ms\":%.3f%s}", e.getKey(), ms,
           f == null ? "" : String.format(Locale.ROOT, ",\"tflops\":%.1f", f / ms / 1e9)));
@@ -190,6 +197,7 @@ public final class GpuBench {
 
   static void step(CudaOps ops, int dModel, int layers, int batch, String optimizer, boolean track, boolean scopes) {
     int seq = 1024, vocab = 8192;
+    ops.trimPool(); // each configuration starts from an empty pool, as a learner with one model does
     var cfg = new ModelConfig(vocab, dModel, layers, dModel / 64, seq, 4, 1e-5);
     var model = new PolicyModel(cfg, ops, 1);
     var data = randomBatch(vocab, batch, seq, 2);
@@ -225,6 +233,23 @@ public final class GpuBench {
       fb[i] = (System.nanoTime() - t0) / 1e6;
     }
     java.util.Arrays.sort(fb);
+    // max-logit tracking on and off in alternate steps of the same model and pool: its cost without order effects
+    double[] on = new double[reps], off = new double[reps];
+    if (optimizer.equals("adamw") && track && scopes) {
+      for (int i = 0; i < 2 * reps; i++) {
+        ops.trackMaxLogit(i % 2 == 0);
+        long t0 = System.nanoTime();
+        step.run();
+        ops.synchronize();
+        (i % 2 == 0 ? on : off)[i / 2] = (System.nanoTime() - t0) / 1e6;
+      }
+      java.util.Arrays.sort(on);
+      java.util.Arrays.sort(off);
+      result(String.format(Locale.ROOT,
+          "{\"bench\":\"track_ab\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"steps_each\":%d,\"on_ms_median\":%.2f,"
+              + "\"off_ms_median\":%.2f,\"overhead_pct\":%.2f}",
+          dModel, layers, batch, reps, on[reps / 2], off[reps / 2], 100 * (on[reps / 2] / off[reps / 2] - 1)));
+    }
     // the last loss, as a sanity check that training moved
     double loss = Losses.nextTokenLoss(model, data);
     ops.trackMaxLogit(true);
