@@ -6,7 +6,8 @@ WHAT=${2:-selftest,java,torch}
 JPARTS=${3:-ns,step,agree}
 TPARTS=${4:-ns,step,compile}
 AGREE=${5:-200}
-JAVA="$S/jre/bin/java --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn8m -Xmx8g -cp $S/lib/cuda-ops.jar:$S/lib/model.jar:$S/lib/parameter-server.jar"
+# K2_JAVA_OPTS adds JVM options (e.g. -Xlog:gc:file=gc.log)
+JAVA="$S/jre/bin/java --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn8m -Xmx8g ${K2_JAVA_OPTS:-} -cp $S/lib/cuda-ops.jar:$S/lib/model.jar:$S/lib/parameter-server.jar"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 rc=0
 if [[ $WHAT == *selftest* ]]; then

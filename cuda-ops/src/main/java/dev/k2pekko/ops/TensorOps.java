@@ -8,6 +8,40 @@ package dev.k2pekko.ops;
 public interface TensorOps {
   String name();
 
+  // ---- temporaries ----
+
+  /**
+   * Opens a scope for the calling thread: when it closes, the backend may free at once every tensor that ops
+   * created on this thread while it was open, except those passed to {@link Scope#keep} (which then belong to
+   * the enclosing scope, if any). Such a tensor must not be used after the close. Backends whose memory is the
+   * JVM's (ReferenceOps, ND4J) do nothing; CudaOps returns the device memory to its pool without waiting for a
+   * collection. Scopes nest and close in reverse order (try-with-resources).
+   */
+  default Scope scope() {
+    return Scope.NONE;
+  }
+
+  /** See {@link TensorOps#scope()}. */
+  interface Scope extends AutoCloseable {
+    Scope NONE = new Scope() {
+      @Override
+      public void keep(Tensor t) {}
+
+      @Override
+      public void close() {}
+    };
+
+    /** t survives this scope's close. */
+    void keep(Tensor t);
+
+    default void keepAll(Iterable<? extends Tensor> ts) {
+      for (Tensor t : ts) keep(t);
+    }
+
+    @Override
+    void close();
+  }
+
   // ---- creation and transfer ----
 
   /** data (rows*cols) row-major, copied. */
@@ -131,5 +165,20 @@ public interface TensorOps {
 
   record Norm(Tensor out, Tensor rstd) {}
 
-  record Attention(Tensor out, Tensor probs, double[] maxLogit) {}
+  /**
+   * The result of {@link #attention}. The per-head max logit is read through {@link #maxLogit()}, which a backend
+   * may resolve lazily: CudaOps keeps the maxima of a step's layers on the device and reads them all back with
+   * one copy (at the cross-entropy's sync, or at the first {@code maxLogit()} call, which then waits for the
+   * device), so that a forward pass never waits for the GPU per layer. The CPU backends pass the array itself.
+   */
+  record Attention(Tensor out, Tensor probs, java.util.function.Supplier<double[]> maxLogitSource) {
+    public Attention(Tensor out, Tensor probs, double[] maxLogit) {
+      this(out, probs, () -> maxLogit);
+    }
+
+    /** maxLogit (H), as described at {@link TensorOps#attention}; the same array on every call. */
+    public double[] maxLogit() {
+      return maxLogitSource.get();
+    }
+  }
 }

@@ -12,19 +12,29 @@ public final class Losses {
 
   /** SFT: mean next-token cross-entropy over the action tokens only (mask), 0 if there are none. */
   public static Result nextToken(PolicyModel model, TokenBatch batch) {
-    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
-    double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
-    double count = Math.max(1.0, batch.maskedCount());
-    double[] dnll = new double[nll.length];
-    for (int i = 0; i < nll.length; i++) dnll[i] = batch.mask()[i] / count;
-    Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
-    return new Result(meanMasked(nll, batch), model.backward(f, dlogits), f.maxLogit());
+    try (var scope = model.ops().scope()) { // activations and other temporaries are freed on return
+      var f = model.forward(batch.ids(), batch.batch(), batch.seq());
+      double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
+      double count = Math.max(1.0, batch.maskedCount());
+      double[] dnll = new double[nll.length];
+      for (int i = 0; i < nll.length; i++) dnll[i] = batch.mask()[i] / count;
+      Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
+      return result(scope, meanMasked(nll, batch), model.backward(f, dlogits), f);
+    }
+  }
+
+  /** The Result of a scoped loss: the gradients outlive the scope, the rest of the step does not. */
+  private static Result result(dev.k2pekko.ops.TensorOps.Scope scope, double loss, Map<String, Tensor> grads, PolicyModel.Forward f) {
+    scope.keepAll(grads.values());
+    return new Result(loss, grads, f.maxLogit());
   }
 
   /** The loss of {@link #nextToken} alone: a forward pass, no backward. */
   public static double nextTokenLoss(PolicyModel model, TokenBatch batch) {
-    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
-    return meanMasked(model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask()), batch);
+    try (var scope = model.ops().scope()) {
+      var f = model.forward(batch.ids(), batch.batch(), batch.seq());
+      return meanMasked(model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask()), batch);
+    }
   }
 
   private static double meanMasked(double[] nll, TokenBatch batch) {
@@ -35,8 +45,10 @@ public final class Losses {
 
   /** log pi(y_i | x_i) of every sequence: the sum of log-probabilities of its action tokens. */
   public static double[] sequenceLogProbs(PolicyModel model, TokenBatch batch) {
-    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
-    return perSequence(model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask()), batch);
+    try (var scope = model.ops().scope()) {
+      var f = model.forward(batch.ids(), batch.batch(), batch.seq());
+      return perSequence(model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask()), batch);
+    }
   }
 
   private static double[] perSequence(double[] nll, TokenBatch batch) {
@@ -67,23 +79,25 @@ public final class Losses {
   public static Result k2Rl(PolicyModel model, TokenBatch batch, int[] sampleOfRow, double[] rewards, double[] logProbOld, double tau) {
     int k = rewards.length;
     if (sampleOfRow.length != batch.batch()) throw new IllegalArgumentException("need one sample index per row");
-    var f = model.forward(batch.ids(), batch.batch(), batch.seq());
-    double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
-    double[] rows = perSequence(nll, batch);
-    double[] logp = new double[k];
-    for (int r = 0; r < rows.length; r++) logp[sampleOfRow[r]] += rows[r];
-    double[] delta = k2RlDeltas(logp, rewards, logProbOld, tau);
-    double loss = 0;
-    double[] dLdLogp = new double[k];
-    for (int i = 0; i < k; i++) {
-      loss += delta[i] * delta[i] / k;
-      dLdLogp[i] = -2.0 * tau * delta[i] / k;
+    try (var scope = model.ops().scope()) {
+      var f = model.forward(batch.ids(), batch.batch(), batch.seq());
+      double[] nll = model.ops().crossEntropy(f.logits(), batch.targets(), batch.mask());
+      double[] rows = perSequence(nll, batch);
+      double[] logp = new double[k];
+      for (int r = 0; r < rows.length; r++) logp[sampleOfRow[r]] += rows[r];
+      double[] delta = k2RlDeltas(logp, rewards, logProbOld, tau);
+      double loss = 0;
+      double[] dLdLogp = new double[k];
+      for (int i = 0; i < k; i++) {
+        loss += delta[i] * delta[i] / k;
+        dLdLogp[i] = -2.0 * tau * delta[i] / k;
+      }
+      // log pi(y_i|x) = -sum of its rows' masked nll, so dL/dnll_t = -dL/dlogp_i on the action tokens of sample i's rows
+      double[] dnll = new double[nll.length];
+      for (int t = 0; t < nll.length; t++) dnll[t] = -dLdLogp[sampleOfRow[t / batch.seq()]] * batch.mask()[t];
+      Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
+      return result(scope, loss, model.backward(f, dlogits), f);
     }
-    // log pi(y_i|x) = -sum of its rows' masked nll, so dL/dnll_t = -dL/dlogp_i on the action tokens of sample i's rows
-    double[] dnll = new double[nll.length];
-    for (int t = 0; t < nll.length; t++) dnll[t] = -dLdLogp[sampleOfRow[t / batch.seq()]] * batch.mask()[t];
-    Tensor dlogits = model.ops().crossEntropyBackward(f.logits(), batch.targets(), dnll);
-    return new Result(loss, model.backward(f, dlogits), f.maxLogit());
   }
 
   /** The loss of {@link #k2Rl} alone: a forward pass, no backward. */

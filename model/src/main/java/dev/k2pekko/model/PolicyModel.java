@@ -122,10 +122,21 @@ public final class PolicyModel {
       TensorOps.Norm n2, Tensor u, Tensor g) {}
 
   /**
-   * Everything backward needs, plus the outputs: logits (B*T, V) and maxLogit[layer][head].
+   * Everything backward needs, plus the outputs: logits (B*T, V) and {@link #maxLogit()}.
    */
   public record Forward(int[] ids, int[] positions, int batch, int seq, List<LayerCache> layers, Tensor xFinal,
-      TensorOps.Norm normF, Tensor logits, double[][] maxLogit) {}
+      TensorOps.Norm normF, Tensor logits) {
+    /**
+     * maxLogit[layer][head], read from the layers' attention results when asked: on a GPU backend this is
+     * one copy back for all layers (none at all when the cross-entropy's sync has already read them), so
+     * the forward pass itself never waits for the device.
+     */
+    public double[][] maxLogit() {
+      double[][] m = new double[layers.size()][];
+      for (int l = 0; l < m.length; l++) m[l] = layers.get(l).att().maxLogit();
+      return m;
+    }
+  }
 
   /** ids (B*T), row-major by sequence; T at most the context. */
   public Forward forward(int[] ids, int batch, int seq) {
@@ -136,7 +147,6 @@ public final class PolicyModel {
     for (int i = 0; i < pos.length; i++) pos[i] = i % seq;
     Tensor x = ops.add(ops.embedding(params.get("tok_emb"), ids), ops.embedding(params.get("pos_emb"), pos));
     var caches = new ArrayList<LayerCache>();
-    double[][] maxLogit = new double[config.layers()][];
     for (int l = 0; l < config.layers(); l++) {
       String p = "layer" + l + ".";
       var n1 = ops.rmsnorm(x, params.get(p + "norm1"), config.normEps());
@@ -144,7 +154,6 @@ public final class PolicyModel {
       Tensor k = ops.matmul(n1.out(), false, params.get(p + "wk"), true);
       Tensor v = ops.matmul(n1.out(), false, params.get(p + "wv"), true);
       var att = ops.attention(q, k, v, batch, seq, config.heads());
-      maxLogit[l] = att.maxLogit();
       Tensor x1 = ops.add(x, ops.matmul(att.out(), false, params.get(p + "wo"), true));
       var n2 = ops.rmsnorm(x1, params.get(p + "norm2"), config.normEps());
       Tensor u = ops.matmul(n2.out(), false, params.get(p + "w1"), true);
@@ -155,7 +164,7 @@ public final class PolicyModel {
     }
     var nf = ops.rmsnorm(x, params.get("norm_f"), config.normEps());
     Tensor logits = ops.matmul(nf.out(), false, params.get("head"), true);
-    return new Forward(ids, pos, batch, seq, List.copyOf(caches), x, nf, logits, maxLogit);
+    return new Forward(ids, pos, batch, seq, List.copyOf(caches), x, nf, logits);
   }
 
   // ---- backward ----

@@ -20,8 +20,10 @@ public final class Sampler {
     for (int step = 0; step < maxNew; step++) {
       int from = Math.max(0, len - context);
       int[] window = Arrays.copyOfRange(seq, from, len);
-      var f = model.forward(window, 1, window.length);
-      double[] logits = lastRow(f.logits());
+      double[] logits;
+      try (var scope = model.ops().scope()) {
+        logits = lastRow(model.forward(window, 1, window.length).logits());
+      }
       int next = pick(logits, temperature, topK, rng);
       seq[len++] = next;
       if (next == stopId) break;

@@ -59,7 +59,38 @@ public final class CudaChecks {
     normGeluSoftmaxEmbedding();
     crossEntropy();
     attention();
+    scopes();
     return results;
+  }
+
+  /**
+   * TensorOps.scope on the GPU: a nested scope's kept result survives into the outer scope and keeps its values
+   * while the freed temporaries' memory is reused; every tensor not kept fails on use after the close.
+   */
+  void scopes() {
+    HostTensor a = rf(64, 48, 1), b = rf(64, 48, 1);
+    Tensor kept, inner, outerTemp;
+    try (var outer = gpu.scope()) {
+      outerTemp = gpu.scale(a, 2.0);
+      try (var s = gpu.scope()) {
+        inner = gpu.add(outerTemp, b);
+        kept = gpu.hadamard(inner, inner);
+        s.keep(kept);
+      }
+      for (int i = 0; i < 8; i++) gpu.scale(b, 3.0); // reuses the freed blocks
+      outer.keep(kept);
+    }
+    Tensor expect = ref.hadamard(ref.add(ref.scale(a, 2.0), b), ref.add(ref.scale(a, 2.0), b));
+    check("scope: kept result after reuse", FP32, expect, kept);
+    int failed = 0;
+    for (Tensor t : new Tensor[] {inner, outerTemp}) {
+      try {
+        t.toDoubles();
+      } catch (IllegalStateException e) {
+        failed++;
+      }
+    }
+    results.add(new Result("scope: freed tensors fail on use (" + failed + " of 2)", 2 - failed, 0));
   }
 
   static double relError(double[] a, double[] b) {
@@ -216,5 +247,26 @@ public final class CudaChecks {
     int b = 2, t = 70, h = 2, c = 2 * 32;
     HostTensor q = rf(b * t, c, 3), k = rf(b * t, c, 3), v = rf(b * t, c, 1);
     check("attention maxLogit, logits ~ 9 sigma", BF16_ATTENTION, ref.attention(q, k, v, b, t, h).maxLogit(), gpu.attention(q, k, v, b, t, h).maxLogit());
+    // a step's layers: several calls share one device slab of maxima, read back once; here three calls, then a
+    // cross-entropy (whose sync reads the slab), then a fourth call (a new slab), read in reverse order
+    int[] heads = {2, 3, 1, 2};
+    var refMax = new ArrayList<double[]>();
+    var gpuAtt = new ArrayList<TensorOps.Attention>();
+    for (int i = 0; i < heads.length; i++) {
+      if (i == 3) {
+        HostTensor logits = rf(5, 11, 1);
+        gpu.crossEntropy(logits, new int[] {0, 1, 2, 3, 4}, new double[] {1, 1, 1, 1, 1});
+      }
+      HostTensor qi = rf(2 * 40, heads[i] * 16, 2), ki = rf(2 * 40, heads[i] * 16, 2), vi = rf(2 * 40, heads[i] * 16, 1);
+      refMax.add(ref.attention(qi, ki, vi, 2, 40, heads[i]).maxLogit());
+      gpuAtt.add(gpu.attention(qi, ki, vi, 2, 40, heads[i]));
+    }
+    double[] r = new double[8], x = new double[8];
+    for (int i = heads.length - 1, at = 8; i >= 0; i--) {
+      at -= heads[i];
+      System.arraycopy(gpuAtt.get(i).maxLogit(), 0, x, at, heads[i]);
+      System.arraycopy(refMax.get(i), 0, r, at, heads[i]);
+    }
+    check("attention maxLogit, 4 calls read back late", BF16_ATTENTION, r, x);
   }
 }

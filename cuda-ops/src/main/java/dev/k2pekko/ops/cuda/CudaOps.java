@@ -3,20 +3,27 @@ package dev.k2pekko.ops.cuda;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.ops.TensorOps;
 import java.lang.ref.Reference;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The CUDA backend of {@link TensorOps}: fp32 tensors in device memory (the master copy), matrix products
  * on the tensor cores through cuBLAS with bf16 operands and fp32 accumulation and output, and every other op
  * in a kernel of this package's CUDA C sources ({@code ops.cu}, {@code attention.cu}) compiled at run time by
  * NVRTC for the device's architecture. All work is queued on the device's one stream; only the ops that
- * return host values (sum, sumOfSquares, crossEntropy, attention's maxLogit, toDoubles) wait for it.
+ * return host values (sum, sumOfSquares, crossEntropy, toDoubles) and the first read of a step's attention
+ * maxLogit (when no cross-entropy has read it already) wait for it.
  *
  * <p>Attention runs in 64x64 tiles on the bf16 tensor cores and never stores the T x T probabilities: the
  * {@code probs} tensor of its result is backend-private state, the (B*H*T, 1) row log-sum-exp, from which
  * {@link #attentionBackward} recomputes them; its {@code toDoubles()} returns those log-sum-exp values. The
- * per-head maximum logit comes out of the same kernel.
+ * per-head maximum logit comes out of the same kernel into a device slab shared by consecutive calls, read back
+ * once (see {@link Attention#maxLogit()}).
  */
 public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchulz {
   /** Operand precision of matrix products: bf16 tensor cores (default) or plain fp32. Accumulation is fp32 in both. */
@@ -68,6 +75,23 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     return dev.memory.stats();
   }
 
+  /**
+   * Asks for a collection, takes back what it freed, and returns every cached free block to the driver: a fresh
+   * pool for what comes next (the benchmarks call it between models of different shapes). Waits for the device.
+   */
+  public void trimPool() {
+    dev.memory.collectAndTrim();
+  }
+
+  /** How many collections the memory pool has asked the JVM for so far, and the milliseconds they took. */
+  public long poolCollections() {
+    return dev.memory.collections();
+  }
+
+  public double poolCollectMs() {
+    return dev.memory.collectMs();
+  }
+
   // ---- helpers ----
 
   private CudaTensor c(Tensor t) {
@@ -79,7 +103,62 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   }
 
   private CudaTensor alloc(int rows, int cols) {
-    return new CudaTensor(dev, rows, cols);
+    return scoped(new CudaTensor(dev, rows, cols));
+  }
+
+  // ---- scopes: explicit free of temporaries ----
+
+  private final ThreadLocal<ArrayDeque<CudaScope>> scopes = ThreadLocal.withInitial(ArrayDeque::new);
+  private volatile boolean freeScopes = true;
+
+  /**
+   * Whether {@link #scope()} frees its temporaries at close (on by default). Off is for measuring what it saves:
+   * the memory of dead tensors then returns only through the JVM's collections, as before scopes existed.
+   */
+  public void freeScopes(boolean on) {
+    freeScopes = on;
+  }
+
+  private <T extends CudaTensor> T scoped(T t) {
+    CudaScope s = scopes.get().peek();
+    if (s != null) s.created.add(t);
+    return t;
+  }
+
+  @Override
+  public Scope scope() {
+    if (!freeScopes) return Scope.NONE;
+    var s = new CudaScope();
+    scopes.get().push(s);
+    return s;
+  }
+
+  /** The tensors created on one thread while it was open; frees those not kept when it closes. */
+  private final class CudaScope implements Scope {
+    final ArrayList<CudaTensor> created = new ArrayList<>();
+    final Set<CudaTensor> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+    private boolean closed;
+
+    @Override
+    public void keep(Tensor t) {
+      if (closed) throw new IllegalStateException("scope already closed");
+      if (t instanceof CudaTensor ct) kept.add(ct);
+    }
+
+    @Override
+    public void close() {
+      if (closed) return;
+      ArrayDeque<CudaScope> stack = scopes.get();
+      if (stack.peek() != this) throw new IllegalStateException("scopes must close in reverse order, on the thread that opened them");
+      closed = true;
+      stack.pop();
+      CudaScope outer = stack.peek();
+      for (CudaTensor t : created) {
+        if (!kept.contains(t)) t.free();
+        else if (outer != null) outer.created.add(t);
+      }
+      created.clear();
+    }
   }
 
   private static void sameShape(Tensor a, Tensor b) {
@@ -348,7 +427,11 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     CudaTensor x = c(xt), w = c(wt);
     int n = x.rows(), cols = x.cols();
     CudaTensor out = alloc(n, cols), rstd = alloc(n, 1);
-    if (n > 0) dev.launch(fn("k_rmsnorm"), n, 1, 1, THREADS, 1, 1, 0, out.ptr(), rstd.ptr(), x.ptr(), w.ptr(), cols, (float) eps);
+    int rowsPerBlock = THREADS / 32; // a warp per row
+    if (n > 0) {
+      dev.launch(fn("k_rmsnorm"), (n + rowsPerBlock - 1) / rowsPerBlock, 1, 1, THREADS, 1, 1, 0, out.ptr(), rstd.ptr(), x.ptr(), w.ptr(), n,
+          cols, (float) eps);
+    }
     keep(x, w);
     return new Norm(out, rstd);
   }
@@ -358,10 +441,12 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     CudaTensor g = c(doutt), x = c(xt), w = c(wt), rstd = c(rstdt);
     int n = x.rows(), cols = x.cols();
     CudaTensor dx = alloc(n, cols), dw = alloc(1, cols);
-    int rowsPerBlock = 32, nb = Math.max(1, (n + rowsPerBlock - 1) / rowsPerBlock);
+    // a warp per row with per-warp dw slices in shared memory where they fit (widths up to 3072), else a block per row
+    boolean warpRows = 4L * (THREADS / 32) * cols <= 96 * 1024;
+    int rowsPerBlock = warpRows ? 64 : 32, nb = Math.max(1, (n + rowsPerBlock - 1) / rowsPerBlock);
     DeviceMemory.Block part = scratch(4L * nb * cols);
-    long f = fn("k_rmsnorm_bwd");
-    int smem = 4 * cols;
+    long f = fn(warpRows ? "k_rmsnorm_bwd_w" : "k_rmsnorm_bwd");
+    int smem = warpRows ? 4 * (THREADS / 32) * cols : 4 * cols;
     dev.allowSharedMemory(f, smem);
     if (n > 0) {
       dev.launch(f, nb, 1, 1, THREADS, 1, 1, smem, dx.ptr(), part.ptr, g.ptr(), x.ptr(), w.ptr(), rstd.ptr(), n, cols, rowsPerBlock);
@@ -430,6 +515,11 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
 
   private static final int TILE = 64;
 
+  /** Shared memory of the attention kernels' tiles: two stages of two bf16 tiles of 64 tokens x (p + 8). */
+  private static int attnTileBytes(int p) {
+    return 2 * 2 * TILE * (p + 8) * 2;
+  }
+
   private static int hdp(int hd) {
     return (hd + 15) / 16 * 16;
   }
@@ -447,27 +537,101 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     CudaTensor q = c(qt), k = c(kt), v = c(vt);
     int cols = q.cols(), hd = cols / heads, p = hdp(hd);
     CudaTensor out = alloc(q.rows(), cols);
-    AttentionState state = new AttentionState(dev, out, batch, seq, heads);
+    AttentionState state = scoped(new AttentionState(dev, out, batch, seq, heads));
     boolean track = trackMaxLogit;
-    DeviceMemory.Block bits = scratch(4L * heads);
-    dev.memsetAsync(bits.ptr, 0, 4L * heads);
+    MaxLogitSlab slab = null;
+    int slot = 0;
+    if (track) {
+      synchronized (this) {
+        if (maxLogits == null || maxLogits.read || maxLogits.used + heads > maxLogits.capacity) maxLogits = new MaxLogitSlab(heads);
+        slab = maxLogits;
+        slot = slab.used;
+        slab.used += heads;
+      }
+    }
     long f = attnFn(hd, "k_attn_fwd");
-    int smem = (TILE * (p + 8) + p * (TILE + 8)) * 2;
+    int smem = attnTileBytes(p);
     dev.allowSharedMemory(f, smem);
     if (batch > 0 && seq > 0) {
-      dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, out.ptr(), state.ptr(), bits.ptr, bf16(q), bf16(k),
-          bf16(v), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)), track ? 1 : 0);
+      dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, out.ptr(), state.ptr(),
+          track ? slab.bits.ptr() + 4L * slot : 0L, bf16(q), bf16(k), bf16(v), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)),
+          track ? 1 : 0);
     }
-    double[] maxLogit = new double[heads];
-    if (track) {
-      int[] enc = dev.downloadInts(bits.ptr, heads);
-      for (int h = 0; h < heads; h++) maxLogit[h] = decode(enc[h]);
-    } else {
-      Arrays.fill(maxLogit, Double.NaN);
+    keep(q, k, v, slab);
+    if (!track) {
+      double[] nan = new double[heads];
+      Arrays.fill(nan, Double.NaN);
+      return new Attention(out, state, nan);
     }
-    dev.memory.release(bits);
-    keep(q, k, v);
-    return new Attention(out, state, maxLogit);
+    return new Attention(out, state, new MaxLogitReader(slab, slot, heads));
+  }
+
+  /**
+   * Device slots for the per-head max logits of consecutive attention calls (a step's layers): the forward
+   * kernels atomically raise their slots, and the first read copies every used slot back at once, after which
+   * new calls take a fresh slab. {@link #crossEntropy} reads the current slab right after its own copy back
+   * (the stream is idle then), so a training step waits for the device once, not once per layer.
+   */
+  private final class MaxLogitSlab {
+    final CudaTensor bits;
+    final int capacity;
+    int used; // guarded by CudaOps.this
+    volatile boolean read;
+    private int[] host;
+
+    MaxLogitSlab(int heads) {
+      capacity = Math.max(1024, heads);
+      bits = new CudaTensor(dev, 1, capacity); // not in any scope: later calls and reads may outlive it
+      dev.memsetAsync(bits.ptr(), 0, 4L * capacity); // 0 encodes "nothing recorded", -infinity
+    }
+
+    int[] values() {
+      synchronized (CudaOps.this) {
+        if (host == null) {
+          read = true;
+          host = dev.downloadInts(bits.ptr(), used);
+        }
+        return host;
+      }
+    }
+  }
+
+  /** One attention call's slice of a slab, decoded once. */
+  private static final class MaxLogitReader implements java.util.function.Supplier<double[]> {
+    private final MaxLogitSlab slab;
+    private final int slot, heads;
+    private volatile double[] values;
+
+    MaxLogitReader(MaxLogitSlab slab, int slot, int heads) {
+      this.slab = slab;
+      this.slot = slot;
+      this.heads = heads;
+    }
+
+    @Override
+    public double[] get() {
+      double[] v = values;
+      if (v == null) {
+        int[] enc = slab.values();
+        v = new double[heads];
+        for (int h = 0; h < heads; h++) v[h] = decode(enc[slot + h]);
+        values = v;
+      }
+      return v;
+    }
+  }
+
+  /** The slab attention calls write into now (guarded by this), or null. */
+  private MaxLogitSlab maxLogits;
+
+  /** Copies the current slab's maxima back if it has any: called right after a sync, when the copy costs no wait. */
+  private void readMaxLogitsNow() {
+    MaxLogitSlab s;
+    synchronized (this) {
+      s = maxLogits;
+      if (s == null || s.read || s.used == 0) return;
+    }
+    s.values();
   }
 
   /** Inverse of the kernel's order-preserving float encoding; 0 (nothing recorded) is -infinity. */
@@ -494,12 +658,12 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     float scale = (float) (1.0 / Math.sqrt(hd));
     int tiles = (seq + TILE - 1) / TILE;
     long fkv = attnFn(hd, "k_attn_bwd_dkdv");
-    int smemKv = 2 * (TILE * (p + 8) + p * (TILE + 8)) * 2 + 2 * TILE * 4;
+    int smemKv = attnTileBytes(p) + 2 * 2 * TILE * 4;
     dev.allowSharedMemory(fkv, smemKv);
     dev.launch(fkv, tiles, batch * heads, 1, 128, 1, 1, smemKv, dk.ptr(), dv.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr,
         seq, heads, cols, scale);
     long fq = attnFn(hd, "k_attn_bwd_dq");
-    int smemQ = (2 * TILE * (p + 8) + p * (TILE + 8)) * 2;
+    int smemQ = attnTileBytes(p);
     dev.allowSharedMemory(fq, smemQ);
     dev.launch(fq, tiles, batch * heads, 1, 128, 1, 1, smemQ, dq.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr, seq, heads,
         cols, scale);
@@ -534,6 +698,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     dev.launch(fn("k_xent"), n, 1, 1, THREADS, 1, 1, 0, nll.ptr, lse.ptr(), x.ptr(), tb.ptr, mb.ptr, vocab);
     x.lse = lse;
     float[] f = dev.downloadFloats(nll.ptr, n);
+    readMaxLogitsNow(); // the forward's attention maxima, while the stream is idle
     dev.memory.release(tb);
     dev.memory.release(mb);
     dev.memory.release(nll);
@@ -552,6 +717,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     if (n == 0) return out;
     DeviceMemory.Block tb = ints(targets), db = floats(dnll);
     CudaTensor lse = x.lse;
+    if (lse != null && lse.isFreed()) lse = null; // freed by a scope: the kernel recomputes it
     dev.launch(fn("k_xent_bwd"), n, 1, 1, THREADS, 1, 1, 0, out.ptr(), x.ptr(), tb.ptr, db.ptr, lse == null ? 0L : lse.ptr(), vocab);
     dev.memory.release(tb);
     dev.memory.release(db);

@@ -15,6 +15,8 @@ public class CudaTensor implements Tensor {
   private DeviceMemory.Block bf16;
   /** Row log-sum-exp from crossEntropy (NaN on masked rows), or null. */
   volatile CudaTensor lse;
+  /** Set once the tensor's memory went back to the pool early (a closed scope); any later use fails. */
+  private volatile boolean freed;
 
   CudaTensor(CudaDevice device, int rows, int cols) {
     this.device = device;
@@ -24,7 +26,20 @@ public class CudaTensor implements Tensor {
   }
 
   long ptr() {
+    if (freed) throw new IllegalStateException("CudaTensor" + shapeString() + " used after its scope freed it");
     return block.ptr;
+  }
+
+  boolean isFreed() {
+    return freed;
+  }
+
+  /** Returns this tensor's blocks (and its bf16 copy's) to the pool now; it must not be used again. */
+  synchronized void free() {
+    if (freed) return;
+    freed = true;
+    device.memory.free(block);
+    if (bf16 != null) device.memory.free(bf16);
   }
 
   long count() {
@@ -33,6 +48,7 @@ public class CudaTensor implements Tensor {
 
   /** The bf16 copy, made on first use by the given conversion. */
   synchronized long bf16(java.util.function.LongConsumer convertInto) {
+    if (freed) throw new IllegalStateException("CudaTensor" + shapeString() + " used after its scope freed it");
     if (bf16 == null) {
       DeviceMemory.Block b = device.memory.take(2L * rows * cols);
       convertInto.accept(b.ptr);

@@ -22,15 +22,20 @@ import java.util.concurrent.ConcurrentHashMap;
  * stream, so a block reused by a later kernel is only touched after every earlier kernel that read it.
  * When the pool's reserve would pass its limit (80% of the device memory free at start, or
  * {@code K2_CUDA_POOL_GB}), the allocator asks the JVM for a (full) collection, at most once per eighth of
- * the limit handed out, drains again, and if its size is still missing frees cached blocks of other sizes; when
+ * the limit requested and not found in the free lists, drains again, and if its size is still missing frees
+ * cached blocks of other sizes; when
  * cudaMalloc itself fails it also returns every cached block to the driver and retries; only then does it
  * fail. A small young generation ({@code -Xmn8m}) lets minor collections find dead tensors long before the
- * limit, which is much cheaper than the full collection (docs/CUDA.md).
+ * limit, which is much cheaper than the full collection (docs/CUDA.md). A tensor can also be freed
+ * explicitly ({@link #free}; CudaOps does it for the temporaries of a {@code TensorOps.Scope}), which
+ * returns its blocks at once and keeps them out of the collections' way.
  */
 final class DeviceMemory {
   /** A pooled block: what the phantom reference of its owner keeps, so the owner can go. */
   static final class Block {
     final long ptr, bytes;
+    /** The phantom reference that returns this block when its owner dies, or null for a scratch block. */
+    private Ref ref;
     Block(long ptr, long bytes) {
       this.ptr = ptr;
       this.bytes = bytes;
@@ -50,7 +55,7 @@ final class DeviceMemory {
   private final ReferenceQueue<Object> queue = new ReferenceQueue<>();
   private final Set<Ref> live = ConcurrentHashMap.newKeySet();
   private final long limit;
-  private long reserved, inUse, peak, mallocs, collections, evictions, takenSinceCollect, collectNanos;
+  private long reserved, inUse, peak, mallocs, collections, evictions, missedSinceCollect, collectNanos, explicitFrees;
 
   DeviceMemory(CudaDevice device) {
     this.device = device;
@@ -67,7 +72,7 @@ final class DeviceMemory {
   /** A block of at least bytes, owned by owner: it returns to the pool once owner is unreachable. */
   synchronized Block allocate(long bytes, Object owner) {
     Block b = take(bytes);
-    live.add(new Ref(owner, queue, new Block[] {b}));
+    attach(owner, b);
     return b;
   }
 
@@ -76,24 +81,34 @@ final class DeviceMemory {
     drain();
     long cls = sizeClass(bytes);
     Long ptr = poll(cls);
-    if (ptr == null && reserved + cls > limit) {
-      // at the limit: collect, but at most once per eighth of the limit handed out, so a pool full of
-      // other sizes does not collect on every request; then evict cached blocks of other sizes
-      if (takenSinceCollect > limit / 8) {
-        collect();
-        ptr = poll(cls);
+    if (ptr == null) {
+      // a miss: only misses count towards the next collection, so a pool whose requests are served from its
+      // free lists (a step's temporaries freed by a scope and taken again next step) never collects
+      missedSinceCollect += cls;
+      if (reserved + cls > limit) {
+        // at the limit: collect, but at most once per eighth of the limit missed, so a pool full of other
+        // sizes does not collect on every request; else evict cached blocks of other sizes, and collect after
+        // all when there are too few of them to stay under the limit
+        boolean collected = false;
+        if (missedSinceCollect > limit / 8) {
+          collect();
+          collected = true;
+          ptr = poll(cls);
+        }
+        if (ptr == null && evict(reserved + cls - limit) < reserved + cls - limit && !collected) {
+          collect();
+          ptr = poll(cls);
+        }
       }
-      if (ptr == null) evict(reserved + cls - limit);
     }
     if (ptr == null) ptr = malloc(cls); // trims the whole cache and retries if the device is full
-    takenSinceCollect += cls;
     inUse += cls;
     peak = Math.max(peak, inUse);
     return new Block(ptr, cls);
   }
 
-  /** cudaFree on cached free blocks, largest classes first, until at least bytes are returned. */
-  private void evict(long bytes) {
+  /** cudaFree on cached free blocks, largest classes first, until at least bytes are returned; the bytes returned. */
+  private long evict(long bytes) {
     var classes = new java.util.ArrayList<>(free.keySet());
     classes.sort(java.util.Comparator.reverseOrder());
     long done = 0;
@@ -107,6 +122,7 @@ final class DeviceMemory {
       }
       if (done >= bytes) break;
     }
+    return done;
   }
 
   private Long poll(long cls) {
@@ -121,7 +137,22 @@ final class DeviceMemory {
 
   /** Ties more blocks to an owner (a tensor's bf16 copy, made after the tensor). */
   synchronized void attach(Object owner, Block b) {
-    live.add(new Ref(owner, queue, new Block[] {b}));
+    b.ref = new Ref(owner, queue, new Block[] {b});
+    live.add(b.ref);
+  }
+
+  /**
+   * Returns an owned block to the pool now, before its owner dies (an explicit free; the owner must not use it
+   * again). Work on the one stream stays ordered, so the block's next user runs after every kernel queued
+   * before. Returns false if it was already returned.
+   */
+  synchronized boolean free(Block b) {
+    Ref r = b.ref;
+    if (r == null || !live.remove(r)) return false;
+    r.clear(); // never enqueued now, so the block is not returned twice
+    release(b);
+    explicitFrees++;
+    return true;
   }
 
   private void drain() {
@@ -137,7 +168,7 @@ final class DeviceMemory {
    */
   private void collect() {
     collections++;
-    takenSinceCollect = 0;
+    missedSinceCollect = 0;
     long t0 = System.nanoTime();
     System.gc();
     long deadline = System.nanoTime() + 200_000_000L;
@@ -153,6 +184,11 @@ final class DeviceMemory {
     }
     drain();
     collectNanos += System.nanoTime() - t0;
+  }
+
+  synchronized void collectAndTrim() {
+    collect();
+    trim();
   }
 
   /** Returns every cached free block to the driver (cudaFree waits for the device). */
@@ -193,10 +229,19 @@ final class DeviceMemory {
     }
   }
 
-  /** "reserved 12.0 GiB, in use 3.1 GiB, peak 9.0 GiB, 812 cudaMalloc calls, 3 collections". */
+  synchronized long collections() {
+    return collections;
+  }
+
+  synchronized double collectMs() {
+    return collectNanos / 1e6;
+  }
+
+  /** "reserved 12.0 GiB, in use 3.1 GiB, peak 9.0 GiB, 812 cudaMalloc calls, 3 collections ...". */
   synchronized String stats() {
     return String.format(java.util.Locale.ROOT,
-        "reserved %.1f GiB, in use %.1f GiB, peak %.1f GiB, %d cudaMalloc calls, %d evicted, %d collections taking %.0f ms",
-        reserved / 1073741824.0, inUse / 1073741824.0, peak / 1073741824.0, mallocs, evictions, collections, collectNanos / 1e6);
+        "reserved %.1f GiB, in use %.1f GiB, peak %.1f GiB, %d cudaMalloc calls, %d evicted, %d collections taking %.0f ms, %d blocks freed explicitly",
+        reserved / 1073741824.0, inUse / 1073741824.0, peak / 1073741824.0, mallocs, evictions, collections, collectNanos / 1e6,
+        explicitFrees);
   }
 }

@@ -3,9 +3,14 @@
 // HDP pads the head dimension to a multiple of 16 with zeros. q, k, v, dout arrive as bf16 (the tensors' cached
 // GEMM-operand copies), out, lse and the gradients are fp32; all (B*T, C) with
 // C = H*HD, head h in columns [h*HD, (h+1)*HD). A block of 128 threads (4 warps) owns 64 rows; each warp 16.
+// The tiles a block loops over are copied token-major into shared memory by cp.async, two stages deep (the next
+// tile loads while the current one is computed); B fragments come out of shared memory through ldmatrix, with
+// .trans where the operand is needed dim-major, so no tile is ever stored transposed. Only the diagonal tile is
+// masked: every other tile a block visits lies wholly below the diagonal and inside [0, T).
 //
 // Forward: out, lse (natural log-sum-exp of each (b,h,row)'s scaled logits) and, as a by-product, each head's
-// maximum scaled logit max_{b,i,j<=i} q_i.k_j/sqrt(HD) (atomicMax on an order-preserving encoding of floats).
+// maximum scaled logit max_{b,i,j<=i} q_i.k_j/sqrt(HD), read off the online softmax's final row maxima (one
+// reduction per block, then atomicMax on an order-preserving encoding of floats).
 // Backward (FlashAttention-2's split): D = rowsum(dout*out), then one kernel for dK, dV (a block per key tile,
 // looping over query tiles) and one for dQ (a block per query tile, looping over key tiles); no atomics.
 //
@@ -14,13 +19,15 @@
 //   B (16x8, k x n):      reg0 (k = 2t..2t+1, n = g), reg1 (k = 2t+8.., n = g)
 //   C (16x8, fp32):       c0,c1 (g, 2t..2t+1), c2,c3 (g+8, 2t..2t+1)
 // so the accumulators of two adjacent 8-column tiles are exactly the A fragment of a 16-wide k step.
+// ldmatrix gives lane (g, t) elements (g, 2t..2t+1) of each 8x8 matrix, and with .trans elements (2t..2t+1, g):
+// the B fragment from an n-major tile without, from a k-major tile with .trans.
 
 typedef unsigned short bf16_t;
 #define K_INF __int_as_float(0x7f800000)
 #define HDP ((((HD) + 15) / 16) * 16)
 #define TILE 64
-#define SR (HDP + 8)   // stride of a token-major tile X[token][dim]
-#define ST (TILE + 8)  // stride of a dim-major tile X[dim][token]
+#define SR (HDP + 8)        // stride of a token-major tile X[token][dim]; rows 16-byte aligned, ldmatrix conflict-free
+#define TSZ (TILE * SR)     // elements of one tile
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
@@ -30,10 +37,10 @@ __device__ __forceinline__ unsigned pack2(float lo, float hi) {
   return r;
 }
 
-__device__ __forceinline__ bf16_t f2bf(float f) {
-  unsigned short h;
-  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
-  return h;
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 
 __device__ __forceinline__ void mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
@@ -43,19 +50,36 @@ __device__ __forceinline__ void mma(float* c, const unsigned* a, unsigned b0, un
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// B fragment for k rows [k0, k0+16) and n columns [n0, n0+8) of a matrix stored n-major with k contiguous: M[n*stride + k].
-__device__ __forceinline__ void ldB(const bf16_t* M, int stride, int n0, int k0, unsigned& b0, unsigned& b1) {
-  int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const bf16_t* p = M + (n0 + g) * stride + k0 + 2 * t;
-  b0 = *(const unsigned*)p;
-  b1 = *(const unsigned*)(p + 8);
+__device__ __forceinline__ unsigned smemAddr(const void* p) {
+  unsigned r;
+  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+  return r;
+}
+
+// B fragments of the n-tiles [n0, n0+8) (b[0], b[1]) and [n0+8, n0+16) (b[2], b[3]) for k rows [k0, k0+16), from a
+// tile stored n-major with k contiguous (M[n*SR + k]): one ldmatrix.x4.
+__device__ __forceinline__ void ldB2(const bf16_t* M, int n0, int k0, unsigned b[4]) {
+  int lane = threadIdx.x & 31, j = lane >> 3, r = lane & 7;
+  unsigned a = smemAddr(M + (n0 + (j >> 1) * 8 + r) * SR + k0 + (j & 1) * 8);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(a));
+}
+
+// The same fragments from a tile stored k-major with n contiguous (M[k*SR + n]), through the transposing load.
+__device__ __forceinline__ void ldB2t(const bf16_t* M, int n0, int k0, unsigned b[4]) {
+  int lane = threadIdx.x & 31, j = lane >> 3, r = lane & 7;
+  unsigned a = smemAddr(M + (k0 + (j & 1) * 8 + r) * SR + n0 + (j >> 1) * 8);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(a));
 }
 
 // A fragments (16 tokens x HDP dims) straight from bf16 global memory; out-of-range tokens and padding dims read 0.
 __device__ __forceinline__ unsigned at2(const bf16_t* src, long long base, int C, int r, int c, int T) {
-  unsigned lo = (r < T && c < HD) ? src[base + (long long)r * C + c] : 0u;
-  unsigned hi = (r < T && c + 1 < HD) ? src[base + (long long)r * C + c + 1] : 0u;
-  return lo | (hi << 16);
+  if (r >= T || c >= HD) return 0u;
+  const bf16_t* p = src + base + (long long)r * C + c;
+  if (HD % 2 == 0 && (C & 1) == 0) return *(const unsigned*)p;  // c even and c + 1 < HD: one aligned word
+  unsigned hi = c + 1 < HD ? p[1] : 0u;
+  return p[0] | (hi << 16);
 }
 
 __device__ __forceinline__ void ldA(unsigned a[HDP / 16][4], const bf16_t* src, long long base, int C, int tok0, int T) {
@@ -79,30 +103,26 @@ __device__ __forceinline__ void accToA(unsigned a[4], const float s[][4], int kk
   a[3] = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
-struct __align__(16) u4 { unsigned x, y, z, w; };
+__device__ __forceinline__ void cpCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cpWaitAll() { asm volatile("cp.async.wait_group 0;\n" ::); }
+__device__ __forceinline__ void cpWaitButOne() { asm volatile("cp.async.wait_group 1;\n" ::); }
 
-// A 64-token tile of one head (bf16 in global memory) into shared memory, token-major (rowT) and/or dim-major
-// (trT); zeros outside. 16-byte loads where every row start is 16-byte aligned (HD and C multiples of 8).
-__device__ __forceinline__ void loadTile(bf16_t* rowT, bf16_t* trT, const bf16_t* src, long long base, int C, int tok0, int T) {
-  if (HD % 8 == 0 && C % 8 == 0) {
+// A 64-token tile of one head (bf16 in global memory) into shared memory, token-major (dst[token*SR + dim]),
+// zeros outside [0, T) x [0, HD). Where rows are 16-byte aligned (HD and C multiples of 8): cp.async, 16 bytes a
+// thread (zero-filled outside), complete at the caller's cp.async.wait_group; else plain loads and stores.
+__device__ __forceinline__ void loadTile(bf16_t* dst, const bf16_t* src, long long base, int C, int tok0, int T) {
+  if (HD % 8 == 0 && (C & 7) == 0) {
     for (int idx = threadIdx.x; idx < TILE * (HDP / 8); idx += blockDim.x) {
       int r = idx / (HDP / 8), c8 = (idx - r * (HDP / 8)) * 8, tok = tok0 + r;
-      u4 v = {0u, 0u, 0u, 0u};
-      if (tok < T && c8 < HD) v = *(const u4*)(src + base + (long long)tok * C + c8);
-      if (rowT) *(u4*)(rowT + r * SR + c8) = v;
-      if (trT) {
-        const bf16_t* e = (const bf16_t*)&v;
-#pragma unroll
-        for (int j = 0; j < 8; j++) trT[(c8 + j) * ST + r] = e[j];
-      }
+      bool ok = tok < T && c8 < HD;
+      const bf16_t* g = ok ? src + base + (long long)tok * C + c8 : src;
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddr(dst + r * SR + c8)), "l"(g), "r"(ok ? 16 : 0));
     }
     return;
   }
   for (int idx = threadIdx.x; idx < TILE * HDP; idx += blockDim.x) {
     int r = idx / HDP, c = idx - r * HDP, tok = tok0 + r;
-    bf16_t h = (tok < T && c < HD) ? src[base + (long long)tok * C + c] : (bf16_t)0;
-    if (rowT) rowT[r * SR + c] = h;
-    if (trT) trT[c * ST + r] = h;
+    dst[r * SR + c] = (tok < T && c < HD) ? src[base + (long long)tok * C + c] : (bf16_t)0;
   }
 }
 
@@ -121,57 +141,90 @@ __device__ __forceinline__ unsigned orderedBits(float f) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-// grid (ceil(T/64), B*H), block 128, dynamic shared memory (64*SR + HDP*ST) * 2 bytes.
+// s (16 rows x 64 columns of the warp, accumulators of 8 n-tiles) += A (16 x HDP, registers) . M^T, M a token-major
+// tile (64 x HDP) in shared memory.
+__device__ __forceinline__ void mmaRowsByTile(float s[8][4], const unsigned a[HDP / 16][4], const bf16_t* M) {
+#pragma unroll
+  for (int ks = 0; ks < HDP / 16; ks++) {
+#pragma unroll
+    for (int np = 0; np < 4; np++) {
+      unsigned b[4];
+      ldB2(M, np * 16, ks * 16, b);
+      mma(s[2 * np], a[ks], b[0], b[1]);
+      mma(s[2 * np + 1], a[ks], b[2], b[3]);
+    }
+  }
+}
+
+// acc (16 x HDP, accumulators of HDP/8 n-tiles) += P (16 x 64, accumulators s) . M, M a token-major tile (64 x HDP).
+__device__ __forceinline__ void mmaAccByTile(float acc[HDP / 8][4], const float s[8][4], const bf16_t* M) {
+#pragma unroll
+  for (int kk = 0; kk < 4; kk++) {
+    unsigned pa[4];
+    accToA(pa, s, kk);
+#pragma unroll
+    for (int dp = 0; dp < HDP / 16; dp++) {
+      unsigned b[4];
+      ldB2t(M, dp * 16, kk * 16, b);
+      mma(acc[2 * dp], pa, b[0], b[1]);
+      mma(acc[2 * dp + 1], pa, b[2], b[3]);
+    }
+  }
+}
+
+// grid (ceil(T/64), B*H), block 128, dynamic shared memory 2 stages * (K, V) * 64*SR * 2 bytes.
 extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* lse, unsigned* maxbits, const bf16_t* q,
     const bf16_t* k, const bf16_t* v, int T, int H, int C, float scale, int track) {
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16_t* Ks = (bf16_t*)smem;
-  bf16_t* Vt = Ks + TILE * SR;
+  bf16_t* buf = (bf16_t*)smem;  // stage s: K at buf + 2*s*TSZ, V right after
   __shared__ float wmax[4];
   int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh - b * H;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   long long base = (long long)b * T * C + (long long)h * HD;
   int q0 = qb * TILE + warp * 16, rA = q0 + g, rB = rA + 8;
+  int lrA = warp * 16 + g, lrB = lrA + 8;  // rows within the tile
+  float sl = scale * LOG2E;
+  loadTile(buf, k, base, C, 0, T);
+  loadTile(buf + TSZ, v, base, C, 0, T);
+  cpCommit();
   unsigned qa[HDP / 16][4];
   ldA(qa, q, base, C, q0, T);
   float o[HDP / 8][4];
 #pragma unroll
   for (int i = 0; i < HDP / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float mA = -K_INF, mB = -K_INF, lA = 0.f, lB = 0.f, raw = -K_INF;
+  float mA = -K_INF, mB = -K_INF, lA = 0.f, lB = 0.f;
   for (int kt = 0; kt <= qb; kt++) {
+    if (kt < qb) {
+      bf16_t* nb = buf + ((kt + 1) & 1) * 2 * TSZ;
+      loadTile(nb, k, base, C, (kt + 1) * TILE, T);
+      loadTile(nb + TSZ, v, base, C, (kt + 1) * TILE, T);
+      cpCommit();
+      cpWaitButOne();
+    } else {
+      cpWaitAll();
+    }
     __syncthreads();
-    loadTile(Ks, 0, k, base, C, kt * TILE, T);
-    loadTile(0, Vt, v, base, C, kt * TILE, T);
-    __syncthreads();
+    const bf16_t* Ks = buf + (kt & 1) * 2 * TSZ;
     float s[8][4];
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-#pragma unroll
-    for (int ks = 0; ks < HDP / 16; ks++) {
-#pragma unroll
-      for (int nt = 0; nt < 8; nt++) {
-        unsigned b0, b1;
-        ldB(Ks, SR, nt * 8, ks * 16, b0, b1);
-        mma(s[nt], qa[ks], b0, b1);
-      }
-    }
+    mmaRowsByTile(s, qa, Ks);
     float tmA = -K_INF, tmB = -K_INF;
+    bool diag = kt == qb;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        int key = kt * TILE + nt * 8 + 2 * t + (e & 1), row = e < 2 ? rA : rB;
-        float x = s[nt][e] * scale;
-        bool ok = key <= row && row < T;
-        if (ok) raw = fmaxf(raw, x);
-        x = ok ? x * LOG2E : -K_INF;
+        int key = nt * 8 + 2 * t + (e & 1);
+        float x = s[nt][e] * sl;
+        if (diag && key > (e < 2 ? lrA : lrB)) x = -K_INF;
         s[nt][e] = x;
         if (e < 2) tmA = fmaxf(tmA, x); else tmB = fmaxf(tmB, x);
       }
     }
     float nmA = fmaxf(mA, quadMax(tmA)), nmB = fmaxf(mB, quadMax(tmB));
     float sfA = nmA == -K_INF ? 0.f : nmA, sfB = nmB == -K_INF ? 0.f : nmB;
-    float cA = exp2f(mA - sfA), cB = exp2f(mB - sfB);
+    float cA = ex2(mA - sfA), cB = ex2(mB - sfB);
     mA = nmA;
     mB = nmB;
     lA *= cA;
@@ -182,22 +235,13 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* 
     }
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
-      s[nt][0] = exp2f(s[nt][0] - sfA); s[nt][1] = exp2f(s[nt][1] - sfA);
-      s[nt][2] = exp2f(s[nt][2] - sfB); s[nt][3] = exp2f(s[nt][3] - sfB);
+      s[nt][0] = ex2(s[nt][0] - sfA); s[nt][1] = ex2(s[nt][1] - sfA);
+      s[nt][2] = ex2(s[nt][2] - sfB); s[nt][3] = ex2(s[nt][3] - sfB);
       lA += s[nt][0] + s[nt][1];
       lB += s[nt][2] + s[nt][3];
     }
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      unsigned pa[4];
-      accToA(pa, s, kk);
-#pragma unroll
-      for (int dt = 0; dt < HDP / 8; dt++) {
-        unsigned b0, b1;
-        ldB(Vt, ST, dt * 8, kk * 16, b0, b1);
-        mma(o[dt], pa, b0, b1);
-      }
-    }
+    mmaAccByTile(o, s, Ks + TSZ);
+    __syncthreads();  // the stage just read is the next iteration's load target
   }
   lA = quadSum(lA);
   lB = quadSum(lB);
@@ -217,6 +261,8 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* 
     if (rB < T) lse[(long long)bh * T + rB] = (mB + log2f(lB)) * LN2;
   }
   if (track) {
+    // the final row maxima are the rows' largest scaled logits (times log2 e): no work per element
+    float raw = fmaxf(rA < T ? mA : -K_INF, rB < T ? mB : -K_INF) * LN2;
     for (int off = 16; off > 0; off >>= 1) raw = fmaxf(raw, __shfl_xor_sync(0xffffffffu, raw, off));
     if (lane == 0) wmax[warp] = raw;
     __syncthreads();
@@ -239,66 +285,61 @@ extern "C" __global__ void k_attn_D(float* D, const float* dout, const float* ou
   D[((long long)b * H + h) * T + tt] = s;
 }
 
-// dQ: grid (ceil(T/64), B*H), block 128, dynamic shared memory (2*64*SR + HDP*ST) * 2 bytes.
+// dQ: grid (ceil(T/64), B*H), block 128, dynamic shared memory 2 stages * (K, V) * 64*SR * 2 bytes.
 extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dq(float* dq, const bf16_t* q, const bf16_t* k, const bf16_t* v,
     const bf16_t* dout, const float* lse, const float* D, int T, int H, int C, float scale) {
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16_t* Ks = (bf16_t*)smem;
-  bf16_t* Vs = Ks + TILE * SR;
-  bf16_t* Kt = Vs + TILE * SR;
+  bf16_t* buf = (bf16_t*)smem;  // stage s: K at buf + 2*s*TSZ, V right after
   int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh - b * H;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   long long base = (long long)b * T * C + (long long)h * HD;
   int q0 = qb * TILE + warp * 16, rA = q0 + g, rB = rA + 8;
+  int lrA = warp * 16 + g, lrB = lrA + 8;
+  float sl = scale * LOG2E;
+  loadTile(buf, k, base, C, 0, T);
+  loadTile(buf + TSZ, v, base, C, 0, T);
+  cpCommit();
   unsigned qa[HDP / 16][4], da[HDP / 16][4];
   ldA(qa, q, base, C, q0, T);
   ldA(da, dout, base, C, q0, T);
+  // rows past T: lse +inf makes their probabilities 0
   float lseA = rA < T ? lse[(long long)bh * T + rA] * LOG2E : K_INF, lseB = rB < T ? lse[(long long)bh * T + rB] * LOG2E : K_INF;
   float DA = rA < T ? D[(long long)bh * T + rA] : 0.f, DB = rB < T ? D[(long long)bh * T + rB] : 0.f;
   float acc[HDP / 8][4];
 #pragma unroll
   for (int i = 0; i < HDP / 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
   for (int kt = 0; kt <= qb; kt++) {
+    if (kt < qb) {
+      bf16_t* nb = buf + ((kt + 1) & 1) * 2 * TSZ;
+      loadTile(nb, k, base, C, (kt + 1) * TILE, T);
+      loadTile(nb + TSZ, v, base, C, (kt + 1) * TILE, T);
+      cpCommit();
+      cpWaitButOne();
+    } else {
+      cpWaitAll();
+    }
     __syncthreads();
-    loadTile(Ks, Kt, k, base, C, kt * TILE, T);
-    loadTile(Vs, 0, v, base, C, kt * TILE, T);
-    __syncthreads();
+    const bf16_t* Ks = buf + (kt & 1) * 2 * TSZ;
     float s[8][4], dp[8][4];
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
 #pragma unroll
       for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.f;
-#pragma unroll
-    for (int ks = 0; ks < HDP / 16; ks++) {
-#pragma unroll
-      for (int nt = 0; nt < 8; nt++) {
-        unsigned b0, b1;
-        ldB(Ks, SR, nt * 8, ks * 16, b0, b1);
-        mma(s[nt], qa[ks], b0, b1);
-        ldB(Vs, SR, nt * 8, ks * 16, b0, b1);
-        mma(dp[nt], da[ks], b0, b1);
-      }
-    }
+    mmaRowsByTile(s, qa, Ks);
+    mmaRowsByTile(dp, da, Ks + TSZ);
+    bool diag = kt == qb;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        int key = kt * TILE + nt * 8 + 2 * t + (e & 1), row = e < 2 ? rA : rB;
-        float p = (key <= row && row < T) ? exp2f(s[nt][e] * scale * LOG2E - (e < 2 ? lseA : lseB)) : 0.f;
+        int key = nt * 8 + 2 * t + (e & 1);
+        float p = ex2(s[nt][e] * sl - (e < 2 ? lseA : lseB));
+        if (diag && key > (e < 2 ? lrA : lrB)) p = 0.f;
         s[nt][e] = p * (dp[nt][e] - (e < 2 ? DA : DB));
       }
     }
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      unsigned a[4];
-      accToA(a, s, kk);
-#pragma unroll
-      for (int dt = 0; dt < HDP / 8; dt++) {
-        unsigned b0, b1;
-        ldB(Kt, ST, dt * 8, kk * 16, b0, b1);
-        mma(acc[dt], a, b0, b1);
-      }
-    }
+    mmaAccByTile(acc, s, Ks);
+    __syncthreads();
   }
 #pragma unroll
   for (int dt = 0; dt < HDP / 8; dt++) {
@@ -313,21 +354,33 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dq(float* dq, const
   }
 }
 
-// dK, dV: grid (ceil(T/64), B*H), block 128, dynamic shared memory 2*(64*SR + HDP*ST)*2 + 2*64*4 bytes.
-// Each warp owns 16 keys and works on the transposed scores S^T = K Q^T.
+// dK, dV: grid (ceil(T/64), B*H), block 128, dynamic shared memory 2 stages * ((Q, dout) * 64*SR * 2 + (lse, D) * 64 * 4)
+// bytes. Each warp owns 16 keys and works on the transposed scores S^T = K Q^T.
 extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dkdv(float* dk, float* dv, const bf16_t* q, const bf16_t* k,
     const bf16_t* v, const bf16_t* dout, const float* lse, const float* D, int T, int H, int C, float scale) {
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16_t* Qs = (bf16_t*)smem;
-  bf16_t* Os = Qs + TILE * SR;   // dout, token-major
-  bf16_t* Qt = Os + TILE * SR;
-  bf16_t* Ot = Qt + HDP * ST;    // dout, dim-major
-  float* lseS = (float*)(Ot + HDP * ST);
-  float* DS = lseS + TILE;
+  bf16_t* buf = (bf16_t*)smem;             // stage s: Q at buf + 2*s*TSZ, dout right after
+  float* rowS = (float*)(buf + 4 * TSZ);   // stage s: lse at rowS + 2*s*TILE, D right after
   int kb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh - b * H;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   long long base = (long long)b * T * C + (long long)h * HD;
   int k0 = kb * TILE + warp * 16, kA = k0 + g, kB = kA + 8;
+  int lkA = warp * 16 + g, lkB = lkA + 8;
+  float sl = scale * LOG2E;
+  int nqt = (T + TILE - 1) / TILE;
+  // stage loader: the query tile qt's Q and dout (cp.async) and its lse (times log2 e; +inf past T) and D (plain)
+  auto load = [&](int qt, int st) {
+    loadTile(buf + 2 * st * TSZ, q, base, C, qt * TILE, T);
+    loadTile(buf + (2 * st + 1) * TSZ, dout, base, C, qt * TILE, T);
+    cpCommit();
+    float* ls = rowS + 2 * st * TILE;
+    for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
+      int tok = qt * TILE + i;
+      ls[i] = tok < T ? lse[(long long)bh * T + tok] * LOG2E : K_INF;
+      ls[TILE + i] = tok < T ? D[(long long)bh * T + tok] : 0.f;
+    }
+  };
+  load(kb, 0);
   unsigned ka[HDP / 16][4], va[HDP / 16][4];
   ldA(ka, k, base, C, k0, T);
   ldA(va, v, base, C, k0, T);
@@ -336,58 +389,42 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dkdv(float* dk, flo
   for (int i = 0; i < HDP / 8; i++)
 #pragma unroll
     for (int e = 0; e < 4; e++) dka[i][e] = dva[i][e] = 0.f;
-  int nqt = (T + TILE - 1) / TILE;
   for (int qt = kb; qt < nqt; qt++) {
-    __syncthreads();
-    loadTile(Qs, Qt, q, base, C, qt * TILE, T);
-    loadTile(Os, Ot, dout, base, C, qt * TILE, T);
-    for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
-      int tok = qt * TILE + i;
-      lseS[i] = tok < T ? lse[(long long)bh * T + tok] * LOG2E : K_INF;
-      DS[i] = tok < T ? D[(long long)bh * T + tok] : 0.f;
+    int st = (qt - kb) & 1;
+    if (qt + 1 < nqt) {
+      load(qt + 1, st ^ 1);
+      cpWaitButOne();
+    } else {
+      cpWaitAll();
     }
     __syncthreads();
+    const bf16_t* Qs = buf + 2 * st * TSZ;
+    const bf16_t* Os = Qs + TSZ;
+    const float* lseS = rowS + 2 * st * TILE;
+    const float* DS = lseS + TILE;
     float s[8][4], dp[8][4];
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
 #pragma unroll
       for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.f;
-#pragma unroll
-    for (int ks = 0; ks < HDP / 16; ks++) {
-#pragma unroll
-      for (int nt = 0; nt < 8; nt++) {
-        unsigned b0, b1;
-        ldB(Qs, SR, nt * 8, ks * 16, b0, b1);
-        mma(s[nt], ka[ks], b0, b1);
-        ldB(Os, SR, nt * 8, ks * 16, b0, b1);
-        mma(dp[nt], va[ks], b0, b1);
-      }
-    }
+    mmaRowsByTile(s, ka, Qs);
+    mmaRowsByTile(dp, va, Os);
     // s becomes P^T, dp becomes dS^T (without the 1/sqrt(d) factor, applied at the end)
+    bool diag = qt == kb;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        int qi = nt * 8 + 2 * t + (e & 1), tok = qt * TILE + qi, key = e < 2 ? kA : kB;
-        float p = (tok >= key && tok < T && key < T) ? exp2f(s[nt][e] * scale * LOG2E - lseS[qi]) : 0.f;
+        int qi = nt * 8 + 2 * t + (e & 1);
+        float p = ex2(s[nt][e] * sl - lseS[qi]);
+        if (diag && qi < (e < 2 ? lkA : lkB)) p = 0.f;
         s[nt][e] = p;
         dp[nt][e] = p * (dp[nt][e] - DS[qi]);
       }
     }
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      unsigned pa[4], sa[4];
-      accToA(pa, s, kk);
-      accToA(sa, dp, kk);
-#pragma unroll
-      for (int dt = 0; dt < HDP / 8; dt++) {
-        unsigned b0, b1;
-        ldB(Ot, ST, dt * 8, kk * 16, b0, b1);
-        mma(dva[dt], pa, b0, b1);
-        ldB(Qt, ST, dt * 8, kk * 16, b0, b1);
-        mma(dka[dt], sa, b0, b1);
-      }
-    }
+    mmaAccByTile(dva, s, Os);
+    mmaAccByTile(dka, dp, Qs);
+    __syncthreads();
   }
 #pragma unroll
   for (int dt = 0; dt < HDP / 8; dt++) {

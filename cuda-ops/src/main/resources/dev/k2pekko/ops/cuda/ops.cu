@@ -48,20 +48,64 @@ __device__ float block_max(float v, float* sh) {
 
 #define GRID_STRIDE(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
-extern "C" __global__ void k_to_bf16(bf16_t* out, const float* a, long long n) {
-  GRID_STRIDE(i, n) out[i] = f2bf(a[i]);
+// 1-D maps: 16-byte loads and stores where every pointer is 16-byte aligned (pool blocks are), four elements a
+// thread per step, then the tail one at a time. f4 and the lambdas keep the loads independent (several in flight
+// per thread), which plain fp32 grid-stride loops over possibly aliasing pointers did not.
+struct __align__(16) f4 { float x, y, z, w; };
+struct __align__(8) h4 { unsigned lo, hi; };
+
+__device__ __forceinline__ bool al16(const void* p) { return ((unsigned long long)p & 15) == 0; }
+
+__device__ __forceinline__ unsigned bf2(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+#define VEC_STRIDE(i, n4) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n4); i += (long long)gridDim.x * blockDim.x)
+
+template <typename F>
+__device__ __forceinline__ void map1(float* __restrict__ out, const float* __restrict__ a, long long n, F f) {
+  long long n4 = (al16(out) && al16(a)) ? n >> 2 : 0;
+  VEC_STRIDE(i, n4) {
+    f4 x = ((const f4*)a)[i];
+    f4 y = {f(x.x), f(x.y), f(x.z), f(x.w)};
+    ((f4*)out)[i] = y;
+  }
+  for (long long i = n4 * 4 + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) out[i] = f(a[i]);
+}
+
+template <typename F>
+__device__ __forceinline__ void map2(float* __restrict__ out, const float* __restrict__ a, const float* __restrict__ b, long long n, F f) {
+  long long n4 = (al16(out) && al16(a) && al16(b)) ? n >> 2 : 0;
+  VEC_STRIDE(i, n4) {
+    f4 x = ((const f4*)a)[i], z = ((const f4*)b)[i];
+    f4 y = {f(x.x, z.x), f(x.y, z.y), f(x.z, z.z), f(x.w, z.w)};
+    ((f4*)out)[i] = y;
+  }
+  for (long long i = n4 * 4 + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) out[i] = f(a[i], b[i]);
+}
+
+extern "C" __global__ void k_to_bf16(bf16_t* __restrict__ out, const float* __restrict__ a, long long n) {
+  long long n4 = (al16(out) && al16(a)) ? n >> 2 : 0;
+  VEC_STRIDE(i, n4) {
+    f4 x = ((const f4*)a)[i];
+    h4 y = {bf2(x.x, x.y), bf2(x.z, x.w)};
+    ((h4*)out)[i] = y;
+  }
+  for (long long i = n4 * 4 + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) out[i] = f2bf(a[i]);
 }
 
 extern "C" __global__ void k_linear(float* out, const float* a, const float* b, float alpha, float beta, long long n) {
-  GRID_STRIDE(i, n) out[i] = alpha * a[i] + beta * b[i];
+  map2(out, a, b, n, [=](float x, float y) { return alpha * x + beta * y; });
 }
 
 extern "C" __global__ void k_scale(float* out, const float* a, float s, long long n) {
-  GRID_STRIDE(i, n) out[i] = s * a[i];
+  map1(out, a, n, [=](float x) { return s * x; });
 }
 
 extern "C" __global__ void k_hadamard(float* out, const float* a, const float* b, long long n) {
-  GRID_STRIDE(i, n) out[i] = a[i] * b[i];
+  map2(out, a, b, n, [](float x, float y) { return x * y; });
 }
 
 extern "C" __global__ void k_scale_rows(float* out, const float* a, int cols, int from, int to, float f, long long n) {
@@ -76,17 +120,31 @@ extern "C" __global__ void k_adam_dir(float* out, const float* m, const float* v
 }
 
 // One fused AdamW update (CudaOps.adamW): m, v, w are updated out of place into m1, v1, w1.
-extern "C" __global__ void k_adamw(float* w1, float* m1, float* v1, const float* w, const float* g, const float* m,
-                                   const float* v, float b1, float b2, float bc1, float bc2, float eps, float lr,
-                                   float wd, long long n) {
-  GRID_STRIDE(i, n) {
-    float gi = g[i];
-    float mi = b1 * m[i] + (1.f - b1) * gi;
-    float vi = b2 * v[i] + (1.f - b2) * gi * gi;
-    m1[i] = mi;
-    v1[i] = vi;
-    w1[i] = (1.f - lr * wd) * w[i] - lr * ((mi / bc1) / (sqrtf(vi / bc2) + eps));
+__device__ __forceinline__ void adamw1(float& w1, float& m1, float& v1, float w, float g, float m, float v, float b1, float b2,
+                                       float bc1, float bc2, float eps, float lr, float wd) {
+  float mi = b1 * m + (1.f - b1) * g;
+  float vi = b2 * v + (1.f - b2) * g * g;
+  m1 = mi;
+  v1 = vi;
+  w1 = (1.f - lr * wd) * w - lr * ((mi / bc1) / (sqrtf(vi / bc2) + eps));
+}
+
+extern "C" __global__ void k_adamw(float* __restrict__ w1, float* __restrict__ m1, float* __restrict__ v1, const float* __restrict__ w,
+                                   const float* __restrict__ g, const float* __restrict__ m, const float* __restrict__ v, float b1,
+                                   float b2, float bc1, float bc2, float eps, float lr, float wd, long long n) {
+  long long n4 = (al16(w1) && al16(m1) && al16(v1) && al16(w) && al16(g) && al16(m) && al16(v)) ? n >> 2 : 0;
+  VEC_STRIDE(i, n4) {
+    f4 wi = ((const f4*)w)[i], gi = ((const f4*)g)[i], mi = ((const f4*)m)[i], vi = ((const f4*)v)[i], wo, mo, vo;
+    adamw1(wo.x, mo.x, vo.x, wi.x, gi.x, mi.x, vi.x, b1, b2, bc1, bc2, eps, lr, wd);
+    adamw1(wo.y, mo.y, vo.y, wi.y, gi.y, mi.y, vi.y, b1, b2, bc1, bc2, eps, lr, wd);
+    adamw1(wo.z, mo.z, vo.z, wi.z, gi.z, mi.z, vi.z, b1, b2, bc1, bc2, eps, lr, wd);
+    adamw1(wo.w, mo.w, vo.w, wi.w, gi.w, mi.w, vi.w, b1, b2, bc1, bc2, eps, lr, wd);
+    ((f4*)w1)[i] = wo;
+    ((f4*)m1)[i] = mo;
+    ((f4*)v1)[i] = vo;
   }
+  for (long long i = n4 * 4 + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    adamw1(w1[i], m1[i], v1[i], w[i], g[i], m[i], v[i], b1, b2, bc1, bc2, eps, lr, wd);
 }
 
 // out (C,R) = a^T, a (R,C); 32x32 tiles through shared memory, block (32,8).
@@ -158,16 +216,35 @@ extern "C" __global__ void k_embedding_bwd(float* dtable, const float* dout, con
   }
 }
 
-// One block per row: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps).
-extern "C" __global__ void k_rmsnorm(float* out, float* rstd, const float* x, const float* w, int cols, float eps) {
-  __shared__ float sh[32];
-  const float* xr = x + (long long)blockIdx.x * cols;
-  float* orow = out + (long long)blockIdx.x * cols;
+// One warp per row, 8 rows a block of 256: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); 16-byte accesses
+// where the width is a multiple of 4.
+extern "C" __global__ void k_rmsnorm(float* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x,
+                                     const float* __restrict__ w, int rows, int cols, float eps) {
+  int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const float* xr = x + (long long)row * cols;
+  float* orow = out + (long long)row * cols;
+  bool vec = (cols & 3) == 0 && al16(x) && al16(out) && al16(w);
   float ss = 0.f;
-  for (int j = threadIdx.x; j < cols; j += blockDim.x) ss += xr[j] * xr[j];
-  float r = rsqrtf(block_sum(ss, sh) / cols + eps);
-  if (threadIdx.x == 0) rstd[blockIdx.x] = r;
-  for (int j = threadIdx.x; j < cols; j += blockDim.x) orow[j] = xr[j] * r * w[j];
+  if (vec) {
+    for (int j = lane; j < cols / 4; j += 32) {
+      f4 v = ((const f4*)xr)[j];
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+  } else {
+    for (int j = lane; j < cols; j += 32) ss += xr[j] * xr[j];
+  }
+  float r = rsqrtf(warp_sum(ss) / cols + eps);
+  if (lane == 0) rstd[row] = r;
+  if (vec) {
+    for (int j = lane; j < cols / 4; j += 32) {
+      f4 v = ((const f4*)xr)[j], ww = ((const f4*)w)[j];
+      f4 o = {v.x * r * ww.x, v.y * r * ww.y, v.z * r * ww.z, v.w * r * ww.w};
+      ((f4*)orow)[j] = o;
+    }
+  } else {
+    for (int j = lane; j < cols; j += 32) orow[j] = xr[j] * r * w[j];
+  }
 }
 
 // Each block takes rowsPerBlock rows: dx = r (g w - xhat mean(g w xhat)); dwPart[block] = sum over its rows of g xhat.
@@ -195,22 +272,75 @@ extern "C" __global__ void k_rmsnorm_bwd(float* dx, float* dwPart, const float* 
   for (int j = threadIdx.x; j < cols; j += blockDim.x) dwPart[(long long)blockIdx.x * cols + j] = dws[j];
 }
 
-#define GELU_S 0.7978845608028654f
-
-extern "C" __global__ void k_gelu(float* out, const float* x, long long n) {
-  GRID_STRIDE(i, n) {
-    float v = x[i];
-    out[i] = 0.5f * v * (1.f + tanhf(GELU_S * (v + 0.044715f * v * v * v)));
+// The same backward with a warp per row (rows warp, warp + nw, ... of the block's rowsPerBlock), no block barrier per
+// row: each warp adds g xhat of its rows into its own slice of shared memory (each lane its own columns), and the
+// slices are summed into dwPart[block] at the end. Dynamic shared memory: (blockDim / 32) * cols floats.
+extern "C" __global__ void k_rmsnorm_bwd_w(float* __restrict__ dx, float* __restrict__ dwPart, const float* __restrict__ g,
+                                           const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ rstd,
+                                           int rows, int cols, int rowsPerBlock) {
+  extern __shared__ float dws[];
+  int nw = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  float* my = dws + warp * cols;
+  for (int j = lane; j < cols; j += 32) my[j] = 0.f;
+  __syncwarp();
+  bool vec = (cols & 3) == 0 && al16(g) && al16(x) && al16(w) && al16(dx);
+  int r0 = blockIdx.x * rowsPerBlock, r1 = min(rows, r0 + rowsPerBlock);
+  for (int i = r0 + warp; i < r1; i += nw) {
+    const float* xr = x + (long long)i * cols;
+    const float* gr = g + (long long)i * cols;
+    float* dr = dx + (long long)i * cols;
+    float r = rstd[i], dot = 0.f;
+    if (vec) {
+      for (int j = lane; j < cols / 4; j += 32) {
+        f4 xv = ((const f4*)xr)[j], gv = ((const f4*)gr)[j], wv = ((const f4*)w)[j], d = ((f4*)my)[j];
+        float a = xv.x * r, b = xv.y * r, c = xv.z * r, e = xv.w * r;
+        d.x += gv.x * a; d.y += gv.y * b; d.z += gv.z * c; d.w += gv.w * e;
+        ((f4*)my)[j] = d;
+        dot += gv.x * wv.x * a + gv.y * wv.y * b + gv.z * wv.z * c + gv.w * wv.w * e;
+      }
+      dot = warp_sum(dot) / cols;
+      for (int j = lane; j < cols / 4; j += 32) {
+        f4 xv = ((const f4*)xr)[j], gv = ((const f4*)gr)[j], wv = ((const f4*)w)[j];
+        f4 o = {r * (gv.x * wv.x - xv.x * r * dot), r * (gv.y * wv.y - xv.y * r * dot), r * (gv.z * wv.z - xv.z * r * dot),
+                r * (gv.w * wv.w - xv.w * r * dot)};
+        ((f4*)dr)[j] = o;
+      }
+    } else {
+      for (int j = lane; j < cols; j += 32) {
+        float xh = xr[j] * r;
+        my[j] += gr[j] * xh;
+        dot += gr[j] * w[j] * xh;
+      }
+      dot = warp_sum(dot) / cols;
+      for (int j = lane; j < cols; j += 32) dr[j] = r * (gr[j] * w[j] - xr[j] * r * dot);
+    }
+  }
+  __syncthreads();
+  for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+    float sum = 0.f;
+    for (int k = 0; k < nw; k++) sum += dws[k * cols + j];
+    dwPart[(long long)blockIdx.x * cols + j] = sum;
   }
 }
 
+#define GELU_S 0.7978845608028654f
+
+__device__ __forceinline__ float gelu1(float v) {
+  return 0.5f * v * (1.f + tanhf(GELU_S * (v + 0.044715f * v * v * v)));
+}
+
+__device__ __forceinline__ float geluGrad1(float g, float v) {
+  float t = tanhf(GELU_S * (v + 0.044715f * v * v * v));
+  float du = GELU_S * (1.f + 3.f * 0.044715f * v * v);
+  return g * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
+}
+
+extern "C" __global__ void k_gelu(float* out, const float* x, long long n) {
+  map1(out, x, n, [](float v) { return gelu1(v); });
+}
+
 extern "C" __global__ void k_gelu_bwd(float* dx, const float* g, const float* x, long long n) {
-  GRID_STRIDE(i, n) {
-    float v = x[i];
-    float t = tanhf(GELU_S * (v + 0.044715f * v * v * v));
-    float du = GELU_S * (1.f + 3.f * 0.044715f * v * v);
-    dx[i] = g[i] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
-  }
+  map2(dx, g, x, n, [](float gi, float v) { return geluGrad1(gi, v); });
 }
 
 // One block per row.
@@ -237,15 +367,34 @@ extern "C" __global__ void k_softmax_bwd(float* dx, const float* g, const float*
   for (int j = threadIdx.x; j < cols; j += blockDim.x) dx[o + j] = y[o + j] * (g[o + j] - dot);
 }
 
-// Row max and log-sum-exp of one row, for the cross-entropy kernels.
+// Log-sum-exp of one row in one pass (a running maximum and a sum rescaled when it grows, per thread, then
+// combined over the block), for the cross-entropy kernels; 16-byte loads where the row allows.
+__device__ __forceinline__ void lse_step(float v, float& m, float& s) {
+  if (v > m) {
+    s = s * __expf(m - v) + 1.f;
+    m = v;
+  } else {
+    s += __expf(v - m);
+  }
+}
+
 __device__ float row_lse(const float* xr, int cols, float* sh) {
-  float m = -K_INF;
-  for (int j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, xr[j]);
-  m = block_max(m, sh);
-  float s = 0.f;
-  for (int j = threadIdx.x; j < cols; j += blockDim.x) s += __expf(xr[j] - m);
+  float m = -K_INF, s = 0.f;
+  if ((cols & 3) == 0 && al16(xr)) {
+    for (int j = threadIdx.x; j < cols / 4; j += blockDim.x) {
+      f4 v = ((const f4*)xr)[j];
+      lse_step(v.x, m, s);
+      lse_step(v.y, m, s);
+      lse_step(v.z, m, s);
+      lse_step(v.w, m, s);
+    }
+  } else {
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) lse_step(xr[j], m, s);
+  }
+  float M = block_max(m, sh);
+  s = m == -K_INF ? 0.f : s * __expf(m - M);
   s = block_sum(s, sh);
-  return m + logf(s);
+  return M + logf(s);
 }
 
 // nll[r] = lse(x[r]) - x[r][t[r]] where mask[r] != 0, else 0; lseOut[r] keeps lse for the backward.
@@ -263,11 +412,13 @@ extern "C" __global__ void k_xent(float* nll, float* lseOut, const float* x, con
 
 // dx[r] = dnll[r] (softmax(x[r]) - onehot(t[r])); rows with dnll 0 are written as zeros.
 // lse is the forward's row log-sum-exp where known (not NaN), else recomputed here.
-extern "C" __global__ void k_xent_bwd(float* dx, const float* x, const int* targets, const float* dnll, const float* lse, int cols) {
+extern "C" __global__ void k_xent_bwd(float* __restrict__ dx, const float* __restrict__ x, const int* targets, const float* dnll,
+                                      const float* lse, int cols) {
   __shared__ float sh[32];
   int r = blockIdx.x;
   long long o = (long long)r * cols;
   float d = dnll[r];
+  bool vec = (cols & 3) == 0 && al16(x + o) && al16(dx + o);
   if (d == 0.f) {
     for (int j = threadIdx.x; j < cols; j += blockDim.x) dx[o + j] = 0.f;
     return;
@@ -275,7 +426,17 @@ extern "C" __global__ void k_xent_bwd(float* dx, const float* x, const int* targ
   float l = lse ? lse[r] : K_NAN;
   if (l != l) l = row_lse(x + o, cols, sh);
   int t = targets[r];
-  for (int j = threadIdx.x; j < cols; j += blockDim.x) dx[o + j] = d * (__expf(x[o + j] - l) - (j == t ? 1.f : 0.f));
+  if (vec) {
+    for (int j = threadIdx.x; j < cols / 4; j += blockDim.x) {
+      f4 v = ((const f4*)(x + o))[j];
+      f4 y = {d * __expf(v.x - l), d * __expf(v.y - l), d * __expf(v.z - l), d * __expf(v.w - l)};
+      ((f4*)(dx + o))[j] = y;
+    }
+    __syncthreads();  // the one-hot term after every vector store of the row
+    if (threadIdx.x == 0) dx[o + t] -= d;
+  } else {
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) dx[o + j] = d * (__expf(x[o + j] - l) - (j == t ? 1.f : 0.f));
+  }
 }
 
 // ---- Newton-Schulz in bf16 (CudaOps.newtonSchulz) ----

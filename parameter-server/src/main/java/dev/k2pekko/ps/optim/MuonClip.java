@@ -146,14 +146,20 @@ public final class MuonClip {
    */
   public Enforced enforce(PolicyModel model, int[] ids, int batch, int seq) {
     double[][] tau = thresholds();
-    double[][] s = model.forward(ids, batch, seq).maxLogit();
+    double[][] s = forwardMaxLogit(model, ids, batch, seq);
     int passes = 0;
     while (passes <= layers && over(s, tau)) {
       clip(model, s, tau);
-      s = model.forward(ids, batch, seq).maxLogit();
+      s = forwardMaxLogit(model, ids, batch, seq);
       passes++;
     }
     return new Enforced(s, passes);
+  }
+
+  private static double[][] forwardMaxLogit(PolicyModel model, int[] ids, int batch, int seq) {
+    try (var scope = model.ops().scope()) {
+      return model.forward(ids, batch, seq).maxLogit();
+    }
   }
 
   private static boolean over(double[][] s, double[][] tau) {

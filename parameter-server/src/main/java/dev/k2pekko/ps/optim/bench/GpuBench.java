@@ -28,7 +28,8 @@ import java.util.Random;
  *       (bf16 throughout, the linear terms in the GEMMs' beta), timed with CUDA events;</li>
  *   <li>{@code step}: one learner step (forward, backward, optimizer) of PolicyModel at d=512/L=8/B=32 and
  *       d=1024/L=12/B=16, T=1024, V=8192: with fused AdamW on every parameter (PyTorch's optimizer in the
- *       comparison) and with the repository's MuonClip; and AdamW again with max-logit tracking off;</li>
+ *       comparison) and with the repository's MuonClip; and AdamW again with max-logit tracking off, and with
+ *       the losses' scopes not freeing their temporaries (device memory back only through collections);</li>
  *   <li>{@code agree}: the same seed trained on ReferenceOps (fp64, CPU) and CudaOps (bf16) with MuonClip,
  *       the loss of every step side by side.</li>
  * </ul>
@@ -51,12 +52,12 @@ public final class GpuBench {
     if (parts.contains("ns")) newtonSchulz(ops);
     if (parts.contains("ops")) opTimes(ops);
     if (parts.contains("step")) {
-      step(ops, 512, 8, 32, "adamw", true);
-      step(ops, 512, 8, 32, "adamw", false);
-      step(ops, 512, 8, 32, "muonclip", true);
-      step(ops, 1024, 12, 16, "adamw", true);
-      step(ops, 1024, 12, 16, "adamw", false);
-      step(ops, 1024, 12, 16, "muonclip", true);
+      for (int[] size : new int[][] {{512, 8, 32}, {1024, 12, 16}}) {
+        step(ops, size[0], size[1], size[2], "adamw", true, true);
+        step(ops, size[0], size[1], size[2], "adamw", false, true);
+        step(ops, size[0], size[1], size[2], "adamw", true, false);
+        step(ops, size[0], size[1], size[2], "muonclip", true, true);
+      }
     }
     if (parts.contains("agree")) agree(ops, agreeSteps);
     System.out.println("pool: " + ops.memoryStats() + "; NVRTC compile " + Math.round(d.compileMs()) + " ms");
@@ -149,7 +150,14 @@ public final class GpuBench {
     tasks.put("crossEntropyBackward 32768x8192", () -> ops.crossEntropyBackward(logits, targets, mask));
     tasks.put("embeddingBackward 32768x512 -> 8192", () -> ops.embeddingBackward(q, targets, v));
     for (var e : tasks.entrySet()) {
-      double ms = eventMs(ops, e.getValue(), 20);
+      Runnable task = e.getValue();
+      // each run's outputs are freed by a scope, so the pool serves every run from its free lists (no cudaMalloc
+      // inside a timed region)
+      double ms = eventMs(ops, () -> {
+        try (var scope = ops.scope()) {
+          task.run();
+        }
+      }, 20);
       Double f = flops.get(e.getKey());
       result(String.format(Locale.ROOT, "{\"bench\":\"op\",\"op\":\"%s\",\"ms\":%.3f%s}", e.getKey(), ms,
           f == null ? "" : String.format(Locale.ROOT, ",\"tflops\":%.1f", f / ms / 1e9)));
@@ -187,12 +195,14 @@ public final class GpuBench {
     }
   }
 
-  static void step(CudaOps ops, int dModel, int layers, int batch, String optimizer, boolean track) {
+  static void step(CudaOps ops, int dModel, int layers, int batch, String optimizer, boolean track, boolean scopes) {
     int seq = 1024, vocab = 8192;
+    ops.trimPool(); // each configuration starts from an empty pool, as a learner with one model does
     var cfg = new ModelConfig(vocab, dModel, layers, dModel / 64, seq, 4, 1e-5);
     var model = new PolicyModel(cfg, ops, 1);
     var data = randomBatch(vocab, batch, seq, 2);
     ops.trackMaxLogit(track);
+    ops.freeScopes(scopes);
     var adam = new FusedAdamW();
     var muon = new MuonClip(MuonClip.Config.defaults(), model);
     Runnable fwdBwd = () -> Losses.nextToken(model, data);
@@ -204,6 +214,8 @@ public final class GpuBench {
     int warm = 3, reps = 10;
     for (int i = 0; i < warm; i++) step.run();
     ops.synchronize();
+    long coll0 = ops.poolCollections();
+    double collMs0 = ops.poolCollectMs();
     double[] ms = new double[reps];
     for (int i = 0; i < reps; i++) {
       long t0 = System.nanoTime();
@@ -211,6 +223,8 @@ public final class GpuBench {
       ops.synchronize();
       ms[i] = (System.nanoTime() - t0) / 1e6;
     }
+    long collections = ops.poolCollections() - coll0;
+    double collectMs = ops.poolCollectMs() - collMs0;
     double[] fb = new double[reps];
     for (int i = 0; i < reps; i++) {
       long t0 = System.nanoTime();
@@ -219,16 +233,36 @@ public final class GpuBench {
       fb[i] = (System.nanoTime() - t0) / 1e6;
     }
     java.util.Arrays.sort(fb);
+    // max-logit tracking on and off in alternate steps of the same model and pool: its cost without order effects
+    double[] on = new double[reps], off = new double[reps];
+    if (optimizer.equals("adamw") && track && scopes) {
+      for (int i = 0; i < 2 * reps; i++) {
+        ops.trackMaxLogit(i % 2 == 0);
+        long t0 = System.nanoTime();
+        step.run();
+        ops.synchronize();
+        (i % 2 == 0 ? on : off)[i / 2] = (System.nanoTime() - t0) / 1e6;
+      }
+      java.util.Arrays.sort(on);
+      java.util.Arrays.sort(off);
+      result(String.format(Locale.ROOT,
+          "{\"bench\":\"track_ab\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"steps_each\":%d,\"on_ms_median\":%.2f,"
+              + "\"off_ms_median\":%.2f,\"overhead_pct\":%.2f}",
+          dModel, layers, batch, reps, on[reps / 2], off[reps / 2], 100 * (on[reps / 2] / off[reps / 2] - 1)));
+    }
     // the last loss, as a sanity check that training moved
     double loss = Losses.nextTokenLoss(model, data);
     ops.trackMaxLogit(true);
+    ops.freeScopes(true);
     java.util.Arrays.sort(ms);
     double med = ms[reps / 2];
     System.out.println("  pool after this config: " + ops.memoryStats());
     result(String.format(Locale.ROOT,
         "{\"bench\":\"step\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"seq\":%d,\"optimizer\":\"%s\",\"track_max_logit\":%b,"
-            + "\"params\":%d,\"fwd_bwd_ms\":%.2f,\"ms_median\":%.2f,\"ms_min\":%.2f,\"ms_max\":%.2f,\"tokens_per_s\":%.0f,\"loss_after\":%.4f}",
-        dModel, layers, batch, seq, optimizer, track, model.parameterCount(), fb[reps / 2], med, ms[0], ms[reps - 1], batch * seq / (med / 1e3), loss));
+            + "\"free_scopes\":%b,\"params\":%d,\"fwd_bwd_ms\":%.2f,\"ms_median\":%.2f,\"ms_min\":%.2f,\"ms_max\":%.2f,\"tokens_per_s\":%.0f,"
+            + "\"collections_in_%d_steps\":%d,\"collect_ms\":%.0f,\"loss_after\":%.4f}",
+        dModel, layers, batch, seq, optimizer, track, scopes, model.parameterCount(), fb[reps / 2], med, ms[0], ms[reps - 1],
+        batch * seq / (med / 1e3), reps, collections, collectMs, loss));
   }
 
   // ---- CPU vs GPU agreement ----
