@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU host: the CUDA self-test, then the Java and PyTorch benchmarks, each side in its own process.
-#   bash .gpu/gpu-run.sh .gpu [selftest,java,torch] [java parts: ns,step,agree] [torch parts: ns,step,compile] [agree steps]
+#   bash .gpu/gpu-run.sh .gpu [selftest,java,base,torch] [java parts: ns,ops,step,agree] [torch parts: ns,step,compile] [agree steps]
+# base: GpuBench of an earlier build staged in DEST/base/lib (gpu-stage.sh with BASE=dir), parts $BASE_PARTS (step),
+# for a before/after comparison on the same machine.
 S=${1:-.gpu}
 WHAT=${2:-selftest,java,torch}
 JPARTS=${3:-ns,step,agree}
@@ -16,6 +18,12 @@ if [[ $WHAT == *selftest* ]]; then
 fi
 if [[ $WHAT == *java* ]]; then
   timeout 400 $JAVA dev.k2pekko.ps.optim.bench.GpuBench "$JPARTS" "$AGREE" || echo "java bench exit $?"
+fi
+if [[ $WHAT == *base* && -d $S/base/lib ]]; then
+  echo "== base build: $(cat $S/base/COMMIT 2>/dev/null)"
+  BJAVA="$S/jre/bin/java --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn8m -Xmx8g -cp $S/base/lib/cuda-ops.jar:$S/base/lib/model.jar:$S/base/lib/parameter-server.jar"
+  timeout 300 $BJAVA dev.k2pekko.ps.optim.bench.GpuBench "${BASE_PARTS:-step}" "$AGREE" || echo "base bench exit $?"
+  echo "== end of base build"
 fi
 if [[ $WHAT == *torch* ]]; then
   PYTHONUNBUFFERED=1 timeout 400 python3 "$S/torch_bench.py" "$TPARTS" || echo "torch bench exit $?"

@@ -16,4 +16,13 @@ for m in cuda-ops model parameter-server; do
   cp "$m"/target/"$m"-*-SNAPSHOT.jar "$DEST/lib/$m.jar"
 done
 cp bench/torch_bench.py bench/gpu-run.sh "$DEST/"
+# BASE=dir: also stage the jars of an earlier build in dir (a checkout built the same way) as DEST/base, for
+# gpu-run.sh's before/after part "base"
+if [ -n "${BASE:-}" ]; then
+  mkdir -p "$DEST/base/lib"
+  for m in cuda-ops model parameter-server; do
+    cp "$BASE"/"$m"/target/"$m"-*-SNAPSHOT.jar "$DEST/base/lib/$m.jar"
+  done
+  echo "${BASE_COMMIT:-$BASE}" > "$DEST/base/COMMIT"
+fi
 du -sh "$DEST"

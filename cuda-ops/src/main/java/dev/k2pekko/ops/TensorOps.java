@@ -54,6 +54,15 @@ public interface TensorOps {
   /** out (M,N) = op(a) (M,K) . op(b) (K,N), where op(x) = x^T when the flag is set. */
   Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB);
 
+  /**
+   * {@link #matmul} whose result the caller passes only to ops that read their inputs at the backend's operand
+   * precision anyway (attention, GELU): a backend may store it at that precision (CudaOps with bf16 activations:
+   * bf16, as PyTorch's autocast does). The default is matmul.
+   */
+  default Tensor matmulLowPrecision(Tensor a, boolean transA, Tensor b, boolean transB) {
+    return matmul(a, transA, b, transB);
+  }
+
   /** dout (M,N) -> dA with a's shape, dB with b's shape. */
   default Grad2 matmulBackward(Tensor dout, Tensor a, boolean transA, Tensor b, boolean transB) {
     // out = A.B: dA = dout.B^T, dB = A^T.dout; a transposed operand swaps the roles of the factors.

@@ -150,13 +150,14 @@ public final class PolicyModel {
     for (int l = 0; l < config.layers(); l++) {
       String p = "layer" + l + ".";
       var n1 = ops.rmsnorm(x, params.get(p + "norm1"), config.normEps());
-      Tensor q = ops.matmul(n1.out(), false, params.get(p + "wq"), true);
-      Tensor k = ops.matmul(n1.out(), false, params.get(p + "wk"), true);
-      Tensor v = ops.matmul(n1.out(), false, params.get(p + "wv"), true);
+      // q, k, v go only to attention and u only to GELU (and its backward): a backend may keep them narrower
+      Tensor q = ops.matmulLowPrecision(n1.out(), false, params.get(p + "wq"), true);
+      Tensor k = ops.matmulLowPrecision(n1.out(), false, params.get(p + "wk"), true);
+      Tensor v = ops.matmulLowPrecision(n1.out(), false, params.get(p + "wv"), true);
       var att = ops.attention(q, k, v, batch, seq, config.heads());
       Tensor x1 = ops.add(x, ops.matmul(att.out(), false, params.get(p + "wo"), true));
       var n2 = ops.rmsnorm(x1, params.get(p + "norm2"), config.normEps());
-      Tensor u = ops.matmul(n2.out(), false, params.get(p + "w1"), true);
+      Tensor u = ops.matmulLowPrecision(n2.out(), false, params.get(p + "w1"), true);
       Tensor g = ops.gelu(u);
       Tensor x2 = ops.add(x1, ops.matmul(g, false, params.get(p + "w2"), true));
       caches.add(new LayerCache(x, n1, q, k, v, att, x1, n2, u, g));

@@ -20,14 +20,18 @@ import java.util.Random;
  *   <li>{@link #BF16_GEMM} = 1e-2 for matmuls with bf16 operands (each operand rounded to 8 significant bits,
  *       unit round-off 2^-9 = 2e-3, accumulated in fp32);</li>
  *   <li>{@link #BF16_ATTENTION} = 2e-2 for attention's output and max logit and {@link #BF16_ATTENTION_GRAD} = 4e-2
- *       for its gradients (q, k, v and the probabilities all pass through bf16 on the tensor cores).</li>
+ *       for its gradients (q, k, v and the probabilities all pass through bf16 on the tensor cores);</li>
+ *   <li>{@link #BF16_OUT} = 5e-3 for an fp32 computation whose output is stored as bf16 (bf16 activations: one
+ *       rounding to 8 significant bits, at most 2^-9 = 2e-3 of each element, about 1.1e-3 norm-wise).</li>
  * </ul>
+ * The op checks run with bf16 activations off (fp32 outputs); {@link #bf16Activations()} checks the ops that store
+ * bf16 outputs when it is on, and fp32 ops reading such tensors.
  * dq and dk are measured against max(||ref||, ||gpu||, ||ref dv||): where they vanish in exact arithmetic
  * (one token: the softmax is constant) bf16 leaves rounding noise of the gradients' own scale, which ||dv||
  * measures. NaN fails every check.
  */
 public final class CudaChecks {
-  public static final double FP32 = 2e-5, BF16_GEMM = 1e-2, BF16_ATTENTION = 2e-2, BF16_ATTENTION_GRAD = 4e-2;
+  public static final double FP32 = 2e-5, BF16_GEMM = 1e-2, BF16_ATTENTION = 2e-2, BF16_ATTENTION_GRAD = 4e-2, BF16_OUT = 5e-3;
 
   public record Result(String name, double error, double tolerance) {
     public boolean passed() {
@@ -42,13 +46,18 @@ public final class CudaChecks {
 
   private final CudaOps gpu;
   private final CudaOps gpu32;
+  /** BF16 precision with bf16 activations (the training default). */
+  private final CudaOps gpuMix;
   private final ReferenceOps ref = ReferenceOps.INSTANCE;
   private final Random rnd;
   private final List<Result> results = new ArrayList<>();
 
   public CudaChecks(CudaDevice device, long seed) {
     this.gpu = new CudaOps(device, CudaOps.Precision.BF16);
+    this.gpu.bf16Activations(false);
     this.gpu32 = new CudaOps(device, CudaOps.Precision.FP32);
+    this.gpuMix = new CudaOps(device, CudaOps.Precision.BF16);
+    this.gpuMix.bf16Activations(true);
     this.rnd = new Random(seed);
   }
 
@@ -60,6 +69,7 @@ public final class CudaChecks {
     crossEntropy();
     attention();
     scopes();
+    bf16Activations();
     return results;
   }
 
@@ -91,6 +101,96 @@ public final class CudaChecks {
       }
     }
     results.add(new Result("scope: freed tensors fail on use (" + failed + " of 2)", 2 - failed, 0));
+  }
+
+  /**
+   * bf16 activations: every op that then stores a bf16 output (RMSNorm, GELU from fp32 and from bf16 inputs and its
+   * backward, matmulLowPrecision, the cross-entropy gradient, attention's output and gradients, including head
+   * dimensions whose rows are not 4-byte aligned), fp32 ops and GEMMs reading such tensors, and a scope freeing them.
+   */
+  void bf16Activations() {
+    for (int[] s : new int[][] {{dim(40), 1 + 2 * rnd.nextInt(150)}, {300, 1024}}) {
+      int n = s[0], c = s[1];
+      String shape = " (" + n + "," + c + ")";
+      HostTensor x = rf(n, c, 2), w = rf(1, c, 1), g = rf(n, c, 1);
+      var rn = ref.rmsnorm(x, w, 1e-5);
+      var xn = gpuMix.rmsnorm(x, w, 1e-5);
+      check("bf16 out: rmsnorm" + shape, BF16_OUT, rn.out().toDoubles(), xn.out().toDoubles());
+      check("bf16 out: rmsnorm rstd" + shape, FP32, rn.rstd().toDoubles(), xn.rstd().toDoubles());
+      check("bf16 out: gelu" + shape, BF16_OUT, ref.gelu(x).toDoubles(), gpuMix.gelu(x).toDoubles());
+      check("bf16 out: gelu dx" + shape, BF16_OUT, ref.geluBackward(g, x).toDoubles(), gpuMix.geluBackward(g, x).toDoubles());
+      // a bf16 tensor as GEMM operand, as GELU input (bf16 in, bf16 out) and as fp32 op input (converted once)
+      int k = 1 + rnd.nextInt(64);
+      HostTensor a = rf(n, k, 1), b = rf(c, k, 1);
+      Tensor u = gpuMix.matmulLowPrecision(a, false, b, true);
+      Tensor ru = ref.matmul(a, false, b, true);
+      check("bf16 out: matmulLowPrecision" + shape, BF16_GEMM, ru.toDoubles(), u.toDoubles());
+      check("bf16 out: gelu of bf16" + shape, BF16_GEMM, ref.gelu(ru).toDoubles(), gpuMix.gelu(u).toDoubles());
+      check("bf16 out: gelu dx of bf16" + shape, BF16_GEMM, ref.geluBackward(g, ru).toDoubles(), gpuMix.geluBackward(g, u).toDoubles());
+      check("bf16 out: matmul of bf16 rmsnorm" + shape, BF16_GEMM, ref.matmul(rn.out(), true, g, false).toDoubles(),
+          gpuMix.matmul(xn.out(), true, g, false).toDoubles());
+      check("bf16 out: fp32 add of bf16" + shape, BF16_GEMM, ref.add(ru, g).toDoubles(), gpuMix.add(u, g).toDoubles());
+      check("bf16 out: converted bf16 read" + shape, BF16_GEMM, ru.toDoubles(), u.toDoubles());
+    }
+    for (int[] s : new int[][] {{dim(40), 2 + rnd.nextInt(50)}, {257, 8192}}) {
+      int n = s[0], vocab = s[1];
+      HostTensor logits = rf(n, vocab, 3);
+      int[] targets = rnd.ints(n, 0, vocab).toArray();
+      double[] mask = new double[n], dnll = new double[n];
+      for (int i = 0; i < n; i++) {
+        mask[i] = rnd.nextInt(4) == 0 ? 0 : 1;
+        dnll[i] = rnd.nextInt(5) == 0 ? 0 : rnd.nextGaussian();
+      }
+      Tensor gl = gpuMix.tensor(n, vocab, logits.data());
+      gpuMix.crossEntropy(gl, targets, mask);
+      Tensor expect = ref.crossEntropyBackward(logits, targets, dnll);
+      check("bf16 out: crossEntropy dlogits (lse kept) (" + n + "," + vocab + ")", BF16_OUT, expect.toDoubles(),
+          gpuMix.crossEntropyBackward(gl, targets, dnll).toDoubles());
+      check("bf16 out: crossEntropy dlogits (fresh) (" + n + "," + vocab + ")", BF16_OUT, expect.toDoubles(),
+          gpuMix.crossEntropyBackward(logits, targets, dnll).toDoubles());
+    }
+    // the attention kernels' variants (all of them at once: each kernel's code is that of its own bit) on the last
+    // three shapes
+    int variant = gpuMix.attentionVariant();
+    int[][] shapes = {{1, 35, 1, 5}, {2, 130, 2, 24}, {2, 256, 2, 64}, {1 + rnd.nextInt(3), 1 + rnd.nextInt(200), 1 + rnd.nextInt(4), 1 + rnd.nextInt(64)},
+        {2, 130, 2, 24}, {2, 256, 2, 64}, {1 + rnd.nextInt(3), 1 + rnd.nextInt(200), 1 + rnd.nextInt(4), 1 + rnd.nextInt(64)}};
+    for (int i = 0; i < shapes.length; i++) {
+      int[] s = shapes[i];
+      int b = s[0], t = s[1], h = s[2], c = h * s[3];
+      gpuMix.attentionVariant(i < 4 ? variant : 7);
+      String shape = " B=" + b + " T=" + t + " H=" + h + " D=" + s[3] + (i < 4 ? "" : " variant 7");
+      HostTensor q = rf(b * t, c, 1), k = rf(b * t, c, 1), v = rf(b * t, c, 1), g = rf(b * t, c, 1);
+      var ra = ref.attention(q, k, v, b, t, h);
+      var xa = gpuMix.attention(q, k, v, b, t, h);
+      check("bf16 out: attention out" + shape, BF16_ATTENTION, ra.out().toDoubles(), xa.out().toDoubles());
+      var rg = ref.attentionBackward(g, q, k, v, ra.probs(), b, t, h);
+      var xg = gpuMix.attentionBackward(g, q, k, v, xa.probs(), b, t, h);
+      double dvNorm = Math.sqrt(ref.sumOfSquares(rg.third()));
+      checkScaled("bf16 out: attention dq" + shape, BF16_ATTENTION_GRAD, rg.first().toDoubles(), xg.first().toDoubles(), dvNorm);
+      checkScaled("bf16 out: attention dk" + shape, BF16_ATTENTION_GRAD, rg.second().toDoubles(), xg.second().toDoubles(), dvNorm);
+      check("bf16 out: attention dv" + shape, BF16_ATTENTION_GRAD, rg.third().toDoubles(), xg.third().toDoubles());
+    }
+    gpuMix.attentionVariant(variant);
+    // a scope frees bf16 tensors, also one whose fp32 form was made; a kept one survives the reuse of their blocks
+    HostTensor a = rf(64, 48, 1), b = rf(64, 48, 1);
+    Tensor kept, inner, converted;
+    try (var scope = gpuMix.scope()) {
+      inner = gpuMix.gelu(a);
+      converted = gpuMix.gelu(b);
+      kept = gpuMix.add(converted, a);
+      scope.keep(kept);
+    }
+    for (int i = 0; i < 4; i++) gpuMix.gelu(b);
+    check("bf16 out: scope kept result", BF16_GEMM, ref.add(ref.gelu(b), a).toDoubles(), kept.toDoubles());
+    int failed = 0;
+    for (Tensor t : new Tensor[] {inner, converted}) {
+      try {
+        t.toDoubles();
+      } catch (IllegalStateException e) {
+        failed++;
+      }
+    }
+    results.add(new Result("bf16 out: freed tensors fail on use (" + failed + " of 2)", 2 - failed, 0));
   }
 
   static double relError(double[] a, double[] b) {

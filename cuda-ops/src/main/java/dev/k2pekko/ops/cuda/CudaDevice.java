@@ -5,6 +5,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -177,6 +178,15 @@ public final class CudaDevice {
       copyAsync(h.address(), src, 4L * n, Cuda.D2H);
       synchronize();
       return h.asSlice(0, 4L * n).toArray(JAVA_FLOAT);
+    }
+  }
+
+  short[] downloadShorts(long src, int n) {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment h = a.allocate(2L * Math.max(n, 1), 16);
+      copyAsync(h.address(), src, 2L * n, Cuda.D2H);
+      synchronize();
+      return h.asSlice(0, 2L * n).toArray(JAVA_SHORT);
     }
   }
 

@@ -15,7 +15,9 @@ import java.util.Set;
  * The CUDA backend of {@link TensorOps}: fp32 tensors in device memory (the master copy), matrix products
  * on the tensor cores through cuBLAS with bf16 operands and fp32 accumulation and output, and every other op
  * in a kernel of this package's CUDA C sources ({@code ops.cu}, {@code attention.cu}) compiled at run time by
- * NVRTC for the device's architecture. All work is queued on the device's one stream; only the ops that
+ * NVRTC for the device's architecture. With bf16 activations (the default in the BF16 precision), the outputs
+ * that a training step reads only as bf16 operands are stored only as bf16 (see {@link #bf16Activations}).
+ * All work is queued on the device's one stream; only the ops that
  * return host values (sum, sumOfSquares, crossEntropy, toDoubles) and the first read of a step's attention
  * maxLogit (when no cross-entropy has read it already) wait for it.
  *
@@ -35,6 +37,10 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   private final CudaDevice dev;
   private final Precision precision;
   private volatile boolean trackMaxLogit = true;
+  private volatile boolean bf16Activations;
+  private volatile int attentionVariant = DEFAULT_ATTENTION_VARIANT;
+  /** The attention kernels' variant used unless {@link #attentionVariant(int)} says otherwise (attention.cu, AV). */
+  public static final int DEFAULT_ATTENTION_VARIANT = 0;
 
   public CudaOps() {
     this(CudaDevice.get(), Precision.BF16);
@@ -43,6 +49,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   public CudaOps(CudaDevice device, Precision precision) {
     this.dev = device;
     this.precision = precision;
+    this.bf16Activations = precision == Precision.BF16;
   }
 
   public CudaDevice device() {
@@ -59,6 +66,39 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
    */
   public void trackMaxLogit(boolean on) {
     trackMaxLogit = on;
+  }
+
+  /**
+   * Whether ops whose output a training step reads only as a bf16 operand store it only as bf16 (on by default
+   * in the BF16 precision, where every GEMM and attention operand is bf16 anyway; ignored in FP32): RMSNorm's
+   * output, GELU and its backward, attention's output and gradients, the cross-entropy gradient and
+   * {@link #matmulLowPrecision}. Those tensors are then written once, at half the bytes, and never converted
+   * before a GEMM; PolicyModel's step computes the same GEMMs as with this off (the GEMMs read bf16 copies of
+   * the same values), except that GELU and attention read q, k, v and the MLP's hidden layer rounded to bf16,
+   * as under PyTorch's autocast. Any fp32 op on such a tensor converts it once (see {@link CudaTensor}).
+   * Off gives fp32 outputs everywhere (the fp32 op checks, and measuring what this saves).
+   */
+  public void bf16Activations(boolean on) {
+    bf16Activations = on;
+  }
+
+  /**
+   * The attention kernels' variant (attention.cu, AV; bits, for head dimensions up to 64): 1 = dK/dV over half a
+   * query tile at a time at 3 blocks per multiprocessor, 2 = the same for dQ at 4, 4 = the forward at 5. For
+   * measuring and checking them side by side; every variant computes the same function.
+   */
+  public void attentionVariant(int variant) {
+    if (variant < 0 || variant > 7) throw new IllegalArgumentException("attention variant " + variant + " (0..7)");
+    attentionVariant = variant;
+  }
+
+  public int attentionVariant() {
+    return attentionVariant;
+  }
+
+  /** Whether outputs read only as bf16 operands are stored as bf16 now (see {@link #bf16Activations(boolean)}). */
+  public boolean bf16Activations() {
+    return bf16Activations && precision == Precision.BF16;
   }
 
   @Override
@@ -104,6 +144,11 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
 
   private CudaTensor alloc(int rows, int cols) {
     return scoped(new CudaTensor(dev, rows, cols));
+  }
+
+  /** A tensor stored only as bf16 (written through its bf16Ptr). */
+  private CudaTensor allocBf16(int rows, int cols) {
+    return scoped(CudaTensor.bf16Only(dev, rows, cols));
   }
 
   // ---- scopes: explicit free of temporaries ----
@@ -235,6 +280,25 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     } else {
       dev.gemm(transA, transB, m, n, k, 1f, a.ptr(), Cuda.CUDA_R_32F, b.ptr(), Cuda.CUDA_R_32F, 0f, out.ptr(), Cuda.CUDA_R_32F);
     }
+    keep(a, b);
+    return out;
+  }
+
+  /**
+   * matmul whose result is stored only as bf16 when {@link #bf16Activations()} (the GEMM writes bf16 from its fp32
+   * accumulators; PolicyModel passes q, k, v to attention and the MLP's hidden layer to GELU this way), else
+   * {@link #matmul}.
+   */
+  @Override
+  public Tensor matmulLowPrecision(Tensor at, boolean transA, Tensor bt, boolean transB) {
+    if (!bf16Activations()) return matmul(at, transA, bt, transB);
+    CudaTensor a = c(at), b = c(bt);
+    int m = transA ? a.cols() : a.rows(), k = transA ? a.rows() : a.cols();
+    int kb = transB ? b.cols() : b.rows(), n = transB ? b.rows() : b.cols();
+    if (k != kb) throw new IllegalArgumentException("matmul inner dims " + a.shapeString() + (transA ? "^T" : "") + " . " + b.shapeString() + (transB ? "^T" : ""));
+    if (m == 0 || n == 0 || k == 0) return matmul(at, transA, bt, transB);
+    CudaTensor out = allocBf16(m, n);
+    dev.gemm(transA, transB, m, n, k, 1f, bf16(a), Cuda.CUDA_R_16BF, bf16(b), Cuda.CUDA_R_16BF, 0f, out.bf16Ptr(), Cuda.CUDA_R_16BF);
     keep(a, b);
     return out;
   }
@@ -426,11 +490,12 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   public Norm rmsnorm(Tensor xt, Tensor wt, double eps) {
     CudaTensor x = c(xt), w = c(wt);
     int n = x.rows(), cols = x.cols();
-    CudaTensor out = alloc(n, cols), rstd = alloc(n, 1);
+    boolean lowp = bf16Activations();
+    CudaTensor out = lowp ? allocBf16(n, cols) : alloc(n, cols), rstd = alloc(n, 1);
     int rowsPerBlock = THREADS / 32; // a warp per row
     if (n > 0) {
-      dev.launch(fn("k_rmsnorm"), (n + rowsPerBlock - 1) / rowsPerBlock, 1, 1, THREADS, 1, 1, 0, out.ptr(), rstd.ptr(), x.ptr(), w.ptr(), n,
-          cols, (float) eps);
+      dev.launch(fn(lowp ? "k_rmsnorm_bf" : "k_rmsnorm"), (n + rowsPerBlock - 1) / rowsPerBlock, 1, 1, THREADS, 1, 1, 0,
+          lowp ? out.bf16Ptr() : out.ptr(), rstd.ptr(), x.ptr(), w.ptr(), n, cols, (float) eps);
     }
     keep(x, w);
     return new Norm(out, rstd);
@@ -463,7 +528,15 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
 
   @Override
   public Tensor gelu(Tensor xt) {
-    CudaTensor x = c(xt), out = alloc(x.rows(), x.cols());
+    CudaTensor x = c(xt);
+    if (bf16Activations()) {
+      CudaTensor out = allocBf16(x.rows(), x.cols());
+      if (x.isBf16Only()) launch1d("k_gelu_bb", x.count(), out.bf16Ptr(), x.bf16Ptr(), x.count());
+      else launch1d("k_gelu_fb", x.count(), out.bf16Ptr(), x.ptr(), x.count());
+      keep(x);
+      return out;
+    }
+    CudaTensor out = alloc(x.rows(), x.cols());
     launch1d("k_gelu", x.count(), out.ptr(), x.ptr(), x.count());
     keep(x);
     return out;
@@ -472,7 +545,15 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   @Override
   public Tensor geluBackward(Tensor doutt, Tensor xt) {
     sameShape(doutt, xt);
-    CudaTensor g = c(doutt), x = c(xt), out = alloc(x.rows(), x.cols());
+    CudaTensor g = c(doutt), x = c(xt);
+    if (bf16Activations()) {
+      CudaTensor out = allocBf16(x.rows(), x.cols());
+      if (x.isBf16Only()) launch1d("k_gelu_bwd_fbb", x.count(), out.bf16Ptr(), g.ptr(), x.bf16Ptr(), x.count());
+      else launch1d("k_gelu_bwd_ffb", x.count(), out.bf16Ptr(), g.ptr(), x.ptr(), x.count());
+      keep(g, x);
+      return out;
+    }
+    CudaTensor out = alloc(x.rows(), x.cols());
     launch1d("k_gelu_bwd", x.count(), out.ptr(), g.ptr(), x.ptr(), x.count());
     keep(g, x);
     return out;
@@ -526,7 +607,8 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
 
   private long attnFn(int hd, String name) {
     if (hd > 128) throw new UnsupportedOperationException("CUDA attention supports head dimensions up to 128, not " + hd);
-    return dev.function(ATTENTION, List.of("HD=" + hd), name);
+    int av = attentionVariant;
+    return dev.function(ATTENTION, av == 0 ? List.of("HD=" + hd) : List.of("HD=" + hd, "AV=" + av), name);
   }
 
   @Override
@@ -536,7 +618,8 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     sameShape(qt, vt);
     CudaTensor q = c(qt), k = c(kt), v = c(vt);
     int cols = q.cols(), hd = cols / heads, p = hdp(hd);
-    CudaTensor out = alloc(q.rows(), cols);
+    boolean lowp = bf16Activations();
+    CudaTensor out = lowp ? allocBf16(q.rows(), cols) : alloc(q.rows(), cols);
     AttentionState state = scoped(new AttentionState(dev, out, batch, seq, heads));
     boolean track = trackMaxLogit;
     MaxLogitSlab slab = null;
@@ -553,7 +636,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     int smem = attnTileBytes(p);
     dev.allowSharedMemory(f, smem);
     if (batch > 0 && seq > 0) {
-      dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, out.ptr(), state.ptr(),
+      dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, lowp ? out.bf16Ptr() : out.ptr(), lowp ? 1 : 0, state.ptr(),
           track ? slab.bits.ptr() + 4L * slot : 0L, bf16(q), bf16(k), bf16(v), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)),
           track ? 1 : 0);
     }
@@ -649,23 +732,28 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     }
     CudaTensor g = c(doutt), q = c(qt), k = c(kt), v = c(vt);
     int cols = q.cols(), hd = cols / heads, p = hdp(hd), bt = batch * seq;
-    CudaTensor dq = alloc(q.rows(), cols), dk = alloc(q.rows(), cols), dv = alloc(q.rows(), cols);
-    if (bt == 0) return new Grad3(dq, dk, dv);
+    if (bt == 0) return new Grad3(alloc(q.rows(), cols), alloc(q.rows(), cols), alloc(q.rows(), cols));
+    boolean lowp = bf16Activations();
+    CudaTensor dq = lowp ? allocBf16(q.rows(), cols) : alloc(q.rows(), cols);
+    CudaTensor dk = lowp ? allocBf16(q.rows(), cols) : alloc(q.rows(), cols);
+    CudaTensor dv = lowp ? allocBf16(q.rows(), cols) : alloc(q.rows(), cols);
+    long dqp = lowp ? dq.bf16Ptr() : dq.ptr(), dkp = lowp ? dk.bf16Ptr() : dk.ptr(), dvp = lowp ? dv.bf16Ptr() : dv.ptr();
+    int obf = lowp ? 1 : 0;
     DeviceMemory.Block d = scratch(4L * bt * heads);
     long nd = (long) bt * heads;
-    dev.launch(attnFn(hd, "k_attn_D"), (int) ((nd + THREADS - 1) / THREADS), 1, 1, THREADS, 1, 1, 0, d.ptr, g.ptr(), st.out.ptr(),
+    dev.launch(attnFn(hd, "k_attn_D"), (int) ((nd + THREADS - 1) / THREADS), 1, 1, THREADS, 1, 1, 0, d.ptr, bf16(g), bf16(st.out),
         seq, heads, cols, bt);
     float scale = (float) (1.0 / Math.sqrt(hd));
     int tiles = (seq + TILE - 1) / TILE;
     long fkv = attnFn(hd, "k_attn_bwd_dkdv");
     int smemKv = attnTileBytes(p) + 2 * 2 * TILE * 4;
     dev.allowSharedMemory(fkv, smemKv);
-    dev.launch(fkv, tiles, batch * heads, 1, 128, 1, 1, smemKv, dk.ptr(), dv.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr,
+    dev.launch(fkv, tiles, batch * heads, 1, 128, 1, 1, smemKv, dkp, dvp, obf, bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr,
         seq, heads, cols, scale);
     long fq = attnFn(hd, "k_attn_bwd_dq");
     int smemQ = attnTileBytes(p);
     dev.allowSharedMemory(fq, smemQ);
-    dev.launch(fq, tiles, batch * heads, 1, 128, 1, 1, smemQ, dq.ptr(), bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr, seq, heads,
+    dev.launch(fq, tiles, batch * heads, 1, 128, 1, 1, smemQ, dqp, obf, bf16(q), bf16(k), bf16(v), bf16(g), st.ptr(), d.ptr, seq, heads,
         cols, scale);
     dev.memory.release(d);
     keep(g, q, k, v, st);
@@ -713,12 +801,14 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     CudaTensor x = c(logitst);
     int n = x.rows(), vocab = x.cols();
     checkTargets(targets, n, vocab);
-    CudaTensor out = alloc(n, vocab);
-    if (n == 0) return out;
+    if (n == 0) return alloc(n, vocab);
+    boolean lowp = bf16Activations(); // the gradient is read only by the head's GEMMs
+    CudaTensor out = lowp ? allocBf16(n, vocab) : alloc(n, vocab);
     DeviceMemory.Block tb = ints(targets), db = floats(dnll);
     CudaTensor lse = x.lse;
     if (lse != null && lse.isFreed()) lse = null; // freed by a scope: the kernel recomputes it
-    dev.launch(fn("k_xent_bwd"), n, 1, 1, THREADS, 1, 1, 0, out.ptr(), x.ptr(), tb.ptr, db.ptr, lse == null ? 0L : lse.ptr(), vocab);
+    dev.launch(fn(lowp ? "k_xent_bwd_bf" : "k_xent_bwd"), n, 1, 1, THREADS, 1, 1, 0, lowp ? out.bf16Ptr() : out.ptr(), x.ptr(), tb.ptr,
+        db.ptr, lse == null ? 0L : lse.ptr(), vocab);
     dev.memory.release(tb);
     dev.memory.release(db);
     keep(x, lse);

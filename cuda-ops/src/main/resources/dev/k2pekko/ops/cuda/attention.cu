@@ -1,7 +1,8 @@
 // Causal multi-head attention in 64x64 tiles (flash-style: the T x T score matrix is never stored), on the
 // bf16 tensor cores through mma.sync.m16n8k16 with fp32 accumulation. Compiled by NVRTC with -DHD=<head dim>;
 // HDP pads the head dimension to a multiple of 16 with zeros. q, k, v, dout arrive as bf16 (the tensors' cached
-// GEMM-operand copies), out, lse and the gradients are fp32; all (B*T, C) with
+// GEMM-operand copies or their bf16 storage); lse is fp32; out and the gradients are fp32 or, where the kernel's
+// flag obf is set, bf16 (CudaOps' bf16 tensors: read only as GEMM operands and by k_attn_D); all (B*T, C) with
 // C = H*HD, head h in columns [h*HD, (h+1)*HD). A block of 128 threads (4 warps) owns 64 rows; each warp 16.
 // The tiles a block loops over are copied token-major into shared memory by cp.async, two stages deep (the next
 // tile loads while the current one is computed); B fragments come out of shared memory through ldmatrix, with
@@ -11,7 +12,9 @@
 // Forward: out, lse (natural log-sum-exp of each (b,h,row)'s scaled logits) and, as a by-product, each head's
 // maximum scaled logit max_{b,i,j<=i} q_i.k_j/sqrt(HD), read off the online softmax's final row maxima (one
 // reduction per block, then atomicMax on an order-preserving encoding of floats).
-// Backward (FlashAttention-2's split): D = rowsum(dout*out), then one kernel for dK, dV (a block per key tile,
+// Blocks of the query-tile kernels (forward, dQ) take the longest rows first (query tile gridDim.x - 1 - blockIdx.x):
+// the causal work of a tile grows with its index, and the last wave then holds the short ones.
+// Backward (FlashAttention-2's split): D = rowsum(dout*out) from their bf16 forms, then one kernel for dK, dV (a block per key tile,
 // looping over query tiles) and one for dQ (a block per query tile, looping over key tiles); no atomics.
 //
 // Fragment layouts of mma.m16n8k16 (PTX ISA, "Matrix fragments for mma.m16n8k16"), g = lane/4, t = lane%4:
@@ -31,10 +34,61 @@ typedef unsigned short bf16_t;
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
+// AV selects kernel variants (bits; CudaOps.attentionVariant, 0 by default): 1 = dK/dV in two halves of 32
+// queries per tile (half the score registers) at 3 blocks per SM, 2 = the same for dQ at 4 blocks per SM,
+// 4 = the forward at 5 blocks per SM. Head dimensions over 64 always take variant 0 (the others would spill).
+#if !defined(AV) || HDP > 64
+#undef AV
+#define AV 0
+#endif
+#if AV & 1
+#define DKDV_BOUNDS __launch_bounds__(128, 3)
+#else
+#define DKDV_BOUNDS __launch_bounds__(128)
+#endif
+#if AV & 2
+#define DQ_BOUNDS __launch_bounds__(128, 4)
+#else
+#define DQ_BOUNDS __launch_bounds__(128)
+#endif
+#if AV & 4
+#define FWD_BOUNDS __launch_bounds__(128, 5)
+#else
+#define FWD_BOUNDS __launch_bounds__(128)
+#endif
+
+
 __device__ __forceinline__ unsigned pack2(float lo, float hi) {
   unsigned r;
   asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
   return r;
+}
+
+__device__ __forceinline__ bf16_t bf1(float f) {
+  bf16_t h;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+
+// dst[i], dst[i+1] (the second only if two) = x, y as fp32 or, with obf, bf16; one 8- or 4-byte store where aligned.
+__device__ __forceinline__ void st2(void* dst, int obf, long long i, float x, float y, bool two) {
+  if (obf) {
+    bf16_t* p = (bf16_t*)dst + i;
+    if (two && (i & 1) == 0) {
+      *(unsigned*)p = pack2(x, y);
+    } else {
+      p[0] = bf1(x);
+      if (two) p[1] = bf1(y);
+    }
+  } else {
+    float* p = (float*)dst + i;
+    if (two && (i & 1) == 0) {
+      *(float2*)p = make_float2(x, y);
+    } else {
+      p[0] = x;
+      if (two) p[1] = y;
+    }
+  }
 }
 
 __device__ __forceinline__ float ex2(float x) {
@@ -172,13 +226,43 @@ __device__ __forceinline__ void mmaAccByTile(float acc[HDP / 8][4], const float 
   }
 }
 
+// The same over half a tile: s (16 rows x the 32 columns [n0, n0+32), 4 n-tiles) += A . M^T over M's rows n0..n0+31.
+__device__ __forceinline__ void mmaRowsByHalf(float s[4][4], const unsigned a[HDP / 16][4], const bf16_t* M, int n0) {
+#pragma unroll
+  for (int ks = 0; ks < HDP / 16; ks++) {
+#pragma unroll
+    for (int np = 0; np < 2; np++) {
+      unsigned b[4];
+      ldB2(M, n0 + np * 16, ks * 16, b);
+      mma(s[2 * np], a[ks], b[0], b[1]);
+      mma(s[2 * np + 1], a[ks], b[2], b[3]);
+    }
+  }
+}
+
+// acc (16 x HDP) += P (16 x 32, accumulators s of 4 n-tiles) . M's rows [k0, k0+32) (token-major, 32 x HDP).
+__device__ __forceinline__ void mmaAccByHalf(float acc[HDP / 8][4], const float s[4][4], const bf16_t* M, int k0) {
+#pragma unroll
+  for (int kk = 0; kk < 2; kk++) {
+    unsigned pa[4];
+    accToA(pa, s, kk);
+#pragma unroll
+    for (int dp = 0; dp < HDP / 16; dp++) {
+      unsigned b[4];
+      ldB2t(M, dp * 16, k0 + kk * 16, b);
+      mma(acc[2 * dp], pa, b[0], b[1]);
+      mma(acc[2 * dp + 1], pa, b[2], b[3]);
+    }
+  }
+}
+
 // grid (ceil(T/64), B*H), block 128, dynamic shared memory 2 stages * (K, V) * 64*SR * 2 bytes.
-extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* lse, unsigned* maxbits, const bf16_t* q,
+extern "C" __global__ void FWD_BOUNDS k_attn_fwd(void* out, int obf, float* lse, unsigned* maxbits, const bf16_t* q,
     const bf16_t* k, const bf16_t* v, int T, int H, int C, float scale, int track) {
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* buf = (bf16_t*)smem;  // stage s: K at buf + 2*s*TSZ, V right after
   __shared__ float wmax[4];
-  int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh - b * H;
+  int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh - b * H;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   long long base = (long long)b * T * C + (long long)h * HD;
   int q0 = qb * TILE + warp * 16, rA = q0 + g, rB = rA + 8;
@@ -245,15 +329,13 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* 
   }
   lA = quadSum(lA);
   lB = quadSum(lB);
+  float iA = 1.f / lA, iB = 1.f / lB;
 #pragma unroll
   for (int dt = 0; dt < HDP / 8; dt++) {
-#pragma unroll
-    for (int e = 0; e < 2; e++) {
-      int c = dt * 8 + 2 * t + e;
-      if (c < HD) {
-        if (rA < T) out[base + (long long)rA * C + c] = o[dt][e] / lA;
-        if (rB < T) out[base + (long long)rB * C + c] = o[dt][2 + e] / lB;
-      }
+    int c = dt * 8 + 2 * t;
+    if (c < HD) {
+      if (rA < T) st2(out, obf, base + (long long)rA * C + c, o[dt][0] * iA, o[dt][1] * iA, c + 1 < HD);
+      if (rB < T) st2(out, obf, base + (long long)rB * C + c, o[dt][2] * iB, o[dt][3] * iB, c + 1 < HD);
     }
   }
   if (t == 0) {
@@ -273,24 +355,37 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_fwd(float* out, float* 
   }
 }
 
-// D[(b*H+h)*T + t] = sum_d dout * out over head h of token (b,t). One thread per (token, head).
-extern "C" __global__ void k_attn_D(float* D, const float* dout, const float* out, int T, int H, int C, int BT) {
+// D[(b*H+h)*T + t] = sum_d dout * out over head h of token (b,t), from their bf16 forms (what the tensor cores
+// read); fp32 sums. One thread per (token, head), 16-byte loads where heads are 8-element aligned.
+__device__ __forceinline__ float dotbf2(unsigned a, unsigned b) {
+  return __uint_as_float(a << 16) * __uint_as_float(b << 16) + __uint_as_float(a & 0xffff0000u) * __uint_as_float(b & 0xffff0000u);
+}
+
+extern "C" __global__ void k_attn_D(float* D, const bf16_t* dout, const bf16_t* out, int T, int H, int C, int BT) {
   long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (idx >= (long long)BT * H) return;
   int tok = (int)(idx / H), h = (int)(idx - (long long)tok * H), b = tok / T, tt = tok - b * T;
-  const float* g = dout + (long long)tok * C + h * HD;
-  const float* o = out + (long long)tok * C + h * HD;
+  const bf16_t* g = dout + (long long)tok * C + h * HD;
+  const bf16_t* o = out + (long long)tok * C + h * HD;
   float s = 0.f;
-  for (int d = 0; d < HD; d++) s += g[d] * o[d];
+  if (HD % 8 == 0 && (C & 7) == 0) {
+#pragma unroll
+    for (int d = 0; d < HD; d += 8) {
+      uint4 gv = *(const uint4*)(g + d), ov = *(const uint4*)(o + d);
+      s += dotbf2(gv.x, ov.x) + dotbf2(gv.y, ov.y) + dotbf2(gv.z, ov.z) + dotbf2(gv.w, ov.w);
+    }
+  } else {
+    for (int d = 0; d < HD; d++) s += __uint_as_float(((unsigned)g[d]) << 16) * __uint_as_float(((unsigned)o[d]) << 16);
+  }
   D[((long long)b * H + h) * T + tt] = s;
 }
 
 // dQ: grid (ceil(T/64), B*H), block 128, dynamic shared memory 2 stages * (K, V) * 64*SR * 2 bytes.
-extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dq(float* dq, const bf16_t* q, const bf16_t* k, const bf16_t* v,
+extern "C" __global__ void DQ_BOUNDS k_attn_bwd_dq(void* dq, int obf, const bf16_t* q, const bf16_t* k, const bf16_t* v,
     const bf16_t* dout, const float* lse, const float* D, int T, int H, int C, float scale) {
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* buf = (bf16_t*)smem;  // stage s: K at buf + 2*s*TSZ, V right after
-  int qb = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh - b * H;
+  int qb = gridDim.x - 1 - blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh - b * H;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   long long base = (long long)b * T * C + (long long)h * HD;
   int q0 = qb * TILE + warp * 16, rA = q0 + g, rB = rA + 8;
@@ -320,6 +415,31 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dq(float* dq, const
     }
     __syncthreads();
     const bf16_t* Ks = buf + (kt & 1) * 2 * TSZ;
+    bool diag = kt == qb;
+#if AV & 2
+#pragma unroll 1
+    for (int hf = 0; hf < 2; hf++) {
+      if (diag && hf * 32 > warp * 16 + 15) continue;  // every key of this half lies after every row of the warp
+      float s[4][4], dp[4][4];
+#pragma unroll
+      for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.f;
+      mmaRowsByHalf(s, qa, Ks, hf * 32);
+      mmaRowsByHalf(dp, da, Ks + TSZ, hf * 32);
+#pragma unroll
+      for (int nt = 0; nt < 4; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          int key = hf * 32 + nt * 8 + 2 * t + (e & 1);
+          float p = ex2(s[nt][e] * sl - (e < 2 ? lseA : lseB));
+          if (diag && key > (e < 2 ? lrA : lrB)) p = 0.f;
+          s[nt][e] = p * (dp[nt][e] - (e < 2 ? DA : DB));
+        }
+      }
+      mmaAccByHalf(acc, s, Ks, hf * 32);
+    }
+#else
     float s[8][4], dp[8][4];
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
@@ -327,7 +447,6 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dq(float* dq, const
       for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.f;
     mmaRowsByTile(s, qa, Ks);
     mmaRowsByTile(dp, da, Ks + TSZ);
-    bool diag = kt == qb;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
 #pragma unroll
@@ -339,24 +458,22 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dq(float* dq, const
       }
     }
     mmaAccByTile(acc, s, Ks);
+#endif
     __syncthreads();
   }
 #pragma unroll
   for (int dt = 0; dt < HDP / 8; dt++) {
-#pragma unroll
-    for (int e = 0; e < 2; e++) {
-      int c = dt * 8 + 2 * t + e;
-      if (c < HD) {
-        if (rA < T) dq[base + (long long)rA * C + c] = acc[dt][e] * scale;
-        if (rB < T) dq[base + (long long)rB * C + c] = acc[dt][2 + e] * scale;
-      }
+    int c = dt * 8 + 2 * t;
+    if (c < HD) {
+      if (rA < T) st2(dq, obf, base + (long long)rA * C + c, acc[dt][0] * scale, acc[dt][1] * scale, c + 1 < HD);
+      if (rB < T) st2(dq, obf, base + (long long)rB * C + c, acc[dt][2] * scale, acc[dt][3] * scale, c + 1 < HD);
     }
   }
 }
 
 // dK, dV: grid (ceil(T/64), B*H), block 128, dynamic shared memory 2 stages * ((Q, dout) * 64*SR * 2 + (lse, D) * 64 * 4)
 // bytes. Each warp owns 16 keys and works on the transposed scores S^T = K Q^T.
-extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dkdv(float* dk, float* dv, const bf16_t* q, const bf16_t* k,
+extern "C" __global__ void DKDV_BOUNDS k_attn_bwd_dkdv(void* dk, void* dv, int obf, const bf16_t* q, const bf16_t* k,
     const bf16_t* v, const bf16_t* dout, const float* lse, const float* D, int T, int H, int C, float scale) {
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* buf = (bf16_t*)smem;             // stage s: Q at buf + 2*s*TSZ, dout right after
@@ -402,6 +519,34 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dkdv(float* dk, flo
     const bf16_t* Os = Qs + TSZ;
     const float* lseS = rowS + 2 * st * TILE;
     const float* DS = lseS + TILE;
+    bool diag = qt == kb;
+    // s becomes P^T, dp becomes dS^T (without the 1/sqrt(d) factor, applied at the end)
+#if AV & 1
+#pragma unroll 1
+    for (int hf = 0; hf < 2; hf++) {
+      if (diag && hf * 32 + 31 < warp * 16) continue;  // every query of this half lies before every key of the warp
+      float s[4][4], dp[4][4];
+#pragma unroll
+      for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.f;
+      mmaRowsByHalf(s, ka, Qs, hf * 32);
+      mmaRowsByHalf(dp, va, Os, hf * 32);
+#pragma unroll
+      for (int nt = 0; nt < 4; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          int qi = hf * 32 + nt * 8 + 2 * t + (e & 1);
+          float p = ex2(s[nt][e] * sl - lseS[qi]);
+          if (diag && qi < (e < 2 ? lkA : lkB)) p = 0.f;
+          s[nt][e] = p;
+          dp[nt][e] = p * (dp[nt][e] - DS[qi]);
+        }
+      }
+      mmaAccByHalf(dva, s, Os, hf * 32);
+      mmaAccByHalf(dka, dp, Qs, hf * 32);
+    }
+#else
     float s[8][4], dp[8][4];
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
@@ -409,8 +554,6 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dkdv(float* dk, flo
       for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.f;
     mmaRowsByTile(s, ka, Qs);
     mmaRowsByTile(dp, va, Os);
-    // s becomes P^T, dp becomes dS^T (without the 1/sqrt(d) factor, applied at the end)
-    bool diag = qt == kb;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
 #pragma unroll
@@ -424,22 +567,21 @@ extern "C" __global__ void __launch_bounds__(128) k_attn_bwd_dkdv(float* dk, flo
     }
     mmaAccByTile(dva, s, Os);
     mmaAccByTile(dka, dp, Qs);
+#endif
     __syncthreads();
   }
 #pragma unroll
   for (int dt = 0; dt < HDP / 8; dt++) {
-#pragma unroll
-    for (int e = 0; e < 2; e++) {
-      int c = dt * 8 + 2 * t + e;
-      if (c < HD) {
-        if (kA < T) {
-          dk[base + (long long)kA * C + c] = dka[dt][e] * scale;
-          dv[base + (long long)kA * C + c] = dva[dt][e];
-        }
-        if (kB < T) {
-          dk[base + (long long)kB * C + c] = dka[dt][2 + e] * scale;
-          dv[base + (long long)kB * C + c] = dva[dt][2 + e];
-        }
+    int c = dt * 8 + 2 * t;
+    if (c < HD) {
+      bool two = c + 1 < HD;
+      if (kA < T) {
+        st2(dk, obf, base + (long long)kA * C + c, dka[dt][0] * scale, dka[dt][1] * scale, two);
+        st2(dv, obf, base + (long long)kA * C + c, dva[dt][0], dva[dt][1], two);
+      }
+      if (kB < T) {
+        st2(dk, obf, base + (long long)kB * C + c, dka[dt][2] * scale, dka[dt][3] * scale, two);
+        st2(dv, obf, base + (long long)kB * C + c, dva[dt][2], dva[dt][3], two);
       }
     }
   }

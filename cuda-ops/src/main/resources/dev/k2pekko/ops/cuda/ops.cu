@@ -1,6 +1,7 @@
 // Elementwise, reduction, normalisation, softmax and cross-entropy kernels of CudaOps.
 // Compiled at run time by NVRTC for the device's architecture (see Kernels.java); no headers needed.
-// Tensors are fp32 row-major; bf16 appears only as GEMM operands (unsigned short holding the bits).
+// Tensors are fp32 row-major; bf16 (unsigned short holding the bits) appears as GEMM operands and as the storage of
+// CudaOps' bf16 tensors (outputs read only as bf16 operands: the *_fb, *_bb, *_ffb, *_fbb and *_bf kernels).
 // Every kernel takes its sizes as arguments and checks its bounds; 1-D kernels use grid-stride loops.
 
 typedef unsigned short bf16_t;
@@ -84,6 +85,52 @@ __device__ __forceinline__ void map2(float* __restrict__ out, const float* __res
     ((f4*)out)[i] = y;
   }
   for (long long i = n4 * 4 + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) out[i] = f(a[i], b[i]);
+}
+
+// Typed 4-element and 1-element loads and stores: fp32 (16-byte vectors) or bf16 (8-byte vectors), so one map
+// template serves every mix of fp32 and bf16 inputs and outputs. alv: the vector alignment of the type.
+__device__ __forceinline__ bool alv(const float* p) { return ((unsigned long long)p & 15) == 0; }
+__device__ __forceinline__ bool alv(const bf16_t* p) { return ((unsigned long long)p & 7) == 0; }
+__device__ __forceinline__ float bflo(unsigned w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bfhi(unsigned w) { return __uint_as_float(w & 0xffff0000u); }
+__device__ __forceinline__ f4 ld4(const float* p, long long i) { return ((const f4*)p)[i]; }
+__device__ __forceinline__ f4 ld4(const bf16_t* p, long long i) {
+  h4 h = ((const h4*)p)[i];
+  f4 r = {bflo(h.lo), bfhi(h.lo), bflo(h.hi), bfhi(h.hi)};
+  return r;
+}
+__device__ __forceinline__ void st4(float* p, long long i, f4 v) { ((f4*)p)[i] = v; }
+__device__ __forceinline__ void st4(bf16_t* p, long long i, f4 v) {
+  h4 h = {bf2(v.x, v.y), bf2(v.z, v.w)};
+  ((h4*)p)[i] = h;
+}
+__device__ __forceinline__ float ld1(const float* p, long long i) { return p[i]; }
+__device__ __forceinline__ float ld1(const bf16_t* p, long long i) { return __uint_as_float(((unsigned)p[i]) << 16); }
+__device__ __forceinline__ void st1(float* p, long long i, float v) { p[i] = v; }
+__device__ __forceinline__ void st1(bf16_t* p, long long i, float v) { p[i] = f2bf(v); }
+
+template <typename TO, typename TA, typename F>
+__device__ __forceinline__ void map1t(TO* __restrict__ out, const TA* __restrict__ a, long long n, F f) {
+  long long n4 = (alv(out) && alv(a)) ? n >> 2 : 0;
+  VEC_STRIDE(i, n4) {
+    f4 x = ld4(a, i);
+    f4 y = {f(x.x), f(x.y), f(x.z), f(x.w)};
+    st4(out, i, y);
+  }
+  for (long long i = n4 * 4 + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    st1(out, i, f(ld1(a, i)));
+}
+
+template <typename TO, typename TA, typename TB, typename F>
+__device__ __forceinline__ void map2t(TO* __restrict__ out, const TA* __restrict__ a, const TB* __restrict__ b, long long n, F f) {
+  long long n4 = (alv(out) && alv(a) && alv(b)) ? n >> 2 : 0;
+  VEC_STRIDE(i, n4) {
+    f4 x = ld4(a, i), z = ld4(b, i);
+    f4 y = {f(x.x, z.x), f(x.y, z.y), f(x.z, z.z), f(x.w, z.w)};
+    st4(out, i, y);
+  }
+  for (long long i = n4 * 4 + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    st1(out, i, f(ld1(a, i), ld1(b, i)));
 }
 
 extern "C" __global__ void k_to_bf16(bf16_t* __restrict__ out, const float* __restrict__ a, long long n) {
@@ -216,15 +263,16 @@ extern "C" __global__ void k_embedding_bwd(float* dtable, const float* dout, con
   }
 }
 
-// One warp per row, 8 rows a block of 256: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); 16-byte accesses
-// where the width is a multiple of 4.
-extern "C" __global__ void k_rmsnorm(float* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x,
-                                     const float* __restrict__ w, int rows, int cols, float eps) {
+// One warp per row, 8 rows a block of 256: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); vector accesses
+// where the width is a multiple of 4. out is fp32 (k_rmsnorm) or bf16 (k_rmsnorm_bf).
+template <typename TO>
+__device__ __forceinline__ void rmsnorm_rows(TO* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x,
+                                             const float* __restrict__ w, int rows, int cols, float eps) {
   int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rows) return;
   const float* xr = x + (long long)row * cols;
-  float* orow = out + (long long)row * cols;
-  bool vec = (cols & 3) == 0 && al16(x) && al16(out) && al16(w);
+  TO* orow = out + (long long)row * cols;
+  bool vec = (cols & 3) == 0 && al16(x) && alv(out) && al16(w);
   float ss = 0.f;
   if (vec) {
     for (int j = lane; j < cols / 4; j += 32) {
@@ -240,11 +288,21 @@ extern "C" __global__ void k_rmsnorm(float* __restrict__ out, float* __restrict_
     for (int j = lane; j < cols / 4; j += 32) {
       f4 v = ((const f4*)xr)[j], ww = ((const f4*)w)[j];
       f4 o = {v.x * r * ww.x, v.y * r * ww.y, v.z * r * ww.z, v.w * r * ww.w};
-      ((f4*)orow)[j] = o;
+      st4(orow, j, o);
     }
   } else {
-    for (int j = lane; j < cols; j += 32) orow[j] = xr[j] * r * w[j];
+    for (int j = lane; j < cols; j += 32) st1(orow, j, xr[j] * r * w[j]);
   }
+}
+
+extern "C" __global__ void k_rmsnorm(float* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x,
+                                     const float* __restrict__ w, int rows, int cols, float eps) {
+  rmsnorm_rows(out, rstd, x, w, rows, cols, eps);
+}
+
+extern "C" __global__ void k_rmsnorm_bf(bf16_t* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x,
+                                        const float* __restrict__ w, int rows, int cols, float eps) {
+  rmsnorm_rows(out, rstd, x, w, rows, cols, eps);
 }
 
 // Each block takes rowsPerBlock rows: dx = r (g w - xhat mean(g w xhat)); dwPart[block] = sum over its rows of g xhat.
@@ -343,6 +401,24 @@ extern "C" __global__ void k_gelu_bwd(float* dx, const float* g, const float* x,
   map2(dx, g, x, n, [](float gi, float v) { return geluGrad1(gi, v); });
 }
 
+// bf16 outputs (fb: fp32 input; bb: bf16 input) and, for the backward, the gradient g in fp32 with x in fp32 (ffb)
+// or bf16 (fbb).
+extern "C" __global__ void k_gelu_fb(bf16_t* out, const float* x, long long n) {
+  map1t(out, x, n, [](float v) { return gelu1(v); });
+}
+
+extern "C" __global__ void k_gelu_bb(bf16_t* out, const bf16_t* x, long long n) {
+  map1t(out, x, n, [](float v) { return gelu1(v); });
+}
+
+extern "C" __global__ void k_gelu_bwd_ffb(bf16_t* dx, const float* g, const float* x, long long n) {
+  map2t(dx, g, x, n, [](float gi, float v) { return geluGrad1(gi, v); });
+}
+
+extern "C" __global__ void k_gelu_bwd_fbb(bf16_t* dx, const float* g, const bf16_t* x, long long n) {
+  map2t(dx, g, x, n, [](float gi, float v) { return geluGrad1(gi, v); });
+}
+
 // One block per row.
 extern "C" __global__ void k_softmax(float* out, const float* x, int cols) {
   __shared__ float sh[32];
@@ -439,6 +515,33 @@ extern "C" __global__ void k_xent_bwd(float* __restrict__ dx, const float* __res
   }
 }
 
+// The same gradient stored as bf16 (it is read only as a GEMM operand); the one-hot term is subtracted in place.
+extern "C" __global__ void k_xent_bwd_bf(bf16_t* __restrict__ dx, const float* __restrict__ x, const int* targets, const float* dnll,
+                                         const float* lse, int cols) {
+  __shared__ float sh[32];
+  int r = blockIdx.x;
+  long long o = (long long)r * cols;
+  float d = dnll[r];
+  if (d == 0.f) {
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) dx[o + j] = 0;
+    return;
+  }
+  float l = lse ? lse[r] : K_NAN;
+  if (l != l) l = row_lse(x + o, cols, sh);
+  int t = targets[r];
+  if ((cols & 3) == 0 && al16(x + o) && alv(dx + o)) {
+    for (int j = threadIdx.x; j < cols / 4; j += blockDim.x) {
+      f4 v = ((const f4*)(x + o))[j];
+      int c = 4 * j;
+      f4 y = {d * (__expf(v.x - l) - (c == t ? 1.f : 0.f)), d * (__expf(v.y - l) - (c + 1 == t ? 1.f : 0.f)),
+              d * (__expf(v.z - l) - (c + 2 == t ? 1.f : 0.f)), d * (__expf(v.w - l) - (c + 3 == t ? 1.f : 0.f))};
+      st4(dx + o, j, y);
+    }
+  } else {
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) st1(dx + o, j, d * (__expf(x[o + j] - l) - (j == t ? 1.f : 0.f)));
+  }
+}
+
 // ---- Newton-Schulz in bf16 (CudaOps.newtonSchulz) ----
 
 // x = bf16(g / (sqrt(*sumsq) + eps)): the scaled start of the iteration, the norm read on the device.
@@ -448,5 +551,5 @@ extern "C" __global__ void k_ns_init(bf16_t* x, const float* g, const double* su
 }
 
 extern "C" __global__ void k_bf16_to_f32(float* out, const bf16_t* x, long long n) {
-  GRID_STRIDE(i, n) out[i] = __uint_as_float(((unsigned)x[i]) << 16);
+  map1t(out, x, n, [](float v) { return v; });
 }
