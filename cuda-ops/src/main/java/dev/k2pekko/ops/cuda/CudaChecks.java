@@ -149,8 +149,8 @@ public final class CudaChecks {
       check("bf16 out: crossEntropy dlogits (fresh) (" + n + "," + vocab + ")", BF16_OUT, expect.toDoubles(),
           gpuMix.crossEntropyBackward(logits, targets, dnll).toDoubles());
     }
-    // the attention kernels' variants (all of them at once: each kernel's code is that of its own bit) on the last
-    // three shapes
+    // the default attention variant on the first four shapes, variant 7 (every bit at once: each kernel's code is that
+    // of its own bit, so this covers every variant's kernels) on the last three
     int variant = gpuMix.attentionVariant();
     int[][] shapes = {{1, 35, 1, 5}, {2, 130, 2, 24}, {2, 256, 2, 64}, {1 + rnd.nextInt(3), 1 + rnd.nextInt(200), 1 + rnd.nextInt(4), 1 + rnd.nextInt(64)},
         {2, 130, 2, 24}, {2, 256, 2, 64}, {1 + rnd.nextInt(3), 1 + rnd.nextInt(200), 1 + rnd.nextInt(4), 1 + rnd.nextInt(64)}};

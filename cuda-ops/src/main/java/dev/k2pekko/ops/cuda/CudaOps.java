@@ -39,8 +39,12 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   private volatile boolean trackMaxLogit = true;
   private volatile boolean bf16Activations;
   private volatile int attentionVariant = DEFAULT_ATTENTION_VARIANT;
-  /** The attention kernels' variant used unless {@link #attentionVariant(int)} says otherwise (attention.cu, AV). */
-  public static final int DEFAULT_ATTENTION_VARIANT = 0;
+  /**
+   * The attention kernels' variant used unless {@link #attentionVariant(int)} says otherwise (attention.cu, AV): 1,
+   * dK/dV over half a query tile at a time at 3 blocks per multiprocessor, which measured 2.6% faster than 0 in the
+   * backward and 0.7-0.9% per learner step on the H200; 2 and 4 measured no gain (BENCHMARKS.md).
+   */
+  public static final int DEFAULT_ATTENTION_VARIANT = 1;
 
   public CudaOps() {
     this(CudaDevice.get(), Precision.BF16);
@@ -83,9 +87,10 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   }
 
   /**
-   * The attention kernels' variant (attention.cu, AV; bits, for head dimensions up to 64): 1 = dK/dV over half a
-   * query tile at a time at 3 blocks per multiprocessor, 2 = the same for dQ at 4, 4 = the forward at 5. For
-   * measuring and checking them side by side; every variant computes the same function.
+   * The attention kernels' variant (attention.cu, AV; bits, for head dimensions up to 64; default
+   * {@link #DEFAULT_ATTENTION_VARIANT}): 1 = dK/dV over half a query tile at a time at 3 blocks per multiprocessor,
+   * 2 = the same for dQ at 4, 4 = the forward at 5. For measuring and checking them side by side; every variant
+   * computes the same function.
    */
   public void attentionVariant(int variant) {
     if (variant < 0 || variant > 7) throw new IllegalArgumentException("attention variant " + variant + " (0..7)");

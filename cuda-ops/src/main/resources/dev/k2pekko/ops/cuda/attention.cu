@@ -34,7 +34,7 @@ typedef unsigned short bf16_t;
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
-// AV selects kernel variants (bits; CudaOps.attentionVariant, 0 by default): 1 = dK/dV in two halves of 32
+// AV selects kernel variants (bits; CudaOps.attentionVariant, default 1; 0 without -DAV): 1 = dK/dV in two halves of 32
 // queries per tile (half the score registers) at 3 blocks per SM, 2 = the same for dQ at 4 blocks per SM,
 // 4 = the forward at 5 blocks per SM. Head dimensions over 64 always take variant 0 (the others would spill).
 #if !defined(AV) || HDP > 64
