@@ -46,6 +46,8 @@ public final class NodeConfig {
     var o = new HashMap<String, Object>(overrides);
     o.put("pekko.loggers", List.of("org.apache.pekko.event.slf4j.Slf4jLogger"));
     o.put("pekko.logging-filter", "org.apache.pekko.event.slf4j.Slf4jLoggingFilter");
+    // Pekko's remoting emits Flight Recorder events by default; a JRE without jdk.jfr (a k2 bundle's) fails on the first one
+    if (ModuleLayer.boot().findModule("jdk.jfr").isEmpty()) o.put("pekko.java-flight-recorder.enabled", false);
     if (jdbcUrl != null) {
       if (kind.equals("h2") && !jdbcUrl.startsWith("jdbc:h2:")) throw new UsageError("--jdbc-url must be a jdbc:h2: or jdbc:postgresql: URL");
       o.put("pekko-persistence-jdbc.shared-databases.slick.db.url", jdbcUrl);

@@ -36,6 +36,7 @@ final class ReportCommand implements Callable<Integer> {
     }
     var src = data.resolve("reports").resolve(id);
     if (!Files.isRegularFile(src.resolve("steps.csv"))) throw new NodeConfig.UsageError("no report of run " + id + " in " + src);
+    if (!RunReport.canPlot()) throw new NodeConfig.UsageError("this Java has no java.desktop to draw the plots (a k2 bundle's JRE): run k2 report on a full JDK");
     var dst = Path.of(out);
     Files.createDirectories(dst);
     for (var name : new String[] {"steps.csv", "clip.csv", "clip-counts.csv", "eval.csv"}) {

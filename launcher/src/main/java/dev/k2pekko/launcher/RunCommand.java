@@ -117,7 +117,10 @@ final class RunCommand implements Callable<Integer> {
       var result = pipeline.run();
       var reportDir = Path.of(config.getString("k2.journal.dir")).resolve("reports").resolve(runId);
       dev.k2pekko.trainer.RunReport.write(result, reportDir);
-      System.err.println("k2: report (CSV and PNG) in " + reportDir.toAbsolutePath() + "; `k2 report --out DIR` copies and redraws it");
+      System.err.println(dev.k2pekko.trainer.RunReport.canPlot()
+          ? "k2: report (CSV and PNG) in " + reportDir.toAbsolutePath() + "; `k2 report --out DIR` copies and redraws it"
+          : "k2: report (CSV; this Java has no java.desktop for the PNGs) in " + reportDir.toAbsolutePath()
+              + "; `k2 report --out DIR` on a full JDK draws them");
       if (json) System.out.println(PipelineReport.json(result));
       else PipelineReport.table(result, System.out);
       return 0;

@@ -18,7 +18,8 @@ import java.util.List;
  *   column per head (l{layer}h{head}) with its S_max (max over the learners of that step);</li>
  *   <li>{@code clip-counts.csv}: layer, head, how many steps clipped it;</li>
  *   <li>{@code eval.csv}: stage (0 init, 1 sft, 2 rl), version, success, pass^1..pass^k;</li>
- *   <li>{@code loss.png}, {@code reward.png}, {@code clip.png}: the curves.</li>
+ *   <li>{@code loss.png}, {@code reward.png}, {@code clip.png}: the curves, where this Java has {@code java.desktop}
+ *   (a {@code k2 bundle}'s JRE leaves it out: {@code k2 report} on a full JDK draws them from the CSV files).</li>
  * </ul>
  */
 public final class RunReport {
@@ -63,7 +64,12 @@ public final class RunReport {
       evals.add(row);
     }
     Csv.write(dir.resolve("eval.csv"), evalHeader, evals);
-    plots(dir, h.tau(), dir);
+    if (canPlot()) plots(dir, h.tau(), dir);
+  }
+
+  /** Whether this Java can draw the PNGs: it has {@code java.desktop} (a {@code k2 bundle}'s JRE does not). */
+  public static boolean canPlot() {
+    return ModuleLayer.boot().findModule("java.desktop").isPresent();
   }
 
   /** Draws the PNGs of a report directory from its CSV files into {@code out}. */
