@@ -215,7 +215,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       boolean mine = t.trajectoryId().startsWith(s.runId() + "-");
       buffer.add(new Item(e.tag(), offset, i + 1, mine ? t : null, mine ? kind(t) : null));
     }
-    if (usable() >= 4L * s.batchSize()) pendingAcks.put(e.tag(), e.ack()); // backpressure until a step consumes
+    // backpressure until a step consumes: room for a few SFT batches, or two RL batches of groups of up to 4
+    if (usable() >= Math.max(4L * s.batchSize(), 8L * s.rlGroups())) pendingAcks.put(e.tag(), e.ack());
     else e.ack().tell(Ack.INSTANCE);
     maybeStep();
     return this;
@@ -338,7 +339,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     Map<String, double[]> sum = new LinkedHashMap<>();
     double[][] maxLogit = zeros(model);
     double loss = 0, rewardSum = 0;
-    int used = 0, rewarded = 0, flat = 0;
+    int used = 0, rewarded = 0;
     for (var g : groups.values()) {
       var seqs = new ArrayList<Sequence>();
       var rows = new ArrayList<Integer>();
@@ -361,12 +362,22 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       // Equal rewards: every advantage is 0 and, on-policy, log pi - log pi_old is 0 up to rounding, so the gradient is
       // rounding noise, which Muon's orthogonalisation and Adam's normalisation would turn into full-size steps.
       double r0 = rewards.getFirst();
-      if (rewards.stream().allMatch(x -> Math.abs(x - r0) < 1e-9)) {
-        flat++;
-        continue;
-      }
+      if (rewards.stream().allMatch(x -> Math.abs(x - r0) < 1e-9)) continue;
       var tb = TokenBatch.of(seqs, 0);
       tokens += tb.ids().length;
+      if (PROBE) {
+        double[] rowLp = Losses.sequenceLogProbs(model, tb);
+        double[] lp = new double[rewards.size()];
+        for (int q = 0; q < rowLp.length; q++) lp[rows.get(q)] += rowLp[q];
+        int i = 0;
+        for (var t : g) {
+          var ex = t.sampling() == null ? List.<Sequence>of() : format.examples(t);
+          if (ex.isEmpty() || ex.stream().anyMatch(x -> x.length() > model.config().context() + 1)) continue; // as above
+          PROBE_LOG.info(String.format("rl-probe learner v=%d sampled at v=%d log pi=%.5f log pi_old=%.5f diff=%.2e reward=%.3f", snap.version(),
+              t.sampling().version(), lp[i], old.get(i), lp[i] - old.get(i), rewards.get(i)));
+          i++;
+        }
+      }
       var res = Losses.k2Rl(model, tb, rows.stream().mapToInt(Integer::intValue).toArray(), rewards.stream().mapToDouble(Double::doubleValue).toArray(),
           old.stream().mapToDouble(Double::doubleValue).toArray(), s.rlTau());
       loss += res.loss();
@@ -387,6 +398,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
     return new Result(loss / used, grads, maxLogit, tokens, meanReward);
   }
+
+  /**
+   * {@code K2_RL_PROBE=1}: log each rollout's log pi at the learner's version next to the sampler's log pi_old (they
+   * agree to rounding when the versions are equal; docs/LOOP.md).
+   */
+  private static final boolean PROBE = System.getenv("K2_RL_PROBE") != null;
+  private static final org.slf4j.Logger PROBE_LOG = org.slf4j.LoggerFactory.getLogger("dev.k2pekko.trainer.RlProbe");
 
   private static double[][] zeros(PolicyModel m) {
     double[][] z = new double[m.config().layers()][m.config().heads()];

@@ -68,6 +68,8 @@ class PipelineTest {
       assertTrue(r.init().success() <= 0.05, "an untrained policy solves held-out tasks: " + r.init().success());
       assertTrue(r.synthesized() > 100, "synthesis persisted " + r.synthesized());
       assertEquals(20, r.rollouts()); // 10 tasks x 2 rollouts, all persisted
+      assertEquals(1, r.roundSuccess().length);
+      assertTrue(r.roundSuccess()[0] >= 0 && r.roundSuccess()[0] <= 1, "round success " + r.roundSuccess()[0]);
 
       // every trajectory of this run in the journal was consumed, once
       var ids = new HashSet<String>();
@@ -96,6 +98,7 @@ class PipelineTest {
       assertEquals(st.version(), again.status().restoredFrom());
       assertEquals(r.synthesized(), again.synthesized());
       assertEquals(r.rollouts(), again.rollouts());
+      assertTrue(Double.isNaN(again.roundSuccess()[0]), "a round found in the journal is not rolled out again");
       assertEquals(0L, again.status().counters().getOrDefault("duplicates", 0L));
       assertEquals(count[0], again.status().counters().get("trajectories") + again.status().counters().getOrDefault("trajectories_rejected", 0L));
 
