@@ -71,6 +71,29 @@ public interface TensorOps {
     return new Grad2(da, db);
   }
 
+  /**
+   * {@link #matmulBackward} whose dA the caller passes only to ops that read it at the backend's operand precision
+   * (attention's backward, GELU's backward): a backend may store dA at that precision, as {@link #matmulLowPrecision}
+   * does (CudaOps with bf16 activations: bf16, as PyTorch's autocast does). dB is as in matmulBackward.
+   */
+  default Grad2 matmulBackwardLowPrecision(Tensor dout, Tensor a, boolean transA, Tensor b, boolean transB) {
+    Tensor da = transA ? matmulLowPrecision(b, transB, dout, true) : matmulLowPrecision(dout, false, b, !transB);
+    Tensor db = transB ? matmul(dout, true, a, transA) : matmul(a, !transA, dout, false);
+    return new Grad2(da, db);
+  }
+
+  /**
+   * out (M,N) = sum over i of op(as[i]) (M,K_i) . op(bs[i]) (K_i,N): the input gradient of several projections of
+   * one input (q, k and v). A backend may accumulate in one output (CudaOps: one GEMM per term with beta = 1). The
+   * default adds the products left to right.
+   */
+  default Tensor matmulSum(java.util.List<? extends Tensor> as, boolean transA, java.util.List<? extends Tensor> bs, boolean transB) {
+    if (as.isEmpty() || as.size() != bs.size()) throw new IllegalArgumentException("matmulSum: " + as.size() + " and " + bs.size() + " factors");
+    Tensor out = matmul(as.get(0), transA, bs.get(0), transB);
+    for (int i = 1; i < as.size(); i++) out = add(out, matmul(as.get(i), transA, bs.get(i), transB));
+    return out;
+  }
+
   // ---- elementwise, shapes equal ----
 
   /** out = alpha*a + beta*b, a and b (R,C). Residual add is linear(1, a, 1, b). */
@@ -119,6 +142,15 @@ public interface TensorOps {
 
   /** dout (N,C), x (N,C), w (1,C), rstd (N,1) -> dx (N,C), dw (1,C). */
   Grad2 rmsnormBackward(Tensor dout, Tensor x, Tensor w, Tensor rstd);
+
+  /**
+   * {@link #rmsnormBackward} with a residual gradient added to dx: dx = residual + dnorm (the pre-norm block's
+   * x + f(norm(x))), dw as there. A backend may fuse the add (CudaOps: in the same kernel). The default adds.
+   */
+  default Grad2 rmsnormBackwardAdd(Tensor dout, Tensor x, Tensor w, Tensor rstd, Tensor residual) {
+    Grad2 g = rmsnormBackward(dout, x, w, rstd);
+    return new Grad2(add(residual, g.first()), g.second());
+  }
 
   // ---- GELU (tanh approximation) ----
 

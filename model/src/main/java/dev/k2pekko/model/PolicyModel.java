@@ -182,27 +182,28 @@ public final class PolicyModel {
       String p = "layer" + l + ".";
       LayerCache c = f.layers().get(l);
       // MLP branch: x2 = x1 + gelu(n2 W1^T) W2^T
-      var w2 = ops.matmulBackward(dx, c.g(), false, params.get(p + "w2"), true);
+      // (the GELU and attention backwards read their incoming gradients only as operands: a backend may keep
+      // them narrower; the residual adds go with the norms' backwards)
+      var w2 = ops.matmulBackwardLowPrecision(dx, c.g(), false, params.get(p + "w2"), true);
       Tensor du = ops.geluBackward(w2.first(), c.u());
       var w1 = ops.matmulBackward(du, c.n2().out(), false, params.get(p + "w1"), true);
-      var n2 = ops.rmsnormBackward(w1.first(), c.x1(), params.get(p + "norm2"), c.n2().rstd());
-      Tensor dx1 = ops.add(dx, n2.first());
+      var n2 = ops.rmsnormBackwardAdd(w1.first(), c.x1(), params.get(p + "norm2"), c.n2().rstd(), dx);
+      Tensor dx1 = n2.first();
       // attention branch: x1 = x + Attn(n1 Wq^T, n1 Wk^T, n1 Wv^T) Wo^T
-      var wo = ops.matmulBackward(dx1, c.att().out(), false, params.get(p + "wo"), true);
+      var wo = ops.matmulBackwardLowPrecision(dx1, c.att().out(), false, params.get(p + "wo"), true);
       var att = ops.attentionBackward(wo.first(), c.q(), c.k(), c.v(), c.att().probs(), f.batch(), f.seq(), config.heads());
-      var wq = ops.matmulBackward(att.first(), c.n1().out(), false, params.get(p + "wq"), true);
-      var wk = ops.matmulBackward(att.second(), c.n1().out(), false, params.get(p + "wk"), true);
-      var wv = ops.matmulBackward(att.third(), c.n1().out(), false, params.get(p + "wv"), true);
-      Tensor dn1 = ops.add(ops.add(wq.first(), wk.first()), wv.first());
-      var n1 = ops.rmsnormBackward(dn1, c.xIn(), params.get(p + "norm1"), c.n1().rstd());
-      dx = ops.add(dx1, n1.first());
+      Tensor wq = params.get(p + "wq"), wk = params.get(p + "wk"), wv = params.get(p + "wv");
+      // dn1 = dq Wq + dk Wk + dv Wv (one output), the weights' gradients dq^T n1, dk^T n1, dv^T n1
+      Tensor dn1 = ops.matmulSum(List.of(att.first(), att.second(), att.third()), false, List.of(wq, wk, wv), false);
+      var n1 = ops.rmsnormBackwardAdd(dn1, c.xIn(), params.get(p + "norm1"), c.n1().rstd(), dx1);
+      dx = n1.first();
       grads.put(p + "w2", w2.second());
       grads.put(p + "w1", w1.second());
       grads.put(p + "norm2", n2.second());
       grads.put(p + "wo", wo.second());
-      grads.put(p + "wq", wq.second());
-      grads.put(p + "wk", wk.second());
-      grads.put(p + "wv", wv.second());
+      grads.put(p + "wq", ops.matmul(att.first(), true, c.n1().out(), false));
+      grads.put(p + "wk", ops.matmul(att.second(), true, c.n1().out(), false));
+      grads.put(p + "wv", ops.matmul(att.third(), true, c.n1().out(), false));
       grads.put(p + "norm1", n1.second());
     }
     grads.put("tok_emb", ops.embeddingBackward(dx, f.ids(), config.vocab()));

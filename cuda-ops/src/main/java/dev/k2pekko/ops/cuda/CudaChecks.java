@@ -127,6 +127,13 @@ public final class CudaChecks {
       check("bf16 out: matmulLowPrecision" + shape, BF16_GEMM, ru.toDoubles(), u.toDoubles());
       check("bf16 out: gelu of bf16" + shape, BF16_GEMM, ref.gelu(ru).toDoubles(), gpuMix.gelu(u).toDoubles());
       check("bf16 out: gelu dx of bf16" + shape, BF16_GEMM, ref.geluBackward(g, ru).toDoubles(), gpuMix.geluBackward(g, u).toDoubles());
+      // the incoming gradient as bf16 too (matmulBackwardLowPrecision's dA), with a bf16 and an fp32 input
+      HostTensor a2 = rf(n, k, 1);
+      Tensor gu = gpuMix.matmulLowPrecision(a2, false, b, true), rgu = ref.matmul(a2, false, b, true);
+      check("bf16 out: gelu dx, bf16 dout, bf16 x" + shape, BF16_GEMM, ref.geluBackward(rgu, ru).toDoubles(),
+          gpuMix.geluBackward(gu, u).toDoubles());
+      check("bf16 out: gelu dx, bf16 dout, fp32 x" + shape, BF16_GEMM, ref.geluBackward(rgu, x).toDoubles(),
+          gpuMix.geluBackward(gu, x).toDoubles());
       check("bf16 out: matmul of bf16 rmsnorm" + shape, BF16_GEMM, ref.matmul(rn.out(), true, g, false).toDoubles(),
           gpuMix.matmul(xn.out(), true, g, false).toDoubles());
       check("bf16 out: fp32 add of bf16" + shape, BF16_GEMM, ref.add(ru, g).toDoubles(), gpuMix.add(u, g).toDoubles());
@@ -252,6 +259,17 @@ public final class CudaChecks {
           var x = gpu.matmulBackward(g, a, ta, b, tb);
           check("matmul dA bf16", BF16_GEMM, r.first(), x.first());
           check("matmul dB bf16", BF16_GEMM, r.second(), x.second());
+          // dA stored as bf16 (bf16 activations), dB as before
+          var xl = gpuMix.matmulBackwardLowPrecision(g, a, ta, b, tb);
+          check("bf16 out: matmul dA (low precision)", BF16_GEMM, r.first().toDoubles(), xl.first().toDoubles());
+          check("matmul dB (beside low-precision dA)", BF16_GEMM, r.second(), xl.second());
+          // a sum of three products of different inner dimensions in one output (GEMMs with beta = 1)
+          int k2 = 1 + rnd.nextInt(40), k3 = k + 7;
+          HostTensor a2 = ta ? rf(k2, m, 1) : rf(m, k2, 1), b2 = tb ? rf(n, k2, 1) : rf(k2, n, 1);
+          HostTensor a3 = ta ? rf(k3, m, 1) : rf(m, k3, 1), b3 = tb ? rf(n, k3, 1) : rf(k3, n, 1);
+          Tensor rs = ref.matmulSum(List.of(a, a2, a3), ta, List.of(b, b2, b3), tb);
+          check("matmulSum of 3 bf16", BF16_GEMM, rs, gpu.matmulSum(List.of(a, a2, a3), ta, List.of(b, b2, b3), tb));
+          check("matmulSum of 3 fp32", FP32, rs, gpu32.matmulSum(List.of(a, a2, a3), ta, List.of(b, b2, b3), tb));
         }
       }
     }
@@ -284,7 +302,8 @@ public final class CudaChecks {
   }
 
   void normGeluSoftmaxEmbedding() {
-    for (int[] s : new int[][] {{dim(40), dim(40)}, {dim(40), dim(300)}, {300, 1024}}) {
+    // (7, 3500): wider than the warp-per-row RMSNorm backward's shared memory holds, so the block-per-row kernel
+    for (int[] s : new int[][] {{dim(40), dim(40)}, {dim(40), dim(300)}, {300, 1024}, {7, 3500}}) {
       int n = s[0], c = s[1];
       HostTensor x = rf(n, c, 2), w = rf(1, c, 1), g = rf(n, c, 1);
       var rn = ref.rmsnorm(x, w, 1e-5);
@@ -295,6 +314,11 @@ public final class CudaChecks {
       var xb = gpu.rmsnormBackward(g, x, w, xn.rstd());
       check("rmsnorm dx", FP32, rb.first(), xb.first());
       check("rmsnorm dw", FP32, rb.second(), xb.second());
+      HostTensor res = rf(n, c, 1);
+      var rr = ref.rmsnormBackwardAdd(g, x, w, rn.rstd(), res);
+      var xr = gpu.rmsnormBackwardAdd(g, x, w, xn.rstd(), res);
+      check("rmsnorm dx + residual", FP32, rr.first(), xr.first());
+      check("rmsnorm dw (residual add)", FP32, rr.second(), xr.second());
       check("gelu", FP32, ref.gelu(x), gpu.gelu(x));
       check("gelu dx", FP32, ref.geluBackward(g, x), gpu.geluBackward(g, x));
       check("softmax", FP32, ref.softmax(x), gpu.softmax(x));

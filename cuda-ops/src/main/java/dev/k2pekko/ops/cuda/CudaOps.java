@@ -308,6 +308,46 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     return out;
   }
 
+  /**
+   * One output for the whole sum: the first product's GEMM writes it (beta = 0), each further one adds to it
+   * (beta = 1), so the sum costs no separate passes (PolicyModel: dq Wq + dk Wk + dv Wv). fp32 output.
+   */
+  @Override
+  public Tensor matmulSum(List<? extends Tensor> as, boolean transA, List<? extends Tensor> bs, boolean transB) {
+    if (as.isEmpty() || as.size() != bs.size()) throw new IllegalArgumentException("matmulSum: " + as.size() + " and " + bs.size() + " factors");
+    int m = -1, n = -1;
+    CudaTensor[] a = new CudaTensor[as.size()], b = new CudaTensor[as.size()];
+    int[] ks = new int[as.size()];
+    for (int i = 0; i < a.length; i++) {
+      a[i] = c(as.get(i));
+      b[i] = c(bs.get(i));
+      int mi = transA ? a[i].cols() : a[i].rows(), k = transA ? a[i].rows() : a[i].cols();
+      int kb = transB ? b[i].cols() : b[i].rows(), ni = transB ? b[i].rows() : b[i].cols();
+      if (k != kb || (i > 0 && (mi != m || ni != n))) {
+        throw new IllegalArgumentException("matmulSum term " + i + ": " + a[i].shapeString() + (transA ? "^T" : "") + " . " + b[i].shapeString() + (transB ? "^T" : ""));
+      }
+      m = mi;
+      n = ni;
+      ks[i] = k;
+    }
+    CudaTensor out = alloc(m, n);
+    if (m == 0 || n == 0) return out;
+    float beta = 0f;
+    for (int i = 0; i < a.length; i++) {
+      if (ks[i] == 0) continue;
+      if (precision == Precision.BF16) {
+        dev.gemm(transA, transB, m, n, ks[i], 1f, bf16(a[i]), Cuda.CUDA_R_16BF, bf16(b[i]), Cuda.CUDA_R_16BF, beta, out.ptr(), Cuda.CUDA_R_32F);
+      } else {
+        dev.gemm(transA, transB, m, n, ks[i], 1f, a[i].ptr(), Cuda.CUDA_R_32F, b[i].ptr(), Cuda.CUDA_R_32F, beta, out.ptr(), Cuda.CUDA_R_32F);
+      }
+      beta = 1f;
+    }
+    if (beta == 0f) dev.memsetAsync(out.ptr(), 0, 4L * out.count());
+    keep((Object[]) a);
+    keep((Object[]) b);
+    return out;
+  }
+
   // ---- elementwise ----
 
   @Override
@@ -508,6 +548,17 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
 
   @Override
   public Grad2 rmsnormBackward(Tensor doutt, Tensor xt, Tensor wt, Tensor rstdt) {
+    return rmsnormBwd(doutt, xt, wt, rstdt, null);
+  }
+
+  /** The residual add in the backward kernel's store: one pass fewer over (N, C) fp32 (read 2, write 1). */
+  @Override
+  public Grad2 rmsnormBackwardAdd(Tensor doutt, Tensor xt, Tensor wt, Tensor rstdt, Tensor residual) {
+    sameShape(residual, xt);
+    return rmsnormBwd(doutt, xt, wt, rstdt, c(residual));
+  }
+
+  private Grad2 rmsnormBwd(Tensor doutt, Tensor xt, Tensor wt, Tensor rstdt, CudaTensor res) {
     CudaTensor g = c(doutt), x = c(xt), w = c(wt), rstd = c(rstdt);
     int n = x.rows(), cols = x.cols();
     CudaTensor dx = alloc(n, cols), dw = alloc(1, cols);
@@ -519,13 +570,14 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     int smem = warpRows ? 4 * (THREADS / 32) * cols : 4 * cols;
     dev.allowSharedMemory(f, smem);
     if (n > 0) {
-      dev.launch(f, nb, 1, 1, THREADS, 1, 1, smem, dx.ptr(), part.ptr, g.ptr(), x.ptr(), w.ptr(), rstd.ptr(), n, cols, rowsPerBlock);
+      dev.launch(f, nb, 1, 1, THREADS, 1, 1, smem, dx.ptr(), part.ptr, g.ptr(), x.ptr(), w.ptr(), rstd.ptr(), res == null ? 0L : res.ptr(),
+          n, cols, rowsPerBlock);
       colSums(dw.ptr(), part.ptr, nb, cols);
     } else {
       dev.memsetAsync(dw.ptr(), 0, 4L * cols);
     }
     dev.memory.release(part);
-    keep(g, x, w, rstd);
+    keep(g, x, w, rstd, res);
     return new Grad2(dx, dw);
   }
 
@@ -553,8 +605,10 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     CudaTensor g = c(doutt), x = c(xt);
     if (bf16Activations()) {
       CudaTensor out = allocBf16(x.rows(), x.cols());
-      if (x.isBf16Only()) launch1d("k_gelu_bwd_fbb", x.count(), out.bf16Ptr(), g.ptr(), x.bf16Ptr(), x.count());
-      else launch1d("k_gelu_bwd_ffb", x.count(), out.bf16Ptr(), g.ptr(), x.ptr(), x.count());
+      // a bf16 incoming gradient (matmulBackwardLowPrecision's dA) is read as it is stored
+      boolean gb = g.isBf16Only(), xb = x.isBf16Only();
+      launch1d("k_gelu_bwd_" + (gb ? "b" : "f") + (xb ? "b" : "f") + "b", x.count(), out.bf16Ptr(), gb ? g.bf16Ptr() : g.ptr(),
+          xb ? x.bf16Ptr() : x.ptr(), x.count());
       keep(g, x);
       return out;
     }

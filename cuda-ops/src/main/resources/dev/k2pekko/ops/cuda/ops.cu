@@ -308,7 +308,7 @@ extern "C" __global__ void k_rmsnorm_bf(bf16_t* __restrict__ out, float* __restr
 // Each block takes rowsPerBlock rows: dx = r (g w - xhat mean(g w xhat)); dwPart[block] = sum over its rows of g xhat.
 // Dynamic shared memory: cols floats for the block's dw accumulators (each thread owns columns j = tid mod blockDim).
 extern "C" __global__ void k_rmsnorm_bwd(float* dx, float* dwPart, const float* g, const float* x, const float* w,
-                                         const float* rstd, int rows, int cols, int rowsPerBlock) {
+                                         const float* rstd, const float* res, int rows, int cols, int rowsPerBlock) {
   __shared__ float sh[32];
   extern __shared__ float dws[];
   for (int j = threadIdx.x; j < cols; j += blockDim.x) dws[j] = 0.f;
@@ -325,7 +325,8 @@ extern "C" __global__ void k_rmsnorm_bwd(float* dx, float* dwPart, const float* 
     }
     dot = block_sum(dot, sh) / cols;
     float* dr = dx + (long long)i * cols;
-    for (int j = threadIdx.x; j < cols; j += blockDim.x) dr[j] = r * (gr[j] * w[j] - xr[j] * r * dot);
+    const float* rr = res ? res + (long long)i * cols : nullptr;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) dr[j] = (rr ? rr[j] : 0.f) + r * (gr[j] * w[j] - xr[j] * r * dot);
   }
   for (int j = threadIdx.x; j < cols; j += blockDim.x) dwPart[(long long)blockIdx.x * cols + j] = dws[j];
 }
@@ -335,18 +336,19 @@ extern "C" __global__ void k_rmsnorm_bwd(float* dx, float* dwPart, const float* 
 // slices are summed into dwPart[block] at the end. Dynamic shared memory: (blockDim / 32) * cols floats.
 extern "C" __global__ void k_rmsnorm_bwd_w(float* __restrict__ dx, float* __restrict__ dwPart, const float* __restrict__ g,
                                            const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ rstd,
-                                           int rows, int cols, int rowsPerBlock) {
+                                           const float* __restrict__ res, int rows, int cols, int rowsPerBlock) {
   extern __shared__ float dws[];
   int nw = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   float* my = dws + warp * cols;
   for (int j = lane; j < cols; j += 32) my[j] = 0.f;
   __syncwarp();
-  bool vec = (cols & 3) == 0 && al16(g) && al16(x) && al16(w) && al16(dx);
+  bool vec = (cols & 3) == 0 && al16(g) && al16(x) && al16(w) && al16(dx) && (!res || al16(res));
   int r0 = blockIdx.x * rowsPerBlock, r1 = min(rows, r0 + rowsPerBlock);
   for (int i = r0 + warp; i < r1; i += nw) {
     const float* xr = x + (long long)i * cols;
     const float* gr = g + (long long)i * cols;
     float* dr = dx + (long long)i * cols;
+    const float* rr = res ? res + (long long)i * cols : nullptr;
     float r = rstd[i], dot = 0.f;
     if (vec) {
       for (int j = lane; j < cols / 4; j += 32) {
@@ -361,6 +363,10 @@ extern "C" __global__ void k_rmsnorm_bwd_w(float* __restrict__ dx, float* __rest
         f4 xv = ((const f4*)xr)[j], gv = ((const f4*)gr)[j], wv = ((const f4*)w)[j];
         f4 o = {r * (gv.x * wv.x - xv.x * r * dot), r * (gv.y * wv.y - xv.y * r * dot), r * (gv.z * wv.z - xv.z * r * dot),
                 r * (gv.w * wv.w - xv.w * r * dot)};
+        if (rr) {
+          f4 rv = ((const f4*)rr)[j];
+          o.x += rv.x; o.y += rv.y; o.z += rv.z; o.w += rv.w;
+        }
         ((f4*)dr)[j] = o;
       }
     } else {
@@ -370,7 +376,7 @@ extern "C" __global__ void k_rmsnorm_bwd_w(float* __restrict__ dx, float* __rest
         dot += gr[j] * w[j] * xh;
       }
       dot = warp_sum(dot) / cols;
-      for (int j = lane; j < cols; j += 32) dr[j] = r * (gr[j] * w[j] - xr[j] * r * dot);
+      for (int j = lane; j < cols; j += 32) dr[j] = (rr ? rr[j] : 0.f) + r * (gr[j] * w[j] - xr[j] * r * dot);
     }
   }
   __syncthreads();
@@ -416,6 +422,15 @@ extern "C" __global__ void k_gelu_bwd_ffb(bf16_t* dx, const float* g, const floa
 }
 
 extern "C" __global__ void k_gelu_bwd_fbb(bf16_t* dx, const float* g, const bf16_t* x, long long n) {
+  map2t(dx, g, x, n, [](float gi, float v) { return geluGrad1(gi, v); });
+}
+
+// The incoming gradient as bf16 too (the w2 GEMM's dX written as bf16: matmulBackwardLowPrecision)
+extern "C" __global__ void k_gelu_bwd_bfb(bf16_t* dx, const bf16_t* g, const float* x, long long n) {
+  map2t(dx, g, x, n, [](float gi, float v) { return geluGrad1(gi, v); });
+}
+
+extern "C" __global__ void k_gelu_bwd_bbb(bf16_t* dx, const bf16_t* g, const bf16_t* x, long long n) {
   map2t(dx, g, x, n, [](float gi, float v) { return geluGrad1(gi, v); });
 }
 
