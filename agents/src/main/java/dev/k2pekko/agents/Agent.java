@@ -60,11 +60,26 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
    * @param temperature sampling temperature of the learned policy
    * @param rollouts consecutive episodes of an agent that share one task (K rollouts per task for RL, n trials for
    *     evaluation); their trajectory ids differ only after '#', so they share a journal tag
+   * @param difficultyWeights "train" only: relative weights of difficulties 1..n (a task's difficulty is drawn by
+   *     them, then a task of that difficulty); null draws the generator's way (uniform)
    */
-  public record EpisodeSpec(String tasks, String policy, double temperature, int rollouts) implements KryoWire {
+  public record EpisodeSpec(String tasks, String policy, double temperature, int rollouts, double[] difficultyWeights) implements KryoWire {
     public static final EpisodeSpec SYNTHESIS = new EpisodeSpec("universe", "teacher", 0, 1);
 
+    public EpisodeSpec(String tasks, String policy, double temperature, int rollouts) {
+      this(tasks, policy, temperature, rollouts, null);
+    }
+
     public EpisodeSpec {
+      if (difficultyWeights != null) {
+        double sum = 0;
+        for (double w : difficultyWeights) {
+          if (!(w >= 0) || Double.isInfinite(w)) throw new IllegalArgumentException("difficulty weights must be finite and >= 0");
+          sum += w;
+        }
+        if (!(sum > 0)) throw new IllegalArgumentException("difficulty weights must not all be 0");
+        if (!tasks.equals("train")) throw new IllegalArgumentException("difficulty weights apply to train tasks only");
+      }
       if (!java.util.Set.of("universe", "train", "held-out").contains(tasks)) throw new IllegalArgumentException("tasks must be universe, train or held-out, got " + tasks);
       if (!policy.equals("teacher") && !policy.equals("learned")) throw new IllegalArgumentException("policy must be teacher or learned, got " + policy);
       if (rollouts < 1) throw new IllegalArgumentException("rollouts must be at least 1, got " + rollouts);

@@ -75,7 +75,9 @@ public final class NodeServices implements Extension {
       case "universe" -> generator.task(runSeed, agentId, episode);
       case "train" -> {
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);
-        yield train.task(seed, "r-" + Long.toHexString(seed));
+        double[] w = spec.difficultyWeights();
+        if (w == null) yield train.task(seed, "r-" + Long.toHexString(seed));
+        yield train.taskOfDifficulty(seed, "r-" + Long.toHexString(seed), drawDifficulty(w, TaskGenerator.mix(seed ^ 0x5DEECE66DL)));
       }
       default -> {
         int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
@@ -84,6 +86,19 @@ public final class NodeServices implements Extension {
         yield heldOut.taskOfDifficulty(seed, "h-" + index, 1 + (int) (index % maxSteps));
       }
     };
+  }
+
+  /** Difficulty 1..w.length drawn with probabilities proportional to w, from a uniform draw given by {@code bits}. */
+  static int drawDifficulty(double[] w, long bits) {
+    double sum = 0;
+    for (double x : w) sum += x;
+    double u = (bits >>> 11) * 0x1.0p-53 * sum;
+    for (int d = 0; d < w.length; d++) {
+      u -= w[d];
+      if (u < 0) return d + 1;
+    }
+    for (int d = w.length - 1; d >= 0; d--) if (w[d] > 0) return d + 1; // rounding at the top end
+    throw new IllegalArgumentException("difficulty weights must not all be 0");
   }
 
   private static int agentNumber(String agentId) {

@@ -44,6 +44,15 @@ final class PipelineReport {
     for (double x : r.roundSuccess()) rounds.append(Double.isNaN(x) ? " -" : String.format(" %.1f%%", 100 * x));
     var c = r.status().counters();
     out.printf("%nRL rollouts accepted by the judge, round by round (training tasks, sampled):%s%n", rounds);
+    var mix = new StringBuilder();
+    for (double[] w : r.roundDifficultyWeights()) {
+      if (w == null) { mix.append("  uniform"); continue; }
+      double sum = 0;
+      for (double x : w) sum += x;
+      mix.append("  ");
+      for (int d = 0; d < w.length; d++) mix.append(d == 0 ? "" : "/").append(Math.round(100 * w[d] / sum));
+    }
+    out.printf("RL task mix by difficulty 1..5, %% per round:%s%n", mix);
     out.printf("synthesis: %,d accepted trajectories persisted; RL: %,d rollouts persisted%n", r.synthesized(), r.rollouts());
     out.printf("parameter server: %,d steps, version %d, %,d trajectories consumed (%,d duplicates), %,d tokens; "
             + "%d refused as stale, %d rejected as non-finite%n", c.getOrDefault("steps", 0L), r.status().version(),
@@ -82,6 +91,12 @@ final class PipelineReport {
     c.forEach(ps::put);
     root.put("synthesized", r.synthesized());
     root.put("rollouts", r.rollouts());
+    var mixes = root.putArray("rl_round_difficulty_weights");
+    for (double[] w : r.roundDifficultyWeights()) {
+      if (w == null) { mixes.addNull(); continue; }
+      var a = mixes.addArray();
+      for (double x : w) a.add(round(x));
+    }
     var rs = root.putArray("rl_round_success");
     for (double x : r.roundSuccess()) {
       if (Double.isNaN(x)) rs.addNull();

@@ -215,8 +215,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       boolean mine = t.trajectoryId().startsWith(s.runId() + "-");
       buffer.add(new Item(e.tag(), offset, i + 1, mine ? t : null, mine ? kind(t) : null));
     }
-    // backpressure until a step consumes: room for a few SFT batches, or two RL batches of groups of up to 4
-    if (usable() >= Math.max(4L * s.batchSize(), 8L * s.rlGroups())) pendingAcks.put(e.tag(), e.ack());
+    // backpressure until steps have consumed: room for a few SFT batches, or two RL batches of groups of up to 4
+    if (usable() >= bufferLimit()) pendingAcks.put(e.tag(), e.ack());
     else e.ack().tell(Ack.INSTANCE);
     maybeStep();
     return this;
@@ -444,10 +444,17 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     lastProgressNanos = System.nanoTime();
     if (weights.version() > awaiting) awaiting = -1;
     unacked.put(c.version(), batch);
-    pendingAcks.values().forEach(a -> a.tell(Ack.INSTANCE));
-    pendingAcks.clear();
+    if (usable() < bufferLimit()) {
+      // room again: each held stream may send its next event (one event can hold a judge batch of 200)
+      pendingAcks.values().forEach(a -> a.tell(Ack.INSTANCE));
+      pendingAcks.clear();
+    }
     maybeStep();
     return this;
+  }
+
+  private long bufferLimit() {
+    return Math.max(4L * s.batchSize(), 8L * s.rlGroups());
   }
 
   /** Pushes without an outcome yet, by the version they were computed at: a refusal puts one back in the buffer. */

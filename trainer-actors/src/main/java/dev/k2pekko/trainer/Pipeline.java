@@ -26,13 +26,33 @@ import org.apache.pekko.actor.typed.javadsl.AskPattern;
  */
 public final class Pipeline {
   public record Spec(String runId, long seed, int evalTasks, int evalTrials, double evalTemperature, int synthAgents, int synthEpisodes,
-                     int rlRounds, int rlTasks, int rlRollouts, double rlTemperature, Duration stageTimeout) {
+                     int rlRounds, int rlTasks, int rlRollouts, double rlTemperature, boolean rlPrioritized, Duration stageTimeout) {
     public static Spec fromConfig(String runId, long seed, Config c) {
       var p = c.getConfig("k2.pipeline");
       return new Spec(runId, seed, p.getInt("eval-tasks"), p.getInt("eval-trials"), p.getDouble("eval-temperature"), p.getInt("synth-agents"),
           p.getInt("synth-episodes"), p.getInt("rl-rounds"), p.getInt("rl-tasks"), p.getInt("rl-rollouts"), p.getDouble("rl-temperature"),
-          p.getDuration("stage-timeout"));
+          p.getBoolean("rl-prioritized"), p.getDuration("stage-timeout"));
     }
+  }
+
+  /**
+   * Prioritized sampling of RL tasks (the K2 report's): half of a round's tasks are drawn uniformly over the
+   * difficulties, half in proportion to the previous round's failure rate at each difficulty (its rollouts on
+   * training tasks; held-out results never steer training). Null (uniform) without a previous round or without
+   * failures.
+   */
+  static double[] priorities(Map<String, Long> previousRound, int maxSteps) {
+    double[] fail = new double[maxSteps];
+    double total = 0;
+    for (int d = 1; d <= maxSteps; d++) {
+      long n = previousRound.getOrDefault("difficulty/" + d + "/episodes", 0L), ok = previousRound.getOrDefault("difficulty/" + d + "/accepted", 0L);
+      fail[d - 1] = n == 0 ? 0 : 1.0 - (double) ok / n;
+      total += fail[d - 1];
+    }
+    if (!(total > 0)) return null;
+    double[] w = new double[maxSteps];
+    for (int d = 0; d < maxSteps; d++) w[d] = 0.5 / maxSteps + 0.5 * fail[d] / total;
+    return w;
   }
 
   /** One evaluation: success rate and pass^k for k = 1..trials, over {@code tasks} held-out tasks. */
@@ -43,9 +63,10 @@ public final class Pipeline {
   /**
    * @param roundSuccess per RL round, the fraction of its rollouts the judge accepted (sampled at the rollout
    *     temperature, on training tasks); NaN for a round a resumed run found in the journal
+   * @param roundDifficultyWeights per RL round, the difficulty weights its tasks were drawn by (null: uniform)
    */
   public record Result(Eval init, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitor.History clip,
-                       long synthesized, long rollouts, double[] roundSuccess) {}
+                       long synthesized, long rollouts, double[] roundSuccess, java.util.List<double[]> roundDifficultyWeights) {}
 
   /** What the progress line shows: the stage, and done/total in its unit. */
   public record Progress(String stage, long done, long total, String detail) {}
@@ -97,15 +118,21 @@ public final class Pipeline {
     target = synthesized;
     double[] roundSuccess = new double[spec.rlRounds()];
     java.util.Arrays.fill(roundSuccess, Double.NaN);
+    int maxSteps = system.settings().config().getInt("k2.policy.max-steps");
+    double[] weights = null;
+    var mixes = new java.util.ArrayList<double[]>();
     for (int r = 1; r <= spec.rlRounds(); r++) {
       int agents = Math.min(spec.rlTasks(), 1000);
       int tasksPerAgent = (spec.rlTasks() + agents - 1) / agents;
       long round = resumed ? journalCount(spec.runId() + "-rl" + r + "/") : 0;
+      mixes.add(weights);
       if (round == 0) {
         var sum = runEpisodes(spec.runId() + "-rl" + r, agents, tasksPerAgent * spec.rlRollouts(),
-            new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts()), Agent.PersistMode.ALL, "rl " + r + "/" + spec.rlRounds());
+            new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts(), weights), Agent.PersistMode.ALL,
+            "rl " + r + "/" + spec.rlRounds());
         round = sum.get("persisted");
         roundSuccess[r - 1] = (double) sum.get("accepted") / Math.max(1, sum.get("episodes"));
+        if (spec.rlPrioritized()) weights = priorities(sum.counters(), maxSteps);
       }
       rollouts += round;
       target += round;
@@ -118,7 +145,7 @@ public final class Pipeline {
     times.put("eval-rl", since(t));
     checkpoint();
     times.put("total", since(t0));
-    return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess);
+    return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess, mixes);
   }
 
   /** Trajectories in the journal whose id starts with {@code prefix}. */

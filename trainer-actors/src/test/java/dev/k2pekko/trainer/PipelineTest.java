@@ -41,7 +41,8 @@ class PipelineTest {
     o.put("k2.pipeline.eval-trials", 2);
     o.put("k2.pipeline.synth-agents", 20);
     o.put("k2.pipeline.synth-episodes", 10);
-    o.put("k2.pipeline.rl-rounds", 1);
+    o.put("k2.pipeline.rl-rounds", 2);
+    o.put("k2.pipeline.rl-prioritized", "on");
     o.put("k2.pipeline.rl-tasks", 10);
     o.put("k2.pipeline.rl-rollouts", 2);
     o.put("k2.pipeline.stage-timeout", "3 minutes");
@@ -67,9 +68,12 @@ class PipelineTest {
       assertEquals(2, r.init().passK().length);
       assertTrue(r.init().success() <= 0.05, "an untrained policy solves held-out tasks: " + r.init().success());
       assertTrue(r.synthesized() > 100, "synthesis persisted " + r.synthesized());
-      assertEquals(20, r.rollouts()); // 10 tasks x 2 rollouts, all persisted
-      assertEquals(1, r.roundSuccess().length);
+      assertEquals(40, r.rollouts()); // 2 rounds of 10 tasks x 2 rollouts, all persisted
+      assertEquals(2, r.roundSuccess().length);
       assertTrue(r.roundSuccess()[0] >= 0 && r.roundSuccess()[0] <= 1, "round success " + r.roundSuccess()[0]);
+      // prioritized sampling: the first round uniform, the second by the first's failures (if it had any)
+      assertEquals(null, r.roundDifficultyWeights().get(0));
+      if (r.roundSuccess()[0] < 1) assertEquals(5, r.roundDifficultyWeights().get(1).length);
 
       // every trajectory of this run in the journal was consumed, once
       var ids = new HashSet<String>();
@@ -98,7 +102,7 @@ class PipelineTest {
       assertEquals(st.version(), again.status().restoredFrom());
       assertEquals(r.synthesized(), again.synthesized());
       assertEquals(r.rollouts(), again.rollouts());
-      assertTrue(Double.isNaN(again.roundSuccess()[0]), "a round found in the journal is not rolled out again");
+      assertTrue(Double.isNaN(again.roundSuccess()[0]) && Double.isNaN(again.roundSuccess()[1]), "a round found in the journal is not rolled out again");
       assertEquals(0L, again.status().counters().getOrDefault("duplicates", 0L));
       assertEquals(count[0], again.status().counters().get("trajectories") + again.status().counters().getOrDefault("trajectories_rejected", 0L));
 
