@@ -11,7 +11,17 @@ import picocli.CommandLine.Command;
 public final class K2 implements Runnable {
   public static void main(String[] args) {
     org.slf4j.LoggerFactory.getLogger(K2.class); // initialise logging before Pekko's threads log concurrently
-    System.exit(commandLine().execute(args));
+    int code;
+    try {
+      code = commandLine().execute(args);
+    } catch (Throwable t) {
+      // an Error (a class missing from a trimmed runtime, say) passes picocli's handler: report it and exit, since
+      // the threads of an ActorSystem that started would otherwise keep the JVM alive
+      System.err.println("k2: failed: " + t);
+      t.printStackTrace();
+      code = 1;
+    }
+    System.exit(code);
   }
 
   static CommandLine commandLine() {
