@@ -123,7 +123,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     if (keep) {
       s.add("to_persist", 1);
       if (e.groupSize() > 1) {
-        String group = groupOf(t.trajectoryId());
+        String group = TrajectoryCollector.groupOf(t.trajectoryId());
         var h = held.computeIfAbsent(group, g -> new Held(new ArrayList<>(e.groupSize()), System.nanoTime()));
         h.members().add(t);
         if (h.members().size() >= e.groupSize()) {
@@ -138,11 +138,6 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   }
 
   private final Map<String, Held> held = new java.util.LinkedHashMap<>();
-
-  private static String groupOf(String trajectoryId) {
-    int h = trajectoryId.indexOf('#');
-    return h < 0 ? trajectoryId : trajectoryId.substring(0, h);
-  }
 
   /** Appends trajectories of one tag to its buffer (a batch may run over the batch size by a group's rest). */
   private void append(List<Trajectory> ts) {

@@ -78,8 +78,13 @@ public final class TrajectoryCollector
 
   /** The tag of a trajectory: a hash of its id up to '#', so the K rollouts of one task share a tag. */
   public static int tagIndex(String trajectoryId, int tags) {
+    return Math.floorMod(groupOf(trajectoryId).hashCode(), tags);
+  }
+
+  /** The task group of a trajectory: its id up to '#' (the K rollouts or n trials of one task share it, and a tag). */
+  public static String groupOf(String trajectoryId) {
     int hash = trajectoryId.indexOf('#');
-    return Math.floorMod((hash < 0 ? trajectoryId : trajectoryId.substring(0, hash)).hashCode(), tags);
+    return hash < 0 ? trajectoryId : trajectoryId.substring(0, hash);
   }
 
   public static String tagFor(String trajectoryId, int tags) {

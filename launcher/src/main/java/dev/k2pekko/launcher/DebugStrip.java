@@ -73,16 +73,19 @@ final class DebugStrip {
         out.writeShort(n);
         for (int m = 0; m < n; m++) {
           copy(6);  // access, name, descriptor
-          attributes(Set.of(), true);
+          attributes(Set.of(), true, out);
         }
       }
-      attributes(CLASS_DEBUG, false);
+      attributes(CLASS_DEBUG, false, out);
       if (in.hasRemaining()) throw new IllegalArgumentException("trailing bytes");
       return buf.toByteArray();
     }
 
-    /** Copies an attribute table, leaving out the attributes named in {@code drop} and stripping each Code attribute. */
-    private void attributes(Set<String> drop, boolean member) throws IOException {
+    /**
+     * Copies an attribute table to {@code dest}, leaving out the attributes named in {@code drop}; a member's Code
+     * attribute is copied with its own table stripped of {@link #CODE_DEBUG}.
+     */
+    private void attributes(Set<String> drop, boolean member, DataOutputStream dest) throws IOException {
       int n = u2();
       var kept = new ByteArrayOutputStream();
       var k = new DataOutputStream(kept);
@@ -108,8 +111,8 @@ final class DebugStrip {
           skip(length);
         }
       }
-      out.writeShort(keptCount);
-      kept.writeTo(out);
+      dest.writeShort(keptCount);
+      kept.writeTo(dest);
     }
 
     private byte[] code() throws IOException {
@@ -122,24 +125,7 @@ final class DebugStrip {
       int exceptions = u2();
       skip(8 * exceptions);
       s.write(in.array(), start, in.position() - start);
-      int n = u2();
-      var kept = new ByteArrayOutputStream();
-      var k = new DataOutputStream(kept);
-      int keptCount = 0;
-      for (int a = 0; a < n; a++) {
-        int name = u2(), length = in.getInt();
-        if (CODE_DEBUG.contains(utf8[name])) {
-          skip(length);
-          continue;
-        }
-        keptCount++;
-        k.writeShort(name);
-        k.writeInt(length);
-        k.write(in.array(), in.position(), length);
-        skip(length);
-      }
-      s.writeShort(keptCount);
-      kept.writeTo(s);
+      attributes(CODE_DEBUG, false, s);
       return saved.toByteArray();
     }
 

@@ -313,8 +313,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final List<Item> carried = new ArrayList<>();
 
   private static String groupOf(Trajectory t) {
-    int h = t.trajectoryId().indexOf('#');
-    return h < 0 ? t.trajectoryId() : t.trajectoryId().substring(0, h);
+    return dev.k2pekko.agents.TrajectoryCollector.groupOf(t.trajectoryId());
   }
 
   private Result computeStep(WeightsSnapshot snap, Batch batch) {
@@ -345,6 +344,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       var rows = new ArrayList<Integer>();
       var rewards = new ArrayList<Double>();
       var old = new ArrayList<Double>();
+      var sampled = PROBE ? new ArrayList<Trajectory>() : null;
       for (var t : g) {
         if (t.sampling() == null) continue; // nothing was sampled: no pi_old, no signal
         var ex = format.examples(t);
@@ -357,6 +357,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         rewardSum += rewards.getLast();
         rewarded++;
         old.add(t.sampling().logProb());
+        if (sampled != null) sampled.add(t);
       }
       if (rewards.size() < 2) continue; // one sample has no baseline: no signal
       // Equal rewards: every advantage is 0 and, on-policy, log pi - log pi_old is 0 up to rounding, so the gradient is
@@ -369,13 +370,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         double[] rowLp = Losses.sequenceLogProbs(model, tb);
         double[] lp = new double[rewards.size()];
         for (int q = 0; q < rowLp.length; q++) lp[rows.get(q)] += rowLp[q];
-        int i = 0;
-        for (var t : g) {
-          var ex = t.sampling() == null ? List.<Sequence>of() : format.examples(t);
-          if (ex.isEmpty() || ex.stream().anyMatch(x -> x.length() > model.config().context() + 1)) continue; // as above
+        for (int i = 0; i < lp.length; i++) {
           PROBE_LOG.info(String.format("rl-probe learner v=%d sampled at v=%d log pi=%.5f log pi_old=%.5f diff=%.2e reward=%.3f", snap.version(),
-              t.sampling().version(), lp[i], old.get(i), lp[i] - old.get(i), rewards.get(i)));
-          i++;
+              sampled.get(i).sampling().version(), lp[i], old.get(i), lp[i] - old.get(i), rewards.get(i)));
         }
       }
       var res = Losses.k2Rl(model, tb, rows.stream().mapToInt(Integer::intValue).toArray(), rewards.stream().mapToDouble(Double::doubleValue).toArray(),

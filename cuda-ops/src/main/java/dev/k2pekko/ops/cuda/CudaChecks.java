@@ -92,15 +92,7 @@ public final class CudaChecks {
     }
     Tensor expect = ref.hadamard(ref.add(ref.scale(a, 2.0), b), ref.add(ref.scale(a, 2.0), b));
     check("scope: kept result after reuse", FP32, expect, kept);
-    int failed = 0;
-    for (Tensor t : new Tensor[] {inner, outerTemp}) {
-      try {
-        t.toDoubles();
-      } catch (IllegalStateException e) {
-        failed++;
-      }
-    }
-    results.add(new Result("scope: freed tensors fail on use (" + failed + " of 2)", 2 - failed, 0));
+    checkFreed("scope", inner, outerTemp);
   }
 
   /**
@@ -189,15 +181,20 @@ public final class CudaChecks {
     }
     for (int i = 0; i < 4; i++) gpuMix.gelu(b);
     check("bf16 out: scope kept result", BF16_GEMM, ref.add(ref.gelu(b), a).toDoubles(), kept.toDoubles());
+    checkFreed("bf16 out", inner, converted);
+  }
+
+  /** Tensors whose scope has closed must refuse to be read: one result, its error the count that did not. */
+  private void checkFreed(String what, Tensor... freed) {
     int failed = 0;
-    for (Tensor t : new Tensor[] {inner, converted}) {
+    for (Tensor t : freed) {
       try {
         t.toDoubles();
       } catch (IllegalStateException e) {
         failed++;
       }
     }
-    results.add(new Result("bf16 out: freed tensors fail on use (" + failed + " of 2)", 2 - failed, 0));
+    results.add(new Result(what + ": freed tensors fail on use (" + failed + " of " + freed.length + ")", freed.length - failed, 0));
   }
 
   static double relError(double[] a, double[] b) {
