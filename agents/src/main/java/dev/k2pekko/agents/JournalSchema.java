@@ -10,8 +10,12 @@ import java.sql.DriverManager;
 import java.sql.SQLException;
 
 /**
- * Creates the journal's tables when they are missing, with the DDL that pekko-persistence-jdbc ships
- * ({@code schema/<db>/<db>-create-schema.sql} in its jar), and checks that the database answers at all.
+ * Opens the journal's database the way a command needs it. {@link #ensure} (run, node) creates the tables when they
+ * are missing, with the DDL that pekko-persistence-jdbc ships ({@code schema/<db>/<db>-create-schema.sql} in its
+ * jar), after checking that an existing H2 file is whole: H2 opens a truncated file at an older version and rewrites
+ * it, so a damaged file must be refused before anything opens it for writing. {@link #readOnly} (replay, export,
+ * journal check) never creates or changes anything: H2 in {@code ACCESS_MODE_DATA=r} with {@code IFEXISTS=TRUE},
+ * PostgreSQL with {@code default_transaction_read_only}.
  */
 public final class JournalSchema {
   private JournalSchema() {}
@@ -21,12 +25,79 @@ public final class JournalSchema {
     public Unreachable(String message, Throwable cause) { super(message, cause); }
   }
 
+  /** There is no journal where the command was pointed; the message names the place. */
+  public static final class Missing extends RuntimeException {
+    public Missing(String message) { super(message); }
+  }
+
+  /** The journal is there but damaged; the message names the file and what is wrong. Nothing was changed. */
+  public static final class Damaged extends RuntimeException {
+    public Damaged(String message) { super(message); }
+  }
+
+  private static final String URL_KEY = "pekko-persistence-jdbc.shared-databases.slick.db.url";
+
+  /** The H2 database file of a {@code jdbc:h2:file:} URL ({@code <path>.mv.db}), or null for any other URL. */
+  public static Path h2File(String url) {
+    if (!url.startsWith("jdbc:h2:file:")) return null;
+    return Path.of(url.substring("jdbc:h2:file:".length()).split(";")[0] + ".mv.db");
+  }
+
+  /**
+   * The config with the journal opened read-only, after checking that the journal exists (an H2 file whose structure
+   * is whole, or a database with the journal's tables). Throws {@link Missing}, {@link Damaged} or {@link Unreachable}.
+   */
+  public static Config readOnly(Config config) {
+    var db = config.getConfig("pekko-persistence-jdbc.shared-databases.slick.db");
+    var url = db.getString("url");
+    String roUrl;
+    if (url.startsWith("jdbc:h2:")) {
+      var file = h2File(url);
+      if (file != null) {
+        if (!Files.isRegularFile(file)) throw new Missing("no journal at " + file.toAbsolutePath() + " (nothing was created)");
+        H2File.verify(file);
+      }
+      // TRACE_LEVEL_FILE=0: H2 would otherwise write a .trace.db next to the journal on the first error
+      roUrl = url + ";ACCESS_MODE_DATA=r;IFEXISTS=TRUE;TRACE_LEVEL_FILE=0";
+    } else if (url.startsWith("jdbc:postgresql:")) {
+      roUrl = url + (url.contains("?") ? "&" : "?") + "options=-c%20default_transaction_read_only=on";
+    } else {
+      throw new Unreachable("unsupported journal URL " + url + " (use jdbc:h2:... or jdbc:postgresql:...)", null);
+    }
+    try (Connection c = connect(db.getString("driver"), roUrl, db.getString("user"), db.getString("password"))) {
+      try (var tables = c.getMetaData().getTables(null, null, "event_journal", null)) {
+        if (!tables.next()) {
+          var file = h2File(url);
+          if (file != null) throw new Damaged(file.toAbsolutePath() + " holds no journal tables: damaged, or not a k2 journal (nothing was changed)");
+          throw new Missing("no journal tables at " + url + " (nothing was created)");
+        }
+      }
+    } catch (SQLException e) {
+      throw new Unreachable("cannot open the journal at " + url + " read-only: " + firstLine(e.getMessage()), e);
+    }
+    return config.withValue(URL_KEY, com.typesafe.config.ConfigValueFactory.fromAnyRef(roUrl));
+  }
+
+  /** A read-only JDBC connection to the journal of a config made by {@link #readOnly}. */
+  public static Connection connectReadOnly(Config readOnlyConfig) throws SQLException {
+    var db = readOnlyConfig.getConfig("pekko-persistence-jdbc.shared-databases.slick.db");
+    var c = connect(db.getString("driver"), db.getString("url"), db.getString("user"), db.getString("password"));
+    c.setReadOnly(true);
+    return c;
+  }
+
+  static String firstLine(String s) {
+    return s == null ? "" : s.lines().findFirst().orElse("");
+  }
+
   /** Returns what was done, for the user: "created ..." or "present ...". */
   public static String ensure(Config config) {
     var db = config.getConfig("pekko-persistence-jdbc.shared-databases.slick.db");
     var url = db.getString("url");
     var kind = url.startsWith("jdbc:postgresql:") ? "postgres" : url.startsWith("jdbc:h2:") ? "h2" : null;
     if (kind == null) throw new Unreachable("unsupported journal URL " + url + " (use jdbc:h2:... or jdbc:postgresql:...)", null);
+    var h2 = h2File(url);
+    if (h2 != null && Files.exists(h2)) H2File.verify(h2); // before H2 opens it for writing and "repairs" it
     if (kind.equals("h2") && url.startsWith("jdbc:h2:file:")) {
       var file = Path.of(url.substring("jdbc:h2:file:".length()).split(";")[0]);
       try {

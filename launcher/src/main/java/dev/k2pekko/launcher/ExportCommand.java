@@ -2,7 +2,6 @@ package dev.k2pekko.launcher;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.k2pekko.agents.ChatExport;
-import dev.k2pekko.agents.JournalSchema;
 import dev.k2pekko.agents.TrajectoryReplay;
 import dev.k2pekko.tools.ToolDirectory;
 import java.io.BufferedWriter;
@@ -10,7 +9,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -38,10 +36,16 @@ final class ExportCommand implements Callable<Integer> {
 
   @Override public Integer call() throws Exception {
     if (!format.equals("jsonl")) throw new NodeConfig.UsageError("--format must be jsonl, got '" + format + "'");
-    var config = node.build("h2", new HashMap<>());
-    JournalSchema.ensure(config);
+    if (timeoutSeconds < 1) throw new NodeConfig.UsageError("--timeout must be at least 1 second");
+    var tmp = OutputPaths.partFile(out);
+    com.typesafe.config.Config config;
+    try {
+      config = node.buildReadOnly();
+    } catch (RuntimeException e) {
+      Files.deleteIfExists(tmp);
+      throw e;
+    }
     var system = Nodes.local(config, "k2-export");
-    var tmp = out.resolveSibling(out.getFileName() + ".part");
     try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
       var export = new ChatExport(ToolDirectory.get(system).universe());
       long n = new TrajectoryReplay(system).forEach(filters.filter(), Duration.ofSeconds(timeoutSeconds), (tag, t) -> {

@@ -3,10 +3,14 @@ package dev.k2pekko.launcher;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** The {@code k2} command. Exit codes: 0 done, 1 failed or incomplete, 2 usage, 4 database unreachable. */
+/**
+ * The {@code k2} command. Exit codes (README): 0 done, 1 failed or incomplete, 2 bad input (flags, config, paths,
+ * tool-spec files; one line, nothing started), 3 no JDK 25 (the script), 4 database unreachable, 5 journal missing,
+ * damaged or inconsistent.
+ */
 @Command(name = "k2", mixinStandardHelpOptions = true, version = "k2-pekko 0.1.0",
     description = "The Kimi K2 pipeline as a Pekko actor system.",
-    subcommands = {RunCommand.class, NodeCommand.class, ReplayCommand.class, ExportCommand.class, ReportCommand.class, BundleCommand.class, BenchCommand.class,
+    subcommands = {RunCommand.class, NodeCommand.class, ReplayCommand.class, ExportCommand.class, ReportCommand.class, JournalCommand.class, BundleCommand.class, BenchCommand.class,
         CommandLine.HelpCommand.class})
 public final class K2 implements Runnable {
   public static void main(String[] args) {
@@ -24,21 +28,43 @@ public final class K2 implements Runnable {
     System.exit(code);
   }
 
+  public static final int FAILED = 1, BAD_INPUT = 2, UNREACHABLE = 4, JOURNAL = 5;
+
   static CommandLine commandLine() {
     var cl = new CommandLine(new K2());
+    // Bad input is one line on stderr (what is wrong and where), never a usage page or a stack trace.
+    cl.setParameterExceptionHandler((e, args) -> {
+      var cmd = e.getCommandLine();
+      cmd.getErr().println(name(cmd) + ": " + oneLine(e.getMessage()) + " (`" + name(cmd) + " --help` lists the flags)");
+      return BAD_INPUT;
+    });
     cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-      if (e instanceof IllegalArgumentException) { // UsageError, and bad values found later (tool spec files, run specs)
-        cmd.getErr().println("k2: " + e.getMessage());
-        cmd.usage(cmd.getErr());
-        return 2;
-      }
-      if (e instanceof dev.k2pekko.agents.JournalSchema.Unreachable) {
-        cmd.getErr().println("k2: " + e.getMessage());
-        return 4;
-      }
-      throw e;
+      int code = exitCode(e);
+      if (code == FAILED) throw e;
+      cmd.getErr().println(name(cmd) + ": " + oneLine(e.getMessage()));
+      return code;
     });
     return cl;
+  }
+
+  /** The exit code of an exception out of a command: FAILED for anything that is not the user's input or database. */
+  static int exitCode(Throwable e) {
+    return switch (e) {
+      case IllegalArgumentException x -> BAD_INPUT; // UsageError, and bad values found later (tool spec files, run specs)
+      case com.typesafe.config.ConfigException x -> BAD_INPUT;
+      case dev.k2pekko.agents.JournalSchema.Unreachable x -> UNREACHABLE;
+      case dev.k2pekko.agents.JournalSchema.Missing x -> JOURNAL;
+      case dev.k2pekko.agents.JournalSchema.Damaged x -> JOURNAL;
+      default -> FAILED;
+    };
+  }
+
+  private static String name(CommandLine cmd) {
+    return cmd.getCommandSpec().qualifiedName();
+  }
+
+  static String oneLine(String s) {
+    return s == null ? "" : s.replaceAll("\\s*\\R\\s*", " ").strip();
   }
 
   @Override public void run() {

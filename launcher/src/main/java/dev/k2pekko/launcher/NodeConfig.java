@@ -33,15 +33,27 @@ public final class NodeConfig {
     return fallback;
   }
 
-  /** The full config: overrides, then --config, then the journal profile, then application.conf and references. */
+  /**
+   * The full config: overrides, then --config, then the journal profile, then application.conf and references. A
+   * --config file that does not parse, or sets a k2 setting to a value of the wrong type, is a {@link UsageError} here,
+   * before anything boots; so is a tool-spec file over the limits.
+   */
   Config build(String defaultJournal, Map<String, Object> overrides) {
     var kind = journalKind(defaultJournal);
     Config app = ConfigFactory.parseResources("application.conf");
     if (kind.equals("postgres")) app = ConfigFactory.parseResources("persistence-postgres.conf").withFallback(app);
+    Config defaults = app;
     if (configFile != null) {
       var f = new java.io.File(configFile);
       if (!f.isFile()) throw new UsageError("--config: no such file " + configFile);
-      app = ConfigFactory.parseFile(f).withFallback(app);
+      try {
+        app = ConfigFactory.parseFile(f, com.typesafe.config.ConfigParseOptions.defaults().setAllowMissing(false)).withFallback(app);
+      } catch (com.typesafe.config.ConfigException e) {
+        String m = e.getMessage();
+        if (e.origin() != null && m.startsWith(e.origin().description() + ": ")) m = m.substring(e.origin().description().length() + 2);
+        String line = e.origin() != null && e.origin().lineNumber() > 0 ? " line " + e.origin().lineNumber() : "";
+        throw new UsageError("--config " + configFile + line + ": " + m);
+      }
     }
     var o = new HashMap<String, Object>(overrides);
     o.put("pekko.loggers", List.of("org.apache.pekko.event.slf4j.Slf4jLogger"));
@@ -57,7 +69,28 @@ public final class NodeConfig {
       o.put("k2.journal.dir", java.nio.file.Path.of(dataDir).toAbsolutePath().toString());
     }
     if (!toolSpecs.isEmpty()) o.put("k2.tools.spec-files", toolSpecs);
-    return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app));
+    Config config;
+    try {
+      config = ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app));
+      SettingsCheck.against(config, ConfigFactory.load(defaults), configFile == null ? "a flag" : "--config " + configFile);
+    } catch (com.typesafe.config.ConfigException e) {
+      throw new UsageError((configFile == null ? "" : "--config " + configFile + ": ") + e.getMessage());
+    }
+    checkToolSpecs(config);
+    return config;
+  }
+
+  /** The tool-spec files, read and checked here against their limits, with a progress line for big ones. */
+  private static void checkToolSpecs(Config config) {
+    var limits = dev.k2pekko.tools.ToolSpecFiles.Limits.of(config.getConfig("k2.tools"));
+    for (String f : config.getStringList("k2.tools.spec-files")) {
+      dev.k2pekko.tools.ToolSpecFiles.check(java.nio.file.Path.of(f), limits, System.err::println);
+    }
+  }
+
+  /** The journal opened read-only (replay, export, journal check): refuses a missing or damaged one, creates nothing. */
+  Config buildReadOnly() {
+    return dev.k2pekko.agents.JournalSchema.readOnly(build("h2", new HashMap<>()));
   }
 
   /** A wrong flag value: picocli prints it with the usage and exits 2. */

@@ -64,6 +64,10 @@ final class PipelineReport {
     var sb = new StringBuilder();
     r.times().forEach((k, v) -> sb.append(String.format("%s %.1fs  ", k, v.toMillis() / 1000.0)));
     out.println("wall time: " + sb.toString().trim());
+    if (!r.resumed().isEmpty()) {
+      out.println("resumed run:");
+      for (var line : r.resumed()) out.println("  " + line);
+    }
   }
 
   private static String passK(double[] p) {
@@ -111,6 +115,8 @@ final class PipelineReport {
       var a = counts.addArray();
       for (int x : row) a.add(x);
     }
+    var resumed = root.putArray("resumed");
+    r.resumed().forEach(resumed::add);
     var t = root.putObject("seconds");
     r.times().forEach((k, v) -> t.put(k, round(v.toMillis() / 1000.0)));
     return root;

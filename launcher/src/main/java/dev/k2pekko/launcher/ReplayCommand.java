@@ -1,10 +1,8 @@
 package dev.k2pekko.launcher;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.k2pekko.agents.JournalSchema;
 import dev.k2pekko.agents.TrajectoryReplay;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -53,8 +51,9 @@ final class ReplayCommand implements Callable<Integer> {
   }
 
   @Override public Integer call() throws Exception {
-    var config = node.build("h2", new HashMap<>());
-    JournalSchema.ensure(config);
+    if (timeoutSeconds < 1) throw new NodeConfig.UsageError("--timeout must be at least 1 second");
+    if (limit < 0) throw new NodeConfig.UsageError("--limit must be >= 0");
+    var config = node.buildReadOnly();
     var system = Nodes.local(config, "k2-replay");
     try {
       var replay = new TrajectoryReplay(system);

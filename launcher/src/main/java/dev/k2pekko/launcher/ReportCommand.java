@@ -28,7 +28,12 @@ final class ReportCommand implements Callable<Integer> {
 
   @Override public Integer call() throws Exception {
     var data = Path.of(dataDir);
+    if (!Files.isDirectory(data)) throw new NodeConfig.UsageError("--data-dir " + data.toAbsolutePath() + ": no such directory");
+    // The report describes what the journal holds: a damaged journal is named rather than reported on (read only).
+    var journal = data.resolve("k2-journal.mv.db");
+    if (Files.exists(journal)) dev.k2pekko.agents.H2File.verify(journal);
     String id = run;
+    if (id != null && !id.matches("[A-Za-z0-9_.-]{1,64}")) throw new NodeConfig.UsageError("--run takes a run id (letters, digits, '.', '_', '-'), got '" + id + "'");
     if (id == null) {
       var latest = data.resolve("checkpoints").resolve("LATEST");
       if (!Files.isRegularFile(latest)) throw new NodeConfig.UsageError("no pipeline run in " + data + " (no " + latest + "); run `k2 run` first");
@@ -37,8 +42,7 @@ final class ReportCommand implements Callable<Integer> {
     var src = data.resolve("reports").resolve(id);
     if (!Files.isRegularFile(src.resolve("steps.csv"))) throw new NodeConfig.UsageError("no report of run " + id + " in " + src);
     if (!RunReport.canPlot()) throw new NodeConfig.UsageError("this Java has no java.desktop to draw the plots (a k2 bundle's JRE): run k2 report on a full JDK");
-    var dst = Path.of(out);
-    Files.createDirectories(dst);
+    var dst = OutputPaths.directory(Path.of(out));
     for (var name : new String[] {"steps.csv", "clip.csv", "clip-counts.csv", "eval.csv"}) {
       if (Files.isRegularFile(src.resolve(name)) && !src.toAbsolutePath().equals(dst.toAbsolutePath())) {
         Files.copy(src.resolve(name), dst.resolve(name), StandardCopyOption.REPLACE_EXISTING);

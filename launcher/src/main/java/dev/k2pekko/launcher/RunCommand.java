@@ -74,13 +74,35 @@ final class RunCommand implements Callable<Integer> {
   @Option(names = "--quiet", description = "no progress bar")
   boolean quiet;
 
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec command;
+
+  /** Flags of one mode only: given in the other they would be silently ignored, so they are refused. */
+  static final java.util.List<String> SYNTHESIS_ONLY = java.util.List.of("--agents", "--episodes", "--persist", "--timeout");
+  static final java.util.List<String> PIPELINE_ONLY = java.util.List.of("--resume", "--learners", "--mode", "--backend", "--no-clip",
+      "--sft-episodes", "--rl-rounds", "--eval-tasks");
+
+  private void refuseFlagsOfTheOtherMode() {
+    var parsed = command.commandLine().getParseResult();
+    for (var f : synthesisOnly ? PIPELINE_ONLY : SYNTHESIS_ONLY) {
+      if (parsed.hasMatchedOption(f)) {
+        throw new NodeConfig.UsageError(synthesisOnly
+            ? f + " applies to the pipeline, not to --synthesis-only"
+            : f + " applies to --synthesis-only; the pipeline's synthesis is sized by --sft-episodes and k2.pipeline.synth-*");
+      }
+    }
+  }
+
   @Override public Integer call() throws Exception {
+    refuseFlagsOfTheOtherMode();
     if (synthesisOnly) return synthesis();
     if (learners != null && learners < 1) throw new NodeConfig.UsageError("--learners must be at least 1");
     if (mode != null && !mode.equals("sync") && !mode.equals("async")) throw new NodeConfig.UsageError("--mode must be sync or async, got '" + mode + "'");
     if (sftEpisodes != null && sftEpisodes < 1) throw new NodeConfig.UsageError("--sft-episodes must be at least 1");
     if (rlRounds != null && rlRounds < 0) throw new NodeConfig.UsageError("--rl-rounds must be >= 0");
     if (evalTasks != null && evalTasks < 1) throw new NodeConfig.UsageError("--eval-tasks must be at least 1");
+    if (backend != null && !dev.k2pekko.ops.Backends.NAMES.contains(backend)) {
+      throw new NodeConfig.UsageError("--backend must be one of " + dev.k2pekko.ops.Backends.NAMES + ", got '" + backend + "'");
+    }
     var o = new HashMap<String, Object>();
     if (learners != null) o.put("k2.learner.count", learners);
     if (mode != null) o.put("k2.ps.mode", mode);
@@ -97,14 +119,20 @@ final class RunCommand implements Callable<Integer> {
     if (rlRounds != null) o.put("k2.pipeline.rl-rounds", rlRounds);
     if (evalTasks != null) o.put("k2.pipeline.eval-tasks", evalTasks);
     var config = node.build("h2", o);
-    System.err.println("k2: " + JournalSchema.ensure(config));
+    Pipeline.Spec.fromConfig("check", seed, config); // a pipeline setting out of range is bad input, found before booting
     Path latest = Path.of(config.getString("k2.journal.dir")).resolve("checkpoints").resolve("LATEST");
     String runId;
     if (resume) {
-      if (!Files.isRegularFile(latest)) throw new NodeConfig.UsageError("--resume: no earlier pipeline run in " + latest.getParent());
+      // checked before the journal is opened, so that --resume on an empty or wrong directory creates nothing
+      if (!Files.isRegularFile(latest)) throw new NodeConfig.UsageError("--resume: no earlier pipeline run in " + latest.getParent().getParent().toAbsolutePath() + " (no " + latest + "); nothing was created");
       runId = Files.readString(latest).trim();
+      if (!runId.matches("[A-Za-z0-9_.-]{1,64}")) throw new NodeConfig.UsageError("--resume: " + latest + " does not name a run");
+      var h2 = JournalSchema.h2File(config.getString("pekko-persistence-jdbc.shared-databases.slick.db.url"));
+      if (h2 != null && !Files.isRegularFile(h2)) throw new JournalSchema.Missing("--resume: run " + runId + " has no journal at " + h2.toAbsolutePath() + "; nothing was created");
+      System.err.println("k2: " + JournalSchema.ensure(config));
       System.err.println("k2: resuming pipeline run " + runId);
     } else {
+      System.err.println("k2: " + JournalSchema.ensure(config));
       runId = "p" + Long.toString(System.currentTimeMillis(), 36);
       Files.createDirectories(latest.getParent());
       Files.writeString(latest, runId + "\n");
@@ -137,6 +165,8 @@ final class RunCommand implements Callable<Integer> {
       default -> throw new NodeConfig.UsageError("--persist must be accepted, all or none, got '" + persist + "'");
     };
     if (timeoutSeconds < 1) throw new NodeConfig.UsageError("--timeout must be at least 1 second");
+    if (agents < 1) throw new NodeConfig.UsageError("--agents must be at least 1, got " + agents);
+    if (episodes < 1) throw new NodeConfig.UsageError("--episodes must be at least 1, got " + episodes);
     var spec = new RunDriver.RunSpec("run-" + Long.toString(System.currentTimeMillis(), 36), agents, episodes, seed, mode,
         Duration.ofSeconds(timeoutSeconds));
     var config = node.build("h2", new HashMap<>());

@@ -1,0 +1,68 @@
+package dev.k2pekko.launcher;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigValueType;
+
+/**
+ * Reads every {@code k2.*} setting the way its default is typed, before anything boots: Typesafe Config checks types
+ * only when a value is read, which for {@code k2.pipeline.rl-rounds = "abc"} was after 16 s of booting, as a stack
+ * trace. A number must be a number (an integer where the default is one), a boolean a boolean, a duration or a size
+ * a duration or a size, a list a list.
+ */
+final class SettingsCheck {
+  private SettingsCheck() {}
+
+  /** Throws a {@link NodeConfig.UsageError} naming the first setting of {@code config} that does not fit {@code defaults}. */
+  static void against(Config config, Config defaults, String source) {
+    if (!defaults.hasPath("k2")) return;
+    for (var e : defaults.getConfig("k2").entrySet()) {
+      String path = "k2." + e.getKey();
+      if (!config.hasPath(path)) continue;
+      var def = e.getValue();
+      try {
+        switch (def.valueType()) {
+          case NUMBER -> {
+            var n = config.getNumber(path);
+            boolean integral = def.unwrapped() instanceof Integer || def.unwrapped() instanceof Long;
+            if (integral && (n instanceof Double d) && d != Math.rint(d)) throw bad(path, config, "an integer", source);
+            if (integral) config.getLong(path);
+          }
+          case BOOLEAN -> config.getBoolean(path);
+          case LIST -> config.getList(path);
+          case STRING -> {
+            String d = defaults.getString(path);
+            if (parses(() -> defaults.getDuration(path)) && !d.isBlank() && Character.isDigit(d.charAt(0))) config.getDuration(path);
+            else if (parses(() -> defaults.getBytes(path)) && !d.isBlank() && Character.isDigit(d.charAt(0))) config.getBytes(path);
+            else if (config.getValue(path).valueType() == ConfigValueType.OBJECT || config.getValue(path).valueType() == ConfigValueType.LIST) {
+              throw bad(path, config, "a string", source);
+            }
+          }
+          default -> { }
+        }
+      } catch (ConfigException.WrongType | ConfigException.BadValue x) {
+        throw bad(path, config, switch (def.valueType()) {
+          case NUMBER -> "a number";
+          case BOOLEAN -> "on/off (true/false)";
+          case LIST -> "a list";
+          default -> "a duration or size like " + def.render();
+        }, source);
+      }
+    }
+  }
+
+  private static boolean parses(Runnable r) {
+    try {
+      r.run();
+      return true;
+    } catch (ConfigException e) {
+      return false;
+    }
+  }
+
+  private static NodeConfig.UsageError bad(String path, Config config, String want, String source) {
+    var v = config.getValue(path);
+    String where = v.origin().lineNumber() > 0 ? " (line " + v.origin().lineNumber() + ")" : "";
+    return new NodeConfig.UsageError(source + ": " + path + " must be " + want + ", got " + v.render() + where);
+  }
+}
