@@ -21,7 +21,7 @@ final class OutputPaths {
       Files.deleteIfExists(tmp);
       Files.createFile(tmp);
     } catch (IOException | SecurityException e) {
-      throw new NodeConfig.UsageError("--out " + out + ": cannot create a file in " + parent + " (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")");
+      throw new NodeConfig.UsageError("--out " + out + ": cannot create a file in " + parent + " (" + reason(e) + ")");
     }
     return tmp;
   }
@@ -34,8 +34,19 @@ final class OutputPaths {
       var probe = Files.createTempFile(out, ".k2-write-check", "");
       Files.delete(probe);
     } catch (IOException | SecurityException e) {
-      throw new NodeConfig.UsageError("--out " + out + ": cannot write there (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")");
+      throw new NodeConfig.UsageError("--out " + out + ": cannot write there (" + reason(e) + ")");
     }
     return out;
+  }
+
+  /** What the file system said, in words rather than an exception's class name. */
+  static String reason(Exception e) {
+    return switch (e) {
+      case java.nio.file.NoSuchFileException x -> "no such file or directory: " + x.getFile();
+      case java.nio.file.AccessDeniedException x -> "permission denied: " + x.getFile();
+      case java.nio.file.FileAlreadyExistsException x -> "a file is in the way: " + x.getFile();
+      case java.nio.file.FileSystemException x -> x.getReason() != null ? x.getReason() + ": " + x.getFile() : String.valueOf(x.getFile());
+      default -> String.valueOf(e.getMessage());
+    };
   }
 }

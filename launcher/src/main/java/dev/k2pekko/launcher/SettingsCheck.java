@@ -20,33 +20,44 @@ final class SettingsCheck {
       String path = "k2." + e.getKey();
       if (!config.hasPath(path)) continue;
       var def = e.getValue();
+      String want = null;
       try {
         switch (def.valueType()) {
           case NUMBER -> {
-            var n = config.getNumber(path);
             boolean integral = def.unwrapped() instanceof Integer || def.unwrapped() instanceof Long;
-            if (integral && (n instanceof Double d) && d != Math.rint(d)) throw bad(path, config, "an integer", source);
+            want = integral ? "an integer" : "a number";
+            var n = config.getNumber(path);
+            if (integral && (n instanceof Double d) && d != Math.rint(d)) throw bad(path, config, want, source);
             if (integral) config.getLong(path);
           }
-          case BOOLEAN -> config.getBoolean(path);
-          case LIST -> config.getList(path);
+          case BOOLEAN -> {
+            want = "on/off (true/false)";
+            config.getBoolean(path);
+          }
+          case LIST -> {
+            want = "a list";
+            config.getList(path);
+          }
           case STRING -> {
             String d = defaults.getString(path);
-            if (parses(() -> defaults.getDuration(path)) && !d.isBlank() && Character.isDigit(d.charAt(0))) config.getDuration(path);
-            else if (parses(() -> defaults.getBytes(path)) && !d.isBlank() && Character.isDigit(d.charAt(0))) config.getBytes(path);
-            else if (config.getValue(path).valueType() == ConfigValueType.OBJECT || config.getValue(path).valueType() == ConfigValueType.LIST) {
+            boolean numeric = !d.isBlank() && Character.isDigit(d.charAt(0));
+            if (java.util.Set.of("on", "off", "yes", "no", "true", "false").contains(d)) {
+              want = "on/off (true/false)";
+              config.getBoolean(path);
+            } else if (numeric && parses(() -> defaults.getDuration(path))) {
+              want = "a duration like " + def.render();
+              config.getDuration(path);
+            } else if (numeric && parses(() -> defaults.getBytes(path))) {
+              want = "a size like " + def.render();
+              config.getBytes(path);
+            } else if (config.getValue(path).valueType() == ConfigValueType.OBJECT || config.getValue(path).valueType() == ConfigValueType.LIST) {
               throw bad(path, config, "a string", source);
             }
           }
           default -> { }
         }
       } catch (ConfigException.WrongType | ConfigException.BadValue x) {
-        throw bad(path, config, switch (def.valueType()) {
-          case NUMBER -> "a number";
-          case BOOLEAN -> "on/off (true/false)";
-          case LIST -> "a list";
-          default -> "a duration or size like " + def.render();
-        }, source);
+        throw bad(path, config, want == null ? "like its default " + def.render() : want, source);
       }
     }
   }

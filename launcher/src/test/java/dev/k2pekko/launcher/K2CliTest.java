@@ -12,7 +12,7 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The k2 command as a user runs it: run, replay --count and export agree; bad flags give usage and exit 2. */
+/** The k2 command as a user runs it: run, replay --count and export agree; a damaged journal is named and left alone. */
 class K2CliTest {
   record Result(int code, String out, String err) {
     JsonNode lastJson() throws Exception {
@@ -61,20 +61,62 @@ class K2CliTest {
     for (var line : lines) dev.k2pekko.agents.ChatExport.validate(line);
   }
 
-  @Test void badFlagsGiveUsageAndExitTwo() {
-    var unknown = k2("run", "--bogus");
-    assertEquals(2, unknown.code());
-    assertTrue(unknown.err().contains("Usage: k2 run"), unknown.err());
-    assertEquals(2, k2("run", "--synthesis-only", "--agents", "0").code());
-    assertEquals(2, k2("run", "--synthesis-only", "--persist", "sometimes").code());
-    assertEquals(2, k2("run", "--agents", "many").code());
-    assertEquals(2, k2("run", "--mode", "sometimes").code());
-    assertEquals(2, k2("run", "--learners", "0").code());
-    assertEquals(2, k2("run", "--eval-tasks", "0").code());
-    assertEquals(2, k2("run", "--resume", "--data-dir", "/nonexistent-k2-dir").code());
-    assertEquals(2, k2("report", "--data-dir", "/nonexistent-k2-dir").code());
-    assertEquals(2, k2("node", "--port", "2551", "--seeds", "nonsense", "--journal", "h2").code());
-    assertEquals(2, k2("export", "--format", "csv", "--out", "x").code());
+  /**
+   * A journal truncated to a quarter (the issue's case): every command that reads it, and `run`, names the damage and
+   * exits 5, and the file stays byte for byte as it was, with nothing created next to it. The intact journal checks
+   * clean; a sequence gap and an undecodable event made in a copy are each found by `journal check`.
+   */
+  @Test void aDamagedJournalIsNamedAndLeftAsItIs(@TempDir Path dir) throws Exception {
+    var data = dir.resolve("data");
+    var run = k2("run", "--synthesis-only", "--data-dir", data.toString(), "--agents", "20", "--episodes", "4", "--json", "--quiet");
+    assertEquals(0, run.code(), run.err());
+    long persisted = run.lastJson().get("persisted").asLong();
+    var clean = k2("journal", "check", "--data-dir", data.toString(), "--json");
+    assertEquals(0, clean.code(), clean.err());
+    assertEquals(persisted, clean.lastJson().get("trajectories").asLong());
+    assertTrue(clean.lastJson().get("clean").asBoolean());
+
+    var journal = data.resolve("k2-journal.mv.db");
+    byte[] whole = Files.readAllBytes(journal);
+    var damagedDir = dir.resolve("damaged");
+    Files.createDirectories(damagedDir);
+    var damaged = damagedDir.resolve("k2-journal.mv.db");
+    Files.write(damaged, java.util.Arrays.copyOf(whole, whole.length / 4));
+    byte[] quarter = Files.readAllBytes(damaged);
+    var d = damagedDir.toString();
+    var out = dir.resolve("out");
+    Files.createDirectories(out);
+    String[][] commands = {
+        {"replay", "--count", "--data-dir", d}, {"export", "--out", out.resolve("t.jsonl").toString(), "--data-dir", d},
+        {"report", "--data-dir", d, "--out", out.resolve("report").toString()}, {"journal", "check", "--data-dir", d},
+        {"run", "--synthesis-only", "--agents", "1", "--episodes", "1", "--data-dir", d}, {"run", "--eval-tasks", "1", "--data-dir", d}};
+    for (var c : commands) {
+      var r = k2(c);
+      assertEquals(5, r.code(), String.join(" ", c) + ": " + r.err());
+      assertTrue(r.err().contains(damaged.toAbsolutePath() + " is damaged"), r.err());
+      assertTrue(r.err().lines().count() == 1, "one line: " + r.err());
+      assertTrue(java.util.Arrays.equals(quarter, Files.readAllBytes(damaged)), String.join(" ", c) + " changed the journal");
+      try (var files = Files.list(damagedDir)) {
+        assertEquals(java.util.List.of(damaged), files.toList(), String.join(" ", c) + " created files next to the journal");
+      }
+      try (var files = Files.list(out)) {
+        assertEquals(0, files.count(), String.join(" ", c) + " wrote output");
+      }
+    }
+
+    // a gap in a collector's sequence numbers, and an event that does not decode: journal check names both
+    var copy = dir.resolve("edited");
+    Files.createDirectories(copy);
+    Files.write(copy.resolve("k2-journal.mv.db"), whole);
+    try (var c = java.sql.DriverManager.getConnection("jdbc:h2:file:" + copy.resolve("k2-journal").toAbsolutePath(), "sa", "");
+         var st = c.createStatement()) {
+      st.execute("UPDATE \"event_journal\" SET \"sequence_number\" = \"sequence_number\" + 1 WHERE \"ordering\" = (SELECT max(\"ordering\") FROM \"event_journal\")");
+      st.execute("UPDATE \"event_journal\" SET \"event_payload\" = X'00ff00' WHERE \"ordering\" = (SELECT min(\"ordering\") FROM \"event_journal\")");
+    }
+    var found = k2("journal", "check", "--data-dir", copy.toString());
+    assertEquals(5, found.code(), found.out() + found.err());
+    assertTrue(found.out().contains("was expected (a gap hides what follows it)"), found.out());
+    assertTrue(found.out().contains("cannot decode"), found.out());
   }
 
   @Test void anUnreachableDatabaseIsOneClearMessage() {

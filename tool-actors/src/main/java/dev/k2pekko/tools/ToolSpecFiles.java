@@ -40,7 +40,8 @@ public final class ToolSpecFiles {
     try {
       size = Files.size(file);
     } catch (IOException e) {
-      throw new IllegalArgumentException("--tool-specs " + file + ": cannot read it (" + e.getClass().getSimpleName() + ": " + e.getMessage() + ")");
+      String why = e instanceof java.nio.file.NoSuchFileException ? "no such file" : e instanceof java.nio.file.AccessDeniedException ? "permission denied" : e.getMessage();
+      throw new IllegalArgumentException("--tool-specs " + file + ": cannot read it (" + why + ")");
     }
     if (Files.isDirectory(file)) throw new IllegalArgumentException("--tool-specs " + file + " is a directory, not a JSON file");
     if (size > limits.maxBytes()) {

@@ -87,7 +87,7 @@ public final class Pipeline {
 
   private final ActorSystem<?> system;
   private final TrainerNode.Started node;
-  private final Spec spec;
+  private Spec spec; // a resumed run takes the spec it was started with, from its record
   private final Consumer<Progress> progress;
 
   public Pipeline(ActorSystem<?> system, TrainerNode.Started node, Spec spec, Consumer<Progress> progress) {
@@ -114,6 +114,15 @@ public final class Pipeline {
     var times = new LinkedHashMap<String, Duration>();
     var done = record.load(spec.runId());
     var resumed = new java.util.ArrayList<String>();
+    if (done.containsKey("spec")) {
+      var started = specFromJson(spec.runId(), done.get("spec"), spec.stageTimeout());
+      if (!started.equals(spec)) {
+        resumed.add("settings: as the run was started (" + specToJson(started) + "), not as given now (" + specToJson(spec) + ")");
+        spec = started;
+      }
+    } else {
+      record.save(spec.runId(), "spec", specToJson(spec));
+    }
     long t0 = System.nanoTime();
     awaitReady();
     var status0 = status();
@@ -212,6 +221,21 @@ public final class Pipeline {
     checkpoint();
     times.put("total", since(t0));
     return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess, mixes, List.copyOf(resumed));
+  }
+
+  /** What fixes a run's data: everything but its id and the stage timeout. */
+  static com.fasterxml.jackson.databind.node.ObjectNode specToJson(Spec s) {
+    var o = PipelineRecord.object();
+    o.put("seed", s.seed()).put("eval-tasks", s.evalTasks()).put("eval-trials", s.evalTrials()).put("eval-temperature", s.evalTemperature())
+        .put("synth-agents", s.synthAgents()).put("synth-episodes", s.synthEpisodes()).put("rl-rounds", s.rlRounds()).put("rl-tasks", s.rlTasks())
+        .put("rl-rollouts", s.rlRollouts()).put("rl-temperature", s.rlTemperature()).put("rl-prioritized", s.rlPrioritized());
+    return o;
+  }
+
+  static Spec specFromJson(String runId, JsonNode o, Duration stageTimeout) {
+    return new Spec(runId, o.get("seed").asLong(), o.get("eval-tasks").asInt(), o.get("eval-trials").asInt(), o.get("eval-temperature").asDouble(),
+        o.get("synth-agents").asInt(), o.get("synth-episodes").asInt(), o.get("rl-rounds").asInt(), o.get("rl-tasks").asInt(),
+        o.get("rl-rollouts").asInt(), o.get("rl-temperature").asDouble(), o.get("rl-prioritized").asBoolean(), stageTimeout);
   }
 
   /** An evaluation from the record, or run now and recorded: an evaluation is of the weights of its moment, never redone later. */

@@ -1,0 +1,102 @@
+package dev.k2pekko.launcher;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The bad-input table of issue 13, as a user types it: each row is refused with its exit code and one line on
+ * stderr that names what is wrong, no stack trace, nothing booted and nothing created ({@code {dir}} is a fresh
+ * directory that must still hold only the fixtures afterwards).
+ */
+class BadInputTest {
+  @TempDir static Path dir;
+
+  @BeforeAll static void fixtures() throws Exception {
+    Files.writeString(dir.resolve("broken.conf"), "k2.pipeline { rl-rounds = [ }\n");
+    Files.writeString(dir.resolve("type.conf"), "k2.pipeline { rl-rounds = \"abc\" }\n");
+    Files.writeString(dir.resolve("fraction.conf"), "k2.pipeline.rl-rounds = 2.5\n");
+    Files.writeString(dir.resolve("negative.conf"), "k2.pipeline.rl-rounds = -3\n");
+    Files.writeString(dir.resolve("duration.conf"), "k2.pipeline.stage-timeout = soon\n");
+    Files.writeString(dir.resolve("switch.conf"), "k2.pipeline.rl-prioritized = maybe\n");
+    Files.writeString(dir.resolve("tiny-limits.conf"), "k2.tools.spec-file-limits { max-bytes = 1 KiB, max-tools = 2 }\n");
+    var tool = "{\"type\":\"function\",\"function\":{\"name\":\"crm.save_lead_%d\",\"parameters\":{\"type\":\"object\",\"properties\":"
+        + "{\"key\":{\"type\":\"string\"},\"value\":{\"type\":\"string\"}}}},\"x-k2\":{\"kind\":\"kv\",\"op\":\"put\",\"domain\":\"crm\"}}";
+    Files.writeString(dir.resolve("three-tools.json"), "[" + tool.formatted(1) + "," + tool.formatted(2) + "," + tool.formatted(3) + "]");
+    Files.writeString(dir.resolve("big.json"), "[" + tool.formatted(1) + " ".repeat(2000) + "]");
+    Files.writeString(dir.resolve("not-a-list.json"), "{\"tools\": []}");
+  }
+
+  static Stream<Arguments> table() {
+    return Stream.of(
+        Arguments.of("run --config {dir}/broken.conf", 2, "--config {dir}/broken.conf line 1: List should have ]"),
+        Arguments.of("run --config {dir}/type.conf", 2, "k2.pipeline.rl-rounds must be an integer, got \"abc\""),
+        Arguments.of("run --synthesis-only --config {dir}/type.conf", 2, "k2.pipeline.rl-rounds must be an integer"),
+        Arguments.of("run --config {dir}/fraction.conf", 2, "k2.pipeline.rl-rounds must be an integer, got 2.5"),
+        Arguments.of("run --config {dir}/negative.conf", 2, "k2.pipeline.rl-rounds must be >= 0, got -3"),
+        Arguments.of("run --config {dir}/duration.conf", 2, "k2.pipeline.stage-timeout must be a duration like \"20 minutes\", got \"soon\""),
+        Arguments.of("run --config {dir}/switch.conf", 2, "k2.pipeline.rl-prioritized must be on/off"),
+        Arguments.of("run --config {dir}/missing.conf", 2, "--config: no such file"),
+        Arguments.of("run --agents -5", 2, "--agents applies to --synthesis-only"),
+        Arguments.of("run --episodes 0", 2, "--episodes applies to --synthesis-only"),
+        Arguments.of("run --synthesis-only --agents -5", 2, "--agents must be at least 1, got -5"),
+        Arguments.of("run --synthesis-only --episodes 0", 2, "--episodes must be at least 1, got 0"),
+        Arguments.of("run --synthesis-only --rl-rounds 2", 2, "--rl-rounds applies to the pipeline"),
+        Arguments.of("run --synthesis-only --resume", 2, "--resume applies to the pipeline"),
+        Arguments.of("run --synthesis-only --persist sometimes", 2, "--persist must be accepted, all or none"),
+        Arguments.of("run --agents many", 2, "Invalid value for option '--agents'"),
+        Arguments.of("run --bogus", 2, "Unknown option: '--bogus'"),
+        Arguments.of("run --mode sometimes", 2, "--mode must be sync or async"),
+        Arguments.of("run --backend tpu", 2, "--backend must be one of"),
+        Arguments.of("run --resume --data-dir {dir}/empty", 2, "--resume: no earlier pipeline run in"),
+        Arguments.of("run --tool-specs {dir}/big.json --config {dir}/tiny-limits.conf --synthesis-only", 2,
+            "over the limit of 1,024 (k2.tools.spec-file-limits.max-bytes)"),
+        Arguments.of("run --tool-specs {dir}/three-tools.json --config {dir}/tiny-limits.conf --synthesis-only", 2,
+            "more than 2 tools (k2.tools.spec-file-limits.max-tools)"),
+        Arguments.of("run --tool-specs {dir}/nope.json --synthesis-only", 2, "--tool-specs {dir}/nope.json: cannot read it"),
+        Arguments.of("run --tool-specs {dir}/not-a-list.json --synthesis-only", 2, "expected a JSON array of tool specs"),
+        Arguments.of("export --out /proc/x.jsonl --data-dir {dir}/none", 2, "--out /proc/x.jsonl: cannot create a file in /proc"),
+        Arguments.of("export --out {dir} --data-dir {dir}/none", 2, "--out {dir} is a directory"),
+        Arguments.of("export --out {dir}/x/y.jsonl --data-dir {dir}/none", 2, "--out {dir}/x/y.jsonl: no directory"),
+        Arguments.of("export --format csv --out {dir}/t.csv", 2, "--format must be jsonl"),
+        Arguments.of("replay --count --data-dir {dir}/none", 5, "no journal at {dir}/none/k2-journal.mv.db"),
+        Arguments.of("export --out {dir}/t.jsonl --data-dir {dir}/none", 5, "no journal at {dir}/none/k2-journal.mv.db"),
+        Arguments.of("journal check --data-dir {dir}/none", 5, "no journal at {dir}/none/k2-journal.mv.db"),
+        Arguments.of("replay --count --timeout 0 --data-dir {dir}/none", 2, "--timeout must be at least 1 second"),
+        Arguments.of("report --data-dir {dir}/none", 2, "--data-dir {dir}/none: no such directory"),
+        Arguments.of("report --data-dir {dir}", 2, "no pipeline run in"),
+        Arguments.of("journal", 2, "give a subcommand: k2 journal check"),
+        Arguments.of("node --port 2551 --seeds nonsense --journal h2", 2, "--seeds takes host:port"));
+  }
+
+  @ParameterizedTest(name = "k2 {0} -> exit {1}")
+  @MethodSource("table")
+  void oneLineAndAnExitCode(String command, int code, String says) throws Exception {
+    var before = listing();
+    var args = command.replace("{dir}", dir.toString()).split(" ");
+    var r = K2CliTest.k2(args);
+    var lines = r.err().lines().filter(l -> !l.isBlank()).toList();
+    assertEquals(code, r.code(), r.err());
+    assertEquals(1, lines.size(), "one line: " + r.err());
+    assertTrue(lines.getFirst().contains(says.replace("{dir}", dir.toString())), lines.getFirst());
+    assertTrue(lines.getFirst().startsWith("k2 "), lines.getFirst());
+    assertFalse(r.err().contains("Exception:") || r.err().contains("\tat "), "no stack trace: " + r.err());
+    assertEquals("", r.out(), "nothing on stdout");
+    assertEquals(before, listing(), "nothing created");
+  }
+
+  private static java.util.List<String> listing() throws Exception {
+    try (var s = Files.walk(dir)) {
+      return s.map(p -> dir.relativize(p).toString()).sorted().toList();
+    }
+  }
+}
