@@ -111,8 +111,8 @@ class ResumeAfterCrashTest {
       assertEquals(0, after.code(), after.out() + after.err());
       assertEquals(synthesized + rollouts, after.lastJson().get("trajectories").asLong(), "the journal holds every trajectory once");
       var ps = j.get("ps");
-      assertEquals(0, ps.get("duplicates").asLong());
-      assertEquals(synthesized + rollouts, ps.get("trajectories").asLong() + ps.path("trajectories_rejected").asLong(), "every trajectory consumed once");
+      assertEquals(0, ps.path("duplicates").asLong());
+      assertEquals(synthesized + rollouts, ps.path("trajectories").asLong() + ps.path("trajectories_rejected").asLong(), "every trajectory consumed once");
     } finally {
       if (child != null && child.isAlive()) child.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
       try (var c = DriverManager.getConnection(PG + "test", "postgres", ""); var st = c.createStatement()) {
