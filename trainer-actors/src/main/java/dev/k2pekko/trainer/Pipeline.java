@@ -203,6 +203,7 @@ public final class Pipeline {
         target += round;
         awaitConsumed(target, stage);
         awaitPublished();
+        checkpoint(); // a resume after this round starts from its weights, not from an older checkpoint's
         var rec = PipelineRecord.object().put("rollouts", round).put("success", roundSuccess[r - 1]);
         rec.set("mix", array(previous));
         rec.set("next-mix", array(weights));
