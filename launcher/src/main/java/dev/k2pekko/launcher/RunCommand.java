@@ -44,7 +44,8 @@ final class RunCommand implements Callable<Integer> {
   @Option(names = "--timeout", description = "synthesis-only: give up after this many seconds (default ${DEFAULT-VALUE})", defaultValue = "600")
   int timeoutSeconds;
 
-  @Option(names = "--resume", description = "continue the last pipeline run in the data directory from its last checkpoint and journal offsets")
+  @Option(names = "--resume", description = "finish the last pipeline run in the data directory after a crash: stages it recorded as done are kept, "
+      + "an interrupted one is run again from its start with the same tasks (docs/LOOP.md)")
   boolean resume;
 
   @Option(names = "--learners", description = "learner instances (default: k2.learner.count, 2)")
