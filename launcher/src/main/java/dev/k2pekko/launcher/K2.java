@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code k2} command. Exit codes: 0 done, 1 failed or incomplete, 2 usage, 4 database unreachable. */
 @Command(name = "k2", mixinStandardHelpOptions = true, version = "k2-pekko 0.1.0",
     description = "The Kimi K2 pipeline as a Pekko actor system.",
-    subcommands = {RunCommand.class, NodeCommand.class, ReplayCommand.class, ExportCommand.class, ReportCommand.class, BundleCommand.class, BenchCommand.class,
+    subcommands = {RunCommand.class, NodeCommand.class, ReplayCommand.class, ExportCommand.class, ReportCommand.class, dev.k2pekko.bundle.BundleCommand.class, BenchCommand.class,
         CommandLine.HelpCommand.class})
 public final class K2 implements Runnable {
   public static void main(String[] args) {

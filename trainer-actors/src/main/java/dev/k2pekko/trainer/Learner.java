@@ -12,7 +12,7 @@ import dev.k2pekko.protocol.Trajectory;
 import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsGroup;
 import dev.k2pekko.ps.server.PsProtocol;
-import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
 import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.time.Duration;
@@ -93,7 +93,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
   }
 
-  public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<MonitorCommand> monitor) {
+  public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor)));
   }
 
@@ -102,7 +102,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final int index;
   private final Settings s;
   private final PolicyFormat format;
-  private final ActorRef<MonitorCommand> monitor;
+  private final ActorRef<ClipMonitorProtocol.Command> monitor;
   private final ActorRef<PsCoordinator.Command> coordinator;
   private final ClusterSharding sharding;
   private final Executor compute;
@@ -118,7 +118,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final Map<String, Long> skipped = new HashMap<>();
 
   private Learner(ActorContext<Command> ctx, TimerScheduler<Command> timers, int index, Settings s, PolicyFormat format,
-                  ActorRef<MonitorCommand> monitor) {
+                  ActorRef<ClipMonitorProtocol.Command> monitor) {
     super(ctx);
     this.timers = timers;
     this.index = index;
@@ -434,7 +434,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     for (var e : PsProtocol.byGroup(grads).entrySet()) {
       sharding.entityRefFor(PsGroup.KEY, e.getKey()).tell(new PsProtocol.PushGradient(c.version(), id, e.getValue()));
     }
-    monitor.tell(new PsProtocol.ReportMaxLogits(c.version(), id, c.result().maxLogit()));
+    monitor.tell(new ClipMonitorProtocol.ReportMaxLogits(c.version(), id, c.result().maxLogit()));
     coordinator.tell(new PsProtocol.Pushed(c.version(), id, ids, offsets, c.result().loss(), c.result().tokens(), batch.kind(),
         c.result().reward(), refusedAdapter));
     awaiting = c.version();

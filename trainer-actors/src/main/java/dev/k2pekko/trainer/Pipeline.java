@@ -6,7 +6,7 @@ import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.agents.RunDriver;
 import dev.k2pekko.agents.RunTracker;
 import dev.k2pekko.agents.inference.InferenceServer;
-import dev.k2pekko.clip.ClipMonitor;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.ps.eval.PassK;
 import dev.k2pekko.ps.server.PsCoordinator;
 import java.time.Duration;
@@ -65,7 +65,7 @@ public final class Pipeline {
    *     temperature, on training tasks); NaN for a round a resumed run found in the journal
    * @param roundDifficultyWeights per RL round, the difficulty weights its tasks were drawn by (null: uniform)
    */
-  public record Result(Eval init, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitor.History clip,
+  public record Result(Eval init, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitorProtocol.History clip,
                        long synthesized, long rollouts, double[] roundSuccess, java.util.List<double[]> roundDifficultyWeights) {}
 
   /** What the progress line shows: the stage, and done/total in its unit. */
@@ -187,8 +187,8 @@ public final class Pipeline {
         Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
   }
 
-  ClipMonitor.History history() throws Exception {
-    return AskPattern.<dev.k2pekko.ps.server.PsProtocol.MonitorCommand, ClipMonitor.History>ask(node.monitor(), ClipMonitor.GetHistory::new,
+  ClipMonitorProtocol.History history() throws Exception {
+    return AskPattern.<ClipMonitorProtocol.Command, ClipMonitorProtocol.History>ask(node.monitor(), ClipMonitorProtocol.GetHistory::new,
         Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
   }
 

@@ -4,10 +4,10 @@ import com.typesafe.config.Config;
 import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.clip.ClipMonitor;
 import dev.k2pekko.model.ModelConfig;
-import dev.k2pekko.ps.optim.MuonClip;
+import dev.k2pekko.optim.MuonClip;
 import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsGroup;
-import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashSet;
@@ -26,7 +26,7 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ShardedDaemonProcess;
 public final class TrainerNode {
   private TrainerNode() {}
 
-  public record Started(ActorRef<PsCoordinator.Command> coordinator, ActorRef<MonitorCommand> monitor, String runId,
+  public record Started(ActorRef<PsCoordinator.Command> coordinator, ActorRef<ClipMonitorProtocol.Command> monitor, String runId,
                         ModelConfig model) {}
 
   /** The policy's shape for this node's tool universe (the vocabulary follows from it). */

@@ -7,13 +7,14 @@ import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.protocol.KryoWire;
 import dev.k2pekko.ps.checkpoint.Checkpoints;
-import dev.k2pekko.ps.optim.MuonClip;
+import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.optim.QkClip;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
+import dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits;
 import dev.k2pekko.ps.server.PsProtocol.BadGradient;
-import dev.k2pekko.ps.server.PsProtocol.ClipDecision;
-import dev.k2pekko.ps.server.PsProtocol.CloseStep;
 import dev.k2pekko.ps.server.PsProtocol.GroupApplied;
 import dev.k2pekko.ps.server.PsProtocol.GroupState;
-import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
 import dev.k2pekko.ps.server.PsProtocol.Pushed;
 import dev.k2pekko.ps.server.PsProtocol.RegisterLearner;
 import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
@@ -56,7 +57,8 @@ import org.apache.pekko.cluster.typed.SingletonActor;
  *   applied at once; older ones are refused and counted, and the learner recomputes that batch at a newer
  *   version.</li>
  * </ul>
- * Before a step it asks the clip-monitor for the step's QK rescales ({@link CloseStep}); the groups apply the
+ * Before a step it asks the clip-monitor for the step's per-head maxima ({@link CloseStep}) and turns them into QK rescales
+ * with the optimizer's rule ({@link QkClip#rescales}); the groups apply the
  * optimizer and then the rescales; the coordinator then publishes version v+1 (a {@link WeightsSnapshot} with its
  * SHA-256) to every subscriber registered under {@link #WEIGHTS}, makes the consumed journal offsets durable, and
  * checkpoints every {@code checkpointEvery} versions. On start it restores the newest good checkpoint of its run,
@@ -96,7 +98,10 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
 
   private record ApplyTimeout(long version, int attempt) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
-  private record ClipArrived(ClipDecision d) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+  private record ClipArrived(StepMaxLogits maxima) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+
+  /** The clip-monitor did not answer for this version within the clip timeout. */
+  private record ClipTimedOut(long version) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
   private enum Watchdog implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded { INSTANCE }
 
@@ -104,7 +109,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
 
   private record Retry(long version, String group) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
-  public static ActorRef<Command> init(ActorSystem<?> system, Settings settings, ActorRef<MonitorCommand> monitor) {
+  public static ActorRef<Command> init(ActorSystem<?> system, Settings settings, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return ClusterSingleton.get(system).init(SingletonActor.of(
             Behaviors.supervise(create(settings, monitor)).onFailure(SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2)),
             "ps-coordinator")
@@ -129,12 +134,12 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     PROXIES.put(key(system), proxy);
   }
 
-  public static Behavior<Command> create(Settings s, ActorRef<MonitorCommand> monitor) {
+  public static Behavior<Command> create(Settings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new PsCoordinator(ctx, timers, s, monitor)));
   }
 
   private final Settings s;
-  private final ActorRef<MonitorCommand> monitor;
+  private final ActorRef<ClipMonitorProtocol.Command> monitor;
   private final TimerScheduler<Command> timers;
   private final ClusterSharding sharding;
   private final List<String> groups;
@@ -194,7 +199,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     }
   }
 
-  private PsCoordinator(ActorContext<Command> ctx, TimerScheduler<Command> timers, Settings s, ActorRef<MonitorCommand> monitor) {
+  private PsCoordinator(ActorContext<Command> ctx, TimerScheduler<Command> timers, Settings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     super(ctx);
     this.s = s;
     this.monitor = monitor;
@@ -271,8 +276,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
           return this;
         })
         .onMessage(SyncTimeout.class, t -> { if (t.version() == version) tryStep(true); return this; })
-        .onMessage(ClipDecision.class, d -> onClip(d))
-        .onMessage(ClipArrived.class, d -> onClip(d.d()))
+        .onMessage(ClipArrived.class, this::onClip)
+        .onMessage(ClipTimedOut.class, this::onClipTimeout)
         .onMessage(GroupApplied.class, this::onApplied)
         .onMessage(PsGroup.Prepared.class, this::onPrepared)
         .onMessage(ApplyTimeout.class, this::onApplyTimeout)
@@ -461,8 +466,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     applying = new Step(version, good);
     if (s.optimizer().clip()) {
       applying.clipAsked = true;
-      monitor.tell(new CloseStep(version, applying.learnerIds(), getContext().messageAdapter(ClipDecision.class, ClipArrived::new)));
-      timers.startSingleTimer("clip", new ClipDecision(-version - 1, new ArrayList<>()), s.clipTimeout());
+      monitor.tell(new CloseStep(version, applying.learnerIds(), getContext().messageAdapter(StepMaxLogits.class, ClipArrived::new)));
+      timers.startSingleTimer("clip", new ClipTimedOut(version), s.clipTimeout());
     } else {
       applying.rescales = new ArrayList<>();
       applying.clipDone = true;
@@ -531,19 +536,26 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     return this;
   }
 
-  private Behavior<Command> onClip(ClipDecision d) {
-    if (applying == null || applying.clipDone) return this;
-    if (d.version() < 0) { // our own timer: the monitor did not answer in time
-      if (-d.version() - 1 != applying.version) return this;
-      count("clip_timeouts", 1);
-      getContext().getLog().warn("clip-monitor gave no decision for version {} within {}: applying without rescales", applying.version, s.clipTimeout());
-      applying.rescales = new ArrayList<>();
-    } else {
-      if (d.version() != applying.version) return this;
-      timers.cancel("clip");
-      applying.rescales = d.rescales();
-      count("heads_clipped", d.rescales().size());
+  private Behavior<Command> onClip(ClipArrived a) {
+    var m = a.maxima();
+    if (applying == null || applying.clipDone || m.version() != applying.version) return this;
+    timers.cancel("clip");
+    var rescales = new ArrayList<RescaleQK>();
+    if (m.measured()) {
+      for (var r : QkClip.rescales(m.maxLogit(), s.optimizer().tau())) rescales.add(new RescaleQK(m.version(), r.layer(), r.head(), r.gamma()));
     }
+    applying.rescales = rescales;
+    count("heads_clipped", rescales.size());
+    applying.clipDone = true;
+    sendPrepare();
+    return this;
+  }
+
+  private Behavior<Command> onClipTimeout(ClipTimedOut t) {
+    if (applying == null || applying.clipDone || t.version() != applying.version) return this;
+    count("clip_timeouts", 1);
+    getContext().getLog().warn("clip-monitor gave no decision for version {} within {}: applying without rescales", applying.version, s.clipTimeout());
+    applying.rescales = new ArrayList<>();
     applying.clipDone = true;
     sendPrepare();
     return this;

@@ -7,9 +7,8 @@ import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.ops.TensorOps;
 import dev.k2pekko.protocol.KryoWire;
-import dev.k2pekko.ps.optim.AdamW;
-import dev.k2pekko.ps.optim.Muon;
-import dev.k2pekko.ps.optim.MuonClip;
+import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.optim.QkClip;
 import dev.k2pekko.ps.server.PsProtocol.BadGradient;
 import dev.k2pekko.ps.server.PsProtocol.GroupApplied;
 import dev.k2pekko.ps.server.PsProtocol.GroupState;
@@ -35,8 +34,8 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
  * One shard of the parameter server: the fp32 master weights and optimizer state of one parameter group
  * ("embed", "layer0", ..., "head"), a Cluster Sharding entity on {@code ps} nodes. Learners push their gradient
  * shards here; the coordinator says which learners' gradients make up step v ({@link ApplyStep}). The group sums
- * them (mean over contributors), runs Muon or AdamW per parameter as {@link MuonClip#route} says, then the QK
- * rescales of the step, and answers with its new weights. Master weights are kept as fp32 values: every update is
+ * them (mean over contributors), runs {@link MuonClip#update} per parameter (Muon or AdamW), then the QK rescales of
+ * the step ({@link QkClip#rescaleHead}), and answers with its new weights. Master weights are kept as fp32 values: every update is
  * computed in fp64 and rounded back.
  */
 public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
@@ -165,8 +164,6 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       parts.add(g);
     }
     steps++;
-    var muon = new Muon.Config(opt.momentum(), opt.nesterov(), opt.weightDecay());
-    var adam = new AdamW.Config(opt.beta1(), opt.beta2(), opt.eps(), opt.weightDecay());
     for (var s : specs.values()) {
       double[] sum = new double[s.size()];
       for (var p : parts) {
@@ -177,28 +174,19 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       // A parameter nobody has a gradient for (learners push zeros for a batch with nothing to learn, so that its
       // offsets advance) is left alone: no momentum-only drift, no normalised step of nothing.
       if (allZero(sum)) continue;
-      Tensor g = ops.tensor(s.rows(), s.cols(), sum), w = weights.get(s.name());
-      switch (MuonClip.route(s.kind())) {
-        case MUON -> {
-          var r = Muon.step(ops, w, g, state(first, s), a.lr(), muon);
-          weights.put(s.name(), fp32(r.weight()));
-          first.put(s.name(), r.momentum());
-        }
-        case ADAMW -> {
-          var r = AdamW.step(ops, w, g, state(first, s), state(second, s), (int) steps, a.lr(), adam);
-          weights.put(s.name(), fp32(r.weight()));
-          first.put(s.name(), r.m());
-          second.put(s.name(), r.v());
-        }
-      }
+      boolean adam = MuonClip.route(s.kind()) == MuonClip.Rule.ADAMW;
+      var r = MuonClip.update(ops, s.kind(), weights.get(s.name()), ops.tensor(s.rows(), s.cols(), sum), state(first, s),
+          adam ? state(second, s) : null, (int) steps, a.lr(), opt);
+      weights.put(s.name(), fp32(r.weight()));
+      first.put(s.name(), r.m());
+      if (adam) second.put(s.name(), r.v());
     }
-    int hd = config.headDim();
     for (var r : a.rescales()) {
       String q = PolicyModel.queryWeight(r.layer()), k = PolicyModel.keyWeight(r.layer());
       if (!weights.containsKey(q)) continue; // another group's layer
-      if (!(r.gamma() > 0 && r.gamma() <= 1)) throw new IllegalArgumentException("gamma must lie in (0, 1], got " + r.gamma());
-      weights.put(q, fp32(ops.scaleRows(weights.get(q), r.head() * hd, (r.head() + 1) * hd, Math.pow(r.gamma(), opt.alpha()))));
-      weights.put(k, fp32(ops.scaleRows(weights.get(k), r.head() * hd, (r.head() + 1) * hd, Math.pow(r.gamma(), 1 - opt.alpha()))));
+      var scaled = QkClip.rescaleHead(ops, weights.get(q), weights.get(k), r.head(), config.headDim(), r.gamma(), opt.alpha());
+      weights.put(q, fp32(scaled.wq()));
+      weights.put(k, fp32(scaled.wk()));
     }
     pending.keySet().removeIf(v -> v <= a.version() - 64); // gradients too old to be admitted by any bound in use
     rejected.removeIf(k -> Long.parseLong(k.substring(k.lastIndexOf('@') + 1)) <= a.version() - 64);

@@ -94,23 +94,4 @@ public final class PsProtocol {
 
   public record GroupState(String group, HashMap<String, float[]> weights, HashMap<String, float[]> optimizer, long steps)
       implements PsCoordinator.Command, KryoWire {}
-
-  // ---- learner -> clip-monitor, coordinator -> clip-monitor
-
-  /** The clip-monitor's side of the protocol (implemented in module clip-monitor). */
-  public interface MonitorCommand {}
-
-  /** Every head's S_max (layers x heads) of a learner's forward pass at {@code version}. */
-  public record ReportMaxLogits(long version, String learnerId, double[][] maxLogit) implements MonitorCommand, KryoWire {}
-
-  /**
-   * Step {@code version} is about to be applied with these learners' gradients: reply with the rescales from the
-   * max over their reports (waiting up to the monitor's timeout for a learner that has not reported).
-   */
-  public record CloseStep(long version, ArrayList<String> contributors, ActorRef<ClipDecision> replyTo) implements MonitorCommand, KryoWire {}
-
-  // ---- monitor -> coordinator
-
-  /** The clip-monitor's decision for a step: rescales for the heads over tau (possibly none). */
-  public record ClipDecision(long version, ArrayList<RescaleQK> rescales) implements PsCoordinator.Command, KryoWire {}
 }
