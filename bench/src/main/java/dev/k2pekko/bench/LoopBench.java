@@ -130,7 +130,7 @@ public final class LoopBench {
       long t0 = System.nanoTime();
       for (var e : PsProtocol.byGroup(grads).entrySet()) sharding.entityRefFor(PsGroup.KEY, e.getKey()).tell(new PsProtocol.PushGradient(s, "bench", e.getValue()));
       monitor.tell(new dev.k2pekko.protocol.ClipMonitorProtocol.ReportMaxLogits(s, "bench", max));
-      coordinator.tell(new PsProtocol.Pushed(s, "bench", new ArrayList<>(), new HashMap<>(), 0, 0, "sft", Double.NaN, refused));
+      coordinator.tell(new PsProtocol.Pushed(s, "bench", new ArrayList<>(), new HashMap<>(), 0, 0, PsProtocol.StageKind.SFT, Double.NaN, refused));
       versions.computeIfAbsent(s + 1L, v -> new CompletableFuture<>()).get(60, TimeUnit.SECONDS);
       ms.add((System.nanoTime() - t0) / 1e6);
       if (subscribers > 0) {

@@ -208,7 +208,7 @@ public final class Pipeline {
       var st = status();
       long done = st.counters().getOrDefault("trajectories", 0L) + st.counters().getOrDefault("trajectories_rejected", 0L);
       var losses = st.losses();
-      String detail = losses.isEmpty() ? "" : String.format("v%d loss %.4f", st.version(), losses.getLast()[1]);
+      String detail = losses.isEmpty() ? "" : String.format("v%d loss %.4f", st.version(), losses.getLast().loss());
       progress.accept(new Progress(stage, done, target, detail));
       if (done >= target) return;
       if (System.nanoTime() > deadline) throw new IllegalStateException(stage + ": learners consumed " + done + " of " + target + " trajectories within " + spec.stageTimeout());

@@ -28,7 +28,10 @@ public final class RunReport {
 
   public static void write(Pipeline.Result r, Path dir) throws IOException {
     Files.createDirectories(dir);
-    var steps = new ArrayList<double[]>(r.status().losses());
+    var steps = new ArrayList<double[]>();
+    for (var l : r.status().losses()) {
+      steps.add(new double[] {l.version(), l.loss(), l.kind() == dev.k2pekko.ps.server.PsProtocol.StageKind.RL ? 1 : 0, l.tokens(), l.reward()});
+    }
     Csv.write(dir.resolve("steps.csv"), List.of("version", "loss", "rl", "tokens", "reward"), steps);
     ClipMonitorProtocol.History h = r.clip();
     var header = new ArrayList<>(List.of("version", "max_logit", "fraction_clipped"));

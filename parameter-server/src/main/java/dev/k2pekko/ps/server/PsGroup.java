@@ -41,7 +41,8 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
   public static final EntityTypeKey<Command> KEY = EntityTypeKey.create(Command.class, "ps-group");
 
-  public interface Command {}
+  /** What a group accepts: the coordinator's commands and the learners' gradient shards. */
+  public sealed interface Command permits Init, ApplyStep, Prepare, Export, PsProtocol.PushGradient {}
 
   /** Load weights and optimizer state (fresh or from a checkpoint). Gradients pending for older versions are dropped. */
   public record Init(long version, ModelConfig config, MuonClip.Config optimizer, HashMap<String, float[]> weights,
@@ -56,8 +57,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       implements Command, KryoWire {}
 
   /** Which contributors' gradients this group lacks (not arrived yet) and which it rejected (non-finite). */
-  public record Prepared(String group, long version, ArrayList<String> missing, ArrayList<String> rejected)
-      implements PsCoordinator.Command, KryoWire {}
+  public record Prepared(String group, long version, ArrayList<String> missing, ArrayList<String> rejected) implements KryoWire {}
 
   /** Weights and optimizer state now (for a checkpoint). */
   public record Export(ActorRef<GroupState> replyTo) implements Command, KryoWire {}
@@ -80,7 +80,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
   /** gradient version -> learner -> grads (a learner's gradient is keyed by the version it was computed at). */
   private final Map<Long, Map<String, HashMap<String, float[]>>> pending = new HashMap<>();
   private ActorRef<PsCoordinator.Command> coordinator;
-  private final java.util.Set<String> rejected = new java.util.HashSet<>();
+  private final java.util.Set<PsProtocol.LearnerAt> rejected = new java.util.HashSet<>();
 
   private PsGroup(ActorContext<Command> ctx, String group) {
     super(ctx);
@@ -138,7 +138,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       if (bad != null) break;
     }
     if (bad != null) {
-      rejected.add(p.learnerId() + "@" + p.version());
+      rejected.add(new PsProtocol.LearnerAt(p.learnerId(), p.version()));
       getContext().getLog().warn("group {}: gradient of {} at version {} refused: {}", group, p.learnerId(), p.version(), bad);
       coordinator().tell(new BadGradient(p.version(), p.learnerId(), group, bad));
       return this;
@@ -189,7 +189,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       weights.put(k, fp32(scaled.wk()));
     }
     pending.keySet().removeIf(v -> v <= a.version() - 64); // gradients too old to be admitted by any bound in use
-    rejected.removeIf(k -> Long.parseLong(k.substring(k.lastIndexOf('@') + 1)) <= a.version() - 64);
+    rejected.removeIf(k -> k.version() <= a.version() - 64);
     for (int i = 0; i < a.contributors().size(); i++) {
       var byLearner = pending.get(a.gradientVersions().get(i));
       if (byLearner != null) byLearner.remove(a.contributors().get(i));
@@ -209,7 +209,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
     for (int i = 0; i < p.contributors().size(); i++) {
       String learner = p.contributors().get(i);
       long v = p.gradientVersions().get(i);
-      if (rejected.contains(learner + "@" + v)) bad.add(learner);
+      if (rejected.contains(new PsProtocol.LearnerAt(learner, v))) bad.add(learner);
       else if (pending.getOrDefault(v, Map.of()).get(learner) == null) missing.add(learner);
     }
     p.replyTo().tell(new Prepared(group, p.version(), missing, bad));

@@ -97,7 +97,7 @@ class ParameterServerTest {
                    Map<String, TagOffset> offsets) {
     var sharding = org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding.get(kit.system());
     PsProtocol.byGroup(grads).forEach((group, g) -> sharding.entityRefFor(PsGroup.KEY, group).tell(new PsProtocol.PushGradient(version, learner, g)));
-    coord.tell(new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t" + version)), new HashMap<>(offsets), 1.0, 10, "sft", Double.NaN, refused));
+    coord.tell(new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t" + version)), new HashMap<>(offsets), 1.0, 10, PsProtocol.StageKind.SFT, Double.NaN, refused));
   }
 
   static ActorRef<PsCoordinator.Command> coordinator(PsCoordinator.Settings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
@@ -168,8 +168,8 @@ class ParameterServerTest {
     b.receiveMessage();
     push(0, "a", randomGrads(1, true), c, refusedA.getRef(), Map.of());
     push(0, "b", randomGrads(2, false), c, refusedB.getRef(), Map.of());
-    assertEquals("non-finite", refusedA.receiveMessage(Duration.ofSeconds(10)).outcome());
-    assertEquals("applied", refusedB.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals(PsProtocol.Outcome.NON_FINITE, refusedA.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals(PsProtocol.Outcome.APPLIED, refusedB.receiveMessage(Duration.ofSeconds(10)).outcome());
     var v1 = b.receiveMessage(Duration.ofSeconds(10)).verify();
     assertEquals(1, v1.version());
     for (float f : v1.asMap().get("layer0.w1")) assertTrue(Float.isFinite(f));
@@ -217,10 +217,10 @@ class ParameterServerTest {
     push(0, "b", randomGrads(2, false), c, refused.getRef(), Map.of()); // version 0 at current 1: within staleness 1
     assertEquals(2, a.receiveMessage(Duration.ofSeconds(10)).version());
     push(0, "c", randomGrads(3, false), c, refused.getRef(), Map.of()); // version 0 at current 2: too old
-    assertEquals("applied", refused.receiveMessage(Duration.ofSeconds(10)).outcome());
-    assertEquals("applied", refused.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals(PsProtocol.Outcome.APPLIED, refused.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals(PsProtocol.Outcome.APPLIED, refused.receiveMessage(Duration.ofSeconds(10)).outcome());
     var r = refused.receiveMessage(Duration.ofSeconds(10));
-    assertEquals("stale", r.outcome());
+    assertEquals(PsProtocol.Outcome.STALE, r.outcome());
     assertEquals("c", r.learnerId());
     a.expectNoMessage(Duration.ofMillis(200));
     var st = status(c);
