@@ -91,8 +91,10 @@ public final class LoopBench {
     var cfg = new ModelConfig(1222, dModel, layers, 4, 192, 4, 1e-5);
     var opt = MuonClip.Config.defaults().withWeightDecay(0.0).withClip(true, 100);
     String run = "bench-d" + dModel + "-s" + subscribers + "-" + System.nanoTime();
-    var settings = new PsCoordinator.Settings(run, cfg, 1, opt, PsCoordinator.Mode.SYNC, 0, 0.01, 0.01, 1, 0, Duration.ofSeconds(10),
-        Duration.ofSeconds(10), Duration.ofSeconds(60), 0, 1, dir, "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1", "sa", "");
+    var settings = PsCoordinator.Settings.builder(run, cfg, dir, "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1").jdbcUser("sa")
+        .seed(1).optimizer(opt).mode(PsCoordinator.Mode.SYNC).staleness(0).lrSft(0.01).lrRl(0.01).warmup(1).decaySteps(0)
+        .syncTimeout(Duration.ofSeconds(10)).clipTimeout(Duration.ofSeconds(10)).applyTimeout(Duration.ofSeconds(60))
+        .checkpointEvery(0).keepCheckpoints(1).build();
     var monitor = system.systemActorOf(ClipMonitor.create(100, cfg.layers(), cfg.heads(), Duration.ofSeconds(10)), "monitor-" + run, Props.empty());
     var coordinator = system.systemActorOf(PsCoordinator.create(settings, monitor), "coord-" + run, Props.empty());
     PsCoordinator.registerProxy(system, coordinator);

@@ -77,8 +77,10 @@ class ParameterServerTest {
 
   static PsCoordinator.Settings settings(String run, PsCoordinator.Mode mode, int staleness, boolean clip, int checkpointEvery) {
     var opt = MuonClip.Config.defaults().withWeightDecay(0.1).withClip(clip, 100);
-    return new PsCoordinator.Settings(run, CFG, 5, opt, mode, staleness, 0.05, 0.01, 1, 0, Duration.ofSeconds(5), Duration.ofSeconds(2),
-        Duration.ofSeconds(10), checkpointEvery, 3, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1", "sa", "");
+    return PsCoordinator.Settings.builder(run, CFG, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1").jdbcUser("sa")
+        .seed(5).optimizer(opt).mode(mode).staleness(staleness).lrSft(0.05).lrRl(0.01).warmup(1).decaySteps(0)
+        .syncTimeout(Duration.ofSeconds(5)).clipTimeout(Duration.ofSeconds(2)).applyTimeout(Duration.ofSeconds(10))
+        .checkpointEvery(checkpointEvery).keepCheckpoints(3).build();
   }
 
   static HashMap<String, float[]> randomGrads(long seed, boolean nan) {
