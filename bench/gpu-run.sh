@@ -9,7 +9,7 @@ JPARTS=${3:-ns,step,agree}
 TPARTS=${4:-ns,step,compile}
 AGREE=${5:-200}
 # K2_JAVA_OPTS adds JVM options (e.g. -Xlog:gc:file=gc.log)
-JAVA="$S/jre/bin/java --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn8m -Xmx8g ${K2_JAVA_OPTS:-} -cp $S/lib/cuda-ops.jar:$S/lib/model.jar:$S/lib/parameter-server.jar"
+JAVA="$S/jre/bin/java --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn8m -Xmx8g ${K2_JAVA_OPTS:-} -cp $S/lib/cuda-ops.jar:$S/lib/model.jar:$S/lib/optim.jar:$S/lib/bench.jar"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 rc=0
 if [[ $WHAT == *selftest* ]]; then
@@ -17,12 +17,12 @@ if [[ $WHAT == *selftest* ]]; then
   echo "selftest exit $rc"
 fi
 if [[ $WHAT == *java* ]]; then
-  timeout 400 $JAVA dev.k2pekko.ps.optim.bench.GpuBench "$JPARTS" "$AGREE" || echo "java bench exit $?"
+  timeout 400 $JAVA dev.k2pekko.bench.GpuBench "$JPARTS" "$AGREE" || echo "java bench exit $?"
 fi
 if [[ $WHAT == *base* && -d $S/base/lib ]]; then
   echo "== base build: $(cat $S/base/COMMIT 2>/dev/null)"
-  BJAVA="$S/jre/bin/java --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn8m -Xmx8g -cp $S/base/lib/cuda-ops.jar:$S/base/lib/model.jar:$S/base/lib/parameter-server.jar"
-  timeout 300 $BJAVA dev.k2pekko.ps.optim.bench.GpuBench "${BASE_PARTS:-step}" "$AGREE" || echo "base bench exit $?"
+  BJAVA="$S/jre/bin/java --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xmn8m -Xmx8g -cp $(ls $S/base/lib/*.jar | tr '\n' :)"
+  timeout 300 $BJAVA "$(cat $S/base/MAIN 2>/dev/null || echo dev.k2pekko.ps.optim.bench.GpuBench)" "${BASE_PARTS:-step}" "$AGREE" || echo "base bench exit $?"
   echo "== end of base build"
 fi
 if [[ $WHAT == *torch* ]]; then

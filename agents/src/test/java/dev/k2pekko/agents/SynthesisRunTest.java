@@ -27,12 +27,8 @@ class SynthesisRunTest {
   }
 
   @Test void postgres() throws Exception {
-    TestNodes.requirePostgres();
-    var url = TestNodes.freshPostgresDatabase();
-    try {
-      runAndReplay(TestNodes.postgres(url, Map.of()));
-    } finally {
-      TestNodes.dropDatabase(url);
+    try (var db = PostgresTestDatabase.create("k2test")) {
+      runAndReplay(TestNodes.postgres(db.url(), Map.of()));
     }
   }
 

@@ -9,7 +9,11 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.cluster.sharding.ShardRegion;
+import org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Join;
 import org.junit.jupiter.api.Test;
@@ -21,8 +25,8 @@ import org.junit.jupiter.api.Test;
  */
 class ThreeNodeClusterTest {
   @Test void episodesRunOnEveryNodeAndPersistExactlyOnce() throws Exception {
-    TestNodes.requirePostgres();
-    var url = TestNodes.freshPostgresDatabase();
+    var db = PostgresTestDatabase.create("k2test");
+    var url = db.url();
     var systems = new ArrayList<ActorSystem<Void>>();
     try {
       var first = K2Node.start("k2", TestNodes.postgres(url, Map.of()));
@@ -32,7 +36,13 @@ class ThreeNodeClusterTest {
       for (int i = 0; i < 2; i++) systems.add(K2Node.start("k2", TestNodes.postgres(url, Map.of())));
       for (var s : systems) Cluster.get(s).manager().tell(Join.create(seed));
       K2Node.awaitMembersUp(first, 3, Duration.ofSeconds(30));
-      Thread.sleep(1500); // let every node's shard region register with the coordinator
+      // every node's agent shard region has registered with the coordinator: the run's agents can spread over all three
+      var stats = TestProbe.<ShardRegion.ClusterShardingStats>create(first);
+      stats.awaitAssert(Duration.ofSeconds(30), Duration.ofMillis(100), () -> {
+        ClusterSharding.get(first).shardState().tell(new GetClusterShardingStats(Agent.KEY, Duration.ofSeconds(2), stats.getRef()));
+        assertEquals(3, stats.receiveMessage(Duration.ofSeconds(5)).getRegions().size());
+        return null;
+      });
 
       String runId = "cluster-" + System.nanoTime();
       var spec = new RunDriver.RunSpec(runId, 60, 4, 11, Agent.PersistMode.ACCEPTED, Duration.ofSeconds(90));
@@ -58,7 +68,7 @@ class ThreeNodeClusterTest {
     } finally {
       for (var s : systems) s.terminate();
       for (var s : systems) s.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
-      TestNodes.dropDatabase(url);
+      db.close();
     }
   }
 

@@ -2,7 +2,7 @@ package dev.k2pekko.ops;
 
 /**
  * A backend that runs Muon's quintic Newton–Schulz iteration as one fused routine (the CUDA backend keeps
- * it in bf16 on the device with the linear terms folded into its GEMMs). dev.k2pekko.ps.optim.NewtonSchulz
+ * it in bf16 on the device with the linear terms folded into its GEMMs). dev.k2pekko.optim.NewtonSchulz
  * uses it when the ops offer it, and the generic op-by-op loop otherwise.
  */
 public interface FusedNewtonSchulz {

@@ -3,15 +3,12 @@ package dev.k2pekko.launcher;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.ops.Backends;
-import dev.k2pekko.ps.report.Csv;
-import dev.k2pekko.ps.report.LinePlot;
-import dev.k2pekko.trainer.LoopBench;
-import dev.k2pekko.trainer.OptimizerComparison;
+import dev.k2pekko.bench.LoopBench;
+import dev.k2pekko.bench.OptimizerComparison;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -111,16 +108,7 @@ final class BenchLoop {
     @Override public Integer call() throws Exception {
       if (steps < 20 || episodes < 100) throw new NodeConfig.UsageError("--steps must be at least 20 and --episodes at least 100");
       var r = OptimizerComparison.run(new ModelConfig(2, 64, 2, 4, 192, 4, 1e-5), episodes, steps, batch, lr, Math.max(10, steps / 30), seed);
-      Path dir = Path.of(out);
-      Files.createDirectories(dir);
-      Csv.write(dir.resolve("optimizers.csv"), List.of("step", "muonclip_loss", "adamw_loss"), OptimizerComparison.rows(r));
-      var series = new LinkedHashMap<String, double[][]>();
-      for (var c : List.of(r.muonClip(), r.adamW())) {
-        double[] x = new double[c.steps().length];
-        for (int i = 0; i < x.length; i++) x[i] = c.steps()[i];
-        series.put(c.name(), new double[][] {x, c.loss()});
-      }
-      LinePlot.write(dir.resolve("optimizers.png"), "Held-out SFT loss: MuonClip vs AdamW (same data, seed, lr " + lr + ")", "step", "loss", series, true);
+      OptimizerComparison.write(Path.of(out), r, lr);
       var o = JSON.createObjectNode();
       o.put("train_examples", r.trainSequences());
       o.put("lr", lr);

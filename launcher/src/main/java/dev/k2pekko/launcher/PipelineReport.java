@@ -111,7 +111,9 @@ final class PipelineReport {
     clip.put("largest_max_logit", round(r.clip().largest()));
     clip.put("steps", r.clip().steps().size());
     var counts = clip.putArray("clip_counts");
-    for (int[] row : r.clip().clipCounts()) {
+    var h = r.clip();
+    var maxima = h.steps().stream().map(dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits::maxLogit).toList();
+    for (int[] row : dev.k2pekko.optim.QkClip.clipCounts(maxima, h.tau(), h.layers(), h.heads())) {
       var a = counts.addArray();
       for (int x : row) a.add(x);
     }

@@ -12,8 +12,9 @@ import dev.k2pekko.protocol.Trajectory;
 import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsGroup;
 import dev.k2pekko.ps.server.PsProtocol;
-import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
+import dev.k2pekko.ps.server.PsProtocol.StageKind;
 import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.time.Duration;
 import java.util.ArrayDeque;
@@ -56,7 +57,7 @@ import org.apache.pekko.stream.typed.javadsl.ActorSink;
  * next version; a refused gradient (stale) puts the batch back to be recomputed at newer weights.
  */
 public final class Learner extends AbstractBehavior<Learner.Command> {
-  public interface Command {}
+  public sealed interface Command {}
 
   /** {@code backend}: the tensor backend of the learner's steps, as {@link dev.k2pekko.ops.Backends#select} names it. */
   public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
@@ -83,9 +84,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   public enum Ack { INSTANCE }
 
   /** One trajectory read from the journal and where it sits. {@code use} is null for one skipped (another run). */
-  private record Item(String tag, long eventOffset, int index, Trajectory use, String group) {}
+  private record Item(String tag, long eventOffset, int index, Trajectory use, StageKind group) {}
 
-  private record Batch(List<Item> items, String kind) {}
+  private record Batch(List<Item> items, StageKind kind) {}
 
   private record Result(double loss, Map<String, float[]> grads, double[][] maxLogit, long tokens, double reward) {
     Result(double loss, Map<String, float[]> grads, double[][] maxLogit, long tokens) {
@@ -93,7 +94,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
   }
 
-  public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<MonitorCommand> monitor) {
+  public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor)));
   }
 
@@ -102,7 +103,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final int index;
   private final Settings s;
   private final PolicyFormat format;
-  private final ActorRef<MonitorCommand> monitor;
+  private final ActorRef<ClipMonitorProtocol.Command> monitor;
   private final ActorRef<PsCoordinator.Command> coordinator;
   private final ClusterSharding sharding;
   private final Executor compute;
@@ -115,10 +116,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private long lastElementNanos = System.nanoTime();
   private long lastProgressNanos = System.nanoTime();
   private final ActorRef<PushOutcome> refusedAdapter;
-  private final Map<String, Long> skipped = new HashMap<>();
+  private final Map<String, TagOffset> skipped = new HashMap<>();
 
   private Learner(ActorContext<Command> ctx, TimerScheduler<Command> timers, int index, Settings s, PolicyFormat format,
-                  ActorRef<MonitorCommand> monitor) {
+                  ActorRef<ClipMonitorProtocol.Command> monitor) {
     super(ctx);
     this.timers = timers;
     this.index = index;
@@ -166,7 +167,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       var at = offsets.get(tag);
       // eventsByTag is exclusive of its offset: start just before the event that is partly or not yet consumed
       Offset from = at == null ? Offset.noOffset() : org.apache.pekko.persistence.query.Sequence.apply(Math.max(0, at.eventOffset() - 1));
-      if (at != null) skipped.put(tag, ((long) at.eventOffset() << 20) | at.consumedInEvent());
+      if (at != null) skipped.put(tag, at);
       var sink = ActorSink.<EventEnvelope, Command, Ack>actorRefWithBackpressure(getContext().getSelf(),
           (ack, env) -> new Element(tag, env, ack), ack -> new StreamInit(tag, ack), Ack.INSTANCE,
           new StreamEnd(tag, null), f -> new StreamEnd(tag, f));
@@ -208,8 +209,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     long offset = ((org.apache.pekko.persistence.query.Sequence) e.envelope().offset()).value();
     var trajectories = TrajectoryReplay.trajectories(e.envelope().event());
     int from = 0;
-    Long resume = skipped.remove(e.tag());
-    if (resume != null && (resume >>> 20) == offset) from = (int) (resume & 0xFFFFF);
+    var resume = skipped.remove(e.tag());
+    if (resume != null && resume.eventOffset() == offset) from = resume.consumedInEvent();
     for (int i = from; i < trajectories.size(); i++) {
       var t = trajectories.get(i);
       boolean mine = t.trajectoryId().startsWith(s.runId() + "-");
@@ -222,11 +223,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     return this;
   }
 
-  /** "sft" for the teacher's accepted core trajectories, "rl" for sampled rollouts, null for data not trained on. */
-  private static String kind(Trajectory t) {
+  /** SFT for the teacher's accepted core trajectories, RL for sampled rollouts, null for data not trained on. */
+  private static StageKind kind(Trajectory t) {
     // a rollout (even one whose policy failed before sampling anything) is RL data: read, counted, trained on if it can be
-    if (t.sampling() != null || (t.policy() != null && t.policy().startsWith("learned"))) return "rl";
-    if (t.verdict() != null && t.verdict().accepted() && "core".equals(t.category())) return "sft";
+    if (t.sampling() != null || (t.policy() != null && t.policy().startsWith("learned"))) return StageKind.RL;
+    if (t.verdict() != null && t.verdict().accepted() && "core".equals(t.category())) return StageKind.SFT;
     return null;
   }
 
@@ -277,24 +278,24 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
    */
   private Batch takeBatch() {
     boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
-    String kind = null;
+    StageKind kind = null;
     int n = 0, taken = 0;
     boolean full = false;
     var groupIds = new java.util.HashSet<String>();
     for (var it : buffer) {
       if (it.group() != null) {
         if (kind == null) kind = it.group();
-        else if (!kind.equals(it.group())) { full = true; break; } // one kind per step; the other kind follows
-        if (kind.equals("rl") && !groupIds.contains(groupOf(it.use()))) {
+        else if (kind != it.group()) { full = true; break; } // one kind per step; the other kind follows
+        if (kind == StageKind.RL && !groupIds.contains(groupOf(it.use()))) {
           if (groupIds.size() == s.rlGroups()) { full = true; break; } // the first item of the next group
           groupIds.add(groupOf(it.use()));
         }
         n++;
       }
       taken++;
-      if (kind != null && kind.equals("sft") && n >= s.batchSize()) { full = true; break; }
+      if (kind == StageKind.SFT && n >= s.batchSize()) { full = true; break; }
     }
-    if (kind != null && kind.equals("rl") && groupIds.size() >= s.rlGroups()) full = true;
+    if (kind == StageKind.RL && groupIds.size() >= s.rlGroups()) full = true;
     if (kind == null && buffer.isEmpty()) return null;
     if (!full && !idle) return null;
     var items = new ArrayList<Item>();
@@ -320,10 +321,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     var model = snap.toModel(ops);
     Losses.Result r;
     long tokens = 0;
-    if (batch.kind().equals("sft")) {
+    if (batch.kind() == StageKind.SFT) {
       var seqs = new ArrayList<Sequence>();
       for (var it : batch.items()) {
-        if (it.use() == null || !"sft".equals(it.group())) continue;
+        if (it.use() == null || it.group() != StageKind.SFT) continue;
         for (var seq : format.examples(it.use())) if (seq.length() <= model.config().context() + 1) seqs.add(seq);
       }
       if (seqs.isEmpty()) return new Result(0, Map.of(), zeros(model), 0);
@@ -334,7 +335,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
     // RL: the K2 loss per task group, gradients averaged over groups
     var groups = new LinkedHashMap<String, List<Trajectory>>();
-    for (var it : batch.items()) if (it.use() != null && "rl".equals(it.group())) groups.computeIfAbsent(groupOf(it.use()), g -> new ArrayList<>()).add(it.use());
+    for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.RL) groups.computeIfAbsent(groupOf(it.use()), g -> new ArrayList<>()).add(it.use());
     Map<String, double[]> sum = new LinkedHashMap<>();
     double[][] maxLogit = zeros(model);
     double loss = 0, rewardSum = 0;
@@ -434,7 +435,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     for (var e : PsProtocol.byGroup(grads).entrySet()) {
       sharding.entityRefFor(PsGroup.KEY, e.getKey()).tell(new PsProtocol.PushGradient(c.version(), id, e.getValue()));
     }
-    monitor.tell(new PsProtocol.ReportMaxLogits(c.version(), id, c.result().maxLogit()));
+    monitor.tell(new ClipMonitorProtocol.ReportMaxLogits(c.version(), id, c.result().maxLogit()));
     coordinator.tell(new PsProtocol.Pushed(c.version(), id, ids, offsets, c.result().loss(), c.result().tokens(), batch.kind(),
         c.result().reward(), refusedAdapter));
     awaiting = c.version();
@@ -461,9 +462,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private Behavior<Command> onPushOutcome(GotOutcome g) {
     var r = g.r();
     var refused = unacked.remove(r.version());
-    if (r.outcome().equals("applied")) return this; // its offsets are durable; the new weights come on their own
+    if (r.outcome() == PsProtocol.Outcome.APPLIED) return this; // its offsets are durable; the new weights come on their own
     if (r.version() == awaiting) awaiting = -1;
-    if (!r.outcome().equals("non-finite") && refused != null) {
+    if (r.outcome() != PsProtocol.Outcome.NON_FINITE && refused != null) {
       // recompute the refused batch at newer weights: back to the front of the buffer, in order
       var items = refused.items();
       for (int i = items.size() - 1; i >= 0; i--) buffer.addFirst(items.get(i));

@@ -6,7 +6,7 @@ import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.agents.RunDriver;
 import dev.k2pekko.agents.RunTracker;
 import dev.k2pekko.agents.inference.InferenceServer;
-import dev.k2pekko.clip.ClipMonitor;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.ps.eval.PassK;
 import dev.k2pekko.ps.server.PsCoordinator;
 import java.time.Duration;
@@ -78,7 +78,7 @@ public final class Pipeline {
    * @param roundDifficultyWeights per RL round, the difficulty weights its tasks were drawn by (null: uniform)
    * @param resumed what a resumed run took from its record or completed, one line per stage; empty for a fresh run
    */
-  public record Result(Eval init, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitor.History clip,
+  public record Result(Eval init, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitorProtocol.History clip,
                        long synthesized, long rollouts, double[] roundSuccess, java.util.List<double[]> roundDifficultyWeights,
                        List<String> resumed) {}
 
@@ -341,8 +341,8 @@ public final class Pipeline {
         Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
   }
 
-  ClipMonitor.History history() throws Exception {
-    return AskPattern.<dev.k2pekko.ps.server.PsProtocol.MonitorCommand, ClipMonitor.History>ask(node.monitor(), ClipMonitor.GetHistory::new,
+  ClipMonitorProtocol.History history() throws Exception {
+    return AskPattern.<ClipMonitorProtocol.Command, ClipMonitorProtocol.History>ask(node.monitor(), ClipMonitorProtocol.GetHistory::new,
         Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
   }
 
@@ -362,7 +362,7 @@ public final class Pipeline {
       var st = status();
       long done = st.counters().getOrDefault("trajectories", 0L) + st.counters().getOrDefault("trajectories_rejected", 0L);
       var losses = st.losses();
-      String detail = losses.isEmpty() ? "" : String.format("v%d loss %.4f", st.version(), losses.getLast()[1]);
+      String detail = losses.isEmpty() ? "" : String.format("v%d loss %.4f", st.version(), losses.getLast().loss());
       progress.accept(new Progress(stage, done, target, detail));
       if (done >= target) return;
       if (System.nanoTime() > deadline) throw new IllegalStateException(stage + ": learners consumed " + done + " of " + target + " trajectories within " + spec.stageTimeout());

@@ -1,8 +1,9 @@
 package dev.k2pekko.trainer;
 
-import dev.k2pekko.clip.ClipMonitor;
-import dev.k2pekko.ps.report.Csv;
-import dev.k2pekko.ps.report.LinePlot;
+import dev.k2pekko.optim.QkClip;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.trainer.report.Csv;
+import dev.k2pekko.trainer.report.LinePlot;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,11 +28,14 @@ public final class RunReport {
 
   public static void write(Pipeline.Result r, Path dir) throws IOException {
     Files.createDirectories(dir);
-    var steps = new ArrayList<double[]>(r.status().losses());
+    var steps = new ArrayList<double[]>();
+    for (var l : r.status().losses()) {
+      steps.add(new double[] {l.version(), l.loss(), l.kind() == dev.k2pekko.ps.server.PsProtocol.StageKind.RL ? 1 : 0, l.tokens(), l.reward()});
+    }
     Csv.write(dir.resolve("steps.csv"), List.of("version", "loss", "rl", "tokens", "reward"), steps);
-    ClipMonitor.History h = r.clip();
+    ClipMonitorProtocol.History h = r.clip();
     var header = new ArrayList<>(List.of("version", "max_logit", "fraction_clipped"));
-    int layers = h.clipCounts().length, heads = layers == 0 ? 0 : h.clipCounts()[0].length;
+    int layers = h.layers(), heads = h.heads();
     for (int l = 0; l < layers; l++) for (int k = 0; k < heads; k++) header.add("l" + l + "h" + k);
     var clipRows = new ArrayList<double[]>();
     for (var s : h.steps()) {
@@ -43,12 +47,13 @@ public final class RunReport {
         max = Math.max(max, s.maxLogit()[l][k]);
       }
       row[1] = max;
-      row[2] = (double) s.clipped() / (layers * heads);
+      row[2] = (double) QkClip.clipped(s.maxLogit(), h.tau()) / (layers * heads);
       clipRows.add(row);
     }
     Csv.write(dir.resolve("clip.csv"), header, clipRows);
     var counts = new ArrayList<double[]>();
-    for (int l = 0; l < layers; l++) for (int k = 0; k < heads; k++) counts.add(new double[] {l, k, h.clipCounts()[l][k]});
+    int[][] clipCounts = QkClip.clipCounts(h.steps().stream().map(ClipMonitorProtocol.StepMaxLogits::maxLogit).toList(), h.tau(), layers, heads);
+    for (int l = 0; l < layers; l++) for (int k = 0; k < heads; k++) counts.add(new double[] {l, k, clipCounts[l][k]});
     Csv.write(dir.resolve("clip-counts.csv"), List.of("layer", "head", "clipped_steps"), counts);
     var evals = new ArrayList<double[]>();
     int k = r.init().passK().length;

@@ -4,10 +4,10 @@ import com.typesafe.config.Config;
 import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.clip.ClipMonitor;
 import dev.k2pekko.model.ModelConfig;
-import dev.k2pekko.ps.optim.MuonClip;
+import dev.k2pekko.optim.MuonClip;
 import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsGroup;
-import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashSet;
@@ -26,7 +26,7 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ShardedDaemonProcess;
 public final class TrainerNode {
   private TrainerNode() {}
 
-  public record Started(ActorRef<PsCoordinator.Command> coordinator, ActorRef<MonitorCommand> monitor, String runId,
+  public record Started(ActorRef<PsCoordinator.Command> coordinator, ActorRef<ClipMonitorProtocol.Command> monitor, String runId,
                         ModelConfig model) {}
 
   /** The policy's shape for this node's tool universe (the vocabulary follows from it). */
@@ -45,11 +45,12 @@ public final class TrainerNode {
     String user = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.user");
     String password = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.password");
     var monitor = ClipMonitor.init(system, ps.getDouble("tau"), model.layers(), model.heads(), ps.getDuration("clip-timeout").dividedBy(2));
-    var settings = new PsCoordinator.Settings(runId, model, ps.getLong("seed"), opt,
-        PsCoordinator.Mode.valueOf(ps.getString("mode").toUpperCase()), ps.getInt("staleness"), ps.getDouble("lr-sft"), ps.getDouble("lr-rl"),
-        ps.getInt("warmup"), ps.getInt("decay-steps"), ps.getDuration("sync-timeout"), ps.getDuration("clip-timeout"), ps.getDuration("apply-timeout"),
-        ps.getInt("checkpoint-every"), ps.getInt("keep-checkpoints"), Path.of(c.getString("k2.journal.dir")).resolve("checkpoints"),
-        url, user, password);
+    var settings = PsCoordinator.Settings.builder(runId, model, Path.of(c.getString("k2.journal.dir")).resolve("checkpoints"), url)
+        .jdbcUser(user).jdbcPassword(password).seed(ps.getLong("seed")).optimizer(opt)
+        .mode(PsCoordinator.Mode.valueOf(ps.getString("mode").toUpperCase())).staleness(ps.getInt("staleness"))
+        .lrSft(ps.getDouble("lr-sft")).lrRl(ps.getDouble("lr-rl")).warmup(ps.getInt("warmup")).decaySteps(ps.getInt("decay-steps"))
+        .syncTimeout(ps.getDuration("sync-timeout")).clipTimeout(ps.getDuration("clip-timeout")).applyTimeout(ps.getDuration("apply-timeout"))
+        .checkpointEvery(ps.getInt("checkpoint-every")).keepCheckpoints(ps.getInt("keep-checkpoints")).build();
     PsGroup.init(system);
     var coordinator = PsCoordinator.init(system, settings, monitor);
     PsCoordinator.registerProxy(system, coordinator);

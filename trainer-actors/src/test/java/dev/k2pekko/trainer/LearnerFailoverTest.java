@@ -8,10 +8,10 @@ import com.typesafe.config.ConfigFactory;
 import dev.k2pekko.agents.Agent;
 import dev.k2pekko.agents.JournalSchema;
 import dev.k2pekko.agents.K2Node;
+import dev.k2pekko.agents.PostgresTestDatabase;
 import dev.k2pekko.agents.RunDriver;
 import dev.k2pekko.agents.TrajectoryReplay;
 import dev.k2pekko.ps.server.PsCoordinator;
-import java.sql.DriverManager;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -19,11 +19,11 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Join;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -33,8 +33,6 @@ import org.junit.jupiter.api.Test;
  * exactly once, as the parameter server's per-version counts show.
  */
 class LearnerFailoverTest {
-  static final String PG_SERVER = System.getenv().getOrDefault("K2_TEST_PG_SERVER", "jdbc:postgresql://127.0.0.1:5432/");
-
   static Config config(String url, List<String> roles) {
     var o = new HashMap<String, Object>();
     o.put("pekko.actor.serialize-messages", "on");
@@ -51,23 +49,14 @@ class LearnerFailoverTest {
         ConfigFactory.parseResources("persistence-postgres.conf").withFallback(ConfigFactory.parseResources("application.conf"))));
   }
 
-  static PsCoordinator.Status status(ActorSystem<?> system, TrainerNode.Started node) throws Exception {
+  static PsCoordinator.Status status(ActorSystem<?> system, TrainerNode.Started node) {
     return AskPattern.<PsCoordinator.Command, PsCoordinator.Status>ask(node.coordinator(), PsCoordinator.GetStatus::new,
-        Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
+        Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().orTimeout(15, TimeUnit.SECONDS).join();
   }
 
   @Test void aLearnerNodeStopsMidRunAndEveryTrajectoryIsConsumedOnce() throws Exception {
-    try (var c = DriverManager.getConnection(PG_SERVER + "test", "postgres", "")) {
-      c.isValid(2);
-    } catch (Exception e) {
-      if ("1".equals(System.getenv("K2_REQUIRE_POSTGRES"))) throw new AssertionError("PostgreSQL is required but unreachable", e);
-      Assumptions.abort("PostgreSQL not reachable: " + e.getMessage());
-    }
-    var db = "k2fail_" + Long.toString(System.nanoTime(), 36);
-    try (var c = DriverManager.getConnection(PG_SERVER + "test", "postgres", ""); var st = c.createStatement()) {
-      st.execute("CREATE DATABASE " + db);
-    }
-    var url = PG_SERVER + db;
+    var db = PostgresTestDatabase.create("k2fail");
+    var url = db.url();
     var systems = new ArrayList<ActorSystem<Void>>();
     String run = "fo" + Long.toString(System.nanoTime(), 36);
     try {
@@ -93,12 +82,12 @@ class LearnerFailoverTest {
       long persisted = summary.get("persisted");
       assertTrue(persisted > 200, "persisted " + persisted);
 
-      // stop C once training is under way
-      long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
-      while (status(a, nodeA).counters().getOrDefault("trajectories", 0L) < persisted / 4) {
-        assertTrue(System.nanoTime() < deadline, "training did not start");
-        Thread.sleep(100);
-      }
+      // stop a learner node once training is under way
+      var probe = TestProbe.<PsCoordinator.Status>create(a);
+      probe.awaitAssert(Duration.ofSeconds(120), Duration.ofMillis(100), () -> {
+        assertTrue(status(a, nodeA).counters().getOrDefault("trajectories", 0L) >= persisted / 4, "training did not start");
+        return null;
+      });
       // stop the learner node that hosts the most learners
       var hosts = status(a, nodeA).learnerNodes();
       var victim = hosts.values().stream().filter(h -> !h.equals(Cluster.get(a).selfMember().address().toString()))
@@ -110,15 +99,12 @@ class LearnerFailoverTest {
       stopped.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
       long stoppedAt = status(a, nodeA).counters().getOrDefault("trajectories", 0L);
 
-      deadline = System.nanoTime() + Duration.ofSeconds(180).toNanos();
-      PsCoordinator.Status st;
-      while (true) {
-        st = status(a, nodeA);
-        long done = st.counters().getOrDefault("trajectories", 0L) + st.counters().getOrDefault("trajectories_rejected", 0L);
-        if (done >= persisted) break;
-        assertTrue(System.nanoTime() < deadline, "consumed " + done + " of " + persisted + " after the node stopped: " + st.counters());
-        Thread.sleep(200);
-      }
+      var st = probe.awaitAssert(Duration.ofSeconds(180), Duration.ofMillis(200), () -> {
+        var now = status(a, nodeA);
+        long done = now.counters().getOrDefault("trajectories", 0L) + now.counters().getOrDefault("trajectories_rejected", 0L);
+        assertTrue(done >= persisted, "consumed " + done + " of " + persisted + " after the node stopped: " + now.counters());
+        return now;
+      });
       assertTrue(st.counters().getOrDefault("trajectories", 0L) > stoppedAt, "training continued after the stop");
       // the stopped node's learners run elsewhere now, registered again (a new incarnation replaces the old one)
       assertTrue(hosted >= 1);
@@ -142,11 +128,7 @@ class LearnerFailoverTest {
     } finally {
       for (var s : systems) s.terminate();
       for (var s : systems) s.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
-      try (var c = DriverManager.getConnection(PG_SERVER + "test", "postgres", ""); var st = c.createStatement()) {
-        st.execute("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
-      } catch (Exception e) {
-        System.err.println("could not drop " + db + ": " + e);
-      }
+      db.close();
     }
   }
 }

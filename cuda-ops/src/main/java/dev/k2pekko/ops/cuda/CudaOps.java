@@ -407,7 +407,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   public record AdamWStep(Tensor weight, Tensor m, Tensor v) {}
 
   /**
-   * AdamW in one kernel, the same arithmetic as the optimizer's five ops (dev.k2pekko.ps.optim.AdamW):
+   * AdamW in one kernel, the same arithmetic as the optimizer's five ops (dev.k2pekko.optim.AdamW):
    * m1 = b1 m + (1-b1) g, v1 = b2 v + (1-b2) g^2, w1 = (1 - lr wd) w - lr (m1/bc1) / (sqrt(v1/bc2) + eps).
    */
   public AdamWStep adamW(Tensor wt, Tensor gt, Tensor mt, Tensor vt, double b1, double b2, double bc1, double bc2,
@@ -422,7 +422,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   }
 
   /**
-   * The quintic Newton–Schulz iteration of Muon (dev.k2pekko.ps.optim.NewtonSchulz) kept in bf16 on the device,
+   * The quintic Newton–Schulz iteration of Muon (dev.k2pekko.optim.NewtonSchulz) kept in bf16 on the device,
    * as PyTorch's reference Muon does: X = bf16(G / (||G||_F + eps)), transposed when G is tall, then
    * {@code steps} times A = X X^T, B = b A + c A A, X = a X + B X, each product one cublasGemmEx with bf16
    * operands and output and fp32 accumulation, the linear terms folded into the GEMM's beta. The norm never

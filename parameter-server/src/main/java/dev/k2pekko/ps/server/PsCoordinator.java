@@ -4,19 +4,22 @@ import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.ReferenceOps;
-import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.protocol.KryoWire;
 import dev.k2pekko.ps.checkpoint.Checkpoints;
-import dev.k2pekko.ps.optim.MuonClip;
+import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.optim.QkClip;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
+import dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits;
 import dev.k2pekko.ps.server.PsProtocol.BadGradient;
-import dev.k2pekko.ps.server.PsProtocol.ClipDecision;
-import dev.k2pekko.ps.server.PsProtocol.CloseStep;
 import dev.k2pekko.ps.server.PsProtocol.GroupApplied;
 import dev.k2pekko.ps.server.PsProtocol.GroupState;
-import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
 import dev.k2pekko.ps.server.PsProtocol.Pushed;
 import dev.k2pekko.ps.server.PsProtocol.RegisterLearner;
+import dev.k2pekko.ps.server.PsProtocol.LearnerAt;
+import dev.k2pekko.ps.server.PsProtocol.Outcome;
 import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
+import dev.k2pekko.ps.server.PsProtocol.StageKind;
 import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
 import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.nio.file.Path;
@@ -56,14 +59,18 @@ import org.apache.pekko.cluster.typed.SingletonActor;
  *   applied at once; older ones are refused and counted, and the learner recomputes that batch at a newer
  *   version.</li>
  * </ul>
- * Before a step it asks the clip-monitor for the step's QK rescales ({@link CloseStep}); the groups apply the
+ * Before a step it asks the clip-monitor for the step's per-head maxima ({@link CloseStep}) and turns them into QK rescales
+ * with the optimizer's rule ({@link QkClip#rescales}); the groups apply the
  * optimizer and then the rescales; the coordinator then publishes version v+1 (a {@link WeightsSnapshot} with its
  * SHA-256) to every subscriber registered under {@link #WEIGHTS}, makes the consumed journal offsets durable, and
  * checkpoints every {@code checkpointEvery} versions. On start it restores the newest good checkpoint of its run,
  * version counter and offsets included.
  */
 public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command> {
-  public interface Command {}
+  /** What the coordinator accepts: the learners' and groups' messages (in {@link PsProtocol}), status, checkpoints, its own timers. */
+  public sealed interface Command permits PsProtocol.RegisterLearner, PsProtocol.Pushed, PsProtocol.Pass, PsProtocol.BadGradient,
+      GetStatus, CheckpointNow, LearnerGone, Subscribers, SyncTimeout, ApplyTimeout, ClipArrived, ClipTimedOut, Watchdog,
+      RetryPrepare, RetryApply, PreparedArrived, AppliedArrived, StateArrived {}
 
   /** Learners and inference servers register here to receive every published version. */
   public static final ServiceKey<WeightsSnapshot> WEIGHTS = ServiceKey.create(WeightsSnapshot.class, "k2-weights");
@@ -73,14 +80,61 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   public record Settings(String runId, ModelConfig model, long seed, MuonClip.Config optimizer, Mode mode, int staleness,
                          double lrSft, double lrRl, int warmup, int decaySteps, Duration syncTimeout, Duration clipTimeout,
                          Duration applyTimeout, int checkpointEvery, int keepCheckpoints, Path checkpointDir,
-                         String jdbcUrl, String jdbcUser, String jdbcPassword) {}
+                         String jdbcUrl, String jdbcUser, String jdbcPassword) {
+    /** Settings with the defaults of reference.conf ({@code k2.ps}), changed by name. */
+    public static Builder builder(String runId, ModelConfig model, Path checkpointDir, String jdbcUrl) {
+      return new Builder(runId, model, checkpointDir, jdbcUrl);
+    }
+  }
 
-  /**
-   * What the coordinator has done, for progress, reports and tests. {@code losses} has one row per applied step:
-   * version, mean loss, 1 for an RL step (0 for SFT), tokens, mean RL reward (NaN for SFT).
-   */
+  /** Named settings instead of nineteen positions; every field starts at reference.conf's default. */
+  public static final class Builder {
+    private final String runId, jdbcUrl;
+    private final ModelConfig model;
+    private final Path checkpointDir;
+    private long seed = 1;
+    private MuonClip.Config optimizer = MuonClip.Config.defaults().withWeightDecay(0.0);
+    private Mode mode = Mode.SYNC;
+    private int staleness = 2, warmup = 50, decaySteps = 600, checkpointEvery = 100, keepCheckpoints = 3;
+    private double lrSft = 0.01, lrRl = 0.001;
+    private Duration syncTimeout = Duration.ofSeconds(10), clipTimeout = Duration.ofSeconds(5), applyTimeout = Duration.ofSeconds(30);
+    private String jdbcUser = "", jdbcPassword = "";
+
+    private Builder(String runId, ModelConfig model, Path checkpointDir, String jdbcUrl) {
+      this.runId = runId;
+      this.model = model;
+      this.checkpointDir = checkpointDir;
+      this.jdbcUrl = jdbcUrl;
+    }
+
+    public Builder seed(long v) { seed = v; return this; }
+    public Builder optimizer(MuonClip.Config v) { optimizer = v; return this; }
+    public Builder mode(Mode v) { mode = v; return this; }
+    public Builder staleness(int v) { staleness = v; return this; }
+    public Builder lrSft(double v) { lrSft = v; return this; }
+    public Builder lrRl(double v) { lrRl = v; return this; }
+    public Builder warmup(int v) { warmup = v; return this; }
+    public Builder decaySteps(int v) { decaySteps = v; return this; }
+    public Builder syncTimeout(Duration v) { syncTimeout = v; return this; }
+    public Builder clipTimeout(Duration v) { clipTimeout = v; return this; }
+    public Builder applyTimeout(Duration v) { applyTimeout = v; return this; }
+    public Builder checkpointEvery(int v) { checkpointEvery = v; return this; }
+    public Builder keepCheckpoints(int v) { keepCheckpoints = v; return this; }
+    public Builder jdbcUser(String v) { jdbcUser = v; return this; }
+    public Builder jdbcPassword(String v) { jdbcPassword = v; return this; }
+
+    public Settings build() {
+      return new Settings(runId, model, seed, optimizer, mode, staleness, lrSft, lrRl, warmup, decaySteps, syncTimeout, clipTimeout,
+          applyTimeout, checkpointEvery, keepCheckpoints, checkpointDir, jdbcUrl, jdbcUser, jdbcPassword);
+    }
+  }
+
+  /** One applied step: its version, the mean loss of its contributors, what it trained, tokens, mean RL reward (NaN for SFT). */
+  public record StepLoss(long version, double loss, PsProtocol.StageKind kind, long tokens, double reward) implements KryoWire {}
+
+  /** What the coordinator has done, for progress, reports and tests; {@code losses} has one entry per applied step. */
   public record Status(String runId, long version, int learners, Map<String, Long> counters, Map<Long, Integer> consumedPerVersion,
-                       List<double[]> losses, Map<String, TagOffset> offsets, long restoredFrom, Map<String, String> learnerNodes)
+                       List<StepLoss> losses, Map<String, TagOffset> offsets, long restoredFrom, Map<String, String> learnerNodes)
       implements KryoWire {}
 
   public record GetStatus(ActorRef<Status> replyTo) implements Command, KryoWire {}
@@ -96,15 +150,29 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
 
   private record ApplyTimeout(long version, int attempt) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
-  private record ClipArrived(ClipDecision d) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+  private record ClipArrived(StepMaxLogits maxima) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+
+  /** The clip-monitor did not answer for this version within the clip timeout. */
+  private record ClipTimedOut(long version) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
   private enum Watchdog implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded { INSTANCE }
 
   private long lastProgress = System.nanoTime();
 
-  private record Retry(long version, String group) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+  /** A group's answers, through adapters: the groups reply with their own types, not with the coordinator's. */
+  private record PreparedArrived(PsGroup.Prepared p) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
-  public static ActorRef<Command> init(ActorSystem<?> system, Settings settings, ActorRef<MonitorCommand> monitor) {
+  private record AppliedArrived(GroupApplied a) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+
+  private record StateArrived(GroupState g) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+
+  /** Ask every group again whether it holds the step's gradients (phase one). */
+  private record RetryPrepare(long version) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+
+  /** Ask one group again to apply the step (phase two). */
+  private record RetryApply(long version, String group) implements Command, org.apache.pekko.actor.NoSerializationVerificationNeeded {}
+
+  public static ActorRef<Command> init(ActorSystem<?> system, Settings settings, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return ClusterSingleton.get(system).init(SingletonActor.of(
             Behaviors.supervise(create(settings, monitor)).onFailure(SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2)),
             "ps-coordinator")
@@ -129,29 +197,27 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     PROXIES.put(key(system), proxy);
   }
 
-  public static Behavior<Command> create(Settings s, ActorRef<MonitorCommand> monitor) {
+  public static Behavior<Command> create(Settings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new PsCoordinator(ctx, timers, s, monitor)));
   }
 
   private final Settings s;
-  private final ActorRef<MonitorCommand> monitor;
+  private final ActorRef<ClipMonitorProtocol.Command> monitor;
   private final TimerScheduler<Command> timers;
   private final ClusterSharding sharding;
   private final List<String> groups;
+  private final StepAssembler assembler;
+  private final LrSchedule schedule;
   private final OffsetStore offsetStore;
   private long version;
   private long restoredFrom = -1;
   private WeightsSnapshot current;
   private Set<ActorRef<WeightsSnapshot>> subscribers = Set.of();
   private final Map<String, ActorRef<WeightsSnapshot>> learners = new TreeMap<>();
-  private final Map<Long, Map<String, Pushed>> pushed = new HashMap<>();
-  private final Set<String> badThisVersion = new HashSet<>();
-  /** Learners with nothing to train on at the current version. */
-  private final Set<String> passed = new HashSet<>();
   private final Map<String, TagOffset> offsets = new TreeMap<>();
   private final Map<String, Long> counters = new TreeMap<>();
   private final Map<Long, Integer> consumedPerVersion = new TreeMap<>();
-  private final List<double[]> losses = new ArrayList<>();
+  private final List<StepLoss> losses = new ArrayList<>();
   private final Set<String> seen = new HashSet<>();
   private final Map<String, HashMap<String, float[]>> optimizerState = new HashMap<>();
   private final Map<String, Long> groupSteps = new HashMap<>();
@@ -194,13 +260,15 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     }
   }
 
-  private PsCoordinator(ActorContext<Command> ctx, TimerScheduler<Command> timers, Settings s, ActorRef<MonitorCommand> monitor) {
+  private PsCoordinator(ActorContext<Command> ctx, TimerScheduler<Command> timers, Settings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     super(ctx);
     this.s = s;
     this.monitor = monitor;
     this.timers = timers;
     this.sharding = ClusterSharding.get(ctx.getSystem());
     this.groups = PsProtocol.groups(s.model());
+    this.assembler = new StepAssembler(s.mode(), s.staleness());
+    this.schedule = new LrSchedule(s.lrSft(), s.lrRl(), s.warmup(), s.decaySteps());
     this.offsetStore = new OffsetStore(s.jdbcUrl(), s.jdbcUser(), s.jdbcPassword());
     ctx.getSystem().receptionist().tell(Receptionist.subscribe(WEIGHTS, ctx.messageAdapter(Receptionist.Listing.class, Subscribers::new)));
     timers.startTimerWithFixedDelay(Watchdog.INSTANCE, Duration.ofSeconds(15));
@@ -216,24 +284,18 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     HashMap<String, float[]> weights = new HashMap<>(), opt = new HashMap<>();
     long steps = 0;
     try {
-      var ck = Checkpoints.loadLatest(runDir(), new ReferenceOps());
+      var ck = CoordinatorCheckpoint.latest(runDir());
       if (ck.isPresent()) {
         var c = ck.get();
         version = c.version();
         restoredFrom = version;
-        c.weights().forEach((k, v) -> weights.put(k, WeightsSnapshot.toFloats(v)));
-        c.optimizerState().forEach((k, v) -> opt.put(k, WeightsSnapshot.toFloats(v)));
-        var extra = c.metadata().info().extra();
-        if (extra.get("offsets") instanceof Map<?, ?> m) {
-          m.forEach((tag, o) -> {
-            var parts = String.valueOf(o).split(":");
-            offsets.put(String.valueOf(tag), new TagOffset(Long.parseLong(parts[0]), Integer.parseInt(parts[1])));
-          });
-        }
-        if (extra.get("steps") instanceof Number n) steps = n.longValue();
-        if (extra.get("counters") instanceof Map<?, ?> m) m.forEach((k, v) -> counters.put(String.valueOf(k), ((Number) v).longValue()));
+        weights.putAll(c.weights());
+        opt.putAll(c.optimizerState());
+        offsets.putAll(c.offsets());
+        steps = c.steps();
+        counters.putAll(c.counters());
         offsetStore.save(s.runId(), offsets, version);
-        getContext().getLog().info("parameter server restored version {} from {}", version, c.metadata().json());
+        getContext().getLog().info("parameter server restored version {} from {}", version, c.describe());
       }
     } catch (Exception e) {
       throw new IllegalStateException("cannot restore the parameter server from " + runDir() + ": " + e.getMessage(), e);
@@ -242,7 +304,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       var model = new PolicyModel(s.model(), new ReferenceOps(), s.seed());
       model.parameters().forEach((k, v) -> weights.put(k, WeightsSnapshot.toFloats(v)));
     }
-    var replyTo = getContext().messageAdapter(GroupState.class, g -> g);
+    var replyTo = getContext().messageAdapter(GroupState.class, StateArrived::new);
     var byGroup = PsProtocol.byGroup(weights);
     for (String g : groups) {
       var gOpt = new HashMap<String, float[]>();
@@ -265,24 +327,25 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
         .onMessage(BadGradient.class, this::onBad)
         .onMessage(PsProtocol.Pass.class, p -> {
           if (p.version() == version) {
-            passed.add(p.learnerId());
+            assembler.pass(p.learnerId());
             tryStep(false);
           }
           return this;
         })
         .onMessage(SyncTimeout.class, t -> { if (t.version() == version) tryStep(true); return this; })
-        .onMessage(ClipDecision.class, d -> onClip(d))
-        .onMessage(ClipArrived.class, d -> onClip(d.d()))
-        .onMessage(GroupApplied.class, this::onApplied)
-        .onMessage(PsGroup.Prepared.class, this::onPrepared)
+        .onMessage(ClipArrived.class, this::onClip)
+        .onMessage(ClipTimedOut.class, this::onClipTimeout)
+        .onMessage(AppliedArrived.class, m -> onApplied(m.a()))
+        .onMessage(PreparedArrived.class, m -> onPrepared(m.p()))
         .onMessage(ApplyTimeout.class, this::onApplyTimeout)
-        .onMessage(Retry.class, this::onRetry)
-        .onMessage(GroupState.class, this::onGroupState)
+        .onMessage(RetryPrepare.class, this::onRetryPrepare)
+        .onMessage(RetryApply.class, this::onRetryApply)
+        .onMessage(StateArrived.class, m -> onGroupState(m.g()))
         .onMessage(GetStatus.class, g -> { g.replyTo().tell(status()); return this; })
         .onMessage(Watchdog.class, w -> {
-          if (System.nanoTime() - lastProgress > 30_000_000_000L && !pushed.isEmpty()) {
-            getContext().getLog().warn("no step for 30 s at version {}: learners {}, pushed {}, passed {}, applying {}, exporting {}", version,
-                learners.keySet(), pushed.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue().keySet()).toList(), passed,
+          if (System.nanoTime() - lastProgress > 30_000_000_000L && assembler.anyPending()) {
+            getContext().getLog().warn("no step for 30 s at version {}: learners {}, {}, applying {}, exporting {}", version,
+                learners.keySet(), assembler.describe(),
                 applying == null ? "-" : applying.version + (applying.clipDone ? " clip done" : " waiting for clip") + (applying.applied ? " applied" : ""),
                 exporting);
           }
@@ -338,8 +401,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   }
 
   private void dropPending(String learnerId) {
-    for (var byLearner : pushed.values()) byLearner.remove(learnerId);
-    passed.remove(learnerId);
+    assembler.drop(learnerId);
   }
 
   /** Takes learners out of the step in flight (before it is applied); skips the step when nobody is left. */
@@ -350,7 +412,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       if (ids.contains(c.learnerId())) {
         count("contributors_dropped", 1);
         getContext().getLog().warn("step {}: {} left out ({})", applying.version, c.learnerId(), why);
-        c.replyTo().tell(new PushOutcome(c.version(), c.learnerId(), "stale"));
+        c.replyTo().tell(new PushOutcome(c.version(), c.learnerId(), Outcome.STALE));
       } else {
         keep.add(c);
       }
@@ -391,22 +453,17 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
 
   private Behavior<Command> onPushed(Pushed p) {
     if (initialising) {
-      p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), "starting"));
+      p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), Outcome.STARTING));
       return this;
     }
-    // In synchronous mode a push for the version whose step is already under way came too late for it: refused,
-    // so its learner computes it again at the next version (kept, it would sit here unapplied and its data be lost).
-    boolean late = s.mode() == Mode.SYNC && applying != null && p.version() == applying.version;
-    if (late || p.version() > version || (s.mode() == Mode.SYNC && p.version() < version) || (s.mode() == Mode.ASYNC && p.version() < version - s.staleness())) {
+    if (assembler.admit(version, applying == null ? -1 : applying.version, p.version()) == StepAssembler.Admission.STALE) {
       count("refused_stale", 1);
       getContext().getLog().info("gradient of {} computed at version {} refused: current version {}, staleness bound {}",
           p.learnerId(), p.version(), version, s.mode() == Mode.SYNC ? 0 : s.staleness());
-      p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), "stale"));
+      p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), Outcome.STALE));
       return this;
     }
-    var byLearner = pushed.computeIfAbsent(p.version(), v -> new HashMap<>());
-    boolean first = pushed.values().stream().mapToInt(Map::size).sum() == 0;
-    byLearner.put(p.learnerId(), p);
+    boolean first = assembler.add(p);
     if (!learners.containsKey(p.learnerId())) learners.put(p.learnerId(), null);
     if (first && s.mode() == Mode.SYNC) timers.startSingleTimer("sync", new SyncTimeout(version), s.syncTimeout());
     tryStep(false);
@@ -416,7 +473,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   private Behavior<Command> onBad(BadGradient b) {
     count("rejected_non_finite", 1);
     getContext().getLog().warn("gradient of {} at version {} rejected by group {}: {}", b.learnerId(), b.version(), b.group(), b.detail());
-    badThisVersion.add(b.learnerId() + "@" + b.version());
+    assembler.reject(new LearnerAt(b.learnerId(), b.version()));
     tryStep(false);
     return this;
   }
@@ -425,34 +482,17 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   private void tryStep(boolean timedOut) {
     answerDeferred();
     if (initialising || applying != null || exporting) return;
-    var candidates = new ArrayList<Pushed>();
-    if (s.mode() == Mode.SYNC) {
-      var mine = pushed.getOrDefault(version, Map.of());
-      boolean all = !mine.isEmpty();
-      for (var id : learners.keySet()) {
-        if (!mine.containsKey(id) && !badThisVersion.contains(id + "@" + version) && !passed.contains(id)) all = false;
-      }
-      if (!(all || (timedOut && !mine.isEmpty()))) return;
-      candidates.addAll(mine.values());
-      if (!all) count("sync_timeouts", 1);
-    } else {
-      for (var e : pushed.entrySet()) candidates.addAll(e.getValue().values());
-      if (candidates.isEmpty()) return;
-    }
-    pushed.clear();
+    var ready = assembler.take(version, learners.keySet(), timedOut);
+    if (ready == null) return;
+    if (ready.timedOutWithoutAll()) count("sync_timeouts", 1);
     timers.cancel("sync");
-    var good = new ArrayList<Pushed>();
-    for (var p : candidates) {
-      if (badThisVersion.contains(p.learnerId() + "@" + p.version())) {
-        p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), "non-finite"));
-        // the data was read and rejected: its offsets advance, its trajectories count as consumed without a step
-        advanceOffsets(p);
-        count("trajectories_rejected", p.trajectoryIds().size());
-      } else {
-        good.add(p);
-      }
+    for (var p : ready.rejected()) {
+      p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), Outcome.NON_FINITE));
+      // the data was read and rejected: its offsets advance, its trajectories count as consumed without a step
+      advanceOffsets(p);
+      count("trajectories_rejected", p.trajectoryIds().size());
     }
-    badThisVersion.clear();
+    var good = ready.good();
     if (good.isEmpty()) {
       skipped(version);
       saveOffsets();
@@ -461,8 +501,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     applying = new Step(version, good);
     if (s.optimizer().clip()) {
       applying.clipAsked = true;
-      monitor.tell(new CloseStep(version, applying.learnerIds(), getContext().messageAdapter(ClipDecision.class, ClipArrived::new)));
-      timers.startSingleTimer("clip", new ClipDecision(-version - 1, new ArrayList<>()), s.clipTimeout());
+      monitor.tell(new CloseStep(version, applying.learnerIds(), getContext().messageAdapter(StepMaxLogits.class, ClipArrived::new)));
+      timers.startSingleTimer("clip", new ClipTimedOut(version), s.clipTimeout());
     } else {
       applying.rescales = new ArrayList<>();
       applying.clipDone = true;
@@ -475,7 +515,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     applying.prepared.clear();
     var contributors = applying.learnerIds();
     var versions = applying.gradientVersions();
-    var replyTo = getContext().messageAdapter(PsGroup.Prepared.class, x -> x);
+    var replyTo = getContext().messageAdapter(PsGroup.Prepared.class, PreparedArrived::new);
     for (String g : groups) sharding.entityRefFor(PsGroup.KEY, g).tell(new PsGroup.Prepare(applying.version, contributors, versions, replyTo));
     if (applying.prepareStarted == 0) {
       applying.prepareStarted = System.nanoTime();
@@ -497,7 +537,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       var keep = new ArrayList<Pushed>();
       for (var c : applying.contributors) {
         if (rejected.contains(c.learnerId())) {
-          c.replyTo().tell(new PushOutcome(c.version(), c.learnerId(), "non-finite"));
+          c.replyTo().tell(new PushOutcome(c.version(), c.learnerId(), Outcome.NON_FINITE));
           advanceOffsets(c);
           count("trajectories_rejected", c.trajectoryIds().size());
         } else {
@@ -523,7 +563,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     } else if (missing) {
       // a shard is still on its way (the learner sent it on another path than Pushed): ask again shortly
       count("prepare_retries", 1);
-      timers.startSingleTimer("prepare", new Retry(applying.version, "*"), Duration.ofMillis(20));
+      timers.startSingleTimer("prepare", new RetryPrepare(applying.version), Duration.ofMillis(20));
     } else {
       applying.applied = true;
       sendApply();
@@ -531,36 +571,39 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     return this;
   }
 
-  private Behavior<Command> onClip(ClipDecision d) {
-    if (applying == null || applying.clipDone) return this;
-    if (d.version() < 0) { // our own timer: the monitor did not answer in time
-      if (-d.version() - 1 != applying.version) return this;
-      count("clip_timeouts", 1);
-      getContext().getLog().warn("clip-monitor gave no decision for version {} within {}: applying without rescales", applying.version, s.clipTimeout());
-      applying.rescales = new ArrayList<>();
-    } else {
-      if (d.version() != applying.version) return this;
-      timers.cancel("clip");
-      applying.rescales = d.rescales();
-      count("heads_clipped", d.rescales().size());
+  private Behavior<Command> onClip(ClipArrived a) {
+    var m = a.maxima();
+    if (applying == null || applying.clipDone || m.version() != applying.version) return this;
+    timers.cancel("clip");
+    var rescales = new ArrayList<RescaleQK>();
+    if (m.measured()) {
+      for (var r : QkClip.rescales(m.maxLogit(), s.optimizer().tau())) rescales.add(new RescaleQK(m.version(), r.layer(), r.head(), r.gamma()));
     }
+    applying.rescales = rescales;
+    count("heads_clipped", rescales.size());
+    applying.clipDone = true;
+    sendPrepare();
+    return this;
+  }
+
+  private Behavior<Command> onClipTimeout(ClipTimedOut t) {
+    if (applying == null || applying.clipDone || t.version() != applying.version) return this;
+    count("clip_timeouts", 1);
+    getContext().getLog().warn("clip-monitor gave no decision for version {} within {}: applying without rescales", applying.version, s.clipTimeout());
+    applying.rescales = new ArrayList<>();
     applying.clipDone = true;
     sendPrepare();
     return this;
   }
 
   private double lr(Step st) {
-    boolean rl = st.contributors.stream().anyMatch(p -> "rl".equals(p.kind()));
-    double base = rl ? s.lrRl() : s.lrSft();
-    // SFT: linear warm-up, then linear decay to a tenth over decay-steps versions; RL: constant
-    double decay = rl || s.decaySteps() <= 0 ? 1.0 : Math.max(0.1, 1.0 - 0.9 * st.version / s.decaySteps());
-    return base * decay * Math.min(1.0, (st.version + 1.0) / Math.max(1, s.warmup()));
+    return schedule.at(st.version, st.contributors.stream().anyMatch(p -> p.kind() == StageKind.RL));
   }
 
   private void sendApply() {
     var contributors = applying.learnerIds();
     var versions = applying.gradientVersions();
-    var replyTo = getContext().messageAdapter(GroupApplied.class, g -> g);
+    var replyTo = getContext().messageAdapter(GroupApplied.class, AppliedArrived::new);
     double lr = lr(applying);
     for (String g : groups) {
       sharding.entityRefFor(PsGroup.KEY, g).tell(new PsGroup.ApplyStep(applying.version, contributors, versions, lr, applying.rescales, replyTo));
@@ -572,7 +615,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     if (!a.ok()) {
       // the group had not received every shard yet (different paths): ask again shortly; it changed nothing
       count("apply_retries", 1);
-      timers.startSingleTimer("retry-" + a.group(), new Retry(a.version(), a.group()), Duration.ofMillis(50));
+      timers.startSingleTimer("retry-" + a.group(), new RetryApply(a.version(), a.group()), Duration.ofMillis(50));
       return this;
     }
     applying.replies.put(a.group(), a);
@@ -580,16 +623,17 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     return this;
   }
 
-  private Behavior<Command> onRetry(Retry r) {
-    if (r.group().equals("*")) {
-      if (applying != null && applying.version == r.version() && !applying.applied) sendPrepare();
-      return this;
-    }
+  private Behavior<Command> onRetryPrepare(RetryPrepare r) {
+    if (applying != null && applying.version == r.version() && !applying.applied) sendPrepare();
+    return this;
+  }
+
+  private Behavior<Command> onRetryApply(RetryApply r) {
     if (applying == null || applying.version != r.version() || applying.replies.containsKey(r.group())) return this;
     var contributors = applying.learnerIds();
     var versions = applying.gradientVersions();
     sharding.entityRefFor(PsGroup.KEY, r.group()).tell(new PsGroup.ApplyStep(applying.version, contributors, versions, lr(applying),
-        applying.rescales, getContext().messageAdapter(GroupApplied.class, g -> g)));
+        applying.rescales, getContext().messageAdapter(GroupApplied.class, AppliedArrived::new)));
     return this;
   }
 
@@ -628,15 +672,15 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     }
     long v = applying.version;
     consumedPerVersion.put(v, consumed);
-    boolean rl = applying.contributors.stream().anyMatch(p -> "rl".equals(p.kind()));
-    losses.add(new double[] {v, loss, rl ? 1 : 0, tokens, rewarded == 0 ? Double.NaN : reward / rewarded});
+    boolean rl = applying.contributors.stream().anyMatch(p -> p.kind() == StageKind.RL);
+    losses.add(new StepLoss(v, loss, rl ? StageKind.RL : StageKind.SFT, tokens, rewarded == 0 ? Double.NaN : reward / rewarded));
     count("steps", 1);
     count("trajectories", consumed);
     count("tokens", tokens);
     version = v + 1;
-    for (var p : applying.contributors) p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), "applied"));
+    for (var p : applying.contributors) p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), Outcome.APPLIED));
     lastProgress = System.nanoTime();
-    passed.clear();
+    assembler.stepApplied();
     current = WeightsSnapshot.of(version, s.model(), names, data);
     saveOffsets();
     applying = null;
@@ -664,7 +708,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     if (exporting || applying != null || initialising) return;
     exporting = true;
     exported.clear();
-    var replyTo = getContext().messageAdapter(GroupState.class, g -> g);
+    var replyTo = getContext().messageAdapter(GroupState.class, StateArrived::new);
     for (String g : groups) sharding.entityRefFor(PsGroup.KEY, g).tell(new PsGroup.Export(replyTo));
   }
 
@@ -689,26 +733,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   }
 
   private void writeCheckpoint() {
-    var ops = new ReferenceOps();
-    var weights = new LinkedHashMap<String, Tensor>();
-    var opt = new LinkedHashMap<String, Tensor>();
-    long steps = 0;
-    for (var g : exported.values()) {
-      steps = Math.max(steps, g.steps());
-      g.weights().forEach((k, v) -> weights.put(k, tensor(ops, k, v)));
-      g.optimizer().forEach((k, v) -> opt.put(k, tensor(ops, k.substring(0, k.lastIndexOf('/')), v)));
-    }
-    var offs = new TreeMap<String, Object>();
-    offsets.forEach((k, o) -> offs.put(k, o.eventOffset() + ":" + o.consumedInEvent()));
-    var cfg = s.model();
-    var modelMap = Map.<String, Object>of("vocab", cfg.vocab(), "d_model", cfg.dModel(), "layers", cfg.layers(), "heads", cfg.heads(),
-        "context", cfg.context(), "mlp_ratio", cfg.mlpRatio(), "norm_eps", cfg.normEps());
-    var o = s.optimizer();
-    var hyper = Map.<String, Object>of("lr_sft", s.lrSft(), "lr_rl", s.lrRl(), "weight_decay", o.weightDecay(), "momentum", o.momentum(),
-        "beta1", o.beta1(), "beta2", o.beta2(), "qk_clip", o.clip(), "tau", o.tau(), "alpha", o.alpha());
-    var extra = Map.<String, Object>of("offsets", offs, "steps", steps, "run_id", s.runId(), "counters", new TreeMap<>(counters));
     try {
-      Checkpoints.write(runDir(), version, weights, opt, new Checkpoints.Info(modelMap, "MuonClip", hyper, extra));
+      CoordinatorCheckpoint.write(runDir(), s, version, exported.values(), offsets, counters);
       if (s.keepCheckpoints() > 0) Checkpoints.keepLast(runDir(), s.keepCheckpoints());
       count("checkpoints", 1);
     } catch (java.io.IOException e) {
@@ -717,11 +743,4 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     }
   }
 
-  private Tensor tensor(ReferenceOps ops, String name, float[] f) {
-    var spec = PolicyModel.specsOf(s.model()).stream().filter(x -> x.name().equals(name)).findFirst()
-        .orElseThrow(() -> new IllegalStateException("unknown parameter " + name));
-    double[] d = new double[f.length];
-    for (int i = 0; i < f.length; i++) d[i] = f[i];
-    return ops.tensor(spec.rows(), spec.cols(), d);
-  }
 }

@@ -7,9 +7,8 @@ import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.ops.TensorOps;
 import dev.k2pekko.protocol.KryoWire;
-import dev.k2pekko.ps.optim.AdamW;
-import dev.k2pekko.ps.optim.Muon;
-import dev.k2pekko.ps.optim.MuonClip;
+import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.optim.QkClip;
 import dev.k2pekko.ps.server.PsProtocol.BadGradient;
 import dev.k2pekko.ps.server.PsProtocol.GroupApplied;
 import dev.k2pekko.ps.server.PsProtocol.GroupState;
@@ -35,14 +34,15 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
  * One shard of the parameter server: the fp32 master weights and optimizer state of one parameter group
  * ("embed", "layer0", ..., "head"), a Cluster Sharding entity on {@code ps} nodes. Learners push their gradient
  * shards here; the coordinator says which learners' gradients make up step v ({@link ApplyStep}). The group sums
- * them (mean over contributors), runs Muon or AdamW per parameter as {@link MuonClip#route} says, then the QK
- * rescales of the step, and answers with its new weights. Master weights are kept as fp32 values: every update is
+ * them (mean over contributors), runs {@link MuonClip#update} per parameter (Muon or AdamW), then the QK rescales of
+ * the step ({@link QkClip#rescaleHead}), and answers with its new weights. Master weights are kept as fp32 values: every update is
  * computed in fp64 and rounded back.
  */
 public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
   public static final EntityTypeKey<Command> KEY = EntityTypeKey.create(Command.class, "ps-group");
 
-  public interface Command {}
+  /** What a group accepts: the coordinator's commands and the learners' gradient shards. */
+  public sealed interface Command permits Init, ApplyStep, Prepare, Export, PsProtocol.PushGradient {}
 
   /** Load weights and optimizer state (fresh or from a checkpoint). Gradients pending for older versions are dropped. */
   public record Init(long version, ModelConfig config, MuonClip.Config optimizer, HashMap<String, float[]> weights,
@@ -57,8 +57,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       implements Command, KryoWire {}
 
   /** Which contributors' gradients this group lacks (not arrived yet) and which it rejected (non-finite). */
-  public record Prepared(String group, long version, ArrayList<String> missing, ArrayList<String> rejected)
-      implements PsCoordinator.Command, KryoWire {}
+  public record Prepared(String group, long version, ArrayList<String> missing, ArrayList<String> rejected) implements KryoWire {}
 
   /** Weights and optimizer state now (for a checkpoint). */
   public record Export(ActorRef<GroupState> replyTo) implements Command, KryoWire {}
@@ -81,7 +80,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
   /** gradient version -> learner -> grads (a learner's gradient is keyed by the version it was computed at). */
   private final Map<Long, Map<String, HashMap<String, float[]>>> pending = new HashMap<>();
   private ActorRef<PsCoordinator.Command> coordinator;
-  private final java.util.Set<String> rejected = new java.util.HashSet<>();
+  private final java.util.Set<PsProtocol.LearnerAt> rejected = new java.util.HashSet<>();
 
   private PsGroup(ActorContext<Command> ctx, String group) {
     super(ctx);
@@ -139,7 +138,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       if (bad != null) break;
     }
     if (bad != null) {
-      rejected.add(p.learnerId() + "@" + p.version());
+      rejected.add(new PsProtocol.LearnerAt(p.learnerId(), p.version()));
       getContext().getLog().warn("group {}: gradient of {} at version {} refused: {}", group, p.learnerId(), p.version(), bad);
       coordinator().tell(new BadGradient(p.version(), p.learnerId(), group, bad));
       return this;
@@ -165,8 +164,6 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       parts.add(g);
     }
     steps++;
-    var muon = new Muon.Config(opt.momentum(), opt.nesterov(), opt.weightDecay());
-    var adam = new AdamW.Config(opt.beta1(), opt.beta2(), opt.eps(), opt.weightDecay());
     for (var s : specs.values()) {
       double[] sum = new double[s.size()];
       for (var p : parts) {
@@ -177,31 +174,22 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       // A parameter nobody has a gradient for (learners push zeros for a batch with nothing to learn, so that its
       // offsets advance) is left alone: no momentum-only drift, no normalised step of nothing.
       if (allZero(sum)) continue;
-      Tensor g = ops.tensor(s.rows(), s.cols(), sum), w = weights.get(s.name());
-      switch (MuonClip.route(s.kind())) {
-        case MUON -> {
-          var r = Muon.step(ops, w, g, state(first, s), a.lr(), muon);
-          weights.put(s.name(), fp32(r.weight()));
-          first.put(s.name(), r.momentum());
-        }
-        case ADAMW -> {
-          var r = AdamW.step(ops, w, g, state(first, s), state(second, s), (int) steps, a.lr(), adam);
-          weights.put(s.name(), fp32(r.weight()));
-          first.put(s.name(), r.m());
-          second.put(s.name(), r.v());
-        }
-      }
+      boolean adam = MuonClip.route(s.kind()) == MuonClip.Rule.ADAMW;
+      var r = MuonClip.update(ops, s.kind(), weights.get(s.name()), ops.tensor(s.rows(), s.cols(), sum), state(first, s),
+          adam ? state(second, s) : null, (int) steps, a.lr(), opt);
+      weights.put(s.name(), fp32(r.weight()));
+      first.put(s.name(), r.m());
+      if (adam) second.put(s.name(), r.v());
     }
-    int hd = config.headDim();
     for (var r : a.rescales()) {
       String q = PolicyModel.queryWeight(r.layer()), k = PolicyModel.keyWeight(r.layer());
       if (!weights.containsKey(q)) continue; // another group's layer
-      if (!(r.gamma() > 0 && r.gamma() <= 1)) throw new IllegalArgumentException("gamma must lie in (0, 1], got " + r.gamma());
-      weights.put(q, fp32(ops.scaleRows(weights.get(q), r.head() * hd, (r.head() + 1) * hd, Math.pow(r.gamma(), opt.alpha()))));
-      weights.put(k, fp32(ops.scaleRows(weights.get(k), r.head() * hd, (r.head() + 1) * hd, Math.pow(r.gamma(), 1 - opt.alpha()))));
+      var scaled = QkClip.rescaleHead(ops, weights.get(q), weights.get(k), r.head(), config.headDim(), r.gamma(), opt.alpha());
+      weights.put(q, fp32(scaled.wq()));
+      weights.put(k, fp32(scaled.wk()));
     }
     pending.keySet().removeIf(v -> v <= a.version() - 64); // gradients too old to be admitted by any bound in use
-    rejected.removeIf(k -> Long.parseLong(k.substring(k.lastIndexOf('@') + 1)) <= a.version() - 64);
+    rejected.removeIf(k -> k.version() <= a.version() - 64);
     for (int i = 0; i < a.contributors().size(); i++) {
       var byLearner = pending.get(a.gradientVersions().get(i));
       if (byLearner != null) byLearner.remove(a.contributors().get(i));
@@ -221,7 +209,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
     for (int i = 0; i < p.contributors().size(); i++) {
       String learner = p.contributors().get(i);
       long v = p.gradientVersions().get(i);
-      if (rejected.contains(learner + "@" + v)) bad.add(learner);
+      if (rejected.contains(new PsProtocol.LearnerAt(learner, v))) bad.add(learner);
       else if (pending.getOrDefault(v, Map.of()).get(learner) == null) missing.add(learner);
     }
     p.replyTo().tell(new Prepared(group, p.version(), missing, bad));

@@ -45,6 +45,12 @@ public final class PsProtocol {
     }
   }
 
+  /** What a learner's batch trains: supervised fine-tuning on accepted teacher trajectories, or RL on sampled rollouts. */
+  public enum StageKind { SFT, RL }
+
+  /** A learner and the weights version its gradient was computed at. */
+  public record LearnerAt(String learnerId, long version) {}
+
   /** One QK-Clip command: multiply head {@code head}'s W_q rows by gamma^alpha and W_k rows by gamma^(1-alpha). */
   public record RescaleQK(long version, int layer, int head, double gamma) implements KryoWire {}
 
@@ -73,44 +79,31 @@ public final class PsProtocol {
    * {@code reward} is the batch's mean RL reward (NaN for SFT).
    */
   public record Pushed(long version, String learnerId, ArrayList<String> trajectoryIds, HashMap<String, TagOffset> offsets,
-                       double loss, long tokens, String kind, double reward, ActorRef<PushOutcome> replyTo) implements PsCoordinator.Command, KryoWire {}
+                       double loss, long tokens, StageKind kind, double reward, ActorRef<PushOutcome> replyTo) implements PsCoordinator.Command, KryoWire {}
 
   /** A learner has nothing to train on at {@code version}: synchronous steps of that version do not wait for it. */
   public record Pass(long version, String learnerId) implements PsCoordinator.Command, KryoWire {}
 
-  /**
-   * What became of a learner's push for {@code version}: "applied" (its step is done and its offsets durable),
-   * "stale" (too old, or too late for its step: compute it again at newer weights), "non-finite" (rejected, its data
-   * counted as consumed), "starting" (the coordinator is not ready: push it again).
-   */
-  public record PushOutcome(long version, String learnerId, String outcome) implements KryoWire {}
+  /** What became of a learner's push. */
+  public enum Outcome {
+    /** Its step is done and its offsets durable. */
+    APPLIED,
+    /** Too old, or too late for its step: compute it again at newer weights. */
+    STALE,
+    /** Rejected (a non-finite gradient); its data counts as consumed. */
+    NON_FINITE,
+    /** The coordinator is not ready: push it again. */
+    STARTING
+  }
+
+  /** What became of a learner's push for {@code version}. */
+  public record PushOutcome(long version, String learnerId, Outcome outcome) implements KryoWire {}
 
   // ---- group -> coordinator
 
   public record BadGradient(long version, String learnerId, String group, String detail) implements PsCoordinator.Command, KryoWire {}
 
-  public record GroupApplied(String group, long version, HashMap<String, float[]> weights, boolean ok, String problem)
-      implements PsCoordinator.Command, KryoWire {}
+  public record GroupApplied(String group, long version, HashMap<String, float[]> weights, boolean ok, String problem) implements KryoWire {}
 
-  public record GroupState(String group, HashMap<String, float[]> weights, HashMap<String, float[]> optimizer, long steps)
-      implements PsCoordinator.Command, KryoWire {}
-
-  // ---- learner -> clip-monitor, coordinator -> clip-monitor
-
-  /** The clip-monitor's side of the protocol (implemented in module clip-monitor). */
-  public interface MonitorCommand {}
-
-  /** Every head's S_max (layers x heads) of a learner's forward pass at {@code version}. */
-  public record ReportMaxLogits(long version, String learnerId, double[][] maxLogit) implements MonitorCommand, KryoWire {}
-
-  /**
-   * Step {@code version} is about to be applied with these learners' gradients: reply with the rescales from the
-   * max over their reports (waiting up to the monitor's timeout for a learner that has not reported).
-   */
-  public record CloseStep(long version, ArrayList<String> contributors, ActorRef<ClipDecision> replyTo) implements MonitorCommand, KryoWire {}
-
-  // ---- monitor -> coordinator
-
-  /** The clip-monitor's decision for a step: rescales for the heads over tau (possibly none). */
-  public record ClipDecision(long version, ArrayList<RescaleQK> rescales) implements PsCoordinator.Command, KryoWire {}
+  public record GroupState(String group, HashMap<String, float[]> weights, HashMap<String, float[]> optimizer, long steps) implements KryoWire {}
 }

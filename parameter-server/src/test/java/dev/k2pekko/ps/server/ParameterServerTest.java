@@ -10,13 +10,12 @@ import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
-import dev.k2pekko.ps.optim.MuonClip;
-import dev.k2pekko.ps.server.PsProtocol.ClipDecision;
-import dev.k2pekko.ps.server.PsProtocol.CloseStep;
-import dev.k2pekko.ps.server.PsProtocol.MonitorCommand;
+import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
+import dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits;
 import dev.k2pekko.ps.server.PsProtocol.Pushed;
 import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
-import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
 import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -64,20 +63,24 @@ class ParameterServerTest {
     kit.shutdownTestKit();
   }
 
-  /** A clip-monitor that answers every step with the given rescales. */
-  static ActorRef<MonitorCommand> monitor(List<RescaleQK> rescales) {
-    return kit.spawn(Behaviors.receive(MonitorCommand.class).onMessage(CloseStep.class, c -> {
-      var out = new ArrayList<RescaleQK>();
-      for (var r : rescales) out.add(new RescaleQK(c.version(), r.layer(), r.head(), r.gamma()));
-      c.replyTo().tell(new ClipDecision(c.version(), out));
+  /** A clip-monitor that answers every step with the given per-head maxima (layers x heads). */
+  static ActorRef<ClipMonitorProtocol.Command> monitor(double[][] maxLogit) {
+    return kit.spawn(Behaviors.receive(ClipMonitorProtocol.Command.class).onMessage(CloseStep.class, c -> {
+      c.replyTo().tell(new StepMaxLogits(c.version(), maxLogit, c.contributors().size(), c.contributors().size()));
       return Behaviors.same();
     }).build());
   }
 
+  static ActorRef<ClipMonitorProtocol.Command> monitor() {
+    return monitor(new double[][] {{0, 0}});
+  }
+
   static PsCoordinator.Settings settings(String run, PsCoordinator.Mode mode, int staleness, boolean clip, int checkpointEvery) {
     var opt = MuonClip.Config.defaults().withWeightDecay(0.1).withClip(clip, 100);
-    return new PsCoordinator.Settings(run, CFG, 5, opt, mode, staleness, 0.05, 0.01, 1, 0, Duration.ofSeconds(5), Duration.ofSeconds(2),
-        Duration.ofSeconds(10), checkpointEvery, 3, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1", "sa", "");
+    return PsCoordinator.Settings.builder(run, CFG, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1").jdbcUser("sa")
+        .seed(5).optimizer(opt).mode(mode).staleness(staleness).lrSft(0.05).lrRl(0.01).warmup(1).decaySteps(0)
+        .syncTimeout(Duration.ofSeconds(5)).clipTimeout(Duration.ofSeconds(2)).applyTimeout(Duration.ofSeconds(10))
+        .checkpointEvery(checkpointEvery).keepCheckpoints(3).build();
   }
 
   static HashMap<String, float[]> randomGrads(long seed, boolean nan) {
@@ -96,10 +99,10 @@ class ParameterServerTest {
                    Map<String, TagOffset> offsets) {
     var sharding = org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding.get(kit.system());
     PsProtocol.byGroup(grads).forEach((group, g) -> sharding.entityRefFor(PsGroup.KEY, group).tell(new PsProtocol.PushGradient(version, learner, g)));
-    coord.tell(new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t" + version)), new HashMap<>(offsets), 1.0, 10, "sft", Double.NaN, refused));
+    coord.tell(new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t" + version)), new HashMap<>(offsets), 1.0, 10, PsProtocol.StageKind.SFT, Double.NaN, refused));
   }
 
-  static ActorRef<PsCoordinator.Command> coordinator(PsCoordinator.Settings s, ActorRef<MonitorCommand> monitor) {
+  static ActorRef<PsCoordinator.Command> coordinator(PsCoordinator.Settings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     var c = kit.spawn(PsCoordinator.create(s, monitor));
     PsCoordinator.registerProxy(kit.system(), c);
     return c;
@@ -112,7 +115,7 @@ class ParameterServerTest {
   }
 
   @Test void aSynchronousStepIsMuonClipOnTheMeanGradientThenTheRescales() {
-    var c = coordinator(settings("sync1", PsCoordinator.Mode.SYNC, 0, true, 0), monitor(List.of(new RescaleQK(0, 0, 1, 0.25))));
+    var c = coordinator(settings("sync1", PsCoordinator.Mode.SYNC, 0, true, 0), monitor(new double[][] {{20, 400}}));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -144,7 +147,7 @@ class ParameterServerTest {
       float[] want = WeightsSnapshot.toFloats(model.parameter(s.name()));
       boolean qk = s.name().equals("layer0.wq") || s.name().equals("layer0.wk");
       for (int i = 0; i < want.length; i++) {
-        // the monitor's gamma 0.25 on head 1, alpha 0.5: its rows of W_q and W_k are each scaled by 0.5 after the step
+        // head 1's max 400 over tau 100: gamma 0.25, alpha 0.5: its rows of W_q and W_k are each scaled by 0.5 after the step
         double expected = qk && i / CFG.dModel() >= hd ? want[i] * 0.5 : want[i];
         assertEquals(expected, got.get(s.name())[i], 2e-6, s.name() + "[" + i + "]");
       }
@@ -158,7 +161,7 @@ class ParameterServerTest {
   }
 
   @Test void nonFiniteGradientsAreRejectedCountedAndLeftOutOfTheStep() {
-    var c = coordinator(settings("nan1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor(List.of()));
+    var c = coordinator(settings("nan1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor());
     TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
     TestProbe<PushOutcome> refusedA = kit.createTestProbe(), refusedB = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -167,8 +170,8 @@ class ParameterServerTest {
     b.receiveMessage();
     push(0, "a", randomGrads(1, true), c, refusedA.getRef(), Map.of());
     push(0, "b", randomGrads(2, false), c, refusedB.getRef(), Map.of());
-    assertEquals("non-finite", refusedA.receiveMessage(Duration.ofSeconds(10)).outcome());
-    assertEquals("applied", refusedB.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals(PsProtocol.Outcome.NON_FINITE, refusedA.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals(PsProtocol.Outcome.APPLIED, refusedB.receiveMessage(Duration.ofSeconds(10)).outcome());
     var v1 = b.receiveMessage(Duration.ofSeconds(10)).verify();
     assertEquals(1, v1.version());
     for (float f : v1.asMap().get("layer0.w1")) assertTrue(Float.isFinite(f));
@@ -187,7 +190,7 @@ class ParameterServerTest {
   }
 
   @Test void aStepOfZeroGradientsLeavesTheWeightsAsTheyAreAndStillAdvancesTheOffsets() {
-    var c = coordinator(settings("zero1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor(List.of()));
+    var c = coordinator(settings("zero1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor());
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -206,7 +209,7 @@ class ParameterServerTest {
   }
 
   @Test void asynchronousModeAdmitsBoundedStalenessAndRefusesOlderGradients() {
-    var c = coordinator(settings("async1", PsCoordinator.Mode.ASYNC, 1, false, 0), monitor(List.of()));
+    var c = coordinator(settings("async1", PsCoordinator.Mode.ASYNC, 1, false, 0), monitor());
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -216,10 +219,10 @@ class ParameterServerTest {
     push(0, "b", randomGrads(2, false), c, refused.getRef(), Map.of()); // version 0 at current 1: within staleness 1
     assertEquals(2, a.receiveMessage(Duration.ofSeconds(10)).version());
     push(0, "c", randomGrads(3, false), c, refused.getRef(), Map.of()); // version 0 at current 2: too old
-    assertEquals("applied", refused.receiveMessage(Duration.ofSeconds(10)).outcome());
-    assertEquals("applied", refused.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals(PsProtocol.Outcome.APPLIED, refused.receiveMessage(Duration.ofSeconds(10)).outcome());
+    assertEquals(PsProtocol.Outcome.APPLIED, refused.receiveMessage(Duration.ofSeconds(10)).outcome());
     var r = refused.receiveMessage(Duration.ofSeconds(10));
-    assertEquals("stale", r.outcome());
+    assertEquals(PsProtocol.Outcome.STALE, r.outcome());
     assertEquals("c", r.learnerId());
     a.expectNoMessage(Duration.ofMillis(200));
     var st = status(c);
@@ -230,7 +233,7 @@ class ParameterServerTest {
 
   @Test void aRestartedCoordinatorRestoresItsCheckpointVersionAndOffsets() throws Exception {
     var s = settings("restart1", PsCoordinator.Mode.SYNC, 0, false, 1);
-    var c = coordinator(s, monitor(List.of()));
+    var c = coordinator(s, monitor());
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -241,7 +244,7 @@ class ParameterServerTest {
     c.tell(new PsCoordinator.CheckpointNow(done.getRef()));
     assertEquals(1L, done.receiveMessage(Duration.ofSeconds(10)));
     kit.stop(c);
-    var again = coordinator(s, monitor(List.of()));
+    var again = coordinator(s, monitor());
     TestProbe<WeightsSnapshot> a2 = kit.createTestProbe();
     var offs = kit.<PsProtocol.Offsets>createTestProbe();
     again.tell(new PsProtocol.RegisterLearner("a", a2.getRef(), offs.getRef()));

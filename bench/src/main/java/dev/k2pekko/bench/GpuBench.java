@@ -1,0 +1,438 @@
+package dev.k2pekko.bench;
+
+import dev.k2pekko.model.Losses;
+import dev.k2pekko.model.ModelConfig;
+import dev.k2pekko.model.ParamSpec;
+import dev.k2pekko.model.PolicyModel;
+import dev.k2pekko.model.TokenBatch;
+import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.ops.Tensor;
+import dev.k2pekko.ops.TensorOps;
+import dev.k2pekko.ops.cuda.CudaDevice;
+import dev.k2pekko.ops.cuda.CudaOps;
+import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.optim.NewtonSchulz;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * The GPU benchmarks of BENCHMARKS.md ("CUDA backend on an H200"), the Java side; bench/torch_bench.py is
+ * the PyTorch side, run in the same session. Parts (first argument, comma-separated, default all):
+ * <ul>
+ *   <li>{@code ns}: Newton–Schulz 5 in bf16 on square and policy-shaped matrices, through the generic ops
+ *       (NewtonSchulz.orthogonalize on CudaOps: fp32 tensors, bf16 GEMMs) and through CudaOps.newtonSchulz
+ *       (bf16 throughout, the linear terms in the GEMMs' beta), timed with CUDA events;</li>
+ *   <li>{@code step}: one learner step (forward, backward, optimizer) of PolicyModel at d=512/L=8/B=32 and
+ *       d=1024/L=12/B=16, T=1024, V=8192: with fused AdamW on every parameter (PyTorch's optimizer in the
+ *       comparison) and with the repository's MuonClip; AdamW again with bf16 activations off (every output
+ *       fp32, as before they existed), and A/B runs in alternate steps of one model (max-logit tracking on/off,
+ *       bf16 activations on/off); first, the loss and gradients of one step with bf16 activations on and off;
+ *       {@code noscope} adds AdamW with the losses' scopes not freeing their temporaries;</li>
+ *   <li>{@code agree}: the same seed trained on ReferenceOps (fp64, CPU) and CudaOps (bf16) with MuonClip,
+ *       the loss of every step side by side.</li>
+ * </ul>
+ * Each figure line starts with "RESULT" and is one JSON object.
+ */
+public final class GpuBench {
+  private GpuBench() {}
+
+  static void result(String json) {
+    System.out.println("RESULT " + json);
+    System.out.flush();
+  }
+
+  public static void main(String[] args) {
+    String parts = args.length > 0 ? args[0] : "ns,step,agree";
+    int agreeSteps = args.length > 1 ? Integer.parseInt(args[1]) : 200;
+    var ops = new CudaOps();
+    CudaDevice d = ops.device();
+    System.out.println("device " + d.name() + " (" + d.arch() + "), " + d.versions());
+    if (parts.contains("ns")) newtonSchulz(ops);
+    if (parts.contains("ops")) {
+      // the attention variant whose kernels were faster in the op timings (each bit on its own, by more than 2%)
+      // is the one the steps then run with; the steps compare it with variant 0 in alternate steps
+      int chosen = opTimes(ops);
+      ops.attentionVariant(chosen);
+      System.out.println("attention variant for the steps: " + chosen);
+    }
+    if (parts.contains("step")) {
+      for (int[] size : new int[][] {{512, 8, 32}, {1024, 12, 16}}) {
+        step(ops, size[0], size[1], size[2], "adamw", true, true, true);
+        step(ops, size[0], size[1], size[2], "adamw", true, true, false);
+        if (parts.contains("noscope")) step(ops, size[0], size[1], size[2], "adamw", true, false, true);
+        step(ops, size[0], size[1], size[2], "muonclip", true, true, true);
+      }
+    }
+    if (parts.contains("agree")) agree(ops, agreeSteps);
+    System.out.println("pool: " + ops.memoryStats() + "; NVRTC compile " + Math.round(d.compileMs()) + " ms");
+  }
+
+  // ---- Newton–Schulz ----
+
+  static double nsFlops(int rows, int cols) {
+    double r = Math.min(rows, cols), c = Math.max(rows, cols);
+    return NewtonSchulz.STEPS * (4 * r * r * c + 2 * r * r * r);
+  }
+
+  /** Median ms over reps of task, each timed with CUDA events, after 3 warm-ups. */
+  static double eventMs(CudaOps ops, Runnable task, int reps) {
+    for (int i = 0; i < 3; i++) task.run();
+    ops.synchronize();
+    double[] ms = new double[reps];
+    var timer = new EventTimer(ops.device());
+    for (int i = 0; i < reps; i++) {
+      timer.start();
+      task.run();
+      ms[i] = timer.stopMs();
+    }
+    java.util.Arrays.sort(ms);
+    return ms[reps / 2];
+  }
+
+  /** NewtonSchulz.orthogonalize's op-by-op loop (which itself takes the fused path on CudaOps). */
+  static Tensor genericNs(TensorOps ops, Tensor g) {
+    Tensor x = ops.scale(g, 1.0 / (Math.sqrt(ops.sumOfSquares(g)) + NewtonSchulz.EPS));
+    boolean tall = g.rows() > g.cols();
+    if (tall) x = ops.transpose(x);
+    for (int i = 0; i < NewtonSchulz.STEPS; i++) {
+      Tensor a = ops.matmul(x, false, x, true);
+      Tensor b = ops.linear(NewtonSchulz.B, a, NewtonSchulz.C, ops.matmul(a, false, a, false));
+      x = ops.linear(NewtonSchulz.A, x, 1.0, ops.matmul(b, false, x, false));
+    }
+    return tall ? ops.transpose(x) : x;
+  }
+
+  static void newtonSchulz(CudaOps ops) {
+    int[][] shapes = {{1024, 1024}, {4096, 4096}, {8192, 8192}, {512, 512}, {2048, 512}, {512, 2048}, {4096, 1024}, {1024, 4096}};
+    var rnd = new Random(3);
+    for (int[] s : shapes) {
+      float[] g = new float[s[0] * s[1]];
+      for (int i = 0; i < g.length; i++) g[i] = (float) rnd.nextGaussian();
+      Tensor t = ops.tensor(s[0], s[1], g);
+      int reps = s[0] * (long) s[1] >= 4096L * 4096 ? 10 : 30;
+      double fused = eventMs(ops, () -> ops.newtonSchulz(t, NewtonSchulz.STEPS, NewtonSchulz.A, NewtonSchulz.B, NewtonSchulz.C,
+          NewtonSchulz.EPS), reps);
+      double generic = eventMs(ops, () -> genericNs(ops, t), reps);
+      double f = nsFlops(s[0], s[1]);
+      result(String.format(Locale.ROOT,
+          "{\"bench\":\"ns5\",\"side\":\"java\",\"rows\":%d,\"cols\":%d,\"fused_ms\":%.4f,\"generic_ms\":%.4f,\"fused_tflops\":%.1f,\"generic_tflops\":%.1f}",
+          s[0], s[1], fused, generic, f / fused / 1e9, f / generic / 1e9));
+    }
+  }
+
+  // ---- single ops at the d=512/B=32/T=1024 step's shapes ----
+
+  static int opTimes(CudaOps ops) {
+    int b = 32, t = 1024, h = 8, c = 512, n = b * t, v = 8192;
+    var rnd = new Random(4);
+    java.util.function.BiFunction<Integer, Integer, Tensor> randn = (r, k) -> {
+      float[] f = new float[r * k];
+      for (int i = 0; i < f.length; i++) f[i] = (float) rnd.nextGaussian();
+      return ops.tensor(r, k, f);
+    };
+    Tensor q = randn.apply(n, c), k = randn.apply(n, c), vv = randn.apply(n, c), w1 = randn.apply(4 * c, c), logits = randn.apply(n, v);
+    Tensor wn = randn.apply(1, c);
+    int[] targets = rnd.ints(n, 0, v).toArray();
+    double[] mask = new double[n];
+    java.util.Arrays.fill(mask, 1.0);
+    double attFlops = 4.0 * b * h * (t * (t + 1) / 2.0) * (c / h);
+    java.util.Map<String, Double> flops = new java.util.LinkedHashMap<>();
+    java.util.Map<String, Runnable> tasks = new java.util.LinkedHashMap<>();
+    tasks.put("matmul 32768x512 . (2048x512)^T", () -> ops.matmul(q, false, w1, true));
+    flops.put("matmul 32768x512 . (2048x512)^T", 2.0 * n * c * 4 * c);
+    tasks.put("matmul fresh operands (incl. bf16 conversion)", () -> ops.matmul(ops.scale(q, 1.0), false, ops.scale(w1, 1.0), true));
+    tasks.put("scale 32768x512 (fp32 elementwise)", () -> ops.scale(q, 1.0));
+    tasks.put("rmsnormBackward 32768x512", () -> ops.rmsnormBackward(k, q, wn, ops.rmsnorm(q, wn, 1e-5).rstd()));
+    tasks.put("crossEntropy 32768x8192 (+ copy back)", () -> ops.crossEntropy(logits, targets, mask));
+    tasks.put("embeddingBackward 32768x512 -> 8192", () -> ops.embeddingBackward(q, targets, v));
+    // the ops that store bf16 outputs with bf16 activations on (the default), and the same ops with it off
+    Tensor u = ops.matmulLowPrecision(q, false, w1, true);
+    Tensor u32 = ops.matmul(q, false, w1, true);
+    var attMix = ops.attention(q, k, vv, b, t, h);
+    for (boolean on : new boolean[] {true, false}) {
+      String tag = on ? " [bf16 out]" : " [fp32 out]";
+      java.util.function.Function<Runnable, Runnable> flagged = r -> () -> {
+        boolean was = ops.bf16Activations();
+        ops.bf16Activations(on);
+        try {
+          r.run();
+        } finally {
+          ops.bf16Activations(was);
+        }
+      };
+      tasks.put("attention fwd" + tag, flagged.apply(() -> ops.attention(q, k, vv, b, t, h)));
+      flops.put("attention fwd" + tag, attFlops);
+      tasks.put("attention bwd" + tag, flagged.apply(() -> ops.attentionBackward(q, q, k, vv, attMix.probs(), b, t, h)));
+      flops.put("attention bwd" + tag, 2.5 * attFlops);
+      tasks.put("rmsnorm 32768x512" + tag, flagged.apply(() -> ops.rmsnorm(q, wn, 1e-5)));
+      tasks.put("matmul 32768x512 . (2048x512)^T, low precision" + tag, flagged.apply(() -> ops.matmulLowPrecision(q, false, w1, true)));
+      tasks.put("gelu 32768x2048 of matmulLowPrecision" + tag, flagged.apply(() -> ops.gelu(on ? u : u32)));
+      tasks.put("geluBackward 32768x2048" + tag, flagged.apply(() -> ops.geluBackward(u32, on ? u : u32)));
+      tasks.put("crossEntropyBackward 32768x8192" + tag, flagged.apply(() -> ops.crossEntropyBackward(logits, targets, mask)));
+    }
+    // the attention kernels' variants (CudaOps.attentionVariant), bf16 outputs
+    for (int av : new int[] {0, 1, 2, 4, 7}) {
+      java.util.function.Function<Runnable, Runnable> withVariant = r -> () -> {
+        int was = ops.attentionVariant();
+        ops.attentionVariant(av);
+        try {
+          r.run();
+        } finally {
+          ops.attentionVariant(was);
+        }
+      };
+      tasks.put("attention fwd [variant " + av + "]", withVariant.apply(() -> ops.attention(q, k, vv, b, t, h)));
+      flops.put("attention fwd [variant " + av + "]", attFlops);
+      tasks.put("attention bwd [variant " + av + "]", withVariant.apply(() -> ops.attentionBackward(q, q, k, vv, attMix.probs(), b, t, h)));
+      flops.put("attention bwd [variant " + av + "]", 2.5 * attFlops);
+    }
+    var times = new java.util.HashMap<String, Double>();
+    for (var e : tasks.entrySet()) {
+      Runnable task = e.getValue();
+      // each run's outputs are freed by a scope, so the pool serves every run from its free lists (no cudaMalloc
+      // inside a timed region)
+      double ms = eventMs(ops, () -> {
+        try (var scope = ops.scope()) {
+          task.run();
+        }
+      }, 20);
+      times.put(e.getKey(), ms);
+      Double f = flops.get(e.getKey());
+      result(String.format(Locale.ROOT, "{\"bench\":\"op\",\"op\":\"%s\",\"ms\":%.3f%s}", e.getKey(), ms,
+          f == null ? "" : String.format(Locale.ROOT, ",\"tflops\":%.1f", f / ms / 1e9)));
+    }
+    double fwd0 = times.get("attention fwd [variant 0]"), bwd0 = times.get("attention bwd [variant 0]");
+    int chosen = 0;
+    if (times.get("attention bwd [variant 1]") < 0.98 * bwd0) chosen |= 1;
+    if (times.get("attention bwd [variant 2]") < 0.98 * bwd0) chosen |= 2;
+    if (times.get("attention fwd [variant 4]") < 0.98 * fwd0) chosen |= 4;
+    return chosen;
+  }
+
+  // ---- learner step ----
+
+  static TokenBatch randomBatch(int vocab, int batch, int seq, long seed) {
+    var rnd = new Random(seed);
+    int n = batch * seq;
+    int[] ids = rnd.ints(n, 0, vocab).toArray(), targets = rnd.ints(n, 0, vocab).toArray();
+    double[] mask = new double[n];
+    java.util.Arrays.fill(mask, 1.0);
+    return new TokenBatch(ids, targets, mask, batch, seq);
+  }
+
+  /** AdamW on every parameter with the fused kernel: the optimizer of the PyTorch reference. */
+  static final class FusedAdamW {
+    final Map<String, Tensor> m = new HashMap<>(), v = new HashMap<>();
+    int t;
+
+    void step(CudaOps ops, PolicyModel model, Map<String, Tensor> grads, double lr) {
+      t++;
+      double b1 = 0.9, b2 = 0.95;
+      for (ParamSpec s : model.specs()) {
+        Tensor w = model.parameter(s.name());
+        Tensor mm = m.computeIfAbsent(s.name(), k -> ops.zeros(s.rows(), s.cols()));
+        Tensor vv = v.computeIfAbsent(s.name(), k -> ops.zeros(s.rows(), s.cols()));
+        var r = ops.adamW(w, grads.get(s.name()), mm, vv, b1, b2, 1 - Math.pow(b1, t), 1 - Math.pow(b2, t), 1e-8, lr, 0.1);
+        model.setParameter(s.name(), r.weight());
+        m.put(s.name(), r.m());
+        v.put(s.name(), r.v());
+      }
+    }
+  }
+
+  static void step(CudaOps ops, int dModel, int layers, int batch, String optimizer, boolean track, boolean scopes, boolean bf16Act) {
+    int seq = 1024, vocab = 8192;
+    ops.trimPool(); // each configuration starts from an empty pool, as a learner with one model does
+    var cfg = new ModelConfig(vocab, dModel, layers, dModel / 64, seq, 4, 1e-5);
+    var model = new PolicyModel(cfg, ops, 1);
+    var data = randomBatch(vocab, batch, seq, 2);
+    boolean first = optimizer.equals("adamw") && track && scopes && bf16Act;
+    if (first) compareActivations(ops, model, data, dModel, layers, batch);
+    ops.trackMaxLogit(track);
+    ops.freeScopes(scopes);
+    ops.bf16Activations(bf16Act);
+    var adam = new FusedAdamW();
+    var muon = new MuonClip(MuonClip.Config.defaults(), model);
+    Runnable fwdBwd = () -> Losses.nextToken(model, data);
+    Runnable step = () -> {
+      var r = Losses.nextToken(model, data);
+      if (optimizer.equals("adamw")) adam.step(ops, model, r.grads(), 1e-3);
+      else muon.step(model, r.grads(), r.maxLogit(), 1e-3);
+    };
+    int warm = 3, reps = 10;
+    for (int i = 0; i < warm; i++) step.run();
+    ops.synchronize();
+    long coll0 = ops.poolCollections();
+    double collMs0 = ops.poolCollectMs();
+    double[] ms = new double[reps];
+    for (int i = 0; i < reps; i++) {
+      long t0 = System.nanoTime();
+      step.run();
+      ops.synchronize();
+      ms[i] = (System.nanoTime() - t0) / 1e6;
+    }
+    long collections = ops.poolCollections() - coll0;
+    double collectMs = ops.poolCollectMs() - collMs0;
+    double[] fb = new double[reps];
+    for (int i = 0; i < reps; i++) {
+      long t0 = System.nanoTime();
+      fwdBwd.run();
+      ops.synchronize();
+      fb[i] = (System.nanoTime() - t0) / 1e6;
+    }
+    java.util.Arrays.sort(fb);
+    // bf16 activations on and off in alternate steps of the same model and pool
+    if (first) {
+      double[] aOn = new double[reps], aOff = new double[reps];
+      for (int i = 0; i < 2 * reps; i++) {
+        ops.bf16Activations(i % 2 == 0);
+        long t0 = System.nanoTime();
+        step.run();
+        ops.synchronize();
+        (i % 2 == 0 ? aOn : aOff)[i / 2] = (System.nanoTime() - t0) / 1e6;
+      }
+      ops.bf16Activations(true);
+      java.util.Arrays.sort(aOn);
+      java.util.Arrays.sort(aOff);
+      result(String.format(Locale.ROOT,
+          "{\"bench\":\"bf16_act_ab\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"steps_each\":%d,\"on_ms_median\":%.2f,"
+              + "\"off_ms_median\":%.2f,\"saved_pct\":%.2f}",
+          dModel, layers, batch, reps, aOn[reps / 2], aOff[reps / 2], 100 * (1 - aOn[reps / 2] / aOff[reps / 2])));
+    }
+    // attention variant 0 and the current one (7 if that is 0) in alternate steps of the same model and pool
+    if (first) {
+      int was = ops.attentionVariant(), other = was == 0 ? 7 : was;
+      double[] v0 = new double[reps], v7 = new double[reps];
+      for (int i = 0; i < 2 * reps + 2; i++) {
+        ops.attentionVariant(i % 2 == 0 ? 0 : other);
+        long t0 = System.nanoTime();
+        step.run();
+        ops.synchronize();
+        if (i >= 2) (i % 2 == 0 ? v0 : v7)[(i - 2) / 2] = (System.nanoTime() - t0) / 1e6; // the first two compile
+      }
+      ops.attentionVariant(was);
+      java.util.Arrays.sort(v0);
+      java.util.Arrays.sort(v7);
+      result(String.format(Locale.ROOT,
+          "{\"bench\":\"attn_variant_ab\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"steps_each\":%d,\"v0_ms_median\":%.2f,"
+              + "\"variant\":%d,\"variant_ms_median\":%.2f}",
+          dModel, layers, batch, reps, v0[reps / 2], other, v7[reps / 2]));
+    }
+    // max-logit tracking on and off in alternate steps of the same model and pool: its cost without order effects
+    double[] on = new double[reps], off = new double[reps];
+    if (first) {
+      for (int i = 0; i < 2 * reps; i++) {
+        ops.trackMaxLogit(i % 2 == 0);
+        long t0 = System.nanoTime();
+        step.run();
+        ops.synchronize();
+        (i % 2 == 0 ? on : off)[i / 2] = (System.nanoTime() - t0) / 1e6;
+      }
+      java.util.Arrays.sort(on);
+      java.util.Arrays.sort(off);
+      result(String.format(Locale.ROOT,
+          "{\"bench\":\"track_ab\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"steps_each\":%d,\"on_ms_median\":%.2f,"
+              + "\"off_ms_median\":%.2f,\"overhead_pct\":%.2f}",
+          dModel, layers, batch, reps, on[reps / 2], off[reps / 2], 100 * (on[reps / 2] / off[reps / 2] - 1)));
+    }
+    // the last loss, as a sanity check that training moved
+    double loss = Losses.nextTokenLoss(model, data);
+    ops.trackMaxLogit(true);
+    ops.freeScopes(true);
+    ops.bf16Activations(true);
+    java.util.Arrays.sort(ms);
+    double med = ms[reps / 2];
+    System.out.println("  pool after this config: " + ops.memoryStats());
+    result(String.format(Locale.ROOT,
+        "{\"bench\":\"step\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"seq\":%d,\"optimizer\":\"%s\",\"track_max_logit\":%b,"
+            + "\"free_scopes\":%b,\"bf16_activations\":%b,\"attention_variant\":%d,\"params\":%d,\"fwd_bwd_ms\":%.2f,\"ms_median\":%.2f,\"ms_min\":%.2f,\"ms_max\":%.2f,\"tokens_per_s\":%.0f,"
+            + "\"collections_in_%d_steps\":%d,\"collect_ms\":%.0f,\"loss_after\":%.4f}",
+        dModel, layers, batch, seq, optimizer, track, scopes, bf16Act, ops.attentionVariant(), model.parameterCount(), fb[reps / 2], med, ms[0], ms[reps - 1],
+        batch * seq / (med / 1e3), reps, collections, collectMs, loss));
+  }
+
+  /**
+   * One step's loss and gradients on the same model and batch with bf16 activations off and on: the relative loss
+   * difference and, over the parameters, the largest and the median ||g_on - g_off|| / ||g_off||.
+   */
+  static void compareActivations(CudaOps ops, PolicyModel model, TokenBatch data, int dModel, int layers, int batch) {
+    ops.bf16Activations(false);
+    var off = Losses.nextToken(model, data);
+    ops.bf16Activations(true);
+    var on = Losses.nextToken(model, data);
+    var rel = new ArrayList<Double>();
+    String worst = "";
+    double worstRel = -1;
+    for (var e : off.grads().entrySet()) {
+      Tensor a = e.getValue(), b2 = on.grads().get(e.getKey());
+      double na = ops.sumOfSquares(a), diff = ops.sumOfSquares(ops.linear(1, b2, -1, a));
+      double r = Math.sqrt(diff / Math.max(na, 1e-300));
+      rel.add(r);
+      if (r > worstRel) {
+        worstRel = r;
+        worst = e.getKey();
+      }
+    }
+    java.util.Collections.sort(rel);
+    result(String.format(Locale.ROOT,
+        "{\"bench\":\"bf16_act_numerics\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"loss_off\":%.6f,\"loss_on\":%.6f,\"loss_rel_diff\":%.2e,"
+            + "\"grad_rel_diff_median\":%.2e,\"grad_rel_diff_max\":%.2e,\"worst\":\"%s\"}",
+        dModel, layers, batch, off.loss(), on.loss(), Math.abs(on.loss() - off.loss()) / Math.abs(off.loss()), rel.get(rel.size() / 2),
+        worstRel, worst));
+  }
+
+  // ---- CPU vs GPU agreement ----
+
+  static void agree(CudaOps gpu, int steps) {
+    int vocab = 512, seq = 64, batch = 8;
+    var cfg = new ModelConfig(vocab, 64, 2, 4, seq, 4, 1e-5);
+    var cpuModel = new PolicyModel(cfg, ReferenceOps.INSTANCE, 5);
+    var gpuModel = new PolicyModel(cfg, gpu, cpuModel.parameters());
+    var cpuOpt = new MuonClip(MuonClip.Config.defaults(), cpuModel);
+    var gpuOpt = new MuonClip(MuonClip.Config.defaults(), gpuModel);
+    double worst = 0, sumRel = 0;
+    var rows = new ArrayList<String>();
+    long deadline = System.nanoTime() + 240_000_000_000L;
+    int done = 0;
+    for (int s = 0; s < steps && System.nanoTime() < deadline; s++, done++) {
+      var data = randomBatch(vocab, batch, seq, 100 + s % 16); // 16 batches cycled, so the loss can fall
+      var rc = Losses.nextToken(cpuModel, data);
+      cpuOpt.step(cpuModel, rc.grads(), rc.maxLogit(), 3e-3);
+      var rg = Losses.nextToken(gpuModel, data);
+      gpuOpt.step(gpuModel, rg.grads(), rg.maxLogit(), 3e-3);
+      double rel = Math.abs(rc.loss() - rg.loss()) / Math.abs(rc.loss());
+      worst = Math.max(worst, rel);
+      sumRel += rel;
+      if (s % 20 == 0 || s == steps - 1) rows.add(String.format(Locale.ROOT, "[%d,%.5f,%.5f]", s, rc.loss(), rg.loss()));
+    }
+    result(String.format(Locale.ROOT,
+        "{\"bench\":\"agree\",\"steps\":%d,\"model\":\"d=64 L=2 H=4 T=%d V=%d B=%d\",\"optimizer\":\"muonclip lr 3e-3\",\"max_rel_diff\":%.5f,"
+            + "\"mean_rel_diff\":%.5f,\"curve\":[%s]}",
+        done, seq, vocab, batch, worst, sumRel / Math.max(1, done), String.join(",", rows)));
+  }
+
+  /** CUDA events on the backend's stream. */
+  static final class EventTimer {
+    private final CudaDevice d;
+    private final long start, end;
+
+    EventTimer(CudaDevice d) {
+      this.d = d;
+      this.start = d.event();
+      this.end = d.event();
+    }
+
+    void start() {
+      d.record(start);
+    }
+
+    double stopMs() {
+      d.record(end);
+      return d.elapsedMs(start, end);
+    }
+  }
+}

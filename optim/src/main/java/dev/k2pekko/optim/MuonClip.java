@@ -1,0 +1,185 @@
+package dev.k2pekko.optim;
+
+import dev.k2pekko.model.ParamKind;
+import dev.k2pekko.model.ParamSpec;
+import dev.k2pekko.model.PolicyModel;
+import dev.k2pekko.ops.Tensor;
+import dev.k2pekko.ops.TensorOps;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * MuonClip over the policy's parameters: Muon for hidden 2-D matrices, AdamW for the rest (one lr,
+ * one wd), then QK-Clip of every head whose max logit from the step's forward pass exceeds its
+ * threshold. The optimizer state lives here; the weights live in the model.
+ */
+public final class MuonClip {
+  /** Which update rule a parameter gets. */
+  public enum Rule { MUON, ADAMW }
+
+  /**
+   * @param clip false runs vanilla Muon + AdamW (no QK-Clip)
+   * @param tau the QK-Clip threshold on S_max = max q.k/sqrt(d)
+   * @param alpha W_q rows get gamma^alpha, W_k rows gamma^(1-alpha)
+   * @param adaptive per-head thresholds from running statistics (off by default)
+   */
+  public record Config(double weightDecay, double momentum, boolean nesterov, double beta1, double beta2, double eps,
+      boolean clip, double tau, double alpha, boolean adaptive) {
+    public static Config defaults() {
+      var m = Muon.Config.defaults();
+      var a = AdamW.Config.defaults();
+      return new Config(m.weightDecay(), m.momentum(), m.nesterov(), a.beta1(), a.beta2(), a.eps(), true, 100.0,
+          QkClip.DEFAULT_ALPHA, false);
+    }
+
+    public Config withClip(boolean on, double tau) {
+      return new Config(weightDecay, momentum, nesterov, beta1, beta2, eps, on, tau, alpha, adaptive);
+    }
+
+    public Config withWeightDecay(double wd) {
+      return new Config(wd, momentum, nesterov, beta1, beta2, eps, clip, tau, alpha, adaptive);
+    }
+
+    public Config withAdaptive(boolean on) {
+      return new Config(weightDecay, momentum, nesterov, beta1, beta2, eps, clip, tau, alpha, on);
+    }
+  }
+
+  /** gamma[layer][head] applied by QK-Clip this step (1 = untouched). */
+  public record StepReport(double[][] gamma) {}
+
+  /** The router: hidden matrices to Muon, embeddings, output head and norm gains to AdamW. */
+  public static Rule route(ParamKind kind) {
+    return switch (kind) {
+      case HIDDEN_MATRIX -> Rule.MUON;
+      case EMBEDDING, OUTPUT_HEAD, NORM_GAIN -> Rule.ADAMW;
+    };
+  }
+
+  private final Config cfg;
+  private final Map<String, Tensor> first = new HashMap<>(), second = new HashMap<>();
+  private final AdaptiveThreshold adaptive;
+  private final int layers, heads;
+  private int t;
+
+  public MuonClip(Config cfg, PolicyModel model) {
+    this.cfg = cfg;
+    var mc = model.config();
+    this.layers = mc.layers();
+    this.heads = mc.heads();
+    this.adaptive = cfg.adaptive() ? new AdaptiveThreshold(AdaptiveThreshold.Config.defaults(cfg.tau()), mc.layers(), mc.heads()) : null;
+  }
+
+  public Config config() {
+    return cfg;
+  }
+
+  /** A parameter after one update: its weight and optimizer state (v is null for Muon, which keeps momentum only). */
+  public record Updated(Tensor weight, Tensor m, Tensor v) {}
+
+  /**
+   * One parameter's update as {@link #route} says: Muon (momentum m) for hidden matrices, AdamW (moments m, v at step t)
+   * for the rest. The in-process optimizer ({@link #step}) and the parameter-server groups both call this.
+   */
+  public static Updated update(TensorOps ops, ParamKind kind, Tensor w, Tensor g, Tensor m, Tensor v, int t, double lr, Config cfg) {
+    return switch (route(kind)) {
+      case MUON -> {
+        var r = Muon.step(ops, w, g, m, lr, new Muon.Config(cfg.momentum(), cfg.nesterov(), cfg.weightDecay()));
+        yield new Updated(r.weight(), r.momentum(), null);
+      }
+      case ADAMW -> {
+        var r = AdamW.step(ops, w, g, m, v, t, lr, new AdamW.Config(cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay()));
+        yield new Updated(r.weight(), r.m(), r.v());
+      }
+    };
+  }
+
+  /** One optimizer step on the model's weights from grads, then QK-Clip from the forward's maxLogit (layers, heads). */
+  public StepReport step(PolicyModel model, Map<String, Tensor> grads, double[][] maxLogit, double lr) {
+    TensorOps ops = model.ops();
+    t++;
+    for (ParamSpec s : model.specs()) {
+      var r = update(ops, s.kind(), model.parameter(s.name()), grads.get(s.name()), state(first, s, ops),
+          route(s.kind()) == Rule.ADAMW ? state(second, s, ops) : null, t, lr, cfg);
+      model.setParameter(s.name(), r.weight());
+      first.put(s.name(), r.m());
+      if (r.v() != null) second.put(s.name(), r.v());
+    }
+    return new StepReport(cfg.clip() ? clip(model, maxLogit) : ones(maxLogit));
+  }
+
+  /** A parameter's optimizer state, zeros before its first step. */
+  private static Tensor state(Map<String, Tensor> states, ParamSpec s, TensorOps ops) {
+    var x = states.get(s.name());
+    return x != null ? x : ops.zeros(s.rows(), s.cols());
+  }
+
+  /** QK-Clip alone: rescales each layer's W_q/W_k rows of the heads over threshold; returns gamma (layers, heads). */
+  public double[][] clip(PolicyModel model, double[][] maxLogit) {
+    double[][] tau = thresholds();
+    if (adaptive != null) adaptive.observe(maxLogit);
+    return clip(model, maxLogit, tau);
+  }
+
+  /** This step's per-head thresholds (layers, heads): tau everywhere, or the adaptive ones. */
+  public double[][] thresholds() {
+    if (adaptive != null) return adaptive.thresholds();
+    double[][] tau = new double[layers][heads];
+    for (double[] row : tau) java.util.Arrays.fill(row, cfg.tau());
+    return tau;
+  }
+
+  private double[][] clip(PolicyModel model, double[][] maxLogit, double[][] tau) {
+    double[][] gamma = new double[layers][];
+    for (int l = 0; l < layers; l++) {
+      String q = PolicyModel.queryWeight(l), k = PolicyModel.keyWeight(l);
+      var r = QkClip.apply(model.ops(), model.parameter(q), model.parameter(k), maxLogit[l], tau[l], cfg.alpha());
+      model.setParameter(q, r.wq());
+      model.setParameter(k, r.wk());
+      gamma[l] = r.gamma();
+    }
+    return gamma;
+  }
+
+  /** What {@link #enforce} found: the final forward's maxLogit (layers, heads) and how many extra clip passes ran. */
+  public record Enforced(double[][] maxLogit, int passes) {}
+
+  /**
+   * Re-measures S_max on a batch with the current (already stepped) weights and clips until every head
+   * is at or under its threshold on that batch. QK-Clip from the step's forward pass uses logits of the
+   * weights before the update, so a large step can leave a head slightly over tau; this pass closes that
+   * gap at the cost of one forward (plus one per extra pass). Clipping layer l rescales its logits exactly
+   * but changes the inputs of the layers above, hence the loop (at most layers + 1 passes).
+   */
+  public Enforced enforce(PolicyModel model, int[] ids, int batch, int seq) {
+    double[][] tau = thresholds();
+    double[][] s = forwardMaxLogit(model, ids, batch, seq);
+    int passes = 0;
+    while (passes <= layers && over(s, tau)) {
+      clip(model, s, tau);
+      s = forwardMaxLogit(model, ids, batch, seq);
+      passes++;
+    }
+    return new Enforced(s, passes);
+  }
+
+  private static double[][] forwardMaxLogit(PolicyModel model, int[] ids, int batch, int seq) {
+    try (var scope = model.ops().scope()) {
+      return model.forward(ids, batch, seq).maxLogit();
+    }
+  }
+
+  private static boolean over(double[][] s, double[][] tau) {
+    for (int l = 0; l < s.length; l++) for (int h = 0; h < s[l].length; h++) if (s[l][h] > tau[l][h] * (1 + 1e-12)) return true;
+    return false;
+  }
+
+  private static double[][] ones(double[][] shape) {
+    double[][] g = new double[shape.length][];
+    for (int l = 0; l < g.length; l++) {
+      g[l] = new double[shape[l].length];
+      java.util.Arrays.fill(g[l], 1.0);
+    }
+    return g;
+  }
+}

@@ -1,0 +1,120 @@
+package dev.k2pekko.ps.server;
+
+import dev.k2pekko.ps.server.PsProtocol.LearnerAt;
+import dev.k2pekko.ps.server.PsProtocol.Pushed;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Which learners' pushes make up the next step, without actors (the coordinator owns one):
+ * <ul>
+ *   <li><b>admission</b>: synchronous mode admits only gradients computed at the current version and not for a step
+ *   already under way; asynchronous mode admits those computed at versions {@code >= v - staleness};</li>
+ *   <li><b>readiness</b>: a synchronous step is ready when every registered learner has pushed for v, passed (nothing
+ *   to train on) or been rejected by a group, or when the sync timeout has passed with at least one push; an
+ *   asynchronous step is ready as soon as anything is pending;</li>
+ *   <li>a ready step splits into the pushes a group rejected (non-finite) and the good ones that are applied.</li>
+ * </ul>
+ */
+final class StepAssembler {
+  enum Admission { ADMITTED, STALE }
+
+  /** A step's pushes: the good ones, those a group rejected, and whether a sync timeout cut learners out. */
+  record Ready(List<Pushed> good, List<Pushed> rejected, boolean timedOutWithoutAll) {}
+
+  private final PsCoordinator.Mode mode;
+  private final int staleness;
+  /** gradient version -> learner -> push, not yet in a step. */
+  private final Map<Long, Map<String, Pushed>> pending = new HashMap<>();
+  private final Set<LearnerAt> rejected = new HashSet<>();
+  /** Learners with nothing to train on at the current version. */
+  private final Set<String> passed = new HashSet<>();
+
+  StepAssembler(PsCoordinator.Mode mode, int staleness) {
+    this.mode = mode;
+    this.staleness = staleness;
+  }
+
+  /**
+   * Whether a gradient computed at {@code pushVersion} may join a step at {@code version}; {@code stepInFlight} is the
+   * version of the step under way (-1 for none). In synchronous mode a push for that step's version came too late for
+   * it: refused, so its learner computes it again at the next version (kept, it would sit unapplied and its data be lost).
+   */
+  Admission admit(long version, long stepInFlight, long pushVersion) {
+    boolean late = mode == PsCoordinator.Mode.SYNC && stepInFlight >= 0 && pushVersion == stepInFlight;
+    if (late || pushVersion > version || (mode == PsCoordinator.Mode.SYNC && pushVersion < version)
+        || (mode == PsCoordinator.Mode.ASYNC && pushVersion < version - staleness)) {
+      return Admission.STALE;
+    }
+    return Admission.ADMITTED;
+  }
+
+  /** Adds an admitted push; true when nothing else was pending (a synchronous step's timeout starts then). */
+  boolean add(Pushed p) {
+    var byLearner = pending.computeIfAbsent(p.version(), v -> new HashMap<>());
+    boolean first = pending.values().stream().mapToInt(Map::size).sum() == 0;
+    byLearner.put(p.learnerId(), p);
+    return first;
+  }
+
+  /** A group found a learner's gradient for that version non-finite. */
+  void reject(LearnerAt l) {
+    rejected.add(l);
+  }
+
+  /** A learner has nothing to train on at the current version. */
+  void pass(String learnerId) {
+    passed.add(learnerId);
+  }
+
+  /** A learner stopped or started again: what it pushed and passed before is dropped (its new incarnation reads it again). */
+  void drop(String learnerId) {
+    for (var byLearner : pending.values()) byLearner.remove(learnerId);
+    passed.remove(learnerId);
+  }
+
+  /** A step was applied: passes were for its version. */
+  void stepApplied() {
+    passed.clear();
+  }
+
+  boolean anyPending() {
+    return !pending.isEmpty();
+  }
+
+  /**
+   * The next step at {@code version} if it is ready (null if not), given the registered learners and whether the sync
+   * timeout fired. Taking it clears what was pending and the rejections.
+   */
+  Ready take(long version, Set<String> learners, boolean timedOut) {
+    var candidates = new ArrayList<Pushed>();
+    boolean all = true;
+    if (mode == PsCoordinator.Mode.SYNC) {
+      var mine = pending.getOrDefault(version, Map.of());
+      all = !mine.isEmpty();
+      for (var id : learners) {
+        if (!mine.containsKey(id) && !rejected.contains(new LearnerAt(id, version)) && !passed.contains(id)) all = false;
+      }
+      if (!(all || (timedOut && !mine.isEmpty()))) return null;
+      candidates.addAll(mine.values());
+    } else {
+      for (var e : pending.entrySet()) candidates.addAll(e.getValue().values());
+      if (candidates.isEmpty()) return null;
+    }
+    pending.clear();
+    var good = new ArrayList<Pushed>();
+    var bad = new ArrayList<Pushed>();
+    for (var p : candidates) (rejected.contains(new LearnerAt(p.learnerId(), p.version())) ? bad : good).add(p);
+    rejected.clear();
+    return new Ready(good, bad, !all);
+  }
+
+  /** For the watchdog's log line. */
+  String describe() {
+    return "pushed " + pending.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue().keySet()).toList() + ", passed " + passed;
+  }
+}

@@ -1,0 +1,51 @@
+package dev.k2pekko.protocol;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * The clip-monitor's protocol: learners report every head's S_max, the parameter-server coordinator closes a step and
+ * gets the max over that step's learners back. The monitor measures; the rule that turns a maximum into a QK rescale
+ * is the optimizer's ({@code dev.k2pekko.optim.QkClip}).
+ */
+public final class ClipMonitorProtocol {
+  private ClipMonitorProtocol() {}
+
+  /** What the clip-monitor accepts. */
+  public sealed interface Command permits ReportMaxLogits, CloseStep, GetHistory, Command.Internal {
+    /** The monitor's own messages (its timers), declared next to its behaviour. */
+    non-sealed interface Internal extends Command {}
+  }
+
+  /** Every head's S_max (layers x heads) of a learner's forward pass at {@code version}. */
+  public record ReportMaxLogits(long version, String learnerId, double[][] maxLogit) implements Command, KryoWire {}
+
+  /**
+   * Step {@code version} is about to be applied with these learners' gradients: reply with the max over their reports
+   * (waiting up to the monitor's timeout for a learner that has not reported, then answering without it).
+   */
+  public record CloseStep(long version, ArrayList<String> contributors, ActorRef<StepMaxLogits> replyTo) implements Command, KryoWire {}
+
+  /**
+   * One closed step: the per-head max (layers x heads) over the {@code reporters} of its {@code expected} learners that
+   * reported in time; {@code maxLogit} is null when none did.
+   */
+  public record StepMaxLogits(long version, double[][] maxLogit, int reporters, int expected) implements KryoWire {
+    public boolean measured() {
+      return reporters > 0;
+    }
+  }
+
+  public record GetHistory(ActorRef<History> replyTo) implements Command, KryoWire {}
+
+  /** Every measured step's maxima (layers x heads each), and the threshold of the run. */
+  public record History(double tau, int layers, int heads, List<StepMaxLogits> steps) implements KryoWire {
+    /** The largest S_max over every head and every step (NaN before the first step). */
+    public double largest() {
+      double m = Double.NaN;
+      for (var s : steps) for (double[] row : s.maxLogit()) for (double v : row) m = Double.isNaN(m) ? v : Math.max(m, v);
+      return m;
+    }
+  }
+}
