@@ -47,15 +47,17 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
    * Run episodes of run {@code runId}: all {@code episodes} of them, or only the indices in {@code only} (episodes
    * redone after a node died, or not yet done when a run resumes). The judge reports them to {@code tracker}. An
    * agent that already runs (or ran) this run for this tracker ignores a repeat, and says where it is either way.
+   * {@code again}: episodes given before may have started somewhere; the agent discards any world state a tool worker
+   * still holds for each before it starts it, so a redone episode starts from the same empty world as the first try.
    */
   public record RunEpisodes(String runId, long seed, int episodes, PersistMode persist,
-                            ActorRef<RunTracker.Command> tracker, EpisodeSpec spec, int[] only) implements Command, KryoWire {
+                            ActorRef<RunTracker.Command> tracker, EpisodeSpec spec, int[] only, boolean again) implements Command, KryoWire {
     public RunEpisodes(String runId, long seed, int episodes, PersistMode persist, ActorRef<RunTracker.Command> tracker) {
-      this(runId, seed, episodes, persist, tracker, EpisodeSpec.SYNTHESIS, null);
+      this(runId, seed, episodes, persist, tracker, EpisodeSpec.SYNTHESIS, null, false);
     }
 
     public RunEpisodes(String runId, long seed, int episodes, PersistMode persist, ActorRef<RunTracker.Command> tracker, EpisodeSpec spec) {
-      this(runId, seed, episodes, persist, tracker, spec, null);
+      this(runId, seed, episodes, persist, tracker, spec, null, false);
     }
 
     /** How many episodes this message asks for. */
@@ -115,8 +117,15 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
 
   private enum Tick implements Command, LocalOnly { INSTANCE }
 
+  /**
+   * Sharding stops the agent (its shard moves to another node, or it was idle): a run it has not finished hears of
+   * it, and sends the episodes not done to the agent's next incarnation.
+   */
+  enum Stop implements Command, LocalOnly { INSTANCE }
+
   public static void init(ActorSystem<?> system) {
-    ClusterSharding.get(system).init(Entity.of(KEY, ctx -> Agent.create(ctx.getEntityId())).withRole("agent"));
+    ClusterSharding.get(system).init(Entity.of(KEY, ctx -> Agent.create(ctx.getEntityId())).withRole("agent")
+        .withStopMessage(Stop.INSTANCE));
   }
 
   public static Behavior<Command> create(String agentId) {
@@ -170,6 +179,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
       case GotSnapshot m -> onSnapshot(m.snapshot());
       case GotAction m -> onAction(m.reply());
       case Tick t -> onTick();
+      case Stop s -> onStop();
     };
   }
 
@@ -178,6 +188,15 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   }
 
   private ActorContext<Command> getContext() { return ctx; }
+
+  private Behavior<Command> onStop() {
+    // the episode is redone elsewhere: its world here goes (the redo may come back to this worker)
+    if (run != null && worker != null && episodeId != null) worker.tell(new EndEpisode(episodeId, getContext().getSystem().ignoreRef()));
+    if (run != null && run.tracker() != null) run.tracker().tell(new RunTracker.AgentMoved(run.runId(), agentNumber));
+    if (queued != null) for (var q : queued) if (q.tracker() != null) q.tracker().tell(new RunTracker.AgentMoved(q.runId(), agentNumber));
+    if (tick != null) tick.cancel();
+    return Behaviors.stopped();
+  }
 
   private NodeServices services() { return services; }
 
@@ -230,6 +249,8 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   /** The first action of the episode: from the teacher here, or asked of the node's inference server. */
   private void begin() {
     var spec = run.spec();
+    // a first try of this episode may have left its world on this worker (its agent stopped mid-episode here)
+    if (run.again()) worker.tell(new EndEpisode(episodeId, getContext().getSystem().ignoreRef()));
     if (spec.learned()) {
       awaitingAction = true;
       waitingSince = System.nanoTime();

@@ -31,8 +31,9 @@ import org.apache.pekko.cluster.typed.Subscribe;
  *
  * <p>Episodes are redone, never lost: when the cluster removes a node (left, or downed by the Split Brain Resolver),
  * the agents that ran there get their episodes not yet done again, and Cluster Sharding starts them on a node
- * that is up. An agent that has not confirmed its assignment within {@link #CONFIRM_AFTER}, or that has reported
- * nothing for {@link #STALL_AFTER} while episodes of it are not done (its shard moved), is asked again; an agent
+ * that is up; so do those of an agent that sharding stopped before it finished (its shard moved to another node).
+ * An agent that has not confirmed its assignment within {@link #CONFIRM_AFTER}, or that has reported nothing for
+ * {@link #STALL_AFTER} while episodes of it are not done, is asked again; an agent
  * that already runs this run ignores the repeat. A redone episode has the same trajectory id and content (episodes
  * are deterministic), so a collector that already holds it skips it and the record counts it once.
  */
@@ -44,6 +45,9 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
 
   /** An agent took (or already runs) its episodes of this run on {@code node}. */
   public record AgentAt(String runId, int agent, String node) implements Command, KryoWire {}
+
+  /** An agent of this run was stopped by sharding before it finished (its shard moves): its episodes go to its next home. */
+  public record AgentMoved(String runId, int agent) implements Command, KryoWire {}
 
   private record NodeRemoved(String node) implements Command, LocalOnly {}
 
@@ -83,9 +87,13 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
   private final String[] nodeOf;
   private final long[] lastHeard, lastSent;
   private final Set<String> removed = new HashSet<>();
-  /** Outcomes sent to the record and not yet confirmed by it, by key. */
+  /** Outcomes for the record and not yet confirmed by it, by key; those not yet sent to it; whether a write is on. */
   private final Map<Long, EpisodeOutcome> pending = new LinkedHashMap<>();
-  private long pendingSince;
+  private final List<EpisodeOutcome> toRecord = new ArrayList<>();
+  private boolean recording;
+  private long recordingSince;
+  /** Outcomes per record event: one write at a time, as many outcomes as came meanwhile (a journal write costs ms). */
+  private static final int RECORD_BATCH = 2000;
   private final ActorRef<RunRecord.Command> record;
   private final ActorRef<RunRecord.Recorded> recordedAdapter;
   private boolean ready;
@@ -108,7 +116,7 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
     if (spec.persist() == Agent.PersistMode.NONE) {
       // nothing of this run goes to the journal, so neither does its record
       this.record = null;
-      begin();
+      begin(false);
     } else {
       this.record = ctx.spawn(RunRecord.create(spec.runId()), "record");
       ctx.ask(RunRecord.Snapshot.class, record, Duration.ofSeconds(60), RunRecord.Get::new, Recovered::new);
@@ -122,6 +130,7 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
         .onMessage(Recorded.class, this::onRecorded)
         .onMessage(AgentAt.class, this::onAgentAt)
         .onMessage(NodeRemoved.class, this::onNodeRemoved)
+        .onMessage(AgentMoved.class, this::onAgentMoved)
         .onMessageEquals(Tick.INSTANCE, this::onTick)
         .build();
   }
@@ -144,17 +153,18 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
       for (long k : s.done()) markDone((int) (k >>> 32), (int) k);
       stats.addAll(s.counters());
     }
-    begin();
+    begin(s.planned() != null);
     return completeIfDone();
   }
 
-  private void begin() {
+  /** Gives every agent its episodes not done; {@code again}: a resumed run, whose episodes may have started before. */
+  private void begin(boolean again) {
     ready = true;
-    for (int i = 0; i < spec.agents(); i++) assign(i);
+    for (int i = 0; i < spec.agents(); i++) assign(i, again);
   }
 
-  /** Sends agent i the episodes of it not done yet (all of them: null), if any. */
-  private void assign(int agent) {
+  /** Sends agent i the episodes of it not done yet (all of them: null), if any; {@code again}: not for the first time. */
+  private void assign(int agent, boolean again) {
     int from = agent * episodes, to = from + episodes;
     int first = doneEpisodes.nextClearBit(from);
     if (first >= to) return;
@@ -166,7 +176,7 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
     }
     lastSent[agent] = System.nanoTime();
     ClusterSharding.get(getContext().getSystem()).entityRefFor(Agent.KEY, "agent-" + agent)
-        .tell(new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), only));
+        .tell(new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), only, again));
   }
 
   private boolean undone(int agent) {
@@ -180,6 +190,16 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
     return this;
   }
 
+  private Behavior<Command> onAgentMoved(AgentMoved m) {
+    if (m.agent() < 0 || m.agent() >= nodeOf.length) return this;
+    nodeOf[m.agent()] = null;
+    if (undone(m.agent())) {
+      stats.add("reassigned", 1);
+      assign(m.agent(), true); // sharding buffers it until the shard has its new home
+    }
+    return this;
+  }
+
   private Behavior<Command> onNodeRemoved(NodeRemoved r) {
     if (!removed.add(r.node())) return this;
     int agents = 0;
@@ -187,7 +207,7 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
       if (!r.node().equals(nodeOf[i])) continue;
       nodeOf[i] = null;
       if (!undone(i)) continue;
-      assign(i);
+      assign(i, true);
       agents++;
     }
     if (agents > 0) {
@@ -199,7 +219,6 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
   }
 
   private Behavior<Command> onJudged(EpisodesJudged e) {
-    var fresh = new ArrayList<EpisodeOutcome>();
     for (var o : e.outcomes()) {
       if (o.agent() < 0 || o.agent() >= nodeOf.length || o.episode() < 0 || o.episode() >= episodes) continue;
       long k = RunRecord.key(o.agent(), o.episode());
@@ -208,20 +227,30 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
       if (record == null) {
         count(o);
       } else {
-        if (pending.isEmpty()) pendingSince = System.nanoTime();
         pending.put(k, o);
-        fresh.add(o);
+        toRecord.add(o);
       }
     }
-    if (!fresh.isEmpty()) record.tell(new RunRecord.Record(fresh, recordedAdapter));
+    writeRecord();
     return completeIfDone();
+  }
+
+  /** Sends the outcomes waiting to the record, unless a write is on. */
+  private void writeRecord() {
+    if (recording || toRecord.isEmpty()) return;
+    var batch = List.copyOf(toRecord.subList(0, Math.min(RECORD_BATCH, toRecord.size())));
+    toRecord.subList(0, batch.size()).clear();
+    recording = true;
+    recordingSince = System.nanoTime();
+    record.tell(new RunRecord.Record(batch, recordedAdapter));
   }
 
   private Behavior<Command> onRecorded(Recorded r) {
     for (var o : r.outcomes()) {
       if (pending.remove(RunRecord.key(o.agent(), o.episode())) != null) count(o);
     }
-    pendingSince = System.nanoTime();
+    recording = false;
+    writeRecord();
     return completeIfDone();
   }
 
@@ -263,14 +292,16 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
     for (int i = 0; i < nodeOf.length; i++) {
       if (!undone(i)) continue;
       if (nodeOf[i] == null ? t - lastSent[i] > CONFIRM_AFTER.toNanos()
-          : t - Math.max(lastHeard[i], lastSent[i]) > STALL_AFTER.toNanos()) assign(i);
+          : t - Math.max(lastHeard[i], lastSent[i]) > STALL_AFTER.toNanos()) assign(i, true);
     }
-    if (!pending.isEmpty() && t - pendingSince > RECORD_RETRY.toNanos()) {
-      // the record restarted (a journal write failed) and lost what it was writing: the same outcomes again
-      getContext().getLog().warn("run {}: {} outcomes not confirmed by the run record within {}; recording them again",
-          spec.runId(), pending.size(), RECORD_RETRY);
-      pendingSince = t;
-      record.tell(new RunRecord.Record(List.copyOf(pending.values()), recordedAdapter));
+    if (recording && t - recordingSince > RECORD_RETRY.toNanos()) {
+      // the record restarted (a journal write failed) and lost what it was writing: every outcome not confirmed again
+      getContext().getLog().warn("run {}: the run record did not confirm a write within {}; recording {} outcomes again",
+          spec.runId(), RECORD_RETRY, pending.size());
+      toRecord.clear();
+      toRecord.addAll(pending.values());
+      recording = false;
+      writeRecord();
     }
     return this;
   }
