@@ -46,16 +46,16 @@ class NodeCrashTest {
       K2Node.awaitMembersUp(driver, 3, Duration.ofSeconds(90));
       System.out.printf("crash test: three members up after %.1f s%n", (System.nanoTime() - t0) / 1e9);
 
-      // a small run first: every collector recovered and every node's journal connections open, so that the run
-      // below is durable as it goes (else judges hold thousands of trajectories while the first collectors start)
-      var warmUp = RunDriver.start(driver, new RunDriver.RunSpec("warm-up-" + System.nanoTime(), 60, 2, 5, Agent.PersistMode.ACCEPTED,
-          Duration.ofSeconds(90)), s -> {}).get(120, TimeUnit.SECONDS);
-      assertTrue(warmUp.complete(), "warm-up run: " + warmUp.counters());
-      System.out.printf("crash test: warm-up run done after %.1f s%n", (System.nanoTime() - t0) / 1e9);
+      // The same run undisturbed first: the reference the crashed run must equal (episodes are deterministic), and a
+      // warm-up (every collector recovered, every node's journal connections open, so the run below is durable as it goes)
+      int agents = 300, episodes = 20;
+      var reference = RunDriver.start(driver, new RunDriver.RunSpec("reference-" + System.nanoTime(), agents, episodes, 5,
+          Agent.PersistMode.ACCEPTED, Duration.ofSeconds(120)), s -> {}).get(150, TimeUnit.SECONDS);
+      assertTrue(reference.complete(), "reference run: " + reference.counters());
+      System.out.printf("crash test: reference run done after %.1f s%n", (System.nanoTime() - t0) / 1e9);
 
       String runId = "crash-" + System.nanoTime();
       String victim = "node/k2@127.0.0.1:" + ports[2];
-      int agents = 400, episodes = 20;
       var spec = new RunDriver.RunSpec(runId, agents, episodes, 5, Agent.PersistMode.ACCEPTED, Duration.ofSeconds(150));
       var third = new CompletableFuture<RunTracker.Summary>();
       var done = RunDriver.start(driver, spec, s -> {
@@ -92,6 +92,16 @@ class NodeCrashTest {
       assertEquals(agents * episodes, record.done().size(), "episodes in the run record");
       assertEquals(summary.get("accepted"), record.get("accepted"), "accepted in the run record");
       assertEquals(summary.get("fingerprint"), record.get("fingerprint"));
+      if (summary.get("fingerprint") != reference.get("fingerprint")) {
+        var ref = trajectories(driver, reference.runId());
+        var got = trajectories(driver, runId);
+        var diff = new java.util.TreeSet<String>(ref.keySet());
+        diff.addAll(got.keySet());
+        diff.removeIf(k -> java.util.Objects.equals(ref.get(k), got.get(k)));
+        for (var k : diff.stream().limit(5).toList()) System.out.println("differs: " + k + "\n  reference " + ref.get(k) + "\n  crashed   " + got.get(k));
+      }
+      assertEquals(reference.get("accepted"), summary.get("accepted"), "accepted: the crashed run vs the same run undisturbed");
+      assertEquals(reference.get("fingerprint"), summary.get("fingerprint"), "the crashed run's episodes vs the same run's undisturbed");
       System.out.printf("crash test: killed at %d of %d episodes; finished %.1f s after the kill; %d accepted, %d agents reassigned%n",
           atKill.get("episodes"), agents * episodes, (System.nanoTime() - killedAt) / 1e9, rows[0], summary.get("reassigned"));
     } finally {
@@ -109,6 +119,15 @@ class NodeCrashTest {
       }
       TestNodes.dropDatabase(url);
     }
+  }
+
+  /** The run's trajectories in the journal by id without the run, as text. */
+  private static Map<String, String> trajectories(ActorSystem<?> system, String runId) throws Exception {
+    var out = new java.util.HashMap<String, String>();
+    new TrajectoryReplay(system).forEach(TrajectoryReplay.Filter.ALL, Duration.ofSeconds(60), (tag, t) -> {
+      if (t.trajectoryId().startsWith(runId + "/")) out.put(t.trajectoryId().substring(runId.length() + 1), t.steps() + " " + t.finalAnswer() + " " + t.verdict());
+    });
+    return out;
   }
 
   private static Process startNode(String url, int port, int seedPort, Path log) throws Exception {
