@@ -1,7 +1,6 @@
 package dev.k2pekko.agents;
 
 import java.util.List;
-import java.util.Map;
 
 /**
  * A k2 node in a JVM of its own, for {@link NodeCrashTest}: args are the journal's JDBC URL, this node's port and the
@@ -11,10 +10,10 @@ public final class CrashTestNode {
   private CrashTestNode() {}
 
   public static void main(String[] args) throws Exception {
-    var config = TestNodes.postgres(args[0], Map.of(
-        "pekko.remote.artery.canonical.port", Integer.parseInt(args[1]),
-        "pekko.cluster.seed-nodes", List.of("pekko://k2@127.0.0.1:" + args[2]),
-        "pekko.cluster.split-brain-resolver.stable-after", NodeCrashTest.STABLE_AFTER));
+    var overrides = new java.util.HashMap<String, Object>(NodeCrashTest.NODE);
+    overrides.put("pekko.remote.artery.canonical.port", Integer.parseInt(args[1]));
+    overrides.put("pekko.cluster.seed-nodes", List.of("pekko://k2@127.0.0.1:" + args[2]));
+    var config = TestNodes.postgres(args[0], overrides);
     var system = K2Node.start("k2", config);
     System.out.println("started " + system.address());
     System.out.flush();
