@@ -22,18 +22,18 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ResumeRunTest {
   @Test void aRunStoppedMidwayContinuesFromItsRecord(@TempDir Path dir) throws Exception {
-    int agents = 100, episodes = 20;
+    int agents = 100, episodes = 40;
     var reference = run(dir.resolve("reference"), "ref", agents, episodes);
 
     var config = TestNodes.h2(dir.resolve("crashed"), Map.of());
     JournalSchema.ensure(config);
     var first = node(config);
-    var third = new CompletableFuture<Long>();
+    var fifth = new CompletableFuture<Long>();
     try {
       RunDriver.start(first, spec("run", agents, episodes), s -> {
-        if (s.get("episodes") >= agents * episodes / 3) third.complete(s.get("episodes"));
+        if (s.get("episodes") >= agents * episodes / 5) fifth.complete(s.get("episodes"));
       });
-      third.get(120, TimeUnit.SECONDS);
+      fifth.get(120, TimeUnit.SECONDS);
     } finally {
       first.terminate();
       first.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
@@ -41,7 +41,7 @@ class ResumeRunTest {
     var second = node(config);
     try {
       var before = RunRecord.read(second, "run", Duration.ofSeconds(30)).get(40, TimeUnit.SECONDS);
-      assertTrue(before.done().size() >= agents * episodes / 3 && before.done().size() < agents * episodes,
+      assertTrue(before.done().size() >= agents * episodes / 5 && before.done().size() < agents * episodes,
           "the record should hold part of the run: " + before.done().size());
       var summary = RunDriver.start(second, spec("run", agents, episodes), s -> {}).get(150, TimeUnit.SECONDS);
       assertTrue(summary.complete(), summary.counters().toString());
