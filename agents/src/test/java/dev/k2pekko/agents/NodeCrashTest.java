@@ -20,10 +20,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * kill -9 of a node mid-run, on PostgreSQL: three nodes (this JVM drives; two more JVMs run agents, tools and
- * collectors), one of the other two killed with SIGKILL once a tenth of the run is done and it has done 100 episodes. The Split Brain Resolver
- * downs it, its agents' episodes not done go to agents elsewhere, and the run finishes: every planned episode
- * counted once, the summary's accepted count equal to the journal's trajectories of the run and to the run record,
- * no trajectory twice in the journal.
+ * collectors), one of the other two killed with SIGKILL once a tenth of the run is durable and 100 of its episodes
+ * are. The Split Brain Resolver downs it, its agents' episodes not done go to agents elsewhere, and the run
+ * finishes: every planned episode counted once, the summary's accepted count equal to the journal's trajectories of
+ * the run and to the run record, no trajectory twice in the journal, and the whole run equal (accepted count and
+ * fingerprint) to the same run undisturbed, which runs first on the same cluster.
  */
 class NodeCrashTest {
   /** How long the Split Brain Resolver waits for a stable membership before it downs the unreachable node (20 s by default). */
