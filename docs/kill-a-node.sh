@@ -1,9 +1,9 @@
 #!/bin/bash
 # What survives what, first rows of the README: three `k2 node` JVMs on a fresh PostgreSQL database, --run-agents 3000,
 # kill -9 of one node once the driver's progress passes KILL_AT episodes; then the journal's count and duplicates.
-# Usage: docs/kill-a-node.sh [KILL_AT] [VICTIM: 1 (the seed node) or 2]   (run from the repository root; needs psql, jq)
+# Usage: [PORT_BASE=2551] docs/kill-a-node.sh [KILL_AT] [VICTIM: 1 (the seed node) or 2]   (from the repository root; needs psql, jq)
 set -u
-KILL_AT=${1:-3654}; VICTIM=${2:-2}; A=2551; B=2552; C=2553
+KILL_AT=${1:-3654}; VICTIM=${2:-2}; A=${PORT_BASE:-2551}; B=$((A + 1)); C=$((A + 2))
 DB=k2_kill_$$; OUT=$(mktemp -d); URL=jdbc:postgresql://127.0.0.1:5432/$DB
 psql -q -h 127.0.0.1 -U postgres -d test -c "CREATE DATABASE $DB"
 ./k2 build
