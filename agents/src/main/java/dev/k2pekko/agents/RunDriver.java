@@ -27,9 +27,13 @@ public final class RunDriver {
     }
   }
 
+  private static final java.util.concurrent.atomic.AtomicLong TRACKERS = new java.util.concurrent.atomic.AtomicLong();
+
   public static CompletableFuture<RunTracker.Summary> start(ActorSystem<?> system, RunSpec spec, Consumer<RunTracker.Summary> progress) {
     var done = new CompletableFuture<RunTracker.Summary>();
-    system.systemActorOf(RunTracker.create(spec, Duration.ofMillis(250), progress, done), "run-" + spec.runId(), Props.empty());
+    // A tracker's name stays taken for a moment after it stops: a run continued at once in the same JVM gets a new one.
+    system.systemActorOf(RunTracker.create(spec, Duration.ofMillis(250), progress, done), "run-" + spec.runId() + "-" + TRACKERS.incrementAndGet(),
+        Props.empty());
     return done;
   }
 }
