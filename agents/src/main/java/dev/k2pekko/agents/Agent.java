@@ -206,6 +206,8 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   /** The first action of the episode: from the teacher here, or asked of the node's inference server. */
   private void begin() {
     var spec = run.spec();
+    // the worker's firewall refuses any call to a tool not offered here
+    worker.tell(new dev.k2pekko.protocol.OpenEpisode(episodeId, agentId, task.toolsOffered()));
     if (spec.learned()) {
       awaitingAction = true;
       waitingSince = System.nanoTime();

@@ -98,7 +98,12 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     s.add("episodes", 1);
     s.add("tool_calls", d.steps().size());
     long errors = d.steps().stream().filter(x -> x.error() != null).count();
-    if (errors > 0) s.add("tool_errors", errors);
+    if (errors > 0) {
+      s.add("tool_errors", errors);
+      for (var x : d.steps()) {
+        if (x.error() != null && refusals.contains(x.error())) s.add("refused/" + x.error(), 1);
+      }
+    }
     String outcome = verdict.accepted() ? "accepted" : "rejected";
     s.add(outcome, 1);
     var byDifficulty = difficultyKeys.computeIfAbsent(d.difficulty(), n -> counterKeys("difficulty/" + n));
@@ -212,6 +217,9 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   /** The {episodes, accepted} counter keys of each difficulty and category, built once. */
   private final Map<Integer, String[]> difficultyKeys = new HashMap<>();
   private final Map<String, String[]> categoryKeys = new HashMap<>();
+  /** Error names of the firewall's refusals, counted as {@code refused/<name>} for the run summary. */
+  private static final java.util.Set<String> refusals = java.util.Arrays.stream(dev.k2pekko.protocol.ToolError.values())
+      .filter(dev.k2pekko.protocol.ToolError::refusal).map(Enum::name).collect(java.util.stream.Collectors.toUnmodifiableSet());
 
   private static String[] counterKeys(String prefix) {
     return new String[] {prefix + "/episodes", prefix + "/accepted"};

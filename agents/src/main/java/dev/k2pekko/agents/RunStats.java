@@ -7,7 +7,7 @@ import java.util.TreeMap;
 /**
  * Counters of a run, keyed by name: {@code episodes}, {@code tool_calls}, {@code tool_errors}, {@code accepted},
  * {@code rejected}, {@code persisted}, {@code reason/<kind>}, {@code difficulty/<d>/episodes|accepted},
- * {@code category/<c>/episodes|accepted}. Judges count, and send deltas to the run's tracker.
+ * {@code category/<c>/episodes|accepted}, {@code refused/<ToolError>} (the firewall's refusals). Judges count, and send deltas to the run's tracker.
  */
 public final class RunStats {
   private final HashMap<String, Long> counters = new HashMap<>();

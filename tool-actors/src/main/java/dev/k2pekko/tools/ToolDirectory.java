@@ -1,5 +1,6 @@
 package dev.k2pekko.tools;
 
+import dev.k2pekko.protocol.CallsRefused;
 import dev.k2pekko.protocol.ToolCommand;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -32,6 +33,7 @@ public final class ToolDirectory implements Extension {
   private final ToolUniverse universe;
   private final ToolWorker.Settings settings;
   private final int workersPerNode;
+  private final Firewall firewall;
   private volatile List<ActorRef<ToolCommand>> local = List.of();
   private volatile List<ActorRef<ToolCommand>> remote = List.of();
 
@@ -44,17 +46,30 @@ public final class ToolDirectory implements Extension {
     this.universe = extra.isEmpty() ? u : u.with(extra);
     this.settings = new ToolWorker.Settings(c.getLong("seed"), (int) c.getBytes("max-payload").longValue(),
         c.getDuration("episode-idle-timeout"));
+    this.firewall = new Firewall(Firewall.Settings.from(c));
     int n = c.getInt("workers-per-node");
     this.workersPerNode = n > 0 ? n : Math.max(2, 2 * Runtime.getRuntime().availableProcessors());
   }
 
   public ToolUniverse universe() { return universe; }
 
-  /** Spawns this node's tool workers (the {@code tool} role) and registers them for the other nodes. */
+  /** This node's firewall, shared by its workers. */
+  public Firewall firewall() { return firewall; }
+
+  /** Spawns this node's tool workers with refusals logged only (no journal): nodes and tests without persistence. */
   public void startWorkers(ActorSystem<?> system) {
+    var log = system.log();
+    startWorkers(system, r -> log.info("firewall refused {} of {}: {} ({})", r.tool(), r.episodeId(), r.reason(), r.detail()));
+  }
+
+  /**
+   * Spawns this node's tool workers (the {@code tool} role) and registers them for the other nodes. Every refusal
+   * of the node's firewall is given to {@code audit} (on the refusing worker's thread: it must only enqueue).
+   */
+  public void startWorkers(ActorSystem<?> system, java.util.function.Consumer<CallsRefused.Refusal> audit) {
     var refs = new ArrayList<ActorRef<ToolCommand>>();
     for (int i = 0; i < workersPerNode; i++) {
-      var ref = system.systemActorOf(ToolWorker.create(universe, settings), "tool-worker-" + i, Props.empty());
+      var ref = system.systemActorOf(ToolWorker.create(universe, settings, firewall, audit), "tool-worker-" + i, Props.empty());
       system.receptionist().tell(Receptionist.register(WORKERS, ref));
       refs.add(ref);
     }

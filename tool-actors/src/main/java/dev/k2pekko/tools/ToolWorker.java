@@ -1,6 +1,8 @@
 package dev.k2pekko.tools;
 
+import dev.k2pekko.protocol.CallsRefused;
 import dev.k2pekko.protocol.EndEpisode;
+import dev.k2pekko.protocol.OpenEpisode;
 import dev.k2pekko.protocol.ToolCall;
 import dev.k2pekko.protocol.ToolCommand;
 import dev.k2pekko.protocol.ToolError;
@@ -8,7 +10,10 @@ import dev.k2pekko.protocol.ToolResult;
 import dev.k2pekko.protocol.WorldSnapshot;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
+import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -18,7 +23,9 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 /**
  * Runs tool calls. Each episode is bound to one worker (by hash of its id, see {@link ToolDirectory}), which keeps
  * that episode's world state, so every call of an episode sees the effects of the ones before it. Bad calls get
- * a structured error result; nothing a caller sends can stop the worker.
+ * a structured error result; nothing a caller sends can stop the worker. Every call passes the node's
+ * {@link Firewall} first, here where it is executed: a refused call never reaches the tool; its agent gets a
+ * structured error and the refusal goes to the node's audit trail.
  */
 public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   public record Settings(long knowledgeSeed, int maxPayloadBytes, Duration episodeIdleTimeout) {}
@@ -26,30 +33,56 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   private static final class Episode {
     final HashMap<String, String> world = new HashMap<>();
     long lastTouch;
+    /** null until the episode is opened: then every call is refused */
+    Set<String> offered;
+    String agentId;
   }
 
   private final ToolUniverse universe;
   private final Settings settings;
+  private final Firewall firewall;
+  private final Consumer<CallsRefused.Refusal> audit;
   private final HashMap<String, Episode> episodes = new HashMap<>();
   private long calls;
   private long lastSweepNanos = System.nanoTime();
   private long lastSweepMark = -1;
 
+  /** A worker with the firewall off: tests of the simulator alone. */
   public static Behavior<ToolCommand> create(ToolUniverse universe, Settings settings) {
-    return Behaviors.setup(ctx -> new ToolWorker(ctx, universe, settings));
+    var off = new Firewall(new Firewall.Settings(false, Firewall.Limit.NONE, Firewall.Limit.NONE, settings.maxPayloadBytes(), null, Set.of()));
+    return create(universe, settings, off, r -> {});
   }
 
-  private ToolWorker(ActorContext<ToolCommand> ctx, ToolUniverse universe, Settings settings) {
+  /** {@code audit} is called (on this worker's thread) with every refusal. */
+  public static Behavior<ToolCommand> create(ToolUniverse universe, Settings settings, Firewall firewall,
+                                             Consumer<CallsRefused.Refusal> audit) {
+    return Behaviors.setup(ctx -> new ToolWorker(ctx, universe, settings, firewall, audit));
+  }
+
+  private ToolWorker(ActorContext<ToolCommand> ctx, ToolUniverse universe, Settings settings, Firewall firewall,
+                     Consumer<CallsRefused.Refusal> audit) {
     super(ctx);
     this.universe = universe;
     this.settings = settings;
+    this.firewall = firewall;
+    this.audit = audit;
   }
 
   @Override public Receive<ToolCommand> createReceive() {
     return newReceiveBuilder()
+        .onMessage(OpenEpisode.class, this::onOpen)
         .onMessage(ToolCall.class, call -> { call.replyTo().tell(run(call)); return this; })
         .onMessage(EndEpisode.class, this::onEnd)
         .build();
+  }
+
+  private Behavior<ToolCommand> onOpen(OpenEpisode open) {
+    var ep = episodes.get(open.episodeId());
+    if (ep == null) episodes.put(open.episodeId(), ep = new Episode());
+    ep.offered = Set.copyOf(new HashSet<>(open.offered()));
+    ep.agentId = open.agentId();
+    ep.lastTouch = calls;
+    return this;
   }
 
   private Behavior<ToolCommand> onEnd(EndEpisode end) {
@@ -60,9 +93,14 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
 
   ToolResult run(ToolCall call) {
     if ((++calls & 0xFFF) == 0) maybeSweep();
+    var ep = episodes.get(call.episodeId());
+    if (firewall.enabled()) {
+      var refused = firewall.check(ep == null ? null : ep.offered, ep == null ? null : ep.agentId, call.tool(), call.arguments(), null);
+      if (refused != null) return refuse(call, ep, refused);
+    }
     var spec = universe.get(call.tool());
     if (spec == null) return ToolResult.failed(call.callId(), ToolError.UNKNOWN_TOOL, "unknown tool '" + call.tool() + "'");
-    if (ArgumentValidator.payloadBytes(call.arguments()) > settings.maxPayloadBytes()) {
+    if (!firewall.enabled() && ArgumentValidator.payloadBytes(call.arguments()) > settings.maxPayloadBytes()) {
       return ToolResult.failed(call.callId(), ToolError.PAYLOAD_TOO_LARGE,
           "arguments exceed " + settings.maxPayloadBytes() + " bytes");
     }
@@ -72,7 +110,6 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
     if (noise.failureRate() > 0 && KnowledgeTable.uniform(settings.knowledgeSeed(), call.episodeId(), call.callId()) < noise.failureRate()) {
       return ToolResult.failed(call.callId(), ToolError.TRANSIENT_FAILURE, spec.name() + " is temporarily unavailable, retry");
     }
-    var ep = episodes.get(call.episodeId());
     if (ep == null) episodes.put(call.episodeId(), ep = new Episode());
     ep.lastTouch = calls;
     try {
@@ -88,6 +125,20 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   }
 
   /**
+   * The structured error the agent gets for a refused call: a JSON object naming the refusal, so a policy can tell
+   * it from a tool's own failure. The refusal also goes to the audit trail.
+   */
+  private ToolResult refuse(ToolCall call, Episode ep, Firewall.Refused refused) {
+    String agentId = ep == null ? null : ep.agentId;
+    audit.accept(new CallsRefused.Refusal(call.episodeId(), agentId, call.callId(), call.tool(), refused.reason().name(),
+        refused.detail(), System.currentTimeMillis()));
+    var json = JSON.createObjectNode().put("refused", refused.reason().name()).put("tool", call.tool()).put("message", refused.detail());
+    return ToolResult.failed(call.callId(), refused.reason(), json.toString());
+  }
+
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+  /**
    * Forget episodes whose agent went away without ending them: no call for one idle timeout. Checked every
    * 4096 calls, so an idle worker does no work (and, idle, gains no new episodes either).
    */
@@ -96,6 +147,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
     if (now - lastSweepNanos < settings.episodeIdleTimeout().toNanos()) return;
     long mark = lastSweepMark;
     episodes.values().removeIf(ep -> ep.lastTouch <= mark);
+    firewall.sweep(settings.episodeIdleTimeout().toNanos());
     lastSweepMark = calls;
     lastSweepNanos = now;
   }
