@@ -33,7 +33,8 @@ import org.apache.pekko.stream.javadsl.Source;
  * {@link CallsRefused} events tagged {@value #TAG} ({@code k2 replay --refusals} reads them back). Refusals arrive
  * from the tool workers one by one and are written in batches (up to 256, or every 200 ms), so a runaway policy
  * cannot turn the journal into its bottleneck. Each node incarnation writes under a fresh persistence id, so
- * starting one replays nothing; the node's shutdown flushes what is buffered.
+ * starting one replays nothing; the node's shutdown flushes what is buffered. A failed write is retried with
+ * backoff (the batch in flight is lost; the run summary still counts its refusals).
  */
 public final class FirewallAudit extends EventSourcedBehavior<FirewallAudit.Command, JournalEvent, FirewallAudit.State> {
   public static final String TAG = "firewall-refusals";
@@ -53,19 +54,30 @@ public final class FirewallAudit extends EventSourcedBehavior<FirewallAudit.Comm
     long written;
   }
 
-  /** Spawns the node's audit actor and a shutdown task that flushes it; returns the sink for the tool workers. */
+  /**
+   * The sink for the tool workers: the node's audit actor is spawned at the first refusal (a node that refuses nothing
+   * never touches the journal for it), with a shutdown task that flushes it.
+   */
   public static java.util.function.Consumer<CallsRefused.Refusal> start(ActorSystem<?> system) {
-    var node = system.address().hostPort();
-    ActorRef<Command> ref = system.systemActorOf(create(node), "firewall-audit", Props.empty());
-    CoordinatedShutdown.get(Adapter.toClassic(system)).addTask(CoordinatedShutdown.PhaseBeforeServiceUnbind(), "flush-firewall-audit",
-        () -> AskPattern.<Command, Done>ask(ref, Flush::new, Duration.ofSeconds(5), system.scheduler())
-            .exceptionally(e -> Done.getInstance()));
-    return r -> ref.tell(new Record(r));
+    var holder = new Object() {
+      ActorRef<Command> ref;
+
+      synchronized ActorRef<Command> get() {
+        if (ref == null) {
+          ref = system.systemActorOf(create(system.address().hostPort()), "firewall-audit", Props.empty());
+          var r = ref;
+          CoordinatedShutdown.get(Adapter.toClassic(system)).addTask(CoordinatedShutdown.PhaseBeforeServiceUnbind(), "flush-firewall-audit",
+              () -> AskPattern.<Command, Done>ask(r, Flush::new, Duration.ofSeconds(5), system.scheduler())
+                  .exceptionally(e -> Done.getInstance()));
+        }
+        return ref;
+      }
+    };
+    return r -> holder.get().tell(new Record(r));
   }
 
   public static Behavior<Command> create(String node) {
-    return Behaviors.<Command>supervise(Behaviors.withTimers(timers -> new FirewallAudit(node, timers)))
-        .onFailure(SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
+    return Behaviors.withTimers(timers -> new FirewallAudit(node, timers));
   }
 
   private final String node;
@@ -73,7 +85,8 @@ public final class FirewallAudit extends EventSourcedBehavior<FirewallAudit.Comm
   private final ArrayList<CallsRefused.Refusal> buffer = new ArrayList<>();
 
   private FirewallAudit(String node, TimerScheduler<Command> timers) {
-    super(PersistenceId.of("firewall-audit", node + "-" + UUID.randomUUID()));
+    super(PersistenceId.of("firewall-audit", node + "-" + UUID.randomUUID()),
+        SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
     this.node = node;
     this.timers = timers;
   }

@@ -60,22 +60,61 @@ final class BenchCommand implements Runnable {
     @Option(names = "--agents", defaultValue = "10000") int agents;
     @Option(names = "--episodes", defaultValue = "30", description = "episodes per agent in the measured run") int episodes;
     @Option(names = "--json") boolean json;
+    @Option(names = "--firewall", defaultValue = "on",
+        description = "on, off, or both: measured runs alternate off/on (--pairs times) in one JVM and the ratio is printed")
+    String firewall;
+    @Option(names = "--pairs", defaultValue = "2", description = "with --firewall both: off/on pairs of measured runs") int pairs;
 
     @Override public Integer call() throws Exception {
-      var system = Nodes.single(node.build("h2", new HashMap<>()), Duration.ofSeconds(30));
+      if (!java.util.Set.of("on", "off", "both").contains(firewall)) {
+        throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this), "--firewall must be on, off or both, got " + firewall);
+      }
+      var config = node.build("h2", new HashMap<>());
+      JournalSchema.ensure(config); // the firewall's audit trail is written even with persistence off
+      var system = Nodes.single(config, Duration.ofSeconds(30));
       try {
+        var fw = ToolDirectory.get(system).firewall();
+        fw.setEnabled(!firewall.equals("off"));
         run(system, "warmup", Math.max(1, episodes / 3));
+        if (firewall.equals("both")) return both(system, fw);
         var s = run(system, "measured", episodes);
         double secs = s.elapsed().toNanos() / 1e9;
         var o = JSON.createObjectNode().put("bench", "sim").put("agents", agents).put("episodes", s.get("episodes"))
             .put("tool_calls", s.get("tool_calls")).put("seconds", secs)
             .put("tool_calls_per_s", Math.round(s.get("tool_calls") / secs)).put("episodes_per_s", Math.round(s.get("episodes") / secs))
-            .put("cores", Runtime.getRuntime().availableProcessors());
+            .put("firewall", firewall).put("cores", Runtime.getRuntime().availableProcessors());
         print(o, json);
         return s.complete() ? 0 : 1;
       } finally {
         Nodes.stop(system);
       }
+    }
+
+    /** Off and on alternately, so drift of the machine hits both alike; tool calls/s summed over each side's runs. */
+    private int both(ActorSystem<?> system, dev.k2pekko.tools.Firewall fw) throws Exception {
+      long[] calls = new long[2];
+      double[] secs = new double[2];
+      boolean complete = true;
+      var perRun = JSON.createArrayNode();
+      for (int i = 0; i < 2 * pairs; i++) {
+        boolean on = i % 2 == 1;
+        fw.setEnabled(on);
+        var s = run(system, on ? "firewall-on" : "firewall-off", episodes);
+        complete &= s.complete();
+        int k = on ? 1 : 0;
+        calls[k] += s.get("tool_calls");
+        secs[k] += s.elapsed().toNanos() / 1e9;
+        perRun.add(JSON.createObjectNode().put("firewall", on ? "on" : "off")
+            .put("tool_calls_per_s", Math.round(s.get("tool_calls") / (s.elapsed().toNanos() / 1e9))));
+      }
+      double off = calls[0] / secs[0], on = calls[1] / secs[1];
+      var o = JSON.createObjectNode().put("bench", "sim").put("agents", agents).put("episodes_per_agent", episodes)
+          .put("pairs", pairs).put("tool_calls_per_s_off", Math.round(off)).put("tool_calls_per_s_on", Math.round(on))
+          .put("on_over_off", Math.round(1000 * on / off) / 1000.0).put("overhead_pct", Math.round(1000 * (off / on - 1)) / 10.0)
+          .put("cores", Runtime.getRuntime().availableProcessors());
+      o.set("runs", perRun);
+      print(o, json);
+      return complete ? 0 : 1;
     }
 
     private dev.k2pekko.agents.RunTracker.Summary run(ActorSystem<?> system, String name, int n) throws Exception {

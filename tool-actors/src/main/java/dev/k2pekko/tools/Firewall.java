@@ -56,7 +56,7 @@ public final class Firewall {
   /** Why a call was refused: the error kind the agent sees and a sentence for the agent and the audit trail. */
   public record Refused(ToolError reason, String detail) {}
 
-  private static final class Bucket {
+  static final class Bucket {
     private double tokens;
     private long last;
     volatile long lastUse;
@@ -90,18 +90,41 @@ public final class Firewall {
   /** Switches the firewall on or off at run time: {@code k2 bench sim --firewall both} measures its cost in one run. */
   public void setEnabled(boolean on) { enabled = on; }
 
-  /**
-   * Null when the call may go to the tool, else why not. {@code offered} is null when the episode was never opened
-   * (no {@code OpenEpisode} reached this worker): then nothing was offered and every call is refused.
-   */
-  public Refused check(Set<String> offered, String agentId, String tool, Map<String, Object> args, Path episodeSandbox) {
-    if (!enabled) return null;
-    if (offered == null) return new Refused(ToolError.NOT_OFFERED, "the episode was not opened at this tool worker: no tools were offered to it");
-    if (!offered.contains(tool)) return new Refused(ToolError.NOT_OFFERED, tool + " was not offered to this episode");
+  /** What the firewall knows of an opened episode: its offered tools and its agent's bucket (looked up once). */
+  public static final class Gate {
+    final Set<String> offered;
+    final String agentId;
+    final Bucket agentBucket;
+
+    private Gate(Set<String> offered, String agentId, Bucket agentBucket) {
+      this.offered = offered;
+      this.agentId = agentId;
+      this.agentBucket = agentBucket;
+    }
+
+    public String agentId() { return agentId; }
+  }
+
+  /** The gate of an episode that {@code agentId} opened with these tools offered. */
+  public Gate open(String agentId, java.util.Collection<String> offered) {
     long now = System.nanoTime();
-    if (settings.perAgent().on() && agentId != null
-        && !agentBuckets.computeIfAbsent(agentId, k -> new Bucket(settings.perAgent().burst(), now)).take(settings.perAgent(), now)) {
-      return new Refused(ToolError.RATE_LIMITED, "agent " + agentId + " is over its limit of " + settings.perAgent().rate() + " calls/s; retry later");
+    var bucket = settings.perAgent().on() && agentId != null
+        ? agentBuckets.computeIfAbsent(agentId, k -> new Bucket(settings.perAgent().burst(), now)) : null;
+    return new Gate(Set.copyOf(offered), agentId, bucket);
+  }
+
+  /**
+   * Null when the call may go to the tool, else why not. {@code gate} is null when the episode was never opened
+   * (no {@code OpenEpisode} reached this worker): then nothing was offered and every call is refused.
+   * {@code episodeSandbox} narrows the sandbox for one episode (null: the configured one).
+   */
+  public Refused check(Gate gate, String tool, Map<String, Object> args, Path episodeSandbox) {
+    if (!enabled) return null;
+    if (gate == null) return new Refused(ToolError.NOT_OFFERED, "the episode was not opened at this tool worker: no tools were offered to it");
+    if (!gate.offered.contains(tool)) return new Refused(ToolError.NOT_OFFERED, tool + " was not offered to this episode");
+    long now = System.nanoTime();
+    if (gate.agentBucket != null && !gate.agentBucket.take(settings.perAgent(), now)) {
+      return new Refused(ToolError.RATE_LIMITED, "agent " + gate.agentId + " is over its limit of " + settings.perAgent().rate() + " calls/s; retry later");
     }
     if (settings.perTool().on()
         && !toolBuckets.computeIfAbsent(tool, k -> new Bucket(settings.perTool().burst(), now)).take(settings.perTool(), now)) {

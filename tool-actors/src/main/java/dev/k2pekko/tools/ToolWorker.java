@@ -10,7 +10,6 @@ import dev.k2pekko.protocol.ToolResult;
 import dev.k2pekko.protocol.WorldSnapshot;
 import java.time.Duration;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
@@ -34,8 +33,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
     final HashMap<String, String> world = new HashMap<>();
     long lastTouch;
     /** null until the episode is opened: then every call is refused */
-    Set<String> offered;
-    String agentId;
+    Firewall.Gate gate;
   }
 
   private final ToolUniverse universe;
@@ -79,8 +77,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   private Behavior<ToolCommand> onOpen(OpenEpisode open) {
     var ep = episodes.get(open.episodeId());
     if (ep == null) episodes.put(open.episodeId(), ep = new Episode());
-    ep.offered = Set.copyOf(new HashSet<>(open.offered()));
-    ep.agentId = open.agentId();
+    ep.gate = firewall.open(open.agentId(), open.offered());
     ep.lastTouch = calls;
     return this;
   }
@@ -95,7 +92,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
     if ((++calls & 0xFFF) == 0) maybeSweep();
     var ep = episodes.get(call.episodeId());
     if (firewall.enabled()) {
-      var refused = firewall.check(ep == null ? null : ep.offered, ep == null ? null : ep.agentId, call.tool(), call.arguments(), null);
+      var refused = firewall.check(ep == null ? null : ep.gate, call.tool(), call.arguments(), null);
       if (refused != null) return refuse(call, ep, refused);
     }
     var spec = universe.get(call.tool());
@@ -129,7 +126,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
    * it from a tool's own failure. The refusal also goes to the audit trail.
    */
   private ToolResult refuse(ToolCall call, Episode ep, Firewall.Refused refused) {
-    String agentId = ep == null ? null : ep.agentId;
+    String agentId = ep == null || ep.gate == null ? null : ep.gate.agentId();
     audit.accept(new CallsRefused.Refusal(call.episodeId(), agentId, call.callId(), call.tool(), refused.reason().name(),
         refused.detail(), System.currentTimeMillis()));
     var json = JSON.createObjectNode().put("refused", refused.reason().name()).put("tool", call.tool()).put("message", refused.detail());

@@ -146,8 +146,8 @@ class FirewallTest {
     assertNull(Firewall.outside("reports/a", sandbox));
     var fw = new Firewall(new Firewall.Settings(true, Firewall.Limit.NONE, Firewall.Limit.NONE, 4096, sandbox, Set.of("paths")));
     assertEquals(ToolError.PATH_OUTSIDE_SANDBOX,
-        fw.check(Set.of("fs.read_multiple"), "a", "fs.read_multiple", Map.of("paths", List.of("reports/a", "escape/b")), null).reason());
-    assertNull(fw.check(Set.of("fs.read_multiple"), "a", "fs.read_multiple", Map.of("paths", List.of("reports/a", "inner/b")), null));
+        fw.check(fw.open("a", Set.of("fs.read_multiple")), "fs.read_multiple", Map.of("paths", List.of("reports/a", "escape/b")), null).reason());
+    assertNull(fw.check(fw.open("a", Set.of("fs.read_multiple")), "fs.read_multiple", Map.of("paths", List.of("reports/a", "inner/b")), null));
 
     assertTrue(call(w, "ep", "files.write", Map.of("path", "reports/r1.txt", "content", "12")).ok());
     assertTrue(call(w, "ep", "files.write", Map.of("path", "inner/r2.txt", "content", "13")).ok(), "a symlink inside the sandbox is fine");
