@@ -168,10 +168,15 @@ public final class Firewall {
     var resolved = sandbox.resolve(p).normalize();
     if (!resolved.startsWith(sandbox)) return "\"" + clip(path) + "\" is outside the sandbox " + sandbox;
     try {
-      var realRoot = sandbox.toRealPath();
+      // an episode's sandbox may not exist yet: resolve its deepest existing ancestor
+      var rootAncestor = sandbox;
+      while (rootAncestor != null && !Files.exists(rootAncestor)) rootAncestor = rootAncestor.getParent();
+      if (rootAncestor == null) return "\"" + clip(path) + "\": the sandbox " + sandbox + " has no existing ancestor";
+      var realRoot = rootAncestor.toRealPath().resolve(rootAncestor.relativize(sandbox)).normalize();
       var existing = resolved;
       while (existing != null && !Files.exists(existing, java.nio.file.LinkOption.NOFOLLOW_LINKS)) existing = existing.getParent();
-      if (existing == null) return null;
+      // nothing of the path inside the sandbox exists yet: no symlink to follow
+      if (existing == null || !existing.startsWith(sandbox)) return null;
       // a dangling symlink exists but has no real path: follow it by hand
       var real = Files.isSymbolicLink(existing) && !Files.exists(existing)
           ? existing.getParent().toRealPath().resolve(Files.readSymbolicLink(existing)).normalize()

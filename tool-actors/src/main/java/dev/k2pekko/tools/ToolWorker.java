@@ -8,6 +8,11 @@ import dev.k2pekko.protocol.ToolCommand;
 import dev.k2pekko.protocol.ToolError;
 import dev.k2pekko.protocol.ToolResult;
 import dev.k2pekko.protocol.WorldSnapshot;
+import dev.k2pekko.tools.mcp.McpServer;
+import dev.k2pekko.tools.mcp.McpTools;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
@@ -40,6 +45,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   private final Settings settings;
   private final Firewall firewall;
   private final Consumer<CallsRefused.Refusal> audit;
+  private final McpTools mcp;
   private final HashMap<String, Episode> episodes = new HashMap<>();
   private long calls;
   private long lastSweepNanos = System.nanoTime();
@@ -48,28 +54,39 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   /** A worker with the firewall off: tests of the simulator alone. */
   public static Behavior<ToolCommand> create(ToolUniverse universe, Settings settings) {
     var off = new Firewall(new Firewall.Settings(false, Firewall.Limit.NONE, Firewall.Limit.NONE, settings.maxPayloadBytes(), null, Set.of()));
-    return create(universe, settings, off, r -> {});
+    return create(universe, settings, off, r -> {}, new McpTools());
   }
 
   /** {@code audit} is called (on this worker's thread) with every refusal. */
   public static Behavior<ToolCommand> create(ToolUniverse universe, Settings settings, Firewall firewall,
                                              Consumer<CallsRefused.Refusal> audit) {
-    return Behaviors.setup(ctx -> new ToolWorker(ctx, universe, settings, firewall, audit));
+    return create(universe, settings, firewall, audit, new McpTools());
+  }
+
+  /** With the node's MCP tools: their calls pass the same firewall, then go to the server's actor. */
+  public static Behavior<ToolCommand> create(ToolUniverse universe, Settings settings, Firewall firewall,
+                                             Consumer<CallsRefused.Refusal> audit, McpTools mcp) {
+    return Behaviors.setup(ctx -> new ToolWorker(ctx, universe, settings, firewall, audit, mcp));
   }
 
   private ToolWorker(ActorContext<ToolCommand> ctx, ToolUniverse universe, Settings settings, Firewall firewall,
-                     Consumer<CallsRefused.Refusal> audit) {
+                     Consumer<CallsRefused.Refusal> audit, McpTools mcp) {
     super(ctx);
     this.universe = universe;
     this.settings = settings;
     this.firewall = firewall;
     this.audit = audit;
+    this.mcp = mcp;
   }
 
   @Override public Receive<ToolCommand> createReceive() {
     return newReceiveBuilder()
         .onMessage(OpenEpisode.class, this::onOpen)
-        .onMessage(ToolCall.class, call -> { call.replyTo().tell(run(call)); return this; })
+        .onMessage(ToolCall.class, call -> {
+          var r = run(call);
+          if (r != null) call.replyTo().tell(r); // null: an MCP server answers
+          return this;
+        })
         .onMessage(EndEpisode.class, this::onEnd)
         .build();
   }
@@ -84,18 +101,48 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
 
   private Behavior<ToolCommand> onEnd(EndEpisode end) {
     var ep = episodes.remove(end.episodeId());
-    end.replyTo().tell(new WorldSnapshot(end.episodeId(), ep == null ? Map.of() : ep.world));
+    var world = ep == null ? new HashMap<String, String>() : ep.world;
+    var dir = episodeSandbox(end.episodeId());
+    if (dir != null && Files.isDirectory(dir)) {
+      // the episode's files, as the MCP filesystem server left them (the judge's end state), then gone
+      try (var walk = Files.walk(dir)) {
+        for (var f : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+          if (Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS) && Files.size(f) <= settings.maxPayloadBytes() * 16L) {
+            world.put("fs:" + dir.relativize(f).toString().replace('\\', '/'), Files.readString(f));
+          }
+          Files.deleteIfExists(f);
+        }
+      } catch (IOException | RuntimeException e) {
+        getContext().getLog().warn("episode sandbox {} not fully read or removed: {}", dir, e.toString());
+      }
+    }
+    end.replyTo().tell(new WorldSnapshot(end.episodeId(), world));
     return this;
+  }
+
+  /**
+   * The directory of one episode inside the firewall's sandbox (null without one): MCP path arguments are resolved
+   * there, so episodes sharing a filesystem server process never see each other's files.
+   */
+  private Path episodeSandbox(String episodeId) {
+    var root = firewall.settings().sandbox();
+    if (root == null) return null;
+    var b = new StringBuilder("ep-");
+    for (char c : episodeId.toCharArray()) b.append(Character.isLetterOrDigit(c) || c == '-' || c == '_' ? c : '_');
+    return root.resolve(b.append('-').append(Integer.toHexString(episodeId.hashCode())).toString());
   }
 
   ToolResult run(ToolCall call) {
     if ((++calls & 0xFFF) == 0) maybeSweep();
     var ep = episodes.get(call.episodeId());
+    var spec = universe.get(call.tool());
+    var mcpTool = spec == null ? mcp.tool(call.tool()) : null;
+    var sandbox = mcpTool != null ? episodeSandbox(call.episodeId()) : null;
     if (firewall.enabled()) {
-      var refused = firewall.check(ep == null ? null : ep.gate, call.tool(), call.arguments(), null);
+      var refused = firewall.check(ep == null ? null : ep.gate, call.tool(), call.arguments(), sandbox);
       if (refused != null) return refuse(call, ep, refused);
     }
-    var spec = universe.get(call.tool());
+    if (mcpTool != null) return forward(call, mcpTool, sandbox);
     if (spec == null) return ToolResult.failed(call.callId(), ToolError.UNKNOWN_TOOL, "unknown tool '" + call.tool() + "'");
     if (!firewall.enabled() && ArgumentValidator.payloadBytes(call.arguments()) > settings.maxPayloadBytes()) {
       return ToolResult.failed(call.callId(), ToolError.PAYLOAD_TOO_LARGE,
@@ -119,6 +166,38 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
       getContext().getLog().warn("tool {} failed on {}: {}", spec.name(), call.arguments(), e.toString());
       return ToolResult.failed(call.callId(), ToolError.INTERNAL, spec.name() + " failed: " + e.getMessage());
     }
+  }
+
+  /**
+   * Hands an MCP call to its server's actor, which answers the agent. Relative path arguments become absolute paths
+   * in the episode's sandbox directory (created here), which is where the firewall confined them.
+   */
+  private ToolResult forward(ToolCall call, McpTools.Tool tool, Path sandbox) {
+    var args = call.arguments() == null ? Map.<String, Object>of() : call.arguments();
+    if (sandbox != null) {
+      var rewritten = new HashMap<String, Object>(args);
+      boolean any = false;
+      for (var e : args.entrySet()) {
+        if (!firewall.settings().pathArguments().contains(e.getKey())) continue;
+        any = true;
+        if (e.getValue() instanceof String p) rewritten.put(e.getKey(), sandbox.resolve(p).normalize().toString());
+        else if (e.getValue() instanceof java.util.List<?> l) {
+          rewritten.put(e.getKey(), l.stream().map(x -> x instanceof String p ? sandbox.resolve(p).normalize().toString() : x).toList());
+        }
+      }
+      if (any) {
+        try {
+          Files.createDirectories(sandbox);
+        } catch (IOException e) {
+          return ToolResult.failed(call.callId(), ToolError.INTERNAL, "cannot create the episode's sandbox " + sandbox + ": " + e.getMessage());
+        }
+      }
+      args = rewritten;
+    }
+    var server = mcp.server(tool.name());
+    if (server == null) return ToolResult.failed(call.callId(), ToolError.TRANSIENT_FAILURE, "MCP server " + tool.server() + " is not up; retry");
+    server.tell(new McpServer.Call(call, tool.serverTool(), args));
+    return null;
   }
 
   /**
