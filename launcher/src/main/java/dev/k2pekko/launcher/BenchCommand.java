@@ -36,7 +36,7 @@ import picocli.CommandLine.Option;
 
 /** {@code k2 bench}: the measurements recorded in BENCHMARKS.md; each prints a table or, with --json, one JSON line. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see BENCHMARKS.md).",
-    subcommands = {BenchCommand.Sim.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
+    subcommands = {BenchCommand.Sim.class, McpBench.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
         BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class})
 final class BenchCommand implements Runnable {
   private static final ObjectMapper JSON = new ObjectMapper();

@@ -24,6 +24,10 @@ public final class NodeConfig {
   @Option(names = "--config", description = "HOCON file whose settings override the defaults", paramLabel = "FILE")
   String configFile;
 
+  @Option(names = "--mcp", description = "an MCP tool server to attach, NAME=COMMAND [ARG ...] (repeatable; adds to k2.mcp.servers): "
+      + "one process per tool node, its tools named NAME.tool (docs/TOOLS.md)", paramLabel = "NAME=COMMAND")
+  List<String> mcp = List.of();
+
   String journalKind(String fallback) {
     if (journal != null) {
       if (!journal.equals("h2") && !journal.equals("postgres")) throw new UsageError("--journal must be h2 or postgres, got '" + journal + "'");
@@ -57,7 +61,18 @@ public final class NodeConfig {
       o.put("k2.journal.dir", java.nio.file.Path.of(dataDir).toAbsolutePath().toString());
     }
     if (!toolSpecs.isEmpty()) o.put("k2.tools.spec-files", toolSpecs);
-    return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app));
+    var config = ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app));
+    if (mcp.isEmpty()) return config;
+    var servers = new java.util.ArrayList<>(config.getStringList("k2.mcp.servers"));
+    for (var m : mcp) {
+      try {
+        dev.k2pekko.tools.mcp.McpServer.Spec.parse(m);
+      } catch (IllegalArgumentException e) {
+        throw new UsageError(e.getMessage());
+      }
+      servers.add(m);
+    }
+    return ConfigFactory.parseMap(Map.of("k2.mcp.servers", servers)).withFallback(config);
   }
 
   /** A wrong flag value: picocli prints it with the usage and exits 2. */

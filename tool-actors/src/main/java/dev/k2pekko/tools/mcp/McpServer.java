@@ -13,7 +13,6 @@ import io.modelcontextprotocol.spec.McpSchema;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeoutException;
@@ -78,8 +77,6 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
 
   private record Exited(int generation) implements Command {}
 
-  private record Done(int generation, String key, McpSchema.CallToolResult result, Throwable error) implements Command {}
-
   private enum Restart implements Command { INSTANCE }
 
   public static Behavior<Command> create(Spec spec, Settings settings, McpTools registry) {
@@ -90,7 +87,8 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
   private final Spec spec;
   private final Settings settings;
   private final McpTools registry;
-  private final HashMap<String, Call> inFlight = new HashMap<>();
+  /** Calls sent to the process and not answered yet; whoever removes one answers it (the reply callback or {@link #down}). */
+  private final java.util.concurrent.ConcurrentHashMap<String, Call> inFlight = new java.util.concurrent.ConcurrentHashMap<>();
   private final ArrayList<ActorRef<Tools>> waiting = new ArrayList<>();
   private final ArrayDeque<String> stderr = new ArrayDeque<>();
   private int generation;
@@ -126,7 +124,6 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
           if (e.generation() == generation && client != null) down("exited" + lastStderr());
           return this;
         })
-        .onMessage(Done.class, this::onDone)
         .onMessage(Restart.class, r -> { start(); return this; })
         .onSignal(PostStop.class, s -> { close(); return this; })
         .build();
@@ -200,10 +197,10 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
   private void down(String why) {
     lastError = "MCP server " + spec.name() + " " + why;
     getContext().getLog().warn("{}; restarting in {}", lastError, backoff());
-    for (var c : inFlight.values()) {
-      c.call().replyTo().tell(ToolResult.failed(c.call().callId(), ToolError.INTERNAL, lastError + " while running " + c.tool()));
+    for (var key : List.copyOf(inFlight.keySet())) {
+      var c = inFlight.remove(key);
+      if (c != null) c.call().replyTo().tell(ToolResult.failed(c.call().callId(), ToolError.INTERNAL, lastError + " while running " + c.tool()));
     }
-    inFlight.clear();
     close();
     generation++; // answers of the dead process are ignored
     answerWaiting();
@@ -236,41 +233,35 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
     }
     String key = call.episodeId() + "/" + call.callId();
     inFlight.put(key, c);
-    int gen = generation;
-    var future = client.callTool(new McpSchema.CallToolRequest(c.tool(), c.arguments())).timeout(settings.callTimeout()).toFuture();
-    getContext().pipeToSelf(future, (r, e) -> new Done(gen, key, r, e));
+    // the answer goes to the agent from the client's thread, not through this mailbox: one hop less per call
+    client.callTool(new McpSchema.CallToolRequest(c.tool(), c.arguments())).timeout(settings.callTimeout()).toFuture()
+        .whenComplete((r, e) -> {
+          if (inFlight.remove(key, c)) call.replyTo().tell(answer(c, r, e));
+        });
     return this;
   }
 
-  private Behavior<Command> onDone(Done d) {
-    if (d.generation() != generation) return this; // already failed when the process went down
-    var c = inFlight.remove(d.key());
-    if (c == null) return this;
+  private ToolResult answer(Call c, McpSchema.CallToolResult r, Throwable error) {
     var callId = c.call().callId();
-    ToolResult result;
-    if (d.error() != null) {
-      var cause = unwrap(d.error());
+    if (error != null) {
+      var cause = unwrap(error);
       if (cause instanceof TimeoutException) {
-        result = ToolResult.failed(callId, ToolError.TIMEOUT, "MCP server " + spec.name() + " gave no answer to " + c.tool()
+        return ToolResult.failed(callId, ToolError.TIMEOUT, "MCP server " + spec.name() + " gave no answer to " + c.tool()
             + " within " + settings.callTimeout());
-      } else if (cause instanceof McpError m && m.getJsonRpcError() != null && m.getJsonRpcError().code() == McpSchema.ErrorCodes.INVALID_PARAMS) {
-        result = ToolResult.failed(callId, ToolError.INVALID_ARGUMENTS, "MCP server " + spec.name() + ": " + m.getMessage());
-      } else {
-        result = ToolResult.failed(callId, ToolError.INTERNAL, "MCP server " + spec.name() + ": " + describe(cause, c.tool()));
       }
-    } else {
-      var text = text(d.result());
-      if (text.length() > settings.maxResultBytes()) {
-        result = ToolResult.failed(callId, ToolError.PAYLOAD_TOO_LARGE, "MCP server " + spec.name() + " returned " + text.length()
-            + " characters from " + c.tool() + ", over the cap of " + settings.maxResultBytes());
-      } else if (Boolean.TRUE.equals(d.result().isError())) {
-        result = ToolResult.failed(callId, ToolError.TOOL_FAILED, text);
-      } else {
-        result = ToolResult.ok(callId, text);
+      if (cause instanceof McpError m && m.getJsonRpcError() != null && m.getJsonRpcError().code() == McpSchema.ErrorCodes.INVALID_PARAMS) {
+        return ToolResult.failed(callId, ToolError.INVALID_ARGUMENTS, "MCP server " + spec.name() + ": " + m.getMessage());
       }
+      var msg = cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage();
+      return ToolResult.failed(callId, ToolError.INTERNAL, "MCP server " + spec.name() + ": " + msg);
     }
-    c.call().replyTo().tell(result);
-    return this;
+    var text = text(r);
+    if (text.length() > settings.maxResultBytes()) {
+      return ToolResult.failed(callId, ToolError.PAYLOAD_TOO_LARGE, "MCP server " + spec.name() + " returned " + text.length()
+          + " characters from " + c.tool() + ", over the cap of " + settings.maxResultBytes());
+    }
+    if (Boolean.TRUE.equals(r.isError())) return ToolResult.failed(callId, ToolError.TOOL_FAILED, text);
+    return ToolResult.ok(callId, text);
   }
 
   /** The result's text: its text contents joined by newlines; other content (images, resources) as JSON. */
