@@ -132,6 +132,11 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
   private void start() {
     int gen = ++generation;
     var self = getContext().getSelf();
+    var missing = missingCommand(spec.command());
+    if (missing != null) {
+      self.tell(new StartFailed(gen, missing));
+      return;
+    }
     try {
       var params = ServerParameters.builder(spec.command()).args(spec.args()).env(spec.env()).build();
       var transport = new StdioClientTransport(params, McpJsonDefaults.getMapper(), settings.maxMessageBytes());
@@ -169,6 +174,19 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
     } catch (RuntimeException e) {
       self.tell(new StartFailed(gen, e.toString()));
     }
+  }
+
+  /** Why the command cannot be run (a path that is no executable file, or a name not on the PATH), or null. */
+  static String missingCommand(String command) {
+    if (command.contains("/")) {
+      var p = java.nio.file.Path.of(command);
+      return java.nio.file.Files.isRegularFile(p) && java.nio.file.Files.isExecutable(p) ? null : "command not found or not executable: " + command;
+    }
+    var path = System.getenv().getOrDefault("PATH", "");
+    for (var dir : path.split(java.io.File.pathSeparator)) {
+      if (!dir.isEmpty() && java.nio.file.Files.isExecutable(java.nio.file.Path.of(dir, command))) return null;
+    }
+    return "command not found on the PATH: " + command;
   }
 
   private Behavior<Command> onStarted(Started s) {

@@ -144,7 +144,7 @@ class McpBridgeTest {
     var quick = new McpServer.Settings(Duration.ofSeconds(3), Duration.ofSeconds(2), Duration.ofMillis(200), Duration.ofSeconds(1), 64 * 1024, 16 << 20);
     var none = start(registry, McpServer.Spec.parse("nope=/nonexistent/mcp-server"), quick);
     assertNotNull(none.error());
-    assertTrue(none.error().startsWith("MCP server nope failed to start"), none.error());
+    assertEquals("MCP server nope failed to start: command not found or not executable: /nonexistent/mcp-server", none.error());
     var hung = start(registry, McpServer.Spec.parse("hung=sleep 600"), quick);
     assertTrue(hung.error().contains("MCP server hung") && hung.error().contains("no answer to initialize"), hung.error());
     var script = Path.of(getClass().getResource("/bad-mcp-server.mjs").toURI()).toString();
