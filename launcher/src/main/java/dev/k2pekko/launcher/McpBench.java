@@ -36,7 +36,8 @@ import picocli.CommandLine.Option;
 /**
  * {@code k2 bench mcp}: tools/call through the bridge (a tool worker with the firewall, then the server's actor,
  * then the server process) against the MCP SDK's async client called directly, each on its own process of the same
- * server, alternating in one JVM: calls/s and p50/p99 latency per server process, and the bridge's overhead.
+ * server, alternating in one JVM: calls/s and p50/p99 latency per server process, and the bridge's overhead; and the
+ * server's actor asked straight (no tool worker, no firewall), to see which part of the bridge costs.
  */
 @Command(name = "mcp", mixinStandardHelpOptions = true,
     description = "MCP tools/call per server process: through the actor bridge and directly with the SDK, alternating in one run.")
@@ -86,10 +87,15 @@ final class McpBench implements java.util.concurrent.Callable<Integer> {
             return r;
           });
       Supplier<CompletableFuture<?>> viaSdk = () -> d.callTool(new McpSchema.CallToolRequest(tool, args)).toFuture();
+      // the server's actor asked directly, without the tool worker (and its firewall): where the bridge's time goes
+      Supplier<CompletableFuture<?>> viaActor = () -> AskPattern.<McpServer.Command, ToolResult>ask(serverRef,
+          replyTo -> new McpServer.Call(new ToolCall("bench", "a" + callNo[0]++, k2Name, args, replyTo), tool, args),
+          settings.callTimeout(), system.scheduler()).toCompletableFuture();
 
       measure(viaBridge, Math.max(100, calls / 5));
       measure(viaSdk, Math.max(100, calls / 5));
-      double[] bridge = new double[2], sdk = new double[2];
+      measure(viaActor, Math.max(100, calls / 5));
+      double[] bridge = new double[2], sdk = new double[2], actor = new double[2];
       var bridgeLat = new long[rounds * calls];
       var sdkLat = new long[rounds * calls];
       for (int r = 0; r < rounds; r++) {
@@ -97,6 +103,9 @@ final class McpBench implements java.util.concurrent.Callable<Integer> {
         System.arraycopy(b.latencies, 0, bridgeLat, r * calls, calls);
         bridge[0] += calls;
         bridge[1] += b.seconds;
+        var a = measure(viaActor, calls);
+        actor[0] += calls;
+        actor[1] += a.seconds;
         var s = measure(viaSdk, calls);
         System.arraycopy(s.latencies, 0, sdkLat, r * calls, calls);
         sdk[0] += calls;
@@ -109,6 +118,7 @@ final class McpBench implements java.util.concurrent.Callable<Integer> {
           .put("calls_per_round", calls).put("rounds", rounds).put("concurrency", concurrency)
           .put("bridge_calls_per_s", Math.round(bridgeRate)).put("bridge_p50_ms", ms(bridgeLat, 0.50)).put("bridge_p99_ms", ms(bridgeLat, 0.99))
           .put("sdk_calls_per_s", Math.round(sdkRate)).put("sdk_p50_ms", ms(sdkLat, 0.50)).put("sdk_p99_ms", ms(sdkLat, 0.99))
+          .put("server_actor_only_calls_per_s", Math.round(actor[0] / actor[1]))
           .put("bridge_over_sdk_time", Math.round(1000 * sdkRate / bridgeRate) / 1000.0)
           .put("cores", Runtime.getRuntime().availableProcessors());
       BenchCommand.print(o, json);

@@ -169,7 +169,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   }
 
   /**
-   * Hands an MCP call to its server's actor, which answers the agent. Relative path arguments become absolute paths
+   * Sends an MCP call to its server process (through the server's link, on this thread); the answer goes to the agent. Relative path arguments become absolute paths
    * in the episode's sandbox directory (created here), which is where the firewall confined them.
    */
   private ToolResult forward(ToolCall call, McpTools.Tool tool, Path sandbox) {
@@ -194,9 +194,9 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
       }
       args = rewritten;
     }
-    var server = mcp.server(tool.name());
-    if (server == null) return ToolResult.failed(call.callId(), ToolError.TRANSIENT_FAILURE, "MCP server " + tool.server() + " is not up; retry");
-    server.tell(new McpServer.Call(call, tool.serverTool(), args));
+    var link = mcp.link(tool.name());
+    if (link == null) return ToolResult.failed(call.callId(), ToolError.TRANSIENT_FAILURE, "MCP server " + tool.server() + " is not up; retry");
+    link.send(new McpServer.Call(call, tool.serverTool(), args)); // answered from the client's callback
     return null;
   }
 

@@ -30,7 +30,8 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * One MCP tool server process behind an actor: it spawns the process (stdio transport of the MCP Java SDK),
  * initializes it, lists its tools into the node's {@link McpTools} as {@code NAME.tool}, and runs {@code tools/call}s
  * for the tool workers, each with a timeout, answering the agent straight with a structured {@link ToolResult}.
- * Nothing blocks the actor: the SDK's async client answers through {@code pipeToSelf}. When the process exits or
+ * Nothing blocks the actor: the SDK's async client answers through {@code pipeToSelf}; calls go through the
+ * server's {@link Link} on the caller's thread and are answered from the client's callback. When the process exits or
  * fails to start, every call in flight gets a structured error naming the server, calls meanwhile get
  * {@code TRANSIENT_FAILURE}, and the process is started again after a backoff (doubling up to a cap, reset by a
  * successful start). A server that never comes up is retried forever at the cap; the rest of the run goes on.
@@ -79,6 +80,71 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
 
   private enum Restart implements Command { INSTANCE }
 
+  /**
+   * The thread-safe side of a server: tool workers send calls through it on their own thread (no hop through this
+   * actor's mailbox); the actor sets and clears the client as the process comes and goes. Each call is answered
+   * once: by the client's callback, or with an error when the process goes down (whoever removes it from
+   * {@code inFlight} answers it).
+   */
+  public static final class Link {
+    private final String name;
+    private final Settings settings;
+    private final java.util.concurrent.ConcurrentHashMap<String, Call> inFlight = new java.util.concurrent.ConcurrentHashMap<>();
+    private volatile McpAsyncClient client;
+    private volatile String lastError;
+
+    Link(String name, Settings settings) {
+      this.name = name;
+      this.settings = settings;
+    }
+
+    public void send(Call c) {
+      var call = c.call();
+      var cl = client;
+      if (cl == null) {
+        call.replyTo().tell(ToolResult.failed(call.callId(), ToolError.TRANSIENT_FAILURE,
+            (lastError == null ? "MCP server " + name + " is starting" : lastError) + "; retry"));
+        return;
+      }
+      String key = call.episodeId() + "/" + call.callId();
+      inFlight.put(key, c);
+      cl.callTool(new McpSchema.CallToolRequest(c.tool(), c.arguments())).timeout(settings.callTimeout()).toFuture()
+          .whenComplete((r, e) -> {
+            if (inFlight.remove(key, c)) call.replyTo().tell(answer(c, r, e));
+          });
+    }
+
+    void failAll(String why) {
+      for (var key : List.copyOf(inFlight.keySet())) {
+        var c = inFlight.remove(key);
+        if (c != null) c.call().replyTo().tell(ToolResult.failed(c.call().callId(), ToolError.INTERNAL, why + " while running " + c.tool()));
+      }
+    }
+
+    private ToolResult answer(Call c, McpSchema.CallToolResult r, Throwable error) {
+      var callId = c.call().callId();
+      if (error != null) {
+        var cause = unwrap(error);
+        if (cause instanceof TimeoutException) {
+          return ToolResult.failed(callId, ToolError.TIMEOUT, "MCP server " + name + " gave no answer to " + c.tool()
+              + " within " + settings.callTimeout());
+        }
+        if (cause instanceof McpError m && m.getJsonRpcError() != null && m.getJsonRpcError().code() == McpSchema.ErrorCodes.INVALID_PARAMS) {
+          return ToolResult.failed(callId, ToolError.INVALID_ARGUMENTS, "MCP server " + name + ": " + m.getMessage());
+        }
+        var msg = cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage();
+        return ToolResult.failed(callId, ToolError.INTERNAL, "MCP server " + name + ": " + msg);
+      }
+      var text = text(r);
+      if (text.length() > settings.maxResultBytes()) {
+        return ToolResult.failed(callId, ToolError.PAYLOAD_TOO_LARGE, "MCP server " + name + " returned " + text.length()
+            + " characters from " + c.tool() + ", over the cap of " + settings.maxResultBytes());
+      }
+      if (Boolean.TRUE.equals(r.isError())) return ToolResult.failed(callId, ToolError.TOOL_FAILED, text);
+      return ToolResult.ok(callId, text);
+    }
+  }
+
   public static Behavior<Command> create(Spec spec, Settings settings, McpTools registry) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new McpServer(ctx, timers, spec, settings, registry)));
   }
@@ -87,8 +153,7 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
   private final Spec spec;
   private final Settings settings;
   private final McpTools registry;
-  /** Calls sent to the process and not answered yet; whoever removes one answers it (the reply callback or {@link #down}). */
-  private final java.util.concurrent.ConcurrentHashMap<String, Call> inFlight = new java.util.concurrent.ConcurrentHashMap<>();
+  private final Link link;
   private final ArrayList<ActorRef<Tools>> waiting = new ArrayList<>();
   private final ArrayDeque<String> stderr = new ArrayDeque<>();
   private int generation;
@@ -104,6 +169,7 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
     this.spec = spec;
     this.settings = settings;
     this.registry = registry;
+    this.link = new Link(spec.name(), settings);
     start();
   }
 
@@ -198,7 +264,9 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
     tools = s.tools();
     failures = 0;
     lastError = null;
-    registry.register(tools, getContext().getSelf());
+    link.lastError = null;
+    link.client = client;
+    registry.register(tools, getContext().getSelf(), link);
     getContext().getLog().info("MCP server {} is up: {} tools", spec.name(), tools.size());
     for (var why : s.skipped()) getContext().getLog().warn("MCP server {}: tool {} skipped", spec.name(), why);
     answerWaiting();
@@ -215,10 +283,9 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
   private void down(String why) {
     lastError = "MCP server " + spec.name() + " " + why;
     getContext().getLog().warn("{}; restarting in {}", lastError, backoff());
-    for (var key : List.copyOf(inFlight.keySet())) {
-      var c = inFlight.remove(key);
-      if (c != null) c.call().replyTo().tell(ToolResult.failed(c.call().callId(), ToolError.INTERNAL, lastError + " while running " + c.tool()));
-    }
+    link.lastError = lastError;
+    link.client = null;
+    link.failAll(lastError);
     close();
     generation++; // answers of the dead process are ignored
     answerWaiting();
@@ -243,43 +310,8 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
   }
 
   private Behavior<Command> onCall(Call c) {
-    var call = c.call();
-    if (client == null) {
-      call.replyTo().tell(ToolResult.failed(call.callId(), ToolError.TRANSIENT_FAILURE,
-          (lastError == null ? "MCP server " + spec.name() + " is starting" : lastError) + "; retry"));
-      return this;
-    }
-    String key = call.episodeId() + "/" + call.callId();
-    inFlight.put(key, c);
-    // the answer goes to the agent from the client's thread, not through this mailbox: one hop less per call
-    client.callTool(new McpSchema.CallToolRequest(c.tool(), c.arguments())).timeout(settings.callTimeout()).toFuture()
-        .whenComplete((r, e) -> {
-          if (inFlight.remove(key, c)) call.replyTo().tell(answer(c, r, e));
-        });
+    link.send(c);
     return this;
-  }
-
-  private ToolResult answer(Call c, McpSchema.CallToolResult r, Throwable error) {
-    var callId = c.call().callId();
-    if (error != null) {
-      var cause = unwrap(error);
-      if (cause instanceof TimeoutException) {
-        return ToolResult.failed(callId, ToolError.TIMEOUT, "MCP server " + spec.name() + " gave no answer to " + c.tool()
-            + " within " + settings.callTimeout());
-      }
-      if (cause instanceof McpError m && m.getJsonRpcError() != null && m.getJsonRpcError().code() == McpSchema.ErrorCodes.INVALID_PARAMS) {
-        return ToolResult.failed(callId, ToolError.INVALID_ARGUMENTS, "MCP server " + spec.name() + ": " + m.getMessage());
-      }
-      var msg = cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage();
-      return ToolResult.failed(callId, ToolError.INTERNAL, "MCP server " + spec.name() + ": " + msg);
-    }
-    var text = text(r);
-    if (text.length() > settings.maxResultBytes()) {
-      return ToolResult.failed(callId, ToolError.PAYLOAD_TOO_LARGE, "MCP server " + spec.name() + " returned " + text.length()
-          + " characters from " + c.tool() + ", over the cap of " + settings.maxResultBytes());
-    }
-    if (Boolean.TRUE.equals(r.isError())) return ToolResult.failed(callId, ToolError.TOOL_FAILED, text);
-    return ToolResult.ok(callId, text);
   }
 
   /** The result's text: its text contents joined by newlines; other content (images, resources) as JSON. */

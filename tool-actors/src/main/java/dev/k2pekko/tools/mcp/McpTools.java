@@ -29,12 +29,18 @@ public final class McpTools {
     }
   }
 
-  record Entry(Tool tool, ActorRef<McpServer.Command> server) {}
+  record Entry(Tool tool, ActorRef<McpServer.Command> server, McpServer.Link link) {}
 
   private final ConcurrentHashMap<String, Entry> byName = new ConcurrentHashMap<>();
 
-  void register(List<Tool> tools, ActorRef<McpServer.Command> server) {
-    for (var t : tools) byName.put(t.name(), new Entry(t, server));
+  void register(List<Tool> tools, ActorRef<McpServer.Command> server, McpServer.Link link) {
+    for (var t : tools) byName.put(t.name(), new Entry(t, server, link));
+  }
+
+  /** The thread-safe link to the server process that runs this tool, or null. */
+  public McpServer.Link link(String name) {
+    var e = byName.get(name);
+    return e == null ? null : e.link();
   }
 
   /** The actor of the server process that runs this tool, or null. */
