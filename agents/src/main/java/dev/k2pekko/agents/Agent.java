@@ -251,6 +251,8 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     var spec = run.spec();
     // a first try of this episode may have left its world on this worker (its agent stopped mid-episode here)
     if (run.again()) worker.tell(new EndEpisode(episodeId, getContext().getSystem().ignoreRef()));
+    // the worker's firewall refuses any call to a tool not offered here
+    worker.tell(new dev.k2pekko.protocol.OpenEpisode(episodeId, agentId, task.toolsOffered()));
     if (spec.learned()) {
       awaitingAction = true;
       waitingSince = System.nanoTime();

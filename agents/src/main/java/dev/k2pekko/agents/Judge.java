@@ -2,6 +2,7 @@ package dev.k2pekko.agents;
 
 import dev.k2pekko.agents.tasks.Task;
 import dev.k2pekko.protocol.EpisodeOutcome;
+import dev.k2pekko.protocol.ToolError;
 import dev.k2pekko.protocol.Trajectory;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -97,12 +98,19 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     var d = e.draft();
     var t = d.withVerdict(verdict);
     int errors = 0;
-    for (var x : d.steps()) if (x.error() != null) errors++;
+    var refused = new ArrayList<ToolError>();
+    for (var x : d.steps()) {
+      if (x.error() == null) continue;
+      errors++;
+      // the firewall's refusals, counted by kind in the run summary (the call never reached the tool)
+      var kind = refusalOf(x.error());
+      if (kind != null) refused.add(kind);
+    }
     var kinds = new java.util.TreeSet<String>();
     if (!verdict.accepted()) for (var r : verdict.reasons()) kinds.add(JudgeRubric.kind(r));
     boolean keep = e.persist() == Agent.PersistMode.ALL || (e.persist() == Agent.PersistMode.ACCEPTED && verdict.accepted());
     var outcome = new EpisodeOutcome(e.agent(), e.episode(), services.nodeKey(), d.steps().size(), errors, verdict.accepted(),
-        d.difficulty(), d.category(), List.copyOf(kinds), e.perTask() ? d.taskId() : null, keep, fingerprint(t));
+        d.difficulty(), d.category(), List.copyOf(kinds), e.perTask() ? d.taskId() : null, keep, fingerprint(t), List.copyOf(refused));
     var judged = new Judged(keep ? t : null, outcome, e.runId(), e.tracker());
     if (!keep) {
       durable.add(judged);
@@ -222,5 +230,11 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
       h *= 0x100000001b3L;
     }
     return h;
+  }
+
+  /** The firewall's refusal a step's error names, or null (another error, or none). */
+  static ToolError refusalOf(String error) {
+    for (var k : ToolError.values()) if (k.refusal() && k.name().equals(error)) return k;
+    return null;
   }
 }

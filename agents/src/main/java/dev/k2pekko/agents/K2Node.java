@@ -22,7 +22,7 @@ public final class K2Node {
     try {
       Set<String> roles = new HashSet<>(config.getStringList("pekko.cluster.roles"));
       var tools = ToolDirectory.get(system);
-      if (roles.contains("tool")) tools.startWorkers(system);
+      if (roles.contains("tool")) tools.startWorkers(system, FirewallAudit.start(system));
       else tools.followRemoteWorkers(system);
       if (roles.contains("agent")) {
         var services = NodeServices.get(system);

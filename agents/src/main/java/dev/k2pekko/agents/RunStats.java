@@ -9,8 +9,9 @@ import java.util.TreeMap;
  * Counters of a run, keyed by name: {@code episodes}, {@code tool_calls}, {@code tool_errors}, {@code accepted},
  * {@code rejected}, {@code persisted}, {@code reason/<kind>}, {@code difficulty/<d>/episodes|accepted},
  * {@code category/<c>/episodes|accepted}, {@code node/<node>}, {@code task/<id>/n|ok}, {@code to_persist},
- * {@code fingerprint} (the sum of the episodes' fingerprints, mod 2^64). A run's tracker and its record count the
- * same way, from the durable {@link EpisodeOutcome}s, so the summary and the journal agree.
+ * {@code refused/<ToolError>} (the firewall's refusals), {@code fingerprint} (the sum of the episodes' fingerprints,
+ * mod 2^64). A run's tracker and its record count the same way, from the durable {@link EpisodeOutcome}s, so the
+ * summary and the journal agree.
  */
 public final class RunStats {
   private final HashMap<String, Long> counters = new HashMap<>();
@@ -37,6 +38,7 @@ public final class RunStats {
     add("episodes", 1);
     add("tool_calls", o.toolCalls());
     if (o.toolErrors() > 0) add("tool_errors", o.toolErrors());
+    for (var r : o.refusals()) add("refused/" + r.name(), 1);
     add(o.accepted() ? "accepted" : "rejected", 1);
     add("difficulty/" + o.difficulty() + "/episodes", 1);
     add("category/" + o.category() + "/episodes", 1);

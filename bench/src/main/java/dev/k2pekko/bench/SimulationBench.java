@@ -5,28 +5,65 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.k2pekko.agents.Agent;
 import dev.k2pekko.agents.RunDriver;
 import dev.k2pekko.agents.RunTracker;
+import dev.k2pekko.tools.Firewall;
+import dev.k2pekko.tools.ToolDirectory;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
 
-/** {@code k2 bench sim}: simulation throughput with the teacher policy and persistence off: a warm-up run, then the measured run. */
+/**
+ * {@code k2 bench sim}: simulation throughput with the teacher policy and persistence off: a warm-up run, then the
+ * measured run, with the tool workers' firewall on or off, or both alternately (off/on pairs in one JVM, so drift of
+ * the machine hits both sides alike).
+ */
 public final class SimulationBench {
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private SimulationBench() {}
 
-  /** The figures, and whether the measured run completed. */
+  public enum FirewallMode { ON, OFF, BOTH }
+
+  /** The figures, and whether the measured runs completed. */
   public record Result(ObjectNode figures, boolean complete) {}
 
-  public static Result run(ActorSystem<?> system, int agents, int episodes) throws Exception {
+  public static Result run(ActorSystem<?> system, int agents, int episodes, FirewallMode firewall, int pairs) throws Exception {
+    var fw = ToolDirectory.get(system).firewall();
+    fw.setEnabled(firewall != FirewallMode.OFF);
     run(system, agents, "warmup", Math.max(1, episodes / 3));
+    if (firewall == FirewallMode.BOTH) return both(system, fw, agents, episodes, pairs);
     var s = run(system, agents, "measured", episodes);
     double secs = s.elapsed().toNanos() / 1e9;
     var o = JSON.createObjectNode().put("bench", "sim").put("agents", agents).put("episodes", s.get("episodes"))
         .put("tool_calls", s.get("tool_calls")).put("seconds", secs)
         .put("tool_calls_per_s", Math.round(s.get("tool_calls") / secs)).put("episodes_per_s", Math.round(s.get("episodes") / secs))
-        .put("cores", Runtime.getRuntime().availableProcessors());
+        .put("firewall", firewall.name().toLowerCase()).put("cores", Runtime.getRuntime().availableProcessors());
     return new Result(o, s.complete());
+  }
+
+  /** Off and on alternately; tool calls/s summed over each side's runs. */
+  private static Result both(ActorSystem<?> system, Firewall fw, int agents, int episodes, int pairs) throws Exception {
+    long[] calls = new long[2];
+    double[] secs = new double[2];
+    boolean complete = true;
+    var perRun = JSON.createArrayNode();
+    for (int i = 0; i < 2 * pairs; i++) {
+      boolean on = i % 2 == 1;
+      fw.setEnabled(on);
+      var s = run(system, agents, on ? "firewall-on" : "firewall-off", episodes);
+      complete &= s.complete();
+      int k = on ? 1 : 0;
+      calls[k] += s.get("tool_calls");
+      secs[k] += s.elapsed().toNanos() / 1e9;
+      perRun.add(JSON.createObjectNode().put("firewall", on ? "on" : "off")
+          .put("tool_calls_per_s", Math.round(s.get("tool_calls") / (s.elapsed().toNanos() / 1e9))));
+    }
+    double off = calls[0] / secs[0], on = calls[1] / secs[1];
+    var o = JSON.createObjectNode().put("bench", "sim").put("agents", agents).put("episodes_per_agent", episodes)
+        .put("pairs", pairs).put("tool_calls_per_s_off", Math.round(off)).put("tool_calls_per_s_on", Math.round(on))
+        .put("on_over_off", Math.round(1000 * on / off) / 1000.0).put("overhead_pct", Math.round(1000 * (off / on - 1)) / 10.0)
+        .put("cores", Runtime.getRuntime().availableProcessors());
+    o.set("runs", perRun);
+    return new Result(o, complete);
   }
 
   private static RunTracker.Summary run(ActorSystem<?> system, int agents, String name, int n) throws Exception {

@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
  * command line lives here; what is measured lives in module {@code bench}.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see BENCHMARKS.md).",
-    subcommands = {BenchCommand.Sim.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
+    subcommands = {BenchCommand.Sim.class, McpBench.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
         BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class})
 final class BenchCommand implements Runnable {
   @Override public void run() {
@@ -41,11 +41,20 @@ final class BenchCommand implements Runnable {
     @Option(names = "--agents", defaultValue = "10000") int agents;
     @Option(names = "--episodes", defaultValue = "30", description = "episodes per agent in the measured run") int episodes;
     @Option(names = "--json") boolean json;
+    @Option(names = "--firewall", defaultValue = "on",
+        description = "on, off, or both: measured runs alternate off/on (--pairs times) in one JVM and the ratio is printed")
+    String firewall;
+    @Option(names = "--pairs", defaultValue = "2", description = "with --firewall both: off/on pairs of measured runs") int pairs;
 
     @Override public Integer call() throws Exception {
-      var system = Nodes.single(node.build("h2", new HashMap<>()), Duration.ofSeconds(30));
+      if (!java.util.Set.of("on", "off", "both").contains(firewall)) throw new NodeConfig.UsageError("--firewall must be on, off or both, got " + firewall);
+      if (pairs < 1) throw new NodeConfig.UsageError("--pairs must be at least 1");
+      var mode = SimulationBench.FirewallMode.valueOf(firewall.toUpperCase());
+      var config = node.build("h2", new HashMap<>());
+      JournalSchema.ensure(config); // the firewall's audit trail is written even with persistence off
+      var system = Nodes.single(config, Duration.ofSeconds(30));
       try {
-        var r = SimulationBench.run(system, agents, episodes);
+        var r = SimulationBench.run(system, agents, episodes, mode, pairs);
         print(r.figures(), json);
         return r.complete() ? 0 : 1;
       } finally {

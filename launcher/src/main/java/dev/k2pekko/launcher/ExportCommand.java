@@ -14,16 +14,22 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code k2 export}: trajectories as JSONL in the OpenAI chat format. */
+/** {@code k2 export}: trajectories as JSONL in the OpenAI chat format (docs/EXPORT.md). */
 @Command(name = "export", mixinStandardHelpOptions = true,
     description = "Write persisted trajectories as JSON Lines in the OpenAI chat format (messages with tool_calls and "
-        + "tool messages, the tools offered, and metadata with the verdict).")
+        + "tool messages, the tools offered, and metadata with the verdict); docs/EXPORT.md says which trainers and "
+        + "chat templates read which variant.")
 final class ExportCommand implements Callable<Integer> {
   @Mixin NodeConfig node;
   @Mixin ReplayCommand.Filters filters;
 
-  @Option(names = "--format", description = "jsonl (the only format)", defaultValue = "jsonl")
+  @Option(names = "--format", description = "jsonl (messages, tools, metadata; HF datasets, TRL, chat templates) or openai "
+      + "(OpenAI fine-tuning: no metadata, tool names as ^[a-zA-Z0-9_-]{1,64}$, dots as __)", defaultValue = "jsonl")
   String format;
+
+  @Option(names = "--tool-call-content", description = "content of assistant turns that call a tool: empty (\"\", default: "
+      + "Qwen-family templates fail on null) or null (DeepSeek-V3's template renders tool calls only then)", defaultValue = "empty")
+  String toolCallContent;
 
   @Option(names = "--out", required = true, description = "output file")
   Path out;
@@ -35,7 +41,10 @@ final class ExportCommand implements Callable<Integer> {
   int timeoutSeconds;
 
   @Override public Integer call() throws Exception {
-    if (!format.equals("jsonl")) throw new NodeConfig.UsageError("--format must be jsonl, got '" + format + "'");
+    if (!format.equals("jsonl") && !format.equals("openai")) throw new NodeConfig.UsageError("--format must be jsonl or openai, got '" + format + "'");
+    if (!toolCallContent.equals("empty") && !toolCallContent.equals("null")) {
+      throw new NodeConfig.UsageError("--tool-call-content must be empty or null, got '" + toolCallContent + "'");
+    }
     if (timeoutSeconds < 1) throw new NodeConfig.UsageError("--timeout must be at least 1 second");
     var tmp = OutputPaths.partFile(out);
     com.typesafe.config.Config config;
@@ -47,7 +56,9 @@ final class ExportCommand implements Callable<Integer> {
     }
     var system = Nodes.local(config, "k2-export");
     try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
-      var export = new ChatExport(ToolDirectory.get(system).universe());
+      var export = new ChatExport(ToolDirectory.get(system).universe(),
+          format.equals("openai") ? ChatExport.Format.OPENAI : ChatExport.Format.JSONL,
+          toolCallContent.equals("null") ? ChatExport.ToolCallContent.NULL : ChatExport.ToolCallContent.EMPTY);
       long n = new TrajectoryReplay(system).forEach(filters.filter(), Duration.ofSeconds(timeoutSeconds), (tag, t) -> {
         try {
           w.write(export.toLine(t, tag));

@@ -94,6 +94,7 @@ final class NodeCommand implements Callable<Integer> {
     var config = node.build("postgres", o);
     System.err.println("k2: " + JournalSchema.ensure(config));
     var system = K2Node.start("k2", config);
+    McpStatus.print(system);
     var trainer = dev.k2pekko.trainer.TrainerNode.start(system, runId);
     watchMembers(system);
     var terminated = new CountDownLatch(1);

@@ -24,6 +24,10 @@ public final class NodeConfig {
   @Option(names = "--config", description = "HOCON file whose settings override the defaults", paramLabel = "FILE")
   String configFile;
 
+  @Option(names = "--mcp", description = "an MCP tool server to attach, NAME=COMMAND [ARG ...] (repeatable; adds to k2.mcp.servers): "
+      + "one process per tool node, its tools named NAME.tool (docs/TOOLS.md)", paramLabel = "NAME=COMMAND")
+  List<String> mcp = List.of();
+
   String journalKind(String fallback) {
     if (journal != null) {
       if (!journal.equals("h2") && !journal.equals("postgres")) throw new UsageError("--journal must be h2 or postgres, got '" + journal + "'");
@@ -71,13 +75,28 @@ public final class NodeConfig {
     if (!toolSpecs.isEmpty()) o.put("k2.tools.spec-files", toolSpecs);
     Config config;
     try {
-      config = ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app));
+      config = withMcp(ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app)));
       SettingsCheck.against(config, ConfigFactory.load(defaults), configFile == null ? "a flag" : "--config " + configFile);
     } catch (com.typesafe.config.ConfigException e) {
       throw new UsageError((configFile == null ? "" : "--config " + configFile + ": ") + e.getMessage());
     }
     checkToolSpecs(config);
     return config;
+  }
+
+  /** The servers of {@code --mcp NAME=COMMAND} added to {@code k2.mcp.servers}. */
+  private Config withMcp(Config config) {
+    if (mcp.isEmpty()) return config;
+    var servers = new java.util.ArrayList<>(config.getStringList("k2.mcp.servers"));
+    for (var m : mcp) {
+      try {
+        dev.k2pekko.tools.mcp.McpServer.Spec.parse(m);
+      } catch (IllegalArgumentException e) {
+        throw new UsageError(e.getMessage());
+      }
+      servers.add(m);
+    }
+    return ConfigFactory.parseMap(Map.of("k2.mcp.servers", servers)).withFallback(config);
   }
 
   /** The tool-spec files, read and checked here against their limits, with a progress line for big ones. */

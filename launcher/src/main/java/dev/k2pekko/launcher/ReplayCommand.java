@@ -20,6 +20,10 @@ final class ReplayCommand implements Callable<Integer> {
   @Option(names = "--count", description = "print only how many match")
   boolean count;
 
+  @Option(names = "--refusals", description = "the firewall's audit trail instead: every refused tool call (time, node "
+      + "incarnation's agent, episode, tool, reason, detail); with --count only how many")
+  boolean refusals;
+
   @Option(names = "--limit", description = "print at most this many", defaultValue = "2147483647")
   long limit;
 
@@ -50,6 +54,23 @@ final class ReplayCommand implements Callable<Integer> {
     }
   }
 
+  private long refusals(org.apache.pekko.actor.typed.ActorSystem<?> system, Duration timeout) throws Exception {
+    var printed = new long[1];
+    return dev.k2pekko.agents.FirewallAudit.replay(system)
+        .runFold(0L, (n, r) -> {
+          if (!count && printed[0]++ < limit) {
+            System.out.printf("%s %s agent=%s episode=%s call=%s tool=%s: %s%n", java.time.Instant.ofEpochMilli(r.atMillis()),
+                r.reason(), r.agentId(), r.episodeId(), r.callId(), r.tool(), r.detail());
+          }
+          return n + 1;
+        }, system)
+        .thenApply(n -> {
+          if (count && !json) System.out.println(n);
+          return n;
+        })
+        .toCompletableFuture().get(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+  }
+
   @Override public Integer call() throws Exception {
     if (timeoutSeconds < 1) throw new NodeConfig.UsageError("--timeout must be at least 1 second");
     if (limit < 0) throw new NodeConfig.UsageError("--limit must be >= 0");
@@ -61,7 +82,9 @@ final class ReplayCommand implements Callable<Integer> {
       var timeout = Duration.ofSeconds(timeoutSeconds);
       long start = System.nanoTime();
       long n;
-      if (count) {
+      if (refusals) {
+        n = refusals(system, timeout);
+      } else if (count) {
         n = replay.count(filter, timeout);
         if (!json) System.out.println(n);
       } else {

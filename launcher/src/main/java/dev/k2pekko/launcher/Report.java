@@ -53,6 +53,8 @@ final class Report {
     b.category().forEach((c2, v) -> byCategory.putObject(c2).put("accepted", v[1]).put("episodes", v[0]));
     var byNode = o.putObject("episodes_by_node");
     b.nodes().forEach(byNode::put);
+    var refused = o.putObject("firewall_refusals");
+    b.refused().forEach(refused::put);
     return o;
   }
 
@@ -64,6 +66,10 @@ final class Report {
     out.printf("  %-22s %,12d%n", "agents", agents);
     out.printf("  %-22s %,12d%n", "episodes", episodes);
     out.printf("  %-22s %,12d   (%,d returned an error)%n", "tool calls", s.get("tool_calls"), s.get("tool_errors"));
+    var refusedByReason = Breakdown.of(s.counters()).refused();
+    long refusedCalls = refusedByReason.values().stream().mapToLong(Long::longValue).sum();
+    out.printf("  %-22s %,12d   %s%n", "firewall refusals", refusedCalls, refusedCalls == 0 ? "" : refusedByReason.entrySet().stream()
+        .map(e -> String.format("%s %,d", e.getKey(), e.getValue())).collect(java.util.stream.Collectors.joining(", ", "(", ")")));
     out.printf("  %-22s %,12d   (%s)%n", "accepted", s.get("accepted"), pct(s.get("accepted"), episodes));
     out.printf("  %-22s %,12d   (%s)%n", "rejected", s.get("rejected"), pct(s.get("rejected"), episodes));
     out.printf("  %-22s %,12d   (journal: %s)%n", "persisted", s.get("persisted"), journal);
@@ -95,12 +101,12 @@ final class Report {
 
   /**
    * The run's counters by kind (keys as {@link dev.k2pekko.agents.RunStats} names them): rejection reasons,
-   * {episodes, accepted} per difficulty and per category, episodes per node.
+   * {episodes, accepted} per difficulty and per category, episodes per node, firewall refusals by reason.
    */
   record Breakdown(TreeMap<String, Long> reasons, TreeMap<Integer, long[]> difficulty, TreeMap<String, long[]> category,
-                   TreeMap<String, Long> nodes) {
+                   TreeMap<String, Long> nodes, TreeMap<String, Long> refused) {
     static Breakdown of(Map<String, Long> counters) {
-      var b = new Breakdown(new TreeMap<>(), new TreeMap<>(), new TreeMap<>(), new TreeMap<>());
+      var b = new Breakdown(new TreeMap<>(), new TreeMap<>(), new TreeMap<>(), new TreeMap<>(), new TreeMap<>());
       for (var e : counters.entrySet()) {
         var k = e.getKey();
         var p = k.split("/");
@@ -108,6 +114,7 @@ final class Report {
         switch (p[0]) {
           case "reason" -> b.reasons().put(p[1], e.getValue());
           case "node" -> b.nodes().put(k.substring(5), e.getValue());
+          case "refused" -> b.refused().put(p[1], e.getValue());
           case "difficulty" -> b.difficulty().computeIfAbsent(Integer.parseInt(p[1]), x -> new long[2])[slot] = e.getValue();
           case "category" -> b.category().computeIfAbsent(p[1], x -> new long[2])[slot] = e.getValue();
           default -> { }

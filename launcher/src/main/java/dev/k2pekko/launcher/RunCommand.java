@@ -140,6 +140,7 @@ final class RunCommand implements Callable<Integer> {
     }
     var system = Nodes.single(config, Duration.ofSeconds(30));
     try {
+      McpStatus.print(system);
       var started = TrainerNode.start(system, runId);
       var report = new PipelineReport(System.err);
       var pipeline = new Pipeline(system, started, Pipeline.Spec.fromConfig(runId, seed, config), p -> { if (!quiet) report.progress(p); });
@@ -175,6 +176,7 @@ final class RunCommand implements Callable<Integer> {
     if (mode != Agent.PersistMode.NONE) System.err.println("k2: " + JournalSchema.ensure(config));
     var system = Nodes.single(config, Duration.ofSeconds(30));
     try {
+      McpStatus.print(system);
       var report = new Report(System.err);
       var done = RunDriver.start(system, spec, s -> { if (!quiet) report.progress(s); });
       var summary = Nodes.await(done, spec.timeout().plusSeconds(30));

@@ -13,7 +13,9 @@ import java.util.List;
  * @param reasonKinds the kinds of the rejection reasons (empty when accepted)
  * @param taskId the task instance, for evaluations that count trials per task; null otherwise
  * @param kept whether the trajectory went to the journal
+ * @param refusals the {@link ToolError} of each call the firewall refused, in call order (empty when none was)
  * @param fingerprint a hash of the trajectory without its run id (steps, answer, verdict): equal runs sum to equal values
  */
 public record EpisodeOutcome(int agent, int episode, String node, int toolCalls, int toolErrors, boolean accepted, int difficulty,
-                             String category, List<String> reasonKinds, String taskId, boolean kept, long fingerprint) implements KryoWire {}
+                             String category, List<String> reasonKinds, String taskId, boolean kept, long fingerprint,
+                             List<ToolError> refusals) implements KryoWire {}

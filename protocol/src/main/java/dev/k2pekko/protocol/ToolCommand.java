@@ -1,4 +1,4 @@
 package dev.k2pekko.protocol;
 
-/** What a tool worker accepts: calls within an episode, and the end of that episode. */
-public sealed interface ToolCommand extends KryoWire permits ToolCall, EndEpisode {}
+/** What a tool worker accepts: the opening of an episode, calls within it, and its end. */
+public sealed interface ToolCommand extends KryoWire permits OpenEpisode, ToolCall, EndEpisode {}

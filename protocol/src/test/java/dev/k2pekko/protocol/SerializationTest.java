@@ -42,6 +42,8 @@ class SerializationTest {
     var probe = KIT.<ToolResult>createTestProbe();
     kit.verifySerialization(new ToolCall("ep", "c0", "calc.add", Map.of("a", 7L, "b", 5L), probe.getRef()), true);
     kit.verifySerialization(ToolResult.failed("c0", ToolError.INVALID_ARGUMENTS, "bad"), true);
+    kit.verifySerialization(ToolResult.failed("c1", ToolError.PATH_OUTSIDE_SANDBOX, "{\"refused\":\"..\"}"), true);
+    kit.verifySerialization(new OpenEpisode("ep", "agent-1", List.of("calc.add", "notes.write")), true);
     kit.verifySerialization(new WorldSnapshot("ep", Map.of("notes:notes", "12")), true);
     kit.verifySerialization(trajectory("teacher"), true);
     var serializer = SerializationExtension.get(Adapter.toClassic(KIT.system())).findSerializerFor(trajectory("teacher"));
@@ -68,6 +70,13 @@ class SerializationTest {
     assertEquals("JacksonCborSerializer", batchSerializer.getClass().getSimpleName());
     assertEquals(batch, serialization.deserialize(batchSerializer.toBinary(batch), batchSerializer.identifier(),
         Serializers.manifestFor(batchSerializer, batch)).get());
+
+    var refused = new CallsRefused(List.of(new CallsRefused.Refusal("ep", "agent-1", "call_0", "calc.max", "NOT_OFFERED",
+        "calc.max was not offered", 5L)), "k2@127.0.0.1:2551");
+    var refusedSerializer = serialization.findSerializerFor(refused);
+    assertEquals("JacksonCborSerializer", refusedSerializer.getClass().getSimpleName());
+    assertEquals(refused, serialization.deserialize(refusedSerializer.toBinary(refused), refusedSerializer.identifier(),
+        Serializers.manifestFor(refusedSerializer, refused)).get());
 
     // Written by version 1, before trajectories named their policy (see src/test/resources/trajectory-recorded-v1.cbor).
     try (var in = getClass().getResourceAsStream("/trajectory-recorded-v1.cbor")) {

@@ -1,6 +1,9 @@
 package dev.k2pekko.tools;
 
+import dev.k2pekko.protocol.CallsRefused;
 import dev.k2pekko.protocol.ToolCommand;
+import dev.k2pekko.tools.mcp.McpServer;
+import dev.k2pekko.tools.mcp.McpTools;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -32,6 +35,11 @@ public final class ToolDirectory implements Extension {
   private final ToolUniverse universe;
   private final ToolWorker.Settings settings;
   private final int workersPerNode;
+  private final Firewall firewall;
+  private final McpTools mcpTools = new McpTools();
+  private final List<McpServer.Spec> mcpSpecs;
+  private final McpServer.Settings mcpSettings;
+  private volatile List<ActorRef<McpServer.Command>> mcpServers = List.of();
   private volatile List<ActorRef<ToolCommand>> local = List.of();
   private volatile List<ActorRef<ToolCommand>> remote = List.of();
 
@@ -44,17 +52,69 @@ public final class ToolDirectory implements Extension {
     this.universe = extra.isEmpty() ? u : u.with(extra);
     this.settings = new ToolWorker.Settings(c.getLong("seed"), (int) c.getBytes("max-payload").longValue(),
         c.getDuration("episode-idle-timeout"));
+    this.firewall = new Firewall(Firewall.Settings.from(c));
+    var m = system.settings().config().getConfig("k2.mcp");
+    var specs = new ArrayList<McpServer.Spec>();
+    var names = new java.util.HashSet<String>();
+    for (String s : m.getStringList("servers")) {
+      var spec = McpServer.Spec.parse(s);
+      if (!names.add(spec.name())) throw new IllegalArgumentException("MCP server '" + spec.name() + "' is given twice");
+      specs.add(spec);
+    }
+    this.mcpSpecs = List.copyOf(specs);
+    this.mcpSettings = new McpServer.Settings(m.getDuration("start-timeout"), m.getDuration("call-timeout"),
+        m.getDuration("min-backoff"), m.getDuration("max-backoff"), (int) m.getBytes("max-result").longValue(),
+        (int) m.getBytes("max-message").longValue());
     int n = c.getInt("workers-per-node");
     this.workersPerNode = n > 0 ? n : Math.max(2, 2 * Runtime.getRuntime().availableProcessors());
   }
 
   public ToolUniverse universe() { return universe; }
 
-  /** Spawns this node's tool workers (the {@code tool} role) and registers them for the other nodes. */
+  /** The MCP tools of this node's servers ({@code k2.mcp.servers}), as they come up. */
+  public McpTools mcpTools() { return mcpTools; }
+
+  /**
+   * Waits until every MCP server of this node has ended its first start attempt; returns each one's tools or why
+   * it has none (a server that failed keeps being restarted in the background).
+   */
+  public List<McpServer.Tools> awaitMcpServers(ActorSystem<?> system, java.time.Duration timeout) {
+    var out = new ArrayList<McpServer.Tools>();
+    for (int i = 0; i < mcpServers.size(); i++) {
+      var ref = mcpServers.get(i);
+      var name = mcpSpecs.get(i).name();
+      try {
+        out.add(org.apache.pekko.actor.typed.javadsl.AskPattern.<McpServer.Command, McpServer.Tools>ask(ref, McpServer.GetTools::new,
+            timeout, system.scheduler()).toCompletableFuture().get());
+      } catch (Exception e) {
+        out.add(new McpServer.Tools(name, List.of(), "MCP server " + name + " did not come up within " + timeout));
+      }
+    }
+    return out;
+  }
+
+  /** This node's firewall, shared by its workers. */
+  public Firewall firewall() { return firewall; }
+
+  /** Spawns this node's tool workers with refusals logged only (no journal): nodes and tests without persistence. */
   public void startWorkers(ActorSystem<?> system) {
+    var log = system.log();
+    startWorkers(system, r -> log.info("firewall refused {} of {}: {} ({})", r.tool(), r.episodeId(), r.reason(), r.detail()));
+  }
+
+  /**
+   * Spawns this node's tool workers (the {@code tool} role) and registers them for the other nodes. Every refusal
+   * of the node's firewall is given to {@code audit} (on the refusing worker's thread: it must only enqueue).
+   */
+  public void startWorkers(ActorSystem<?> system, java.util.function.Consumer<CallsRefused.Refusal> audit) {
+    var servers = new ArrayList<ActorRef<McpServer.Command>>();
+    for (var spec : mcpSpecs) {
+      servers.add(system.systemActorOf(McpServer.create(spec, mcpSettings, mcpTools), "mcp-" + spec.name(), Props.empty()));
+    }
+    mcpServers = List.copyOf(servers);
     var refs = new ArrayList<ActorRef<ToolCommand>>();
     for (int i = 0; i < workersPerNode; i++) {
-      var ref = system.systemActorOf(ToolWorker.create(universe, settings), "tool-worker-" + i, Props.empty());
+      var ref = system.systemActorOf(ToolWorker.create(universe, settings, firewall, audit, mcpTools), "tool-worker-" + i, Props.empty());
       system.receptionist().tell(Receptionist.register(WORKERS, ref));
       refs.add(ref);
     }

@@ -1,0 +1,199 @@
+package dev.k2pekko.tools;
+
+import com.typesafe.config.Config;
+import dev.k2pekko.protocol.ToolError;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The agentic firewall: what a tool call must pass where it is executed (in the tool worker, before the tool runs),
+ * never in the agent, so no policy can talk its way past it. In order: the tool must be one of those offered to the
+ * episode; the agent's and the tool's token buckets must hold a token; the arguments must fit the payload cap; every
+ * path argument must stay inside the sandbox. One instance per node, shared by its workers (thread-safe): the rate
+ * limits are per node, and an agent's calls stay on its node (see {@link ToolDirectory}).
+ */
+public final class Firewall {
+  /**
+   * @param rate calls per second refilled; 0 = no limit
+   * @param burst the bucket's size: calls allowed at once after a quiet spell
+   */
+  public record Limit(double rate, double burst) {
+    public static final Limit NONE = new Limit(0, 0);
+
+    public Limit {
+      if (!(rate >= 0) || Double.isInfinite(rate)) throw new IllegalArgumentException("rate must be finite and >= 0, got " + rate);
+      if (rate > 0 && !(burst >= 1)) throw new IllegalArgumentException("burst must be >= 1 when a rate is set, got " + burst);
+    }
+
+    boolean on() { return rate > 0; }
+  }
+
+  /**
+   * @param sandbox the directory path arguments are confined to; null: a virtual sandbox (relative paths without
+   *     {@code ..} only, nothing on disk to follow)
+   * @param pathArguments names of arguments that hold a path (or, as a JSON array, several)
+   */
+  public record Settings(boolean enabled, Limit perAgent, Limit perTool, int maxPayloadBytes, Path sandbox,
+                         Set<String> pathArguments) {
+    public static Settings from(Config tools) {
+      var c = tools.getConfig("firewall");
+      var sandbox = c.getString("sandbox");
+      return new Settings(c.getBoolean("enabled"),
+          new Limit(c.getDouble("per-agent.rate"), c.getDouble("per-agent.burst")),
+          new Limit(c.getDouble("per-tool.rate"), c.getDouble("per-tool.burst")),
+          (int) tools.getBytes("max-payload").longValue(),
+          sandbox.isEmpty() ? null : Path.of(sandbox).toAbsolutePath().normalize(),
+          Set.copyOf(c.getStringList("path-arguments")));
+    }
+  }
+
+  /** Why a call was refused: the error kind the agent sees and a sentence for the agent and the audit trail. */
+  public record Refused(ToolError reason, String detail) {}
+
+  static final class Bucket {
+    private double tokens;
+    private long last;
+    volatile long lastUse;
+
+    Bucket(double burst, long now) { tokens = burst; last = now; lastUse = now; }
+
+    synchronized boolean take(Limit limit, long now) {
+      tokens = Math.min(limit.burst(), tokens + (now - last) * limit.rate() / 1e9);
+      last = now;
+      lastUse = now;
+      if (tokens < 1) return false;
+      tokens -= 1;
+      return true;
+    }
+  }
+
+  private volatile boolean enabled;
+  private final Settings settings;
+  private final ConcurrentHashMap<String, Bucket> agentBuckets = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, Bucket> toolBuckets = new ConcurrentHashMap<>();
+
+  public Firewall(Settings settings) {
+    this.settings = settings;
+    this.enabled = settings.enabled();
+  }
+
+  public Settings settings() { return settings; }
+
+  public boolean enabled() { return enabled; }
+
+  /** Switches the firewall on or off at run time: {@code k2 bench sim --firewall both} measures its cost in one run. */
+  public void setEnabled(boolean on) { enabled = on; }
+
+  /** What the firewall knows of an opened episode: its offered tools and its agent's bucket (looked up once). */
+  public static final class Gate {
+    final Set<String> offered;
+    final String agentId;
+    final Bucket agentBucket;
+
+    private Gate(Set<String> offered, String agentId, Bucket agentBucket) {
+      this.offered = offered;
+      this.agentId = agentId;
+      this.agentBucket = agentBucket;
+    }
+
+    public String agentId() { return agentId; }
+  }
+
+  /** The gate of an episode that {@code agentId} opened with these tools offered. */
+  public Gate open(String agentId, java.util.Collection<String> offered) {
+    long now = System.nanoTime();
+    var bucket = settings.perAgent().on() && agentId != null
+        ? agentBuckets.computeIfAbsent(agentId, k -> new Bucket(settings.perAgent().burst(), now)) : null;
+    return new Gate(Set.copyOf(offered), agentId, bucket);
+  }
+
+  /**
+   * Null when the call may go to the tool, else why not. {@code gate} is null when the episode was never opened
+   * (no {@code OpenEpisode} reached this worker): then nothing was offered and every call is refused.
+   * {@code episodeSandbox} narrows the sandbox for one episode (null: the configured one).
+   */
+  public Refused check(Gate gate, String tool, Map<String, Object> args, Path episodeSandbox) {
+    if (!enabled) return null;
+    if (gate == null) return new Refused(ToolError.NOT_OFFERED, "the episode was not opened at this tool worker: no tools were offered to it");
+    if (!gate.offered.contains(tool)) return new Refused(ToolError.NOT_OFFERED, tool + " was not offered to this episode");
+    long now = System.nanoTime();
+    if (gate.agentBucket != null && !gate.agentBucket.take(settings.perAgent(), now)) {
+      return new Refused(ToolError.RATE_LIMITED, "agent " + gate.agentId + " is over its limit of " + settings.perAgent().rate() + " calls/s; retry later");
+    }
+    if (settings.perTool().on()
+        && !toolBuckets.computeIfAbsent(tool, k -> new Bucket(settings.perTool().burst(), now)).take(settings.perTool(), now)) {
+      return new Refused(ToolError.RATE_LIMITED, tool + " is over its limit of " + settings.perTool().rate() + " calls/s; retry later");
+    }
+    int bytes = ArgumentValidator.payloadBytes(args);
+    if (bytes > settings.maxPayloadBytes()) {
+      return new Refused(ToolError.PAYLOAD_TOO_LARGE, "arguments of " + bytes + " bytes exceed the cap of " + settings.maxPayloadBytes() + " bytes");
+    }
+    if (args != null) {
+      for (var e : args.entrySet()) {
+        if (!settings.pathArguments().contains(e.getKey())) continue;
+        var v = e.getValue();
+        var values = v instanceof List<?> l ? l : List.of(v == null ? "" : v);
+        for (var p : values) {
+          if (!(p instanceof String s)) continue; // the schema check reports a wrong type
+          var why = outside(s, episodeSandbox != null ? episodeSandbox : settings.sandbox());
+          if (why != null) return new Refused(ToolError.PATH_OUTSIDE_SANDBOX, "argument '" + e.getKey() + "' " + why);
+        }
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Why {@code path} leaves {@code sandbox}, or null when it stays inside. A {@code ..} segment is refused outright
+   * (even one that would come back inside: a path that needs it is not one a task asks for); an absolute path must
+   * lie under the sandbox; then the deepest part of the path that exists on disk is resolved with its symlinks and
+   * must still lie under the sandbox's own real path.
+   */
+  static String outside(String path, Path sandbox) {
+    if (path.indexOf('\0') >= 0) return "contains a NUL character";
+    for (var segment : path.split("[/\\\\]")) if (segment.equals("..")) return "\"" + clip(path) + "\" contains '..'";
+    Path p;
+    try {
+      p = Path.of(path);
+    } catch (InvalidPathException e) {
+      return "\"" + clip(path) + "\" is not a valid path";
+    }
+    if (sandbox == null) return p.isAbsolute() || path.startsWith("~") ? "\"" + clip(path) + "\" is absolute: only paths relative to the sandbox are allowed" : null;
+    var resolved = sandbox.resolve(p).normalize();
+    if (!resolved.startsWith(sandbox)) return "\"" + clip(path) + "\" is outside the sandbox " + sandbox;
+    try {
+      // an episode's sandbox may not exist yet: resolve its deepest existing ancestor
+      var rootAncestor = sandbox;
+      while (rootAncestor != null && !Files.exists(rootAncestor)) rootAncestor = rootAncestor.getParent();
+      if (rootAncestor == null) return "\"" + clip(path) + "\": the sandbox " + sandbox + " has no existing ancestor";
+      var realRoot = rootAncestor.toRealPath().resolve(rootAncestor.relativize(sandbox)).normalize();
+      var existing = resolved;
+      while (existing != null && !Files.exists(existing, java.nio.file.LinkOption.NOFOLLOW_LINKS)) existing = existing.getParent();
+      // nothing of the path inside the sandbox exists yet: no symlink to follow
+      if (existing == null || !existing.startsWith(sandbox)) return null;
+      // a dangling symlink exists but has no real path: follow it by hand
+      var real = Files.isSymbolicLink(existing) && !Files.exists(existing)
+          ? existing.getParent().toRealPath().resolve(Files.readSymbolicLink(existing)).normalize()
+          : existing.toRealPath();
+      if (!real.startsWith(realRoot)) return "\"" + clip(path) + "\" leads through a symlink out of the sandbox (to " + real + ")";
+    } catch (IOException e) {
+      return "\"" + clip(path) + "\" cannot be resolved: " + e.getMessage();
+    }
+    return null;
+  }
+
+  /** Forgets token buckets unused for {@code idleNanos} (a bucket that idle has refilled: a new one is the same). */
+  public void sweep(long idleNanos) {
+    long now = System.nanoTime();
+    agentBuckets.values().removeIf(b -> now - b.lastUse > idleNanos);
+    toolBuckets.values().removeIf(b -> now - b.lastUse > idleNanos);
+  }
+
+  private static String clip(String s) { return s.length() > 80 ? s.substring(0, 80) + "…" : s; }
+}
