@@ -22,7 +22,7 @@ public final class ToolSpecFiles {
 
   /**
    * Limits on one tool-spec file ({@code k2.tools.spec-file-limits}): a file over them is refused before it is
-   * parsed into tools. A 50 MB file with 101,643 tools once took 98 s of startup with nothing shown.
+   * parsed into tools, so a huge file is one clear error instead of a long silent startup.
    */
   public record Limits(long maxBytes, int maxTools, long progressBytes) {
     public static Limits of(com.typesafe.config.Config tools) {
