@@ -6,8 +6,7 @@ import com.typesafe.config.ConfigValueType;
 
 /**
  * Reads every {@code k2.*} setting the way its default is typed, before anything boots: Typesafe Config checks types
- * only when a value is read, which for {@code k2.pipeline.rl-rounds = "abc"} was after 16 s of booting, as a stack
- * trace. A number must be a number (an integer where the default is one), a boolean a boolean, a duration or a size
+ * only when a value is read, which for a late-read setting means a stack trace long after the run started. A number must be a number (an integer where the default is one), a boolean a boolean, a duration or a size
  * a duration or a size, a list a list.
  */
 final class SettingsCheck {
