@@ -12,7 +12,7 @@ import dev.k2pekko.model.Sequence;
 import dev.k2pekko.model.TokenBatch;
 import dev.k2pekko.model.Tokenizer;
 import dev.k2pekko.ops.ReferenceOps;
-import dev.k2pekko.trainer.report.LinePlot;
+import dev.k2pekko.pipeline.report.LinePlot;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;

@@ -2,7 +2,7 @@ package dev.k2pekko.bench;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.k2pekko.trainer.report.LinePlot;
+import dev.k2pekko.pipeline.report.LinePlot;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import javax.imageio.ImageIO;

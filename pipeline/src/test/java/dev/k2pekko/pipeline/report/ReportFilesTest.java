@@ -1,4 +1,4 @@
-package dev.k2pekko.trainer.report;
+package dev.k2pekko.pipeline.report;
 
 import static org.junit.jupiter.api.Assertions.*;
 

@@ -1,5 +1,6 @@
-package dev.k2pekko.trainer;
+package dev.k2pekko.pipeline;
 
+import dev.k2pekko.trainer.Learner;
 import com.typesafe.config.Config;
 import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.clip.ClipMonitor;
