@@ -14,6 +14,7 @@ import dev.k2pekko.model.TokenBatch;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.TensorOps;
 import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.ps.server.CoordinatorAddress;
 import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsSettings;
 import dev.k2pekko.ps.server.PsGroup;
@@ -98,7 +99,7 @@ public final class LoopBench {
         .checkpointEvery(0).keepCheckpoints(1).build();
     var monitor = system.systemActorOf(ClipMonitor.create(100, cfg.layers(), cfg.heads(), Duration.ofSeconds(10)), "monitor-" + run, Props.empty());
     var coordinator = system.systemActorOf(PsCoordinator.create(settings, monitor), "coord-" + run, Props.empty());
-    PsCoordinator.registerProxy(system, coordinator);
+    CoordinatorAddress.register(system, coordinator);
     var received = new ConcurrentHashMap<Long, long[]>(); // version -> {first, last, count}
     var versions = new ConcurrentHashMap<Long, CompletableFuture<WeightsSnapshot>>();
     for (int i = 0; i < subscribers; i++) {

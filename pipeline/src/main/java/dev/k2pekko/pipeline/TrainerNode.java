@@ -6,6 +6,7 @@ import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.clip.ClipMonitor;
 import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.ps.server.CoordinatorAddress;
 import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsSettings;
 import dev.k2pekko.ps.server.PsGroup;
@@ -54,8 +55,8 @@ public final class TrainerNode {
         .syncTimeout(ps.getDuration("sync-timeout")).clipTimeout(ps.getDuration("clip-timeout")).applyTimeout(ps.getDuration("apply-timeout"))
         .checkpointEvery(ps.getInt("checkpoint-every")).keepCheckpoints(ps.getInt("keep-checkpoints")).build();
     PsGroup.init(system);
-    var coordinator = PsCoordinator.init(system, settings, monitor);
-    PsCoordinator.registerProxy(system, coordinator);
+    var coordinator = CoordinatorAddress.init(system, settings, monitor);
+    CoordinatorAddress.register(system, coordinator);
     var roles = new HashSet<>(c.getStringList("pekko.cluster.roles"));
     var l = c.getConfig("k2.learner");
     var ls = new Learner.Settings(runId, l.getInt("count"), l.getInt("batch-size"), l.getInt("rl-groups"), l.getDuration("idle-flush"),

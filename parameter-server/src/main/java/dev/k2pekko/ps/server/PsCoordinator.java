@@ -16,26 +16,20 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import org.apache.pekko.actor.NoSerializationVerificationNeeded;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
-import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
-import org.apache.pekko.cluster.typed.ClusterSingleton;
-import org.apache.pekko.cluster.typed.ClusterSingletonSettings;
-import org.apache.pekko.cluster.typed.SingletonActor;
 
 /**
- * The parameter server's coordinator, a cluster singleton on {@code ps} nodes: it owns the version counter and
- * decides what makes up each step.
+ * The parameter server's coordinator, a cluster singleton on {@code ps} nodes ({@link CoordinatorAddress}): it owns the
+ * version counter and decides what makes up each step.
  * <ul>
  *   <li><b>Synchronous</b> mode: step v is applied when every registered learner has pushed its gradients for v (or
  *   been refused), or when the sync timeout since the first push passes (a learner that does not deliver is left
@@ -74,27 +68,6 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   private record SyncTimeout(long version) implements Command, NoSerializationVerificationNeeded {}
 
   private enum Watchdog implements Command, NoSerializationVerificationNeeded { INSTANCE }
-
-  public static ActorRef<Command> init(ActorSystem<?> system, PsSettings settings, ActorRef<ClipMonitorProtocol.Command> monitor) {
-    return ClusterSingleton.get(system).init(SingletonActor.of(
-            Behaviors.supervise(create(settings, monitor)).onFailure(SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2)),
-            "ps-coordinator")
-        .withSettings(ClusterSingletonSettings.create(system).withRole("ps")));
-  }
-
-  /** By the system's address: several ActorSystems (test nodes) share a JVM, and each must reach its own proxy. */
-  private static final Map<String, ActorRef<Command>> PROXIES = new ConcurrentHashMap<>();
-
-  /** The proxy on this node, once {@link #init} ran here. */
-  public static ActorRef<Command> proxy(ActorSystem<?> system) {
-    var p = PROXIES.get(system.address().toString());
-    if (p == null) throw new IllegalStateException("the parameter-server coordinator was not initialised on this node");
-    return p;
-  }
-
-  public static void registerProxy(ActorSystem<?> system, ActorRef<Command> proxy) {
-    PROXIES.put(system.address().toString(), proxy);
-  }
 
   public static Behavior<Command> create(PsSettings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new PsCoordinator(ctx, timers, s, monitor)));
@@ -150,7 +123,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
 
   /** A step, a restore or an export is under way: registrations wait and no step starts. */
   private boolean busy() {
-    return initialising || step.inFlight() || checkpoints.collecting();
+    return initialising || step.version() >= 0 || checkpoints.collecting();
   }
 
   private Behavior<Command> onRegister(RegisterLearner r) {
@@ -231,14 +204,16 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   }
 
   /** Step v was applied by every group: count it, answer its learners, make its offsets durable, publish v+1. */
-  private void publish(long v, List<Pushed> contributors, List<String> names, List<float[]> weights) {
+  private void publish(StepInFlight done) {
+    long v = done.version;
+    var contributors = done.contributors;
     ledger.stepApplied(v, contributors);
     for (var p : contributors) offsets.advance(p);
     version = v + 1;
     for (var p : contributors) p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), Outcome.APPLIED));
     lastProgress = System.nanoTime();
     assembler.stepApplied();
-    current = WeightsSnapshot.of(version, s.model(), names, weights);
+    current = done.snapshot(version, s.model());
     offsets.save(version);
     learners.publish(current);
     if (s.checkpointEvery() > 0 && version % s.checkpointEvery() == 0) maybeExport();

@@ -2,6 +2,7 @@ package dev.k2pekko.ps.server;
 
 import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.PolicyModel;
+import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ps.server.PsProtocol.GroupApplied;
 import dev.k2pekko.ps.server.PsProtocol.Pushed;
 import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
@@ -50,14 +51,17 @@ final class StepInFlight {
     return out;
   }
 
-  /** Every group's new weights, appended to {@code names} and {@code data} in the model's spec order. */
-  void weightsInSpecOrder(ModelConfig model, List<String> names, List<float[]> data) {
+  /** Every group's new weights, in the model's spec order, as version {@code next}. */
+  WeightsSnapshot snapshot(long next, ModelConfig model) {
     var all = new HashMap<String, float[]>();
     for (var r : replies.values()) all.putAll(r.weights());
+    var names = new ArrayList<String>();
+    var data = new ArrayList<float[]>();
     for (var spec : PolicyModel.specsOf(model)) {
       names.add(spec.name());
       data.add(all.get(spec.name()));
     }
+    return WeightsSnapshot.of(next, model, names, data);
   }
 
   String describe() {

@@ -1,9 +1,6 @@
 package dev.k2pekko.ps.server;
 
-import dev.k2pekko.optim.QkClip;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
-import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
-import dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits;
 import dev.k2pekko.ps.server.PsProtocol.GroupApplied;
 import dev.k2pekko.ps.server.PsProtocol.Outcome;
 import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
@@ -15,6 +12,8 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
 import org.apache.pekko.actor.NoSerializationVerificationNeeded;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -24,8 +23,7 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 /**
  * The step in flight, from the clip handshake to the groups' new weights, run inside the coordinator:
  * <ol>
- *   <li>with MuonClip on, ask the clip-monitor for the step's per-head maxima ({@link CloseStep}) and turn them into
- *   rescales with {@link QkClip#rescales}; without an answer within the clip timeout the step goes on without;</li>
+ *   <li>with MuonClip on, the {@link ClipHandshake} with the clip-monitor decides the step's QK rescales;</li>
  *   <li><b>prepare</b>: every group must hold valid gradients of every contributor; a contributor a group rejected
  *   (non-finite) is answered and left out, shards still on their way are asked for again shortly, shards that do not
  *   come within a quarter of the sync timeout leave their learner out;</li>
@@ -36,18 +34,12 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
  * When every group has applied, the coordinator publishes the new version.
  */
 final class TwoPhaseStep {
-  /** What the coordinator does when step {@code version} is applied; {@code weights} are every parameter's values in spec order. */
-  interface Applied {
-    void applied(long version, List<Pushed> contributors, List<String> names, List<float[]> weights);
-  }
-
   /** The coordinator's messages about the step in flight: its own timers and its partners' answers, through adapters. */
-  sealed interface Message extends PsCoordinator.Command, NoSerializationVerificationNeeded {}
-  record ClipArrived(StepMaxLogits maxima) implements Message {}
-  /** The clip-monitor did not answer for this version within the clip timeout. */
-  record ClipTimedOut(long version) implements Message {}
+  sealed interface Message extends PsCoordinator.Command, NoSerializationVerificationNeeded permits ClipHandshake.ClipArrived,
+      ClipHandshake.ClipTimedOut, PreparedArrived, AppliedArrived, RetryPrepare, RetryApply, ApplyTimeout {}
   record PreparedArrived(PsGroup.Prepared p) implements Message {}
-  record AppliedArrived(GroupApplied a) implements Message {}
+  /** A group's answer to {@link PsGroup.ApplyStep}: its weights, or why it could not apply (then it changed nothing). */
+  record AppliedArrived(String group, long version, GroupApplied applied, Throwable error) implements Message {}
   /** Ask every group again whether it holds the step's gradients (phase one). */
   record RetryPrepare(long version) implements Message {}
   /** Ask one group again to apply the step (phase two). */
@@ -58,33 +50,31 @@ final class TwoPhaseStep {
   private final ActorContext<PsCoordinator.Command> ctx;
   private final TimerScheduler<PsCoordinator.Command> timers;
   private final ClusterSharding sharding;
-  private final ActorRef<ClipMonitorProtocol.Command> monitor;
+  private final ClipHandshake clip;
   private final List<String> groups;
   private final LrSchedule schedule;
   private final CoordinatorLedger ledger;
   private final DurableOffsets offsets;
-  private final Applied applied;
+  /** What the coordinator does when a step is applied: every group has answered with its new weights. */
+  private final Consumer<StepInFlight> applied;
   /** Looks for the next step when this one ended without applying (nobody was left in it). */
   private final Runnable next;
   private StepInFlight applying;
 
   TwoPhaseStep(PsSettings s, ActorContext<PsCoordinator.Command> ctx, TimerScheduler<PsCoordinator.Command> timers,
-               ActorRef<ClipMonitorProtocol.Command> monitor, CoordinatorLedger ledger, DurableOffsets offsets, Applied applied, Runnable next) {
+               ActorRef<ClipMonitorProtocol.Command> monitor, CoordinatorLedger ledger, DurableOffsets offsets, Consumer<StepInFlight> applied,
+               Runnable next) {
     this.s = s;
     this.ctx = ctx;
     this.timers = timers;
     this.sharding = ClusterSharding.get(ctx.getSystem());
-    this.monitor = monitor;
+    this.clip = new ClipHandshake(s, ctx, timers, monitor, ledger);
     this.groups = PsProtocol.groups(s.model());
     this.schedule = new LrSchedule(s.lrSft(), s.lrRl(), s.warmup(), s.decaySteps());
     this.ledger = ledger;
     this.offsets = offsets;
     this.applied = applied;
     this.next = next;
-  }
-
-  boolean inFlight() {
-    return applying != null;
   }
 
   /** The version of the step in flight, -1 for none. */
@@ -94,10 +84,10 @@ final class TwoPhaseStep {
 
   void on(Message m) {
     switch (m) {
-      case ClipArrived a -> onClip(a.maxima());
-      case ClipTimedOut t -> onClipTimeout(t);
+      case ClipHandshake.ClipArrived a -> { if (waitsForClip(a.maxima().version())) clipDecided(clip.rescales(a.maxima())); }
+      case ClipHandshake.ClipTimedOut t -> { if (waitsForClip(t.version())) clipDecided(clip.timedOut(t.version())); }
       case PreparedArrived p -> onPrepared(p.p());
-      case AppliedArrived a -> onApplied(a.a());
+      case AppliedArrived a -> onApplied(a);
       case RetryPrepare r -> { if (applying != null && applying.version == r.version() && !applying.applied) sendPrepare(); }
       case RetryApply r -> { if (applying != null && applying.version == r.version() && !applying.replies.containsKey(r.group())) sendApply(r.group()); }
       case ApplyTimeout t -> onApplyTimeout(t);
@@ -107,14 +97,8 @@ final class TwoPhaseStep {
   /** Starts step {@code version} with these pushes: the clip handshake first when MuonClip clips, else the prepare. */
   void begin(long version, List<Pushed> good) {
     applying = new StepInFlight(version, good);
-    if (s.optimizer().clip()) {
-      monitor.tell(new CloseStep(version, applying.learnerIds(), ctx.messageAdapter(StepMaxLogits.class, ClipArrived::new)));
-      timers.startSingleTimer("clip", new ClipTimedOut(version), s.clipTimeout());
-    } else {
-      applying.rescales = new ArrayList<>();
-      applying.clipDone = true;
-      sendPrepare();
-    }
+    if (s.optimizer().clip()) clip.ask(version, applying.learnerIds());
+    else clipDecided(new ArrayList<>());
   }
 
   /** Takes learners out of the step in flight (before it is applied); skips the step when nobody is left. */
@@ -131,40 +115,22 @@ final class TwoPhaseStep {
       }
     }
     if (keep.size() == applying.contributors.size()) return;
-    if (keep.isEmpty()) {
-      timers.cancel("apply");
-      ledger.skipped(applying.version);
-      applying = null;
-      next.run();
-      return;
+    if (keep.isEmpty()) skip(false);
+    else {
+      applying = applying.without(keep);
+      if (applying.clipDone) sendPrepare(); // else the clip decision (or its timeout) starts the prepare
     }
-    applying = applying.without(keep);
-    if (applying.clipDone) sendPrepare(); // else the clip decision (or its timeout) starts the prepare
   }
 
-  private void onClip(StepMaxLogits m) {
-    if (applying == null || applying.clipDone || m.version() != applying.version) return;
-    timers.cancel("clip");
-    var rescales = new ArrayList<RescaleQK>();
-    if (m.measured()) {
-      for (var r : QkClip.rescales(m.maxLogit(), s.optimizer().tau())) rescales.add(new RescaleQK(m.version(), r.layer(), r.head(), r.gamma()));
-    }
-    clipDecided(rescales);
-    ledger.count("heads_clipped", rescales.size());
-    sendPrepare();
+  private boolean waitsForClip(long version) {
+    return applying != null && !applying.clipDone && version == applying.version;
   }
 
-  private void onClipTimeout(ClipTimedOut t) {
-    if (applying == null || applying.clipDone || t.version() != applying.version) return;
-    ledger.count("clip_timeouts", 1);
-    ctx.getLog().warn("clip-monitor gave no decision for version {} within {}: applying without rescales", applying.version, s.clipTimeout());
-    clipDecided(new ArrayList<>());
-    sendPrepare();
-  }
-
+  /** The clip decision (or its absence) is in: the prepare begins. */
   private void clipDecided(ArrayList<RescaleQK> rescales) {
     applying.rescales = rescales;
     applying.clipDone = true;
+    sendPrepare();
   }
 
   /** Phase one: every group must hold valid gradients of every contributor before any group applies. */
@@ -218,35 +184,47 @@ final class TwoPhaseStep {
         keep.add(c);
       }
     }
-    if (keep.isEmpty()) {
-      long v = applying.version;
-      timers.cancel("apply");
-      ledger.skipped(v);
-      applying = null;
-      offsets.save(v);
-      next.run();
-      return;
+    if (keep.isEmpty()) skip(true);
+    else {
+      applying = applying.without(keep);
+      sendPrepare();
     }
-    applying = applying.without(keep);
-    sendPrepare();
   }
 
-  /** Phase two, to one group: apply the step's mean gradient at the schedule's learning rate, then the rescales. */
+  /** Nobody is left in the step: it is skipped (its offsets saved when data was read) and the next one looked for. */
+  private void skip(boolean saveOffsets) {
+    long v = applying.version;
+    timers.cancel("apply");
+    ledger.skipped(v);
+    applying = null;
+    if (saveOffsets) offsets.save(v);
+    next.run();
+  }
+
+  /**
+   * Phase two, to one group: apply the step's mean gradient at the schedule's learning rate, then the rescales. Its
+   * answer is a StatusReply; the ask's own timeout is the apply timeout's, which fails the coordinator first.
+   */
   private void sendApply(String group) {
-    double lr = schedule.at(applying.version, applying.contributors.stream().anyMatch(p -> p.kind() == StageKind.RL));
-    sharding.entityRefFor(PsGroup.KEY, group).tell(new PsGroup.ApplyStep(applying.version, applying.learnerIds(), applying.gradientVersions(),
-        lr, applying.rescales, ctx.messageAdapter(GroupApplied.class, AppliedArrived::new)));
+    long v = applying.version;
+    double lr = schedule.at(v, applying.contributors.stream().anyMatch(p -> p.kind() == StageKind.RL));
+    var contributors = applying.learnerIds();
+    var versions = applying.gradientVersions();
+    var rescales = applying.rescales;
+    ctx.askWithStatus(GroupApplied.class, sharding.entityRefFor(PsGroup.KEY, group), s.applyTimeout(),
+        replyTo -> new PsGroup.ApplyStep(v, contributors, versions, lr, rescales, replyTo),
+        (applied, error) -> new AppliedArrived(group, v, applied, error));
   }
 
-  private void onApplied(GroupApplied a) {
-    if (applying == null || a.version() != applying.version) return;
-    if (!a.ok()) {
+  private void onApplied(AppliedArrived a) {
+    if (applying == null || a.version() != applying.version || a.error() instanceof TimeoutException) return;
+    if (a.error() != null) {
       // the group had not received every shard yet (different paths): ask again shortly; it changed nothing
       ledger.count("apply_retries", 1);
       timers.startSingleTimer("retry-" + a.group(), new RetryApply(a.version(), a.group()), Duration.ofMillis(50));
       return;
     }
-    applying.replies.put(a.group(), a);
+    applying.replies.put(a.group(), a.applied());
     if (applying.replies.size() == groups.size()) finish();
   }
 
@@ -258,15 +236,12 @@ final class TwoPhaseStep {
         + " (the coordinator restarts from its last checkpoint)");
   }
 
-  /** Every group applied: their weights, in spec order, go to the coordinator. */
+  /** Every group applied: the step goes to the coordinator. */
   private void finish() {
     timers.cancel("apply");
     var done = applying;
     applying = null;
-    var names = new ArrayList<String>();
-    var data = new ArrayList<float[]>();
-    done.weightsInSpecOrder(s.model(), names, data);
-    applied.applied(done.version, done.contributors, names, data);
+    applied.accept(done);
   }
 
   /** For the watchdog's log line. */

@@ -104,7 +104,7 @@ class ParameterServerTest {
 
   static ActorRef<PsCoordinator.Command> coordinator(PsSettings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     var c = kit.spawn(PsCoordinator.create(s, monitor));
-    PsCoordinator.registerProxy(kit.system(), c);
+    CoordinatorAddress.register(kit.system(), c);
     return c;
   }
 
