@@ -43,12 +43,30 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
 
   public sealed interface Command {}
 
-  /** Run {@code episodes} episodes of run {@code runId}; the judge reports them to {@code tracker}. */
+  /**
+   * Run episodes of run {@code runId}: all {@code episodes} of them, or only the indices in {@code only} (episodes
+   * redone after a node died, or not yet done when a run resumes). The judge reports them to {@code tracker}. An
+   * agent that already runs (or ran) this run for this tracker ignores a repeat, and says where it is either way.
+   * {@code again}: episodes given before may have started somewhere; the agent discards any world state a tool worker
+   * still holds for each before it starts it, so a redone episode starts from the same empty world as the first try.
+   */
   public record RunEpisodes(String runId, long seed, int episodes, PersistMode persist,
-                            ActorRef<RunTracker.Command> tracker, EpisodeSpec spec) implements Command, KryoWire {
+                            ActorRef<RunTracker.Command> tracker, EpisodeSpec spec, int[] only, boolean again) implements Command, KryoWire {
     public RunEpisodes(String runId, long seed, int episodes, PersistMode persist, ActorRef<RunTracker.Command> tracker) {
-      this(runId, seed, episodes, persist, tracker, EpisodeSpec.SYNTHESIS);
+      this(runId, seed, episodes, persist, tracker, EpisodeSpec.SYNTHESIS, null, false);
     }
+
+    public RunEpisodes(String runId, long seed, int episodes, PersistMode persist, ActorRef<RunTracker.Command> tracker, EpisodeSpec spec) {
+      this(runId, seed, episodes, persist, tracker, spec, null, false);
+    }
+
+    /** How many episodes this message asks for. */
+    int count() { return only == null ? episodes : only.length; }
+
+    /** The index of the i-th episode asked for. */
+    int episodeAt(int i) { return only == null ? i : only[i]; }
+
+    boolean sameAs(RunEpisodes o) { return o != null && runId.equals(o.runId) && java.util.Objects.equals(tracker, o.tracker); }
   }
 
   /**
@@ -99,8 +117,15 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
 
   private enum Tick implements Command, LocalOnly { INSTANCE }
 
+  /**
+   * Sharding stops the agent (its shard moves to another node, or it was idle): a run it has not finished hears of
+   * it, and sends the episodes not done to the agent's next incarnation.
+   */
+  enum Stop implements Command, LocalOnly { INSTANCE }
+
   public static void init(ActorSystem<?> system) {
-    ClusterSharding.get(system).init(Entity.of(KEY, ctx -> Agent.create(ctx.getEntityId())).withRole("agent"));
+    ClusterSharding.get(system).init(Entity.of(KEY, ctx -> Agent.create(ctx.getEntityId())).withRole("agent")
+        .withStopMessage(Stop.INSTANCE));
   }
 
   public static Behavior<Command> create(String agentId) {
@@ -121,7 +146,11 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private Cancellable tick;
   // the run
   private RunEpisodes run;
-  private int episode;
+  /** The last run this agent finished: a repeat of it is ignored. */
+  private RunEpisodes finished;
+  private final int agentNumber;
+  /** Position in the run's episodes (see {@link RunEpisodes#episodeAt}) and the episode's index. */
+  private int position, episode;
   // the episode
   private String episodeId;
   private Task task;
@@ -140,6 +169,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     this.services = NodeServices.get(ctx.getSystem());
     this.tools = ToolDirectory.get(ctx.getSystem());
     this.agentId = agentId;
+    this.agentNumber = NodeServices.agentNumber(agentId);
   }
 
   @Override public Behavior<Command> receive(TypedActorContext<Command> context, Command msg) {
@@ -149,6 +179,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
       case GotSnapshot m -> onSnapshot(m.snapshot());
       case GotAction m -> onAction(m.reply());
       case Tick t -> onTick();
+      case Stop s -> onStop();
     };
   }
 
@@ -158,10 +189,21 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
 
   private ActorContext<Command> getContext() { return ctx; }
 
+  private Behavior<Command> onStop() {
+    // the episode is redone elsewhere: its world here goes (the redo may come back to this worker)
+    if (run != null && worker != null && episodeId != null) worker.tell(new EndEpisode(episodeId, getContext().getSystem().ignoreRef()));
+    if (run != null && run.tracker() != null) run.tracker().tell(new RunTracker.AgentMoved(run.runId(), agentNumber));
+    if (queued != null) for (var q : queued) if (q.tracker() != null) q.tracker().tell(new RunTracker.AgentMoved(q.runId(), agentNumber));
+    if (tick != null) tick.cancel();
+    return Behaviors.stopped();
+  }
+
   private NodeServices services() { return services; }
 
   private Behavior<Command> onRun(RunEpisodes r) {
-    if (r.episodes() <= 0) return this;
+    if (r.episodes() <= 0 || r.count() == 0) return this;
+    if (r.tracker() != null) r.tracker().tell(new RunTracker.AgentAt(r.runId(), agentNumber, services.nodeKey()));
+    if (r.sameAs(run) || r.sameAs(finished) || (queued != null && queued.stream().anyMatch(r::sameAs))) return this;
     if (run != null) {
       if (queued == null) queued = new ArrayDeque<>(2);
       queued.add(r);
@@ -173,7 +215,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
       actionAdapter = getContext().messageAdapter(dev.k2pekko.agents.inference.InferenceServer.Reply.class, GotAction::new);
     }
     run = r;
-    episode = 0;
+    position = 0;
     if (tick == null) scheduleTick();
     startEpisode();
     return this;
@@ -186,6 +228,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private void startEpisode() {
     var s = services();
     var spec = run.spec();
+    episode = run.episodeAt(position);
     task = s.task(spec, run.seed(), agentId, episode, run.episodes());
     episodeId = spec.rollouts() == 1 && spec.tasks().equals("universe") ? run.runId() + "/" + agentId + "/" + episode
         : run.runId() + "/" + agentId + "/" + (episode / spec.rollouts()) + "#" + (episode % spec.rollouts());
@@ -206,6 +249,8 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   /** The first action of the episode: from the teacher here, or asked of the node's inference server. */
   private void begin() {
     var spec = run.spec();
+    // a first try of this episode may have left its world on this worker (its agent stopped mid-episode here)
+    if (run.again()) worker.tell(new EndEpisode(episodeId, getContext().getSystem().ignoreRef()));
     if (spec.learned()) {
       awaitingAction = true;
       waitingSince = System.nanoTime();
@@ -291,12 +336,13 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     if (run.spec().learned() && awaitingAction) s.inference().tell(new dev.k2pekko.agents.inference.InferenceServer.End(episodeId));
     awaitingAction = false;
     s.judge().tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker(),
-        run.spec().tasks().equals("held-out"), run.spec().rollouts()));
+        run.spec().tasks().equals("held-out"), run.spec().rollouts(), agentNumber, episode));
     awaitingSnapshot = false;
-    episode++;
-    if (episode < run.episodes()) {
+    position++;
+    if (position < run.count()) {
       startEpisode();
     } else {
+      finished = run;
       run = null;
       task = null;
       steps = null;

@@ -1,6 +1,7 @@
 package dev.k2pekko.agents;
 
 import dev.k2pekko.agents.tasks.Task;
+import dev.k2pekko.protocol.EpisodeOutcome;
 import dev.k2pekko.protocol.Trajectory;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -18,31 +19,35 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.pattern.StatusReply;
 
 /**
- * The node's judge: scores each finished episode against its rubric ({@link JudgeRubric}), counts the verdicts
- * for the run's tracker, and sends the trajectories to be kept to the collectors in batches, one buffer per
- * journal tag: a batch holds trajectories of one tag and becomes one journal event. Tag t goes to collector
- * t mod collectors. One batch per tag is in flight at a time (backpressure); a batch that is not acknowledged
- * within the ack timeout is sent again, and the collector recognises it by its trajectory ids.
+ * The node's judge: scores each finished episode against its rubric ({@link JudgeRubric}) and sends the
+ * trajectories to be kept to the collectors in batches, one buffer per journal tag: a batch holds trajectories of
+ * one tag and becomes one journal event. Tag t goes to collector t mod collectors. One batch per tag is in flight
+ * at a time (backpressure); a batch that is not acknowledged within the ack timeout is sent again, and the
+ * collector recognises it by its trajectory ids.
+ *
+ * <p>Accepted means durable: an episode's outcome goes to its run's tracker only once it is durable, for a kept
+ * trajectory when its collector confirmed the journal holds it, for one not kept (a rejection under
+ * {@code --persist accepted}) at the next flush. What a judge holds when its node dies was never counted; the
+ * tracker has those episodes redone elsewhere.
  */
 public final class Judge extends AbstractBehavior<Judge.Command> {
   public sealed interface Command {}
 
   /**
-   * One finished episode. {@code groupSize} > 1: the episode is one of that many rollouts of a task (ids equal up to
-   * '#'); the judge persists a group's rollouts together, never split between journal events, so a learner reads
-   * a task's K rollouts next to each other.
+   * One finished episode, episode {@code episode} of agent number {@code agent}. {@code groupSize} > 1: the episode
+   * is one of that many rollouts of a task (ids equal up to '#'); the judge persists a group's rollouts together,
+   * never split between journal events, so a learner reads a task's K rollouts next to each other.
    */
   public record Evaluate(Task task, Trajectory draft, Map<String, String> world, boolean budgetExceeded, String problem,
-                         String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker, boolean perTask, int groupSize)
-      implements Command, LocalOnly {
-    public Evaluate(Task task, Trajectory draft, Map<String, String> world, boolean budgetExceeded, String problem,
-                    String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker) {
-      this(task, draft, world, budgetExceeded, problem, runId, persist, tracker, false, 1);
-    }
-  }
+                         String runId, Agent.PersistMode persist, ActorRef<RunTracker.Command> tracker, boolean perTask, int groupSize,
+                         int agent, int episode)
+      implements Command, LocalOnly {}
+
+  /** A judged episode on its way to durability: the trajectory (null if not kept), its outcome, and whom to tell. */
+  private record Judged(Trajectory trajectory, EpisodeOutcome outcome, String runId, ActorRef<RunTracker.Command> tracker) {}
 
   /** Rollouts of a group waiting for the rest of it, and since when. */
-  private record Held(List<Trajectory> members, long sinceNanos) {}
+  private record Held(List<Judged> members, long sinceNanos) {}
 
   /** A group still incomplete after this long (its agent stopped) is persisted as it is. */
   static final Duration GROUP_TIMEOUT = Duration.ofSeconds(60);
@@ -51,7 +56,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
 
   private enum Flush implements Command, LocalOnly { INSTANCE }
 
-  private record Pending(long batchId, List<Trajectory> trajectories, Map<String, Integer> perRun) {}
+  private record Pending(long batchId, List<Judged> entries) {}
 
   public static Behavior<Command> create() {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Judge(ctx, timers)));
@@ -59,19 +64,17 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
 
   private final NodeServices services;
   private final NodeServices.Settings settings;
-  private final Map<String, RunStats> stats = new HashMap<>();
-  private final Map<String, ActorRef<RunTracker.Command>> trackers = new HashMap<>();
-  private final List<List<Trajectory>> buffers = new ArrayList<>();
+  private final List<List<Judged>> buffers = new ArrayList<>();
+  /** Durable outcomes not yet sent to their runs' trackers. */
+  private final List<Judged> durable = new ArrayList<>();
   private final Pending[] inFlight;
   private long nextBatchId = 1;
-  private final String nodeKey;
 
   private Judge(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
     super(ctx);
     this.services = NodeServices.get(ctx.getSystem());
     this.settings = services.settings();
     this.inFlight = new Pending[settings.tags()];
-    this.nodeKey = "node/" + org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().hostPort();
     for (int i = 0; i < settings.tags(); i++) buffers.add(new ArrayList<>());
     timers.startTimerWithFixedDelay(Flush.INSTANCE, settings.flushInterval());
   }
@@ -93,46 +96,26 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     }
     var d = e.draft();
     var t = d.withVerdict(verdict);
-    trackers.putIfAbsent(e.runId(), e.tracker());
-    var s = stats.computeIfAbsent(e.runId(), k -> new RunStats());
-    s.add("episodes", 1);
-    s.add("tool_calls", d.steps().size());
-    long errors = d.steps().stream().filter(x -> x.error() != null).count();
-    if (errors > 0) s.add("tool_errors", errors);
-    String outcome = verdict.accepted() ? "accepted" : "rejected";
-    s.add(outcome, 1);
-    var byDifficulty = difficultyKeys.computeIfAbsent(d.difficulty(), n -> counterKeys("difficulty/" + n));
-    var byCategory = categoryKeys.computeIfAbsent(d.category(), c -> counterKeys("category/" + c));
-    s.add(byDifficulty[0], 1);
-    s.add(byCategory[0], 1);
-    s.add(nodeKey, 1);
-    if (e.perTask()) {
-      // evaluation: trials and successes per task instance, for success rate and pass^k
-      s.add("task/" + d.taskId() + "/n", 1);
-      if (verdict.accepted()) s.add("task/" + d.taskId() + "/ok", 1);
-    }
-    if (verdict.accepted()) {
-      s.add(byDifficulty[1], 1);
-      s.add(byCategory[1], 1);
-    } else {
-      var kinds = new java.util.HashSet<String>();
-      for (var r : verdict.reasons()) kinds.add(JudgeRubric.kind(r));
-      for (var k : kinds) s.add("reason/" + k, 1);
-    }
+    int errors = 0;
+    for (var x : d.steps()) if (x.error() != null) errors++;
+    var kinds = new java.util.TreeSet<String>();
+    if (!verdict.accepted()) for (var r : verdict.reasons()) kinds.add(JudgeRubric.kind(r));
     boolean keep = e.persist() == Agent.PersistMode.ALL || (e.persist() == Agent.PersistMode.ACCEPTED && verdict.accepted());
-    if (keep) {
-      s.add("to_persist", 1);
-      if (e.groupSize() > 1) {
-        String group = TrajectoryCollector.groupOf(t.trajectoryId());
-        var h = held.computeIfAbsent(group, g -> new Held(new ArrayList<>(e.groupSize()), System.nanoTime()));
-        h.members().add(t);
-        if (h.members().size() >= e.groupSize()) {
-          held.remove(group);
-          append(h.members());
-        }
-      } else {
-        append(List.of(t));
+    var outcome = new EpisodeOutcome(e.agent(), e.episode(), services.nodeKey(), d.steps().size(), errors, verdict.accepted(),
+        d.difficulty(), d.category(), List.copyOf(kinds), e.perTask() ? d.taskId() : null, keep, fingerprint(t));
+    var judged = new Judged(keep ? t : null, outcome, e.runId(), e.tracker());
+    if (!keep) {
+      durable.add(judged);
+    } else if (e.groupSize() > 1) {
+      String group = TrajectoryCollector.groupOf(t.trajectoryId());
+      var h = held.computeIfAbsent(group, g -> new Held(new ArrayList<>(e.groupSize()), System.nanoTime()));
+      h.members().add(judged);
+      if (h.members().size() >= e.groupSize()) {
+        held.remove(group);
+        append(h.members());
       }
+    } else {
+      append(List.of(judged));
     }
     return this;
   }
@@ -140,10 +123,10 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   private final Map<String, Held> held = new java.util.LinkedHashMap<>();
 
   /** Appends trajectories of one tag to its buffer (a batch may run over the batch size by a group's rest). */
-  private void append(List<Trajectory> ts) {
-    int tag = TrajectoryCollector.tagIndex(ts.getFirst().trajectoryId(), settings.tags());
+  private void append(List<Judged> js) {
+    int tag = TrajectoryCollector.tagIndex(js.getFirst().trajectory().trajectoryId(), settings.tags());
     var buf = buffers.get(tag);
-    buf.addAll(ts);
+    buf.addAll(js);
     if (buf.size() >= settings.batchSize()) send(tag);
   }
 
@@ -152,9 +135,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     if (inFlight[tag] != null || buffers.get(tag).isEmpty()) return;
     var batch = buffers.get(tag);
     buffers.set(tag, new ArrayList<>());
-    var perRun = new HashMap<String, Integer>();
-    for (var t : batch) perRun.merge(runOf(t.trajectoryId()), 1, Integer::sum);
-    var p = new Pending(nextBatchId++, batch, perRun);
+    var p = new Pending(nextBatchId++, batch);
     inFlight[tag] = p;
     deliver(tag, p);
   }
@@ -162,10 +143,12 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   private void deliver(int tag, Pending p) {
     var collector = Integer.toString(tag % settings.collectors());
     var ref = ClusterSharding.get(getContext().getSystem()).entityRefFor(TrajectoryCollector.KEY, collector);
+    var trajectories = new ArrayList<Trajectory>(p.entries().size());
+    for (var j : p.entries()) trajectories.add(j.trajectory());
     getContext().<TrajectoryCollector.Command, StatusReply<TrajectoryCollector.BatchRecorded>>ask(
         (Class<StatusReply<TrajectoryCollector.BatchRecorded>>) (Class<?>) StatusReply.class, ref,
         Duration.ofMillis(settings.ackTimeout().toMillis()),
-        replyTo -> new TrajectoryCollector.RecordBatch(p.batchId(), p.trajectories(), replyTo),
+        replyTo -> new TrajectoryCollector.RecordBatch(p.batchId(), trajectories, replyTo),
         (reply, failure) -> {
           if (reply != null && reply.isSuccess()) return new Acked(tag, p.batchId(), reply.getValue().recorded(), null);
           return new Acked(tag, p.batchId(), 0, failure != null ? failure : reply.getError());
@@ -177,16 +160,30 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     if (p == null || p.batchId() != a.batchId()) return this;
     if (a.failure() != null) {
       getContext().getLog().warn("collector {} did not record batch {} ({} trajectories of {}{}): {}; sending it again",
-          a.tag() % settings.collectors(), a.batchId(), p.trajectories().size(), TrajectoryCollector.TAG_PREFIX, a.tag(),
+          a.tag() % settings.collectors(), a.batchId(), p.entries().size(), TrajectoryCollector.TAG_PREFIX, a.tag(),
           a.failure().toString());
       deliver(a.tag(), p);
       return this;
     }
-    // A redelivered batch counts once: the collector skips the ids it already holds, we count the batch size.
-    p.perRun().forEach((run, n) -> stats.computeIfAbsent(run, k -> new RunStats()).add("persisted", n));
+    // In the journal now (the collector skipped the ids it already held: those were in it before). Every
+    // trajectory of the batch is durable, so its outcome goes to the tracker; a redone episode counts once there.
+    report(p.entries());
     inFlight[a.tag()] = null;
     send(a.tag());
     return this;
+  }
+
+  /** Tells each run's tracker the outcomes of its episodes, one message per run. */
+  private static void report(List<Judged> entries) {
+    if (entries.isEmpty()) return;
+    var byRun = new java.util.LinkedHashMap<String, List<EpisodeOutcome>>();
+    var trackers = new HashMap<String, ActorRef<RunTracker.Command>>();
+    for (var j : entries) {
+      if (j.tracker() == null) continue;
+      byRun.computeIfAbsent(j.runId(), k -> new ArrayList<>()).add(j.outcome());
+      trackers.putIfAbsent(j.runId(), j.tracker());
+    }
+    byRun.forEach((run, outcomes) -> trackers.get(run).tell(new RunTracker.EpisodesJudged(run, outcomes)));
   }
 
   private Behavior<Command> onFlush() {
@@ -201,24 +198,29 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
       append(h.members());
     }
     for (int tag = 0; tag < buffers.size(); tag++) send(tag);
-    for (var e : stats.entrySet()) {
-      if (e.getValue().isEmpty()) continue;
-      var tracker = trackers.get(e.getKey());
-      if (tracker != null) tracker.tell(new RunTracker.StatsDelta(e.getKey(), e.getValue().drain()));
-    }
+    report(durable);
+    durable.clear();
     return this;
   }
 
-  /** The {episodes, accepted} counter keys of each difficulty and category, built once. */
-  private final Map<Integer, String[]> difficultyKeys = new HashMap<>();
-  private final Map<String, String[]> categoryKeys = new HashMap<>();
-
-  private static String[] counterKeys(String prefix) {
-    return new String[] {prefix + "/episodes", prefix + "/accepted"};
-  }
-
-  static String runOf(String trajectoryId) {
-    int i = trajectoryId.indexOf('/');
-    return i < 0 ? trajectoryId : trajectoryId.substring(0, i);
+  /**
+   * A 64-bit FNV-1a hash of what a trajectory is, without its run id: the id after the run, the task, every call
+   * (tool, arguments, result, error), the answer and the verdict. Two runs of one seed have equal fingerprints.
+   */
+  static long fingerprint(Trajectory t) {
+    var b = new StringBuilder(256);
+    String id = t.trajectoryId();
+    b.append(id.substring(id.indexOf('/') + 1)).append('\u0001').append(t.taskId()).append('\u0001').append(t.policy());
+    for (var s : t.steps()) {
+      b.append('\u0002').append(s.tool()).append('\u0001').append(s.arguments()).append('\u0001').append(s.result())
+          .append('\u0001').append(s.error()).append('\u0001').append(s.partial());
+    }
+    b.append('\u0003').append(t.finalAnswer()).append('\u0001').append(t.verdict().accepted()).append('\u0001').append(t.verdict().reasons());
+    long h = 0xcbf29ce484222325L;
+    for (int i = 0; i < b.length(); i++) {
+      h ^= b.charAt(i);
+      h *= 0x100000001b3L;
+    }
+    return h;
   }
 }

@@ -36,10 +36,12 @@ public final class NodeServices implements Extension {
   private final dev.k2pekko.agents.policy.PolicyFormat format;
   private final TaskGenerator train, heldOut;
   private final int maxSteps;
+  private final String nodeKey;
   private final dev.k2pekko.agents.inference.InferenceServer.Settings inferenceSettings;
 
   private NodeServices(ActorSystem<?> system) {
     var c = system.settings().config().getConfig("k2");
+    this.nodeKey = org.apache.pekko.cluster.typed.Cluster.get(system).selfMember().address().hostPort();
     this.generator = new TaskGenerator(ToolDirectory.get(system).universe(), c.getInt("tasks.max-steps"))
         .withBank(c.getInt("tasks.bank-size"));
     var t = c.getConfig("teacher");
@@ -60,6 +62,9 @@ public final class NodeServices implements Extension {
   }
 
   public TaskGenerator generator() { return generator; }
+
+  /** This node as runs name it in their counters and assignments: {@code system@host:port}. */
+  public String nodeKey() { return nodeKey; }
   public dev.k2pekko.agents.policy.PolicyFormat format() { return format; }
   public dev.k2pekko.agents.inference.InferenceServer.Settings inferenceSettings() { return inferenceSettings; }
 
@@ -101,7 +106,8 @@ public final class NodeServices implements Extension {
     throw new IllegalArgumentException("difficulty weights must not all be 0");
   }
 
-  private static int agentNumber(String agentId) {
+  /** The number of agent {@code agent-<n>}. */
+  static int agentNumber(String agentId) {
     int dash = agentId.lastIndexOf('-');
     try {
       return Integer.parseInt(agentId.substring(dash + 1));

@@ -1,5 +1,6 @@
 package dev.k2pekko.agents;
 
+import dev.k2pekko.protocol.EpisodeOutcome;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeMap;
@@ -7,7 +8,9 @@ import java.util.TreeMap;
 /**
  * Counters of a run, keyed by name: {@code episodes}, {@code tool_calls}, {@code tool_errors}, {@code accepted},
  * {@code rejected}, {@code persisted}, {@code reason/<kind>}, {@code difficulty/<d>/episodes|accepted},
- * {@code category/<c>/episodes|accepted}. Judges count, and send deltas to the run's tracker.
+ * {@code category/<c>/episodes|accepted}, {@code node/<node>}, {@code task/<id>/n|ok}, {@code to_persist},
+ * {@code fingerprint} (the sum of the episodes' fingerprints, mod 2^64). A run's tracker and its record count the
+ * same way, from the durable {@link EpisodeOutcome}s, so the summary and the journal agree.
  */
 public final class RunStats {
   private final HashMap<String, Long> counters = new HashMap<>();
@@ -28,4 +31,31 @@ public final class RunStats {
   }
 
   public Map<String, Long> view() { return new TreeMap<>(counters); }
+
+  /** Counts one durable episode. */
+  public void count(EpisodeOutcome o) {
+    add("episodes", 1);
+    add("tool_calls", o.toolCalls());
+    if (o.toolErrors() > 0) add("tool_errors", o.toolErrors());
+    add(o.accepted() ? "accepted" : "rejected", 1);
+    add("difficulty/" + o.difficulty() + "/episodes", 1);
+    add("category/" + o.category() + "/episodes", 1);
+    add("node/" + o.node(), 1);
+    if (o.taskId() != null) {
+      // evaluation: trials and successes per task instance, for success rate and pass^k
+      add("task/" + o.taskId() + "/n", 1);
+      if (o.accepted()) add("task/" + o.taskId() + "/ok", 1);
+    }
+    if (o.accepted()) {
+      add("difficulty/" + o.difficulty() + "/accepted", 1);
+      add("category/" + o.category() + "/accepted", 1);
+    } else {
+      for (var k : o.reasonKinds()) add("reason/" + k, 1);
+    }
+    if (o.kept()) {
+      add("to_persist", 1);
+      add("persisted", 1);
+    }
+    add("fingerprint", o.fingerprint());
+  }
 }

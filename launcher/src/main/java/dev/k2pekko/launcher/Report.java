@@ -42,7 +42,8 @@ final class Report {
         .put("expected_episodes", s.expectedEpisodes()).put("tool_calls", s.get("tool_calls")).put("tool_errors", s.get("tool_errors"))
         .put("accepted", s.get("accepted")).put("rejected", s.get("rejected")).put("persisted", s.get("persisted"))
         .put("elapsed_s", round(secs)).put("episodes_per_s", round(s.get("episodes") / secs))
-        .put("tool_calls_per_s", round(s.get("tool_calls") / secs));
+        .put("tool_calls_per_s", round(s.get("tool_calls") / secs))
+        .put("fingerprint", String.format("%016x", s.get("fingerprint"))).put("reassigned", s.get("reassigned"));
     var b = Breakdown.of(s.counters());
     var reasons = o.putObject("rejection_reasons");
     b.reasons().forEach(reasons::put);
@@ -66,6 +67,11 @@ final class Report {
     out.printf("  %-22s %,12d   (%s)%n", "accepted", s.get("accepted"), pct(s.get("accepted"), episodes));
     out.printf("  %-22s %,12d   (%s)%n", "rejected", s.get("rejected"), pct(s.get("rejected"), episodes));
     out.printf("  %-22s %,12d   (journal: %s)%n", "persisted", s.get("persisted"), journal);
+    out.printf("  %-18s %16s   (of every judged trajectory: the same seed and flags give the same)%n", "fingerprint",
+        String.format("%016x", s.get("fingerprint")));
+    if (s.get("reassigned") > 0) {
+      out.printf("  %-22s %,12d   (agents whose episodes not done were given again: their node left or died)%n", "reassigned", s.get("reassigned"));
+    }
     out.printf("  %-22s %,12.0f episodes/s   %,.0f tool calls/s   over %.2f s%n", "throughput", episodes / secs, s.get("tool_calls") / secs, secs);
     var b = Breakdown.of(s.counters());
     var reasons = b.reasons();

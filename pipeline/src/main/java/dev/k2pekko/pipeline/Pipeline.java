@@ -190,8 +190,10 @@ public final class Pipeline {
               new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts(), weights), Agent.PersistMode.ALL, stage);
           counters = before > 0 ? journalStats(prefix) : sum.counters();
           if (before > 0) {
-            resumed.add(String.format("rl %d: rerun from its start (%,d of its %,d rollouts were in the journal and kept; the rest sampled at the restored weights)",
+            resumed.add(String.format("rl %d: completed (%,d of its %,d rollouts were in the journal and kept; the rest sampled at the restored weights)",
                 r, before, expected));
+          } else if (again) {
+            resumed.add(String.format("rl %d: rolled out (none of its rollouts was in the journal)", r));
           }
         }
         round = before > 0 ? counters.getOrDefault("episodes", 0L) : counters.getOrDefault("persisted", 0L);

@@ -58,6 +58,14 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
     return this;
   }
 
+  /**
+   * What a call's noise follows: the episode id without its run id ({@code run/agent-3/0} -> {@code agent-3/0}), so
+   * two runs of one seed meet the same failures (run ids hold the start time) and a redone episode the same ones.
+   */
+  static String noiseKey(String episodeId) {
+    return episodeId.substring(episodeId.indexOf('/') + 1);
+  }
+
   ToolResult run(ToolCall call) {
     if ((++calls & 0xFFF) == 0) maybeSweep();
     var spec = universe.get(call.tool());
@@ -69,7 +77,8 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
     var invalid = ArgumentValidator.validate(spec, call.arguments());
     if (invalid != null) return ToolResult.failed(call.callId(), ToolError.INVALID_ARGUMENTS, invalid);
     var noise = spec.stochasticity();
-    if (noise.failureRate() > 0 && KnowledgeTable.uniform(settings.knowledgeSeed(), call.episodeId(), call.callId()) < noise.failureRate()) {
+    var noiseKey = noiseKey(call.episodeId());
+    if (noise.failureRate() > 0 && KnowledgeTable.uniform(settings.knowledgeSeed(), noiseKey, call.callId()) < noise.failureRate()) {
       return ToolResult.failed(call.callId(), ToolError.TRANSIENT_FAILURE, spec.name() + " is temporarily unavailable, retry");
     }
     var ep = episodes.get(call.episodeId());
@@ -77,7 +86,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
     ep.lastTouch = calls;
     try {
       var result = Simulator.apply(ep.world, spec, call.arguments(), settings.knowledgeSeed());
-      if (noise.partialRate() > 0 && KnowledgeTable.uniform(settings.knowledgeSeed() + 1, call.episodeId(), call.callId()) < noise.partialRate()) {
+      if (noise.partialRate() > 0 && KnowledgeTable.uniform(settings.knowledgeSeed() + 1, noiseKey, call.callId()) < noise.partialRate()) {
         return ToolResult.partial(call.callId(), result.substring(0, result.length() / 2) + "…");
       }
       return ToolResult.ok(call.callId(), result);
