@@ -12,6 +12,7 @@ import dev.k2pekko.model.Sequence;
 import dev.k2pekko.model.TokenBatch;
 import dev.k2pekko.model.Tokenizer;
 import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.pipeline.report.LinePlot;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -101,11 +102,39 @@ public final class ClipExperiment {
       Files.createDirectories(outDir);
       Path csv = outDir.resolve("clip.csv"), png = outDir.resolve("clip.png");
       writeCsv(csv, cfg, vanilla, clip);
-      ClipPlot.write(png, cfg.tau(), vanilla, clip);
+      plot(png, cfg.tau(), vanilla, clip);
       return new Result(cfg.tau(), vanilla, clip, csv, png, (System.nanoTime() - t0) / 1e9);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** clip.png: every head's max logit per step (both runs, tau dashed) above the training loss, through {@link LinePlot}. */
+  static void plot(Path png, double tau, RunSummary vanilla, RunSummary clip) throws IOException {
+    int steps = vanilla.headMax().length;
+    var logits = new ArrayList<LinePlot.Series>();
+    for (int h = 0; h < vanilla.headMax()[0].length; h++) {
+      logits.add(new LinePlot.Series("vanilla Muon", stepAxis(steps), column(vanilla.headMax(), h)));
+      logits.add(new LinePlot.Series("MuonClip", stepAxis(steps), column(clip.headMax(), h)));
+    }
+    logits.add(new LinePlot.Series(String.format(Locale.ROOT, "tau = %.0f", tau), new double[] {0, steps - 1}, new double[] {tau, tau}, true));
+    var loss = List.of(new LinePlot.Series("vanilla Muon", stepAxis(vanilla.trainLoss().length), vanilla.trainLoss()),
+        new LinePlot.Series("MuonClip", stepAxis(clip.trainLoss().length), clip.trainLoss()));
+    LinePlot.write(png, List.of(
+        new LinePlot.Panel("Max pre-softmax logit per head after each step (S_max = max q.k/sqrt(d))", "step", "S_max", true, logits),
+        new LinePlot.Panel("Training loss (next-token CE on the copied tokens)", "step", "loss", true, loss)));
+  }
+
+  private static double[] stepAxis(int n) {
+    double[] x = new double[n];
+    for (int i = 0; i < n; i++) x[i] = i;
+    return x;
+  }
+
+  private static double[] column(double[][] rows, int h) {
+    double[] c = new double[rows.length];
+    for (int i = 0; i < rows.length; i++) c[i] = rows[i] == null ? Double.NaN : rows[i][h];
+    return c;
   }
 
   /** headMax[s][layer*H + head]: S_max after step s on that step's batch (row 0: the initial weights on the eval batch). */

@@ -29,9 +29,9 @@ import java.util.Random;
  *   <li>{@code step}: one learner step (forward, backward, optimizer) of PolicyModel at d=512/L=8/B=32 and
  *       d=1024/L=12/B=16, T=1024, V=8192: with fused AdamW on every parameter (PyTorch's optimizer in the
  *       comparison) and with the repository's MuonClip; AdamW again with bf16 activations off (every output
- *       fp32, as before they existed), and A/B runs in alternate steps of one model (max-logit tracking on/off,
- *       bf16 activations on/off); first, the loss and gradients of one step with bf16 activations on and off;
- *       {@code noscope} adds AdamW with the losses' scopes not freeing their temporaries;</li>
+ *       fp32), and an A/B run in alternate steps of one model (bf16 activations on/off); first, the loss and
+ *       gradients of one step with bf16 activations on and off;</li>
+ *   <li>{@code ops}: single ops at the d=512/B=32/T=1024 step's shapes, with bf16 outputs and fp32 outputs;</li>
  *   <li>{@code agree}: the same seed trained on ReferenceOps (fp64, CPU) and CudaOps (bf16) with MuonClip,
  *       the loss of every step side by side.</li>
  * </ul>
@@ -52,19 +52,12 @@ public final class GpuBench {
     CudaDevice d = ops.device();
     System.out.println("device " + d.name() + " (" + d.arch() + "), " + d.versions());
     if (parts.contains("ns")) newtonSchulz(ops);
-    if (parts.contains("ops")) {
-      // the attention variant whose kernels were faster in the op timings (each bit on its own, by more than 2%)
-      // is the one the steps then run with; the steps compare it with variant 0 in alternate steps
-      int chosen = opTimes(ops);
-      ops.attentionVariant(chosen);
-      System.out.println("attention variant for the steps: " + chosen);
-    }
+    if (parts.contains("ops")) opTimes(ops);
     if (parts.contains("step")) {
       for (int[] size : new int[][] {{512, 8, 32}, {1024, 12, 16}}) {
-        step(ops, size[0], size[1], size[2], "adamw", true, true, true);
-        step(ops, size[0], size[1], size[2], "adamw", true, true, false);
-        if (parts.contains("noscope")) step(ops, size[0], size[1], size[2], "adamw", true, false, true);
-        step(ops, size[0], size[1], size[2], "muonclip", true, true, true);
+        step(ops, size[0], size[1], size[2], "adamw", true);
+        step(ops, size[0], size[1], size[2], "adamw", false);
+        step(ops, size[0], size[1], size[2], "muonclip", true);
       }
     }
     if (parts.contains("agree")) agree(ops, agreeSteps);
@@ -126,7 +119,7 @@ public final class GpuBench {
 
   // ---- single ops at the d=512/B=32/T=1024 step's shapes ----
 
-  static int opTimes(CudaOps ops) {
+  static void opTimes(CudaOps ops) {
     int b = 32, t = 1024, h = 8, c = 512, n = b * t, v = 8192;
     var rnd = new Random(4);
     java.util.function.BiFunction<Integer, Integer, Tensor> randn = (r, k) -> {
@@ -174,23 +167,6 @@ public final class GpuBench {
       tasks.put("geluBackward 32768x2048" + tag, flagged.apply(() -> ops.geluBackward(u32, on ? u : u32)));
       tasks.put("crossEntropyBackward 32768x8192" + tag, flagged.apply(() -> ops.crossEntropyBackward(logits, targets, mask)));
     }
-    // the attention kernels' variants (CudaOps.attentionVariant), bf16 outputs
-    for (int av : new int[] {0, 1, 2, 4, 7}) {
-      java.util.function.Function<Runnable, Runnable> withVariant = r -> () -> {
-        int was = ops.attentionVariant();
-        ops.attentionVariant(av);
-        try {
-          r.run();
-        } finally {
-          ops.attentionVariant(was);
-        }
-      };
-      tasks.put("attention fwd [variant " + av + "]", withVariant.apply(() -> ops.attention(q, k, vv, b, t, h)));
-      flops.put("attention fwd [variant " + av + "]", attFlops);
-      tasks.put("attention bwd [variant " + av + "]", withVariant.apply(() -> ops.attentionBackward(q, q, k, vv, attMix.probs(), b, t, h)));
-      flops.put("attention bwd [variant " + av + "]", 2.5 * attFlops);
-    }
-    var times = new java.util.HashMap<String, Double>();
     for (var e : tasks.entrySet()) {
       Runnable task = e.getValue();
       // each run's outputs are freed by a scope, so the pool serves every run from its free lists (no cudaMalloc
@@ -200,17 +176,10 @@ public final class GpuBench {
           task.run();
         }
       }, 20);
-      times.put(e.getKey(), ms);
       Double f = flops.get(e.getKey());
       result(String.format(Locale.ROOT, "{\"bench\":\"op\",\"op\":\"%s\",\"ms\":%.3f%s}", e.getKey(), ms,
           f == null ? "" : String.format(Locale.ROOT, ",\"tflops\":%.1f", f / ms / 1e9)));
     }
-    double fwd0 = times.get("attention fwd [variant 0]"), bwd0 = times.get("attention bwd [variant 0]");
-    int chosen = 0;
-    if (times.get("attention bwd [variant 1]") < 0.98 * bwd0) chosen |= 1;
-    if (times.get("attention bwd [variant 2]") < 0.98 * bwd0) chosen |= 2;
-    if (times.get("attention fwd [variant 4]") < 0.98 * fwd0) chosen |= 4;
-    return chosen;
   }
 
   // ---- learner step ----
@@ -244,16 +213,14 @@ public final class GpuBench {
     }
   }
 
-  static void step(CudaOps ops, int dModel, int layers, int batch, String optimizer, boolean track, boolean scopes, boolean bf16Act) {
+  static void step(CudaOps ops, int dModel, int layers, int batch, String optimizer, boolean bf16Act) {
     int seq = 1024, vocab = 8192;
     ops.trimPool(); // each configuration starts from an empty pool, as a learner with one model does
     var cfg = new ModelConfig(vocab, dModel, layers, dModel / 64, seq, 4, 1e-5);
     var model = new PolicyModel(cfg, ops, 1);
     var data = randomBatch(vocab, batch, seq, 2);
-    boolean first = optimizer.equals("adamw") && track && scopes && bf16Act;
+    boolean first = optimizer.equals("adamw") && bf16Act;
     if (first) compareActivations(ops, model, data, dModel, layers, batch);
-    ops.trackMaxLogit(track);
-    ops.freeScopes(scopes);
     ops.bf16Activations(bf16Act);
     var adam = new FusedAdamW();
     var muon = new MuonClip(MuonClip.Config.defaults(), model);
@@ -303,55 +270,17 @@ public final class GpuBench {
               + "\"off_ms_median\":%.2f,\"saved_pct\":%.2f}",
           dModel, layers, batch, reps, aOn[reps / 2], aOff[reps / 2], 100 * (1 - aOn[reps / 2] / aOff[reps / 2])));
     }
-    // attention variant 0 and the current one (7 if that is 0) in alternate steps of the same model and pool
-    if (first) {
-      int was = ops.attentionVariant(), other = was == 0 ? 7 : was;
-      double[] v0 = new double[reps], v7 = new double[reps];
-      for (int i = 0; i < 2 * reps + 2; i++) {
-        ops.attentionVariant(i % 2 == 0 ? 0 : other);
-        long t0 = System.nanoTime();
-        step.run();
-        ops.synchronize();
-        if (i >= 2) (i % 2 == 0 ? v0 : v7)[(i - 2) / 2] = (System.nanoTime() - t0) / 1e6; // the first two compile
-      }
-      ops.attentionVariant(was);
-      java.util.Arrays.sort(v0);
-      java.util.Arrays.sort(v7);
-      result(String.format(Locale.ROOT,
-          "{\"bench\":\"attn_variant_ab\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"steps_each\":%d,\"v0_ms_median\":%.2f,"
-              + "\"variant\":%d,\"variant_ms_median\":%.2f}",
-          dModel, layers, batch, reps, v0[reps / 2], other, v7[reps / 2]));
-    }
-    // max-logit tracking on and off in alternate steps of the same model and pool: its cost without order effects
-    double[] on = new double[reps], off = new double[reps];
-    if (first) {
-      for (int i = 0; i < 2 * reps; i++) {
-        ops.trackMaxLogit(i % 2 == 0);
-        long t0 = System.nanoTime();
-        step.run();
-        ops.synchronize();
-        (i % 2 == 0 ? on : off)[i / 2] = (System.nanoTime() - t0) / 1e6;
-      }
-      java.util.Arrays.sort(on);
-      java.util.Arrays.sort(off);
-      result(String.format(Locale.ROOT,
-          "{\"bench\":\"track_ab\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"steps_each\":%d,\"on_ms_median\":%.2f,"
-              + "\"off_ms_median\":%.2f,\"overhead_pct\":%.2f}",
-          dModel, layers, batch, reps, on[reps / 2], off[reps / 2], 100 * (on[reps / 2] / off[reps / 2] - 1)));
-    }
     // the last loss, as a sanity check that training moved
     double loss = Losses.nextTokenLoss(model, data);
-    ops.trackMaxLogit(true);
-    ops.freeScopes(true);
     ops.bf16Activations(true);
     java.util.Arrays.sort(ms);
     double med = ms[reps / 2];
     System.out.println("  pool after this config: " + ops.memoryStats());
     result(String.format(Locale.ROOT,
-        "{\"bench\":\"step\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"seq\":%d,\"optimizer\":\"%s\",\"track_max_logit\":%b,"
-            + "\"free_scopes\":%b,\"bf16_activations\":%b,\"attention_variant\":%d,\"params\":%d,\"fwd_bwd_ms\":%.2f,\"ms_median\":%.2f,\"ms_min\":%.2f,\"ms_max\":%.2f,\"tokens_per_s\":%.0f,"
+        "{\"bench\":\"step\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"batch\":%d,\"seq\":%d,\"optimizer\":\"%s\","
+            + "\"bf16_activations\":%b,\"params\":%d,\"fwd_bwd_ms\":%.2f,\"ms_median\":%.2f,\"ms_min\":%.2f,\"ms_max\":%.2f,\"tokens_per_s\":%.0f,"
             + "\"collections_in_%d_steps\":%d,\"collect_ms\":%.0f,\"loss_after\":%.4f}",
-        dModel, layers, batch, seq, optimizer, track, scopes, bf16Act, ops.attentionVariant(), model.parameterCount(), fb[reps / 2], med, ms[0], ms[reps - 1],
+        dModel, layers, batch, seq, optimizer, bf16Act, model.parameterCount(), fb[reps / 2], med, ms[0], ms[reps - 1],
         batch * seq / (med / 1e3), reps, collections, collectMs, loss));
   }
 

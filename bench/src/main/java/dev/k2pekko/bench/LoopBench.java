@@ -14,7 +14,9 @@ import dev.k2pekko.model.TokenBatch;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.TensorOps;
 import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.ps.server.CoordinatorAddress;
 import dev.k2pekko.ps.server.PsCoordinator;
+import dev.k2pekko.ps.server.PsSettings;
 import dev.k2pekko.ps.server.PsGroup;
 import dev.k2pekko.ps.server.PsProtocol;
 import dev.k2pekko.tools.Stochasticity;
@@ -91,13 +93,13 @@ public final class LoopBench {
     var cfg = new ModelConfig(1222, dModel, layers, 4, 192, 4, 1e-5);
     var opt = MuonClip.Config.defaults().withWeightDecay(0.0).withClip(true, 100);
     String run = "bench-d" + dModel + "-s" + subscribers + "-" + System.nanoTime();
-    var settings = PsCoordinator.Settings.builder(run, cfg, dir, "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1").jdbcUser("sa")
-        .seed(1).optimizer(opt).mode(PsCoordinator.Mode.SYNC).staleness(0).lrSft(0.01).lrRl(0.01).warmup(1).decaySteps(0)
+    var settings = PsSettings.builder(run, cfg, dir, "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1").jdbcUser("sa")
+        .seed(1).optimizer(opt).mode(PsSettings.Mode.SYNC).staleness(0).lrSft(0.01).lrRl(0.01).warmup(1).decaySteps(0)
         .syncTimeout(Duration.ofSeconds(10)).clipTimeout(Duration.ofSeconds(10)).applyTimeout(Duration.ofSeconds(60))
         .checkpointEvery(0).keepCheckpoints(1).build();
     var monitor = system.systemActorOf(ClipMonitor.create(100, cfg.layers(), cfg.heads(), Duration.ofSeconds(10)), "monitor-" + run, Props.empty());
     var coordinator = system.systemActorOf(PsCoordinator.create(settings, monitor), "coord-" + run, Props.empty());
-    PsCoordinator.registerProxy(system, coordinator);
+    CoordinatorAddress.register(system, coordinator);
     var received = new ConcurrentHashMap<Long, long[]>(); // version -> {first, last, count}
     var versions = new ConcurrentHashMap<Long, CompletableFuture<WeightsSnapshot>>();
     for (int i = 0; i < subscribers; i++) {

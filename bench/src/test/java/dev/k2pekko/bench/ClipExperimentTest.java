@@ -2,6 +2,7 @@ package dev.k2pekko.bench;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.k2pekko.pipeline.report.LinePlot;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import javax.imageio.ImageIO;
@@ -19,7 +20,8 @@ class ClipExperimentTest {
     for (double[] row : r.clip().headMax()) for (double v : row) assertTrue(v <= 8.0 * (1 + 1e-9) || row == r.clip().headMax()[0]);
     assertEquals(1 + 2 * (cfg.steps() + 1), Files.readAllLines(r.csv()).size());
     var img = ImageIO.read(r.png().toFile());
-    assertEquals(1100, img.getWidth());
+    assertEquals(LinePlot.WIDTH, img.getWidth());
+    assertEquals(2 * LinePlot.HEIGHT, img.getHeight(), "two panels: max logits above the loss");
     assertTrue(r.toJson().matches("\\{\"tau\":8\\.0+,\"vanilla\":\\{\"max_logit\":[0-9.e+-]+,\"loss\":[0-9.e+-]+},\"clip\":\\{\"max_logit\":[0-9.e+-]+,\"loss\":[0-9.e+-]+}}"), r.toJson());
   }
 }

@@ -95,7 +95,7 @@ public final class BundleCommand implements Callable<Integer> {
         # k2 from a bundle: the jlinked JRE next to this directory; k2's classes and its libraries' in the class store
         # ../lib/%s, which the system class loader dev.k2pekko.bundle.boot.StoreLoader reads.
         DIR="$(cd "$(dirname "$0")/.." && pwd)"
-        exec "$DIR/jre/bin/java" ${K2_JVM_OPTS:--Xss2m -XX:+UseParallelGC} --enable-native-access=ALL-UNNAMED \\
+        exec "$DIR/jre/bin/java" ${K2_JVM_OPTS:--Xss2m -XX:+UseParallelGC} -Djava.awt.headless=true --enable-native-access=ALL-UNNAMED \\
           --add-opens java.base/java.lang=ALL-UNNAMED --add-opens java.base/java.util=ALL-UNNAMED \\
           --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED \\
           -Djava.system.class.loader=%s -cp "$DIR/lib/%s:$DIR/lib/%s" dev.k2pekko.launcher.K2 "$@"

@@ -95,7 +95,7 @@ final class NodeCommand implements Callable<Integer> {
     System.err.println("k2: " + JournalSchema.ensure(config));
     var system = K2Node.start("k2", config);
     McpStatus.print(system);
-    var trainer = dev.k2pekko.trainer.TrainerNode.start(system, runId);
+    var trainer = dev.k2pekko.pipeline.TrainerNode.start(system, runId);
     watchMembers(system);
     var terminated = new CountDownLatch(1);
     system.getWhenTerminated().thenRun(terminated::countDown);
@@ -104,7 +104,7 @@ final class NodeCommand implements Callable<Integer> {
       try {
         K2Node.awaitMembersUp(system, minMembers, Duration.ofSeconds(timeoutSeconds));
         var report = new PipelineReport(System.err);
-        var result = new dev.k2pekko.trainer.Pipeline(system, trainer, dev.k2pekko.trainer.Pipeline.Spec.fromConfig(runId, seed, config),
+        var result = new dev.k2pekko.pipeline.Pipeline(system, trainer, dev.k2pekko.pipeline.Pipeline.Spec.fromConfig(runId, seed, config),
             report::progress).run();
         if (json) System.out.println(PipelineReport.json(result));
         else PipelineReport.table(result, System.out);

@@ -2,7 +2,7 @@ package dev.k2pekko.launcher;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.k2pekko.trainer.Pipeline;
+import dev.k2pekko.pipeline.Pipeline;
 import java.io.PrintStream;
 
 /** Progress and summary of the whole pipeline (`k2 run`). */

@@ -1,6 +1,6 @@
 package dev.k2pekko.launcher;
 
-import dev.k2pekko.trainer.RunReport;
+import dev.k2pekko.pipeline.RunReport;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;

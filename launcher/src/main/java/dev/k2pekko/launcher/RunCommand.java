@@ -3,8 +3,8 @@ package dev.k2pekko.launcher;
 import dev.k2pekko.agents.Agent;
 import dev.k2pekko.agents.JournalSchema;
 import dev.k2pekko.agents.RunDriver;
-import dev.k2pekko.trainer.Pipeline;
-import dev.k2pekko.trainer.TrainerNode;
+import dev.k2pekko.pipeline.Pipeline;
+import dev.k2pekko.pipeline.TrainerNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -146,8 +146,8 @@ final class RunCommand implements Callable<Integer> {
       var pipeline = new Pipeline(system, started, Pipeline.Spec.fromConfig(runId, seed, config), p -> { if (!quiet) report.progress(p); });
       var result = pipeline.run();
       var reportDir = Path.of(config.getString("k2.journal.dir")).resolve("reports").resolve(runId);
-      dev.k2pekko.trainer.RunReport.write(result, reportDir);
-      System.err.println(dev.k2pekko.trainer.RunReport.canPlot()
+      dev.k2pekko.pipeline.RunReport.write(result, reportDir);
+      System.err.println(dev.k2pekko.pipeline.RunReport.canPlot()
           ? "k2: report (CSV and PNG) in " + reportDir.toAbsolutePath() + "; `k2 report --out DIR` copies and redraws it"
           : "k2: report (CSV; this Java has no java.desktop for the PNGs) in " + reportDir.toAbsolutePath()
               + "; `k2 report --out DIR` on a full JDK draws them");

@@ -9,6 +9,7 @@ import dev.k2pekko.model.TokenBatch;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.ps.server.CoordinatorAddress;
 import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsGroup;
 import dev.k2pekko.ps.server.PsProtocol;
@@ -127,7 +128,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     this.s = s;
     this.format = format;
     this.monitor = monitor;
-    this.coordinator = PsCoordinator.proxy(ctx.getSystem());
+    this.coordinator = CoordinatorAddress.of(ctx.getSystem());
     this.sharding = ClusterSharding.get(ctx.getSystem());
     this.compute = ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig("k2.learner.dispatcher"));
     this.ops = dev.k2pekko.ops.Backends.select(s.backend());

@@ -148,16 +148,13 @@ public final class CudaChecks {
       check("bf16 out: crossEntropy dlogits (fresh) (" + n + "," + vocab + ")", BF16_OUT, expect.toDoubles(),
           gpuMix.crossEntropyBackward(logits, targets, dnll).toDoubles());
     }
-    // the default attention variant on the first four shapes, variant 7 (every bit at once: each kernel's code is that
-    // of its own bit, so this covers every variant's kernels) on the last three
-    int variant = gpuMix.attentionVariant();
+    // head dimensions up to 64 (dK/dV in half tiles) on the first four shapes, wider ones (whole tiles) on the last three
     int[][] shapes = {{1, 35, 1, 5}, {2, 130, 2, 24}, {2, 256, 2, 64}, {1 + rnd.nextInt(3), 1 + rnd.nextInt(200), 1 + rnd.nextInt(4), 1 + rnd.nextInt(64)},
-        {2, 130, 2, 24}, {2, 256, 2, 64}, {1 + rnd.nextInt(3), 1 + rnd.nextInt(200), 1 + rnd.nextInt(4), 1 + rnd.nextInt(64)}};
+        {2, 130, 2, 96}, {1, 256, 2, 128}, {1 + rnd.nextInt(3), 1 + rnd.nextInt(200), 1 + rnd.nextInt(4), 65 + rnd.nextInt(64)}};
     for (int i = 0; i < shapes.length; i++) {
       int[] s = shapes[i];
       int b = s[0], t = s[1], h = s[2], c = h * s[3];
-      gpuMix.attentionVariant(i < 4 ? variant : 7);
-      String shape = " B=" + b + " T=" + t + " H=" + h + " D=" + s[3] + (i < 4 ? "" : " variant 7");
+      String shape = " B=" + b + " T=" + t + " H=" + h + " D=" + s[3];
       HostTensor q = rf(b * t, c, 1), k = rf(b * t, c, 1), v = rf(b * t, c, 1), g = rf(b * t, c, 1);
       var ra = ref.attention(q, k, v, b, t, h);
       var xa = gpuMix.attention(q, k, v, b, t, h);
@@ -169,7 +166,6 @@ public final class CudaChecks {
       checkScaled("bf16 out: attention dk" + shape, BF16_ATTENTION_GRAD, rg.second().toDoubles(), xg.second().toDoubles(), dvNorm);
       check("bf16 out: attention dv" + shape, BF16_ATTENTION_GRAD, rg.third().toDoubles(), xg.third().toDoubles());
     }
-    gpuMix.attentionVariant(variant);
     // a scope frees bf16 tensors, also one whose fp32 form was made; a kept one survives the reuse of their blocks
     HostTensor a = rf(64, 48, 1), b = rf(64, 48, 1);
     Tensor kept, inner, converted;

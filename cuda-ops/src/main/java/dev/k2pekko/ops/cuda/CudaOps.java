@@ -5,7 +5,6 @@ import dev.k2pekko.ops.TensorOps;
 import java.lang.ref.Reference;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -36,15 +35,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
 
   private final CudaDevice dev;
   private final Precision precision;
-  private volatile boolean trackMaxLogit = true;
   private volatile boolean bf16Activations;
-  private volatile int attentionVariant = DEFAULT_ATTENTION_VARIANT;
-  /**
-   * The attention kernels' variant used unless {@link #attentionVariant(int)} says otherwise (attention.cu, AV): 1,
-   * dK/dV over half a query tile at a time at 3 blocks per multiprocessor, which measured 2.6% faster than 0 in the
-   * backward and 0.7-0.9% per learner step on the H200; 2 and 4 measured no gain (BENCHMARKS.md).
-   */
-  public static final int DEFAULT_ATTENTION_VARIANT = 1;
 
   public CudaOps() {
     this(CudaDevice.get(), Precision.BF16);
@@ -65,14 +56,6 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   }
 
   /**
-   * Whether attention computes each head's max logit (on by default). Off is for measuring what the
-   * tracking costs: the kernel skips the reduction, the host skips the copy back, and maxLogit is all NaN.
-   */
-  public void trackMaxLogit(boolean on) {
-    trackMaxLogit = on;
-  }
-
-  /**
    * Whether ops whose output a training step reads only as a bf16 operand store it only as bf16 (on by default
    * in the BF16 precision, where every GEMM and attention operand is bf16 anyway; ignored in FP32): RMSNorm's
    * output, GELU and its backward, attention's output and gradients, the cross-entropy gradient and
@@ -84,21 +67,6 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
    */
   public void bf16Activations(boolean on) {
     bf16Activations = on;
-  }
-
-  /**
-   * The attention kernels' variant (attention.cu, AV; bits, for head dimensions up to 64; default
-   * {@link #DEFAULT_ATTENTION_VARIANT}): 1 = dK/dV over half a query tile at a time at 3 blocks per multiprocessor,
-   * 2 = the same for dQ at 4, 4 = the forward at 5. For measuring and checking them side by side; every variant
-   * computes the same function.
-   */
-  public void attentionVariant(int variant) {
-    if (variant < 0 || variant > 7) throw new IllegalArgumentException("attention variant " + variant + " (0..7)");
-    attentionVariant = variant;
-  }
-
-  public int attentionVariant() {
-    return attentionVariant;
   }
 
   /** Whether outputs read only as bf16 operands are stored as bf16 now (see {@link #bf16Activations(boolean)}). */
@@ -159,15 +127,6 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
   // ---- scopes: explicit free of temporaries ----
 
   private final ThreadLocal<ArrayDeque<CudaScope>> scopes = ThreadLocal.withInitial(ArrayDeque::new);
-  private volatile boolean freeScopes = true;
-
-  /**
-   * Whether {@link #scope()} frees its temporaries at close (on by default). Off is for measuring what it saves:
-   * the memory of dead tensors then returns only through the JVM's collections, as before scopes existed.
-   */
-  public void freeScopes(boolean on) {
-    freeScopes = on;
-  }
 
   private <T extends CudaTensor> T scoped(T t) {
     CudaScope s = scopes.get().peek();
@@ -177,7 +136,6 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
 
   @Override
   public Scope scope() {
-    if (!freeScopes) return Scope.NONE;
     var s = new CudaScope();
     scopes.get().push(s);
     return s;
@@ -666,8 +624,7 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
 
   private long attnFn(int hd, String name) {
     if (hd > 128) throw new UnsupportedOperationException("CUDA attention supports head dimensions up to 128, not " + hd);
-    int av = attentionVariant;
-    return dev.function(ATTENTION, av == 0 ? List.of("HD=" + hd) : List.of("HD=" + hd, "AV=" + av), name);
+    return dev.function(ATTENTION, List.of("HD=" + hd), name);
   }
 
   @Override
@@ -680,31 +637,22 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     boolean lowp = bf16Activations();
     CudaTensor out = lowp ? allocBf16(q.rows(), cols) : alloc(q.rows(), cols);
     AttentionState state = scoped(new AttentionState(dev, out, batch, seq, heads));
-    boolean track = trackMaxLogit;
-    MaxLogitSlab slab = null;
-    int slot = 0;
-    if (track) {
-      synchronized (this) {
-        if (maxLogits == null || maxLogits.read || maxLogits.used + heads > maxLogits.capacity) maxLogits = new MaxLogitSlab(heads);
-        slab = maxLogits;
-        slot = slab.used;
-        slab.used += heads;
-      }
+    MaxLogitSlab slab;
+    int slot;
+    synchronized (this) {
+      if (maxLogits == null || maxLogits.read || maxLogits.used + heads > maxLogits.capacity) maxLogits = new MaxLogitSlab(heads);
+      slab = maxLogits;
+      slot = slab.used;
+      slab.used += heads;
     }
     long f = attnFn(hd, "k_attn_fwd");
     int smem = attnTileBytes(p);
     dev.allowSharedMemory(f, smem);
     if (batch > 0 && seq > 0) {
       dev.launch(f, (seq + TILE - 1) / TILE, batch * heads, 1, 128, 1, 1, smem, lowp ? out.bf16Ptr() : out.ptr(), lowp ? 1 : 0, state.ptr(),
-          track ? slab.bits.ptr() + 4L * slot : 0L, bf16(q), bf16(k), bf16(v), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)),
-          track ? 1 : 0);
+          slab.bits.ptr() + 4L * slot, bf16(q), bf16(k), bf16(v), seq, heads, cols, (float) (1.0 / Math.sqrt(hd)));
     }
     keep(q, k, v, slab);
-    if (!track) {
-      double[] nan = new double[heads];
-      Arrays.fill(nan, Double.NaN);
-      return new Attention(out, state, nan);
-    }
     return new Attention(out, state, new MaxLogitReader(slab, slot, heads));
   }
 

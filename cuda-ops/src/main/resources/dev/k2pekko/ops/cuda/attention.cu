@@ -34,29 +34,15 @@ typedef unsigned short bf16_t;
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
-// AV selects kernel variants (bits; CudaOps.attentionVariant, default 1; 0 without -DAV): 1 = dK/dV in two halves of 32
-// queries per tile (half the score registers) at 3 blocks per SM, 2 = the same for dQ at 4 blocks per SM,
-// 4 = the forward at 5 blocks per SM. Head dimensions over 64 always take variant 0 (the others would spill).
-#if !defined(AV) || HDP > 64
-#undef AV
-#define AV 0
-#endif
-#if AV & 1
+// dK/dV takes the keys' queries in two halves of 32 per tile (half the score registers) at 3 blocks per SM where the
+// padded head dimension allows it (up to 64); wider heads take whole tiles, as the halves would spill registers.
+#if HDP <= 64
+#define DKDV_HALVES 1
 #define DKDV_BOUNDS __launch_bounds__(128, 3)
 #else
+#define DKDV_HALVES 0
 #define DKDV_BOUNDS __launch_bounds__(128)
 #endif
-#if AV & 2
-#define DQ_BOUNDS __launch_bounds__(128, 4)
-#else
-#define DQ_BOUNDS __launch_bounds__(128)
-#endif
-#if AV & 4
-#define FWD_BOUNDS __launch_bounds__(128, 5)
-#else
-#define FWD_BOUNDS __launch_bounds__(128)
-#endif
-
 
 __device__ __forceinline__ unsigned pack2(float lo, float hi) {
   unsigned r;
@@ -257,8 +243,8 @@ __device__ __forceinline__ void mmaAccByHalf(float acc[HDP / 8][4], const float 
 }
 
 // grid (ceil(T/64), B*H), block 128, dynamic shared memory 2 stages * (K, V) * 64*SR * 2 bytes.
-extern "C" __global__ void FWD_BOUNDS k_attn_fwd(void* out, int obf, float* lse, unsigned* maxbits, const bf16_t* q,
-    const bf16_t* k, const bf16_t* v, int T, int H, int C, float scale, int track) {
+extern "C" __global__ void k_attn_fwd(void* out, int obf, float* lse, unsigned* maxbits, const bf16_t* q,
+    const bf16_t* k, const bf16_t* v, int T, int H, int C, float scale) {
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* buf = (bf16_t*)smem;  // stage s: K at buf + 2*s*TSZ, V right after
   __shared__ float wmax[4];
@@ -342,16 +328,14 @@ extern "C" __global__ void FWD_BOUNDS k_attn_fwd(void* out, int obf, float* lse,
     if (rA < T) lse[(long long)bh * T + rA] = (mA + log2f(lA)) * LN2;
     if (rB < T) lse[(long long)bh * T + rB] = (mB + log2f(lB)) * LN2;
   }
-  if (track) {
-    // the final row maxima are the rows' largest scaled logits (times log2 e): no work per element
-    float raw = fmaxf(rA < T ? mA : -K_INF, rB < T ? mB : -K_INF) * LN2;
-    for (int off = 16; off > 0; off >>= 1) raw = fmaxf(raw, __shfl_xor_sync(0xffffffffu, raw, off));
-    if (lane == 0) wmax[warp] = raw;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      float m = fmaxf(fmaxf(wmax[0], wmax[1]), fmaxf(wmax[2], wmax[3]));
-      if (m > -K_INF) atomicMax(maxbits + h, orderedBits(m));
-    }
+  // the final row maxima are the rows' largest scaled logits (times log2 e): no work per element
+  float raw = fmaxf(rA < T ? mA : -K_INF, rB < T ? mB : -K_INF) * LN2;
+  for (int off = 16; off > 0; off >>= 1) raw = fmaxf(raw, __shfl_xor_sync(0xffffffffu, raw, off));
+  if (lane == 0) wmax[warp] = raw;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float m = fmaxf(fmaxf(wmax[0], wmax[1]), fmaxf(wmax[2], wmax[3]));
+    if (m > -K_INF) atomicMax(maxbits + h, orderedBits(m));
   }
 }
 
@@ -381,7 +365,7 @@ extern "C" __global__ void k_attn_D(float* D, const bf16_t* dout, const bf16_t* 
 }
 
 // dQ: grid (ceil(T/64), B*H), block 128, dynamic shared memory 2 stages * (K, V) * 64*SR * 2 bytes.
-extern "C" __global__ void DQ_BOUNDS k_attn_bwd_dq(void* dq, int obf, const bf16_t* q, const bf16_t* k, const bf16_t* v,
+extern "C" __global__ void k_attn_bwd_dq(void* dq, int obf, const bf16_t* q, const bf16_t* k, const bf16_t* v,
     const bf16_t* dout, const float* lse, const float* D, int T, int H, int C, float scale) {
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* buf = (bf16_t*)smem;  // stage s: K at buf + 2*s*TSZ, V right after
@@ -416,30 +400,6 @@ extern "C" __global__ void DQ_BOUNDS k_attn_bwd_dq(void* dq, int obf, const bf16
     __syncthreads();
     const bf16_t* Ks = buf + (kt & 1) * 2 * TSZ;
     bool diag = kt == qb;
-#if AV & 2
-#pragma unroll 1
-    for (int hf = 0; hf < 2; hf++) {
-      if (diag && hf * 32 > warp * 16 + 15) continue;  // every key of this half lies after every row of the warp
-      float s[4][4], dp[4][4];
-#pragma unroll
-      for (int nt = 0; nt < 4; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.f;
-      mmaRowsByHalf(s, qa, Ks, hf * 32);
-      mmaRowsByHalf(dp, da, Ks + TSZ, hf * 32);
-#pragma unroll
-      for (int nt = 0; nt < 4; nt++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          int key = hf * 32 + nt * 8 + 2 * t + (e & 1);
-          float p = ex2(s[nt][e] * sl - (e < 2 ? lseA : lseB));
-          if (diag && key > (e < 2 ? lrA : lrB)) p = 0.f;
-          s[nt][e] = p * (dp[nt][e] - (e < 2 ? DA : DB));
-        }
-      }
-      mmaAccByHalf(acc, s, Ks, hf * 32);
-    }
-#else
     float s[8][4], dp[8][4];
 #pragma unroll
     for (int nt = 0; nt < 8; nt++)
@@ -458,7 +418,6 @@ extern "C" __global__ void DQ_BOUNDS k_attn_bwd_dq(void* dq, int obf, const bf16
       }
     }
     mmaAccByTile(acc, s, Ks);
-#endif
     __syncthreads();
   }
 #pragma unroll
@@ -521,7 +480,7 @@ extern "C" __global__ void DKDV_BOUNDS k_attn_bwd_dkdv(void* dk, void* dv, int o
     const float* DS = lseS + TILE;
     bool diag = qt == kb;
     // s becomes P^T, dp becomes dS^T (without the 1/sqrt(d) factor, applied at the end)
-#if AV & 1
+#if DKDV_HALVES
 #pragma unroll 1
     for (int hf = 0; hf < 2; hf++) {
       if (diag && hf * 32 + 31 < warp * 16) continue;  // every query of this half lies before every key of the warp

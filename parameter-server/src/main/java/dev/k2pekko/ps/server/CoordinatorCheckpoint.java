@@ -52,7 +52,7 @@ final class CoordinatorCheckpoint {
   }
 
   /** Writes version {@code version} from the groups' exported state. */
-  static void write(Path runDir, PsCoordinator.Settings s, long version, Collection<GroupState> groups, Map<String, TagOffset> offsets,
+  static void write(Path runDir, PsSettings s, long version, Collection<GroupState> groups, Map<String, TagOffset> offsets,
                     Map<String, Long> counters) throws IOException {
     var ops = new ReferenceOps();
     var weights = new LinkedHashMap<String, Tensor>();
@@ -75,7 +75,7 @@ final class CoordinatorCheckpoint {
     Checkpoints.write(runDir, version, weights, opt, new Checkpoints.Info(modelMap, "MuonClip", hyper, extra));
   }
 
-  private static Tensor tensor(PsCoordinator.Settings s, ReferenceOps ops, String name, float[] f) {
+  private static Tensor tensor(PsSettings s, ReferenceOps ops, String name, float[] f) {
     var spec = PolicyModel.specsOf(s.model()).stream().filter(x -> x.name().equals(name)).findFirst()
         .orElseThrow(() -> new IllegalStateException("unknown parameter " + name));
     double[] d = new double[f.length];

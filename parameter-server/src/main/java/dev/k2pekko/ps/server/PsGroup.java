@@ -27,6 +27,7 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.pattern.StatusReply;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 
@@ -48,9 +49,12 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
   public record Init(long version, ModelConfig config, MuonClip.Config optimizer, HashMap<String, float[]> weights,
                      HashMap<String, float[]> optimizerState, long steps, ActorRef<GroupState> replyTo) implements Command, KryoWire {}
 
-  /** Apply step {@code version}: the mean of the listed learners' gradients, at learning rate lr, then the rescales. */
+  /**
+   * Apply step {@code version}: the mean of the listed learners' gradients, at learning rate lr, then the rescales.
+   * A group that lacks a contributor's shard (not arrived yet) changes nothing and answers with an error: ask again.
+   */
   public record ApplyStep(long version, ArrayList<String> contributors, ArrayList<Long> gradientVersions, double lr,
-                          ArrayList<RescaleQK> rescales, ActorRef<GroupApplied> replyTo) implements Command, KryoWire {}
+                          ArrayList<RescaleQK> rescales, ActorRef<StatusReply<GroupApplied>> replyTo) implements Command, KryoWire {}
 
   /** Phase one of a step: does this group hold valid gradients of every contributor? Changes nothing. */
   public record Prepare(long version, ArrayList<String> contributors, ArrayList<Long> gradientVersions, ActorRef<Prepared> replyTo)
@@ -149,7 +153,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
 
   private Behavior<Command> onApply(ApplyStep a) {
     if (config == null) {
-      a.replyTo().tell(new GroupApplied(group, a.version(), null, false, "group " + group + " has no weights yet"));
+      a.replyTo().tell(StatusReply.error("group " + group + " has no weights yet"));
       return this;
     }
     var parts = new ArrayList<HashMap<String, float[]>>();
@@ -157,7 +161,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       var byLearner = pending.get(a.gradientVersions().get(i));
       var g = byLearner == null ? null : byLearner.get(a.contributors().get(i));
       if (g == null) {
-        a.replyTo().tell(new GroupApplied(group, a.version(), null, false,
+        a.replyTo().tell(StatusReply.error(
             "group " + group + " has no gradient from " + a.contributors().get(i) + " at version " + a.gradientVersions().get(i)));
         return this;
       }
@@ -194,7 +198,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       var byLearner = pending.get(a.gradientVersions().get(i));
       if (byLearner != null) byLearner.remove(a.contributors().get(i));
     }
-    a.replyTo().tell(new GroupApplied(group, a.version(), floats(weights), true, null));
+    a.replyTo().tell(StatusReply.success(new GroupApplied(group, a.version(), floats(weights))));
     return this;
   }
 
@@ -229,7 +233,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
   }
 
   private ActorRef<PsCoordinator.Command> coordinator() {
-    if (coordinator == null) coordinator = PsCoordinator.proxy(getContext().getSystem());
+    if (coordinator == null) coordinator = CoordinatorAddress.of(getContext().getSystem());
     return coordinator;
   }
 

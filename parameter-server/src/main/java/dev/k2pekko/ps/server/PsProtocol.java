@@ -103,7 +103,8 @@ public final class PsProtocol {
 
   public record BadGradient(long version, String learnerId, String group, String detail) implements PsCoordinator.Command, KryoWire {}
 
-  public record GroupApplied(String group, long version, HashMap<String, float[]> weights, boolean ok, String problem) implements KryoWire {}
+  /** A group applied step {@code version}: its new weights (the reply's success; a group that lacks a shard answers with an error). */
+  public record GroupApplied(String group, long version, HashMap<String, float[]> weights) implements KryoWire {}
 
   public record GroupState(String group, HashMap<String, float[]> weights, HashMap<String, float[]> optimizer, long steps) implements KryoWire {}
 }

@@ -26,7 +26,7 @@ final class StepAssembler {
   /** A step's pushes: the good ones, those a group rejected, and whether a sync timeout cut learners out. */
   record Ready(List<Pushed> good, List<Pushed> rejected, boolean timedOutWithoutAll) {}
 
-  private final PsCoordinator.Mode mode;
+  private final PsSettings.Mode mode;
   private final int staleness;
   /** gradient version -> learner -> push, not yet in a step. */
   private final Map<Long, Map<String, Pushed>> pending = new HashMap<>();
@@ -34,7 +34,7 @@ final class StepAssembler {
   /** Learners with nothing to train on at the current version. */
   private final Set<String> passed = new HashSet<>();
 
-  StepAssembler(PsCoordinator.Mode mode, int staleness) {
+  StepAssembler(PsSettings.Mode mode, int staleness) {
     this.mode = mode;
     this.staleness = staleness;
   }
@@ -45,9 +45,9 @@ final class StepAssembler {
    * it: refused, so its learner computes it again at the next version (kept, it would sit unapplied and its data be lost).
    */
   Admission admit(long version, long stepInFlight, long pushVersion) {
-    boolean late = mode == PsCoordinator.Mode.SYNC && stepInFlight >= 0 && pushVersion == stepInFlight;
-    if (late || pushVersion > version || (mode == PsCoordinator.Mode.SYNC && pushVersion < version)
-        || (mode == PsCoordinator.Mode.ASYNC && pushVersion < version - staleness)) {
+    boolean late = mode == PsSettings.Mode.SYNC && stepInFlight >= 0 && pushVersion == stepInFlight;
+    if (late || pushVersion > version || (mode == PsSettings.Mode.SYNC && pushVersion < version)
+        || (mode == PsSettings.Mode.ASYNC && pushVersion < version - staleness)) {
       return Admission.STALE;
     }
     return Admission.ADMITTED;
@@ -93,7 +93,7 @@ final class StepAssembler {
   Ready take(long version, Set<String> learners, boolean timedOut) {
     var candidates = new ArrayList<Pushed>();
     boolean all = true;
-    if (mode == PsCoordinator.Mode.SYNC) {
+    if (mode == PsSettings.Mode.SYNC) {
       var mine = pending.getOrDefault(version, Map.of());
       all = !mine.isEmpty();
       for (var id : learners) {

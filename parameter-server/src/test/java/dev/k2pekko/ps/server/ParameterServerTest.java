@@ -75,9 +75,9 @@ class ParameterServerTest {
     return monitor(new double[][] {{0, 0}});
   }
 
-  static PsCoordinator.Settings settings(String run, PsCoordinator.Mode mode, int staleness, boolean clip, int checkpointEvery) {
+  static PsSettings settings(String run, PsSettings.Mode mode, int staleness, boolean clip, int checkpointEvery) {
     var opt = MuonClip.Config.defaults().withWeightDecay(0.1).withClip(clip, 100);
-    return PsCoordinator.Settings.builder(run, CFG, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1").jdbcUser("sa")
+    return PsSettings.builder(run, CFG, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1").jdbcUser("sa")
         .seed(5).optimizer(opt).mode(mode).staleness(staleness).lrSft(0.05).lrRl(0.01).warmup(1).decaySteps(0)
         .syncTimeout(Duration.ofSeconds(5)).clipTimeout(Duration.ofSeconds(2)).applyTimeout(Duration.ofSeconds(10))
         .checkpointEvery(checkpointEvery).keepCheckpoints(3).build();
@@ -102,9 +102,9 @@ class ParameterServerTest {
     coord.tell(new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t" + version)), new HashMap<>(offsets), 1.0, 10, PsProtocol.StageKind.SFT, Double.NaN, refused));
   }
 
-  static ActorRef<PsCoordinator.Command> coordinator(PsCoordinator.Settings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
+  static ActorRef<PsCoordinator.Command> coordinator(PsSettings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     var c = kit.spawn(PsCoordinator.create(s, monitor));
-    PsCoordinator.registerProxy(kit.system(), c);
+    CoordinatorAddress.register(kit.system(), c);
     return c;
   }
 
@@ -115,7 +115,7 @@ class ParameterServerTest {
   }
 
   @Test void aSynchronousStepIsMuonClipOnTheMeanGradientThenTheRescales() {
-    var c = coordinator(settings("sync1", PsCoordinator.Mode.SYNC, 0, true, 0), monitor(new double[][] {{20, 400}}));
+    var c = coordinator(settings("sync1", PsSettings.Mode.SYNC, 0, true, 0), monitor(new double[][] {{20, 400}}));
     TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -161,7 +161,7 @@ class ParameterServerTest {
   }
 
   @Test void nonFiniteGradientsAreRejectedCountedAndLeftOutOfTheStep() {
-    var c = coordinator(settings("nan1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor());
+    var c = coordinator(settings("nan1", PsSettings.Mode.SYNC, 0, false, 0), monitor());
     TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
     TestProbe<PushOutcome> refusedA = kit.createTestProbe(), refusedB = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -190,7 +190,7 @@ class ParameterServerTest {
   }
 
   @Test void aStepOfZeroGradientsLeavesTheWeightsAsTheyAreAndStillAdvancesTheOffsets() {
-    var c = coordinator(settings("zero1", PsCoordinator.Mode.SYNC, 0, false, 0), monitor());
+    var c = coordinator(settings("zero1", PsSettings.Mode.SYNC, 0, false, 0), monitor());
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -209,7 +209,7 @@ class ParameterServerTest {
   }
 
   @Test void asynchronousModeAdmitsBoundedStalenessAndRefusesOlderGradients() {
-    var c = coordinator(settings("async1", PsCoordinator.Mode.ASYNC, 1, false, 0), monitor());
+    var c = coordinator(settings("async1", PsSettings.Mode.ASYNC, 1, false, 0), monitor());
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -232,7 +232,7 @@ class ParameterServerTest {
   }
 
   @Test void aRestartedCoordinatorRestoresItsCheckpointVersionAndOffsets() throws Exception {
-    var s = settings("restart1", PsCoordinator.Mode.SYNC, 0, false, 1);
+    var s = settings("restart1", PsSettings.Mode.SYNC, 0, false, 1);
     var c = coordinator(s, monitor());
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();

@@ -25,7 +25,7 @@ class StepAssemblerTest {
   }
 
   @Test void synchronousAdmitsOnlyTheCurrentVersionAndNotTheStepUnderWay() {
-    var a = new StepAssembler(PsCoordinator.Mode.SYNC, 2);
+    var a = new StepAssembler(PsSettings.Mode.SYNC, 2);
     assertEquals(StepAssembler.Admission.ADMITTED, a.admit(5, -1, 5));
     assertEquals(StepAssembler.Admission.STALE, a.admit(5, -1, 4));
     assertEquals(StepAssembler.Admission.STALE, a.admit(5, -1, 6), "from the future");
@@ -33,14 +33,14 @@ class StepAssemblerTest {
   }
 
   @Test void asynchronousAdmitsWithinTheStalenessBound() {
-    var a = new StepAssembler(PsCoordinator.Mode.ASYNC, 2);
+    var a = new StepAssembler(PsSettings.Mode.ASYNC, 2);
     assertEquals(StepAssembler.Admission.ADMITTED, a.admit(5, 5, 5));
     assertEquals(StepAssembler.Admission.ADMITTED, a.admit(5, -1, 3));
     assertEquals(StepAssembler.Admission.STALE, a.admit(5, -1, 2));
   }
 
   @Test void aSynchronousStepWaitsForEveryLearnerThenTheTimeout() {
-    var a = new StepAssembler(PsCoordinator.Mode.SYNC, 0);
+    var a = new StepAssembler(PsSettings.Mode.SYNC, 0);
     var all = Set.of("a", "b", "c");
     assertTrue(a.add(push(3, "a")), "the first pending push starts the sync timeout");
     assertFalse(a.add(push(3, "b")));
@@ -60,7 +60,7 @@ class StepAssemblerTest {
   }
 
   @Test void theTimeoutTakesWhatIsThereAndRejectedPushesSplitOff() {
-    var a = new StepAssembler(PsCoordinator.Mode.SYNC, 0);
+    var a = new StepAssembler(PsSettings.Mode.SYNC, 0);
     var all = Set.of("a", "b", "c");
     a.add(push(0, "a"));
     a.add(push(0, "b"));
@@ -74,7 +74,7 @@ class StepAssemblerTest {
   }
 
   @Test void aDroppedLearnerIsNotWaitedForAndItsPushesAreGone() {
-    var a = new StepAssembler(PsCoordinator.Mode.ASYNC, 1);
+    var a = new StepAssembler(PsSettings.Mode.ASYNC, 1);
     a.add(push(2, "a"));
     a.add(push(1, "b"));
     a.drop("b");

@@ -1,4 +1,4 @@
-package dev.k2pekko.trainer.report;
+package dev.k2pekko.pipeline.report;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -50,6 +50,26 @@ class ReportFilesTest {
     LinePlot.write(log, "max logit", "step", "S_max", Map.of("head 0", new double[][] {x, loss}), true);
     assertEquals(LinePlot.WIDTH, ImageIO.read(log.toFile()).getWidth());
     assertTrue(countRgb(ImageIO.read(log.toFile()), 0x1f77b4) > 100);
+  }
+
+  @Test
+  void panelsStackAndSeriesOfOneNameShareAColour() throws Exception {
+    double[] x = {0, 1, 2, 3}, up = {1, 10, 100, 1000}, flat = {5, 5, 5, 5};
+    var top = new LinePlot.Panel("logits", "step", "S_max", true, List.of(new LinePlot.Series("run a", x, up),
+        new LinePlot.Series("run a", x, flat), new LinePlot.Series("tau", new double[] {0, 3}, new double[] {30, 30}, true)));
+    var bottom = new LinePlot.Panel("loss", "step", "loss", false, List.of(new LinePlot.Series("run b", x, flat)));
+    Path png = dir.resolve("panels.png");
+    LinePlot.write(png, List.of(top, bottom));
+    BufferedImage img = ImageIO.read(png.toFile());
+    assertEquals(LinePlot.WIDTH, img.getWidth());
+    assertEquals(2 * LinePlot.HEIGHT, img.getHeight());
+    // two curves named "run a" take the first colour, "tau" the second, "run b" (in the lower panel) the third
+    assertTrue(countRgb(img.getSubimage(0, 0, LinePlot.WIDTH, LinePlot.HEIGHT), 0x1f77b4) > 100, "run a in the top panel");
+    assertTrue(countRgb(img.getSubimage(0, 0, LinePlot.WIDTH, LinePlot.HEIGHT), 0xd62728) > 50, "tau dashed in the top panel");
+    assertTrue(countRgb(img.getSubimage(0, LinePlot.HEIGHT, LinePlot.WIDTH, LinePlot.HEIGHT), 0x2ca02c) > 100, "run b in the lower panel");
+    assertEquals(0, countRgb(img.getSubimage(0, LinePlot.HEIGHT, LinePlot.WIDTH, LinePlot.HEIGHT), 0x1f77b4), "run a only on top");
+    assertThrows(IllegalArgumentException.class, () -> LinePlot.write(png, List.of()));
+    assertThrows(IllegalArgumentException.class, () -> new LinePlot.Series("short", x, new double[] {1}));
   }
 
   @Test

@@ -1,11 +1,14 @@
-package dev.k2pekko.trainer;
+package dev.k2pekko.pipeline;
 
+import dev.k2pekko.trainer.Learner;
 import com.typesafe.config.Config;
 import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.clip.ClipMonitor;
 import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.ps.server.CoordinatorAddress;
 import dev.k2pekko.ps.server.PsCoordinator;
+import dev.k2pekko.ps.server.PsSettings;
 import dev.k2pekko.ps.server.PsGroup;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
 import java.nio.file.Path;
@@ -45,19 +48,19 @@ public final class TrainerNode {
     String user = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.user");
     String password = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.password");
     var monitor = ClipMonitor.init(system, ps.getDouble("tau"), model.layers(), model.heads(), ps.getDuration("clip-timeout").dividedBy(2));
-    var settings = PsCoordinator.Settings.builder(runId, model, Path.of(c.getString("k2.journal.dir")).resolve("checkpoints"), url)
+    var settings = PsSettings.builder(runId, model, Path.of(c.getString("k2.journal.dir")).resolve("checkpoints"), url)
         .jdbcUser(user).jdbcPassword(password).seed(ps.getLong("seed")).optimizer(opt)
-        .mode(PsCoordinator.Mode.valueOf(ps.getString("mode").toUpperCase())).staleness(ps.getInt("staleness"))
+        .mode(PsSettings.Mode.valueOf(ps.getString("mode").toUpperCase())).staleness(ps.getInt("staleness"))
         .lrSft(ps.getDouble("lr-sft")).lrRl(ps.getDouble("lr-rl")).warmup(ps.getInt("warmup")).decaySteps(ps.getInt("decay-steps"))
         .syncTimeout(ps.getDuration("sync-timeout")).clipTimeout(ps.getDuration("clip-timeout")).applyTimeout(ps.getDuration("apply-timeout"))
         .checkpointEvery(ps.getInt("checkpoint-every")).keepCheckpoints(ps.getInt("keep-checkpoints")).build();
     PsGroup.init(system);
-    var coordinator = PsCoordinator.init(system, settings, monitor);
-    PsCoordinator.registerProxy(system, coordinator);
+    var coordinator = CoordinatorAddress.init(system, settings, monitor);
+    CoordinatorAddress.register(system, coordinator);
     var roles = new HashSet<>(c.getStringList("pekko.cluster.roles"));
     var l = c.getConfig("k2.learner");
     var ls = new Learner.Settings(runId, l.getInt("count"), l.getInt("batch-size"), l.getInt("rl-groups"), l.getDuration("idle-flush"),
-        l.getDouble("rl-tau"), c.getInt("k2.collector.tags"), settings.mode() == PsCoordinator.Mode.ASYNC, l.getString("backend"));
+        l.getDouble("rl-tau"), c.getInt("k2.collector.tags"), settings.mode() == PsSettings.Mode.ASYNC, l.getString("backend"));
     dev.k2pekko.ops.Backends.select(ls.backend()); // a bad or unavailable backend fails here, at start, with its reason
     var format = NodeServices.get(system).format();
     ShardedDaemonProcess.get(system).init(Learner.Command.class, "learner", ls.count(),

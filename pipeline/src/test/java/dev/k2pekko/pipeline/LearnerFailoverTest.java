@@ -1,4 +1,4 @@
-package dev.k2pekko.trainer;
+package dev.k2pekko.pipeline;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

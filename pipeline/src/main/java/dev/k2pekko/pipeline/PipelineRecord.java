@@ -1,4 +1,4 @@
-package dev.k2pekko.trainer;
+package dev.k2pekko.pipeline;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

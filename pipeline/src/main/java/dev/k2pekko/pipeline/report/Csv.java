@@ -1,4 +1,4 @@
-package dev.k2pekko.trainer.report;
+package dev.k2pekko.pipeline.report;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

@@ -1,4 +1,4 @@
-package dev.k2pekko.trainer;
+package dev.k2pekko.pipeline;
 
 import com.typesafe.config.Config;
 import dev.k2pekko.agents.Agent;

@@ -1,9 +1,10 @@
-package dev.k2pekko.trainer;
+package dev.k2pekko.pipeline;
 
+import dev.k2pekko.trainer.Learner;
 import dev.k2pekko.optim.QkClip;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
-import dev.k2pekko.trainer.report.Csv;
-import dev.k2pekko.trainer.report.LinePlot;
+import dev.k2pekko.pipeline.report.Csv;
+import dev.k2pekko.pipeline.report.LinePlot;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

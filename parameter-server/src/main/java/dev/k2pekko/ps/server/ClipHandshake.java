@@ -1,0 +1,63 @@
+package dev.k2pekko.ps.server;
+
+import dev.k2pekko.optim.QkClip;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
+import dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits;
+import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
+import java.util.ArrayList;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+
+/**
+ * The first part of a step with MuonClip on: ask the clip-monitor for the step's per-head maxima ({@link CloseStep})
+ * and turn its answer into QK rescales with the optimizer's rule ({@link QkClip#rescales}); without an answer within
+ * the clip timeout the step goes on without rescales.
+ */
+final class ClipHandshake {
+  /** The monitor's answer, through an adapter. */
+  record ClipArrived(StepMaxLogits maxima) implements TwoPhaseStep.Message {}
+
+  /** The clip-monitor did not answer for this version within the clip timeout. */
+  record ClipTimedOut(long version) implements TwoPhaseStep.Message {}
+
+  private final PsSettings s;
+  private final ActorContext<PsCoordinator.Command> ctx;
+  private final TimerScheduler<PsCoordinator.Command> timers;
+  private final ActorRef<ClipMonitorProtocol.Command> monitor;
+  private final CoordinatorLedger ledger;
+
+  ClipHandshake(PsSettings s, ActorContext<PsCoordinator.Command> ctx, TimerScheduler<PsCoordinator.Command> timers,
+                ActorRef<ClipMonitorProtocol.Command> monitor, CoordinatorLedger ledger) {
+    this.s = s;
+    this.ctx = ctx;
+    this.timers = timers;
+    this.monitor = monitor;
+    this.ledger = ledger;
+  }
+
+  /** Closes step {@code version} at the monitor for these learners' reports. */
+  void ask(long version, ArrayList<String> learners) {
+    monitor.tell(new CloseStep(version, learners, ctx.messageAdapter(StepMaxLogits.class, ClipArrived::new)));
+    timers.startSingleTimer("clip", new ClipTimedOut(version), s.clipTimeout());
+  }
+
+  /** The rescales of the monitor's answer: one per head over the threshold, none when no learner reported. */
+  ArrayList<RescaleQK> rescales(StepMaxLogits m) {
+    timers.cancel("clip");
+    var rescales = new ArrayList<RescaleQK>();
+    if (m.measured()) {
+      for (var r : QkClip.rescales(m.maxLogit(), s.optimizer().tau())) rescales.add(new RescaleQK(m.version(), r.layer(), r.head(), r.gamma()));
+    }
+    ledger.count("heads_clipped", rescales.size());
+    return rescales;
+  }
+
+  /** No answer in time: no rescales for this step. */
+  ArrayList<RescaleQK> timedOut(long version) {
+    ledger.count("clip_timeouts", 1);
+    ctx.getLog().warn("clip-monitor gave no decision for version {} within {}: applying without rescales", version, s.clipTimeout());
+    return new ArrayList<>();
+  }
+}

@@ -1,0 +1,74 @@
+package dev.k2pekko.ps.server;
+
+import dev.k2pekko.ps.server.PsCoordinator.Status;
+import dev.k2pekko.ps.server.PsCoordinator.StepLoss;
+import dev.k2pekko.ps.server.PsProtocol.Pushed;
+import dev.k2pekko.ps.server.PsProtocol.StageKind;
+import dev.k2pekko.ps.server.PsProtocol.TagOffset;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * What the coordinator has done, for progress, reports, checkpoints and tests: named counters, the trajectories each
+ * version consumed, one {@link StepLoss} per applied step, and the trajectory ids seen (a second sighting is counted as
+ * a duplicate). It reports; it decides nothing.
+ */
+final class CoordinatorLedger {
+  private final Map<String, Long> counters = new TreeMap<>();
+  private final Map<Long, Integer> consumedPerVersion = new TreeMap<>();
+  private final List<StepLoss> losses = new ArrayList<>();
+  private final Set<String> seen = new HashSet<>();
+  private final Set<Long> skippedVersions = new HashSet<>();
+
+  void count(String key, long n) {
+    counters.merge(key, n, Long::sum);
+  }
+
+  /** Counts the skip of version v's step once, however many rounds of refusals led to it. */
+  void skipped(long v) {
+    if (skippedVersions.add(v)) count("steps_skipped", 1);
+  }
+
+  /** A checkpoint's counters carry on. */
+  void restore(Map<String, Long> restored) {
+    counters.putAll(restored);
+  }
+
+  /** The live counters, for a checkpoint writer that only reads them. */
+  Map<String, Long> counters() {
+    return counters;
+  }
+
+  /** Step {@code version} was applied with these contributors: its mean loss, tokens, mean reward, consumed trajectories. */
+  void stepApplied(long version, List<Pushed> contributors) {
+    int consumed = 0;
+    double loss = 0, reward = 0;
+    int rewarded = 0;
+    long tokens = 0;
+    for (var p : contributors) {
+      if (!Double.isNaN(p.reward())) {
+        reward += p.reward();
+        rewarded++;
+      }
+      consumed += p.trajectoryIds().size();
+      for (var id : p.trajectoryIds()) if (!seen.add(id)) count("duplicates", 1);
+      loss += p.loss() / contributors.size();
+      tokens += p.tokens();
+    }
+    consumedPerVersion.put(version, consumed);
+    boolean rl = contributors.stream().anyMatch(p -> p.kind() == StageKind.RL);
+    losses.add(new StepLoss(version, loss, rl ? StageKind.RL : StageKind.SFT, tokens, rewarded == 0 ? Double.NaN : reward / rewarded));
+    count("steps", 1);
+    count("trajectories", consumed);
+    count("tokens", tokens);
+  }
+
+  Status status(String runId, long version, int learners, Map<String, TagOffset> offsets, long restoredFrom, Map<String, String> learnerNodes) {
+    return new Status(runId, version, learners, Map.copyOf(counters), Map.copyOf(consumedPerVersion), List.copyOf(losses),
+        Map.copyOf(offsets), restoredFrom, Map.copyOf(learnerNodes));
+  }
+}

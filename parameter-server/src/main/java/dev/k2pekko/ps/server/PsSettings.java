@@ -1,0 +1,72 @@
+package dev.k2pekko.ps.server;
+
+import dev.k2pekko.model.ModelConfig;
+import dev.k2pekko.optim.MuonClip;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * How a parameter-server coordinator runs: its run, model and seed, the optimizer, synchronous or asynchronous steps,
+ * the LR schedule, its timeouts, checkpoints and the JDBC database of the durable offsets. Build it by name with
+ * {@link #builder}; the defaults are reference.conf's ({@code k2.ps}).
+ */
+public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Config optimizer, Mode mode, int staleness,
+                         double lrSft, double lrRl, int warmup, int decaySteps, Duration syncTimeout, Duration clipTimeout,
+                         Duration applyTimeout, int checkpointEvery, int keepCheckpoints, Path checkpointDir,
+                         String jdbcUrl, String jdbcUser, String jdbcPassword) {
+
+  /** Synchronous steps wait for every registered learner (or the sync timeout); asynchronous ones admit stale gradients. */
+  public enum Mode { SYNC, ASYNC }
+
+  /** Settings with the defaults of reference.conf ({@code k2.ps}), changed by name. */
+  public static Builder builder(String runId, ModelConfig model, Path checkpointDir, String jdbcUrl) {
+    return new Builder(runId, model, checkpointDir, jdbcUrl);
+  }
+
+  /** Where this run's checkpoints live. */
+  Path runDir() {
+    return checkpointDir.resolve(runId);
+  }
+
+  /** Named settings instead of nineteen positions; every field starts at reference.conf's default. */
+  public static final class Builder {
+    private final String runId, jdbcUrl;
+    private final ModelConfig model;
+    private final Path checkpointDir;
+    private long seed = 1;
+    private MuonClip.Config optimizer = MuonClip.Config.defaults().withWeightDecay(0.0);
+    private Mode mode = Mode.SYNC;
+    private int staleness = 2, warmup = 50, decaySteps = 600, checkpointEvery = 100, keepCheckpoints = 3;
+    private double lrSft = 0.01, lrRl = 0.001;
+    private Duration syncTimeout = Duration.ofSeconds(10), clipTimeout = Duration.ofSeconds(5), applyTimeout = Duration.ofSeconds(30);
+    private String jdbcUser = "", jdbcPassword = "";
+
+    private Builder(String runId, ModelConfig model, Path checkpointDir, String jdbcUrl) {
+      this.runId = runId;
+      this.model = model;
+      this.checkpointDir = checkpointDir;
+      this.jdbcUrl = jdbcUrl;
+    }
+
+    public Builder seed(long v) { seed = v; return this; }
+    public Builder optimizer(MuonClip.Config v) { optimizer = v; return this; }
+    public Builder mode(Mode v) { mode = v; return this; }
+    public Builder staleness(int v) { staleness = v; return this; }
+    public Builder lrSft(double v) { lrSft = v; return this; }
+    public Builder lrRl(double v) { lrRl = v; return this; }
+    public Builder warmup(int v) { warmup = v; return this; }
+    public Builder decaySteps(int v) { decaySteps = v; return this; }
+    public Builder syncTimeout(Duration v) { syncTimeout = v; return this; }
+    public Builder clipTimeout(Duration v) { clipTimeout = v; return this; }
+    public Builder applyTimeout(Duration v) { applyTimeout = v; return this; }
+    public Builder checkpointEvery(int v) { checkpointEvery = v; return this; }
+    public Builder keepCheckpoints(int v) { keepCheckpoints = v; return this; }
+    public Builder jdbcUser(String v) { jdbcUser = v; return this; }
+    public Builder jdbcPassword(String v) { jdbcPassword = v; return this; }
+
+    public PsSettings build() {
+      return new PsSettings(runId, model, seed, optimizer, mode, staleness, lrSft, lrRl, warmup, decaySteps, syncTimeout, clipTimeout,
+          applyTimeout, checkpointEvery, keepCheckpoints, checkpointDir, jdbcUrl, jdbcUser, jdbcPassword);
+    }
+  }
+}
