@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
  * command line lives here; what is measured lives in module {@code bench}.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see BENCHMARKS.md).",
-    subcommands = {BenchCommand.Sim.class, McpBench.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
+    subcommands = {BenchCommand.Sim.class, BenchCommand.Mcp.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
         BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class})
 final class BenchCommand implements Runnable {
   @Override public void run() {
@@ -57,6 +57,31 @@ final class BenchCommand implements Runnable {
         var r = SimulationBench.run(system, agents, episodes, mode, pairs);
         print(r.figures(), json);
         return r.complete() ? 0 : 1;
+      } finally {
+        Nodes.stop(system);
+      }
+    }
+  }
+
+  @Command(name = "mcp", mixinStandardHelpOptions = true,
+      description = "MCP tools/call per server process: through the actor bridge and directly with the SDK, alternating in one run.")
+  static final class Mcp implements java.util.concurrent.Callable<Integer> {
+    @Mixin NodeConfig node;
+    @Option(names = "--server", defaultValue = "every=node node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+        description = "NAME=COMMAND of the server (default: ${DEFAULT-VALUE})") String server;
+    @Option(names = "--tool", defaultValue = "echo", description = "the server's tool to call") String tool;
+    @Option(names = "--calls", defaultValue = "5000", description = "calls per measured round") int calls;
+    @Option(names = "--concurrency", defaultValue = "16", description = "calls in flight at once") int concurrency;
+    @Option(names = "--rounds", defaultValue = "3", description = "measured rounds of each (bridge, direct alternate)") int rounds;
+    @Option(names = "--json") boolean json;
+
+    @Override public Integer call() throws Exception {
+      if (calls < 1 || concurrency < 1 || rounds < 1) throw new NodeConfig.UsageError("--calls, --concurrency and --rounds must be at least 1");
+      var config = node.build("h2", new HashMap<>());
+      var system = Nodes.local(config, "k2-bench-mcp");
+      try {
+        print(dev.k2pekko.bench.McpBench.run(config, system, new dev.k2pekko.bench.McpBench.Settings(server, tool, calls, concurrency, rounds)), json);
+        return 0;
       } finally {
         Nodes.stop(system);
       }

@@ -1,6 +1,8 @@
-package dev.k2pekko.launcher;
+package dev.k2pekko.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.typesafe.config.Config;
 import dev.k2pekko.protocol.OpenEpisode;
 import dev.k2pekko.protocol.ToolCall;
 import dev.k2pekko.protocol.ToolCommand;
@@ -18,7 +20,6 @@ import io.modelcontextprotocol.json.McpJsonDefaults;
 import io.modelcontextprotocol.spec.McpSchema;
 import java.time.Duration;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -29,9 +30,6 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
 
 /**
  * {@code k2 bench mcp}: tools/call through the bridge (a tool worker with the firewall, then the server's actor,
@@ -39,23 +37,27 @@ import picocli.CommandLine.Option;
  * server, alternating in one JVM: calls/s and p50/p99 latency per server process, and the bridge's overhead; and the
  * server's actor asked straight (no tool worker, no firewall), to see which part of the bridge costs.
  */
-@Command(name = "mcp", mixinStandardHelpOptions = true,
-    description = "MCP tools/call per server process: through the actor bridge and directly with the SDK, alternating in one run.")
-final class McpBench implements java.util.concurrent.Callable<Integer> {
-  @Mixin NodeConfig node;
-  @Option(names = "--server", defaultValue = "every=node node_modules/@modelcontextprotocol/server-everything/dist/index.js",
-      description = "NAME=COMMAND of the server (default: ${DEFAULT-VALUE})") String server;
-  @Option(names = "--tool", defaultValue = "echo", description = "the server's tool to call") String tool;
-  @Option(names = "--calls", defaultValue = "5000", description = "calls per measured round") int calls;
-  @Option(names = "--concurrency", defaultValue = "16", description = "calls in flight at once") int concurrency;
-  @Option(names = "--rounds", defaultValue = "3", description = "measured rounds of each (bridge, direct alternate)") int rounds;
-  @Option(names = "--json") boolean json;
+public final class McpBench {
+  /**
+   * @param server NAME=COMMAND of the server; @param tool the server's tool to call; @param calls calls per measured
+   * round; @param concurrency calls in flight at once; @param rounds measured rounds of each (bridge, direct alternate)
+   */
+  public record Settings(String server, String tool, int calls, int concurrency, int rounds) {}
 
-  @Override public Integer call() throws Exception {
+  private final int concurrency;
+
+  private McpBench(int concurrency) {
+    this.concurrency = concurrency;
+  }
+
+  /** The figures of one run on {@code system} (whose config is {@code config}); the caller stops the system. */
+  public static ObjectNode run(Config config, ActorSystem<?> system, Settings s) throws Exception {
+    return new McpBench(s.concurrency()).measureAll(config, system, s.server(), s.tool(), s.calls(), s.rounds());
+  }
+
+  private ObjectNode measureAll(Config config, ActorSystem<?> system, String server, String tool, int calls, int rounds) throws Exception {
     var spec = McpServer.Spec.parse(server);
     Map<String, Object> args = tool.equals("echo") ? Map.of("message", "hello from k2") : Map.of();
-    var config = node.build("h2", new HashMap<>());
-    var system = Nodes.local(config, "k2-bench-mcp");
     McpAsyncClient direct = null;
     try {
       var registry = new McpTools();
@@ -121,11 +123,9 @@ final class McpBench implements java.util.concurrent.Callable<Integer> {
           .put("server_actor_only_calls_per_s", Math.round(actor[0] / actor[1]))
           .put("bridge_over_sdk_time", Math.round(1000 * sdkRate / bridgeRate) / 1000.0)
           .put("cores", Runtime.getRuntime().availableProcessors());
-      BenchCommand.print(o, json);
-      return 0;
+      return o;
     } finally {
       if (direct != null) direct.close();
-      Nodes.stop(system);
     }
   }
 
