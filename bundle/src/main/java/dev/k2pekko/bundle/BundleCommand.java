@@ -51,7 +51,12 @@ public final class BundleCommand implements Callable<Integer> {
       "jackson-1.0.0-M2.1", "guava-1.0.0-M2.1", "oshi-core-", "jna-", "jna-platform-", "threetenbp-", "commons-net-", "neoitertools-",
       "byteunits-", "commons-math3-", "commons-collections4-", "commons-compress-", "commons-codec-", "commons-io-", "commons-lang3-",
       // LMDB and its JNR binding: only for a durable distributed-data store, which k2 does not use
-      "lmdbjava-", "jnr-ffi-", "jnr-constants-", "jnr-a64asm-", "jnr-x86asm-", "jffi-");
+      "lmdbjava-", "jnr-ffi-", "jnr-constants-", "jnr-a64asm-", "jnr-x86asm-", "jffi-",
+      // the MCP client and what only it uses (Jackson 3, Reactor, a JSON-schema validator, YAML): a learner host runs no
+      // tool servers; MCP servers configured in a bundle are one clear error
+      // (NodeConfig)
+      "mcp-", "jackson-core-3.", "jackson-databind-3.", "json-schema-validator-", "itu-", "jackson-dataformat-yaml-3.",
+      "snakeyaml-engine-", "jspecify-", "reactor-core-");
 
   @Option(names = "--out", required = true, description = "directory to create (must not exist)") String out;
 
@@ -96,6 +101,7 @@ public final class BundleCommand implements Callable<Integer> {
         # ../lib/%s, which the system class loader dev.k2pekko.bundle.boot.StoreLoader reads.
         DIR="$(cd "$(dirname "$0")/.." && pwd)"
         exec "$DIR/jre/bin/java" ${K2_JVM_OPTS:--Xss2m -XX:+UseParallelGC} -Djava.awt.headless=true --enable-native-access=ALL-UNNAMED \\
+          --sun-misc-unsafe-memory-access=allow \\
           --add-opens java.base/java.lang=ALL-UNNAMED --add-opens java.base/java.util=ALL-UNNAMED \\
           --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED \\
           -Djava.system.class.loader=%s -cp "$DIR/lib/%s:$DIR/lib/%s" dev.k2pekko.launcher.K2 "$@"

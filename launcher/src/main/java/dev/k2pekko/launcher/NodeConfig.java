@@ -81,7 +81,20 @@ public final class NodeConfig {
       throw new UsageError((configFile == null ? "" : "--config " + configFile + ": ") + e.getMessage());
     }
     checkToolSpecs(config);
+    if (!config.getStringList("k2.mcp.servers").isEmpty() && !mcpClientPresent()) {
+      throw new UsageError("MCP servers are configured, but this k2 (a bundle) leaves out the MCP client: a learner host runs no "
+          + "tool servers; run the node that attaches them from a checkout");
+    }
     return config;
+  }
+
+  private static boolean mcpClientPresent() {
+    try {
+      Class.forName("io.modelcontextprotocol.client.McpClient", false, NodeConfig.class.getClassLoader());
+      return true;
+    } catch (ClassNotFoundException e) {
+      return false;
+    }
   }
 
   /** The servers of {@code --mcp NAME=COMMAND} added to {@code k2.mcp.servers}. */
