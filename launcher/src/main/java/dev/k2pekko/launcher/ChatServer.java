@@ -34,6 +34,7 @@ import org.apache.pekko.http.javadsl.model.HttpMethods;
 import org.apache.pekko.http.javadsl.model.HttpRequest;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.headers.Allow;
+import org.apache.pekko.http.scaladsl.model.EntityStreamException;
 import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
 
 /**
@@ -144,6 +145,9 @@ final class ChatServer {
     return switch (t) {
       case ApiError e -> error(e);
       case EntityStreamSizeException e -> error(tooLarge());
+      // a chunked body over the limit is cut by Pekko's parser with this message (pekko-http 1.3.0)
+      case EntityStreamException e when String.valueOf(e.getMessage()).startsWith("Request too large") -> error(tooLarge());
+      case EntityStreamException e -> error(ApiError.invalid("The request body could not be read: " + e.getMessage(), null));
       case TimeoutException e -> error(new ApiError(503, "server_error", "The request timed out after " + settings.requestTimeout().toSeconds()
           + " s (reading its body or waiting for the inference server).", null, "timeout"));
       default -> internal(t);
