@@ -61,7 +61,34 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--config", paramLabel = "FILE", description = "HOCON overrides (the run's k2.tools settings, which fix the policy's vocabulary; k2.inference)")
   String configFile;
 
+  /** A running server: its actor system (terminate it to stop) and the port it listens on. */
+  record Running(ActorSystem<Void> system, ServerBinding binding, int port, long version, String checkpoint,
+                 org.apache.pekko.actor.typed.ActorRef<InferenceServer.Command> inference) {
+    void stop() {
+      binding.terminate(Duration.ofSeconds(3)).toCompletableFuture().orTimeout(5, TimeUnit.SECONDS).exceptionally(e -> null).join();
+      system.terminate();
+      system.getWhenTerminated().toCompletableFuture().orTimeout(10, TimeUnit.SECONDS).exceptionally(e -> null).join();
+    }
+  }
+
   @Override public Integer call() throws Exception {
+    var running = start();
+    var stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      running.stop();
+      stopped.countDown();
+    }, "k2-serve-shutdown"));
+    // One line a script can wait for (the port is the bound one, also with --port 0).
+    System.out.println("k2 serve: " + modelName + " (checkpoint version " + running.version() + ", " + running.checkpoint() + ") on http://"
+        + host + ":" + running.port() + "/v1");
+    System.out.flush();
+    running.system().getWhenTerminated().toCompletableFuture().join();
+    stopped.await(10, TimeUnit.SECONDS);
+    return 0;
+  }
+
+  /** Loads the checkpoint, starts the inference server and binds the HTTP server; bad input is a UsageError before anything binds. */
+  Running start() throws Exception {
     if (port < 0 || port > 65535) throw new NodeConfig.UsageError("--port must be 0..65535, got " + port);
     if (maxBodyBytes < 1) throw new NodeConfig.UsageError("--max-body-bytes must be positive, got " + maxBodyBytes);
     if (maxConcurrent < 1) throw new NodeConfig.UsageError("--max-concurrent must be positive, got " + maxConcurrent);
@@ -122,20 +149,8 @@ final class ServeCommand implements Callable<Integer> {
       } catch (java.util.concurrent.ExecutionException e) {
         throw new NodeConfig.UsageError("cannot listen on " + host + ":" + port + ": " + (e.getCause() == null ? e : e.getCause()).getMessage());
       }
-      var stopped = new CountDownLatch(1);
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-        binding.terminate(Duration.ofSeconds(3)).toCompletableFuture().orTimeout(5, TimeUnit.SECONDS).exceptionally(e -> null).join();
-        system.terminate();
-        stopped.countDown();
-      }, "k2-serve-shutdown"));
-      // One line a script can wait for (the port is the bound one, also with --port 0).
-      System.out.println("k2 serve: " + modelName + " (checkpoint version " + ck.version() + ", " + meta.json().getFileName() + ") on http://"
-          + host + ":" + binding.localAddress().getPort() + "/v1");
-      System.out.flush();
-      system.getWhenTerminated().toCompletableFuture().join();
-      stopped.await(10, TimeUnit.SECONDS);
-      return 0;
-    } catch (RuntimeException | Error e) {
+      return new Running(system, binding, binding.localAddress().getPort(), ck.version(), meta.json().getFileName().toString(), inference);
+    } catch (Throwable e) { // precise rethrow: what the try block throws
       system.terminate();
       throw e;
     }
