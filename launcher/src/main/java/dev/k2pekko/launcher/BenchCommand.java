@@ -20,7 +20,7 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see BENCHMARKS.md).",
     subcommands = {BenchCommand.Sim.class, BenchCommand.Mcp.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
-        BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class})
+        BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class, BenchCommand.Serve.class})
 final class BenchCommand implements Runnable {
   @Override public void run() {
     picocli.CommandLine.usage(this, System.err);
@@ -84,6 +84,45 @@ final class BenchCommand implements Runnable {
         return 0;
       } finally {
         Nodes.stop(system);
+  @Command(name = "serve", mixinStandardHelpOptions = true,
+      description = "k2 serve under load: requests/s and latency percentiles of POST /v1/chat/completions with N concurrent clients "
+          + "(closed loop, HTTP/1.1 keep-alive, on loopback in this JVM), and how the inference server batched them.")
+  static final class Serve implements java.util.concurrent.Callable<Integer> {
+    @Option(names = "--checkpoint", required = true, paramLabel = "DIR", description = "as for k2 serve") String checkpoint;
+    @Option(names = "--clients", defaultValue = "64") int clients;
+    @Option(names = "--warmup", defaultValue = "5", description = "seconds before measuring (default ${DEFAULT-VALUE})") int warmup;
+    @Option(names = "--seconds", defaultValue = "20", description = "seconds measured (default ${DEFAULT-VALUE})") int seconds;
+    @Option(names = "--json") boolean json;
+
+    @Override public Integer call() throws Exception {
+      if (clients < 1 || warmup < 0 || seconds < 1) throw new NodeConfig.UsageError("--clients and --seconds must be positive, --warmup not negative");
+      var serve = new ServeCommand();
+      serve.checkpoint = checkpoint;
+      serve.port = 0;
+      serve.host = "127.0.0.1";
+      serve.modelName = "k2-policy";
+      serve.maxBodyBytes = 1 << 20;
+      serve.maxConcurrent = Math.max(256, clients);
+      serve.requestTimeout = 30;
+      var running = serve.start();
+      try {
+        var r = dev.k2pekko.bench.ServeLoad.run(java.net.URI.create("http://127.0.0.1:" + running.port() + "/v1/chat/completions"), "k2-policy",
+            clients, Duration.ofSeconds(warmup), Duration.ofSeconds(seconds));
+        var stats = org.apache.pekko.actor.typed.javadsl.AskPattern.<dev.k2pekko.agents.inference.InferenceServer.Command,
+                dev.k2pekko.agents.inference.InferenceServer.Stats>ask(running.inference(), dev.k2pekko.agents.inference.InferenceServer.GetStats::new,
+                Duration.ofSeconds(10), running.system().scheduler()).toCompletableFuture().get(15, java.util.concurrent.TimeUnit.SECONDS);
+        var out = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
+        out.put("checkpoint_version", running.version()).put("clients", r.clients()).put("seconds", r.seconds()).put("requests", r.requests())
+            .put("errors", r.errors()).put("tool_calls", r.toolCalls())
+            .put("requests_per_second", Math.round(r.requestsPerSecond() * 10) / 10.0).put("p50_ms", Math.round(r.p50Ms() * 100) / 100.0)
+            .put("p99_ms", Math.round(r.p99Ms() * 100) / 100.0).put("max_ms", Math.round(r.maxMs() * 100) / 100.0)
+            .put("inference_batches", stats.batches()).put("mean_batch", stats.batches() == 0 ? 0 : Math.round(10.0 * stats.requests() / stats.batches()) / 10.0)
+            .put("max_batch", stats.maxBatchSeen());
+        if (r.firstError() != null) out.put("first_error", r.firstError().length() > 300 ? r.firstError().substring(0, 300) : r.firstError());
+        print(out, json);
+        return r.errors() == 0 ? 0 : 1;
+      } finally {
+        running.stop();
       }
     }
   }

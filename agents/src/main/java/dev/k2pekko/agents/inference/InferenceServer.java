@@ -44,6 +44,13 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
 
   public record Continue(String episodeId, Step previous, ActorRef<Reply> replyTo) implements Command, LocalOnly {}
 
+  /**
+   * One action for a conversation held by the caller (k2 serve): the prompt and the steps so far are read into the
+   * view afresh, no session is kept. Batched with the agents' requests, at the current weights.
+   */
+  public record Act(String requestId, String prompt, List<Step> history, long seed, double temperature, LearnedPolicy.Limits limits,
+                    ActorRef<Reply> replyTo) implements Command, LocalOnly {}
+
   public record End(String episodeId) implements Command, LocalOnly {}
 
   /** The next action of an episode, or why there is none ({@code error}). */
@@ -93,6 +100,7 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
     return newReceiveBuilder()
         .onMessage(Begin.class, this::enqueue)
         .onMessage(Continue.class, this::enqueue)
+        .onMessage(Act.class, this::enqueue)
         .onMessage(End.class, e -> { sessions.remove(e.episodeId()); return this; })
         .onMessage(NewWeights.class, this::onWeights)
         .onMessage(Flush.class, f -> { runBatch(); return this; })
@@ -161,6 +169,15 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
             results[at] = new Result(c.episodeId(), run, new Reply(c.episodeId(), action, run.version(), run.logProb(), run.lastAction(), null), c.replyTo());
           });
         }
+        case Act a -> jobs.add(() -> {
+          if (current == null) {
+            results[at] = new Result(a.requestId(), null, new Reply(a.requestId(), null, -1, 0, null, "no-policy: no weights loaded yet"), a.replyTo());
+            return;
+          }
+          var run = current.withTemperature(a.temperature()).resume(a.prompt(), a.history(), a.seed());
+          var action = run.next(null, a.limits());
+          results[at] = new Result(a.requestId(), null, new Reply(a.requestId(), action, current.version(), run.logProb(), run.lastAction(), null), a.replyTo());
+        });
         default -> throw new IllegalStateException("not a request: " + batch.get(i).cmd());
       }
     }
@@ -172,8 +189,16 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
             if (results[i] != null) out.add(results[i]);
             else {
               var c = batch.get(i).cmd();
-              String id = c instanceof Begin b ? b.episodeId() : ((Continue) c).episodeId();
-              var replyTo = c instanceof Begin b ? b.replyTo() : ((Continue) c).replyTo();
+              String id = switch (c) {
+                case Begin b -> b.episodeId();
+                case Act a -> a.requestId();
+                default -> ((Continue) c).episodeId();
+              };
+              var replyTo = switch (c) {
+                case Begin b -> b.replyTo();
+                case Act a -> a.replyTo();
+                default -> ((Continue) c).replyTo();
+              };
               out.add(new Result(id, null, new Reply(id, null, -1, 0, null, "policy-failure: " + (failure == null ? "no result" : failure.getMessage())), replyTo));
             }
           }

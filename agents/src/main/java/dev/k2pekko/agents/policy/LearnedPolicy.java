@@ -38,18 +38,41 @@ public final class LearnedPolicy implements Policy {
     return t == temperature ? this : new LearnedPolicy(format, decoder, version, t);
   }
 
-  @Override public Run start(Task task, long seed) { return new Run(task, new SplittableRandom(seed)); }
+  @Override public Run start(Task task, long seed) { return new Run(task.prompt(), java.util.List.of(), new SplittableRandom(seed)); }
+
+  /**
+   * An episode that is already under way: its prompt and the steps taken so far (a chat conversation read back by
+   * {@code k2 serve}); the next action is then {@code next(null)} or {@link Run#next(Step, Limits)}.
+   */
+  public Run resume(String prompt, java.util.List<Step> history, long seed) {
+    return new Run(prompt, history, new SplittableRandom(seed));
+  }
+
+  /**
+   * What the next action may be (a client's {@code tool_choice} and {@code tools}): a call of one of {@code tools}
+   * (universe names), an answer, or either; at most {@code maxTokens} tokens. The policy's own distribution is
+   * renormalised over the allowed tokens, nothing else changes.
+   */
+  public record Limits(boolean mayCall, boolean mayAnswer, java.util.Set<String> tools, int maxTokens) {
+    public Limits {
+      if (!mayCall && !mayAnswer) throw new IllegalArgumentException("an action must be allowed");
+      tools = java.util.Set.copyOf(tools);
+    }
+
+    public static final Limits NONE = new Limits(true, true, java.util.Set.of(), MAX_ACTION_TOKENS);
+  }
 
   /** One episode: its task, the steps so far, its random stream and the log-probability of what it wrote. */
   public final class Run implements Episode {
-    private final Task task;
+    private final String prompt;
     private final SplittableRandom rnd;
-    private final java.util.List<Step> steps = new java.util.ArrayList<>();
+    private final java.util.List<Step> steps;
     private double logProb;
     private int[] lastAction = new int[0];
 
-    Run(Task task, SplittableRandom rnd) {
-      this.task = task;
+    Run(String prompt, java.util.List<Step> history, SplittableRandom rnd) {
+      this.prompt = prompt;
+      this.steps = new java.util.ArrayList<>(history);
       this.rnd = rnd;
     }
 
@@ -62,18 +85,25 @@ public final class LearnedPolicy implements Policy {
     /** The tokens of the last action written (empty when the view no longer fit and it answered without writing). */
     public int[] lastAction() { return lastAction; }
 
-    @Override public Action next(Step previous) {
+    @Override public Action next(Step previous) { return next(previous, Limits.NONE); }
+
+    /** The next action within {@code limits}: the first token masked to the allowed kinds, a call's tool to the allowed tools. */
+    public Action next(Step previous, Limits limits) {
       if (previous != null) steps.add(previous);
-      int[] view = format.view(task.prompt(), steps);
+      int[] view = format.view(prompt, steps);
       var session = decoder.session();
       if (view.length + 2 > session.remaining()) { // out of context: the judge sees an empty answer
         lastAction = new int[0];
         return new Action.Answer("");
       }
       double[] logits = session.feed(view);
-      int[] out = new int[MAX_ACTION_TOKENS];
+      int max = Math.min(MAX_ACTION_TOKENS, Math.max(1, limits.maxTokens()));
+      int[] out = new int[max];
       int n = 0;
-      while (n < MAX_ACTION_TOKENS) {
+      boolean limited = limits != Limits.NONE;
+      while (n < max) {
+        if (limited && n == 0) logits = only(logits, format.actionStarts(limits.mayCall(), limits.mayAnswer()));
+        else if (limited && n == 1 && out[0] == format.callToken() && !limits.tools().isEmpty()) logits = only(logits, format.toolTokens(limits.tools()));
         int t = Sampler.pick(logits, temperature, 0, rnd);
         logProb += logSoftmax(logits, t);
         out[n++] = t;
@@ -83,6 +113,14 @@ public final class LearnedPolicy implements Policy {
       lastAction = Arrays.copyOf(out, n);
       return format.parse(lastAction, PolicyFormat.results(steps));
     }
+  }
+
+  /** The logits with every token outside {@code allowed} at minus infinity. */
+  private static double[] only(double[] logits, int[] allowed) {
+    double[] out = new double[logits.length];
+    java.util.Arrays.fill(out, Double.NEGATIVE_INFINITY);
+    for (int t : allowed) out[t] = logits[t];
+    return out;
   }
 
   static double logSoftmax(double[] logits, int t) {

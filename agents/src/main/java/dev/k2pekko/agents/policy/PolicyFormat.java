@@ -81,6 +81,29 @@ public final class PolicyFormat {
 
   public int eos() { return eos; }
 
+  public int callToken() { return call; }
+
+  /** The first tokens of an action: {@code <call>} and/or {@code <answer>}. */
+  int[] actionStarts(boolean mayCall, boolean mayAnswer) {
+    if (mayCall && mayAnswer) return new int[] {call, answer};
+    return new int[] {mayCall ? call : answer};
+  }
+
+  /** The tokens that name {@code tools} after {@code <call>} (one token per core tool; other tools have none). */
+  int[] toolTokens(java.util.Set<String> tools) {
+    return tools.stream().filter(this::knows).mapToInt(t -> tokenizer.id(t + " ")).toArray();
+  }
+
+  /** Whether the policy can write a call of this tool: a core tool has one token in the vocabulary. */
+  public boolean knows(String tool) {
+    try {
+      tokenizer.id(tool + " ");
+      return true;
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
+  }
+
   /**
    * {@code <bos> prompt <sep>}: the episode's first tokens. The prompt's clauses (joined by ", then ") are numbered
    * {@code #1}, {@code #2}, ... in the policy's view, and each successful result carries the count of successful
