@@ -84,6 +84,10 @@ final class BenchCommand implements Runnable {
         return 0;
       } finally {
         Nodes.stop(system);
+      }
+    }
+  }
+
   @Command(name = "serve", mixinStandardHelpOptions = true,
       description = "k2 serve under load: requests/s and latency percentiles of POST /v1/chat/completions with N concurrent clients "
           + "(closed loop, HTTP/1.1 keep-alive, on loopback in this JVM), and how the inference server batched them.")
