@@ -56,7 +56,9 @@ public final class BundleCommand implements Callable<Integer> {
       // tool servers; MCP servers configured in a bundle are one clear error
       // (NodeConfig)
       "mcp-", "jackson-core-3.", "jackson-databind-3.", "json-schema-validator-", "itu-", "jackson-dataformat-yaml-3.",
-      "snakeyaml-engine-", "jspecify-", "reactor-core-");
+      "snakeyaml-engine-", "jspecify-", "reactor-core-",
+      // Pekko HTTP: only `k2 serve`'s API, which a learner host does not serve (ServeCommand says so in a bundle)
+      "pekko-http_", "pekko-http-core_", "pekko-parsing_");
 
   @Option(names = "--out", required = true, description = "directory to create (must not exist)") String out;
 

@@ -90,6 +90,11 @@ final class ServeCommand implements Callable<Integer> {
   /** Loads the checkpoint, starts the inference server and binds the HTTP server; bad input is a UsageError before anything binds. */
   Running start() throws Exception {
     if (port < 0 || port > 65535) throw new NodeConfig.UsageError("--port must be 0..65535, got " + port);
+    try {
+      Class.forName("org.apache.pekko.http.javadsl.Http", false, ServeCommand.class.getClassLoader());
+    } catch (ClassNotFoundException e) {
+      throw new NodeConfig.UsageError("this k2 (a bundle) leaves out Pekko HTTP: a learner host serves no API; run k2 serve from a checkout");
+    }
     if (maxBodyBytes < 1) throw new NodeConfig.UsageError("--max-body-bytes must be positive, got " + maxBodyBytes);
     if (maxConcurrent < 1) throw new NodeConfig.UsageError("--max-concurrent must be positive, got " + maxConcurrent);
     if (requestTimeout < 1) throw new NodeConfig.UsageError("--request-timeout must be positive, got " + requestTimeout);
