@@ -268,8 +268,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
     computing = true;
     var snap = weights;
+    var self = getContext().getSelf(); // the context is the actor's own: never touched from the compute thread
     CompletableFuture.supplyAsync(() -> computeStep(snap, batch), compute).whenComplete((r, f) ->
-        getContext().getSelf().tell(new Computed(batch, snap.version(), r, f)));
+        self.tell(new Computed(batch, snap.version(), r, f)));
   }
 
   /**
