@@ -59,6 +59,21 @@ final class SettingsCheck {
         throw bad(path, config, want == null ? "like its default " + def.render() : want, source);
       }
     }
+    choices(config, source);
+  }
+
+  /** String settings that take one of a few words; checked here so that a typo is exit 2 before the node boots. */
+  private static final java.util.Map<String, java.util.List<String>> CHOICES = java.util.Map.of(
+      "k2.learner.rl-objective", java.util.List.of("k2", "filtered"),
+      "k2.learner.backend", dev.k2pekko.ops.Backends.NAMES,
+      "k2.ps.mode", java.util.List.of("sync", "async"));
+
+  private static void choices(Config config, String source) {
+    CHOICES.forEach((path, allowed) -> {
+      if (config.hasPath(path) && !allowed.contains(config.getString(path).toLowerCase(java.util.Locale.ROOT))) {
+        throw bad(path, config, "one of " + String.join(", ", allowed), source);
+      }
+    });
   }
 
   private static boolean parses(Runnable r) {

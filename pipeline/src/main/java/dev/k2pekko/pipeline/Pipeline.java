@@ -390,7 +390,9 @@ public final class Pipeline {
   private Eval evaluate(String stage) throws Exception {
     long t = System.nanoTime();
     long version = status().version();
-    int agents = spec.evalTasks();
+    // The untrained policy writes actions of random tokens up to the step budget: slow to play and all failures. Its
+    // evaluation takes the first init-eval-tasks held-out tasks (equal shares per difficulty, as the full set's).
+    int agents = stage.equals("init") ? Math.min(spec.evalTasks(), system.settings().config().getInt("k2.pipeline.init-eval-tasks")) : spec.evalTasks();
     var summary = runEpisodes(spec.runId() + "-eval-" + stage, agents, spec.evalTrials(),
         new Agent.EpisodeSpec("held-out", "learned", spec.evalTemperature(), spec.evalTrials()), Agent.PersistMode.NONE, "eval " + stage);
     var perTask = new HashMap<String, int[]>();

@@ -62,7 +62,25 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   /** {@code backend}: the tensor backend of the learner's steps, as {@link dev.k2pekko.ops.Backends#select} names it. */
   public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
-                         boolean async, String backend) {}
+                         boolean async, String backend, RlObjective rlObjective) {}
+
+  /**
+   * What an RL step optimises on a batch of task groups (docs/LOOP.md, "RL: reward and objective"):
+   * <ul>
+   *   <li>{@code K2}: the K2 report's objective per group, {@code mean_i (r_i - mean(r) - tau (log pi - log pi_old))^2};</li>
+   *   <li>{@code FILTERED}: next-token cross-entropy on the actions of the rollouts the judge accepted, from groups
+   *   whose rewards differ (rejection-sampling fine-tuning on the policy's own verified successes; a group that all
+   *   succeeded or all failed teaches nothing new, as in the K2 objective).</li>
+   * </ul>
+   */
+  public enum RlObjective {
+    K2, FILTERED;
+
+    public static RlObjective parse(String s) {
+      for (var o : values()) if (o.name().equalsIgnoreCase(s)) return o;
+      throw new IllegalArgumentException("k2.learner.rl-objective must be k2 or filtered, got '" + s + "'");
+    }
+  }
 
   public enum Stop implements Command, NoSerializationVerificationNeeded { INSTANCE }
 
@@ -74,7 +92,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private record StreamEnd(String tag, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
 
-  private record Computed(Batch batch, long version, Result result, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
+  private record Computed(Batch batch, long version, StepLoss.Result result, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
 
   private record GotOutcome(PushOutcome r) implements Command, NoSerializationVerificationNeeded {}
 
@@ -89,11 +107,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private record Batch(List<Item> items, StageKind kind) {}
 
-  private record Result(double loss, Map<String, float[]> grads, double[][] maxLogit, long tokens, double reward) {
-    Result(double loss, Map<String, float[]> grads, double[][] maxLogit, long tokens) {
-      this(loss, grads, maxLogit, tokens, Double.NaN);
-    }
-  }
 
   public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor)));
@@ -319,103 +332,17 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     return dev.k2pekko.agents.TrajectoryCollector.groupOf(t.trajectoryId());
   }
 
-  private Result computeStep(WeightsSnapshot snap, Batch batch) {
+  private StepLoss.Result computeStep(WeightsSnapshot snap, Batch batch) {
     var model = snap.toModel(ops);
-    Losses.Result r;
-    long tokens = 0;
     if (batch.kind() == StageKind.SFT) {
-      var seqs = new ArrayList<Sequence>();
-      for (var it : batch.items()) {
-        if (it.use() == null || it.group() != StageKind.SFT) continue;
-        for (var seq : format.examples(it.use())) if (seq.length() <= model.config().context() + 1) seqs.add(seq);
-      }
-      if (seqs.isEmpty()) return new Result(0, Map.of(), zeros(model), 0);
-      var tb = TokenBatch.of(seqs, 0);
-      tokens = tb.ids().length;
-      r = Losses.nextToken(model, tb);
-      return new Result(r.loss(), floats(r.grads()), r.maxLogit(), tokens);
+      var ts = new ArrayList<Trajectory>();
+      for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.SFT) ts.add(it.use());
+      return StepLoss.sft(model, format, ts);
     }
-    // RL: the K2 loss per task group, gradients averaged over groups
+    // RL: whole task groups, in the order read
     var groups = new LinkedHashMap<String, List<Trajectory>>();
     for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.RL) groups.computeIfAbsent(groupOf(it.use()), g -> new ArrayList<>()).add(it.use());
-    Map<String, double[]> sum = new LinkedHashMap<>();
-    double[][] maxLogit = zeros(model);
-    double loss = 0, rewardSum = 0;
-    int used = 0, rewarded = 0;
-    for (var g : groups.values()) {
-      var seqs = new ArrayList<Sequence>();
-      var rows = new ArrayList<Integer>();
-      var rewards = new ArrayList<Double>();
-      var old = new ArrayList<Double>();
-      var sampled = PROBE ? new ArrayList<Trajectory>() : null;
-      for (var t : g) {
-        if (t.sampling() == null) continue; // nothing was sampled: no pi_old, no signal
-        var ex = format.examples(t);
-        if (ex.isEmpty() || ex.stream().anyMatch(x -> x.length() > model.config().context() + 1)) continue;
-        for (var x : ex) {
-          seqs.add(x);
-          rows.add(rewards.size());
-        }
-        rewards.add(Reward.of(t.verdict()));
-        rewardSum += rewards.getLast();
-        rewarded++;
-        old.add(t.sampling().logProb());
-        if (sampled != null) sampled.add(t);
-      }
-      if (rewards.size() < 2) continue; // one sample has no baseline: no signal
-      // Equal rewards: every advantage is 0 and, on-policy, log pi - log pi_old is 0 up to rounding, so the gradient is
-      // rounding noise, which Muon's orthogonalisation and Adam's normalisation would turn into full-size steps.
-      double r0 = rewards.getFirst();
-      if (rewards.stream().allMatch(x -> Math.abs(x - r0) < 1e-9)) continue;
-      var tb = TokenBatch.of(seqs, 0);
-      tokens += tb.ids().length;
-      if (PROBE) {
-        double[] rowLp = Losses.sequenceLogProbs(model, tb);
-        double[] lp = new double[rewards.size()];
-        for (int q = 0; q < rowLp.length; q++) lp[rows.get(q)] += rowLp[q];
-        for (int i = 0; i < lp.length; i++) {
-          PROBE_LOG.info(String.format("rl-probe learner v=%d sampled at v=%d log pi=%.5f log pi_old=%.5f diff=%.2e reward=%.3f", snap.version(),
-              sampled.get(i).sampling().version(), lp[i], old.get(i), lp[i] - old.get(i), rewards.get(i)));
-        }
-      }
-      var res = Losses.k2Rl(model, tb, rows.stream().mapToInt(Integer::intValue).toArray(), rewards.stream().mapToDouble(Double::doubleValue).toArray(),
-          old.stream().mapToDouble(Double::doubleValue).toArray(), s.rlTau());
-      loss += res.loss();
-      used++;
-      res.grads().forEach((k, v) -> {
-        double[] d = v.toDoubles();
-        sum.merge(k, d, (a, b) -> { for (int i = 0; i < a.length; i++) a[i] += b[i]; return a; });
-      });
-      for (int l = 0; l < maxLogit.length; l++) for (int h = 0; h < maxLogit[l].length; h++) maxLogit[l][h] = Math.max(maxLogit[l][h], res.maxLogit()[l][h]);
-    }
-    double meanReward = rewarded == 0 ? Double.NaN : rewardSum / rewarded;
-    if (used == 0) return new Result(0, Map.of(), maxLogit, 0, meanReward);
-    var grads = new LinkedHashMap<String, float[]>();
-    for (var e : sum.entrySet()) {
-      float[] f = new float[e.getValue().length];
-      for (int i = 0; i < f.length; i++) f[i] = (float) (e.getValue()[i] / used);
-      grads.put(e.getKey(), f);
-    }
-    return new Result(loss / used, grads, maxLogit, tokens, meanReward);
-  }
-
-  /**
-   * {@code K2_RL_PROBE=1}: log each rollout's log pi at the learner's version next to the sampler's log pi_old (they
-   * agree to rounding when the versions are equal; docs/LOOP.md).
-   */
-  private static final boolean PROBE = System.getenv("K2_RL_PROBE") != null;
-  private static final org.slf4j.Logger PROBE_LOG = org.slf4j.LoggerFactory.getLogger("dev.k2pekko.trainer.RlProbe");
-
-  private static double[][] zeros(PolicyModel m) {
-    double[][] z = new double[m.config().layers()][m.config().heads()];
-    for (double[] row : z) java.util.Arrays.fill(row, Double.NEGATIVE_INFINITY);
-    return z;
-  }
-
-  private static Map<String, float[]> floats(Map<String, Tensor> grads) {
-    var out = new LinkedHashMap<String, float[]>();
-    grads.forEach((k, v) -> out.put(k, WeightsSnapshot.toFloats(v)));
-    return out;
+    return StepLoss.rl(model, format, groups.values(), s.rlObjective(), s.rlTau(), snap.version());
   }
 
   private Behavior<Command> onComputed(Computed c) {

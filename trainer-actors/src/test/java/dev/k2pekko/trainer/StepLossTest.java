@@ -1,0 +1,107 @@
+package dev.k2pekko.trainer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.k2pekko.agents.JudgeRubric;
+import dev.k2pekko.agents.OfflinePlay;
+import dev.k2pekko.agents.policy.PolicyFormat;
+import dev.k2pekko.agents.policy.TeacherPolicy;
+import dev.k2pekko.agents.tasks.Task;
+import dev.k2pekko.agents.tasks.TaskGenerator;
+import dev.k2pekko.model.Losses;
+import dev.k2pekko.model.ModelConfig;
+import dev.k2pekko.model.PolicyModel;
+import dev.k2pekko.model.Sequence;
+import dev.k2pekko.model.TokenBatch;
+import dev.k2pekko.model.WeightsSnapshot;
+import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.protocol.Sampling;
+import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.tools.Stochasticity;
+import dev.k2pekko.tools.ToolUniverse;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The RL step's objectives on real episodes of one task: the teacher, making many mistakes, plays it several times and
+ * the judge accepts some; each episode is then marked as a sampled rollout.
+ */
+class StepLossTest {
+  private static final ToolUniverse UNIVERSE = ToolUniverse.generate(7, Stochasticity.NONE);
+  private static final PolicyFormat FORMAT = new PolicyFormat(UNIVERSE);
+
+  private static PolicyModel model() {
+    var cfg = new ModelConfig(FORMAT.tokenizer().vocabSize(), 16, 1, 2, 192, 2, 1e-5);
+    return new PolicyModel(cfg, new ReferenceOps(), 3);
+  }
+
+  /** Rollouts of one three-step training task until at least {@code accepted} accepted and {@code rejected} rejected ones. */
+  private static List<Trajectory> group(int accepted, int rejected) {
+    var tasks = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
+    var task = tasks.taskOfDifficulty(11, "t-step", 3);
+    var teacher = new TeacherPolicy(tasks, new TeacherPolicy.Mistakes(0.3, 0, 0, 0, 0));
+    var judge = new JudgeRubric(0.8);
+    var out = new ArrayList<Trajectory>();
+    int ok = 0, bad = 0;
+    for (int i = 0; i < 200 && (ok < accepted || bad < rejected); i++) {
+      // the same task, another seed for the teacher's mistakes (an offline episode's randomness is the task's seed)
+      var again = new Task(task.id(), task.category(), task.difficulty(), task.seed() + i, task.prompt(), task.plan(), task.rubric(), task.toolsOffered());
+      var t = OfflinePlay.play(UNIVERSE, teacher, judge, again, "t-step#" + i);
+      boolean a = t.verdict().accepted();
+      if (a ? ok >= accepted : bad >= rejected) continue;
+      if (a) ok++;
+      else bad++;
+      out.add(new Trajectory(t.trajectoryId(), t.taskId(), t.category(), t.difficulty(), t.seed(), t.system(), t.prompt(), t.tools(),
+          t.steps(), t.finalAnswer(), t.verdict(), "learned@v0", new Sampling(0, -1.0, 1.0, null)));
+    }
+    assertEquals(accepted + rejected, out.size(), "the teacher's episodes gave too few of each verdict in 200 plays");
+    return out;
+  }
+
+  @Test void filteredTrainsOnTheAcceptedRolloutsOfAGroupOnly() {
+    var model = model();
+    var g = group(2, 2);
+    var r = StepLoss.rl(model, FORMAT, List.of(g), Learner.RlObjective.FILTERED, 0.5, 0);
+    assertFalse(r.grads().isEmpty());
+    var kept = new ArrayList<Sequence>();
+    for (var t : g) if (t.verdict().accepted()) kept.addAll(FORMAT.examples(t));
+    var expected = Losses.nextToken(model, TokenBatch.of(kept, 0));
+    assertEquals(expected.loss(), r.loss(), 1e-12);
+    expected.grads().forEach((name, grad) -> assertArrayEquals(WeightsSnapshot.toFloats(grad), r.grads().get(name), 1e-7f, name));
+    double meanReward = g.stream().mapToDouble(t -> Reward.of(t.verdict())).average().orElseThrow();
+    assertEquals(meanReward, r.reward(), 1e-12);
+  }
+
+  @Test void aGroupThatAllSucceededOrAllFailedTeachesNothing() {
+    var model = model();
+    for (var objective : Learner.RlObjective.values()) {
+      var succeeded = StepLoss.rl(model, FORMAT, List.of(group(3, 0)), objective, 0.5, 0);
+      assertTrue(succeeded.grads().isEmpty(), objective + ": all accepted");
+      assertEquals(0, succeeded.tokens());
+    }
+  }
+
+  @Test void theK2ObjectiveUsesEveryRolloutAndDiffersFromFiltered() {
+    var model = model();
+    var g = group(1, 3);
+    var k2 = StepLoss.rl(model, FORMAT, List.of(g), Learner.RlObjective.K2, 0.5, 0);
+    var filtered = StepLoss.rl(model, FORMAT, List.of(g), Learner.RlObjective.FILTERED, 0.5, 0);
+    long all = TokenBatch.of(g.stream().flatMap(t -> FORMAT.examples(t).stream()).toList(), 0).ids().length;
+    assertEquals(all, k2.tokens());
+    assertTrue(filtered.tokens() < all);
+    String name = k2.grads().keySet().iterator().next();
+    assertNotNull(filtered.grads().get(name));
+    assertFalse(java.util.Arrays.equals(k2.grads().get(name), filtered.grads().get(name)));
+  }
+
+  @Test void anUnknownObjectiveIsNamed() {
+    assertEquals(Learner.RlObjective.FILTERED, Learner.RlObjective.parse("Filtered"));
+    var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> Learner.RlObjective.parse("ppo"));
+    assertTrue(e.getMessage().contains("k2 or filtered"), e.getMessage());
+  }
+}
