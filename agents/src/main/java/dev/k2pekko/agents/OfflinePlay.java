@@ -19,7 +19,18 @@ public final class OfflinePlay {
   private OfflinePlay() {}
 
   public static Trajectory play(ToolUniverse universe, Policy policy, JudgeRubric judge, Task task, String trajectoryId) {
-    var episode = policy.start(task, task.seed());
+    return play(universe, policy, judge, task, trajectoryId, task.seed(), false);
+  }
+
+  /**
+   * As {@link #play(ToolUniverse, Policy, JudgeRubric, Task, String)}, with the policy's episode seeded by
+   * {@code seed}; with {@code noisy}, calls fail transiently and lookups come back partial at each tool's own rates
+   * ({@code ToolSpec.stochasticity()}), as the tool workers do it, drawn from a stream of {@code seed}: the noisy world
+   * of docs/LOOP.md without actors.
+   */
+  public static Trajectory play(ToolUniverse universe, Policy policy, JudgeRubric judge, Task task, String trajectoryId, long seed, boolean noisy) {
+    var episode = policy.start(task, seed);
+    var noise = new java.util.SplittableRandom(seed ^ 0x5DEECE66DL);
     var world = new HashMap<String, String>();
     var steps = new ArrayList<Step>();
     Step prev = null;
@@ -36,9 +47,15 @@ public final class OfflinePlay {
       var id = "call_" + steps.size();
       var spec = universe.get(call.tool());
       var invalid = spec == null ? "unknown tool '" + call.tool() + "'" : ArgumentValidator.validate(spec, call.arguments());
-      prev = invalid != null
-          ? new Step(id, call.tool(), call.arguments(), invalid, spec == null ? "UNKNOWN_TOOL" : "INVALID_ARGUMENTS", false)
-          : new Step(id, call.tool(), call.arguments(), Simulator.apply(world, spec, call.arguments(), universe.seed()), null, false);
+      if (invalid != null) {
+        prev = new Step(id, call.tool(), call.arguments(), invalid, spec == null ? "UNKNOWN_TOOL" : "INVALID_ARGUMENTS", false);
+      } else if (noisy && noise.nextDouble() < spec.stochasticity().failureRate()) {
+        prev = new Step(id, call.tool(), call.arguments(), spec.name() + " is temporarily unavailable, retry", "TRANSIENT_FAILURE", false);
+      } else {
+        String result = Simulator.apply(world, spec, call.arguments(), universe.seed());
+        boolean partial = noisy && noise.nextDouble() < spec.stochasticity().partialRate();
+        prev = new Step(id, call.tool(), call.arguments(), partial ? result.substring(0, result.length() / 2) + "…" : result, null, partial);
+      }
       steps.add(prev);
     }
     var verdict = judge.judge(task, steps, answer, world, budgetExceeded);

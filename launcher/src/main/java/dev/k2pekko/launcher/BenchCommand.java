@@ -20,7 +20,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see BENCHMARKS.md).",
     subcommands = {BenchCommand.Sim.class, BenchCommand.Mcp.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
-        BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class, BenchCommand.Serve.class})
+        BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class, BenchCommand.Serve.class,
+        BenchCommand.SftPlateauCommand.class})
 final class BenchCommand implements Runnable {
   @Override public void run() {
     picocli.CommandLine.usage(this, System.err);
@@ -207,6 +208,29 @@ final class BenchCommand implements Runnable {
   static final class Model implements java.util.concurrent.Callable<Integer> {
     @Override public Integer call() {
       System.out.println(ModelBench.report());
+      return 0;
+    }
+  }
+
+  @Command(name = "sft-plateau", mixinStandardHelpOptions = true,
+      description = "SFT of the default policy on the default world's teacher data, offline, trained well past the pipeline's SFT "
+          + "steps, with k2 run's held-out evaluation every so many steps: is SFT at its plateau? (docs/LOOP.md)")
+  static final class SftPlateauCommand implements java.util.concurrent.Callable<Integer> {
+    @Option(names = "--seed", defaultValue = "42", description = "run seed: the held-out tasks of k2 run --seed (default ${DEFAULT-VALUE})") long seed;
+    @Option(names = "--steps", defaultValue = "1600", description = "SFT steps (default ${DEFAULT-VALUE})") int steps;
+    @Option(names = "--eval-every", defaultValue = "200", description = "(default ${DEFAULT-VALUE})") int evalEvery;
+    @Option(names = "--json") boolean json;
+
+    @Override public Integer call() {
+      if (steps < 1 || evalEvery < 1) throw new NodeConfig.UsageError("--steps and --eval-every must be positive");
+      var d = dev.k2pekko.bench.SftPlateau.Config.defaults();
+      var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, d.episodes(), steps, evalEvery, d.evalTasks(), d.evalTrials(), d.failureRate(),
+          d.partialRate(), d.lr(), d.warmup(), d.decaySteps());
+      var r = dev.k2pekko.bench.SftPlateau.run(cfg, p -> {
+        if (!json) System.out.printf("  step %5d  held-out success %5.1f%%  loss %.4f%n", p.step(), 100 * p.success(), p.loss());
+      });
+      if (json) System.out.println(r.toJson());
+      else System.out.printf("  %d accepted teacher trajectories of %d, %d examples, %.0f s%n", r.accepted(), cfg.episodes(), r.examples(), r.seconds());
       return 0;
     }
   }

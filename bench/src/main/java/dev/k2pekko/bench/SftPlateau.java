@@ -1,0 +1,117 @@
+package dev.k2pekko.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.k2pekko.agents.JudgeRubric;
+import dev.k2pekko.agents.OfflinePlay;
+import dev.k2pekko.agents.policy.LearnedPolicy;
+import dev.k2pekko.agents.policy.PolicyFormat;
+import dev.k2pekko.agents.policy.TeacherPolicy;
+import dev.k2pekko.agents.tasks.TaskGenerator;
+import dev.k2pekko.model.Decoder;
+import dev.k2pekko.model.Losses;
+import dev.k2pekko.model.ModelConfig;
+import dev.k2pekko.model.PolicyModel;
+import dev.k2pekko.model.Sequence;
+import dev.k2pekko.model.TokenBatch;
+import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.tools.Stochasticity;
+import dev.k2pekko.tools.ToolUniverse;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Is SFT at its plateau? SFT of the default policy on the default world's teacher data, trained well past the
+ * pipeline's SFT steps, with the held-out evaluation of {@code k2 run} (the same 100 tasks of the run seed, trials at
+ * temperature 1, tools failing at the world's rates) every so many steps. Offline: no actors, one process, the
+ * pipeline's model, optimizer (MuonClip) and SFT learning-rate schedule; its step is 8 teacher trajectories, as two
+ * learners with batch-size 4 make one. The curve says whether more SFT closes the gap RL closes.
+ */
+public final class SftPlateau {
+  private SftPlateau() {}
+
+  /**
+   * @param episodes teacher episodes on training tasks (the accepted ones are the SFT data)
+   * @param steps SFT steps
+   * @param evalEvery evaluate after every this many steps (and at the end)
+   */
+  public record Config(long seed, int episodes, int steps, int evalEvery, int evalTasks, int evalTrials, double failureRate, double partialRate,
+                       double lr, int warmup, int decaySteps) {
+    /** The defaults of {@code k2 run} (reference.conf of tool-actors, agents, parameter-server, pipeline). */
+    public static Config defaults() {
+      return new Config(42, 6000, 1600, 200, 100, 4, 0.12, 0.08, 0.01, 50, 600);
+    }
+  }
+
+  public record Point(int step, double success, double loss) {}
+
+  public record Result(Config config, int accepted, int examples, List<Point> curve, double seconds) {
+    public ObjectNode toJson() {
+      var o = new ObjectMapper().createObjectNode();
+      o.put("seed", config.seed()).put("teacher_episodes", config.episodes()).put("accepted", accepted).put("examples", examples);
+      var c = o.putArray("curve");
+      for (var p : curve) c.addObject().put("step", p.step()).put("success", p.success()).put("loss", p.loss());
+      o.put("seconds", seconds);
+      return o;
+    }
+  }
+
+  public static Result run(Config cfg, java.util.function.Consumer<Point> progress) {
+    long t0 = System.nanoTime();
+    var universe = ToolUniverse.generate(7, new Stochasticity(cfg.failureRate(), cfg.partialRate(), 0));
+    var format = new PolicyFormat(universe);
+    var train = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
+    var held = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
+    var teacher = new TeacherPolicy(train, new TeacherPolicy.Mistakes(0.03, 0.02, 0.02, 0.01, 0));
+    var judge = new JudgeRubric(0.8);
+    var data = new ArrayList<List<Sequence>>();
+    int examples = 0;
+    for (int i = 0; i < cfg.episodes(); i++) {
+      long s = TaskGenerator.mix(cfg.seed() * 0x9E3779B97F4A7C15L + i);
+      var t = OfflinePlay.play(universe, teacher, judge, train.task(s, "s-" + i), "s-" + i, s, true);
+      if (!t.verdict().accepted()) continue;
+      var ex = format.examples(t);
+      data.add(ex);
+      examples += ex.size();
+    }
+    var mc = new ModelConfig(format.tokenizer().vocabSize(), 64, 2, 4, 192, 4, 1e-5);
+    var model = new PolicyModel(mc, new ReferenceOps(), 1);
+    var opt = new MuonClip(MuonClip.Config.defaults().withClip(true, 100).withWeightDecay(0.0), model);
+    var rnd = new SplittableRandom(cfg.seed());
+    var curve = new ArrayList<Point>();
+    double loss = Double.NaN;
+    for (int step = 1; step <= cfg.steps(); step++) {
+      var batch = new ArrayList<Sequence>();
+      for (int i = 0; i < 8; i++) batch.addAll(data.get(rnd.nextInt(data.size())));
+      var r = Losses.nextToken(model, TokenBatch.of(batch, 0));
+      loss = r.loss();
+      double warm = Math.min(1.0, step / (double) Math.max(1, cfg.warmup()));
+      double decay = Math.max(0.1, 1.0 - 0.9 * step / cfg.decaySteps());
+      opt.step(model, r.grads(), r.maxLogit(), cfg.lr() * warm * decay);
+      if (step % cfg.evalEvery() == 0 || step == cfg.steps()) {
+        var p = new Point(step, evaluate(cfg, universe, format, held, judge, model), loss);
+        curve.add(p);
+        progress.accept(p);
+      }
+    }
+    return new Result(cfg, data.size(), examples, curve, (System.nanoTime() - t0) / 1e9);
+  }
+
+  /** Held-out success as {@code k2 run} measures it: task i of the run seed has difficulty 1 + i mod 5; trials at temperature 1. */
+  static double evaluate(Config cfg, ToolUniverse universe, PolicyFormat format, TaskGenerator held, JudgeRubric judge, PolicyModel model) {
+    var policy = new LearnedPolicy(format, new Decoder(model), 0, 1.0);
+    int ok = 0, n = 0;
+    for (int i = 0; i < cfg.evalTasks(); i++) {
+      long seed = TaskGenerator.mix(cfg.seed() * 0xD1B54A32D192ED03L + i);
+      var task = held.taskOfDifficulty(seed, "h-" + i, 1 + i % 5);
+      for (int trial = 0; trial < cfg.evalTrials(); trial++) {
+        var t = OfflinePlay.play(universe, policy, judge, task, "h-" + i + "#" + trial, TaskGenerator.mix(seed + trial), true);
+        n++;
+        if (t.verdict().accepted()) ok++;
+      }
+    }
+    return (double) ok / n;
+  }
+}
