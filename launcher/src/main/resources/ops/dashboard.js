@@ -103,7 +103,7 @@ function plot(canvas, legend, lines, own) {
   const ctx = canvas.getContext('2d');
   ctx.scale(dpr, dpr);
   ctx.clearRect(0, 0, w, h);
-  const pad = { l: 48, r: 10, t: 10, b: 20 };
+  const pad = { l: 48, r: 48, t: 10, b: 20 };
   const all = lines.flatMap(l => l.points);
   legend.replaceChildren(...lines.map((l, i) => {
     const span = document.createElement('span');
@@ -143,6 +143,12 @@ function plot(canvas, legend, lines, own) {
   lines.forEach((l, i) => {
     if (l.points.length === 0) return;
     const [lo, hi] = own ? scale(l.points) : shared;
+    if (own && i < 2) { // each line's own range, in its colour, left for the first and right for the second
+      ctx.fillStyle = COLORS[i];
+      const x = i === 0 ? 2 : w - pad.r - 44;
+      ctx.fillText(fmt(hi, l.digits || 0), x, pad.t + 8);
+      ctx.fillText(fmt(lo, l.digits || 0), x, h - pad.b - 2);
+    }
     const X = x => pad.l + (x1 === x0 ? 0 : (x - x0) / (x1 - x0)) * (w - pad.l - pad.r);
     const Y = y => h - pad.b - (y - lo) / (hi - lo) * (h - pad.t - pad.b);
     ctx.strokeStyle = COLORS[i % COLORS.length];

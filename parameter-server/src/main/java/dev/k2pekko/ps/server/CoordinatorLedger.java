@@ -38,12 +38,16 @@ final class CoordinatorLedger {
     this.loss = metrics.series("k2_ps_loss", "the mean loss of each applied step's contributors, by version");
     this.reward = metrics.series("k2_ps_reward", "the mean RL reward of each applied RL step's contributors, by version");
     this.versionGauge = metrics.gauge("k2_ps_version", "the parameter server's weights version (applied steps, restored ones included)");
+    for (var k : HELP.keySet()) exported(k); // at 0 from the start: a counter that never moved is a figure too
   }
 
   void count(String key, long n) {
     counters.merge(key, n, Long::sum);
-    exported.computeIfAbsent(key, k -> metrics.counter("k2_ps_" + k, HELP.getOrDefault(k, "the parameter server's " + k.replace('_', ' '))))
-        .increment(n);
+    exported(key).increment(n);
+  }
+
+  private dev.k2pekko.metrics.Meter.Counter exported(String key) {
+    return exported.computeIfAbsent(key, k -> metrics.counter("k2_ps_" + k, HELP.getOrDefault(k, "the parameter server's " + k.replace('_', ' '))));
   }
 
   private static final Map<String, String> HELP = Map.of(
