@@ -5,6 +5,10 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.time.Duration;
 import java.util.Map;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
@@ -50,6 +54,8 @@ public final class OpsServer extends AllDirectives {
   private final Metrics metrics;
   private final PrometheusExport export;
   private final Duration interval;
+  /** Reads the meters for /metrics, /snapshot and /events; one daemon thread, so readers never queue behind actors. */
+  private final ExecutorService reader = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("k2-ops-reader").daemon().factory());
 
   private OpsServer(ActorSystem<?> system, Duration interval) {
     this.system = system;
@@ -65,7 +71,10 @@ public final class OpsServer extends AllDirectives {
     var binding = Http.get(system).newServerAt(host, port).bind(server.route()).toCompletableFuture().get(30, TimeUnit.SECONDS);
     var address = binding.localAddress();
     String shown = address.getAddress().getHostAddress().contains(":") ? "[" + address.getAddress().getHostAddress() + "]" : address.getAddress().getHostAddress();
-    return new Running(binding, "http://" + shown + ":" + address.getPort() + "/", server.export);
+    return new Running(binding, "http://" + shown + ":" + address.getPort() + "/", () -> {
+      server.reader.shutdownNow();
+      server.export.close();
+    });
   }
 
   Route route() {
@@ -73,12 +82,14 @@ public final class OpsServer extends AllDirectives {
         pathEndOrSingleSlash(() -> get(() -> asset("index.html"))),
         path("dashboard.js", () -> get(() -> asset("dashboard.js"))),
         path("dashboard.css", () -> get(() -> asset("dashboard.css"))),
-        // extractRequest: a function of the request, so the figures are read per request, not once when the route is built
-        path("metrics", () -> get(() -> extractRequest(r -> complete(HttpResponse.create().withEntity(HttpEntities.create(PROMETHEUS, export.scrape().getBytes(java.nio.charset.StandardCharsets.UTF_8))))))),
-        path("snapshot", () -> get(() -> extractRequest(r -> complete(HttpResponse.create().withEntity(
-            HttpEntities.create(ContentTypes.APPLICATION_JSON, Snapshot.of(system, metrics))))))),
+        // a future per request: the figures are read when asked, on a thread of their own, not on the busy dispatcher
+        path("metrics", () -> get(() -> completeWithFuture(CompletableFuture.supplyAsync(() ->
+            HttpResponse.create().withEntity(HttpEntities.create(PROMETHEUS, export.scrape().getBytes(StandardCharsets.UTF_8))), reader)))),
+        path("snapshot", () -> get(() -> completeWithFuture(CompletableFuture.supplyAsync(() ->
+            HttpResponse.create().withEntity(HttpEntities.create(ContentTypes.APPLICATION_JSON, Snapshot.of(system, metrics))), reader)))),
         path("events", () -> get(() -> respondWithHeader(CacheControl.create(CacheDirectives.NO_CACHE), () -> completeOK(
-            Source.tick(Duration.ZERO, interval, "tick").map(t -> ServerSentEvent.create(Snapshot.of(system, metrics)))
+            Source.tick(Duration.ZERO, interval, "tick")
+                .mapAsync(1, t -> CompletableFuture.supplyAsync(() -> ServerSentEvent.create(Snapshot.of(system, metrics)), reader))
                 .mapMaterializedValue(c -> org.apache.pekko.NotUsed.getInstance()),
             EventStreamMarshalling.toEventStream())))),
         PekkoManagement.get(system).getRoutes());
