@@ -15,7 +15,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 final class DispatcherProbe {
   private DispatcherProbe() {}
 
-  record Probe(long sentNanos) {}
+  record Probe(long sentNanos) implements org.apache.pekko.actor.NoSerializationVerificationNeeded {}
 
   static Behavior<Probe> create(Duration interval) {
     return Behaviors.setup(ctx -> {
