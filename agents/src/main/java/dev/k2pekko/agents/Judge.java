@@ -57,7 +57,8 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
 
   private enum Flush implements Command, LocalOnly { INSTANCE }
 
-  private record Pending(long batchId, List<Judged> entries) {}
+  /** A batch sent to its collector, not yet confirmed; {@code sentNanos} times the journal write. */
+  private record Pending(long batchId, List<Judged> entries, long sentNanos) {}
 
   public static Behavior<Command> create() {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Judge(ctx, timers)));
@@ -78,6 +79,37 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     this.inFlight = new Pending[settings.tags()];
     for (int i = 0; i < settings.tags(); i++) buffers.add(new ArrayList<>());
     timers.startTimerWithFixedDelay(Flush.INSTANCE, settings.flushInterval());
+    var metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
+    String help = "episodes this node's judge scored, by verdict";
+    this.accepted = metrics.counter("k2_episodes", help, "outcome", "accepted");
+    this.rejected = metrics.counter("k2_episodes", help, "outcome", "rejected");
+    this.metrics = metrics;
+    this.backlog = metrics.gauge("k2_collector_backlog", "judged trajectories waiting for a collector to make them durable "
+        + "(buffered per tag, in flight, or held for their rollout group): the backpressure between judge and journal");
+    this.roundTrip = metrics.timer("k2_judge_batch_ack", "from a batch sent to its collector to the collector's confirmation "
+        + "that the journal holds it (the journal write seen from the judge, retries included)");
+  }
+
+  private final dev.k2pekko.metrics.Metrics metrics;
+  private final dev.k2pekko.metrics.Meter.Counter accepted, rejected;
+  private final dev.k2pekko.metrics.Meter.Gauge backlog;
+  private final dev.k2pekko.metrics.Meter.Timer roundTrip;
+  private final Map<String, dev.k2pekko.metrics.Meter.Counter> rejections = new HashMap<>();
+
+  private void countVerdict(boolean ok, java.util.Set<String> kinds) {
+    (ok ? accepted : rejected).increment();
+    for (var k : kinds) {
+      rejections.computeIfAbsent(k, x -> metrics.counter("k2_rejections", "rejected episodes by reason (an episode can have several)",
+          "reason", x)).increment();
+    }
+  }
+
+  private void updateBacklog() {
+    long n = 0;
+    for (var b : buffers) n += b.size();
+    for (var p : inFlight) if (p != null) n += p.entries().size();
+    for (var h : held.values()) n += h.members().size();
+    backlog.set(n);
   }
 
   @Override public Receive<Command> createReceive() {
@@ -108,6 +140,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     }
     var kinds = new java.util.TreeSet<String>();
     if (!verdict.accepted()) for (var r : verdict.reasons()) kinds.add(JudgeRubric.kind(r));
+    countVerdict(verdict.accepted(), kinds);
     boolean keep = e.persist() == Agent.PersistMode.ALL || (e.persist() == Agent.PersistMode.ACCEPTED && verdict.accepted());
     var outcome = new EpisodeOutcome(e.agent(), e.episode(), services.nodeKey(), d.steps().size(), errors, verdict.accepted(),
         d.difficulty(), d.category(), List.copyOf(kinds), e.perTask() ? d.taskId() : null, keep, fingerprint(t), List.copyOf(refused));
@@ -125,6 +158,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     } else {
       append(List.of(judged));
     }
+    updateBacklog();
     return this;
   }
 
@@ -143,7 +177,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     if (inFlight[tag] != null || buffers.get(tag).isEmpty()) return;
     var batch = buffers.get(tag);
     buffers.set(tag, new ArrayList<>());
-    var p = new Pending(nextBatchId++, batch);
+    var p = new Pending(nextBatchId++, batch, System.nanoTime());
     inFlight[tag] = p;
     deliver(tag, p);
   }
@@ -176,8 +210,10 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     // In the journal now (the collector skipped the ids it already held: those were in it before). Every
     // trajectory of the batch is durable, so its outcome goes to the tracker; a redone episode counts once there.
     report(p.entries());
+    roundTrip.recordNanos(System.nanoTime() - p.sentNanos());
     inFlight[a.tag()] = null;
     send(a.tag());
+    updateBacklog();
     return this;
   }
 
@@ -208,6 +244,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     for (int tag = 0; tag < buffers.size(); tag++) send(tag);
     report(durable);
     durable.clear();
+    updateBacklog();
     return this;
   }
 

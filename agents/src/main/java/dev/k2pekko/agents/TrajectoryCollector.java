@@ -56,7 +56,8 @@ public final class TrajectoryCollector
 
   public static void init(ActorSystem<?> system) {
     var settings = NodeServices.get(system).settings();
-    ClusterSharding.get(system).init(Entity.of(KEY, ctx -> create(ctx.getEntityId(), settings))
+    var metrics = dev.k2pekko.metrics.Metrics.get(system);
+    ClusterSharding.get(system).init(Entity.of(KEY, ctx -> new TrajectoryCollector(ctx.getEntityId(), settings.tags(), settings.dedupWindow(), metrics))
         .withRole("agent"));
   }
 
@@ -68,12 +69,20 @@ public final class TrajectoryCollector
   private final int tags;
   private final int dedupWindow;
 
+  private final dev.k2pekko.metrics.Meter.Timer writes;
+
   public TrajectoryCollector(String id, int tags, int dedupWindow) {
+    this(id, tags, dedupWindow, new dev.k2pekko.metrics.Metrics());
+  }
+
+  /** Counts its journal writes into {@code metrics}. */
+  public TrajectoryCollector(String id, int tags, int dedupWindow, dev.k2pekko.metrics.Metrics metrics) {
     super(PersistenceId.of("collector", id),
         SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
     this.id = id;
     this.tags = tags;
     this.dedupWindow = dedupWindow;
+    this.writes = metrics.timer("k2_journal_write", "a collector's journal write: from persist to the journal's confirmation (one event per tag of a batch)");
   }
 
   /** The tag of a trajectory: a hash of its id up to '#', so the K rollouts of one task share a tag. */
@@ -111,7 +120,10 @@ public final class TrajectoryCollector
           long now = System.currentTimeMillis();
           var events = new ArrayList<JournalEvent>(byTag.size());
           for (var group : byTag.values()) events.add(new TrajectoriesRecorded(group, "collector|" + id, now));
-          return Effect().persist(events).thenReply(cmd.replyTo(), s -> StatusReply.success(reply));
+          long started = System.nanoTime();
+          return Effect().persist(events)
+              .thenRun(s -> writes.recordNanos(System.nanoTime() - started))
+              .thenReply(cmd.replyTo(), s -> StatusReply.success(reply));
         })
         .build();
   }

@@ -48,6 +48,15 @@ class SynthesisRunTest {
       assertTrue(summary.get("rejected") > 0, "the teacher's mistakes should give the judge something to reject");
       assertEquals(200, summary.get("persisted"), "--persist all keeps rejected ones too");
       assertTrue(summary.get("tool_calls") >= 200);
+      // the judge's, tool workers' and collectors' meters agree with the run's summary (one node, nothing redone)
+      var metrics = dev.k2pekko.metrics.Metrics.get(system);
+      assertEquals(summary.get("accepted"), metrics.counter("k2_episodes", "", "outcome", "accepted").count());
+      assertEquals(summary.get("rejected"), metrics.counter("k2_episodes", "", "outcome", "rejected").count());
+      long calls = metrics.meters().stream().filter(m -> m.id().name().equals("k2_tool_calls"))
+          .mapToLong(m -> ((dev.k2pekko.metrics.Meter.Counter) m).count()).sum();
+      assertEquals(summary.get("tool_calls"), calls);
+      assertTrue(metrics.timer("k2_journal_write", "").count() > 0, "journal writes timed");
+      assertEquals(0.0, metrics.gauge("k2_collector_backlog", "").value(), "nothing left waiting for a collector");
 
       var replay = new TrajectoryReplay(system);
       var ids = new HashSet<String>();

@@ -58,7 +58,11 @@ public final class BundleCommand implements Callable<Integer> {
       "mcp-", "jackson-core-3.", "jackson-databind-3.", "json-schema-validator-", "itu-", "jackson-dataformat-yaml-3.",
       "snakeyaml-engine-", "jspecify-", "reactor-core-",
       // Pekko HTTP: only `k2 serve`'s API, which a learner host does not serve (ServeCommand says so in a bundle)
-      "pekko-http_", "pekko-http-core_", "pekko-parsing_");
+      "pekko-http_", "pekko-http-core_", "pekko-parsing_",
+      // the operations endpoint (--http-port): Micrometer, its Prometheus client, Pekko Management; a learner host runs
+      // without it (OpsOptions says so in a bundle); the actors' meters (module metrics) stay and cost nothing unread
+      "micrometer-", "HdrHistogram-", "LatencyUtils-", "prometheus-metrics-", "pekko-management_", "pekko-management-cluster-http_",
+      "pekko-http-spray-json_", "spray-json_");
 
   @Option(names = "--out", required = true, description = "directory to create (must not exist)") String out;
 

@@ -63,7 +63,21 @@ public final class ClipMonitor extends AbstractBehavior<Command> {
     this.layers = layers;
     this.heads = heads;
     this.reportTimeout = reportTimeout;
+    // every head's gauge from the start (NaN until measured): the dashboard draws a cell per head
+    var metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
+    metrics.gauge("k2_clip_tau", "the QK-Clip threshold tau of this run").set(tau);
+    this.maxLogitGauges = new dev.k2pekko.metrics.Meter.Gauge[layers][heads];
+    for (int l = 0; l < layers; l++) {
+      for (int h = 0; h < heads; h++) {
+        maxLogitGauges[l][h] = metrics.gauge("k2_clip_max_logit", "a head's max pre-softmax attention logit S_max at the last measured step "
+            + "(the max over that step's learners)", "layer", Integer.toString(l), "head", Integer.toString(h));
+      }
+    }
+    this.measuredVersion = metrics.gauge("k2_clip_measured_version", "the version of the last step whose max logits the clip-monitor measured");
   }
+
+  private final dev.k2pekko.metrics.Meter.Gauge[][] maxLogitGauges;
+  private final dev.k2pekko.metrics.Meter.Gauge measuredVersion;
 
   @Override public Receive<Command> createReceive() {
     return newReceiveBuilder()
@@ -123,7 +137,11 @@ public final class ClipMonitor extends AbstractBehavior<Command> {
       getContext().getLog().warn("step {}: {} of {} learners reported max logits in time", c.version(), reporters, c.contributors().size());
     }
     var step = new StepMaxLogits(c.version(), reporters > 0 ? max : null, reporters, c.contributors().size());
-    if (step.measured()) history.add(step);
+    if (step.measured()) {
+      history.add(step);
+      for (int l = 0; l < layers; l++) for (int h = 0; h < heads; h++) maxLogitGauges[l][h].set(max[l][h]);
+      measuredVersion.set(c.version());
+    }
     reports.keySet().removeIf(v -> v <= c.version());
     c.replyTo().tell(step);
   }

@@ -34,6 +34,12 @@ class ClipMonitorTest {
     assertEquals(2, d.reporters());
     assertArrayEquals(new double[] {11, 12, 3}, d.maxLogit()[0]);
     assertArrayEquals(new double[] {9, 40, -1}, d.maxLogit()[1]);
+    // the node's meters show the same maxima per head, and tau (what the dashboard's heatmap draws)
+    var metrics = dev.k2pekko.metrics.Metrics.get(kit.system());
+    assertEquals(12.0, metrics.gauge("k2_clip_max_logit", "", "layer", "0", "head", "1").value());
+    assertEquals(40.0, metrics.gauge("k2_clip_max_logit", "", "layer", "1", "head", "1").value());
+    assertEquals(10.0, metrics.gauge("k2_clip_tau", "").value());
+    assertEquals(4.0, metrics.gauge("k2_clip_measured_version", "").value());
     var history = kit.<History>createTestProbe();
     monitor.tell(new GetHistory(history.getRef()));
     var h = history.receiveMessage();

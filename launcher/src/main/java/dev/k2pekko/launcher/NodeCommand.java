@@ -30,6 +30,8 @@ final class NodeCommand implements Callable<Integer> {
 
   @Mixin NodeConfig node;
 
+  @Mixin OpsOptions ops;
+
   @Option(names = "--roles", description = "comma-separated roles: agent, tool, learner, ps, monitor (default ${DEFAULT-VALUE})",
       defaultValue = "agent,tool", split = ",")
   List<String> roles;
@@ -74,6 +76,7 @@ final class NodeCommand implements Callable<Integer> {
   @Override public Integer call() throws Exception {
     for (var r : roles) if (!ROLES.contains(r)) throw new NodeConfig.UsageError("unknown role '" + r + "' (roles: " + ROLES + ")");
     if (port < 1 || port > 65535) throw new NodeConfig.UsageError("--port must be 1..65535");
+    ops.check();
     var seedNodes = new ArrayList<String>();
     for (var s : seeds) {
       var p = s.split(":");
@@ -91,9 +94,18 @@ final class NodeCommand implements Callable<Integer> {
     }
     if (!runId.matches("[A-Za-z0-9_.-]{1,64}")) throw new NodeConfig.UsageError("--run-id takes letters, digits, '.', '_' and '-', got '" + runId + "'");
     if (runPipeline && runAgents != null) throw new NodeConfig.UsageError("--run-pipeline and --run-agents exclude each other");
+    o.putAll(ops.config());
     var config = node.build("postgres", o);
     System.err.println("k2: " + JournalSchema.ensure(config));
     var system = K2Node.start("k2", config);
+    final dev.k2pekko.launcher.ops.OpsServer.Running endpoint;
+    try {
+      endpoint = ops.start(system);
+    } catch (RuntimeException e) {
+      Nodes.stop(system);
+      throw e;
+    }
+    if (endpoint != null) system.getWhenTerminated().thenRun(() -> endpoint.binding().unbind());
     McpStatus.print(system);
     var trainer = dev.k2pekko.pipeline.TrainerNode.start(system, runId);
     watchMembers(system);
@@ -104,8 +116,9 @@ final class NodeCommand implements Callable<Integer> {
       try {
         K2Node.awaitMembersUp(system, minMembers, Duration.ofSeconds(timeoutSeconds));
         var report = new PipelineReport(System.err);
+        var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
         var result = new dev.k2pekko.pipeline.Pipeline(system, trainer, dev.k2pekko.pipeline.Pipeline.Spec.fromConfig(runId, seed, config),
-            report::progress).run();
+            p -> { stages.progress(p.stage(), p.done(), p.total()); report.progress(p); }).run();
         if (json) System.out.println(PipelineReport.json(result));
         else PipelineReport.table(result, System.out);
         return 0;
@@ -125,7 +138,11 @@ final class NodeCommand implements Callable<Integer> {
       var spec = new RunDriver.RunSpec("run-" + Long.toString(System.currentTimeMillis(), 36), runAgents, episodes, seed,
           Agent.PersistMode.ACCEPTED, Duration.ofSeconds(timeoutSeconds));
       var report = new Report(System.err);
-      var summary = Nodes.await(RunDriver.start(system, spec, report::progress), spec.timeout().plusSeconds(30));
+      var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
+      var summary = Nodes.await(RunDriver.start(system, spec, s -> {
+        stages.progress("synthesis", s.get("episodes"), s.expectedEpisodes());
+        report.progress(s);
+      }), spec.timeout().plusSeconds(30));
       if (json) System.out.println(Report.json(summary, runAgents));
       else Report.table(summary, runAgents, config.getString("pekko-persistence-jdbc.shared-databases.slick.db.url"), System.out);
       return summary.complete() ? 0 : 1;

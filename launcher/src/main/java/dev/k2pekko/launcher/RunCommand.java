@@ -26,6 +26,8 @@ import picocli.CommandLine.Option;
 final class RunCommand implements Callable<Integer> {
   @Mixin NodeConfig node;
 
+  @Mixin OpsOptions ops;
+
   @Option(names = "--synthesis-only", description = "run only the synthesis stage (agents, judge, journal) on the whole tool universe")
   boolean synthesisOnly;
 
@@ -95,6 +97,7 @@ final class RunCommand implements Callable<Integer> {
 
   @Override public Integer call() throws Exception {
     refuseFlagsOfTheOtherMode();
+    ops.check();
     if (synthesisOnly) return synthesis();
     if (learners != null && learners < 1) throw new NodeConfig.UsageError("--learners must be at least 1");
     if (mode != null && !mode.equals("sync") && !mode.equals("async")) throw new NodeConfig.UsageError("--mode must be sync or async, got '" + mode + "'");
@@ -119,6 +122,7 @@ final class RunCommand implements Callable<Integer> {
     }
     if (rlRounds != null) o.put("k2.pipeline.rl-rounds", rlRounds);
     if (evalTasks != null) o.put("k2.pipeline.eval-tasks", evalTasks);
+    o.putAll(ops.config());
     var config = node.build("h2", o);
     Pipeline.Spec.fromConfig("check", seed, config); // a pipeline setting out of range is bad input, found before booting
     Path latest = Path.of(config.getString("k2.journal.dir")).resolve("checkpoints").resolve("LATEST");
@@ -139,11 +143,17 @@ final class RunCommand implements Callable<Integer> {
       Files.writeString(latest, runId + "\n");
     }
     var system = Nodes.single(config, Duration.ofSeconds(30));
+    dev.k2pekko.launcher.ops.OpsServer.Running endpoint = null;
     try {
+      endpoint = ops.start(system);
       McpStatus.print(system);
       var started = TrainerNode.start(system, runId);
       var report = new PipelineReport(System.err);
-      var pipeline = new Pipeline(system, started, Pipeline.Spec.fromConfig(runId, seed, config), p -> { if (!quiet) report.progress(p); });
+      var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
+      var pipeline = new Pipeline(system, started, Pipeline.Spec.fromConfig(runId, seed, config), p -> {
+        stages.progress(p.stage(), p.done(), p.total());
+        if (!quiet) report.progress(p);
+      });
       var result = pipeline.run();
       var reportDir = Path.of(config.getString("k2.journal.dir")).resolve("reports").resolve(runId);
       dev.k2pekko.pipeline.RunReport.write(result, reportDir);
@@ -155,6 +165,7 @@ final class RunCommand implements Callable<Integer> {
       else PipelineReport.table(result, System.out);
       return 0;
     } finally {
+      if (endpoint != null) endpoint.close();
       Nodes.stop(system);
     }
   }
@@ -171,19 +182,26 @@ final class RunCommand implements Callable<Integer> {
     if (episodes < 1) throw new NodeConfig.UsageError("--episodes must be at least 1, got " + episodes);
     var spec = new RunDriver.RunSpec("run-" + Long.toString(System.currentTimeMillis(), 36), agents, episodes, seed, mode,
         Duration.ofSeconds(timeoutSeconds));
-    var config = node.build("h2", new HashMap<>());
+    var config = node.build("h2", new HashMap<>(ops.config()));
     String journal = config.getString("pekko-persistence-jdbc.shared-databases.slick.db.url");
     if (mode != Agent.PersistMode.NONE) System.err.println("k2: " + JournalSchema.ensure(config));
     var system = Nodes.single(config, Duration.ofSeconds(30));
+    dev.k2pekko.launcher.ops.OpsServer.Running endpoint = null;
     try {
+      endpoint = ops.start(system);
       McpStatus.print(system);
       var report = new Report(System.err);
-      var done = RunDriver.start(system, spec, s -> { if (!quiet) report.progress(s); });
+      var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
+      var done = RunDriver.start(system, spec, s -> {
+        stages.progress("synthesis", s.get("episodes"), s.expectedEpisodes());
+        if (!quiet) report.progress(s);
+      });
       var summary = Nodes.await(done, spec.timeout().plusSeconds(30));
       if (json) System.out.println(Report.json(summary, agents));
       else Report.table(summary, agents, mode == Agent.PersistMode.NONE ? "off" : journal, System.out);
       return summary.complete() ? 0 : 1;
     } finally {
+      if (endpoint != null) endpoint.close();
       Nodes.stop(system);
     }
   }

@@ -77,7 +77,12 @@ class BadInputTest {
         Arguments.of("report --data-dir {dir}/none", 2, "--data-dir {dir}/none: no such directory"),
         Arguments.of("report --data-dir {dir}", 2, "no pipeline run in"),
         Arguments.of("journal", 2, "give a subcommand: k2 journal check"),
-        Arguments.of("node --port 2551 --seeds nonsense --journal h2", 2, "--seeds takes host:port"));
+        Arguments.of("node --port 2551 --seeds nonsense --journal h2", 2, "--seeds takes host:port"),
+        Arguments.of("run --http-port -1", 2, "--http-port must be 0..65535 (0: any free port), got -1"),
+        Arguments.of("run --synthesis-only --http-port 70000", 2, "--http-port must be 0..65535"),
+        Arguments.of("node --port 2551 --seeds 127.0.0.1:2551 --http-port -1", 2, "--http-port must be 0..65535"),
+        Arguments.of("run --http-host 0.0.0.0", 2, "--http-host needs --http-port"),
+        Arguments.of("run --http-port x", 2, "Invalid value for option '--http-port'"));
   }
 
   @ParameterizedTest(name = "k2 {0} -> exit {1}")
@@ -94,6 +99,21 @@ class BadInputTest {
     assertFalse(r.err().contains("Exception:") || r.err().contains("\tat "), "no stack trace: " + r.err());
     assertEquals("", r.out(), "nothing on stdout");
     assertEquals(before, listing(), "nothing created");
+  }
+
+  @org.junit.jupiter.api.Test void aPortInUseIsOneLineBeforeAnythingBoots() throws Exception {
+    try (var taken = new java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+      int port = taken.getLocalPort();
+      for (var command : java.util.List.of("run --synthesis-only --data-dir " + dir + "/none", "node --port 2551 --seeds 127.0.0.1:2551")) {
+        var r = K2CliTest.k2((command + " --http-port " + port).split(" "));
+        var lines = r.err().lines().filter(l -> !l.isBlank()).toList();
+        assertEquals(2, r.code(), r.err());
+        assertEquals(1, lines.size(), "one line: " + r.err());
+        assertTrue(lines.getFirst().contains("--http-port " + port + ": cannot listen on 127.0.0.1:" + port), lines.getFirst());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+        assertFalse(Files.exists(dir.resolve("none")), "nothing created");
+      }
+    }
   }
 
   private static java.util.List<String> listing() throws Exception {

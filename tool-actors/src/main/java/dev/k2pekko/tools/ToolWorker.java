@@ -77,6 +77,29 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
     this.firewall = firewall;
     this.audit = audit;
     this.mcp = mcp;
+    var metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
+    String help = "tool calls answered by this node's tool workers, by outcome (ok, partial, or the error kind; MCP calls are counted as sent)";
+    this.callsOk = metrics.counter("k2_tool_calls", help, "outcome", "ok");
+    this.callsPartial = metrics.counter("k2_tool_calls", help, "outcome", "partial");
+    this.callsMcp = metrics.counter("k2_tool_calls", help, "outcome", "mcp_sent");
+    for (var e : ToolError.values()) {
+      callsFailed.put(e, metrics.counter("k2_tool_calls", help, "outcome", e.name().toLowerCase(java.util.Locale.ROOT)));
+      if (e.refusal()) {
+        refusals.put(e, metrics.counter("k2_firewall_refusals", "tool calls the agentic firewall refused before they reached the tool, by reason",
+            "reason", e.name()));
+      }
+    }
+  }
+
+  private final dev.k2pekko.metrics.Meter.Counter callsOk, callsPartial, callsMcp;
+  private final java.util.EnumMap<ToolError, dev.k2pekko.metrics.Meter.Counter> callsFailed = new java.util.EnumMap<>(ToolError.class);
+  private final java.util.EnumMap<ToolError, dev.k2pekko.metrics.Meter.Counter> refusals = new java.util.EnumMap<>(ToolError.class);
+
+  private void count(ToolResult r) {
+    if (r == null) callsMcp.increment();
+    else if (r.error() != null) callsFailed.get(r.error()).increment();
+    else if (r.partial()) callsPartial.increment();
+    else callsOk.increment();
   }
 
   @Override public Receive<ToolCommand> createReceive() {
@@ -84,6 +107,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
         .onMessage(OpenEpisode.class, this::onOpen)
         .onMessage(ToolCall.class, call -> {
           var r = run(call);
+          count(r);
           if (r != null) call.replyTo().tell(r); // null: an MCP server answers
           return this;
         })
@@ -215,6 +239,8 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
    */
   private ToolResult refuse(ToolCall call, Episode ep, Firewall.Refused refused) {
     String agentId = ep == null || ep.gate == null ? null : ep.gate.agentId();
+    var refusedCount = refusals.get(refused.reason());
+    if (refusedCount != null) refusedCount.increment();
     audit.accept(new CallsRefused.Refusal(call.episodeId(), agentId, call.callId(), call.tool(), refused.reason().name(),
         refused.detail(), System.currentTimeMillis()));
     var json = JSON.createObjectNode().put("refused", refused.reason().name()).put("tool", call.tool()).put("message", refused.detail());

@@ -76,4 +76,29 @@ class ToolWorkerTest {
     }
     assertTrue(failures > 5 && failures < 95, "failures " + failures);
   }
+
+  @Test void callsAreCountedByOutcomeAndRefusalsByReason() {
+    var kit = ActorTestKit.create("counting", com.typesafe.config.ConfigFactory.parseString("pekko.actor.provider = local")
+        .withFallback(com.typesafe.config.ConfigFactory.load()));
+    try {
+      var firewall = new Firewall(new Firewall.Settings(true, Firewall.Limit.NONE, Firewall.Limit.NONE, 4096, null, java.util.Set.of()));
+      var worker = kit.spawn(ToolWorker.create(U, new ToolWorker.Settings(7, 4096, Duration.ofMinutes(1)), firewall, r -> {}));
+      var results = kit.<ToolResult>createTestProbe();
+      worker.tell(new dev.k2pekko.protocol.OpenEpisode("ep", "agent-1", java.util.List.of("calc.add")));
+      worker.tell(new ToolCall("ep", "c0", "calc.add", Map.of("a", 7L, "b", 5L), results.getRef()));
+      worker.tell(new ToolCall("ep", "c1", "calc.add", Map.of("a", 7L), results.getRef()));
+      worker.tell(new ToolCall("ep", "c2", "notes.write", Map.of("text", "x"), results.getRef()));
+      worker.tell(new ToolCall("ep", "c3", "calc.add", Map.of("a", 1L, "b", 1L), results.getRef()));
+      var got = results.receiveSeveralMessages(4);
+      assertEquals(ToolError.NOT_OFFERED, got.get(2).error());
+      var metrics = dev.k2pekko.metrics.Metrics.get(kit.system());
+      assertEquals(2, metrics.counter("k2_tool_calls", "", "outcome", "ok").count());
+      assertEquals(1, metrics.counter("k2_tool_calls", "", "outcome", "invalid_arguments").count());
+      assertEquals(1, metrics.counter("k2_tool_calls", "", "outcome", "not_offered").count());
+      assertEquals(1, metrics.counter("k2_firewall_refusals", "", "reason", "NOT_OFFERED").count());
+      assertEquals(0, metrics.counter("k2_firewall_refusals", "", "reason", "RATE_LIMITED").count());
+    } finally {
+      kit.shutdownTestKit();
+    }
+  }
 }

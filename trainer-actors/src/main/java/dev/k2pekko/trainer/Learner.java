@@ -155,7 +155,15 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     // every publish reaches it through the receptionist too, from whichever coordinator incarnation runs
     ctx.getSystem().receptionist().tell(org.apache.pekko.actor.typed.receptionist.Receptionist.register(PsCoordinator.WEIGHTS, weightsRef));
     timers.startTimerWithFixedDelay(Tick.INSTANCE, s.idleFlush().dividedBy(2));
+    var metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
+    this.stepTime = metrics.timer("k2_learner_step", "a learner's forward and backward pass over one batch, on its compute thread", "learner", id);
+    this.tokens = metrics.counter("k2_learner_tokens", "tokens the learners computed gradients over", "learner", id);
+    this.tokensPerSecond = metrics.gauge("k2_learner_tokens_per_second", "tokens of a learner's last step over that step's time", "learner", id);
   }
+
+  private final dev.k2pekko.metrics.Meter.Timer stepTime;
+  private final dev.k2pekko.metrics.Meter.Counter tokens;
+  private final dev.k2pekko.metrics.Meter.Gauge tokensPerSecond;
 
   private boolean started;
 
@@ -282,8 +290,16 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     computing = true;
     var snap = weights;
     var self = getContext().getSelf(); // the context is the actor's own: never touched from the compute thread
-    CompletableFuture.supplyAsync(() -> computeStep(snap, batch), compute).whenComplete((r, f) ->
-        self.tell(new Computed(batch, snap.version(), r, f)));
+    long started = System.nanoTime();
+    CompletableFuture.supplyAsync(() -> computeStep(snap, batch), compute).whenComplete((r, f) -> {
+      if (r != null) { // the meters are thread-safe; the actor's state is not touched here
+        long nanos = System.nanoTime() - started;
+        stepTime.recordNanos(nanos);
+        tokens.increment(r.tokens());
+        if (nanos > 0) tokensPerSecond.set(r.tokens() * 1e9 / nanos);
+      }
+      self.tell(new Computed(batch, snap.version(), r, f));
+    });
   }
 
   /**

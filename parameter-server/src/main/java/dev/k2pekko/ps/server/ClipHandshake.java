@@ -35,6 +35,17 @@ final class ClipHandshake {
     this.timers = timers;
     this.monitor = monitor;
     this.ledger = ledger;
+    this.metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
+  }
+
+  private final dev.k2pekko.metrics.Metrics metrics;
+  private final java.util.Map<Long, dev.k2pekko.metrics.Meter.Counter> perHead = new java.util.HashMap<>();
+
+  /** Counts a rescale of one head: the dashboard marks the heads QK-Clip rescaled. */
+  private void countRescale(int layer, int head) {
+    perHead.computeIfAbsent(((long) layer << 32) | head, k -> metrics.counter("k2_clip_rescales",
+        "QK-Clip rescales the parameter server applied to one head (its max logit was over tau)",
+        "layer", Integer.toString(layer), "head", Integer.toString(head))).increment();
   }
 
   /** Closes step {@code version} at the monitor for these learners' reports. */
@@ -48,7 +59,10 @@ final class ClipHandshake {
     timers.cancel("clip");
     var rescales = new ArrayList<RescaleQK>();
     if (m.measured()) {
-      for (var r : QkClip.rescales(m.maxLogit(), s.optimizer().tau())) rescales.add(new RescaleQK(m.version(), r.layer(), r.head(), r.gamma()));
+      for (var r : QkClip.rescales(m.maxLogit(), s.optimizer().tau())) {
+        rescales.add(new RescaleQK(m.version(), r.layer(), r.head(), r.gamma()));
+        countRescale(r.layer(), r.head());
+      }
     }
     ledger.count("heads_clipped", rescales.size());
     return rescales;

@@ -23,9 +23,45 @@ final class CoordinatorLedger {
   private final List<StepLoss> losses = new ArrayList<>();
   private final Set<String> seen = new HashSet<>();
   private final Set<Long> skippedVersions = new HashSet<>();
+  private final dev.k2pekko.metrics.Metrics metrics;
+  private final Map<String, dev.k2pekko.metrics.Meter.Counter> exported = new java.util.HashMap<>();
+  private final dev.k2pekko.metrics.Meter.Series loss, reward;
+  private final dev.k2pekko.metrics.Meter.Gauge versionGauge;
+
+  CoordinatorLedger() {
+    this(new dev.k2pekko.metrics.Metrics());
+  }
+
+  /** Every counter also goes to {@code metrics} as {@code k2_ps_<name>} (since this process started). */
+  CoordinatorLedger(dev.k2pekko.metrics.Metrics metrics) {
+    this.metrics = metrics;
+    this.loss = metrics.series("k2_ps_loss", "the mean loss of each applied step's contributors, by version");
+    this.reward = metrics.series("k2_ps_reward", "the mean RL reward of each applied RL step's contributors, by version");
+    this.versionGauge = metrics.gauge("k2_ps_version", "the parameter server's weights version (applied steps, restored ones included)");
+    for (var k : HELP.keySet()) exported(k); // at 0 from the start: a counter that never moved is a figure too
+  }
 
   void count(String key, long n) {
     counters.merge(key, n, Long::sum);
+    exported(key).increment(n);
+  }
+
+  private dev.k2pekko.metrics.Meter.Counter exported(String key) {
+    return exported.computeIfAbsent(key, k -> metrics.counter("k2_ps_" + k, HELP.getOrDefault(k, "the parameter server's " + k.replace('_', ' '))));
+  }
+
+  private static final Map<String, String> HELP = Map.of(
+      "refused_stale", "gradients refused as stale (computed at a version older than the staleness bound allows)",
+      "rejected_non_finite", "gradients rejected by a group for a NaN or infinite value",
+      "heads_clipped", "QK-Clip rescales ordered (one per head over tau per step)",
+      "steps", "optimizer steps applied",
+      "tokens", "tokens of the applied steps' batches",
+      "trajectories", "trajectories consumed by applied steps",
+      "duplicates", "trajectories consumed a second time (must stay 0)");
+
+  /** The weights version now: set when restored and after every applied step. */
+  void version(long v) {
+    versionGauge.set(v);
   }
 
   /** Counts the skip of version v's step once, however many rounds of refusals led to it. */
@@ -60,6 +96,8 @@ final class CoordinatorLedger {
       tokens += p.tokens();
     }
     consumedPerVersion.put(version, consumed);
+    this.loss.add(version, loss);
+    if (rewarded > 0) this.reward.add(version, reward / rewarded);
     boolean rl = contributors.stream().anyMatch(p -> p.kind() == StageKind.RL);
     losses.add(new StepLoss(version, loss, rl ? StageKind.RL : StageKind.SFT, tokens, rewarded == 0 ? Double.NaN : reward / rewarded));
     count("steps", 1);

@@ -80,7 +80,9 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   private final TwoPhaseStep step;
   private final DurableOffsets offsets;
   private final CheckpointCycle checkpoints;
-  private final CoordinatorLedger ledger = new CoordinatorLedger();
+  private final CoordinatorLedger ledger;
+  private final dev.k2pekko.metrics.Meter.Timer stepLatency;
+  private long stepStarted;
   private final long restoredFrom;
   private long version;
   private WeightsSnapshot current;
@@ -91,6 +93,9 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     super(ctx);
     this.s = s;
     this.timers = timers;
+    var metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
+    this.ledger = new CoordinatorLedger(metrics);
+    this.stepLatency = metrics.timer("k2_ps_step", "a parameter-server step from its start (clip handshake, prepare, apply) to the new version");
     this.assembler = new StepAssembler(s.mode(), s.staleness());
     this.offsets = new DurableOffsets(s);
     this.learners = new LearnerRegistry(ctx);
@@ -99,6 +104,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     this.checkpoints = new CheckpointCycle(s, ctx);
     var start = checkpoints.restore(offsets, ledger);
     this.version = start.version();
+    ledger.version(version);
     this.restoredFrom = start.restoredFrom();
     this.current = start.weights();
   }
@@ -200,6 +206,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
       offsets.save(version);
       return;
     }
+    stepStarted = System.nanoTime();
     step.begin(version, ready.good());
   }
 
@@ -210,6 +217,8 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     ledger.stepApplied(v, contributors);
     for (var p : contributors) offsets.advance(p);
     version = v + 1;
+    ledger.version(version);
+    stepLatency.recordNanos(System.nanoTime() - stepStarted);
     for (var p : contributors) p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), Outcome.APPLIED));
     lastProgress = System.nanoTime();
     assembler.stepApplied();

@@ -1,0 +1,106 @@
+package dev.k2pekko.launcher.ops;
+
+import dev.k2pekko.metrics.Metrics;
+import java.io.IOException;
+import java.io.InputStream;
+import java.time.Duration;
+import java.util.Map;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.http.javadsl.marshalling.sse.EventStreamMarshalling;
+import org.apache.pekko.http.javadsl.model.ContentType;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpCharsets;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.MediaTypes;
+import org.apache.pekko.http.javadsl.model.headers.CacheDirectives;
+import org.apache.pekko.http.javadsl.model.headers.CacheControl;
+import org.apache.pekko.http.javadsl.model.sse.ServerSentEvent;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.management.javadsl.PekkoManagement;
+import org.apache.pekko.stream.javadsl.Source;
+
+/**
+ * A node's operations endpoint, one port: {@code /metrics} (Prometheus text format), Pekko Management's {@code /ready},
+ * {@code /alive} and {@code /cluster/members}, and the live dashboard ({@code /}, its assets from the jar, and
+ * {@code /events}, a server-sent event with {@link Snapshot} every {@code interval}; {@code /snapshot} gives one).
+ * Anything else is 404, a wrong method 405 (Pekko HTTP's rejections: a one-line body, never a trace).
+ */
+public final class OpsServer extends AllDirectives {
+  /** The bound server; {@link #close()} unbinds it. */
+  public record Running(ServerBinding binding, String url, AutoCloseable export) implements AutoCloseable {
+    @Override public void close() throws Exception {
+      binding.unbind().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      export.close();
+    }
+  }
+
+  static final ContentType PROMETHEUS = ContentTypes.parse("text/plain; version=0.0.4; charset=utf-8");
+  private static final Map<String, ContentType> ASSETS = Map.of(
+      "index.html", ContentTypes.TEXT_HTML_UTF8,
+      "dashboard.js", MediaTypes.APPLICATION_JAVASCRIPT.toContentType(HttpCharsets.UTF_8),
+      "dashboard.css", MediaTypes.TEXT_CSS.toContentType(HttpCharsets.UTF_8));
+
+  private final ActorSystem<?> system;
+  private final Metrics metrics;
+  private final PrometheusExport export;
+  private final Duration interval;
+  /** Reads the meters for /metrics, /snapshot and /events; one daemon thread, so readers never queue behind actors. */
+  private final ExecutorService reader = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("k2-ops-reader").daemon().factory());
+
+  private OpsServer(ActorSystem<?> system, Duration interval) {
+    this.system = system;
+    this.metrics = Metrics.get(system);
+    this.export = new PrometheusExport(metrics);
+    this.interval = interval;
+  }
+
+  /** Binds host:port (0: any free port) and starts the dispatcher probe; fails when the port cannot be bound. */
+  public static Running start(ActorSystem<?> system, String host, int port, Duration interval) throws Exception {
+    var server = new OpsServer(system, interval);
+    system.systemActorOf(DispatcherProbe.create(Duration.ofSeconds(1)), "k2-dispatcher-probe", Props.empty());
+    var binding = Http.get(system).newServerAt(host, port).bind(server.route()).toCompletableFuture().get(30, TimeUnit.SECONDS);
+    var address = binding.localAddress();
+    String shown = address.getAddress().getHostAddress().contains(":") ? "[" + address.getAddress().getHostAddress() + "]" : address.getAddress().getHostAddress();
+    return new Running(binding, "http://" + shown + ":" + address.getPort() + "/", () -> {
+      server.reader.shutdownNow();
+      server.export.close();
+    });
+  }
+
+  Route route() {
+    return concat(
+        pathEndOrSingleSlash(() -> get(() -> asset("index.html"))),
+        path("dashboard.js", () -> get(() -> asset("dashboard.js"))),
+        path("dashboard.css", () -> get(() -> asset("dashboard.css"))),
+        // a future per request: the figures are read when asked, on a thread of their own, not on the busy dispatcher
+        path("metrics", () -> get(() -> completeWithFuture(CompletableFuture.supplyAsync(() ->
+            HttpResponse.create().withEntity(HttpEntities.create(PROMETHEUS, export.scrape().getBytes(StandardCharsets.UTF_8))), reader)))),
+        path("snapshot", () -> get(() -> completeWithFuture(CompletableFuture.supplyAsync(() ->
+            HttpResponse.create().withEntity(HttpEntities.create(ContentTypes.APPLICATION_JSON, Snapshot.of(system, metrics))), reader)))),
+        path("events", () -> get(() -> respondWithHeader(CacheControl.create(CacheDirectives.NO_CACHE), () -> completeOK(
+            Source.tick(Duration.ZERO, interval, "tick")
+                .mapAsync(1, t -> CompletableFuture.supplyAsync(() -> ServerSentEvent.create(Snapshot.of(system, metrics)), reader))
+                .mapMaterializedValue(c -> org.apache.pekko.NotUsed.getInstance()),
+            EventStreamMarshalling.toEventStream())))),
+        PekkoManagement.get(system).getRoutes());
+  }
+
+  private Route asset(String name) {
+    try (InputStream in = OpsServer.class.getResourceAsStream("/ops/" + name)) {
+      if (in == null) throw new IllegalStateException("the jar lacks /ops/" + name);
+      return complete(HttpResponse.create().withEntity(HttpEntities.create(ASSETS.get(name), in.readAllBytes())));
+    } catch (IOException e) {
+      throw new IllegalStateException("cannot read /ops/" + name + " from the jar", e);
+    }
+  }
+}
