@@ -162,6 +162,7 @@ final class PipelineReport {
     if (Double.isNaN(onRl.auc())) critic.putNull("auc_eval_rl");
     else critic.put("auc_eval_rl", round(onRl.auc()));
     critic.put("eval_rl_rejected", onRl.heldOutEpisodes() - onRl.heldOutAccepted());
+    critic.put("seconds", round(r.critic().trainings().stream().mapToLong(x -> x.took().toMillis()).sum() / 1000.0));
     var problems = critic.putArray("problems");
     for (var x : r.critic().trainings()) if (x.problem() != null) problems.add(x.trainedOn() + ": " + x.problem());
     if (onRl.problem() != null) problems.add("eval-rl: " + onRl.problem());
