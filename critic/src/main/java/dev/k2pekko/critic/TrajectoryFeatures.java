@@ -185,12 +185,21 @@ public final class TrajectoryFeatures {
     var x = a.trim();
     var y = b.trim();
     if (x.equals(y)) return true;
-    if (x.isEmpty() || y.isEmpty() || !(Character.isDigit(x.charAt(x.length() - 1)) && Character.isDigit(y.charAt(y.length() - 1)))) return false;
-    try {
-      return Double.parseDouble(x) == Double.parseDouble(y);
-    } catch (NumberFormatException e) {
-      return false;
+    // parsed only when both are plain decimals: a date or "standup 1" would throw, and exceptions cost microseconds
+    return decimal(x) && decimal(y) && Double.parseDouble(x) == Double.parseDouble(y);
+  }
+
+  /** Whether {@code s} is an optional '-', digits, and optionally '.' and digits. */
+  static boolean decimal(String s) {
+    int i = s.startsWith("-") ? 1 : 0, digits = 0;
+    boolean dot = false;
+    for (; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c >= '0' && c <= '9') digits++;
+      else if (c == '.' && !dot && digits > 0) dot = true;
+      else return false;
     }
+    return digits > 0 && !s.endsWith(".");
   }
 
   private static int bucket(String feature, int buckets) {

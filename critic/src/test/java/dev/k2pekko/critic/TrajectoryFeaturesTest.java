@@ -37,6 +37,15 @@ class TrajectoryFeaturesTest {
     assertEquals("answer:P", tokens.get(tokens.size() - 2));
   }
 
+  @Test void valuesCompareAsTheJudgeComparesThem() {
+    assertTrue(TrajectoryFeatures.same("12", "12.0"));
+    assertTrue(TrajectoryFeatures.same(" -3", "-3"));
+    assertTrue(TrajectoryFeatures.same("standup 1", "standup 1"));
+    assertTrue(!TrajectoryFeatures.same("2026-03-25", "2026"));
+    assertTrue(!TrajectoryFeatures.same("12.", "12"));
+    assertTrue(!TrajectoryFeatures.same("1e3", "1000"));
+  }
+
   @Test void featureIdsAreSortedDistinctAndInRange() {
     var t = of(List.of(ok("calc.add", Map.of("a", 75L, "b", 73L), "148")), "148");
     int[] f = TrajectoryFeatures.of(t, 64);
