@@ -243,6 +243,8 @@ public final class Pipeline {
     var rl = evaluation("rl", done, record, resumed);
     times.put("eval-rl", since(t));
     var criticOnRl = measureCritic(spec.runId() + "-eval-rl");
+    // the critic's trainings: the first between eval-sft and rl, the rounds' inside rl
+    times.put("critic", criticRounds.stream().map(CriticRound::took).reduce(Duration.ZERO, Duration::plus));
     checkpoint();
     times.put("total", since(t0));
     return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess, mixes, List.copyOf(resumed),
