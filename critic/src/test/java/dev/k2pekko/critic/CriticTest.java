@@ -82,6 +82,11 @@ class CriticTest {
     assertEquals(2, t2.version());
     assertEquals(400, t2.examples(), "200 fresh rollouts and 200 replayed");
     assertFalse(Double.isNaN(t2.evaluation().auc()));
+    // a training without a measurement: no evaluation travels back
+    critic.tell(new Critic.Retrain(List.of("r-rl1"), List.of(), trained.ref()));
+    var t3 = trained.receiveMessage(WAIT).getValue();
+    assertEquals(3, t3.version());
+    assertEquals(null, t3.evaluation());
 
     // never measured on what it trained on; nothing to train on is an error, not a silent version
     critic.tell(new Critic.Retrain(List.of("r-eval-sft"), List.of("r-synth"), trained.ref()));
@@ -93,10 +98,10 @@ class CriticTest {
     critic.tell(new Critic.Evaluate(List.of("r-synth"), evaluated.ref()));
     assertTrue(evaluated.receiveMessage(WAIT).isError());
     critic.tell(new Critic.Evaluate(List.of("r-eval-sft"), evaluated.ref()));
-    assertEquals(2, evaluated.receiveMessage(WAIT).getValue().version());
+    assertEquals(3, evaluated.receiveMessage(WAIT).getValue().version());
     critic.tell(new Critic.GetVersion(version.ref()));
     var v = version.receiveMessage(WAIT);
-    assertEquals(2, v.version());
+    assertEquals(3, v.version());
     assertEquals(1300, v.examplesHeld());
 
     // found through the receptionist, as a learner on any node would find it
