@@ -31,7 +31,8 @@ import org.apache.pekko.pattern.StatusReply;
  * <p>Its data is every episode the node's judge judges, with the verdict ({@code Observe}, from the judge's tap): the
  * teacher's rejected synthesis episodes too (the journal keeps only the accepted ones), the RL rollouts and the
  * evaluation episodes (never persisted). Each episode is kept as its features and label under its stage, the run id
- * before the first '/' of its trajectory id ({@code <run>-synth}, {@code <run>-rl2}, {@code <run>-eval-sft}).
+ * before the first '/' of its trajectory id ({@code <run>-synth}, {@code <run>-rl2}, {@code <run>-eval-sft}). A
+ * stage the journal holds whole (an RL round) can be handed over from it instead ({@code Replace}).
  * {@code Retrain} trains on the named stages, warm-started from the current weights, with a replay of as many examples
  * again drawn from the stages trained on before (so a round of mostly accepted rollouts does not wash out what the
  * synthesis taught), then measures the ROC AUC of the new weights on the evaluation stages, which it refuses to have
@@ -76,8 +77,15 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
 
   public record GetVersion(ActorRef<Version> replyTo) implements Command, KryoWire {}
 
-  /** @param examplesHeld judged episodes held, over all stages */
-  public record Version(long version, long examplesHeld) implements KryoWire {}
+  /** @param examplesHeld judged episodes held, over all stages; @param perStage how many of each stage */
+  public record Version(long version, long examplesHeld, java.util.LinkedHashMap<String, Integer> perStage) implements KryoWire {}
+
+  /**
+   * The judged episodes of {@code stage} as the journal holds them (an RL round's rollouts, all persisted): they
+   * replace what the tap gave for that stage, which misses episodes judged on other nodes or before a restart.
+   * Node-local (the list is large); answered with the number kept.
+   */
+  public record Replace(String stage, List<Trajectory> judged, ActorRef<Integer> replyTo) implements Command, LocalOnly {}
 
   /** The current weights themselves, for a scorer on this node ({@link CriticModel} is immutable; megabytes: local only). */
   public record GetWeights(ActorRef<Weights> replyTo) implements Command, LocalOnly {}
@@ -159,9 +167,12 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
         .onMessage(Done.class, this::onDone)
         .onMessage(Evaluate.class, this::onEvaluate)
         .onMessage(GetVersion.class, g -> {
-          g.replyTo().tell(new Version(version, held));
+          var perStage = new java.util.LinkedHashMap<String, Integer>();
+          byStage.forEach((k, v) -> perStage.put(k, v.size()));
+          g.replyTo().tell(new Version(version, held, perStage));
           return this;
         })
+        .onMessage(Replace.class, this::onReplace)
         .onMessage(GetWeights.class, g -> {
           g.replyTo().tell(new Weights(version, settings.buckets(), model));
           return this;
@@ -176,8 +187,24 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
   }
 
   private Behavior<Command> onObserve(Observe o) {
-    var t = o.trajectory();
-    if (t.verdict() == null) return this;
+    observe(o.trajectory());
+    return this;
+  }
+
+  private Behavior<Command> onReplace(Replace r) {
+    var old = byStage.remove(r.stage());
+    if (old != null) held -= old.size();
+    int kept = 0;
+    for (var t : r.judged()) {
+      if (t.verdict() != null && stageOf(t.trajectoryId()).equals(r.stage()) && observe(t)) kept++;
+    }
+    r.replyTo().tell(kept);
+    return this;
+  }
+
+  /** Keeps a judged trajectory's features and label under its stage; false when it is not kept. */
+  private boolean observe(Trajectory t) {
+    if (t.verdict() == null) return false;
     String stage = stageOf(t.trajectoryId());
     var list = byStage.get(stage);
     if (list == null) {
@@ -188,10 +215,10 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
       }
       byStage.put(stage, list = new ArrayList<>());
     }
-    if (list.size() >= settings.maxPerStage()) return this;
+    if (list.size() >= settings.maxPerStage()) return false;
     list.add(new CriticTrainer.Example(TrajectoryFeatures.of(t, settings.buckets()), t.verdict().accepted()));
     held++;
-    return this;
+    return true;
   }
 
   private Behavior<Command> onRetrain(Retrain r) {

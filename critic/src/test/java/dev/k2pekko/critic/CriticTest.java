@@ -103,6 +103,19 @@ class CriticTest {
     var v = version.receiveMessage(WAIT);
     assertEquals(3, v.version());
     assertEquals(1300, v.examplesHeld());
+    assertEquals(200, v.perStage().get("r-rl1"));
+
+    // a stage handed over from the journal replaces what the tap gave for it; another stage's episodes are not taken
+    var kept = KIT.<Integer>createTestProbe();
+    var fromJournal = new java.util.ArrayList<>(rl.subList(0, 150));
+    fromJournal.add(synth.getFirst());
+    critic.tell(new Critic.Replace("r-rl1", fromJournal, kept.ref()));
+    assertEquals(150, kept.receiveMessage(WAIT));
+    critic.tell(new Critic.GetVersion(version.ref()));
+    var after = version.receiveMessage(WAIT);
+    assertEquals(1250, after.examplesHeld());
+    assertEquals(150, after.perStage().get("r-rl1"));
+    assertEquals(800, after.perStage().get("r-synth"));
 
     // found through the receptionist, as a learner on any node would find it
     var listing = KIT.<Receptionist.Listing>createTestProbe();

@@ -92,7 +92,9 @@ final class PipelineReport {
   }
 
   private static String auc(Pipeline.CriticRound t) {
-    return t.problem() != null ? "-" : Double.isNaN(t.auc()) ? "n/a (one verdict only)" : String.format("%.3f", t.auc());
+    if (t.problem() != null) return "-";
+    if (t.heldOutEpisodes() == 0) return "n/a (no held-out episodes)";
+    return Double.isNaN(t.auc()) ? "n/a (one verdict only)" : String.format("%.3f", t.auc());
   }
 
   private static String passK(double[] p) {

@@ -175,7 +175,7 @@ public final class Pipeline {
     var sft = evaluation("sft", done, record, resumed);
     times.put("eval-sft", since(t));
     var criticRounds = new java.util.ArrayList<CriticRound>();
-    criticRounds.add(retrainCritic(spec.runId() + "-synth", "synthesis"));
+    criticRounds.add(retrainCritic(spec.runId() + "-synth", "synthesis", -1));
 
     t = System.nanoTime();
     long target = synthesized, rollouts = 0;
@@ -229,14 +229,14 @@ public final class Pipeline {
         rec.set("mix", array(previous));
         rec.set("next-mix", array(weights));
         record.save(spec.runId(), key, rec);
-        criticRounds.add(retrainCritic(spec.runId() + "-rl" + r, "rl " + r));
+        criticRounds.add(retrainCritic(spec.runId() + "-rl" + r, "rl " + r, round));
         continue;
       }
       rollouts += round;
       target += round;
       awaitConsumed(target, stage);
       awaitPublished();
-      criticRounds.add(retrainCritic(spec.runId() + "-rl" + r, "rl " + r));
+      criticRounds.add(retrainCritic(spec.runId() + "-rl" + r, "rl " + r, round));
     }
     times.put("rl", since(t));
     t = System.nanoTime();
@@ -253,15 +253,18 @@ public final class Pipeline {
 
   /**
    * Retrains this node's critic on the judged episodes of stage {@code trainOn} and measures it on the sft evaluation's
-   * episodes (held-out tasks, never trained on). A critic that cannot train (a stage judged before a restart: its
-   * episodes were only in memory) is reported with its reason; it never fails the run.
+   * episodes (held-out tasks, never trained on). A stage the journal holds whole ({@code inJournal} >= 0 episodes: an
+   * RL round) is read from the journal when the critic's tap missed some of it (judged on another node, or before a
+   * restart). A critic that cannot train (the synthesis of a resumed run: its rejected episodes were only in memory) is
+   * reported with its reason; it never fails the run.
    */
-  private CriticRound retrainCritic(String trainOn, String label) {
+  private CriticRound retrainCritic(String trainOn, String label, long inJournal) {
     String heldOut = spec.runId() + "-eval-sft";
     long t = System.nanoTime();
     if (node.critic() == null) return CriticRound.failed(label, "eval-sft", since(t), "this node runs no critic");
     progress.accept(new Progress("critic", 0, 1, "training on " + label));
     try {
+      if (inJournal >= 0) completeFromJournal(trainOn, inJournal);
       var trained = AskPattern.<Critic.Command, Critic.Trained>askWithStatus(node.critic(),
           r -> new Critic.Retrain(List.of(trainOn), List.of(heldOut), r), CRITIC_TIMEOUT, system.scheduler())
           .toCompletableFuture().get(CRITIC_TIMEOUT.toSeconds() + 10, TimeUnit.SECONDS);
@@ -274,6 +277,22 @@ public final class Pipeline {
       system.log().warn("critic: no training on {}: {}", label, cause.getMessage());
       return CriticRound.failed(label, "eval-sft", since(t), String.valueOf(cause.getMessage()));
     }
+  }
+
+  /** Hands the critic the journal's episodes of {@code stage} when its tap holds fewer than the journal's {@code inJournal}. */
+  private void completeFromJournal(String stage, long inJournal) throws Exception {
+    var v = AskPattern.<Critic.Command, Critic.Version>ask(node.critic(), Critic.GetVersion::new, Duration.ofSeconds(10), system.scheduler())
+        .toCompletableFuture().get(15, TimeUnit.SECONDS);
+    int tapped = v.perStage().getOrDefault(stage, 0);
+    if (tapped >= inJournal) return;
+    var judged = new dev.k2pekko.agents.TrajectoryReplay(system).source(dev.k2pekko.agents.TrajectoryReplay.Filter.ALL)
+        .filter(x -> x.trajectory().trajectoryId().startsWith(stage + "/"))
+        .map(x -> x.trajectory())
+        .runWith(org.apache.pekko.stream.javadsl.Sink.seq(), system)
+        .toCompletableFuture().get(spec.stageTimeout().toSeconds(), TimeUnit.SECONDS);
+    int kept = AskPattern.<Critic.Command, Integer>ask(node.critic(), r -> new Critic.Replace(stage, List.copyOf(judged), r), Duration.ofSeconds(60),
+        system.scheduler()).toCompletableFuture().get(70, TimeUnit.SECONDS);
+    system.log().info("critic: {} from the journal: {} episodes (its tap held {})", stage, kept, tapped);
   }
 
   /** The critic's current weights measured on the episodes of {@code stage}. */
