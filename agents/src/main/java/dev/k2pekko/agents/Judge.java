@@ -129,6 +129,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     }
     var d = e.draft();
     var t = d.withVerdict(verdict);
+    for (var listener : services.judgedListeners()) listener.tell(t);
     int errors = 0;
     var refused = new ArrayList<ToolError>();
     for (var x : d.steps()) {

@@ -134,4 +134,15 @@ public final class NodeServices implements Extension {
   }
 
   void setJudge(ActorRef<Judge.Command> judge) { this.judge = judge; }
+
+  private final java.util.List<ActorRef<dev.k2pekko.protocol.Trajectory>> judgedListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  /**
+   * Subscribes {@code listener} to every trajectory this node's judge judges, with its verdict, whether it is kept
+   * or not: the rejected synthesis episodes and the evaluation episodes never reach the journal, and the critic
+   * learns from and is measured on them.
+   */
+  public void onJudged(ActorRef<dev.k2pekko.protocol.Trajectory> listener) { judgedListeners.add(listener); }
+
+  java.util.List<ActorRef<dev.k2pekko.protocol.Trajectory>> judgedListeners() { return judgedListeners; }
 }

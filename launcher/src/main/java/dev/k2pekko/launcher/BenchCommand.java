@@ -21,7 +21,7 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see BENCHMARKS.md).",
     subcommands = {BenchCommand.Sim.class, BenchCommand.Mcp.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
         BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class, BenchCommand.Serve.class,
-        BenchCommand.SftPlateauCommand.class})
+        BenchCommand.SftPlateauCommand.class, BenchCommand.CriticOffline.class})
 final class BenchCommand implements Runnable {
   @Override public void run() {
     picocli.CommandLine.usage(this, System.err);
@@ -231,6 +231,24 @@ final class BenchCommand implements Runnable {
       });
       if (json) System.out.println(r.toJson());
       else System.out.printf("  %d accepted teacher trajectories of %d, %d examples, %.0f s%n", r.accepted(), cfg.episodes(), r.examples(), r.seconds());
+      return 0;
+    }
+  }
+
+  @Command(name = "critic", mixinStandardHelpOptions = true,
+      description = "The learned critic offline: trained on the teacher's episodes of training tasks with their verdicts (the k2.critic settings), "
+          + "ROC AUC on the teacher's episodes of held-out tasks with its mistake rates scaled up; training and scoring time.")
+  static final class CriticOffline implements java.util.concurrent.Callable<Integer> {
+    @Option(names = "--episodes", defaultValue = "6000", description = "training episodes (the default run's synthesis: ${DEFAULT-VALUE})") int episodes;
+    @Option(names = "--held-out", defaultValue = "2000", description = "held-out episodes") int heldOut;
+    @Option(names = "--mistakes", defaultValue = "3", description = "the teacher's mistake rates on held-out tasks, times this") double mistakes;
+    @Option(names = "--json") boolean json;
+
+    @Override public Integer call() {
+      if (episodes < 10 || heldOut < 10) throw new NodeConfig.UsageError("--episodes and --held-out must be at least 10");
+      if (!(mistakes > 0)) throw new NodeConfig.UsageError("--mistakes must be > 0, got " + mistakes);
+      var settings = dev.k2pekko.critic.Critic.Settings.fromConfig(com.typesafe.config.ConfigFactory.load());
+      print(dev.k2pekko.bench.CriticBench.run(settings, episodes, heldOut, mistakes), json);
       return 0;
     }
   }

@@ -61,6 +61,7 @@ final class PipelineReport {
     var h = r.clip();
     out.printf("QK-Clip: tau %.0f, largest head max logit %.1f, %,d head clips over %,d steps%n", h.tau(), h.largest(),
         c.getOrDefault("heads_clipped", 0L), h.steps().size());
+    out.println(criticLine(r.critic()));
     var sb = new StringBuilder();
     r.times().forEach((k, v) -> sb.append(String.format("%s %.1fs  ", k, v.toMillis() / 1000.0)));
     out.println("wall time: " + sb.toString().trim());
@@ -68,6 +69,32 @@ final class PipelineReport {
       out.println("resumed run:");
       for (var line : r.resumed()) out.println("  " + line);
     }
+  }
+
+  /** The critic's AUC after each (re)training on the held-out sft evaluation episodes, and its last weights' on the rl evaluation's. */
+  static String criticLine(Pipeline.CriticReport c) {
+    var sb = new StringBuilder("critic (learned, judge's acceptance): ROC AUC on held-out evaluation episodes it never trained on");
+    Pipeline.CriticRound held = null;
+    for (var t : c.trainings()) if (t.problem() == null && held == null) held = t;
+    if (held != null) {
+      sb.append(String.format(" (eval-sft: %,d episodes, %,d rejected)", held.heldOutEpisodes(), held.heldOutEpisodes() - held.heldOutAccepted()));
+    }
+    sb.append(", after training on");
+    for (var t : c.trainings()) sb.append(String.format(" %s %s;", t.trainedOn(), auc(t)));
+    var rl = c.onRlEval();
+    sb.append(String.format(" last version on eval-rl (%,d episodes, %,d rejected) %s", rl.heldOutEpisodes(), rl.heldOutEpisodes() - rl.heldOutAccepted(), auc(rl)));
+    double seconds = 0;
+    for (var t : c.trainings()) seconds += t.took().toMillis() / 1000.0;
+    sb.append(String.format("; %.1f s of training in all", seconds));
+    for (var t : c.trainings()) if (t.problem() != null) sb.append(String.format("%n  critic, %s: %s", t.trainedOn(), t.problem()));
+    if (rl.problem() != null) sb.append(String.format("%n  critic, eval-rl: %s", rl.problem()));
+    return sb.toString();
+  }
+
+  private static String auc(Pipeline.CriticRound t) {
+    if (t.problem() != null) return "-";
+    if (t.heldOutEpisodes() == 0) return "n/a (no held-out episodes)";
+    return Double.isNaN(t.auc()) ? "n/a (one verdict only)" : String.format("%.3f", t.auc());
   }
 
   private static String passK(double[] p) {
@@ -117,6 +144,30 @@ final class PipelineReport {
       var a = counts.addArray();
       for (int x : row) a.add(x);
     }
+    var critic = root.putObject("critic");
+    var auc = critic.putArray("auc");
+    var trainedOn = critic.putArray("trained_on");
+    var versions = critic.putArray("versions");
+    var examples = critic.putArray("examples");
+    for (var x : r.critic().trainings()) {
+      if (Double.isNaN(x.auc())) auc.addNull();
+      else auc.add(round(x.auc()));
+      trainedOn.add(x.trainedOn());
+      versions.add(x.version());
+      examples.add(x.examples());
+    }
+    critic.put("held_out", "eval-sft");
+    var first = r.critic().trainings().stream().filter(x -> x.problem() == null).findFirst();
+    critic.put("held_out_episodes", first.map(Pipeline.CriticRound::heldOutEpisodes).orElse(0));
+    critic.put("held_out_rejected", first.map(x -> x.heldOutEpisodes() - x.heldOutAccepted()).orElse(0));
+    var onRl = r.critic().onRlEval();
+    if (Double.isNaN(onRl.auc())) critic.putNull("auc_eval_rl");
+    else critic.put("auc_eval_rl", round(onRl.auc()));
+    critic.put("eval_rl_rejected", onRl.heldOutEpisodes() - onRl.heldOutAccepted());
+    critic.put("seconds", round(r.critic().trainings().stream().mapToLong(x -> x.took().toMillis()).sum() / 1000.0));
+    var problems = critic.putArray("problems");
+    for (var x : r.critic().trainings()) if (x.problem() != null) problems.add(x.trainedOn() + ": " + x.problem());
+    if (onRl.problem() != null) problems.add("eval-rl: " + onRl.problem());
     var resumed = root.putArray("resumed");
     r.resumed().forEach(resumed::add);
     var t = root.putObject("seconds");

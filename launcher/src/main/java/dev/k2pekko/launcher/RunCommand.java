@@ -125,6 +125,7 @@ final class RunCommand implements Callable<Integer> {
     o.putAll(ops.config());
     var config = node.build("h2", o);
     Pipeline.Spec.fromConfig("check", seed, config); // a pipeline setting out of range is bad input, found before booting
+    dev.k2pekko.critic.Critic.Settings.fromConfig(config); // and so is a critic setting
     Path latest = Path.of(config.getString("k2.journal.dir")).resolve("checkpoints").resolve("LATEST");
     String runId;
     if (resume) {

@@ -4,6 +4,7 @@ import dev.k2pekko.trainer.Learner;
 import com.typesafe.config.Config;
 import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.clip.ClipMonitor;
+import dev.k2pekko.critic.Critic;
 import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.optim.MuonClip;
 import dev.k2pekko.ps.server.CoordinatorAddress;
@@ -24,13 +25,15 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ShardedDaemonProcess;
  * The training side of a k2 node, on top of {@link dev.k2pekko.agents.K2Node}: the parameter-server groups
  * (role {@code ps}), its coordinator and the clip-monitor (cluster singletons on {@code ps} and {@code monitor}
  * nodes, reachable from every node through proxies), and the learners (role {@code learner}). Every node starts the
- * proxies and the entity types; the roles decide where things run.
+ * proxies and the entity types; the roles decide where things run. A node with the {@code agent} role also runs
+ * the critic service ({@link Critic}) beside its inference server.
  */
 public final class TrainerNode {
   private TrainerNode() {}
 
+  /** {@code critic}: this node's critic service, beside its inference server; null on a node without the {@code agent} role. */
   public record Started(ActorRef<PsCoordinator.Command> coordinator, ActorRef<ClipMonitorProtocol.Command> monitor, String runId,
-                        ModelConfig model) {}
+                        ModelConfig model, ActorRef<Critic.Command> critic) {}
 
   /** The policy's shape for this node's tool universe (the vocabulary follows from it). */
   public static ModelConfig modelConfig(ActorSystem<?> system) {
@@ -69,9 +72,16 @@ public final class TrainerNode {
         i -> org.apache.pekko.actor.typed.javadsl.Behaviors.supervise(Learner.create(i, ls, format, monitor))
             .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restartWithBackoff(Duration.ofMillis(500), Duration.ofSeconds(10), 0.2)), ShardedDaemonProcessSettings.create(system).withRole("learner"),
         Optional.of(Learner.Stop.INSTANCE));
+    ActorRef<Critic.Command> critic = null;
+    if (roles.contains("agent")) {
+      // beside the inference server: it learns from what this node's judge judges (NodeServices.onJudged)
+      var services = NodeServices.get(system);
+      critic = system.systemActorOf(Critic.create(Critic.Settings.fromConfig(c), services::onJudged), "critic",
+          org.apache.pekko.actor.typed.Props.empty());
+    }
     if (!roles.contains("learner") && !roles.contains("ps")) {
       system.log().debug("node without learner or ps role: proxies only");
     }
-    return new Started(coordinator, monitor, runId, model);
+    return new Started(coordinator, monitor, runId, model, critic);
   }
 }

@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -75,6 +76,18 @@ class PipelineTest {
       assertEquals(null, r.roundDifficultyWeights().get(0));
       if (r.roundSuccess()[0] < 1) assertEquals(5, r.roundDifficultyWeights().get(1).length);
 
+      // the critic trained after synthesis on every judged teacher episode (rejected ones too), then after each round
+      // on its rollouts (and as many replayed), each time measured on the sft evaluation's episodes
+      var critic = r.critic().trainings();
+      assertEquals(List.of("synthesis", "rl 1", "rl 2"), critic.stream().map(Pipeline.CriticRound::trainedOn).toList());
+      assertEquals(List.of(1L, 2L, 3L), critic.stream().map(Pipeline.CriticRound::version).toList(), critic.toString());
+      assertEquals(200, critic.get(0).examples());
+      assertTrue(critic.get(0).accepted() < 200 && critic.get(0).accepted() == r.synthesized(), "synthesis verdicts: " + critic.get(0));
+      assertEquals(40, critic.get(1).examples());
+      for (var c : critic) assertEquals(10, c.heldOutEpisodes(), c.toString());
+      assertEquals(10, r.critic().onRlEval().heldOutEpisodes());
+      assertEquals(3, r.critic().onRlEval().version());
+
       // every trajectory of this run in the journal was consumed, once
       var ids = new HashSet<String>();
       long[] count = {0};
@@ -111,6 +124,16 @@ class PipelineTest {
       assertTrue(r.resumed().isEmpty(), "a fresh run resumed nothing: " + r.resumed());
       assertTrue(again.resumed().stream().anyMatch(x -> x.startsWith("rl 2: done before")), again.resumed().toString());
       assertEquals(0L, again.status().counters().getOrDefault("duplicates", 0L));
+      // the critic's data of stages judged before the restart was in memory only: the synthesis' is gone (said so, not
+      // trained on nothing); the rounds' rollouts are read back from the journal; the sft evaluation's episodes are gone,
+      // so nothing measures it (AUC n/a)
+      var resumedCritic = again.critic().trainings();
+      assertTrue(resumedCritic.get(0).problem() != null && resumedCritic.get(0).problem().contains("no episode"), resumedCritic.toString());
+      assertEquals(20, resumedCritic.get(1).examples(), resumedCritic.toString());
+      assertEquals(40, resumedCritic.get(2).examples(), "the second round's 20 and 20 replayed from the first: " + resumedCritic);
+      assertEquals(null, resumedCritic.get(2).problem());
+      assertEquals(0, resumedCritic.get(2).heldOutEpisodes());
+      assertTrue(Double.isNaN(resumedCritic.get(2).auc()));
       assertEquals(count[0], again.status().counters().get("trajectories") + again.status().counters().getOrDefault("trajectories_rejected", 0L));
 
       // the last checkpoint is the final version and verifies; a damaged copy is named, never loaded

@@ -1,0 +1,90 @@
+package dev.k2pekko.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.k2pekko.agents.JudgeRubric;
+import dev.k2pekko.agents.OfflinePlay;
+import dev.k2pekko.agents.policy.TeacherPolicy;
+import dev.k2pekko.agents.tasks.TaskGenerator;
+import dev.k2pekko.critic.Auc;
+import dev.k2pekko.critic.Critic;
+import dev.k2pekko.critic.CriticModel;
+import dev.k2pekko.critic.CriticTrainer;
+import dev.k2pekko.critic.TrajectoryFeatures;
+import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.tools.Stochasticity;
+import dev.k2pekko.tools.ToolUniverse;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * {@code k2 bench critic}: the critic trained as the pipeline's first training trains it (the teacher's episodes on
+ * training tasks with their verdicts, the {@code k2.critic} settings), then measured on the teacher's episodes of
+ * held-out tasks with its mistake rates scaled up (other tasks, a different mix of failures): ROC AUC before and
+ * after, training time, and the time to featurize and score one trajectory. Offline: no actors, no tool noise.
+ */
+public final class CriticBench {
+  private CriticBench() {}
+
+  public static ObjectNode run(Critic.Settings settings, int trainEpisodes, int heldOutEpisodes, double heldOutMistakes) {
+    var universe = ToolUniverse.generate(7, Stochasticity.NONE);
+    var train = episodes(universe, trainEpisodes, 1, TaskGenerator.Split.TRAIN, 1.0);
+    var held = episodes(universe, heldOutEpisodes, 1_000_000, TaskGenerator.Split.HELD_OUT, heldOutMistakes);
+    int buckets = settings.buckets();
+    var data = new ArrayList<CriticTrainer.Example>();
+    for (var t : train) data.add(new CriticTrainer.Example(TrajectoryFeatures.of(t, buckets), t.verdict().accepted()));
+    var initial = CriticModel.init(buckets, settings.hidden(), settings.training().seed());
+    double before = auc(initial, held, buckets);
+    long t0 = System.nanoTime();
+    var trained = CriticTrainer.train(initial, data, settings.training());
+    double trainSeconds = (System.nanoTime() - t0) / 1e9;
+    double after = auc(trained.model(), held, buckets);
+    // featurize and score every held-out episode a few times: the cost of one Score request's work
+    int reps = 5;
+    long t1 = System.nanoTime();
+    double sink = 0;
+    for (int r = 0; r < reps; r++) for (var t : held) sink += trained.model().score(TrajectoryFeatures.of(t, buckets));
+    double scoreMicros = (System.nanoTime() - t1) / 1e3 / (reps * held.size());
+    var o = new ObjectMapper().createObjectNode();
+    o.put("train_episodes", train.size());
+    o.put("train_rejected", data.stream().filter(e -> !e.accepted()).count());
+    o.put("mean_features", data.stream().mapToInt(e -> e.features().length).average().orElse(0));
+    o.put("held_out_episodes", held.size());
+    o.put("held_out_rejected", held.stream().filter(t -> !t.verdict().accepted()).count());
+    o.put("held_out_mistakes_x", heldOutMistakes);
+    o.put("auc_untrained", round(before));
+    o.put("auc_trained", round(after));
+    o.put("steps", trained.steps());
+    o.put("loss_first_epoch", round(trained.firstEpochLoss()));
+    o.put("loss_last_epoch", round(trained.lastEpochLoss()));
+    o.put("train_seconds", round(trainSeconds));
+    o.put("score_micros", round(scoreMicros));
+    o.put("held_out_mean_score", round(sink / (reps * held.size())));
+    return o;
+  }
+
+  private static List<Trajectory> episodes(ToolUniverse universe, int n, long seed, TaskGenerator.Split split, double mistakes) {
+    var tasks = new TaskGenerator(universe, 5).coreOnly(true).withSplit(split);
+    // the default k2.teacher rates, scaled
+    var teacher = new TeacherPolicy(tasks, new TeacherPolicy.Mistakes(Math.min(1, 0.03 * mistakes), Math.min(1, 0.02 * mistakes),
+        Math.min(1, 0.02 * mistakes), Math.min(1, 0.01 * mistakes), 0.9));
+    var judge = new JudgeRubric(0.8);
+    var out = new ArrayList<Trajectory>(n);
+    for (int i = 0; i < n; i++) out.add(OfflinePlay.play(universe, teacher, judge, tasks.task(seed + i, "t" + i), "bench/" + split + "/" + i));
+    return out;
+  }
+
+  private static double auc(CriticModel m, List<Trajectory> ts, int buckets) {
+    double[] s = new double[ts.size()];
+    boolean[] y = new boolean[ts.size()];
+    for (int i = 0; i < s.length; i++) {
+      s[i] = m.score(TrajectoryFeatures.of(ts.get(i), buckets));
+      y[i] = ts.get(i).verdict().accepted();
+    }
+    return Auc.of(s, y);
+  }
+
+  private static double round(double v) {
+    return Math.round(v * 10000) / 10000.0;
+  }
+}
