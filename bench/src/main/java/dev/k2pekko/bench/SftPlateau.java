@@ -38,10 +38,22 @@ public final class SftPlateau {
    * @param evalEvery evaluate after every this many steps (and at the end)
    */
   public record Config(long seed, int episodes, int steps, int evalEvery, int evalTasks, int evalTrials, double failureRate, double partialRate,
-                       double lr, int warmup, int decaySteps) {
+                       double lr, int warmup, int decaySteps, Rl rl) {
     /** The defaults of {@code k2 run} (reference.conf of tool-actors, agents, parameter-server, pipeline). */
     public static Config defaults() {
-      return new Config(42, 6000, 1600, 200, 100, 4, 0.12, 0.08, 0.01, 50, 600);
+      return new Config(42, 6000, 1600, 200, 100, 4, 0.12, 0.08, 0.01, 50, 600, Rl.defaults());
+    }
+  }
+
+  /**
+   * RL after the SFT steps, offline, as the pipeline's default does it: rounds of {@code tasks} training tasks x
+   * {@code rollouts} at temperature 1 in the noisy world; a step is {@code groupsPerStep} groups (two learners'
+   * {@code rl-groups}); cross-entropy on the accepted rollouts of groups whose rewards differ ({@code filtered}), or,
+   * with {@code sftControl}, the same number of further SFT steps on the teacher data instead (the same budget).
+   */
+  public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, boolean sftControl) {
+    public static Rl defaults() {
+      return new Rl(0, 200, 4, 8, 0.003, false);
     }
   }
 
@@ -95,6 +107,39 @@ public final class SftPlateau {
         curve.add(p);
         progress.accept(p);
       }
+    }
+    int step = cfg.steps();
+    for (int round = 1; round <= cfg.rl().rounds(); round++) {
+      var groups = new ArrayList<List<Sequence>>();
+      var policy = new LearnedPolicy(format, new Decoder(model), step, 1.0);
+      for (int i = 0; i < cfg.rl().tasks(); i++) {
+        long ts = TaskGenerator.mix(cfg.seed() * 0x2545F4914F6CDD1DL + round * 100_003L + i);
+        var task = train.taskOfDifficulty(ts, "r-" + round + "-" + i, 1 + i % 5);
+        var kept = new ArrayList<Sequence>();
+        var rewards = new java.util.HashSet<Double>();
+        for (int k = 0; k < cfg.rl().rollouts(); k++) {
+          var t = OfflinePlay.play(universe, policy, judge, task, task.id() + "#" + k, TaskGenerator.mix(ts + k), true);
+          rewards.add(dev.k2pekko.trainer.Reward.of(t.verdict()));
+          if (t.verdict().accepted()) kept.addAll(format.examples(t));
+        }
+        if (rewards.size() > 1 && !kept.isEmpty()) groups.add(kept);
+      }
+      int steps = (groups.size() + cfg.rl().groupsPerStep() - 1) / cfg.rl().groupsPerStep();
+      for (int j = 0; j < steps; j++) {
+        var batch = new ArrayList<Sequence>();
+        if (cfg.rl().sftControl()) {
+          for (int i = 0; i < 8; i++) batch.addAll(data.get(rnd.nextInt(data.size())));
+        } else {
+          for (int g = j * cfg.rl().groupsPerStep(); g < Math.min(groups.size(), (j + 1) * cfg.rl().groupsPerStep()); g++) batch.addAll(groups.get(g));
+        }
+        var r = Losses.nextToken(model, TokenBatch.of(batch, 0));
+        loss = r.loss();
+        opt.step(model, r.grads(), r.maxLogit(), cfg.rl().lr()); // the control at the same rate: only the data differs
+        step++;
+      }
+      var p = new Point(step, evaluate(cfg, universe, format, held, judge, model), loss);
+      curve.add(p);
+      progress.accept(p);
     }
     return new Result(cfg, data.size(), examples, curve, (System.nanoTime() - t0) / 1e9);
   }

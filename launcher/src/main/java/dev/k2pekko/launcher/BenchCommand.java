@@ -219,13 +219,16 @@ final class BenchCommand implements Runnable {
     @Option(names = "--seed", defaultValue = "42", description = "run seed: the held-out tasks of k2 run --seed (default ${DEFAULT-VALUE})") long seed;
     @Option(names = "--steps", defaultValue = "1600", description = "SFT steps (default ${DEFAULT-VALUE})") int steps;
     @Option(names = "--eval-every", defaultValue = "200", description = "(default ${DEFAULT-VALUE})") int evalEvery;
+    @Option(names = "--rl-rounds", defaultValue = "0", description = "RL rounds after the SFT steps, as k2 run's (default ${DEFAULT-VALUE})") int rlRounds;
+    @Option(names = "--sft-control", description = "instead of RL, as many further SFT steps as RL would take (the same budget)") boolean sftControl;
     @Option(names = "--json") boolean json;
 
     @Override public Integer call() {
-      if (steps < 1 || evalEvery < 1) throw new NodeConfig.UsageError("--steps and --eval-every must be positive");
+      if (steps < 1 || evalEvery < 1 || rlRounds < 0) throw new NodeConfig.UsageError("--steps and --eval-every must be positive, --rl-rounds >= 0");
       var d = dev.k2pekko.bench.SftPlateau.Config.defaults();
       var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, d.episodes(), steps, evalEvery, d.evalTasks(), d.evalTrials(), d.failureRate(),
-          d.partialRate(), d.lr(), d.warmup(), d.decaySteps());
+          d.partialRate(), d.lr(), d.warmup(), d.decaySteps(), new dev.k2pekko.bench.SftPlateau.Rl(rlRounds, d.rl().tasks(), d.rl().rollouts(),
+          d.rl().groupsPerStep(), d.rl().lr(), sftControl));
       var r = dev.k2pekko.bench.SftPlateau.run(cfg, p -> {
         if (!json) System.out.printf("  step %5d  held-out success %5.1f%%  loss %.4f%n", p.step(), 100 * p.success(), p.loss());
       });
