@@ -2,12 +2,8 @@ package dev.k2pekko.trainer;
 
 import dev.k2pekko.agents.TrajectoryReplay;
 import dev.k2pekko.agents.policy.PolicyFormat;
-import dev.k2pekko.model.Losses;
 import dev.k2pekko.model.PolicyModel;
-import dev.k2pekko.model.Sequence;
-import dev.k2pekko.model.TokenBatch;
 import dev.k2pekko.model.WeightsSnapshot;
-import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.protocol.Trajectory;
 import dev.k2pekko.ps.server.CoordinatorAddress;
 import dev.k2pekko.ps.server.PsCoordinator;
@@ -106,7 +102,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private record Item(String tag, long eventOffset, int index, Trajectory use, StageKind group) {}
 
   private record Batch(List<Item> items, StageKind kind) {}
-
 
   public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor)));
