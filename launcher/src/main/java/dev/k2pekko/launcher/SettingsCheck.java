@@ -12,6 +12,25 @@ import com.typesafe.config.ConfigValueType;
 final class SettingsCheck {
   private SettingsCheck() {}
 
+  /**
+   * Settings that take one of a few words, checked before the type rule: {@code k2.ps.qk-clip}'s default reads as a
+   * switch, but it takes {@code adaptive} too. Where on and off are among the words, so are the other spellings of a switch.
+   */
+  private static final java.util.Map<String, java.util.List<String>> CHOICES = java.util.Map.of(
+      "k2.ps.qk-clip", java.util.List.of("on", "off", "adaptive"),
+      "k2.ps.mode", java.util.List.of("sync", "async"));
+  private static final java.util.Set<String> SWITCH = java.util.Set.of("on", "off", "yes", "no", "true", "false");
+
+  /** The ranges the readers of some settings enforce, checked here before anything boots; the first one out is a {@link NodeConfig.UsageError}. */
+  static void ranges(Config config, String source) {
+    if (!config.hasPath("k2.ps")) return;
+    try {
+      dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config);
+    } catch (IllegalArgumentException e) {
+      throw new NodeConfig.UsageError(source + ": " + e.getMessage());
+    }
+  }
+
   /** Throws a {@link NodeConfig.UsageError} naming the first setting of {@code config} that does not fit {@code defaults}. */
   static void against(Config config, Config defaults, String source) {
     if (!defaults.hasPath("k2")) return;
@@ -19,6 +38,16 @@ final class SettingsCheck {
       String path = "k2." + e.getKey();
       if (!config.hasPath(path)) continue;
       var def = e.getValue();
+      var choices = CHOICES.get(path);
+      if (choices != null) {
+        var v = config.getValue(path);
+        boolean scalar = v.valueType() == ConfigValueType.STRING || v.valueType() == ConfigValueType.BOOLEAN;
+        String word = scalar ? config.getString(path).trim().toLowerCase(java.util.Locale.ROOT) : "";
+        if (!choices.contains(word) && !(choices.contains("on") && SWITCH.contains(word))) {
+          throw bad(path, config, "one of " + String.join(", ", choices), source);
+        }
+        continue;
+      }
       String want = null;
       try {
         switch (def.valueType()) {
@@ -40,7 +69,7 @@ final class SettingsCheck {
           case STRING -> {
             String d = defaults.getString(path);
             boolean numeric = !d.isBlank() && Character.isDigit(d.charAt(0));
-            if (java.util.Set.of("on", "off", "yes", "no", "true", "false").contains(d)) {
+            if (SWITCH.contains(d)) {
               want = "on/off (true/false)";
               config.getBoolean(path);
             } else if (numeric && parses(() -> defaults.getDuration(path))) {

@@ -47,5 +47,30 @@ public final class ClipMonitorProtocol {
       for (var s : steps) for (double[] row : s.maxLogit()) for (double v : row) m = Double.isNaN(m) ? v : Math.max(m, v);
       return m;
     }
+
+    /**
+     * The largest S_max over every head of the steps measured on weights that an optimizer step (and its rescales) made,
+     * versions from 1 on: what QK-Clip's "every head at or under tau after every step" is checked against. NaN when none.
+     */
+    public double largestAfterStep() {
+      double m = Double.NaN;
+      for (var s : steps) {
+        if (s.version() < 1) continue;
+        for (double[] row : s.maxLogit()) for (double v : row) m = Double.isNaN(m) ? v : Math.max(m, v);
+      }
+      return m;
+    }
+
+    /** How many of the steps measured after a step (versions from 1 on) found a head over tau. */
+    public int stepsOverTauAfterStep() {
+      int n = 0;
+      for (var s : steps) {
+        if (s.version() < 1) continue;
+        boolean over = false;
+        for (double[] row : s.maxLogit()) for (double v : row) over |= v > tau;
+        if (over) n++;
+      }
+      return n;
+    }
   }
 }
