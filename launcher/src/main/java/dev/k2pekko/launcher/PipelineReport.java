@@ -81,8 +81,8 @@ final class PipelineReport {
   /**
    * The summary as JSON. {@code clip}: the mode, tau, {@code rescales} (the RescaleQK commands the coordinator ordered),
    * the largest head max logit of any step and of the steps after the first ({@code largest_after_step}, with
-   * {@code steps_over_tau_after_step}: how often a step's weights still had a head over tau), and per head the steps
-   * whose max exceeded tau.
+   * {@code steps_over_tau_after_step}: how often a step's weights still had a head over tau), the quantiles of every
+   * (step, head) max logit, and per head the steps whose max exceeded tau.
    */
   static ObjectNode json(Pipeline.Result r, dev.k2pekko.optim.QkClip.Mode clipMode) {
     var root = JSON.createObjectNode();
@@ -122,6 +122,8 @@ final class PipelineReport {
     putOrNull(clip, "largest_after_step", r.clip().largestAfterStep());
     clip.put("steps_over_tau_after_step", r.clip().stepsOverTauAfterStep());
     clip.put("steps", r.clip().steps().size());
+    var q = clip.putObject("head_max_quantiles");
+    for (double p : new double[] {0.5, 0.9, 0.99, 0.999, 1.0}) putOrNull(q, "p" + new java.math.BigDecimal(Double.toString(100 * p)).stripTrailingZeros().toPlainString(), r.clip().quantile(p));
     var counts = clip.putArray("clip_counts");
     var h = r.clip();
     var maxima = h.steps().stream().map(dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits::maxLogit).toList();

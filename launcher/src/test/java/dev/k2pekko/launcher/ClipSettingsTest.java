@@ -69,5 +69,7 @@ class ClipSettingsTest {
     assertEquals(1, clip.get("steps_over_tau_after_step").asInt());
     assertEquals(3, clip.get("steps").asInt());
     assertEquals("[[1,1]]", clip.get("clip_counts").toString());
+    // the six values 1, 4, 9, 10, 10.5, 30: nearest rank
+    assertEquals("{\"p50\":9.0,\"p90\":30.0,\"p99\":30.0,\"p99.9\":30.0,\"p100\":30.0}", clip.get("head_max_quantiles").toString());
   }
 }

@@ -61,6 +61,19 @@ public final class ClipMonitorProtocol {
       return m;
     }
 
+    /**
+     * The q-quantile (0 &lt;= q &lt;= 1, nearest rank) of the per-head maxima: every (step, layer, head) value of the
+     * history, the distribution a run's tau is chosen from. NaN before the first step.
+     */
+    public double quantile(double q) {
+      if (!(q >= 0 && q <= 1)) throw new IllegalArgumentException("quantile must lie in [0, 1], got " + q);
+      var all = new ArrayList<Double>();
+      for (var s : steps) for (double[] row : s.maxLogit()) for (double v : row) all.add(v);
+      if (all.isEmpty()) return Double.NaN;
+      all.sort(null);
+      return all.get(Math.max(0, (int) Math.ceil(q * all.size()) - 1));
+    }
+
     /** How many of the steps measured after a step (versions from 1 on) found a head over tau. */
     public int stepsOverTauAfterStep() {
       int n = 0;

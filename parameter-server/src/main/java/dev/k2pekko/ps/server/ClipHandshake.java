@@ -50,6 +50,15 @@ final class ClipHandshake {
     timers.startSingleTimer("clip", new ClipTimedOut(version), s.clipTimeout());
   }
 
+  /**
+   * With QK-Clip off: closes step {@code version} at the monitor all the same, so that it records the step's maxima
+   * (a no-clip run's distribution is what tau is chosen from), but the step does not wait for the answer, which the
+   * coordinator drops when it comes.
+   */
+  void measureOnly(long version, ArrayList<String> learners) {
+    monitor.tell(new CloseStep(version, learners, ctx.messageAdapter(StepMaxLogits.class, ClipArrived::new)));
+  }
+
   /** The rescales of the monitor's answer: one per head over its threshold, none when no learner reported. */
   ArrayList<RescaleQK> rescales(StepMaxLogits m) {
     timers.cancel("clip");
