@@ -57,7 +57,8 @@ class ClipSettingsTest {
     var history = new ClipMonitorProtocol.History(10, 1, 2, List.of(
         new ClipMonitorProtocol.StepMaxLogits(0, new double[][] {{30, 1}}, 1, 1),
         new ClipMonitorProtocol.StepMaxLogits(1, new double[][] {{9, 10.5}}, 1, 1),
-        new ClipMonitorProtocol.StepMaxLogits(2, new double[][] {{10, 4}}, 1, 1)));
+        new ClipMonitorProtocol.StepMaxLogits(2, new double[][] {{10, 4}}, 1, 1),
+        new ClipMonitorProtocol.StepMaxLogits(3, new double[][] {{Double.NEGATIVE_INFINITY, Double.NEGATIVE_INFINITY}}, 1, 1)));
     var status = new PsCoordinator.Status("r", 3, 1, Map.of("heads_clipped", 2L, "steps", 3L), Map.of(), List.of(), Map.of(), -1, Map.of());
     var eval = new Pipeline.Eval("sft", 3, 1, 1, 1.0, new double[] {1.0}, Map.of(), Duration.ZERO);
     var r = new Pipeline.Result(eval, eval, eval, Map.of(), status, history, 0, 0, new double[0], List.of(), List.of());
@@ -67,9 +68,9 @@ class ClipSettingsTest {
     assertEquals(30.0, clip.get("largest_max_logit").asDouble(), 0.0);
     assertEquals(10.5, clip.get("largest_after_step").asDouble(), 0.0);
     assertEquals(1, clip.get("steps_over_tau_after_step").asInt());
-    assertEquals(3, clip.get("steps").asInt());
+    assertEquals(4, clip.get("steps").asInt());
     assertEquals("[[1,1]]", clip.get("clip_counts").toString());
-    // the six values 1, 4, 9, 10, 10.5, 30: nearest rank
+    // the six finite values 1, 4, 9, 10, 10.5, 30 (step 3 computed nothing): nearest rank
     assertEquals("{\"p50\":9.0,\"p90\":30.0,\"p99\":30.0,\"p99.9\":30.0,\"p100\":30.0}", clip.get("head_max_quantiles").toString());
   }
 }

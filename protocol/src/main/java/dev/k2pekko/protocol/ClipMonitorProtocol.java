@@ -62,13 +62,14 @@ public final class ClipMonitorProtocol {
     }
 
     /**
-     * The q-quantile (0 &lt;= q &lt;= 1, nearest rank) of the per-head maxima: every (step, layer, head) value of the
-     * history, the distribution a run's tau is chosen from. NaN before the first step.
+     * The q-quantile (0 &lt;= q &lt;= 1, nearest rank) of the per-head maxima: every finite (step, layer, head) value of
+     * the history, the distribution a run's tau is chosen from. NaN before the first measured step.
      */
     public double quantile(double q) {
       if (!(q >= 0 && q <= 1)) throw new IllegalArgumentException("quantile must lie in [0, 1], got " + q);
       var all = new ArrayList<Double>();
-      for (var s : steps) for (double[] row : s.maxLogit()) for (double v : row) all.add(v);
+      // a step whose learners computed nothing (RL groups without signal) reports -Infinity: no measurement
+      for (var s : steps) for (double[] row : s.maxLogit()) for (double v : row) if (Double.isFinite(v)) all.add(v);
       if (all.isEmpty()) return Double.NaN;
       all.sort(null);
       return all.get(Math.max(0, (int) Math.ceil(q * all.size()) - 1));
