@@ -43,7 +43,7 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
     private final ModelConfig model;
     private final Path checkpointDir;
     private long seed = 1;
-    private MuonClip.Config optimizer = MuonClip.Config.defaults().withWeightDecay(0.0);
+    private MuonClip.Config optimizer = MuonClip.Config.defaults().withWeightDecay(0.0).withClip(true, 16);
     private AdaptiveThreshold.Config adaptive;
     private Mode mode = Mode.SYNC;
     private int staleness = 2, warmup = 50, decaySteps = 600, checkpointEvery = 100, keepCheckpoints = 3;
