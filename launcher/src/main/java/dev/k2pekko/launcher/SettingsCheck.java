@@ -12,13 +12,6 @@ import com.typesafe.config.ConfigValueType;
 final class SettingsCheck {
   private SettingsCheck() {}
 
-  /**
-   * Settings that take one of a few words, checked before the type rule: {@code k2.ps.qk-clip}'s default reads as a
-   * switch, but it takes {@code adaptive} too. Where on and off are among the words, so are the other spellings of a switch.
-   */
-  private static final java.util.Map<String, java.util.List<String>> CHOICES = java.util.Map.of(
-      "k2.ps.qk-clip", java.util.List.of("on", "off", "adaptive"),
-      "k2.ps.mode", java.util.List.of("sync", "async"));
   private static final java.util.Set<String> SWITCH = java.util.Set.of("on", "off", "yes", "no", "true", "false");
 
   /** The ranges the readers of some settings enforce, checked here before anything boots; the first one out is a {@link NodeConfig.UsageError}. */
@@ -38,16 +31,7 @@ final class SettingsCheck {
       String path = "k2." + e.getKey();
       if (!config.hasPath(path)) continue;
       var def = e.getValue();
-      var choices = CHOICES.get(path);
-      if (choices != null) {
-        var v = config.getValue(path);
-        boolean scalar = v.valueType() == ConfigValueType.STRING || v.valueType() == ConfigValueType.BOOLEAN;
-        String word = scalar ? config.getString(path).trim().toLowerCase(java.util.Locale.ROOT) : "";
-        if (!choices.contains(word) && !(choices.contains("on") && SWITCH.contains(word))) {
-          throw bad(path, config, "one of " + String.join(", ", choices), source);
-        }
-        continue;
-      }
+      if (CHOICES.containsKey(path)) continue; // its words, below: k2.ps.qk-clip's default reads as a switch, but it takes adaptive too
       String want = null;
       try {
         switch (def.valueType()) {
@@ -91,15 +75,23 @@ final class SettingsCheck {
     choices(config, source);
   }
 
-  /** String settings that take one of a few words; checked here so that a typo is exit 2 before the node boots. */
+  /**
+   * String settings that take one of a few words; checked here so that a typo is exit 2 before the node boots. Where on
+   * and off are among the words, so are the other spellings of a switch (true, false, yes, no).
+   */
   private static final java.util.Map<String, java.util.List<String>> CHOICES = java.util.Map.of(
       "k2.learner.rl-objective", java.util.List.of("k2", "filtered"),
       "k2.learner.backend", dev.k2pekko.ops.Backends.NAMES,
-      "k2.ps.mode", java.util.List.of("sync", "async"));
+      "k2.ps.mode", java.util.List.of("sync", "async"),
+      "k2.ps.qk-clip", java.util.List.of("on", "off", "adaptive"));
 
   private static void choices(Config config, String source) {
     CHOICES.forEach((path, allowed) -> {
-      if (config.hasPath(path) && !allowed.contains(config.getString(path).toLowerCase(java.util.Locale.ROOT))) {
+      if (!config.hasPath(path)) return;
+      var v = config.getValue(path);
+      boolean scalar = v.valueType() == ConfigValueType.STRING || v.valueType() == ConfigValueType.BOOLEAN;
+      String word = scalar ? config.getString(path).trim().toLowerCase(java.util.Locale.ROOT) : "";
+      if (!allowed.contains(word) && !(allowed.contains("on") && SWITCH.contains(word))) {
         throw bad(path, config, "one of " + String.join(", ", allowed), source);
       }
     });
