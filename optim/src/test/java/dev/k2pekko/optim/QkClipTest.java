@@ -154,6 +154,17 @@ class QkClipTest {
   }
 
   @Test
+  void aStepThatMeasuredNothingLeavesTheAdaptiveThresholdsAsTheyWere() {
+    var a = new AdaptiveThreshold(new AdaptiveThreshold.Config(100, 10, 3, 0.9, 2), 1, 2);
+    for (int i = 0; i < 10; i++) a.observe(new double[][] {{20 + (i % 2), 30}});
+    double[] before = a.thresholds()[0];
+    a.observe(new double[][] {{Double.NEGATIVE_INFINITY, Double.NEGATIVE_INFINITY}}); // an RL step without signal
+    a.observe(new double[][] {{Double.NaN, Double.POSITIVE_INFINITY}});
+    assertArrayEquals(before, a.thresholds()[0], 0.0);
+    assertTrue(before[0] > 20 && before[0] < 25 && before[1] == 30, java.util.Arrays.toString(before));
+  }
+
+  @Test
   void perHeadThresholdsClipEachHeadAtItsOwn() {
     // the same maxima against thresholds of their own: (0,0) 11 over 10, (0,1) 12 under 15, (1,0) 9 over 5, (1,1) 40 at 40
     var r = QkClip.rescales(new double[][] {{11, 12}, {9, 40}}, new double[][] {{10, 15}, {5, 40}});

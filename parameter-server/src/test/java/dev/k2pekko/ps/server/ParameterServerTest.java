@@ -204,13 +204,14 @@ class ParameterServerTest {
   }
 
   @Test void theCoordinatorRescalesTheHeadsOverTauOrOverTheirAdaptiveThresholdAndNoOthers() {
-    double[][][] maxima = {{{20, 20}}, {{20, 20}}, {{20, 60}}, {{100, 100}}, {{101, 10}}};
-    // tau 100 for every head: only step 4's head 0 (101) is over; 100 is at tau, not over
+    double inf = Double.NEGATIVE_INFINITY; // step 3: its learners computed nothing (an RL step without signal)
+    double[][][] maxima = {{{20, 20}}, {{20, 20}}, {{20, 60}}, {{inf, inf}}, {{100, 100}}, {{101, 10}}};
+    // tau 100 for every head: only step 5's head 0 (101) is over; 100 is at tau, not over
     assertEquals(1, rescalesOrdered("clip-on", QkClip.Mode.ON, maxima));
     assertEquals(0, rescalesOrdered("clip-off", QkClip.Mode.OFF, maxima)); // measured (next test), never clipped
     // adaptive: tau during the 2 warm-up steps; then each head's running mean, between 25 and 100. Step 2: thresholds
-    // 25, 25 (mean 20 under the floor): head 1 (60) only. Step 3: 25 and 40 (head 1's mean after 60 at decay 0.5):
-    // both. Step 4: head 0 (101) over any threshold, head 1 (10) under the floor.
+    // 25, 25 (mean 20 under the floor): head 1 (60) only. Step 3 measured nothing and changes no threshold. Step 4: 25
+    // and 40 (head 1's mean after 60 at decay 0.5): both. Step 5: head 0 (101) over any threshold, head 1 (10) under the floor.
     assertEquals(1 + 2 + 1, rescalesOrdered("clip-adaptive", QkClip.Mode.ADAPTIVE, maxima));
   }
 
