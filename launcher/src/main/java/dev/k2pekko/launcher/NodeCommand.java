@@ -119,8 +119,8 @@ final class NodeCommand implements Callable<Integer> {
         var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
         var result = new dev.k2pekko.pipeline.Pipeline(system, trainer, dev.k2pekko.pipeline.Pipeline.Spec.fromConfig(runId, seed, config),
             p -> { stages.progress(p.stage(), p.done(), p.total()); report.progress(p); }).run();
-        if (json) System.out.println(PipelineReport.json(result));
-        else PipelineReport.table(result, System.out);
+        if (json) System.out.println(PipelineReport.json(result, dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config).mode()));
+        else PipelineReport.table(result, dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config).mode(), System.out);
         return 0;
       } finally {
         var cluster = Cluster.get(system);

@@ -77,6 +77,7 @@ public final class NodeConfig {
     try {
       config = withMcp(ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(app)));
       SettingsCheck.against(config, ConfigFactory.load(defaults), configFile == null ? "a flag" : "--config " + configFile);
+      SettingsCheck.ranges(config, configFile == null ? "a flag" : "--config " + configFile);
     } catch (com.typesafe.config.ConfigException e) {
       throw new UsageError((configFile == null ? "" : "--config " + configFile + ": ") + e.getMessage());
     }

@@ -32,7 +32,8 @@ final class PipelineReport {
     else err.println(line);
   }
 
-  static void table(Pipeline.Result r, PrintStream out) {
+  /** The summary table; {@code clipMode} is how the run's parameter server clipped (k2.ps.qk-clip). */
+  static void table(Pipeline.Result r, dev.k2pekko.optim.QkClip.Mode clipMode, PrintStream out) {
     if (System.console() != null) System.err.println();
     out.println("stage  version  held-out success  pass^1  pass^2  pass^3  pass^4   by difficulty (1..5)");
     for (var e : new Pipeline.Eval[] {r.init(), r.sft(), r.rl()}) {
@@ -59,8 +60,9 @@ final class PipelineReport {
         c.getOrDefault("trajectories", 0L), c.getOrDefault("duplicates", 0L), c.getOrDefault("tokens", 0L),
         c.getOrDefault("refused_stale", 0L), c.getOrDefault("rejected_non_finite", 0L));
     var h = r.clip();
-    out.printf("QK-Clip: tau %.0f, largest head max logit %.1f, %,d head clips over %,d steps%n", h.tau(), h.largest(),
-        c.getOrDefault("heads_clipped", 0L), h.steps().size());
+    out.printf("QK-Clip %s: tau %s, %,d rescale commands over %,d steps; largest head max logit %.1f, after a step %.1f "
+            + "(%d steps with a head over tau)%n", clipMode.name().toLowerCase(java.util.Locale.ROOT), fmt(h.tau()), c.getOrDefault("heads_clipped", 0L),
+        h.steps().size(), h.largest(), h.largestAfterStep(), h.stepsOverTauAfterStep());
     out.println(criticLine(r.critic()));
     var sb = new StringBuilder();
     r.times().forEach((k, v) -> sb.append(String.format("%s %.1fs  ", k, v.toMillis() / 1000.0)));
@@ -103,7 +105,13 @@ final class PipelineReport {
     return sb.toString();
   }
 
-  static ObjectNode json(Pipeline.Result r) {
+  /**
+   * The summary as JSON. {@code clip}: the mode, tau, {@code rescales} (the RescaleQK commands the coordinator ordered),
+   * the largest head max logit of any step and of the steps after the first ({@code largest_after_step}, with
+   * {@code steps_over_tau_after_step}: how often a step's weights still had a head over tau), the quantiles of every
+   * (step, head) max logit, and per head the steps whose max exceeded tau.
+   */
+  static ObjectNode json(Pipeline.Result r, dev.k2pekko.optim.QkClip.Mode clipMode) {
     var root = JSON.createObjectNode();
     for (var e : new Pipeline.Eval[] {r.init(), r.sft(), r.rl()}) {
       var n = root.putObject(e.stage());
@@ -134,9 +142,15 @@ final class PipelineReport {
       else rs.add(round(x));
     }
     var clip = root.putObject("clip");
+    clip.put("mode", clipMode.name().toLowerCase(java.util.Locale.ROOT));
     clip.put("tau", r.clip().tau());
-    clip.put("largest_max_logit", round(r.clip().largest()));
+    clip.put("rescales", c.getOrDefault("heads_clipped", 0L));
+    putOrNull(clip, "largest_max_logit", r.clip().largest());
+    putOrNull(clip, "largest_after_step", r.clip().largestAfterStep());
+    clip.put("steps_over_tau_after_step", r.clip().stepsOverTauAfterStep());
     clip.put("steps", r.clip().steps().size());
+    var q = clip.putObject("head_max_quantiles");
+    for (double p : new double[] {0.5, 0.9, 0.99, 0.999, 1.0}) putOrNull(q, "p" + new java.math.BigDecimal(Double.toString(100 * p)).stripTrailingZeros().toPlainString(), r.clip().quantile(p));
     var counts = clip.putArray("clip_counts");
     var h = r.clip();
     var maxima = h.steps().stream().map(dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits::maxLogit).toList();
@@ -173,6 +187,16 @@ final class PipelineReport {
     var t = root.putObject("seconds");
     r.times().forEach((k, v) -> t.put(k, round(v.toMillis() / 1000.0)));
     return root;
+  }
+
+  /** NaN (no step measured) as null, not as a number. */
+  private static void putOrNull(ObjectNode n, String key, double v) {
+    if (Double.isNaN(v)) n.putNull(key);
+    else n.put(key, round(v));
+  }
+
+  private static String fmt(double v) {
+    return v == Math.rint(v) ? String.format("%.0f", v) : String.format("%.2f", v);
   }
 
   private static double round(double v) {

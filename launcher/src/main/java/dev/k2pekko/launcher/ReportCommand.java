@@ -23,8 +23,8 @@ final class ReportCommand implements Callable<Integer> {
   @Option(names = "--out", description = "output directory (default: report)", defaultValue = "report")
   String out;
 
-  @Option(names = "--tau", description = "QK-Clip threshold drawn on the clip plot (default ${DEFAULT-VALUE})", defaultValue = "100")
-  double tau;
+  @Option(names = "--tau", description = "QK-Clip threshold drawn on the clip plot (default: k2.ps.tau's default)")
+  Double tau;
 
   @Override public Integer call() throws Exception {
     var data = Path.of(dataDir);
@@ -48,7 +48,7 @@ final class ReportCommand implements Callable<Integer> {
         Files.copy(src.resolve(name), dst.resolve(name), StandardCopyOption.REPLACE_EXISTING);
       }
     }
-    RunReport.plots(src, tau, dst);
+    RunReport.plots(src, tau != null ? tau : com.typesafe.config.ConfigFactory.load().getDouble("k2.ps.tau"), dst);
     System.out.println("k2: report of run " + id + " written to " + dst.toAbsolutePath());
     return 0;
   }

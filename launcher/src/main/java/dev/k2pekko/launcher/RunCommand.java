@@ -110,7 +110,7 @@ final class RunCommand implements Callable<Integer> {
     var o = new HashMap<String, Object>();
     if (learners != null) o.put("k2.learner.count", learners);
     if (mode != null) o.put("k2.ps.mode", mode);
-    if (noClip) o.put("k2.ps.qk-clip", false);
+    if (noClip) o.put("k2.ps.qk-clip", "off");
     if (backend != null) {
       if (!dev.k2pekko.ops.Backends.NAMES.contains(backend)) throw new NodeConfig.UsageError("--backend must be one of " + dev.k2pekko.ops.Backends.NAMES + ", got '" + backend + "'");
       o.put("k2.learner.backend", backend);
@@ -162,8 +162,8 @@ final class RunCommand implements Callable<Integer> {
           ? "k2: report (CSV and PNG) in " + reportDir.toAbsolutePath() + "; `k2 report --out DIR` copies and redraws it"
           : "k2: report (CSV; this Java has no java.desktop for the PNGs) in " + reportDir.toAbsolutePath()
               + "; `k2 report --out DIR` on a full JDK draws them");
-      if (json) System.out.println(PipelineReport.json(result));
-      else PipelineReport.table(result, System.out);
+      if (json) System.out.println(PipelineReport.json(result, dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config).mode()));
+      else PipelineReport.table(result, dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config).mode(), System.out);
       return 0;
     } finally {
       if (endpoint != null) endpoint.close();

@@ -12,6 +12,18 @@ import com.typesafe.config.ConfigValueType;
 final class SettingsCheck {
   private SettingsCheck() {}
 
+  private static final java.util.Set<String> SWITCH = java.util.Set.of("on", "off", "yes", "no", "true", "false");
+
+  /** The ranges the readers of some settings enforce, checked here before anything boots; the first one out is a {@link NodeConfig.UsageError}. */
+  static void ranges(Config config, String source) {
+    if (!config.hasPath("k2.ps")) return;
+    try {
+      dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config);
+    } catch (IllegalArgumentException e) {
+      throw new NodeConfig.UsageError(source + ": " + e.getMessage());
+    }
+  }
+
   /** Throws a {@link NodeConfig.UsageError} naming the first setting of {@code config} that does not fit {@code defaults}. */
   static void against(Config config, Config defaults, String source) {
     if (!defaults.hasPath("k2")) return;
@@ -19,6 +31,7 @@ final class SettingsCheck {
       String path = "k2." + e.getKey();
       if (!config.hasPath(path)) continue;
       var def = e.getValue();
+      if (CHOICES.containsKey(path)) continue; // its words, below: k2.ps.qk-clip's default reads as a switch, but it takes adaptive too
       String want = null;
       try {
         switch (def.valueType()) {
@@ -40,7 +53,7 @@ final class SettingsCheck {
           case STRING -> {
             String d = defaults.getString(path);
             boolean numeric = !d.isBlank() && Character.isDigit(d.charAt(0));
-            if (java.util.Set.of("on", "off", "yes", "no", "true", "false").contains(d)) {
+            if (SWITCH.contains(d)) {
               want = "on/off (true/false)";
               config.getBoolean(path);
             } else if (numeric && parses(() -> defaults.getDuration(path))) {
@@ -62,15 +75,23 @@ final class SettingsCheck {
     choices(config, source);
   }
 
-  /** String settings that take one of a few words; checked here so that a typo is exit 2 before the node boots. */
+  /**
+   * String settings that take one of a few words; checked here so that a typo is exit 2 before the node boots. Where on
+   * and off are among the words, so are the other spellings of a switch (true, false, yes, no).
+   */
   private static final java.util.Map<String, java.util.List<String>> CHOICES = java.util.Map.of(
       "k2.learner.rl-objective", java.util.List.of("k2", "filtered"),
       "k2.learner.backend", dev.k2pekko.ops.Backends.NAMES,
-      "k2.ps.mode", java.util.List.of("sync", "async"));
+      "k2.ps.mode", java.util.List.of("sync", "async"),
+      "k2.ps.qk-clip", java.util.List.of("on", "off", "adaptive"));
 
   private static void choices(Config config, String source) {
     CHOICES.forEach((path, allowed) -> {
-      if (config.hasPath(path) && !allowed.contains(config.getString(path).toLowerCase(java.util.Locale.ROOT))) {
+      if (!config.hasPath(path)) return;
+      var v = config.getValue(path);
+      boolean scalar = v.valueType() == ConfigValueType.STRING || v.valueType() == ConfigValueType.BOOLEAN;
+      String word = scalar ? config.getString(path).trim().toLowerCase(java.util.Locale.ROOT) : "";
+      if (!allowed.contains(word) && !(allowed.contains("on") && SWITCH.contains(word))) {
         throw bad(path, config, "one of " + String.join(", ", allowed), source);
       }
     });

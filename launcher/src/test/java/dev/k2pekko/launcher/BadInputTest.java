@@ -30,6 +30,10 @@ class BadInputTest {
     Files.writeString(dir.resolve("duration.conf"), "k2.pipeline.stage-timeout = soon\n");
     Files.writeString(dir.resolve("switch.conf"), "k2.pipeline.rl-prioritized = maybe\n");
     Files.writeString(dir.resolve("critic.conf"), "k2.critic.epochs = 0\n");
+    Files.writeString(dir.resolve("clip-mode.conf"), "k2.ps.qk-clip = sometimes\n");
+    Files.writeString(dir.resolve("tau.conf"), "k2.ps.tau = -5\n");
+    Files.writeString(dir.resolve("adaptive.conf"), "k2.ps.adaptive.decay = 1.5\n");
+    Files.writeString(dir.resolve("ps-mode.conf"), "k2.ps.mode = maybe\n");
     Files.writeString(dir.resolve("tiny-limits.conf"), "k2.tools.spec-file-limits { max-bytes = 1 KiB, max-tools = 2 }\n");
     var tool = "{\"type\":\"function\",\"function\":{\"name\":\"crm.save_lead_%d\",\"parameters\":{\"type\":\"object\",\"properties\":"
         + "{\"key\":{\"type\":\"string\"},\"value\":{\"type\":\"string\"}}}},\"x-k2\":{\"kind\":\"kv\",\"op\":\"put\",\"domain\":\"crm\"}}";
@@ -49,6 +53,10 @@ class BadInputTest {
         Arguments.of("run --config {dir}/duration.conf", 2, "k2.pipeline.stage-timeout must be a duration like \"20 minutes\", got \"soon\""),
         Arguments.of("run --config {dir}/switch.conf", 2, "k2.pipeline.rl-prioritized must be on/off"),
         Arguments.of("run --config {dir}/critic.conf", 2, "k2.critic.epochs and batch-size must be at least 1"),
+        Arguments.of("run --config {dir}/clip-mode.conf", 2, "k2.ps.qk-clip must be one of on, off, adaptive, got \"sometimes\""),
+        Arguments.of("run --config {dir}/tau.conf", 2, "--config {dir}/tau.conf: k2.ps.tau must be > 0, got -5.0"),
+        Arguments.of("run --config {dir}/adaptive.conf", 2, "k2.ps.adaptive.decay must lie in (0, 1), got 1.5"),
+        Arguments.of("run --config {dir}/ps-mode.conf", 2, "k2.ps.mode must be one of sync, async, got \"maybe\""),
         Arguments.of("run --config {dir}/missing.conf", 2, "--config: no such file"),
         Arguments.of("run --agents -5", 2, "--agents applies to --synthesis-only"),
         Arguments.of("run --episodes 0", 2, "--episodes applies to --synthesis-only"),

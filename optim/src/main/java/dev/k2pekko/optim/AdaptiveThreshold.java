@@ -35,12 +35,17 @@ public final class AdaptiveThreshold {
     return t;
   }
 
-  /** Folds one step's maxLogit (layers, heads) into the running statistics. */
+  /**
+   * Folds one step's maxLogit (layers, heads) into the running statistics. A head without a finite maximum (a step
+   * whose forward passes computed nothing reports -Infinity) is not a measurement: its statistics stay as they are,
+   * where folding it in would make its mean and threshold NaN and stop its clipping for the rest of the run.
+   */
   public void observe(double[][] maxLogit) {
     double a = seen == 0 ? 0.0 : cfg.decay();
     for (int l = 0; l < mean.length; l++) {
       for (int h = 0; h < mean[l].length; h++) {
         double x = maxLogit[l][h], delta = x - mean[l][h];
+        if (!Double.isFinite(x)) continue;
         mean[l][h] += (1 - a) * delta;
         var[l][h] = a * (var[l][h] + (1 - a) * delta * delta);
       }

@@ -43,6 +43,15 @@ public final class MuonClip {
     public Config withAdaptive(boolean on) {
       return new Config(weightDecay, momentum, nesterov, beta1, beta2, eps, clip, tau, alpha, on);
     }
+
+    /** QK-Clip off, at tau for every head, or adaptive per head with tau as the cap. */
+    public Config withClip(QkClip.Mode mode, double tau) {
+      return withClip(mode != QkClip.Mode.OFF, tau).withAdaptive(mode == QkClip.Mode.ADAPTIVE);
+    }
+
+    public QkClip.Mode clipMode() {
+      return !clip ? QkClip.Mode.OFF : adaptive ? QkClip.Mode.ADAPTIVE : QkClip.Mode.ON;
+    }
   }
 
   /** gamma[layer][head] applied by QK-Clip this step (1 = untouched). */

@@ -25,6 +25,24 @@ public final class QkClip {
 
   private QkClip() {}
 
+  /**
+   * How a run clips: not at all, at one threshold tau for every head, or at per-head thresholds from each head's running
+   * statistics, capped by tau ({@link AdaptiveThreshold}).
+   */
+  public enum Mode {
+    OFF, ON, ADAPTIVE;
+
+    /** on/off (true/false, yes/no) or adaptive, as a setting spells it; anything else is refused with a one-line reason. */
+    public static Mode parse(String s) {
+      return switch (s.trim().toLowerCase(java.util.Locale.ROOT)) {
+        case "on", "true", "yes" -> ON;
+        case "off", "false", "no" -> OFF;
+        case "adaptive" -> ADAPTIVE;
+        default -> throw new IllegalArgumentException("QK-Clip mode must be on, off or adaptive, got '" + s + "'");
+      };
+    }
+  }
+
   /** gamma = min(1, tau / sMax); 1 whenever sMax <= tau (including negative maxima). */
   public static double gamma(double sMax, double tau) {
     return sMax > tau ? tau / sMax : 1.0;
@@ -39,6 +57,18 @@ public final class QkClip {
     for (int l = 0; l < maxLogit.length; l++) {
       for (int h = 0; h < maxLogit[l].length; h++) {
         double g = gamma(maxLogit[l][h], tau);
+        if (g < 1) out.add(new HeadRescale(l, h, g));
+      }
+    }
+    return out;
+  }
+
+  /** As {@link #rescales(double[][], double)} with a threshold per head (layers, heads), the adaptive ones say. */
+  public static List<HeadRescale> rescales(double[][] maxLogit, double[][] tau) {
+    var out = new ArrayList<HeadRescale>();
+    for (int l = 0; l < maxLogit.length; l++) {
+      for (int h = 0; h < maxLogit[l].length; h++) {
+        double g = gamma(maxLogit[l][h], tau[l][h]);
         if (g < 1) out.add(new HeadRescale(l, h, g));
       }
     }

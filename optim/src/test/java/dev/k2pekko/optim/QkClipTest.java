@@ -154,6 +154,38 @@ class QkClipTest {
   }
 
   @Test
+  void aStepThatMeasuredNothingLeavesTheAdaptiveThresholdsAsTheyWere() {
+    var a = new AdaptiveThreshold(new AdaptiveThreshold.Config(100, 10, 3, 0.9, 2), 1, 2);
+    for (int i = 0; i < 10; i++) a.observe(new double[][] {{20 + (i % 2), 30}});
+    double[] before = a.thresholds()[0];
+    a.observe(new double[][] {{Double.NEGATIVE_INFINITY, Double.NEGATIVE_INFINITY}}); // an RL step without signal
+    a.observe(new double[][] {{Double.NaN, Double.POSITIVE_INFINITY}});
+    assertArrayEquals(before, a.thresholds()[0], 0.0);
+    assertTrue(before[0] > 20 && before[0] < 25 && before[1] == 30, java.util.Arrays.toString(before));
+  }
+
+  @Test
+  void perHeadThresholdsClipEachHeadAtItsOwn() {
+    // the same maxima against thresholds of their own: (0,0) 11 over 10, (0,1) 12 under 15, (1,0) 9 over 5, (1,1) 40 at 40
+    var r = QkClip.rescales(new double[][] {{11, 12}, {9, 40}}, new double[][] {{10, 15}, {5, 40}});
+    assertEquals(java.util.List.of(new QkClip.HeadRescale(0, 0, 10.0 / 11), new QkClip.HeadRescale(1, 0, 5.0 / 9)), r);
+  }
+
+  @Test
+  void theClipModeIsOnOffOrAdaptiveAndNothingElse() {
+    for (var on : new String[] {"on", "true", "YES", " on "}) assertEquals(QkClip.Mode.ON, QkClip.Mode.parse(on), on);
+    for (var off : new String[] {"off", "false", "no"}) assertEquals(QkClip.Mode.OFF, QkClip.Mode.parse(off), off);
+    assertEquals(QkClip.Mode.ADAPTIVE, QkClip.Mode.parse("adaptive"));
+    var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> QkClip.Mode.parse("sometimes"));
+    assertEquals("QK-Clip mode must be on, off or adaptive, got 'sometimes'", e.getMessage());
+    for (var m : QkClip.Mode.values()) {
+      var c = MuonClip.Config.defaults().withClip(m, 30);
+      assertEquals(m, c.clipMode());
+      assertEquals(30, c.tau(), 0.0);
+    }
+  }
+
+  @Test
   void rescalingOneHeadScalesItsLogitsByGammaAndLeavesTheOthers() {
     int heads = 2, d = 3, in = 5;
     Tensor wq = NewtonSchulzTest.gaussian(3, heads * d, in), wk = NewtonSchulzTest.gaussian(4, heads * d, in);

@@ -6,7 +6,9 @@ import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.clip.ClipMonitor;
 import dev.k2pekko.critic.Critic;
 import dev.k2pekko.model.ModelConfig;
+import dev.k2pekko.optim.AdaptiveThreshold;
 import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.optim.QkClip;
 import dev.k2pekko.ps.server.CoordinatorAddress;
 import dev.k2pekko.ps.server.PsCoordinator;
 import dev.k2pekko.ps.server.PsSettings;
@@ -42,17 +44,43 @@ public final class TrainerNode {
     return new ModelConfig(vocab, c.getInt("d-model"), c.getInt("layers"), c.getInt("heads"), c.getInt("context"), c.getInt("mlp-ratio"), 1e-5);
   }
 
+  /** QK-Clip's settings ({@code k2.ps.qk-clip}, {@code tau}, {@code adaptive.*}): how, at what cap, how the adaptive thresholds move. */
+  public record ClipSettings(QkClip.Mode mode, double tau, AdaptiveThreshold.Config adaptive) {
+    /** Read and checked: a value out of range is an IllegalArgumentException of one line that names its key. */
+    public static ClipSettings of(Config c) {
+      var ps = c.getConfig("k2.ps");
+      QkClip.Mode mode;
+      try {
+        mode = QkClip.Mode.parse(ps.getString("qk-clip"));
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("k2.ps.qk-clip must be on, off or adaptive, got '" + ps.getString("qk-clip") + "'");
+      }
+      double tau = ps.getDouble("tau");
+      if (!(tau > 0) || Double.isInfinite(tau)) throw new IllegalArgumentException("k2.ps.tau must be > 0, got " + tau);
+      var a = ps.getConfig("adaptive");
+      double kappa = a.getDouble("kappa"), decay = a.getDouble("decay"), floor = a.getDouble("floor");
+      int warmup = a.getInt("warmup");
+      if (!(kappa >= 0)) throw new IllegalArgumentException("k2.ps.adaptive.kappa must be >= 0, got " + kappa);
+      if (!(decay > 0 && decay < 1)) throw new IllegalArgumentException("k2.ps.adaptive.decay must lie in (0, 1), got " + decay);
+      if (warmup < 0) throw new IllegalArgumentException("k2.ps.adaptive.warmup must be >= 0, got " + warmup);
+      if (!(floor > 0 && floor <= 1)) throw new IllegalArgumentException("k2.ps.adaptive.floor must lie in (0, 1], got " + floor);
+      return new ClipSettings(mode, tau, new AdaptiveThreshold.Config(tau, floor * tau, kappa, decay, warmup));
+    }
+  }
+
   public static Started start(ActorSystem<?> system, String runId) {
     Config c = system.settings().config();
     var model = modelConfig(system);
     var ps = c.getConfig("k2.ps");
-    var opt = MuonClip.Config.defaults().withWeightDecay(ps.getDouble("weight-decay")).withClip(ps.getBoolean("qk-clip"), ps.getDouble("tau"));
+    var clip = ClipSettings.of(c);
+    double tau = clip.tau();
+    var opt = MuonClip.Config.defaults().withWeightDecay(ps.getDouble("weight-decay")).withClip(clip.mode(), tau);
     String url = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.url");
     String user = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.user");
     String password = c.getString("pekko-persistence-jdbc.shared-databases.slick.db.password");
-    var monitor = ClipMonitor.init(system, ps.getDouble("tau"), model.layers(), model.heads(), ps.getDuration("clip-timeout").dividedBy(2));
+    var monitor = ClipMonitor.init(system, tau, model.layers(), model.heads(), ps.getDuration("clip-timeout").dividedBy(2));
     var settings = PsSettings.builder(runId, model, Path.of(c.getString("k2.journal.dir")).resolve("checkpoints"), url)
-        .jdbcUser(user).jdbcPassword(password).seed(ps.getLong("seed")).optimizer(opt)
+        .jdbcUser(user).jdbcPassword(password).seed(ps.getLong("seed")).optimizer(opt).adaptive(clip.adaptive())
         .mode(PsSettings.Mode.valueOf(ps.getString("mode").toUpperCase())).staleness(ps.getInt("staleness"))
         .lrSft(ps.getDouble("lr-sft")).lrRl(ps.getDouble("lr-rl")).warmup(ps.getInt("warmup")).decaySteps(ps.getInt("decay-steps"))
         .syncTimeout(ps.getDuration("sync-timeout")).clipTimeout(ps.getDuration("clip-timeout")).applyTimeout(ps.getDuration("apply-timeout"))

@@ -47,5 +47,44 @@ public final class ClipMonitorProtocol {
       for (var s : steps) for (double[] row : s.maxLogit()) for (double v : row) m = Double.isNaN(m) ? v : Math.max(m, v);
       return m;
     }
+
+    /**
+     * The largest S_max over every head of the steps measured on weights that an optimizer step (and its rescales) made,
+     * versions from 1 on: what QK-Clip's "every head at or under tau after every step" is checked against. NaN when none.
+     */
+    public double largestAfterStep() {
+      double m = Double.NaN;
+      for (var s : steps) {
+        if (s.version() < 1) continue;
+        for (double[] row : s.maxLogit()) for (double v : row) m = Double.isNaN(m) ? v : Math.max(m, v);
+      }
+      return m;
+    }
+
+    /**
+     * The q-quantile (0 &lt;= q &lt;= 1, nearest rank) of the per-head maxima: every finite (step, layer, head) value of
+     * the history, the distribution a run's tau is chosen from. NaN before the first measured step.
+     */
+    public double quantile(double q) {
+      if (!(q >= 0 && q <= 1)) throw new IllegalArgumentException("quantile must lie in [0, 1], got " + q);
+      var all = new ArrayList<Double>();
+      // a step whose learners computed nothing (RL groups without signal) reports -Infinity: no measurement
+      for (var s : steps) for (double[] row : s.maxLogit()) for (double v : row) if (Double.isFinite(v)) all.add(v);
+      if (all.isEmpty()) return Double.NaN;
+      all.sort(null);
+      return all.get(Math.max(0, (int) Math.ceil(q * all.size()) - 1));
+    }
+
+    /** How many of the steps measured after a step (versions from 1 on) found a head over tau. */
+    public int stepsOverTauAfterStep() {
+      int n = 0;
+      for (var s : steps) {
+        if (s.version() < 1) continue;
+        boolean over = false;
+        for (double[] row : s.maxLogit()) for (double v : row) over |= v > tau;
+        if (over) n++;
+      }
+      return n;
+    }
   }
 }

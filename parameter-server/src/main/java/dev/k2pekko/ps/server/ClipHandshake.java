@@ -1,5 +1,6 @@
 package dev.k2pekko.ps.server;
 
+import dev.k2pekko.optim.AdaptiveThreshold;
 import dev.k2pekko.optim.QkClip;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
@@ -13,7 +14,10 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 /**
  * The first part of a step with MuonClip on: ask the clip-monitor for the step's per-head maxima ({@link CloseStep})
  * and turn its answer into QK rescales with the optimizer's rule ({@link QkClip#rescales}); without an answer within
- * the clip timeout the step goes on without rescales.
+ * the clip timeout the step goes on without rescales. With adaptive QK-Clip the thresholds are per head, from the
+ * running statistics of the maxima seen so far ({@link AdaptiveThreshold}, as the single-process {@code MuonClip}
+ * keeps them: the step's thresholds are taken before its maxima are folded in). Those statistics live in the
+ * coordinator's memory only: a restarted coordinator starts them again, in warm-up at the cap tau.
  */
 final class ClipHandshake {
   /** The monitor's answer, through an adapter. */
@@ -27,6 +31,8 @@ final class ClipHandshake {
   private final TimerScheduler<PsCoordinator.Command> timers;
   private final ActorRef<ClipMonitorProtocol.Command> monitor;
   private final CoordinatorLedger ledger;
+  /** The per-head thresholds' statistics with adaptive QK-Clip, else null (tau for every head). */
+  private final AdaptiveThreshold adaptive;
 
   ClipHandshake(PsSettings s, ActorContext<PsCoordinator.Command> ctx, TimerScheduler<PsCoordinator.Command> timers,
                 ActorRef<ClipMonitorProtocol.Command> monitor, CoordinatorLedger ledger) {
@@ -36,6 +42,7 @@ final class ClipHandshake {
     this.monitor = monitor;
     this.ledger = ledger;
     this.metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
+    this.adaptive = s.optimizer().adaptive() ? new AdaptiveThreshold(s.adaptive(), s.model().layers(), s.model().heads()) : null;
   }
 
   private final dev.k2pekko.metrics.Metrics metrics;
@@ -54,12 +61,23 @@ final class ClipHandshake {
     timers.startSingleTimer("clip", new ClipTimedOut(version), s.clipTimeout());
   }
 
-  /** The rescales of the monitor's answer: one per head over the threshold, none when no learner reported. */
+  /**
+   * With QK-Clip off: closes step {@code version} at the monitor all the same, so that it records the step's maxima
+   * (a no-clip run's distribution is what tau is chosen from), but the step does not wait for the answer, which the
+   * coordinator drops when it comes.
+   */
+  void measureOnly(long version, ArrayList<String> learners) {
+    monitor.tell(new CloseStep(version, learners, ctx.messageAdapter(StepMaxLogits.class, ClipArrived::new)));
+  }
+
+  /** The rescales of the monitor's answer: one per head over its threshold, none when no learner reported. */
   ArrayList<RescaleQK> rescales(StepMaxLogits m) {
     timers.cancel("clip");
     var rescales = new ArrayList<RescaleQK>();
     if (m.measured()) {
-      for (var r : QkClip.rescales(m.maxLogit(), s.optimizer().tau())) {
+      var heads = adaptive == null ? QkClip.rescales(m.maxLogit(), s.optimizer().tau()) : QkClip.rescales(m.maxLogit(), adaptive.thresholds());
+      if (adaptive != null) adaptive.observe(m.maxLogit());
+      for (var r : heads) {
         rescales.add(new RescaleQK(m.version(), r.layer(), r.head(), r.gamma()));
         countRescale(r.layer(), r.head());
       }

@@ -1,6 +1,7 @@
 package dev.k2pekko.ps.server;
 
 import dev.k2pekko.model.ModelConfig;
+import dev.k2pekko.optim.AdaptiveThreshold;
 import dev.k2pekko.optim.MuonClip;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -8,12 +9,20 @@ import java.time.Duration;
 /**
  * How a parameter-server coordinator runs: its run, model and seed, the optimizer, synchronous or asynchronous steps,
  * the LR schedule, its timeouts, checkpoints and the JDBC database of the durable offsets. Build it by name with
- * {@link #builder}; the defaults are reference.conf's ({@code k2.ps}).
+ * {@link #builder}; the defaults are reference.conf's ({@code k2.ps}). {@code adaptive} is how the per-head thresholds
+ * follow their heads when the optimizer's QK-Clip is adaptive; its cap is the optimizer's tau.
  */
-public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Config optimizer, Mode mode, int staleness,
+public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Config optimizer, AdaptiveThreshold.Config adaptive, Mode mode, int staleness,
                          double lrSft, double lrRl, int warmup, int decaySteps, Duration syncTimeout, Duration clipTimeout,
                          Duration applyTimeout, int checkpointEvery, int keepCheckpoints, Path checkpointDir,
                          String jdbcUrl, String jdbcUser, String jdbcPassword) {
+
+  public PsSettings {
+    if (!(optimizer.tau() > 0)) throw new IllegalArgumentException("QK-Clip tau must be positive, got " + optimizer.tau());
+    if (adaptive.tau() != optimizer.tau()) {
+      throw new IllegalArgumentException("the adaptive thresholds' cap " + adaptive.tau() + " is not the optimizer's tau " + optimizer.tau());
+    }
+  }
 
   /** Synchronous steps wait for every registered learner (or the sync timeout); asynchronous ones admit stale gradients. */
   public enum Mode { SYNC, ASYNC }
@@ -34,7 +43,8 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
     private final ModelConfig model;
     private final Path checkpointDir;
     private long seed = 1;
-    private MuonClip.Config optimizer = MuonClip.Config.defaults().withWeightDecay(0.0);
+    private MuonClip.Config optimizer = MuonClip.Config.defaults().withWeightDecay(0.0).withClip(true, 16);
+    private AdaptiveThreshold.Config adaptive;
     private Mode mode = Mode.SYNC;
     private int staleness = 2, warmup = 50, decaySteps = 600, checkpointEvery = 100, keepCheckpoints = 3;
     private double lrSft = 0.01, lrRl = 0.001;
@@ -50,6 +60,8 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
 
     public Builder seed(long v) { seed = v; return this; }
     public Builder optimizer(MuonClip.Config v) { optimizer = v; return this; }
+    /** The adaptive thresholds' statistics (default {@link AdaptiveThreshold.Config#defaults} at the optimizer's tau). */
+    public Builder adaptive(AdaptiveThreshold.Config v) { adaptive = v; return this; }
     public Builder mode(Mode v) { mode = v; return this; }
     public Builder staleness(int v) { staleness = v; return this; }
     public Builder lrSft(double v) { lrSft = v; return this; }
@@ -65,7 +77,8 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
     public Builder jdbcPassword(String v) { jdbcPassword = v; return this; }
 
     public PsSettings build() {
-      return new PsSettings(runId, model, seed, optimizer, mode, staleness, lrSft, lrRl, warmup, decaySteps, syncTimeout, clipTimeout,
+      var a = adaptive != null ? adaptive : AdaptiveThreshold.Config.defaults(optimizer.tau());
+      return new PsSettings(runId, model, seed, optimizer, a, mode, staleness, lrSft, lrRl, warmup, decaySteps, syncTimeout, clipTimeout,
           applyTimeout, checkpointEvery, keepCheckpoints, checkpointDir, jdbcUrl, jdbcUser, jdbcPassword);
     }
   }

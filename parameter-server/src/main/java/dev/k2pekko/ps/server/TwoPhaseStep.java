@@ -94,11 +94,18 @@ final class TwoPhaseStep {
     }
   }
 
-  /** Starts step {@code version} with these pushes: the clip handshake first when MuonClip clips, else the prepare. */
+  /**
+   * Starts step {@code version} with these pushes: the clip handshake first when MuonClip clips, else the prepare at
+   * once (the clip-monitor still measures the step).
+   */
   void begin(long version, List<Pushed> good) {
     applying = new StepInFlight(version, good);
-    if (s.optimizer().clip()) clip.ask(version, applying.learnerIds());
-    else clipDecided(new ArrayList<>());
+    if (s.optimizer().clip()) {
+      clip.ask(version, applying.learnerIds());
+    } else {
+      clip.measureOnly(version, applying.learnerIds());
+      clipDecided(new ArrayList<>());
+    }
   }
 
   /** Takes learners out of the step in flight (before it is applied); skips the step when nobody is left. */

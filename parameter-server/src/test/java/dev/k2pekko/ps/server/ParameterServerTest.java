@@ -10,7 +10,9 @@ import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
+import dev.k2pekko.optim.AdaptiveThreshold;
 import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.optim.QkClip;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
 import dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits;
@@ -158,6 +160,59 @@ class ParameterServerTest {
     assertEquals(Map.of("trajectories-0", new TagOffset(7, 2), "trajectories-1", new TagOffset(9, 1)), st.offsets());
     assertEquals(1L, st.counters().get("heads_clipped"));
     kit.stop(c);
+  }
+
+  /** A clip-monitor that answers step v with maxima[v] (layers x heads). */
+  static ActorRef<ClipMonitorProtocol.Command> scripted(double[][][] maxima) {
+    return kit.spawn(Behaviors.receive(ClipMonitorProtocol.Command.class).onMessage(CloseStep.class, c -> {
+      c.replyTo().tell(new StepMaxLogits(c.version(), maxima[(int) c.version()], c.contributors().size(), c.contributors().size()));
+      return Behaviors.same();
+    }).build());
+  }
+
+  /** Steps 0..maxima.length-1 of one learner through a coordinator clipping as {@code mode} says at tau 100; its RescaleQK count. */
+  static long rescalesOrdered(String run, QkClip.Mode mode, double[][][] maxima) {
+    return clipRun(run, mode, maxima.length, scripted(maxima)).counters().getOrDefault("heads_clipped", 0L);
+  }
+
+  /** {@code steps} steps of one learner through a coordinator clipping as {@code mode} says at tau 100; its status after them. */
+  static PsCoordinator.Status clipRun(String run, QkClip.Mode mode, int steps, ActorRef<ClipMonitorProtocol.Command> monitor) {
+    // adaptive: warm-up 2 steps, threshold = the head's running mean (kappa 0), floor 25
+    var s = PsSettings.builder(run, CFG, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1").jdbcUser("sa")
+        .seed(5).optimizer(MuonClip.Config.defaults().withClip(mode, 100)).adaptive(new AdaptiveThreshold.Config(100, 25, 0, 0.5, 2))
+        .lrSft(0.05).warmup(1).decaySteps(0).clipTimeout(Duration.ofSeconds(2)).checkpointEvery(0).build();
+    var c = coordinator(s, monitor);
+    TestProbe<WeightsSnapshot> a = kit.createTestProbe();
+    TestProbe<PushOutcome> outcome = kit.createTestProbe();
+    c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
+    assertEquals(0, a.receiveMessage(Duration.ofSeconds(10)).version());
+    for (int v = 0; v < steps; v++) {
+      push(v, "a", randomGrads(v, false), c, outcome.getRef(), Map.of());
+      assertEquals(v + 1, a.receiveMessage(Duration.ofSeconds(10)).version());
+    }
+    var st = status(c);
+    kit.stop(c);
+    return st;
+  }
+
+  @Test void withQkClipOffTheMonitorStillMeasuresEveryStepAndNoStepWaitsForIt() {
+    TestProbe<ClipMonitorProtocol.Command> silent = kit.createTestProbe(); // never answers
+    var st = clipRun("clip-off-measured", QkClip.Mode.OFF, 3, silent.getRef());
+    for (long v = 0; v < 3; v++) assertEquals(v, ((CloseStep) silent.receiveMessage(Duration.ofSeconds(10))).version());
+    assertEquals(null, st.counters().get("clip_timeouts")); // with clipping on, a silent monitor holds every step for the clip timeout
+    assertEquals(null, st.counters().get("heads_clipped"));
+  }
+
+  @Test void theCoordinatorRescalesTheHeadsOverTauOrOverTheirAdaptiveThresholdAndNoOthers() {
+    double inf = Double.NEGATIVE_INFINITY; // step 3: its learners computed nothing (an RL step without signal)
+    double[][][] maxima = {{{20, 20}}, {{20, 20}}, {{20, 60}}, {{inf, inf}}, {{100, 100}}, {{101, 10}}};
+    // tau 100 for every head: only step 5's head 0 (101) is over; 100 is at tau, not over
+    assertEquals(1, rescalesOrdered("clip-on", QkClip.Mode.ON, maxima));
+    assertEquals(0, rescalesOrdered("clip-off", QkClip.Mode.OFF, maxima)); // measured (next test), never clipped
+    // adaptive: tau during the 2 warm-up steps; then each head's running mean, between 25 and 100. Step 2: thresholds
+    // 25, 25 (mean 20 under the floor): head 1 (60) only. Step 3 measured nothing and changes no threshold. Step 4: 25
+    // and 40 (head 1's mean after 60 at decay 0.5): both. Step 5: head 0 (101) over any threshold, head 1 (10) under the floor.
+    assertEquals(1 + 2 + 1, rescalesOrdered("clip-adaptive", QkClip.Mode.ADAPTIVE, maxima));
   }
 
   @Test void nonFiniteGradientsAreRejectedCountedAndLeftOutOfTheStep() {
