@@ -91,7 +91,7 @@ public final class RunReport {
     }
     var loss = new LinkedHashMap<String, double[][]>();
     if (!sft.isEmpty()) loss.put("SFT loss (next-token CE on actions)", columns(sft));
-    if (!rl.isEmpty()) loss.put("RL loss (K2 objective)", columns(rl));
+    if (!rl.isEmpty()) loss.put("RL loss (k2.learner.rl-objective)", columns(rl));
     if (!loss.isEmpty()) LinePlot.write(out.resolve("loss.png"), "Learner loss per parameter-server step", "version", "loss", loss, true);
     if (!reward.isEmpty()) {
       LinePlot.write(out.resolve("reward.png"), "Mean RL reward of the rollouts in each step", "version", "reward",
