@@ -6,7 +6,6 @@ import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.agents.RunDriver;
 import dev.k2pekko.agents.RunTracker;
 import dev.k2pekko.agents.inference.InferenceServer;
-import dev.k2pekko.critic.Critic;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.ps.eval.PassK;
 import dev.k2pekko.ps.server.PsCoordinator;
@@ -174,8 +173,9 @@ public final class Pipeline {
     t = System.nanoTime();
     var sft = evaluation("sft", done, record, resumed);
     times.put("eval-sft", since(t));
+    var critics = new CriticSteps(system, node.critic(), spec.runId(), spec.stageTimeout(), progress);
     var criticRounds = new java.util.ArrayList<CriticRound>();
-    criticRounds.add(retrainCritic(spec.runId() + "-synth", "synthesis", -1));
+    criticRounds.add(critics.retrain(spec.runId() + "-synth", "synthesis", -1));
 
     t = System.nanoTime();
     long target = synthesized, rollouts = 0;
@@ -229,20 +229,20 @@ public final class Pipeline {
         rec.set("mix", array(previous));
         rec.set("next-mix", array(weights));
         record.save(spec.runId(), key, rec);
-        criticRounds.add(retrainCritic(spec.runId() + "-rl" + r, "rl " + r, round));
+        criticRounds.add(critics.retrain(spec.runId() + "-rl" + r, "rl " + r, round));
         continue;
       }
       rollouts += round;
       target += round;
       awaitConsumed(target, stage);
       awaitPublished();
-      criticRounds.add(retrainCritic(spec.runId() + "-rl" + r, "rl " + r, round));
+      criticRounds.add(critics.retrain(spec.runId() + "-rl" + r, "rl " + r, round));
     }
     times.put("rl", since(t));
     t = System.nanoTime();
     var rl = evaluation("rl", done, record, resumed);
     times.put("eval-rl", since(t));
-    var criticOnRl = measureCritic(spec.runId() + "-eval-rl");
+    var criticOnRl = critics.measure(spec.runId() + "-eval-rl");
     // the critic's trainings: the first between eval-sft and rl, the rounds' inside rl
     times.put("critic", criticRounds.stream().map(CriticRound::took).reduce(Duration.ZERO, Duration::plus));
     checkpoint();
@@ -250,68 +250,6 @@ public final class Pipeline {
     return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess, mixes, List.copyOf(resumed),
         new CriticReport(List.copyOf(criticRounds), criticOnRl));
   }
-
-  /**
-   * Retrains this node's critic on the judged episodes of stage {@code trainOn} and measures it on the sft evaluation's
-   * episodes (held-out tasks, never trained on). A stage the journal holds whole ({@code inJournal} >= 0 episodes: an
-   * RL round) is read from the journal when the critic's tap missed some of it (judged on another node, or before a
-   * restart). A critic that cannot train (the synthesis of a resumed run: its rejected episodes were only in memory) is
-   * reported with its reason; it never fails the run.
-   */
-  private CriticRound retrainCritic(String trainOn, String label, long inJournal) {
-    String heldOut = spec.runId() + "-eval-sft";
-    long t = System.nanoTime();
-    if (node.critic() == null) return CriticRound.failed(label, "eval-sft", since(t), "this node runs no critic");
-    progress.accept(new Progress("critic", 0, 1, "training on " + label));
-    try {
-      if (inJournal >= 0) completeFromJournal(trainOn, inJournal);
-      var trained = AskPattern.<Critic.Command, Critic.Trained>askWithStatus(node.critic(),
-          r -> new Critic.Retrain(List.of(trainOn), List.of(heldOut), r), CRITIC_TIMEOUT, system.scheduler())
-          .toCompletableFuture().get(CRITIC_TIMEOUT.toSeconds() + 10, TimeUnit.SECONDS);
-      var ev = trained.evaluation();
-      progress.accept(new Progress("critic", 1, 1, String.format("v%d, AUC %.3f on eval-sft", trained.version(), ev.auc())));
-      return new CriticRound(label, trained.version(), trained.examples(), trained.accepted(), "eval-sft", ev.episodes(), ev.accepted(), ev.auc(),
-          since(t), null);
-    } catch (Exception e) {
-      var cause = e instanceof java.util.concurrent.ExecutionException && e.getCause() != null ? e.getCause() : e;
-      system.log().warn("critic: no training on {}: {}", label, cause.getMessage());
-      return CriticRound.failed(label, "eval-sft", since(t), String.valueOf(cause.getMessage()));
-    }
-  }
-
-  /** Hands the critic the journal's episodes of {@code stage} when its tap holds fewer than the journal's {@code inJournal}. */
-  private void completeFromJournal(String stage, long inJournal) throws Exception {
-    var v = AskPattern.<Critic.Command, Critic.Version>ask(node.critic(), Critic.GetVersion::new, Duration.ofSeconds(10), system.scheduler())
-        .toCompletableFuture().get(15, TimeUnit.SECONDS);
-    int tapped = v.perStage().getOrDefault(stage, 0);
-    if (tapped >= inJournal) return;
-    var judged = new dev.k2pekko.agents.TrajectoryReplay(system).source(dev.k2pekko.agents.TrajectoryReplay.Filter.ALL)
-        .filter(x -> x.trajectory().trajectoryId().startsWith(stage + "/"))
-        .map(x -> x.trajectory())
-        .runWith(org.apache.pekko.stream.javadsl.Sink.seq(), system)
-        .toCompletableFuture().get(spec.stageTimeout().toSeconds(), TimeUnit.SECONDS);
-    int kept = AskPattern.<Critic.Command, Integer>ask(node.critic(), r -> new Critic.Replace(stage, List.copyOf(judged), r), Duration.ofSeconds(60),
-        system.scheduler()).toCompletableFuture().get(70, TimeUnit.SECONDS);
-    system.log().info("critic: {} from the journal: {} episodes (its tap held {})", stage, kept, tapped);
-  }
-
-  /** The critic's current weights measured on the episodes of {@code stage}. */
-  private CriticRound measureCritic(String stage) {
-    String name = stage.substring(spec.runId().length() + 1);
-    long t = System.nanoTime();
-    if (node.critic() == null) return CriticRound.failed(null, name, since(t), "this node runs no critic");
-    try {
-      var ev = AskPattern.<Critic.Command, Critic.Evaluation>askWithStatus(node.critic(), r -> new Critic.Evaluate(List.of(stage), r),
-          CRITIC_TIMEOUT, system.scheduler()).toCompletableFuture().get(CRITIC_TIMEOUT.toSeconds() + 10, TimeUnit.SECONDS);
-      return new CriticRound(null, ev.version(), 0, 0, name, ev.episodes(), ev.accepted(), ev.auc(), since(t), null);
-    } catch (Exception e) {
-      var cause = e instanceof java.util.concurrent.ExecutionException && e.getCause() != null ? e.getCause() : e;
-      return CriticRound.failed(null, name, since(t), String.valueOf(cause.getMessage()));
-    }
-  }
-
-  /** A critic's training takes seconds; this bounds a stuck one. */
-  private static final Duration CRITIC_TIMEOUT = Duration.ofMinutes(5);
 
   /** What fixes a run's data: everything but its id and the stage timeout. */
   static com.fasterxml.jackson.databind.node.ObjectNode specToJson(Spec s) {
