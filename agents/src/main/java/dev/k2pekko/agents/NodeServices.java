@@ -86,11 +86,18 @@ public final class NodeServices implements Extension {
       }
       default -> {
         int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
-        long index = (long) agentNumber(agentId) * perAgent + group;
-        long seed = TaskGenerator.mix(runSeed * 0xD1B54A32D192ED03L + index);
-        yield heldOut.taskOfDifficulty(seed, "h-" + index, 1 + (int) (index % maxSteps));
+        yield heldOutTask(heldOut, runSeed, (long) agentNumber(agentId) * perAgent + group, maxSteps);
       }
     };
+  }
+
+  /**
+   * Held-out task {@code index} of a run: fixed by the run seed and the index, difficulty 1 + index mod max-steps. Every
+   * evaluation of a run, and the offline probes that compare with it (bench), take their tasks from here.
+   */
+  public static dev.k2pekko.agents.tasks.Task heldOutTask(TaskGenerator heldOut, long runSeed, long index, int maxSteps) {
+    long seed = TaskGenerator.mix(runSeed * 0xD1B54A32D192ED03L + index);
+    return heldOut.taskOfDifficulty(seed, "h-" + index, 1 + (int) (index % maxSteps));
   }
 
   /** Difficulty 1..w.length drawn with probabilities proportional to w, from a uniform draw given by {@code bits}. */

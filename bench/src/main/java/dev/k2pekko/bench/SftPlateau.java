@@ -149,8 +149,8 @@ public final class SftPlateau {
     var policy = new LearnedPolicy(format, new Decoder(model), 0, 1.0);
     int ok = 0, n = 0;
     for (int i = 0; i < cfg.evalTasks(); i++) {
-      long seed = TaskGenerator.mix(cfg.seed() * 0xD1B54A32D192ED03L + i);
-      var task = held.taskOfDifficulty(seed, "h-" + i, 1 + i % 5);
+      var task = dev.k2pekko.agents.NodeServices.heldOutTask(held, cfg.seed(), i, 5);
+      long seed = TaskGenerator.mix(cfg.seed() * 0xD1B54A32D192ED03L + i); // the probe's own stream of trial noise
       for (int trial = 0; trial < cfg.evalTrials(); trial++) {
         var t = OfflinePlay.play(universe, policy, judge, task, "h-" + i + "#" + trial, TaskGenerator.mix(seed + trial), true);
         n++;
