@@ -51,20 +51,28 @@ public final class SftPlateau {
    * {@code rl-groups}); cross-entropy on the accepted rollouts of groups whose rewards differ ({@code filtered}), or,
    * with {@code sftControl}, the same number of further SFT steps on the teacher data instead (the same budget).
    */
-  public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, boolean sftControl) {
+  public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, int epochs, boolean sftControl) {
     public static Rl defaults() {
-      return new Rl(0, 200, 4, 8, 0.003, false);
+      return new Rl(0, 200, 4, 8, 0.003, 1, false);
     }
   }
 
-  public record Point(int step, double success, double loss) {}
+  /**
+   * One evaluation: held-out success, and split by whether a trial met a tool failure (an error or a partial
+   * result): {@code metFailure} is the share of trials that met one, {@code successMet} the success among those,
+   * {@code successClean} among the others. RL's room in this world is {@code successClean - successMet}.
+   */
+  public record Point(String arm, int step, double success, double loss, double metFailure, double successMet, double successClean) {}
 
   public record Result(Config config, int accepted, int examples, List<Point> curve, double seconds) {
     public ObjectNode toJson() {
       var o = new ObjectMapper().createObjectNode();
       o.put("seed", config.seed()).put("teacher_episodes", config.episodes()).put("accepted", accepted).put("examples", examples);
       var c = o.putArray("curve");
-      for (var p : curve) c.addObject().put("step", p.step()).put("success", p.success()).put("loss", p.loss());
+      for (var p : curve) {
+        c.addObject().put("arm", p.arm()).put("step", p.step()).put("success", p.success()).put("loss", p.loss())
+            .put("met_failure", p.metFailure()).put("success_met", p.successMet()).put("success_clean", p.successClean());
+      }
       o.put("seconds", seconds);
       return o;
     }
@@ -103,16 +111,38 @@ public final class SftPlateau {
       double decay = Math.max(0.1, 1.0 - 0.9 * step / cfg.decaySteps());
       opt.step(model, r.grads(), r.maxLogit(), cfg.lr() * warm * decay);
       if (step % cfg.evalEvery() == 0 || step == cfg.steps()) {
-        var p = new Point(step, evaluate(cfg, universe, format, held, judge, model), loss);
+        var p = evaluate("sft", step, loss, cfg, universe, format, held, judge, model);
         curve.add(p);
         progress.accept(p);
       }
     }
+    // RL and, with sftControl, the control, each from its own copy of the SFT model with a fresh optimizer: paired.
+    var sftModel = model;
+    if (cfg.rl().rounds() > 0) {
+      int[] stepsPerRound = new int[cfg.rl().rounds()];
+      curve.addAll(rl(cfg, false, copy(sftModel), universe, format, train, held, judge, data, stepsPerRound, progress));
+      if (cfg.rl().sftControl()) curve.addAll(rl(cfg, true, copy(sftModel), universe, format, train, held, judge, data, stepsPerRound, progress));
+    }
+    return new Result(cfg, data.size(), examples, curve, (System.nanoTime() - t0) / 1e9);
+  }
+
+  private static PolicyModel copy(PolicyModel m) {
+    return dev.k2pekko.model.WeightsSnapshot.of(0, m).toModel(new ReferenceOps());
+  }
+
+  private static List<Point> rl(Config cfg, boolean control, PolicyModel model, ToolUniverse universe, PolicyFormat format, TaskGenerator train,
+                                TaskGenerator held, JudgeRubric judge, List<List<Sequence>> data, int[] stepsPerRound,
+                                java.util.function.Consumer<Point> progress) {
+    var opt = new MuonClip(MuonClip.Config.defaults().withClip(true, 100).withWeightDecay(0.0), model);
+    var rnd = new SplittableRandom(cfg.seed() ^ 0x7F4A7C15L);
+    var curve = new ArrayList<Point>();
+    double loss = Double.NaN;
     int step = cfg.steps();
+    String arm = control ? "sft-control" : "rl";
     for (int round = 1; round <= cfg.rl().rounds(); round++) {
       var groups = new ArrayList<List<Sequence>>();
       var policy = new LearnedPolicy(format, new Decoder(model), step, 1.0);
-      for (int i = 0; i < cfg.rl().tasks(); i++) {
+      for (int i = 0; !control && i < cfg.rl().tasks(); i++) {
         long ts = TaskGenerator.mix(cfg.seed() * 0x2545F4914F6CDD1DL + round * 100_003L + i);
         var task = train.taskOfDifficulty(ts, "r-" + round + "-" + i, 1 + i % 5);
         var kept = new ArrayList<Sequence>();
@@ -124,10 +154,14 @@ public final class SftPlateau {
         }
         if (rewards.size() > 1 && !kept.isEmpty()) groups.add(kept);
       }
-      int steps = (groups.size() + cfg.rl().groupsPerStep() - 1) / cfg.rl().groupsPerStep();
-      for (int j = 0; j < steps; j++) {
+      // the control takes as many steps as RL took in the same round (RL runs first)
+      int perPass = (groups.size() + cfg.rl().groupsPerStep() - 1) / cfg.rl().groupsPerStep();
+      int steps = control ? stepsPerRound[round - 1] : perPass * cfg.rl().epochs();
+      if (!control) stepsPerRound[round - 1] = steps;
+      for (int jj = 0; jj < steps; jj++) {
+        int j = perPass == 0 ? 0 : jj % perPass; // epochs: passes over the round's groups
         var batch = new ArrayList<Sequence>();
-        if (cfg.rl().sftControl()) {
+        if (control) {
           for (int i = 0; i < 8; i++) batch.addAll(data.get(rnd.nextInt(data.size())));
         } else {
           for (int g = j * cfg.rl().groupsPerStep(); g < Math.min(groups.size(), (j + 1) * cfg.rl().groupsPerStep()); g++) batch.addAll(groups.get(g));
@@ -137,26 +171,33 @@ public final class SftPlateau {
         opt.step(model, r.grads(), r.maxLogit(), cfg.rl().lr()); // the control at the same rate: only the data differs
         step++;
       }
-      var p = new Point(step, evaluate(cfg, universe, format, held, judge, model), loss);
+      var p = evaluate(arm, step, loss, cfg, universe, format, held, judge, model);
       curve.add(p);
       progress.accept(p);
     }
-    return new Result(cfg, data.size(), examples, curve, (System.nanoTime() - t0) / 1e9);
+    return curve;
   }
 
   /** Held-out success as {@code k2 run} measures it: task i of the run seed has difficulty 1 + i mod 5; trials at temperature 1. */
-  static double evaluate(Config cfg, ToolUniverse universe, PolicyFormat format, TaskGenerator held, JudgeRubric judge, PolicyModel model) {
+  static Point evaluate(String arm, int step, double loss, Config cfg, ToolUniverse universe, PolicyFormat format, TaskGenerator held,
+                        JudgeRubric judge, PolicyModel model) {
     var policy = new LearnedPolicy(format, new Decoder(model), 0, 1.0);
-    int ok = 0, n = 0;
+    int ok = 0, n = 0, met = 0, okMet = 0;
     for (int i = 0; i < cfg.evalTasks(); i++) {
       var task = dev.k2pekko.agents.NodeServices.heldOutTask(held, cfg.seed(), i, 5);
       long seed = TaskGenerator.mix(cfg.seed() * 0xD1B54A32D192ED03L + i); // the probe's own stream of trial noise
       for (int trial = 0; trial < cfg.evalTrials(); trial++) {
         var t = OfflinePlay.play(universe, policy, judge, task, "h-" + i + "#" + trial, TaskGenerator.mix(seed + trial), true);
         n++;
-        if (t.verdict().accepted()) ok++;
+        boolean failed = t.steps().stream().anyMatch(st -> "TRANSIENT_FAILURE".equals(st.error()) || st.partial()); // the world's noise, not the policy's mistakes
+        if (failed) met++;
+        if (t.verdict().accepted()) {
+          ok++;
+          if (failed) okMet++;
+        }
       }
     }
-    return (double) ok / n;
+    return new Point(arm, step, (double) ok / n, loss, (double) met / n, met == 0 ? Double.NaN : (double) okMet / met,
+        n == met ? Double.NaN : (double) (ok - okMet) / (n - met));
   }
 }

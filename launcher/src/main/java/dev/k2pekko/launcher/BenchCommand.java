@@ -220,17 +220,36 @@ final class BenchCommand implements Runnable {
     @Option(names = "--steps", defaultValue = "1600", description = "SFT steps (default ${DEFAULT-VALUE})") int steps;
     @Option(names = "--eval-every", defaultValue = "200", description = "(default ${DEFAULT-VALUE})") int evalEvery;
     @Option(names = "--rl-rounds", defaultValue = "0", description = "RL rounds after the SFT steps, as k2 run's (default ${DEFAULT-VALUE})") int rlRounds;
-    @Option(names = "--sft-control", description = "instead of RL, as many further SFT steps as RL would take (the same budget)") boolean sftControl;
+    @Option(names = "--sft-control", description = "also, from the same SFT model, as many further SFT steps on the teacher data as RL took "
+        + "in each round (the same budget, paired)") boolean sftControl;
+    @Option(names = "--episodes", description = "teacher episodes on training tasks (default: the default run's synthesis)") Integer episodes;
+    @Option(names = "--failure-rate", description = "the world's k2.tools.failure-rate (default: the default run's)") Double failureRate;
+    @Option(names = "--partial-rate", description = "the world's k2.tools.partial-rate (default: the default run's)") Double partialRate;
+    @Option(names = "--rl-lr", description = "RL learning rate (default: the default run's)") Double rlLr;
+    @Option(names = "--rl-tasks", description = "training tasks per RL round (default: the default run's)") Integer rlTasks;
+    @Option(names = "--rl-groups", description = "task groups per RL step (default: the default run's)") Integer rlGroups;
+    @Option(names = "--rl-epochs", defaultValue = "1", description = "passes over each round's groups (default ${DEFAULT-VALUE})") int rlEpochs;
+    @Option(names = "--eval-trials", description = "trials per held-out task (default: the default run's)") Integer evalTrials;
     @Option(names = "--json") boolean json;
 
     @Override public Integer call() {
       if (steps < 1 || evalEvery < 1 || rlRounds < 0) throw new NodeConfig.UsageError("--steps and --eval-every must be positive, --rl-rounds >= 0");
       var d = dev.k2pekko.bench.SftPlateau.Config.defaults();
-      var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, d.episodes(), steps, evalEvery, d.evalTasks(), d.evalTrials(), d.failureRate(),
-          d.partialRate(), d.lr(), d.warmup(), d.decaySteps(), new dev.k2pekko.bench.SftPlateau.Rl(rlRounds, d.rl().tasks(), d.rl().rollouts(),
-          d.rl().groupsPerStep(), d.rl().lr(), sftControl));
+      double fr = failureRate == null ? d.failureRate() : failureRate, pr = partialRate == null ? d.partialRate() : partialRate;
+      if (!(fr >= 0 && fr <= 0.5) || !(pr >= 0 && pr <= 0.5)) throw new NodeConfig.UsageError("--failure-rate and --partial-rate must lie in [0, 0.5]");
+      int ep = episodes == null ? d.episodes() : episodes, tr = evalTrials == null ? d.evalTrials() : evalTrials;
+      int tasks = rlTasks == null ? d.rl().tasks() : rlTasks;
+      double lr = rlLr == null ? d.rl().lr() : rlLr;
+      int groups = rlGroups == null ? d.rl().groupsPerStep() : rlGroups;
+      if (ep < 10 || tr < 1 || tasks < 1 || groups < 1 || rlEpochs < 1 || !(lr > 0)) throw new NodeConfig.UsageError("--episodes >= 10, --eval-trials, --rl-tasks, --rl-groups, --rl-epochs and --rl-lr > 0");
+      var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, ep, steps, evalEvery, d.evalTasks(), tr, fr, pr, d.lr(), d.warmup(), d.decaySteps(),
+          new dev.k2pekko.bench.SftPlateau.Rl(rlRounds, tasks, d.rl().rollouts(), groups, lr, rlEpochs, sftControl));
       var r = dev.k2pekko.bench.SftPlateau.run(cfg, p -> {
-        if (!json) System.out.printf("  step %5d  held-out success %5.1f%%  loss %.4f%n", p.step(), 100 * p.success(), p.loss());
+        if (!json) {
+          System.out.printf("  %-11s step %5d  held-out success %5.1f%%  (met a tool failure: %4.1f%% of trials, success %5.1f%% there, %5.1f%% elsewhere)  loss %.4f%n",
+              p.arm(), p.step(), 100 * p.success(), 100 * p.metFailure(), 100 * p.successMet(), 100 * p.successClean(), p.loss());
+          System.out.flush();
+        }
       });
       if (json) System.out.println(r.toJson());
       else System.out.printf("  %d accepted teacher trajectories of %d, %d examples, %.0f s%n", r.accepted(), cfg.episodes(), r.examples(), r.seconds());
