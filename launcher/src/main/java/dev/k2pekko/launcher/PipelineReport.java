@@ -36,7 +36,11 @@ final class PipelineReport {
   static void table(Pipeline.Result r, dev.k2pekko.optim.QkClip.Mode clipMode, PrintStream out) {
     if (System.console() != null) System.err.println();
     out.println("stage  version  held-out success  pass^1  pass^2  pass^3  pass^4   by difficulty (1..5)");
-    for (var e : new Pipeline.Eval[] {r.init(), r.sft(), r.rl()}) {
+    var rows = new java.util.ArrayList<Pipeline.Eval>();
+    rows.add(r.init());
+    rows.addAll(r.sftCurve()); // SFT's evaluations after each part: held-out success against SFT steps, the last is sft
+    rows.add(r.rl());
+    for (var e : rows) {
       var sb = new StringBuilder();
       e.byDifficulty().forEach((d, nc) -> sb.append(String.format(" %.0f%%", 100 * nc[1] / nc[0])));
       out.printf("%-5s  %7d  %15.1f%%  %s  %s%n", e.stage(), e.version(), 100 * e.success(), passK(e.passK()), sb);
@@ -124,6 +128,10 @@ final class PipelineReport {
       var bd = n.putObject("by_difficulty");
       e.byDifficulty().forEach((d, nc) -> bd.put(Integer.toString(d), round(nc[1] / nc[0])));
     }
+    // held-out success in points gained by RL over SFT, and SFT's curve (success against SFT steps, by version)
+    root.put("rl_gain", round(100 * (r.rl().success() - r.sft().success())));
+    var curve = root.putArray("sft_curve");
+    for (var e : r.sftCurve()) curve.addObject().put("stage", e.stage()).put("version", e.version()).put("success", round(e.success()));
     var c = r.status().counters();
     var ps = root.putObject("ps");
     ps.put("version", r.status().version());

@@ -61,7 +61,7 @@ class ClipSettingsTest {
         new ClipMonitorProtocol.StepMaxLogits(3, new double[][] {{Double.NEGATIVE_INFINITY, Double.NEGATIVE_INFINITY}}, 1, 1)));
     var status = new PsCoordinator.Status("r", 3, 1, Map.of("heads_clipped", 2L, "steps", 3L), Map.of(), List.of(), Map.of(), -1, Map.of());
     var eval = new Pipeline.Eval("sft", 3, 1, 1, 1.0, new double[] {1.0}, Map.of(), Duration.ZERO);
-    var r = new Pipeline.Result(eval, eval, eval, Map.of(), status, history, 0, 0, new double[0], List.of(), List.of(),
+    var r = new Pipeline.Result(eval, List.of(eval), eval, eval, Map.of(), status, history, 0, 0, new double[0], List.of(), List.of(),
         new Pipeline.CriticReport(List.of(), new Pipeline.CriticRound("eval-rl", 0, 0, 0, "eval-rl", 0, 0, Double.NaN, Duration.ZERO, null)));
     var clip = new ObjectMapper().readTree(PipelineReport.json(r, QkClip.Mode.ON).toString()).get("clip");
     assertEquals("on", clip.get("mode").asText());

@@ -38,14 +38,19 @@ final class CriticSteps {
    * reported with its reason; it never fails the run.
    */
   Pipeline.CriticRound retrain(String trainOn, String label, long inJournal) {
+    return retrain(List.of(trainOn), label, inJournal);
+  }
+
+  /** As {@link #retrain(String, String, long)}, on the episodes of several stages (the synthesis's parts). */
+  Pipeline.CriticRound retrain(List<String> trainOn, String label, long inJournal) {
     String heldOut = runId + "-eval-sft";
     long t = System.nanoTime();
     if (critic == null) return Pipeline.CriticRound.failed(label, "eval-sft", since(t), "this node runs no critic");
     progress.accept(new Pipeline.Progress("critic", 0, 1, "training on " + label));
     try {
-      if (inJournal >= 0) completeFromJournal(trainOn, inJournal);
+      if (inJournal >= 0) for (var stage : trainOn) completeFromJournal(stage, inJournal);
       var trained = AskPattern.<Critic.Command, Critic.Trained>askWithStatus(critic,
-          r -> new Critic.Retrain(List.of(trainOn), List.of(heldOut), r), CRITIC_TIMEOUT, system.scheduler())
+          r -> new Critic.Retrain(List.copyOf(trainOn), List.of(heldOut), r), CRITIC_TIMEOUT, system.scheduler())
           .toCompletableFuture().get(CRITIC_TIMEOUT.toSeconds() + 10, TimeUnit.SECONDS);
       var ev = trained.evaluation();
       progress.accept(new Pipeline.Progress("critic", 1, 1, String.format("v%d, AUC %.3f on eval-sft", trained.version(), ev.auc())));

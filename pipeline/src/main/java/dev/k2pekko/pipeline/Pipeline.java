@@ -28,11 +28,14 @@ import org.apache.pekko.actor.typed.javadsl.AskPattern;
  */
 public final class Pipeline {
   public record Spec(String runId, long seed, int evalTasks, int evalTrials, double evalTemperature, int synthAgents, int synthEpisodes,
-                     int rlRounds, int rlTasks, int rlRollouts, double rlTemperature, boolean rlPrioritized, Duration stageTimeout) {
+                     int sftParts, int rlRounds, int rlTasks, int rlRollouts, double rlTemperature, boolean rlPrioritized, Duration stageTimeout) {
     public Spec {
       if (evalTasks < 1) throw new IllegalArgumentException("k2.pipeline.eval-tasks must be at least 1, got " + evalTasks);
       if (evalTrials < 1) throw new IllegalArgumentException("k2.pipeline.eval-trials must be at least 1, got " + evalTrials);
       if (synthAgents < 1 || synthEpisodes < 1) throw new IllegalArgumentException("k2.pipeline.synth-agents and synth-episodes must be at least 1");
+      if (sftParts < 1 || sftParts > synthEpisodes) {
+        throw new IllegalArgumentException("k2.pipeline.sft-parts must lie in [1, synth-episodes = " + synthEpisodes + "], got " + sftParts);
+      }
       if (rlRounds < 0) throw new IllegalArgumentException("k2.pipeline.rl-rounds must be >= 0, got " + rlRounds);
       if (rlTasks < 1 || rlRollouts < 1) throw new IllegalArgumentException("k2.pipeline.rl-tasks and rl-rollouts must be at least 1");
       if (!(evalTemperature >= 0) || !(rlTemperature >= 0)) throw new IllegalArgumentException("k2.pipeline temperatures must be >= 0");
@@ -42,7 +45,7 @@ public final class Pipeline {
     public static Spec fromConfig(String runId, long seed, Config c) {
       var p = c.getConfig("k2.pipeline");
       return new Spec(runId, seed, p.getInt("eval-tasks"), p.getInt("eval-trials"), p.getDouble("eval-temperature"), p.getInt("synth-agents"),
-          p.getInt("synth-episodes"), p.getInt("rl-rounds"), p.getInt("rl-tasks"), p.getInt("rl-rollouts"), p.getDouble("rl-temperature"),
+          p.getInt("synth-episodes"), Math.min(p.getInt("sft-parts"), p.getInt("synth-episodes")), p.getInt("rl-rounds"), p.getInt("rl-tasks"), p.getInt("rl-rollouts"), p.getDouble("rl-temperature"),
           p.getBoolean("rl-prioritized"), p.getDuration("stage-timeout"));
     }
   }
@@ -78,7 +81,7 @@ public final class Pipeline {
    * @param roundDifficultyWeights per RL round, the difficulty weights its tasks were drawn by (null: uniform)
    * @param resumed what a resumed run took from its record or completed, one line per stage; empty for a fresh run
    */
-  public record Result(Eval init, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitorProtocol.History clip,
+  public record Result(Eval init, List<Eval> sftCurve, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitorProtocol.History clip,
                        long synthesized, long rollouts, double[] roundSuccess, java.util.List<double[]> roundDifficultyWeights,
                        List<String> resumed, CriticReport critic) {}
 
@@ -152,30 +155,45 @@ public final class Pipeline {
     times.put("eval-init", since(t));
 
     t = System.nanoTime();
-    long synthesized;
-    String synthPrefix = spec.runId() + "-synth/";
-    if (done.containsKey("synthesis")) {
-      synthesized = done.get("synthesis").get("trajectories").asLong();
-      resumed.add(String.format("synthesis: done before (%,d trajectories)", synthesized));
-    } else {
-      long before = again ? journalCount(synthPrefix) : 0;
-      var synth = runEpisodes(spec.runId() + "-synth", spec.synthAgents(), spec.synthEpisodes(),
-          new Agent.EpisodeSpec("train", "teacher", 0, 1), Agent.PersistMode.ACCEPTED, "synthesis");
-      synthesized = before > 0 ? journalCount(synthPrefix) : synth.get("persisted");
-      if (before > 0) resumed.add(String.format("synthesis: completed (%,d of its trajectories were in the journal, now %,d)", before, synthesized));
-      record.save(spec.runId(), "synthesis", PipelineRecord.object().put("trajectories", synthesized));
+    // Synthesis and SFT in sft-parts parts: the teacher's episodes of part p are synthesized once the learners have
+    // consumed those of part p-1, and the policy is evaluated on the held-out tasks after each part but the last
+    // (whose evaluation is the sft one): held-out success against SFT steps, in the run report.
+    long synthesized = 0;
+    var sftCurve = new java.util.ArrayList<Eval>();
+    var synthStages = new java.util.ArrayList<String>();
+    for (int part = 1; part <= spec.sftParts(); part++) {
+      String name = synthName(part), key = part == 1 ? "synthesis" : "synthesis-" + part;
+      int episodes = (int) ((long) spec.synthEpisodes() * part / spec.sftParts() - (long) spec.synthEpisodes() * (part - 1) / spec.sftParts());
+      synthStages.add(name);
+      long made;
+      if (done.containsKey(key)) {
+        made = done.get(key).get("trajectories").asLong();
+        resumed.add(String.format("%s: done before (%,d trajectories)", key, made));
+      } else {
+        long before = again ? journalCount(name + "/") : 0;
+        var synth = runEpisodes(name, spec.synthAgents(), episodes, new Agent.EpisodeSpec("train", "teacher", 0, 1), Agent.PersistMode.ACCEPTED,
+            spec.sftParts() == 1 ? "synthesis" : "synthesis " + part + "/" + spec.sftParts());
+        made = before > 0 ? journalCount(name + "/") : synth.get("persisted");
+        if (before > 0) resumed.add(String.format("%s: completed (%,d of its trajectories were in the journal, now %,d)", key, before, made));
+        record.save(spec.runId(), key, PipelineRecord.object().put("trajectories", made));
+      }
+      synthesized += made;
+      awaitConsumed(synthesized, "sft");
+      if (part < spec.sftParts()) {
+        awaitPublished();
+        sftCurve.add(evaluation("sft-" + part, done, record, resumed));
+      }
     }
-    times.put("synthesis", since(t));
-    awaitConsumed(synthesized, "sft");
     times.put("sft", since(t));
     node.coordinator().tell(new PsCoordinator.CheckpointNow(system.ignoreRef()));
     awaitPublished();
     t = System.nanoTime();
     var sft = evaluation("sft", done, record, resumed);
     times.put("eval-sft", since(t));
+    sftCurve.add(sft);
     var critics = new CriticSteps(system, node.critic(), spec.runId(), spec.stageTimeout(), progress);
     var criticRounds = new java.util.ArrayList<CriticRound>();
-    criticRounds.add(critics.retrain(spec.runId() + "-synth", "synthesis", -1));
+    criticRounds.add(critics.retrain(synthStages, "synthesis", -1));
 
     t = System.nanoTime();
     long target = synthesized, rollouts = 0;
@@ -247,22 +265,27 @@ public final class Pipeline {
     times.put("critic", criticRounds.stream().map(CriticRound::took).reduce(Duration.ZERO, Duration::plus));
     checkpoint();
     times.put("total", since(t0));
-    return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess, mixes, List.copyOf(resumed),
+    return new Result(init, List.copyOf(sftCurve), sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess, mixes, List.copyOf(resumed),
         new CriticReport(List.copyOf(criticRounds), criticOnRl));
+  }
+
+  /** The run name of the synthesis's part {@code part} (the first keeps the name of a run in one part). */
+  private String synthName(int part) {
+    return spec.runId() + "-synth" + (part == 1 ? "" : "-" + part);
   }
 
   /** What fixes a run's data: everything but its id and the stage timeout. */
   static com.fasterxml.jackson.databind.node.ObjectNode specToJson(Spec s) {
     var o = PipelineRecord.object();
     o.put("seed", s.seed()).put("eval-tasks", s.evalTasks()).put("eval-trials", s.evalTrials()).put("eval-temperature", s.evalTemperature())
-        .put("synth-agents", s.synthAgents()).put("synth-episodes", s.synthEpisodes()).put("rl-rounds", s.rlRounds()).put("rl-tasks", s.rlTasks())
+        .put("synth-agents", s.synthAgents()).put("synth-episodes", s.synthEpisodes()).put("sft-parts", s.sftParts()).put("rl-rounds", s.rlRounds()).put("rl-tasks", s.rlTasks())
         .put("rl-rollouts", s.rlRollouts()).put("rl-temperature", s.rlTemperature()).put("rl-prioritized", s.rlPrioritized());
     return o;
   }
 
   static Spec specFromJson(String runId, JsonNode o, Duration stageTimeout) {
     return new Spec(runId, o.get("seed").asLong(), o.get("eval-tasks").asInt(), o.get("eval-trials").asInt(), o.get("eval-temperature").asDouble(),
-        o.get("synth-agents").asInt(), o.get("synth-episodes").asInt(), o.get("rl-rounds").asInt(), o.get("rl-tasks").asInt(),
+        o.get("synth-agents").asInt(), o.get("synth-episodes").asInt(), o.has("sft-parts") ? o.get("sft-parts").asInt() : 1, o.get("rl-rounds").asInt(), o.get("rl-tasks").asInt(),
         o.get("rl-rollouts").asInt(), o.get("rl-temperature").asDouble(), o.get("rl-prioritized").asBoolean(), stageTimeout);
   }
 

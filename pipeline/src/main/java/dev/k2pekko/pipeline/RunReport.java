@@ -19,7 +19,7 @@ import java.util.List;
  *   <li>{@code clip.csv}: version, the step's largest head max logit, the fraction of heads clipped, then one
  *   column per head (l{layer}h{head}) with its S_max (max over the learners of that step);</li>
  *   <li>{@code clip-counts.csv}: layer, head, how many steps clipped it;</li>
- *   <li>{@code eval.csv}: stage (0 init, 1 sft, 2 rl), version, success, pass^1..pass^k;</li>
+ *   <li>{@code eval.csv}: stage (0 init, 1 sft: one row per SFT part, the curve; 2 rl), version, success, pass^1..pass^k;</li>
  *   <li>{@code loss.png}, {@code reward.png}, {@code clip.png}: the curves, where this Java has {@code java.desktop}
  *   (a {@code k2 bundle}'s JRE leaves it out: {@code k2 report} on a full JDK draws them from the CSV files).</li>
  * </ul>
@@ -60,10 +60,13 @@ public final class RunReport {
     int k = r.init().passK().length;
     var evalHeader = new ArrayList<>(List.of("stage", "version", "success"));
     for (int i = 1; i <= k; i++) evalHeader.add("pass_" + i);
-    int stage = 0;
-    for (var e : new Pipeline.Eval[] {r.init(), r.sft(), r.rl()}) {
+    var rows = new ArrayList<Pipeline.Eval>();
+    rows.add(r.init());
+    rows.addAll(r.sftCurve()); // stage 1 for every SFT evaluation (after each part: the SFT curve), by version
+    rows.add(r.rl());
+    for (var e : rows) {
       double[] row = new double[3 + k];
-      row[0] = stage++;
+      row[0] = e == r.init() ? 0 : e == r.rl() ? 2 : 1;
       row[1] = e.version();
       row[2] = e.success();
       System.arraycopy(e.passK(), 0, row, 3, k);

@@ -69,6 +69,11 @@ class PipelineTest {
       assertEquals(2, r.init().passK().length);
       assertTrue(r.init().success() <= 0.05, "an untrained policy solves held-out tasks: " + r.init().success());
       assertTrue(r.synthesized() > 100, "synthesis persisted " + r.synthesized());
+      // synthesis and SFT in two parts (the default sft-parts), evaluated after each: the SFT curve ends at the sft evaluation
+      assertEquals(2, r.sftCurve().size(), r.sftCurve().toString());
+      assertEquals(r.sft(), r.sftCurve().get(1));
+      assertEquals("sft-1", r.sftCurve().get(0).stage());
+      assertTrue(r.sftCurve().get(0).version() > 0 && r.sftCurve().get(0).version() < r.sft().version(), r.sftCurve().toString());
       assertEquals(40, r.rollouts()); // 2 rounds of 10 tasks x 2 rollouts, all persisted
       assertEquals(2, r.roundSuccess().length);
       assertTrue(r.roundSuccess()[0] >= 0 && r.roundSuccess()[0] <= 1, "round success " + r.roundSuccess()[0]);
@@ -121,6 +126,8 @@ class PipelineTest {
       assertEquals(r.init().success(), again.init().success());
       assertEquals(r.init().version(), again.init().version());
       assertEquals(r.sft().version(), again.sft().version());
+      assertEquals(r.sftCurve().get(0).version(), again.sftCurve().get(0).version());
+      assertEquals(r.sftCurve().get(0).success(), again.sftCurve().get(0).success());
       assertTrue(r.resumed().isEmpty(), "a fresh run resumed nothing: " + r.resumed());
       assertTrue(again.resumed().stream().anyMatch(x -> x.startsWith("rl 2: done before")), again.resumed().toString());
       assertEquals(0L, again.status().counters().getOrDefault("duplicates", 0L));
