@@ -41,7 +41,7 @@ public final class SftPlateau {
                        double lr, int warmup, int decaySteps, Rl rl) {
     /** The defaults of {@code k2 run} (reference.conf of tool-actors, agents, parameter-server, pipeline). */
     public static Config defaults() {
-      return new Config(42, 6000, 1600, 200, 100, 4, 0.12, 0.08, 0.01, 50, 600, Rl.defaults());
+      return new Config(42, 18000, 1600, 200, 100, 4, 0.25, 0.15, 0.01, 50, 600, Rl.defaults());
     }
   }
 
