@@ -19,7 +19,8 @@ public final class NodeServices implements Extension {
       + "Call one tool at a time, use each result, and answer with the final value.";
 
   public record Settings(Duration toolTimeout, Duration tickInterval, double acceptThreshold, int batchSize,
-                         Duration flushInterval, Duration ackTimeout, int collectors, int tags, int dedupWindow) {}
+                         Duration flushInterval, Duration ackTimeout, int collectors, int tags, int dedupWindow,
+                         Duration journalGiveUp) {}
 
   public static final ExtensionId<NodeServices> ID = new ExtensionId<>() {
     @Override public NodeServices createExtension(ActorSystem<?> system) { return new NodeServices(system); }
@@ -58,7 +59,7 @@ public final class NodeServices implements Extension {
     var timeout = c.getDuration("agent.tool-timeout");
     this.settings = new Settings(timeout, timeout.dividedBy(4), rubric.threshold(), c.getInt("judge.batch-size"),
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
-        c.getInt("collector.tags"), c.getInt("collector.dedup-window"));
+        c.getInt("collector.tags"), c.getInt("collector.dedup-window"), c.getDuration("journal.give-up-after"));
   }
 
   public TaskGenerator generator() { return generator; }
