@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "k2", mixinStandardHelpOptions = true, version = "k2-pekko 0.1.0",
     description = "The Kimi K2 pipeline as a Pekko actor system.",
-    subcommands = {RunCommand.class, NodeCommand.class, ServeCommand.class, ReplayCommand.class, ExportCommand.class, ReportCommand.class, JournalCommand.class, dev.k2pekko.bundle.BundleCommand.class, BenchCommand.class,
+    subcommands = {RunCommand.class, NodeCommand.class, ServeCommand.class, ReplayCommand.class, ExportCommand.class, ReportCommand.class, JournalCommand.class, dev.k2pekko.bundle.BundleCommand.class, BenchCommand.class, CertsCommand.class,
         CommandLine.HelpCommand.class})
 public final class K2 implements Runnable {
   public static void main(String[] args) {
