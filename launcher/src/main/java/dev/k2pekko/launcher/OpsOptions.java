@@ -20,9 +20,16 @@ final class OpsOptions {
       + "/cluster/members on this port (0: any free port; default: off)")
   Integer httpPort;
 
-  @Option(names = "--http-host", paramLabel = "HOST", description = "the address --http-port binds (default 127.0.0.1; no authentication yet: "
-      + "bind another only on a network you trust)")
+  @Option(names = "--http-host", paramLabel = "HOST", description = "the address --http-port binds (default 127.0.0.1; any other than a "
+      + "loopback address needs a bearer token: --http-token-file or K2_HTTP_TOKEN)")
   String httpHost;
+
+  @Option(names = "--http-token-file", paramLabel = "FILE", description = "a file whose first line is the bearer token every request to "
+      + "--http-port must carry (or K2_HTTP_TOKEN); required when --http-host is not a loopback address")
+  String tokenFile;
+
+  /** The token requests need, or null; read by {@link #check}. */
+  private String token;
 
   String host() {
     return httpHost == null ? "127.0.0.1" : httpHost;
@@ -32,6 +39,7 @@ final class OpsOptions {
   void check() {
     if (httpPort == null) {
       if (httpHost != null) throw new NodeConfig.UsageError("--http-host needs --http-port");
+      if (tokenFile != null) throw new NodeConfig.UsageError("--http-token-file needs --http-port");
       return;
     }
     if (httpPort < 0 || httpPort > 65535) throw new NodeConfig.UsageError("--http-port must be 0..65535 (0: any free port), got " + httpPort);
@@ -49,12 +57,38 @@ final class OpsOptions {
     } catch (UnknownHostException e) {
       throw new NodeConfig.UsageError("--http-host " + host() + ": unknown host");
     }
+    token = readToken();
+    if (token == null && !address.isLoopbackAddress()) {
+      throw new NodeConfig.UsageError("--http-host " + host() + " is not a loopback address: the endpoint then needs a bearer token "
+          + "(--http-token-file FILE, or K2_HTTP_TOKEN)");
+    }
     if (httpPort == 0) return;
     try (var probe = new ServerSocket()) {
       probe.bind(new InetSocketAddress(address, httpPort));
     } catch (IOException e) {
       throw new NodeConfig.UsageError("--http-port " + httpPort + ": cannot listen on " + host() + ":" + httpPort + " (" + e.getMessage() + ")");
     }
+  }
+
+  /** The token of --http-token-file (its first line) or K2_HTTP_TOKEN; null if neither. At least 16 characters. */
+  private String readToken() {
+    String t;
+    if (tokenFile != null) {
+      try {
+        t = java.nio.file.Files.readAllLines(java.nio.file.Path.of(tokenFile)).stream().findFirst().orElse("").strip();
+      } catch (IOException e) {
+        throw new NodeConfig.UsageError("--http-token-file " + tokenFile + ": cannot read it (" + e.getMessage() + ")");
+      }
+    } else {
+      t = System.getenv("K2_HTTP_TOKEN");
+      if (t == null) return null;
+      t = t.strip();
+    }
+    String from = tokenFile != null ? "--http-token-file " + tokenFile : "K2_HTTP_TOKEN";
+    if (t.length() < 16 || !t.matches("[A-Za-z0-9._~+/=-]+")) {
+      throw new NodeConfig.UsageError(from + ": the token must be at least 16 characters of A-Z a-z 0-9 . _ ~ + / = - (e.g. `openssl rand -hex 24`)");
+    }
+    return t;
   }
 
   /** Pekko Management's own idea of where it is served (the address its routes report). */
@@ -67,8 +101,9 @@ final class OpsOptions {
   OpsServer.Running start(ActorSystem<?> system) {
     if (httpPort == null) return null;
     try {
-      var running = OpsServer.start(system, host(), httpPort, INTERVAL);
-      System.err.println("k2: operations on " + running.url() + " (dashboard; /metrics, /ready, /alive, /cluster/members)");
+      var running = OpsServer.start(system, host(), httpPort, INTERVAL, token);
+      System.err.println("k2: operations on " + running.url() + " (dashboard; /metrics, /ready, /alive, /cluster/members)"
+          + (token != null ? "; every request needs the bearer token" : ""));
       return running;
     } catch (java.util.concurrent.ExecutionException e) {
       if (e.getCause() instanceof java.net.BindException b) {
