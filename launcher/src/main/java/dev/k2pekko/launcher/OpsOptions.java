@@ -57,38 +57,13 @@ final class OpsOptions {
     } catch (UnknownHostException e) {
       throw new NodeConfig.UsageError("--http-host " + host() + ": unknown host");
     }
-    token = readToken();
-    if (token == null && !address.isLoopbackAddress()) {
-      throw new NodeConfig.UsageError("--http-host " + host() + " is not a loopback address: the endpoint then needs a bearer token "
-          + "(--http-token-file FILE, or K2_HTTP_TOKEN)");
-    }
+    token = BearerToken.read("--http-token-file", tokenFile, "K2_HTTP_TOKEN", "--http-host", host());
     if (httpPort == 0) return;
     try (var probe = new ServerSocket()) {
       probe.bind(new InetSocketAddress(address, httpPort));
     } catch (IOException e) {
       throw new NodeConfig.UsageError("--http-port " + httpPort + ": cannot listen on " + host() + ":" + httpPort + " (" + e.getMessage() + ")");
     }
-  }
-
-  /** The token of --http-token-file (its first line) or K2_HTTP_TOKEN; null if neither. At least 16 characters. */
-  private String readToken() {
-    String t;
-    if (tokenFile != null) {
-      try {
-        t = java.nio.file.Files.readAllLines(java.nio.file.Path.of(tokenFile)).stream().findFirst().orElse("").strip();
-      } catch (IOException e) {
-        throw new NodeConfig.UsageError("--http-token-file " + tokenFile + ": cannot read it (" + e.getMessage() + ")");
-      }
-    } else {
-      t = System.getenv("K2_HTTP_TOKEN");
-      if (t == null) return null;
-      t = t.strip();
-    }
-    String from = tokenFile != null ? "--http-token-file " + tokenFile : "K2_HTTP_TOKEN";
-    if (t.length() < 16 || !t.matches("[A-Za-z0-9._~+/=-]+")) {
-      throw new NodeConfig.UsageError(from + ": the token must be at least 16 characters of A-Z a-z 0-9 . _ ~ + / = - (e.g. `openssl rand -hex 24`)");
-    }
-    return t;
   }
 
   /** Pekko Management's own idea of where it is served (the address its routes report). */
