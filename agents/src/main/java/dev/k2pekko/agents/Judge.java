@@ -122,6 +122,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     for (var p : inFlight) if (p != null) n += p.entries().size();
     for (var h : held.values()) n += h.members().size();
     backlog.set(n);
+    services.backlog(n);
   }
 
   @Override public Receive<Command> createReceive() {
