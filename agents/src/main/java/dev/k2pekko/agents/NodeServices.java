@@ -61,6 +61,10 @@ public final class NodeServices implements Extension {
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
         c.getInt("collector.tags"), c.getInt("collector.dedup-window"), c.getDuration("journal.give-up-after"),
         c.getInt("judge.max-backlog"));
+    if (settings.maxBacklog() < 1) throw new IllegalArgumentException("k2.judge.max-backlog must be at least 1, got " + settings.maxBacklog());
+    if (settings.journalGiveUp().isNegative() || settings.journalGiveUp().isZero()) {
+      throw new IllegalArgumentException("k2.journal.give-up-after must be positive, got " + settings.journalGiveUp());
+    }
     this.agentWaits = dev.k2pekko.metrics.Metrics.get(system).counter("k2_agent_waits",
         "episodes an agent put off because the judge's backlog was full (k2.judge.max-backlog): backpressure from the journal to the agents");
   }
