@@ -64,6 +64,9 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   /** The pause before a failed batch is sent again: doubling from the first to the last (the journal may be gone for a while). */
   static final Duration RESEND_FIRST = Duration.ofMillis(250), RESEND_MAX = Duration.ofSeconds(4);
 
+  /** The ack timeout of a batch sent again. */
+  static final Duration RETRY_ACK_TIMEOUT = Duration.ofSeconds(2);
+
   /** A batch sent to its collector, not yet confirmed; {@code sentNanos} times the journal write. */
   private record Pending(long batchId, List<Judged> entries, long sentNanos) {}
 
@@ -204,7 +207,9 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     for (var j : p.entries()) trajectories.add(j.trajectory());
     getContext().<TrajectoryCollector.Command, StatusReply<TrajectoryCollector.BatchRecorded>>ask(
         (Class<StatusReply<TrajectoryCollector.BatchRecorded>>) (Class<?>) StatusReply.class, ref,
-        Duration.ofMillis(settings.ackTimeout().toMillis()),
+        // a batch sent again (its collector failed or did not answer: the journal may be away) waits less, so that a
+        // journal back from an outage is noticed within seconds; a slow write answered twice is skipped the second time
+        failures[tag] > 0 && settings.ackTimeout().compareTo(RETRY_ACK_TIMEOUT) > 0 ? RETRY_ACK_TIMEOUT : settings.ackTimeout(),
         replyTo -> new TrajectoryCollector.RecordBatch(p.batchId(), trajectories, replyTo),
         (reply, failure) -> {
           if (reply != null && reply.isSuccess()) return new Acked(tag, p.batchId(), reply.getValue().recorded(), null);

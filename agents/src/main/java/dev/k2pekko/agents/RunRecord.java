@@ -74,7 +74,7 @@ public final class RunRecord extends EventSourcedBehavior<RunRecord.Command, Run
   }
 
   private RunRecord(String runId) {
-    super(PersistenceId.of("run", runId), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
+    super(PersistenceId.of("run", runId), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(2), 0.2));
   }
 
   /** Never mutated: a restart after a failed write starts from this object again (see {@link TrajectoryCollector#emptyState}). */

@@ -87,7 +87,8 @@ public final class TrajectoryCollector
   /** Counts its journal writes into {@code metrics}. */
   public TrajectoryCollector(String id, int tags, int dedupWindow, dev.k2pekko.metrics.Metrics metrics) {
     super(PersistenceId.of("collector", id),
-        SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
+        // at most 2 s between tries: a journal back from an outage is written to within about that (a try is one query)
+        SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(2), 0.2));
     this.id = id;
     this.tags = tags;
     this.dedupWindow = dedupWindow;

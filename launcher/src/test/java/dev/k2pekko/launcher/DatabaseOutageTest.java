@@ -58,8 +58,9 @@ class DatabaseOutageTest {
         rs.next();
         long firstWrite = rs.getLong(1);
         assertTrue(firstWrite > 0, "the collectors wrote after the database came back");
-        System.out.printf("database outage: down %.1f s; first trajectories written %.1f s after it was back; %,d accepted, all in the journal%n",
-            (back - stopped) / 1000.0, (firstWrite - back) / 1000.0, accepted);
+        System.out.printf("database outage: down %.1f s; first trajectories written %.1f s after it was back; %,d accepted, all in the journal; "
+                + "fingerprint %s, rejections %s%n",
+            (back - stopped) / 1000.0, (firstWrite - back) / 1000.0, accepted, summary.get("fingerprint").asText(), summary.get("rejection_reasons"));
       }
       } finally {
         run.kill();
