@@ -221,6 +221,9 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     return this;
   }
 
+  /** The next episode waits until the judge's backlog is below its limit (checked at each tick). */
+  private boolean waitingForJournal;
+
   private void scheduleTick() {
     tick = getContext().scheduleOnce(services().settings().tickInterval(), getContext().getSelf(), Tick.INSTANCE);
   }
@@ -342,7 +345,13 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     awaitingSnapshot = false;
     position++;
     if (position < run.count()) {
-      startEpisode();
+      // backpressure: with the judge's backlog full (the journal is slow or away) the next episode waits for the tick
+      if (s.journalBehind()) {
+        waitingForJournal = true;
+        s.countWait();
+      } else {
+        startEpisode();
+      }
     } else {
       finished = run;
       run = null;
@@ -358,6 +367,14 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private Behavior<Command> onTick() {
     tick = null;
     if (run == null) return this;
+    if (waitingForJournal) {
+      if (!services().journalBehind()) {
+        waitingForJournal = false;
+        startEpisode();
+      }
+      if (run != null && tick == null) scheduleTick();
+      return this;
+    }
     long timeout = services().settings().toolTimeout().toNanos();
     boolean late = System.nanoTime() - waitingSince > timeout;
     if (worker == null) {

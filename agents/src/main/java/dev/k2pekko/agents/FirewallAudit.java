@@ -49,10 +49,8 @@ public final class FirewallAudit extends EventSourcedBehavior<FirewallAudit.Comm
 
   private enum Tick implements Command, LocalOnly { INSTANCE }
 
-  /** How many refusals this incarnation wrote. */
-  public static final class State {
-    long written;
-  }
+  /** How many refusals this incarnation wrote. Immutable: a restart starts from the empty state object again. */
+  public record State(long written) {}
 
   /**
    * The sink for the tool workers: the node's audit actor is spawned at the first refusal (a node that refuses nothing
@@ -91,7 +89,7 @@ public final class FirewallAudit extends EventSourcedBehavior<FirewallAudit.Comm
     this.timers = timers;
   }
 
-  @Override public State emptyState() { return new State(); }
+  @Override public State emptyState() { return new State(0); }
 
   @Override public Set<String> tagsFor(JournalEvent event) { return Set.of(TAG); }
 
@@ -120,10 +118,7 @@ public final class FirewallAudit extends EventSourcedBehavior<FirewallAudit.Comm
 
   @Override public EventHandler<State, JournalEvent> eventHandler() {
     return newEventHandlerBuilder().forAnyState()
-        .onEvent(CallsRefused.class, (state, e) -> {
-          state.written += e.refusals().size();
-          return state;
-        })
+        .onEvent(CallsRefused.class, (state, e) -> new State(state.written() + e.refusals().size()))
         .build();
   }
 

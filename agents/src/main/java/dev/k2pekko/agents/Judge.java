@@ -24,7 +24,8 @@ import org.apache.pekko.pattern.StatusReply;
  * trajectories to be kept to the collectors in batches, one buffer per journal tag: a batch holds trajectories of
  * one tag and becomes one journal event. Tag t goes to collector t mod collectors. One batch per tag is in flight
  * at a time (backpressure); a batch that is not acknowledged within the ack timeout is sent again, and the
- * collector recognises it by its trajectory ids.
+ * collector recognises it by its trajectory ids. A batch unconfirmed for {@code k2.journal.give-up-after} (the database
+ * is gone) ends the runs it holds episodes of ({@link RunTracker.JournalGone}); what was confirmed before stays.
  *
  * <p>Accepted means durable: an episode's outcome goes to its run's tracker only once it is durable, for a kept
  * trajectory when its collector confirmed the journal holds it, for one not kept (a rejection under
@@ -57,6 +58,15 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
 
   private enum Flush implements Command, LocalOnly { INSTANCE }
 
+  /** Time to send tag {@code tag}'s batch {@code batchId} again. */
+  private record Resend(int tag, long batchId) implements Command, LocalOnly {}
+
+  /** The pause before a failed batch is sent again: doubling from the first to the last (the journal may be gone for a while). */
+  static final Duration RESEND_FIRST = Duration.ofMillis(250), RESEND_MAX = Duration.ofSeconds(4);
+
+  /** The ack timeout of a batch sent again. */
+  static final Duration RETRY_ACK_TIMEOUT = Duration.ofSeconds(2);
+
   /** A batch sent to its collector, not yet confirmed; {@code sentNanos} times the journal write. */
   private record Pending(long batchId, List<Judged> entries, long sentNanos) {}
 
@@ -64,6 +74,9 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Judge(ctx, timers)));
   }
 
+  private final TimerScheduler<Command> timers;
+  /** Failed deliveries in a row of each tag's batch in flight. */
+  private final int[] failures;
   private final NodeServices services;
   private final NodeServices.Settings settings;
   private final List<List<Judged>> buffers = new ArrayList<>();
@@ -77,6 +90,8 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     this.services = NodeServices.get(ctx.getSystem());
     this.settings = services.settings();
     this.inFlight = new Pending[settings.tags()];
+    this.timers = timers;
+    this.failures = new int[settings.tags()];
     for (int i = 0; i < settings.tags(); i++) buffers.add(new ArrayList<>());
     timers.startTimerWithFixedDelay(Flush.INSTANCE, settings.flushInterval());
     var metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
@@ -110,6 +125,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     for (var p : inFlight) if (p != null) n += p.entries().size();
     for (var h : held.values()) n += h.members().size();
     backlog.set(n);
+    services.backlog(n);
   }
 
   @Override public Receive<Command> createReceive() {
@@ -117,6 +133,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
         .onMessage(Evaluate.class, this::onEvaluate)
         .onMessage(Acked.class, this::onAcked)
         .onMessageEquals(Flush.INSTANCE, this::onFlush)
+        .onMessage(Resend.class, this::onResend)
         .build();
   }
 
@@ -190,7 +207,9 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     for (var j : p.entries()) trajectories.add(j.trajectory());
     getContext().<TrajectoryCollector.Command, StatusReply<TrajectoryCollector.BatchRecorded>>ask(
         (Class<StatusReply<TrajectoryCollector.BatchRecorded>>) (Class<?>) StatusReply.class, ref,
-        Duration.ofMillis(settings.ackTimeout().toMillis()),
+        // a batch sent again (its collector failed or did not answer: the journal may be away) waits less, so that a
+        // journal back from an outage is noticed within seconds; a slow write answered twice is skipped the second time
+        failures[tag] > 0 && settings.ackTimeout().compareTo(RETRY_ACK_TIMEOUT) > 0 ? RETRY_ACK_TIMEOUT : settings.ackTimeout(),
         replyTo -> new TrajectoryCollector.RecordBatch(p.batchId(), trajectories, replyTo),
         (reply, failure) -> {
           if (reply != null && reply.isSuccess()) return new Acked(tag, p.batchId(), reply.getValue().recorded(), null);
@@ -202,12 +221,15 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     var p = inFlight[a.tag()];
     if (p == null || p.batchId() != a.batchId()) return this;
     if (a.failure() != null) {
-      getContext().getLog().warn("collector {} did not record batch {} ({} trajectories of {}{}): {}; sending it again",
+      // back off: a collector whose journal is gone fails at once, and sending again at once would spin
+      long pause = Math.min(RESEND_MAX.toMillis(), RESEND_FIRST.toMillis() << Math.min(failures[a.tag()]++, 10));
+      getContext().getLog().warn("collector {} did not record batch {} ({} trajectories of {}{}): {}; sending it again in {} ms",
           a.tag() % settings.collectors(), a.batchId(), p.entries().size(), TrajectoryCollector.TAG_PREFIX, a.tag(),
-          a.failure().toString());
-      deliver(a.tag(), p);
+          a.failure().toString(), pause);
+      timers.startSingleTimer(new Resend(a.tag(), a.batchId()), Duration.ofMillis(pause));
       return this;
     }
+    failures[a.tag()] = 0;
     // In the journal now (the collector skipped the ids it already held: those were in it before). Every
     // trajectory of the batch is durable, so its outcome goes to the tracker; a redone episode counts once there.
     report(p.entries());
@@ -215,6 +237,12 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     inFlight[a.tag()] = null;
     send(a.tag());
     updateBacklog();
+    return this;
+  }
+
+  private Behavior<Command> onResend(Resend r) {
+    var p = inFlight[r.tag()];
+    if (p != null && p.batchId() == r.batchId()) deliver(r.tag(), p);
     return this;
   }
 
@@ -231,8 +259,25 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     byRun.forEach((run, outcomes) -> trackers.get(run).tell(new RunTracker.EpisodesJudged(run, outcomes)));
   }
 
+  /** Batches whose runs were told that the journal is gone (told once each). */
+  private final java.util.Set<Long> givenUp = new java.util.HashSet<>();
+
+  /** Tells the runs of each batch unconfirmed for longer than the give-up time that the journal is gone. */
+  private void giveUpOnStuckBatches(long now) {
+    for (var p : inFlight) {
+      if (p == null || now - p.sentNanos() < settings.journalGiveUp().toNanos() || !givenUp.add(p.batchId())) continue;
+      var trackers = new java.util.LinkedHashMap<String, ActorRef<RunTracker.Command>>();
+      for (var j : p.entries()) if (j.tracker() != null) trackers.putIfAbsent(j.runId(), j.tracker());
+      long waited = Duration.ofNanos(now - p.sentNanos()).toSeconds();
+      getContext().getLog().error("batch {} ({} trajectories) has not been confirmed by the journal for {} s (k2.journal.give-up-after): "
+          + "ending its runs {}", p.batchId(), p.entries().size(), waited, trackers.keySet());
+      trackers.forEach((run, tracker) -> tracker.tell(new RunTracker.JournalGone(run, waited)));
+    }
+  }
+
   private Behavior<Command> onFlush() {
     long now = System.nanoTime();
+    giveUpOnStuckBatches(now);
     for (var it = held.entrySet().iterator(); it.hasNext(); ) {
       var e = it.next();
       var h = e.getValue();

@@ -17,7 +17,9 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 public final class K2Node {
   private K2Node() {}
 
+  /** Starts the node; with {@code k2.cluster.tls} set, its cluster traffic goes over TLS ({@link ClusterTls}). */
   public static ActorSystem<Void> start(String name, Config config) {
+    config = ClusterTls.apply(config);
     ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), name, config);
     try {
       Set<String> roles = new HashSet<>(config.getStringList("pekko.cluster.roles"));

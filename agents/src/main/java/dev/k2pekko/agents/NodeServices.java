@@ -19,7 +19,8 @@ public final class NodeServices implements Extension {
       + "Call one tool at a time, use each result, and answer with the final value.";
 
   public record Settings(Duration toolTimeout, Duration tickInterval, double acceptThreshold, int batchSize,
-                         Duration flushInterval, Duration ackTimeout, int collectors, int tags, int dedupWindow) {}
+                         Duration flushInterval, Duration ackTimeout, int collectors, int tags, int dedupWindow,
+                         Duration journalGiveUp, int maxBacklog) {}
 
   public static final ExtensionId<NodeServices> ID = new ExtensionId<>() {
     @Override public NodeServices createExtension(ActorSystem<?> system) { return new NodeServices(system); }
@@ -58,8 +59,32 @@ public final class NodeServices implements Extension {
     var timeout = c.getDuration("agent.tool-timeout");
     this.settings = new Settings(timeout, timeout.dividedBy(4), rubric.threshold(), c.getInt("judge.batch-size"),
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
-        c.getInt("collector.tags"), c.getInt("collector.dedup-window"));
+        c.getInt("collector.tags"), c.getInt("collector.dedup-window"), c.getDuration("journal.give-up-after"),
+        c.getInt("judge.max-backlog"));
+    if (settings.maxBacklog() < 1) throw new IllegalArgumentException("k2.judge.max-backlog must be at least 1, got " + settings.maxBacklog());
+    if (settings.journalGiveUp().isNegative() || settings.journalGiveUp().isZero()) {
+      throw new IllegalArgumentException("k2.journal.give-up-after must be positive, got " + settings.journalGiveUp());
+    }
+    this.agentWaits = dev.k2pekko.metrics.Metrics.get(system).counter("k2_agent_waits",
+        "episodes an agent put off because the judge's backlog was full (k2.judge.max-backlog): backpressure from the journal to the agents");
   }
+
+  /** Judged trajectories of this node not yet durable, as the judge last counted them. */
+  private final java.util.concurrent.atomic.AtomicLong backlog = new java.util.concurrent.atomic.AtomicLong();
+  private final dev.k2pekko.metrics.Meter.Counter agentWaits;
+
+  void backlog(long n) { backlog.set(n); }
+
+  /**
+   * Whether an agent of this node must wait before its next episode: the judge holds {@code k2.judge.max-backlog}
+   * trajectories that are not durable yet (a slow or absent journal).
+   */
+  boolean journalBehind() {
+    return backlog.get() >= settings.maxBacklog();
+  }
+
+  /** An agent put its next episode off (journalBehind). */
+  void countWait() { agentWaits.increment(); }
 
   public TaskGenerator generator() { return generator; }
 

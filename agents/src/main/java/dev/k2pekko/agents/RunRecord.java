@@ -48,10 +48,17 @@ public final class RunRecord extends EventSourcedBehavior<RunRecord.Command, Run
   /** An episode's key: agent number and episode index. */
   public static long key(int agent, int episode) { return ((long) agent << 32) | (episode & 0xFFFFFFFFL); }
 
+  /** Mutable, so the empty state is never written to (why: {@link TrajectoryCollector#emptyState}). */
   public static final class State {
     RunEvent.RunPlanned planned;
     final Set<Long> done = new HashSet<>();
     final RunStats stats = new RunStats();
+    private final boolean empty;
+
+    State(boolean empty) { this.empty = empty; }
+
+    /** The state to apply an event to: a new one instead of the empty state. */
+    State writable() { return empty ? new State(false) : this; }
 
     Snapshot snapshot() { return new Snapshot(planned, Set.copyOf(done), stats.view()); }
   }
@@ -67,10 +74,11 @@ public final class RunRecord extends EventSourcedBehavior<RunRecord.Command, Run
   }
 
   private RunRecord(String runId) {
-    super(PersistenceId.of("run", runId), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2));
+    super(PersistenceId.of("run", runId), SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(2), 0.2));
   }
 
-  @Override public State emptyState() { return new State(); }
+  /** Never mutated: a restart after a failed write starts from this object again (see {@link TrajectoryCollector#emptyState}). */
+  @Override public State emptyState() { return new State(true); }
 
   @Override public CommandHandler<Command, RunEvent, State> commandHandler() {
     return newCommandHandlerBuilder().forAnyState()
@@ -93,12 +101,14 @@ public final class RunRecord extends EventSourcedBehavior<RunRecord.Command, Run
   @Override public EventHandler<State, RunEvent> eventHandler() {
     return newEventHandlerBuilder().forAnyState()
         .onEvent(RunEvent.RunPlanned.class, (state, e) -> {
-          state.planned = e;
-          return state;
+          var s = state.writable();
+          s.planned = e;
+          return s;
         })
         .onEvent(RunEvent.EpisodesDone.class, (state, e) -> {
-          for (var o : e.outcomes()) if (state.done.add(key(o.agent(), o.episode()))) state.stats.count(o);
-          return state;
+          var s = state.writable();
+          for (var o : e.outcomes()) if (s.done.add(key(o.agent(), o.episode()))) s.stats.count(o);
+          return s;
         })
         .build();
   }

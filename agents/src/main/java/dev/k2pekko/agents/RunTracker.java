@@ -49,6 +49,12 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
   /** An agent of this run was stopped by sharding before it finished (its shard moves): its episodes go to its next home. */
   public record AgentMoved(String runId, int agent) implements Command, KryoWire {}
 
+  /**
+   * A judge's batch with episodes of this run has not been confirmed by the journal for {@code seconds} (more than
+   * {@code k2.journal.give-up-after}): the database is gone, and the run ends with what the journal holds.
+   */
+  public record JournalGone(String runId, long seconds) implements Command, KryoWire {}
+
   private record NodeRemoved(String node) implements Command, LocalOnly {}
 
   private record Recovered(RunRecord.Snapshot snapshot, Throwable failure) implements Command, LocalOnly {}
@@ -92,6 +98,10 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
   private final List<EpisodeOutcome> toRecord = new ArrayList<>();
   private boolean recording;
   private long recordingSince;
+  /** Since when the record has not confirmed a write while outcomes wait for it (0: nothing waits). */
+  private long recordUnconfirmedSince;
+  private final Duration giveUpAfter;
+  private final String journalUrl;
   /** Outcomes per record event: one write at a time, as many outcomes as came meanwhile (a journal write costs ms). */
   private static final int RECORD_BATCH = 2000;
   private final ActorRef<RunRecord.Command> record;
@@ -107,6 +117,10 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
     this.episodes = spec.episodesPerAgent();
     this.expected = (long) spec.agents() * episodes;
     this.doneEpisodes = new BitSet((int) expected);
+    this.giveUpAfter = NodeServices.get(ctx.getSystem()).settings().journalGiveUp();
+    var config = ctx.getSystem().settings().config();
+    String urlKey = "pekko-persistence-jdbc.shared-databases.slick.db.url";
+    this.journalUrl = config.hasPath(urlKey) ? config.getString(urlKey) : "the journal";
     this.nodeOf = new String[spec.agents()];
     this.lastHeard = new long[spec.agents()];
     this.lastSent = new long[spec.agents()];
@@ -130,6 +144,7 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
         .onMessage(Recorded.class, this::onRecorded)
         .onMessage(AgentAt.class, this::onAgentAt)
         .onMessage(NodeRemoved.class, this::onNodeRemoved)
+        .onMessage(JournalGone.class, g -> journalGone(g.seconds()))
         .onMessage(AgentMoved.class, this::onAgentMoved)
         .onMessageEquals(Tick.INSTANCE, this::onTick)
         .build();
@@ -242,6 +257,7 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
     toRecord.subList(0, batch.size()).clear();
     recording = true;
     recordingSince = System.nanoTime();
+    if (recordUnconfirmedSince == 0) recordUnconfirmedSince = recordingSince;
     record.tell(new RunRecord.Record(batch, recordedAdapter));
   }
 
@@ -250,8 +266,23 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
       if (pending.remove(RunRecord.key(o.agent(), o.episode())) != null) count(o);
     }
     recording = false;
+    recordUnconfirmedSince = 0;
     writeRecord();
     return completeIfDone();
+  }
+
+  /**
+   * The journal has confirmed nothing for {@code seconds}: the run ends with exit code 4 ({@link JournalSchema.Unreachable}).
+   * Every episode it counted is durable, so what the message reports is in the journal; nothing is counted after.
+   */
+  private Behavior<Command> journalGone(long seconds) {
+    var now = summary(false);
+    progress.accept(now);
+    done.completeExceptionally(new JournalSchema.Unreachable(String.format(
+        "the journal database (%s) has confirmed no write for %d s (k2.journal.give-up-after = %d s): run %s stopped with %,d of %,d "
+            + "episodes done; the %,d trajectories it counted as persisted (%,d accepted) are in the journal (with any it had not counted yet)",
+        journalUrl, seconds, giveUpAfter.toSeconds(), spec.runId(), now.get("episodes"), expected, now.get("persisted"), now.get("accepted")), null));
+    return Behaviors.stopped();
   }
 
   private void count(EpisodeOutcome o) {
@@ -293,6 +324,9 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
       if (!undone(i)) continue;
       if (nodeOf[i] == null ? t - lastSent[i] > CONFIRM_AFTER.toNanos()
           : t - Math.max(lastHeard[i], lastSent[i]) > STALL_AFTER.toNanos()) assign(i, true);
+    }
+    if (recordUnconfirmedSince != 0 && t - recordUnconfirmedSince > giveUpAfter.toNanos()) {
+      return journalGone(Duration.ofNanos(t - recordUnconfirmedSince).toSeconds());
     }
     if (recording && t - recordingSince > RECORD_RETRY.toNanos()) {
       // the record restarted (a journal write failed) and lost what it was writing: every outcome not confirmed again

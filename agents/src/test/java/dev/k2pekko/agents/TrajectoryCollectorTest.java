@@ -76,6 +76,29 @@ class TrajectoryCollectorTest {
     assertEquals(2, again.state().recorded());
   }
 
+  /**
+   * A journal write that fails restarts the collector (with backoff), and the batch sent again is written: it is not
+   * taken for a duplicate. Pekko's Java DSL restarts from the one empty-state object it asked for at the start, and
+   * the failed write's event had been applied to the state before the journal answered; while that object was
+   * mutated, the retry was acknowledged as already recorded though the journal never held it.
+   */
+  @Test void aBatchWhoseWriteFailedIsWrittenWhenSentAgain() {
+    var journal = org.apache.pekko.persistence.testkit.javadsl.PersistenceTestKit.create(kit.system());
+    journal.clearAll();
+    var ref = kit.spawn(new TrajectoryCollector("failing", 8, 100));
+    var probe = kit.<StatusReply<TrajectoryCollector.BatchRecorded>>createTestProbe();
+    var batch = List.of(trajectory("run/f1#0"), trajectory("run/f1#1"));
+    journal.failNextPersisted();
+    ref.tell(new TrajectoryCollector.RecordBatch(1, batch, probe.ref()));
+    probe.expectNoMessage(java.time.Duration.ofMillis(500)); // the write failed: no confirmation; the collector restarts
+    ref.tell(new TrajectoryCollector.RecordBatch(1, batch, probe.ref()));
+    assertEquals(new TrajectoryCollector.BatchRecorded(1, 2, 0), probe.receiveMessage(java.time.Duration.ofSeconds(10)).getValue(),
+        "both trajectories written, none skipped as a duplicate");
+    var persisted = journal.persistedInStorage("collector|failing");
+    assertEquals(1, persisted.size(), "the journal holds the batch once: " + persisted);
+    kit.stop(ref);
+  }
+
   @Test void theWindowKeepsOnlyTheLatestIds() {
     record(1, "run/a1#0", "run/a1#1", "run/a1#2", "run/a1#3"); // one tag, one event; window 3: run/a1#0 is forgotten
     assertEquals(List.of("run/a1#0"), persistedIds(record(2, "run/a1#0", "run/a1#3").events()));

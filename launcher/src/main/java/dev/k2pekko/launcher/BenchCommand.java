@@ -21,7 +21,7 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see BENCHMARKS.md).",
     subcommands = {BenchCommand.Sim.class, BenchCommand.Mcp.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
         BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class, BenchCommand.Serve.class,
-        BenchCommand.SftPlateauCommand.class, BenchCommand.CriticOffline.class})
+        BenchCommand.SftPlateauCommand.class, BenchCommand.CriticOffline.class, BenchTls.class})
 final class BenchCommand implements Runnable {
   @Override public void run() {
     picocli.CommandLine.usage(this, System.err);

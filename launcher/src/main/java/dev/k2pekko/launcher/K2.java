@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "k2", mixinStandardHelpOptions = true, version = "k2-pekko 0.1.0",
     description = "The Kimi K2 pipeline as a Pekko actor system.",
-    subcommands = {RunCommand.class, NodeCommand.class, ServeCommand.class, ReplayCommand.class, ExportCommand.class, ReportCommand.class, JournalCommand.class, dev.k2pekko.bundle.BundleCommand.class, BenchCommand.class,
+    subcommands = {RunCommand.class, NodeCommand.class, ServeCommand.class, ReplayCommand.class, ExportCommand.class, ReportCommand.class, JournalCommand.class, dev.k2pekko.bundle.BundleCommand.class, BenchCommand.class, CertsCommand.class,
         CommandLine.HelpCommand.class})
 public final class K2 implements Runnable {
   public static void main(String[] args) {
@@ -39,10 +39,10 @@ public final class K2 implements Runnable {
       return BAD_INPUT;
     });
     cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-      int code = exitCode(e);
-      if (code == FAILED) throw e;
-      cmd.getErr().println(name(cmd) + ": " + oneLine(e.getMessage()));
-      return code;
+      var known = knownCause(e);
+      if (known == null) throw e;
+      cmd.getErr().println(name(cmd) + ": " + oneLine(known.getMessage()));
+      return exitCode(known);
     });
     return cl;
   }
@@ -57,6 +57,19 @@ public final class K2 implements Runnable {
       case dev.k2pekko.agents.JournalSchema.Damaged x -> JOURNAL;
       default -> FAILED;
     };
+  }
+
+  /**
+   * {@code e} if it has an exit code of its own; else the journal's exception among its causes (a database that went
+   * away mid-run arrives wrapped by the futures it passed through); else null. Other causes are not searched: an
+   * IllegalArgumentException deep in a failure is a bug, not bad input.
+   */
+  static Throwable knownCause(Throwable e) {
+    if (exitCode(e) != FAILED) return e;
+    for (var t = e.getCause(); t != null; t = t.getCause() == t ? null : t.getCause()) {
+      if (t.getClass().getEnclosingClass() == dev.k2pekko.agents.JournalSchema.class) return t;
+    }
+    return null;
   }
 
   private static String name(CommandLine cmd) {

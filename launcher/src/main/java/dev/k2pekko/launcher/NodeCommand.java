@@ -73,6 +73,10 @@ final class NodeCommand implements Callable<Integer> {
   @Option(names = "--backend", description = "learners' tensor backend on this node: java, nd4j, cuda or auto (default: auto)")
   String backend;
 
+  @Option(names = "--tls", paramLabel = "DIR", description = "cluster traffic over TLS with mutual authentication, with the certificates "
+      + "of `k2 certs --out DIR` (k2.cluster.tls; every node of the cluster needs certificates of the same authority)")
+  String tls;
+
   @Override public Integer call() throws Exception {
     for (var r : roles) if (!ROLES.contains(r)) throw new NodeConfig.UsageError("unknown role '" + r + "' (roles: " + ROLES + ")");
     if (port < 1 || port > 65535) throw new NodeConfig.UsageError("--port must be 1..65535");
@@ -94,9 +98,11 @@ final class NodeCommand implements Callable<Integer> {
     }
     if (!runId.matches("[A-Za-z0-9_.-]{1,64}")) throw new NodeConfig.UsageError("--run-id takes letters, digits, '.', '_' and '-', got '" + runId + "'");
     if (runPipeline && runAgents != null) throw new NodeConfig.UsageError("--run-pipeline and --run-agents exclude each other");
+    if (tls != null) o.put("k2.cluster.tls", tls);
     o.putAll(ops.config());
-    var config = node.build("postgres", o);
+    var config = dev.k2pekko.agents.ClusterTls.apply(node.build("postgres", o)); // a missing store is bad input, before the journal is touched
     System.err.println("k2: " + JournalSchema.ensure(config));
+    if (dev.k2pekko.agents.ClusterTls.on(config)) System.err.println("k2: cluster traffic over TLS (mutual authentication), certificates in " + config.getString("k2.cluster.tls"));
     var system = K2Node.start("k2", config);
     final dev.k2pekko.launcher.ops.OpsServer.Running endpoint;
     try {

@@ -20,9 +20,16 @@ final class OpsOptions {
       + "/cluster/members on this port (0: any free port; default: off)")
   Integer httpPort;
 
-  @Option(names = "--http-host", paramLabel = "HOST", description = "the address --http-port binds (default 127.0.0.1; no authentication yet: "
-      + "bind another only on a network you trust)")
+  @Option(names = "--http-host", paramLabel = "HOST", description = "the address --http-port binds (default 127.0.0.1; any other than a "
+      + "loopback address needs a bearer token: --http-token-file or K2_HTTP_TOKEN)")
   String httpHost;
+
+  @Option(names = "--http-token-file", paramLabel = "FILE", description = "a file whose first line is the bearer token every request to "
+      + "--http-port must carry (or K2_HTTP_TOKEN); required when --http-host is not a loopback address")
+  String tokenFile;
+
+  /** The token requests need, or null; read by {@link #check}. */
+  private String token;
 
   String host() {
     return httpHost == null ? "127.0.0.1" : httpHost;
@@ -32,6 +39,7 @@ final class OpsOptions {
   void check() {
     if (httpPort == null) {
       if (httpHost != null) throw new NodeConfig.UsageError("--http-host needs --http-port");
+      if (tokenFile != null) throw new NodeConfig.UsageError("--http-token-file needs --http-port");
       return;
     }
     if (httpPort < 0 || httpPort > 65535) throw new NodeConfig.UsageError("--http-port must be 0..65535 (0: any free port), got " + httpPort);
@@ -49,6 +57,7 @@ final class OpsOptions {
     } catch (UnknownHostException e) {
       throw new NodeConfig.UsageError("--http-host " + host() + ": unknown host");
     }
+    token = BearerToken.read("--http-token-file", tokenFile, "K2_HTTP_TOKEN", "--http-host", host());
     if (httpPort == 0) return;
     try (var probe = new ServerSocket()) {
       probe.bind(new InetSocketAddress(address, httpPort));
@@ -67,8 +76,9 @@ final class OpsOptions {
   OpsServer.Running start(ActorSystem<?> system) {
     if (httpPort == null) return null;
     try {
-      var running = OpsServer.start(system, host(), httpPort, INTERVAL);
-      System.err.println("k2: operations on " + running.url() + " (dashboard; /metrics, /ready, /alive, /cluster/members)");
+      var running = OpsServer.start(system, host(), httpPort, INTERVAL, token);
+      System.err.println("k2: operations on " + running.url() + " (dashboard; /metrics, /ready, /alive, /cluster/members)"
+          + (token != null ? "; every request needs the bearer token" : ""));
       return running;
     } catch (java.util.concurrent.ExecutionException e) {
       if (e.getCause() instanceof java.net.BindException b) {

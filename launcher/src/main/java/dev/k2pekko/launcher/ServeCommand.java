@@ -42,8 +42,13 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--port", required = true, paramLabel = "P", description = "TCP port to listen on (0: any free port, printed)")
   int port;
 
-  @Option(names = "--host", defaultValue = "127.0.0.1", paramLabel = "HOST", description = "address to bind (default ${DEFAULT-VALUE}: this machine only)")
+  @Option(names = "--host", defaultValue = "127.0.0.1", paramLabel = "HOST", description = "address to bind (default ${DEFAULT-VALUE}: this machine "
+      + "only; any other needs an API key: --api-key-file or K2_API_KEY)")
   String host;
+
+  @Option(names = "--api-key-file", paramLabel = "FILE", description = "a file whose first line is the key every request must carry as "
+      + "Authorization: Bearer KEY (or K2_API_KEY); required when --host is not a loopback address")
+  String apiKeyFile;
 
   @Option(names = "--model-name", defaultValue = "k2-policy", paramLabel = "ID", description = "the model id clients name (default ${DEFAULT-VALUE})")
   String modelName;
@@ -98,6 +103,7 @@ final class ServeCommand implements Callable<Integer> {
     if (maxBodyBytes < 1) throw new NodeConfig.UsageError("--max-body-bytes must be positive, got " + maxBodyBytes);
     if (maxConcurrent < 1) throw new NodeConfig.UsageError("--max-concurrent must be positive, got " + maxConcurrent);
     if (requestTimeout < 1) throw new NodeConfig.UsageError("--request-timeout must be positive, got " + requestTimeout);
+    String apiKey = BearerToken.read("--api-key-file", apiKeyFile, "K2_API_KEY", "--host", host);
     if (!modelName.matches("[A-Za-z0-9_.:@/-]{1,128}")) throw new NodeConfig.UsageError("--model-name takes letters, digits and _.:@/-, got '" + modelName + "'");
     Path dir = checkpointDir(Path.of(checkpoint));
     var meta = Checkpoints.latest(dir).orElseThrow(() -> new NodeConfig.UsageError("--checkpoint " + dir + ": no good checkpoint there "
@@ -150,7 +156,15 @@ final class ServeCommand implements Callable<Integer> {
           new ChatServer.Settings(maxBodyBytes, maxConcurrent, Duration.ofSeconds(requestTimeout)));
       ServerBinding binding;
       try {
-        binding = Http.get(system).newServerAt(host, port).bind(server::handle).toCompletableFuture().get(30, TimeUnit.SECONDS);
+        org.apache.pekko.japi.function.Function<org.apache.pekko.http.javadsl.model.HttpRequest,
+            java.util.concurrent.CompletionStage<org.apache.pekko.http.javadsl.model.HttpResponse>> handler = apiKey == null ? server::handle : request -> {
+          // as OpenAI's API: the key as a bearer token, a 401 with an error object without it
+          if (BearerToken.authorizes(apiKey, request.getHeader("Authorization").map(h -> h.value()).orElse(null))) return server.handle(request);
+          request.discardEntityBytes(system);
+          return java.util.concurrent.CompletableFuture.completedFuture(ChatServer.error(new ChatServer.ApiError(401, "invalid_request_error",
+              "This server needs its API key: Authorization: Bearer KEY.", null, "invalid_api_key")));
+        };
+        binding = Http.get(system).newServerAt(host, port).bind(handler).toCompletableFuture().get(30, TimeUnit.SECONDS);
       } catch (java.util.concurrent.ExecutionException e) {
         throw new NodeConfig.UsageError("cannot listen on " + host + ":" + port + ": " + (e.getCause() == null ? e : e.getCause()).getMessage());
       }

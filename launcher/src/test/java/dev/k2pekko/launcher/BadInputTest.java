@@ -92,7 +92,12 @@ class BadInputTest {
         Arguments.of("run --synthesis-only --http-port 70000", 2, "--http-port must be 0..65535"),
         Arguments.of("node --port 2551 --seeds 127.0.0.1:2551 --http-port -1", 2, "--http-port must be 0..65535"),
         Arguments.of("run --http-host 0.0.0.0", 2, "--http-host needs --http-port"),
-        Arguments.of("run --http-port x", 2, "Invalid value for option '--http-port'"));
+        Arguments.of("run --http-port x", 2, "Invalid value for option '--http-port'"),
+        Arguments.of("run --http-port 0 --http-host 0.0.0.0", 2, "--http-host 0.0.0.0 is not a loopback address: the endpoint then needs a bearer token"),
+        Arguments.of("run --http-port 0 --http-token-file {dir}/none", 2, "--http-token-file {dir}/none: cannot read it"),
+        Arguments.of("node --port 2551 --seeds 127.0.0.1:2551 --journal h2 --tls {dir}/none", 2, "k2.cluster.tls: {dir}/none has no node.p12"),
+        Arguments.of("certs --out {dir}/c --ca {dir}/none", 2, "--ca {dir}/none holds no authority"),
+        Arguments.of("serve --checkpoint {dir}/none --port 0 --host 0.0.0.0", 2, "--host 0.0.0.0 is not a loopback address: the endpoint then needs a bearer token (--api-key-file FILE, or K2_API_KEY)"));
   }
 
   @ParameterizedTest(name = "k2 {0} -> exit {1}")

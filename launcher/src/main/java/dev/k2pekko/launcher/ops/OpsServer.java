@@ -34,6 +34,10 @@ import org.apache.pekko.stream.javadsl.Source;
  * {@code /alive} and {@code /cluster/members}, and the live dashboard ({@code /}, its assets from the jar, and
  * {@code /events}, a server-sent event with {@link Snapshot} every {@code interval}; {@code /snapshot} gives one).
  * Anything else is 404, a wrong method 405 (Pekko HTTP's rejections: a one-line body, never a trace).
+ *
+ * <p>With a token, every request must carry it: {@code Authorization: Bearer TOKEN} (Prometheus, curl), or
+ * {@code ?access_token=TOKEN} once, for a browser: that answer sets an HttpOnly, same-site cookie that the dashboard's
+ * own requests (its script, stylesheet and event stream) then carry. Without it: 401, one line.
  */
 public final class OpsServer extends AllDirectives {
   /** The bound server; {@link #close()} unbinds it. */
@@ -57,18 +61,26 @@ public final class OpsServer extends AllDirectives {
   /** Reads the meters for /metrics, /snapshot and /events; one daemon thread, so readers never queue behind actors. */
   private final ExecutorService reader = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("k2-ops-reader").daemon().factory());
 
-  private OpsServer(ActorSystem<?> system, Duration interval) {
+  /** The bearer token every request needs, or null (loopback without a token). */
+  private final byte[] token;
+  static final String COOKIE = "k2_ops_token";
+
+  private OpsServer(ActorSystem<?> system, Duration interval, String token) {
+    this.token = token == null ? null : token.getBytes(StandardCharsets.UTF_8);
     this.system = system;
     this.metrics = Metrics.get(system);
     this.export = new PrometheusExport(metrics);
     this.interval = interval;
   }
 
-  /** Binds host:port (0: any free port) and starts the dispatcher probe; fails when the port cannot be bound. */
-  public static Running start(ActorSystem<?> system, String host, int port, Duration interval) throws Exception {
-    var server = new OpsServer(system, interval);
+  /**
+   * Binds host:port (0: any free port) and starts the dispatcher probe; fails when the port cannot be bound.
+   * {@code token}: required of every request, or null for none.
+   */
+  public static Running start(ActorSystem<?> system, String host, int port, Duration interval, String token) throws Exception {
+    var server = new OpsServer(system, interval, token);
     system.systemActorOf(DispatcherProbe.create(Duration.ofSeconds(1)), "k2-dispatcher-probe", Props.empty());
-    var binding = Http.get(system).newServerAt(host, port).bind(server.route()).toCompletableFuture().get(30, TimeUnit.SECONDS);
+    var binding = Http.get(system).newServerAt(host, port).bind(server.authorized(server.route())).toCompletableFuture().get(30, TimeUnit.SECONDS);
     var address = binding.localAddress();
     String shown = address.getAddress().getHostAddress().contains(":") ? "[" + address.getAddress().getHostAddress() + "]" : address.getAddress().getHostAddress();
     return new Running(binding, "http://" + shown + ":" + address.getPort() + "/", () -> {
@@ -93,6 +105,32 @@ public final class OpsServer extends AllDirectives {
                 .mapMaterializedValue(c -> org.apache.pekko.NotUsed.getInstance()),
             EventStreamMarshalling.toEventStream())))),
         PekkoManagement.get(system).getRoutes());
+  }
+
+  /** {@code inner} for requests with the token (when there is one); 401 for the rest. */
+  Route authorized(Route inner) {
+    if (token == null) return inner;
+    return extractRequest(request -> {
+      String bearer = request.getHeader("Authorization").map(h -> h.value()).filter(v -> v.startsWith("Bearer ")).map(v -> v.substring(7).strip()).orElse(null);
+      String cookie = null;
+      var cookies = request.getHeader(org.apache.pekko.http.javadsl.model.headers.Cookie.class);
+      if (cookies.isPresent()) for (var pair : cookies.get().getCookies()) if (pair.name().equals(COOKIE)) cookie = pair.value();
+      String query = request.getUri().query().get("access_token").orElse(null);
+      if (matches(bearer) || matches(cookie)) return inner;
+      if (matches(query)) {
+        // a browser's first visit: the cookie carries the token to the page's own requests, which cannot set headers
+        return respondWithHeader(org.apache.pekko.http.javadsl.model.headers.RawHeader.create("Set-Cookie",
+            COOKIE + "=" + query + "; Path=/; HttpOnly; SameSite=Strict"), () -> inner);
+      }
+      return complete(HttpResponse.create().withStatus(org.apache.pekko.http.javadsl.model.StatusCodes.UNAUTHORIZED)
+          .addHeader(org.apache.pekko.http.javadsl.model.headers.RawHeader.create("WWW-Authenticate", "Bearer realm=\"k2\""))
+          .withEntity("this endpoint needs its token: Authorization: Bearer TOKEN (or ?access_token=TOKEN in a browser)\n"));
+    });
+  }
+
+  /** Constant-time comparison with the token. */
+  private boolean matches(String given) {
+    return given != null && java.security.MessageDigest.isEqual(token, given.getBytes(StandardCharsets.UTF_8));
   }
 
   private Route asset(String name) {
