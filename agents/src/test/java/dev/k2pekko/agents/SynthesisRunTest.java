@@ -44,7 +44,8 @@ class SynthesisRunTest {
       assertTrue(summary.complete(), "run did not complete: " + summary.counters());
       assertEquals(200, summary.get("episodes"));
       assertEquals(summary.get("episodes"), summary.get("accepted") + summary.get("rejected"));
-      assertTrue(summary.get("accepted") > 100, "the teacher should mostly succeed: " + summary.counters());
+      // the default world: one call in four fails and the teacher never retries, so about a third of its episodes pass
+      assertTrue(summary.get("accepted") > 40, "the teacher should succeed about a third of the time: " + summary.counters());
       assertTrue(summary.get("rejected") > 0, "the teacher's mistakes should give the judge something to reject");
       assertEquals(200, summary.get("persisted"), "--persist all keeps rejected ones too");
       assertTrue(summary.get("tool_calls") >= 200);
