@@ -80,7 +80,10 @@ public final class Pipeline {
    */
   public record Result(Eval init, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitorProtocol.History clip,
                        long synthesized, long rollouts, double[] roundSuccess, java.util.List<double[]> roundDifficultyWeights,
-                       List<String> resumed, CriticReport critic) {}
+                       List<String> resumed, CriticReport critic, RewardReport reward) {}
+
+  /** The reward's weights (k2.reward) and, per RL round, the hacking watch ({@link HackingFlag}). */
+  public record RewardReport(dev.k2pekko.trainer.Reward.Weights weights, List<HackingFlag.Round> rounds) {}
 
   /**
    * One (re)training of the critic, or one measurement: what it trained on ({@code "synthesis"}, {@code "rl 2"}; null
@@ -175,6 +178,7 @@ public final class Pipeline {
     times.put("eval-sft", since(t));
     var critics = new CriticSteps(system, node.critic(), spec.runId(), spec.stageTimeout(), progress);
     var criticRounds = new java.util.ArrayList<CriticRound>();
+    var watched = new java.util.ArrayList<HackingFlag.Round>();
     criticRounds.add(critics.retrain(spec.runId() + "-synth", "synthesis", -1));
 
     t = System.nanoTime();
@@ -229,6 +233,7 @@ public final class Pipeline {
         rec.set("mix", array(previous));
         rec.set("next-mix", array(weights));
         record.save(spec.runId(), key, rec);
+        watched.add(critics.watch(spec.runId() + "-rl" + r, "rl " + r, round));
         criticRounds.add(critics.retrain(spec.runId() + "-rl" + r, "rl " + r, round));
         continue;
       }
@@ -236,6 +241,7 @@ public final class Pipeline {
       target += round;
       awaitConsumed(target, stage);
       awaitPublished();
+      watched.add(critics.watch(spec.runId() + "-rl" + r, "rl " + r, round));
       criticRounds.add(critics.retrain(spec.runId() + "-rl" + r, "rl " + r, round));
     }
     times.put("rl", since(t));
@@ -248,7 +254,8 @@ public final class Pipeline {
     checkpoint();
     times.put("total", since(t0));
     return new Result(init, sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess, mixes, List.copyOf(resumed),
-        new CriticReport(List.copyOf(criticRounds), criticOnRl));
+        new CriticReport(List.copyOf(criticRounds), criticOnRl),
+        new RewardReport(dev.k2pekko.trainer.Reward.Weights.fromConfig(system.settings().config()), HackingFlag.flag(watched)));
   }
 
   /** What fixes a run's data: everything but its id and the stage timeout. */
