@@ -104,20 +104,43 @@ public final class Reward {
   }
 
   /** What the episode cost: tool calls and safety violations, weighted. */
-  static double penalty(Weights w, Terms t) {
+  public static double penalty(Weights w, Terms t) {
     return w.cost() * t.calls() + w.safety() * t.violations();
   }
 
   /**
    * Whether the episode counts as a success, what the filtered objective learns from: the weighted vote of the judge's
-   * acceptance and the critic's score reaches one half. With the default weights that is the judge's acceptance; for
-   * an open task, the critic's score of at least one half.
+   * acceptance and the critic's score reaches one half. With the default weights that is the judge's acceptance. An
+   * open task's successes are decided per group, by {@link #openSuccesses}; alone, its rollout counts when the critic
+   * scores it at least one half.
    */
   public static boolean success(Weights w, Terms t) {
     if (t.open()) return critic(t) >= 0.5;
     if (w.critic() == 0) return t.accepted();
     double vote = (w.verifiable() * (t.accepted() ? 1 : 0) + w.critic() * critic(t)) / (w.verifiable() + w.critic());
     return vote >= 0.5;
+  }
+
+  /** How far a group's best critic score must stand above its worst for the best to count as an open task's success. */
+  public static final double OPEN_MARGIN = 0.1;
+
+  /**
+   * The successes of a group of rollouts of one open task, by the critic's scores alone: the best-scored rollouts
+   * (ties included) when the best stands at least {@link #OPEN_MARGIN} above the worst, else none. Relative, not a
+   * threshold: a critic that never saw the family may score all its episodes low (its probabilities are calibrated on
+   * the verifiable tasks) and still rank them well, and a best-of-K choice needs only the ranking.
+   */
+  public static boolean[] openSuccesses(double[] critic) {
+    double best = Double.NEGATIVE_INFINITY, worst = Double.POSITIVE_INFINITY;
+    for (double c : critic) {
+      if (Double.isNaN(c)) throw new IllegalStateException("an open task's rollout has no critic score");
+      best = Math.max(best, c);
+      worst = Math.min(worst, c);
+    }
+    boolean[] out = new boolean[critic.length];
+    if (critic.length < 2 || best - worst < OPEN_MARGIN) return out;
+    for (int i = 0; i < critic.length; i++) out[i] = critic[i] >= best - 1e-12;
+    return out;
   }
 
   private static double critic(Terms t) {

@@ -51,8 +51,8 @@ final class StepLoss {
 
   /**
    * As above, with the reward mixed by {@code weights} ({@link Reward}); {@code critic} gives the critic's score of a
-   * rollout (asked only where the reward reads it). Under {@code FILTERED} a group's successes ({@link Reward#success})
-   * are trained on, and of those only the ones whose cost and safety penalty is the group's lowest: with the default
+   * rollout (asked only where the reward reads it). Under {@code FILTERED} a group's successes ({@link Reward#success};
+   * an open task's group: {@link Reward#openSuccesses}) are trained on, and of those only the ones whose cost and safety penalty is the group's lowest: with the default
    * weights every penalty is 0 and every accepted rollout is kept, as before the mix.
    */
   static Result rl(PolicyModel model, PolicyFormat format, Collection<List<Trajectory>> groups, Learner.RlObjective objective, double tau, long version,
@@ -88,6 +88,13 @@ final class StepLoss {
         sampled.add(t);
       }
       if (rewards.size() < 2) continue; // one sample has no baseline: no signal
+      if (Reward.OPEN.equals(sampled.getFirst().category())) {
+        // an open task's successes: the group's best by the critic (Reward.openSuccesses), its verdict unread
+        double[] scores = new double[sampled.size()];
+        for (int i = 0; i < scores.length; i++) scores[i] = critic.applyAsDouble(sampled.get(i));
+        boolean[] best = Reward.openSuccesses(scores);
+        for (int i = 0; i < best.length; i++) accepted.set(i, best[i]);
+      }
       double r0 = rewards.getFirst();
       if (rewards.stream().allMatch(x -> Math.abs(x - r0) < 1e-9)) continue;
       Losses.Result res;

@@ -97,4 +97,17 @@ class RewardTest {
     e = assertThrows(IllegalArgumentException.class, () -> new Reward.Weights(0, 0, 0.1, 0));
     assertTrue(e.getMessage().startsWith("k2.reward.verifiable + k2.reward.critic must be > 0"));
   }
+
+  @Test void anOpenGroupsSuccessesAreItsBestByTheCriticWhenTheBestStandsOut() {
+    assertEquals(List.of(false, true, false, true), bools(Reward.openSuccesses(new double[] {0.01, 0.2, 0.05, 0.2})), "ranking, not calibration");
+    assertEquals(List.of(false, false, false), bools(Reward.openSuccesses(new double[] {0.5, 0.54, 0.46})), "within the margin: no signal");
+    assertEquals(List.of(false), bools(Reward.openSuccesses(new double[] {0.9})), "one rollout has nothing to be better than");
+    assertThrows(IllegalStateException.class, () -> Reward.openSuccesses(new double[] {0.2, Double.NaN}));
+  }
+
+  private static List<Boolean> bools(boolean[] xs) {
+    var out = new java.util.ArrayList<Boolean>();
+    for (boolean x : xs) out.add(x);
+    return out;
+  }
 }
