@@ -22,7 +22,8 @@ import java.util.List;
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see BENCHMARKS.md).",
     subcommands = {BenchCommand.Sim.class, BenchCommand.Mcp.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
         BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class, BenchCommand.Serve.class,
-        BenchCommand.SftPlateauCommand.class, BenchCommand.CriticOffline.class, BenchCommand.OpenTasks.class})
+        BenchCommand.SftPlateauCommand.class, BenchCommand.CriticOffline.class, BenchCommand.OpenTasks.class,
+        BenchCommand.Pareto.class})
 final class BenchCommand implements Runnable {
   @Override public void run() {
     picocli.CommandLine.usage(this, System.err);
@@ -337,6 +338,74 @@ final class BenchCommand implements Runnable {
           branch, p.round() == 0 ? "sft" : "rl " + p.round(), 100 * p.eval().openSuccess(), 100 * p.eval().success(),
           Double.isNaN(p.openCriticMean()) ? "-" : String.format("%.3f", p.openCriticMean()),
           Double.isNaN(p.openHiddenSuccess()) ? "-" : String.format("%.1f%%", 100 * p.openHiddenSuccess()), p.criticAuc());
+    }
+  }
+
+  @Command(name = "pareto", mixinStandardHelpOptions = true,
+      description = "Several reward weightings (k2.reward: verifiable, critic, cost, safety), each RL from the same SFT weights offline, a small "
+          + "budget each: held-out success against tool calls and safety violations per episode, the Pareto front; writes pareto.csv and "
+          + "pareto.svg to --out (docs/LOOP.md, \"RL: reward and objective\").")
+  static final class Pareto implements java.util.concurrent.Callable<Integer> {
+    @picocli.CommandLine.Mixin ExperimentOptions sizes = new ExperimentOptions();
+    @Option(names = "--weightings", split = ";", defaultValue = "1,0,0,0;1,0.5,0,0;0.5,1,0,0;1,0,0.02,0;1,0,0.05,0;1,0,0,0.5;1,0.5,0.02,0.5",
+        description = "weightings 'verifiable,critic,cost,safety' separated by ';' (default ${DEFAULT-VALUE})") List<String> weightings;
+    @Option(names = "--parallel", defaultValue = "1", description = "weightings trained side by side (default ${DEFAULT-VALUE})") int parallel;
+    @Option(names = "--out", defaultValue = "out/pareto", description = "where pareto.csv and pareto.svg go (default ${DEFAULT-VALUE})") java.nio.file.Path out;
+    @Option(names = "--json") boolean json;
+
+    @Override public Integer call() throws Exception {
+      var ws = new java.util.ArrayList<dev.k2pekko.trainer.Reward.Weights>();
+      for (var w : weightings) {
+        var parts = w.split(",");
+        if (parts.length != 4) throw new NodeConfig.UsageError("--weightings: '" + w + "' is not verifiable,critic,cost,safety");
+        try {
+          ws.add(new dev.k2pekko.trainer.Reward.Weights(Double.parseDouble(parts[0].trim()), Double.parseDouble(parts[1].trim()),
+              Double.parseDouble(parts[2].trim()), Double.parseDouble(parts[3].trim())));
+        } catch (IllegalArgumentException e) {
+          throw new NodeConfig.UsageError("--weightings: '" + w + "': " + e.getMessage());
+        }
+      }
+      if (parallel < 1) throw new NodeConfig.UsageError("--parallel must be at least 1");
+      var config = com.typesafe.config.ConfigFactory.load();
+      var critic = dev.k2pekko.critic.Critic.Settings.fromConfig(config);
+      var cfg = sizes.config(ws.getFirst(), dev.k2pekko.bench.RewardExperiment.OpenReward.CRITIC);
+      var prep = dev.k2pekko.bench.RewardExperiment.prepare(cfg, critic);
+      var runs = new java.util.ArrayList<java.util.Map.Entry<dev.k2pekko.trainer.Reward.Weights, dev.k2pekko.bench.RewardExperiment.OpenReward>>();
+      for (var w : ws) runs.add(java.util.Map.entry(w, dev.k2pekko.bench.RewardExperiment.OpenReward.CRITIC));
+      var results = branches(prep, runs, critic, parallel, (b, p) -> {
+        if (!json) System.err.printf("  %s rl %d: success %.1f%%, %.2f calls, %.3f violations per episode%n", label(ws.get(b)), p.round(),
+            100 * p.eval().success(), p.eval().calls(), p.eval().violations());
+      });
+      var sp = prep.sftPoint().eval();
+      var sft = new dev.k2pekko.bench.ParetoFront.Outcome("sft", sp.success(), sp.openSuccess(), sp.calls(), sp.violations());
+      var outcomes = new java.util.ArrayList<dev.k2pekko.bench.ParetoFront.Outcome>();
+      for (int i = 0; i < ws.size(); i++) {
+        var e = results.get(i).points().getLast().eval();
+        outcomes.add(new dev.k2pekko.bench.ParetoFront.Outcome(label(ws.get(i)), e.success(), e.openSuccess(), e.calls(), e.violations()));
+      }
+      dev.k2pekko.bench.ParetoFront.write(out, String.format("Reward weightings after %d RL rounds (seed %d, offline): held-out success vs cost and safety",
+          cfg.rlRounds(), cfg.seed()), sft, outcomes);
+      var front = dev.k2pekko.bench.ParetoFront.front(outcomes);
+      if (json) {
+        var o = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
+        var a = o.putArray("branches");
+        for (var r : results) a.add(r.toJson());
+        var f = o.putArray("on_front");
+        for (boolean b : front) f.add(b);
+        System.out.println(o);
+      } else {
+        System.out.println(dev.k2pekko.bench.ParetoFront.csv(sft, outcomes));
+        System.out.println("written: " + out.resolve("pareto.csv") + ", " + out.resolve("pareto.svg"));
+      }
+      return 0;
+    }
+
+    static String label(dev.k2pekko.trainer.Reward.Weights w) {
+      return "verifiable " + num(w.verifiable()) + ", critic " + num(w.critic()) + ", cost " + num(w.cost()) + ", safety " + num(w.safety());
+    }
+
+    private static String num(double v) {
+      return new java.math.BigDecimal(Double.toString(v)).stripTrailingZeros().toPlainString();
     }
   }
 
