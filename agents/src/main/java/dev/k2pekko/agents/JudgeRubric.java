@@ -110,6 +110,20 @@ public final class JudgeRubric {
 
   public double threshold() { return threshold; }
 
+  /**
+   * The kinds of reason only the task's checker can give: the end state, side effects, the answer's value and the
+   * tool pattern. The rest (a tool error left unrecovered, the step budget, a forbidden tool, no answer) any harness
+   * sees without the checker. An open task's checker is hidden from training: its synthesis data is kept by the public
+   * checks alone ({@link #passesPublicChecks}).
+   */
+  public static final java.util.Set<String> CHECKER_KINDS = java.util.Set.of("end-state", "side-effect", "wrong-answer", "off-pattern");
+
+  /** Whether no reason of the verdict is one a harness could see without the task's checker. */
+  public static boolean passesPublicChecks(Verdict v) {
+    for (var r : v.reasons()) if (!CHECKER_KINDS.contains(kind(r))) return false;
+    return true;
+  }
+
   /** The kind of a reason: the part before the first colon. */
   public static String kind(String reason) {
     int i = reason.indexOf(':');

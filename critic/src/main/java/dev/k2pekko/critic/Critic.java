@@ -69,8 +69,11 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
   public record Trained(long version, int examples, int accepted, int steps, double firstLoss, double loss, Evaluation evaluation)
       implements KryoWire {}
 
-  /** The AUC of one weights version on the episodes of {@code stages}: NaN when they are all accepted or all rejected. */
-  public record Evaluation(long version, List<String> stages, int episodes, int accepted, double auc) implements KryoWire {}
+  /**
+   * The AUC of one weights version on the episodes of {@code stages}: NaN when they are all accepted or all rejected.
+   * {@code meanScore}: the mean of its scores over them (NaN for none), beside {@code accepted / episodes}, the judge's.
+   */
+  public record Evaluation(long version, List<String> stages, int episodes, int accepted, double auc, double meanScore) implements KryoWire {}
 
   /** The AUC of the current weights on the judged episodes of {@code stages} (fails when one was trained on). */
   public record Evaluate(List<String> stages, ActorRef<StatusReply<Evaluation>> replyTo) implements Command, KryoWire {}
@@ -309,11 +312,13 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
     double[] scores = new double[examples.size()];
     boolean[] labels = new boolean[examples.size()];
     int accepted = 0;
+    double sum = 0;
     for (int i = 0; i < scores.length; i++) {
       scores[i] = m.score(examples.get(i).features());
+      sum += scores[i];
       labels[i] = examples.get(i).accepted();
       if (labels[i]) accepted++;
     }
-    return new Evaluation(version, List.copyOf(stages), scores.length, accepted, Auc.of(scores, labels));
+    return new Evaluation(version, List.copyOf(stages), scores.length, accepted, Auc.of(scores, labels), scores.length == 0 ? Double.NaN : sum / scores.length);
   }
 }

@@ -114,6 +114,10 @@ public final class TrajectoryFeatures {
     int left = todo - successes;
     seq.add("left:" + Math.max(-3, Math.min(3, left)));
     pairs.add("calls:" + Math.min(steps.size(), 16) + "|items:" + todo);
+    // whether every item was done, whatever the count: a task family with longer checklists than the data has shown
+    // (three items left) reads as the two or one left that the teacher's skips and early answers taught
+    String done = left == 0 ? "done:all" : left > 0 ? "done:unfinished" : "done:over";
+    seq.add(done);
     if (t.finalAnswer() == null) {
       seq.add("answer:none");
     } else {

@@ -28,7 +28,7 @@ class TrajectoryFeaturesTest {
     var good = of(List.of(ok("calc.add", Map.of("a", 75L, "b", 73L), "148"), ok("calc.sub", Map.of("a", 148L, "b", 80L), "68"),
         ok("notes.write", Map.of("text", "68"), "ok")), "68");
     assertEquals(List.of("<bos>", "items:3", "tool:calc.add", "a=I", "b=I", "ok", "tool:calc.sub", "a=R", "b=I", "ok",
-        "tool:notes.write", "text=R", "ok", "left:0", "answer:P", "<eos>"), TrajectoryFeatures.tokens(good));
+        "tool:notes.write", "text=R", "ok", "left:0", "done:all", "answer:P", "<eos>"), TrajectoryFeatures.tokens(good));
     // a mis-copied value is NEW; a failed call followed by another tool is abandoned; the answer came too early
     var bad = of(List.of(ok("calc.add", Map.of("a", 75L, "b", 73L), "148"), ok("calc.sub", Map.of("a", 149L, "b", 80L), "69"),
         new Step("c", "notes.write", Map.of("text", "69"), "flaky", "TRANSIENT_FAILURE", false), ok("calc.max", Map.of("a", 1L, "b", 2L), "2")), "69");

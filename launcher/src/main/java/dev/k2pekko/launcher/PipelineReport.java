@@ -68,6 +68,7 @@ final class PipelineReport {
             + "(%d steps with a head over tau)%n", clipMode.name().toLowerCase(java.util.Locale.ROOT), fmt(h.tau()), c.getOrDefault("heads_clipped", 0L),
         h.steps().size(), h.largest(), h.largestAfterStep(), h.stepsOverTauAfterStep());
     out.println(criticLine(r.critic()));
+    out.println(rewardLines(r.reward()));
     var sb = new StringBuilder();
     r.times().forEach((k, v) -> sb.append(String.format("%s %.1fs  ", k, v.toMillis() / 1000.0)));
     out.println("wall time: " + sb.toString().trim());
@@ -94,6 +95,27 @@ final class PipelineReport {
     sb.append(String.format("; %.1f s of training in all", seconds));
     for (var t : c.trainings()) if (t.problem() != null) sb.append(String.format("%n  critic, %s: %s", t.trainedOn(), t.problem()));
     if (rl.problem() != null) sb.append(String.format("%n  critic, eval-rl: %s", rl.problem()));
+    return sb.toString();
+  }
+
+  /** The reward's weights, and per RL round the critic's mean score next to the hidden success on the same rollouts, flagged rounds marked. */
+  static String rewardLines(Pipeline.RewardReport rr) {
+    var w = rr.weights();
+    var sb = new StringBuilder(String.format("reward: verifiable %s + critic %s - cost %s per call - safety %s per violation%n", weight(w.verifiable()),
+        weight(w.critic()), weight(w.cost()), weight(w.safety())));
+    sb.append("reward hacking watch, per RL round: critic's mean score / hidden success (judge) on the round's rollouts:");
+    int flagged = 0;
+    for (var x : rr.rounds()) {
+      if (x.problem() != null) {
+        sb.append(String.format(" %s -;", x.round()));
+        continue;
+      }
+      sb.append(String.format(" %s %.3f / %.1f%%%s;", x.round(), x.criticMean(), 100 * x.hiddenSuccess(), x.flagged() ? " FLAGGED" : ""));
+      if (x.flagged()) flagged++;
+    }
+    if (rr.rounds().isEmpty()) sb.append(" no rounds");
+    sb.append(flagged == 0 ? " no round flagged" : String.format(" %d round(s) flagged: the critic rose while the hidden success fell", flagged));
+    for (var x : rr.rounds()) if (x.problem() != null) sb.append(String.format("%n  hacking watch, %s: %s", x.round(), x.problem()));
     return sb.toString();
   }
 
@@ -190,6 +212,20 @@ final class PipelineReport {
     var problems = critic.putArray("problems");
     for (var x : r.critic().trainings()) if (x.problem() != null) problems.add(x.trainedOn() + ": " + x.problem());
     if (onRl.problem() != null) problems.add("eval-rl: " + onRl.problem());
+    var rw = root.putObject("reward_weights");
+    var w = r.reward().weights();
+    rw.put("verifiable", w.verifiable()).put("critic", w.critic()).put("cost", w.cost()).put("safety", w.safety());
+    var watch = root.putArray("rl_round_watch");
+    for (var x : r.reward().rounds()) {
+      var o = watch.addObject();
+      o.put("round", x.round());
+      putOrNull(o, "critic_mean", x.criticMean());
+      putOrNull(o, "hidden_success", x.hiddenSuccess());
+      o.put("flagged", x.flagged());
+      o.put("critic_version", x.criticVersion());
+      o.put("episodes", x.episodes());
+      if (x.problem() != null) o.put("problem", x.problem());
+    }
     var resumed = root.putArray("resumed");
     r.resumed().forEach(resumed::add);
     var t = root.putObject("seconds");
@@ -201,6 +237,10 @@ final class PipelineReport {
   private static void putOrNull(ObjectNode n, String key, double v) {
     if (Double.isNaN(v)) n.putNull(key);
     else n.put(key, round(v));
+  }
+
+  private static String weight(double v) {
+    return new java.math.BigDecimal(Double.toString(v)).stripTrailingZeros().toPlainString();
   }
 
   private static String fmt(double v) {

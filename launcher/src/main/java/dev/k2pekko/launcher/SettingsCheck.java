@@ -16,6 +16,13 @@ final class SettingsCheck {
 
   /** The ranges the readers of some settings enforce, checked here before anything boots; the first one out is a {@link NodeConfig.UsageError}. */
   static void ranges(Config config, String source) {
+    if (config.hasPath("k2.reward")) {
+      try {
+        dev.k2pekko.trainer.Reward.Weights.fromConfig(config);
+      } catch (IllegalArgumentException | com.typesafe.config.ConfigException e) {
+        throw new NodeConfig.UsageError(source + ": " + e.getMessage());
+      }
+    }
     if (!config.hasPath("k2.ps")) return;
     try {
       dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config);
@@ -36,7 +43,7 @@ final class SettingsCheck {
       try {
         switch (def.valueType()) {
           case NUMBER -> {
-            boolean integral = def.unwrapped() instanceof Integer || def.unwrapped() instanceof Long;
+            boolean integral = (def.unwrapped() instanceof Integer || def.unwrapped() instanceof Long) && !FRACTIONAL.contains(path);
             want = integral ? "an integer" : "a number";
             var n = config.getNumber(path);
             if (integral && (n instanceof Double d) && d != Math.rint(d)) throw bad(path, config, want, source);
@@ -74,6 +81,13 @@ final class SettingsCheck {
     }
     choices(config, source);
   }
+
+  /**
+   * Numbers whose default is whole but which take fractions: HOCON reads a default written 16.0 as the integer 16 and
+   * keeps no trace of the point once loaded, so the type of the default cannot say it.
+   */
+  private static final java.util.Set<String> FRACTIONAL = java.util.Set.of("k2.ps.tau", "k2.reward.verifiable", "k2.reward.critic",
+      "k2.reward.cost", "k2.reward.safety");
 
   /**
    * String settings that take one of a few words; checked here so that a typo is exit 2 before the node boots. Where on

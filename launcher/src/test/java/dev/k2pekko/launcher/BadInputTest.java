@@ -32,6 +32,8 @@ class BadInputTest {
     Files.writeString(dir.resolve("critic.conf"), "k2.critic.epochs = 0\n");
     Files.writeString(dir.resolve("clip-mode.conf"), "k2.ps.qk-clip = sometimes\n");
     Files.writeString(dir.resolve("tau.conf"), "k2.ps.tau = -5\n");
+    Files.writeString(dir.resolve("reward-negative.conf"), "k2.reward.cost = -0.1\n");
+    Files.writeString(dir.resolve("reward-nothing.conf"), "k2.reward { verifiable = 0, critic = 0, cost = 0.05 }\n");
     Files.writeString(dir.resolve("adaptive.conf"), "k2.ps.adaptive.decay = 1.5\n");
     Files.writeString(dir.resolve("ps-mode.conf"), "k2.ps.mode = maybe\n");
     Files.writeString(dir.resolve("tiny-limits.conf"), "k2.tools.spec-file-limits { max-bytes = 1 KiB, max-tools = 2 }\n");
@@ -54,6 +56,12 @@ class BadInputTest {
         Arguments.of("run --config {dir}/switch.conf", 2, "k2.pipeline.rl-prioritized must be on/off"),
         Arguments.of("run --config {dir}/critic.conf", 2, "k2.critic.epochs and batch-size must be at least 1"),
         Arguments.of("run --config {dir}/clip-mode.conf", 2, "k2.ps.qk-clip must be one of on, off, adaptive, got \"sometimes\""),
+        Arguments.of("bench open --open-reward critic,maybe", 2, "--open-reward must be critic, oracle or none (comma-separated), got 'maybe'"),
+        Arguments.of("bench pareto --weightings 1,0,0", 2, "--weightings: '1,0,0' is not verifiable,critic,cost,safety"),
+        Arguments.of("bench pareto --weightings 0,0,0.1,0", 2, "--weightings: '0,0,0.1,0': k2.reward.verifiable + k2.reward.critic must be > 0"),
+        Arguments.of("bench open --sft-steps 0", 2, "--episodes must be at least 10, --sft-steps and --eval-trials at least 1"),
+        Arguments.of("run --config {dir}/reward-negative.conf", 2, "--config {dir}/reward-negative.conf: k2.reward.cost must be a finite number >= 0, got -0.1"),
+        Arguments.of("run --config {dir}/reward-nothing.conf", 2, "k2.reward.verifiable + k2.reward.critic must be > 0"),
         Arguments.of("run --config {dir}/tau.conf", 2, "--config {dir}/tau.conf: k2.ps.tau must be > 0, got -5.0"),
         Arguments.of("run --config {dir}/adaptive.conf", 2, "k2.ps.adaptive.decay must lie in (0, 1), got 1.5"),
         Arguments.of("run --config {dir}/ps-mode.conf", 2, "k2.ps.mode must be one of sync, async, got \"maybe\""),

@@ -63,6 +63,25 @@ final class CriticSteps {
     }
   }
 
+  /**
+   * The critic's mean score on the rollouts of round {@code stage} at the weights that scored them during the round
+   * (asked before it retrains on them), next to the judge's acceptance of the same rollouts: one row of the hacking
+   * watch ({@link HackingFlag}). Never fails the run: a critic that cannot answer gives a row with its reason.
+   */
+  HackingFlag.Round watch(String stage, String label, long inJournal) {
+    if (critic == null) return HackingFlag.Round.failed(label, "this node runs no critic");
+    try {
+      completeFromJournal(stage, inJournal);
+      var ev = AskPattern.<Critic.Command, Critic.Evaluation>askWithStatus(critic, r -> new Critic.Evaluate(List.of(stage), r),
+          CRITIC_TIMEOUT, system.scheduler()).toCompletableFuture().get(CRITIC_TIMEOUT.toSeconds() + 10, TimeUnit.SECONDS);
+      if (ev.episodes() == 0) return HackingFlag.Round.failed(label, "no rollouts of the round held");
+      return new HackingFlag.Round(label, ev.version(), ev.episodes(), ev.meanScore(), (double) ev.accepted() / ev.episodes(), false, null);
+    } catch (Exception e) {
+      var cause = e instanceof java.util.concurrent.ExecutionException && e.getCause() != null ? e.getCause() : e;
+      return HackingFlag.Round.failed(label, String.valueOf(cause.getMessage()));
+    }
+  }
+
   /** Hands the critic the journal's episodes of {@code stage} when its tap holds fewer than the journal's {@code inJournal}. */
   private void completeFromJournal(String stage, long inJournal) throws Exception {
     var v = AskPattern.<Critic.Command, Critic.Version>ask(critic, Critic.GetVersion::new, Duration.ofSeconds(10), system.scheduler())

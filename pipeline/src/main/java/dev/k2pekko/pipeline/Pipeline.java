@@ -83,7 +83,10 @@ public final class Pipeline {
    */
   public record Result(Eval init, List<Eval> sftCurve, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitorProtocol.History clip,
                        long synthesized, long rollouts, double[] roundSuccess, java.util.List<double[]> roundDifficultyWeights,
-                       List<String> resumed, CriticReport critic) {}
+                       List<String> resumed, CriticReport critic, RewardReport reward) {}
+
+  /** The reward's weights (k2.reward) and, per RL round, the hacking watch ({@link HackingFlag}). */
+  public record RewardReport(dev.k2pekko.trainer.Reward.Weights weights, List<HackingFlag.Round> rounds) {}
 
   /**
    * One (re)training of the critic, or one measurement: what it trained on ({@code "synthesis"}, {@code "rl 2"}; null
@@ -193,6 +196,7 @@ public final class Pipeline {
     sftCurve.add(sft);
     var critics = new CriticSteps(system, node.critic(), spec.runId(), spec.stageTimeout(), progress);
     var criticRounds = new java.util.ArrayList<CriticRound>();
+    var watched = new java.util.ArrayList<HackingFlag.Round>();
     criticRounds.add(critics.retrain(synthStages, "synthesis", -1));
 
     t = System.nanoTime();
@@ -247,6 +251,7 @@ public final class Pipeline {
         rec.set("mix", array(previous));
         rec.set("next-mix", array(weights));
         record.save(spec.runId(), key, rec);
+        watched.add(critics.watch(spec.runId() + "-rl" + r, "rl " + r, round));
         criticRounds.add(critics.retrain(spec.runId() + "-rl" + r, "rl " + r, round));
         continue;
       }
@@ -254,6 +259,7 @@ public final class Pipeline {
       target += round;
       awaitConsumed(target, stage);
       awaitPublished();
+      watched.add(critics.watch(spec.runId() + "-rl" + r, "rl " + r, round));
       criticRounds.add(critics.retrain(spec.runId() + "-rl" + r, "rl " + r, round));
     }
     times.put("rl", since(t));
@@ -266,7 +272,8 @@ public final class Pipeline {
     checkpoint();
     times.put("total", since(t0));
     return new Result(init, List.copyOf(sftCurve), sft, rl, times, status(), history(), synthesized, rollouts, roundSuccess, mixes, List.copyOf(resumed),
-        new CriticReport(List.copyOf(criticRounds), criticOnRl));
+        new CriticReport(List.copyOf(criticRounds), criticOnRl),
+        new RewardReport(dev.k2pekko.trainer.Reward.Weights.fromConfig(system.settings().config()), HackingFlag.flag(watched)));
   }
 
   /** The run name of the synthesis's part {@code part} (the first keeps the name of a run in one part). */

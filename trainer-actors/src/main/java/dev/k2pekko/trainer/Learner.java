@@ -58,7 +58,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   /** {@code backend}: the tensor backend of the learner's steps, as {@link dev.k2pekko.ops.Backends#select} names it. */
   public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
-                         boolean async, String backend, RlObjective rlObjective) {}
+                         boolean async, String backend, RlObjective rlObjective, Reward.Weights reward) {}
 
   /**
    * What an RL step optimises on a batch of task groups (docs/LOOP.md, "RL: reward and objective"):
@@ -89,6 +89,12 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private record StreamEnd(String tag, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
 
   private record Computed(Batch batch, long version, StepLoss.Result result, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
+
+  /** The critics the receptionist knows (an RL step whose reward reads the critic's score asks one). */
+  private record Critics(org.apache.pekko.actor.typed.receptionist.Receptionist.Listing listing) implements Command, NoSerializationVerificationNeeded {}
+
+  /** The critic's scores of an RL batch's rollouts that need one (by trajectory id), or why there are none. */
+  private record Scored(Batch batch, Map<String, Double> scores, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
 
   private record GotOutcome(PushOutcome r) implements Command, NoSerializationVerificationNeeded {}
 
@@ -150,6 +156,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     // every publish reaches it through the receptionist too, from whichever coordinator incarnation runs
     ctx.getSystem().receptionist().tell(org.apache.pekko.actor.typed.receptionist.Receptionist.register(PsCoordinator.WEIGHTS, weightsRef));
     timers.startTimerWithFixedDelay(Tick.INSTANCE, s.idleFlush().dividedBy(2));
+    ctx.getSystem().receptionist().tell(org.apache.pekko.actor.typed.receptionist.Receptionist.subscribe(dev.k2pekko.critic.Critic.KEY,
+        inbox("critics", Critics::new)));
     var metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
     this.stepTime = metrics.timer("k2_learner_step", "a learner's forward and backward pass over one batch, on its compute thread", "learner", id);
     this.tokens = metrics.counter("k2_learner_tokens", "tokens the learners computed gradients over", "learner", id);
@@ -203,6 +211,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
         .onMessage(Weights.class, this::onWeights)
         .onMessage(GotOffsets.class, m -> { startStreams(m.offsets().offsets()); return this; })
         .onMessage(Computed.class, this::onComputed)
+        .onMessage(Critics.class, this::onCritics)
+        .onMessage(Scored.class, this::onScored)
         .onMessage(GotOutcome.class, this::onPushOutcome)
         .onMessage(Tick.class, t -> {
           if (!started && System.nanoTime() - lastRegistration > 2_000_000_000L) {
@@ -283,10 +293,80 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       return;
     }
     computing = true;
+    if (batch.kind() == StageKind.RL && !needingScores(batch).isEmpty()) {
+      askScores(batch);
+      return;
+    }
+    compute(batch, Map.of());
+  }
+
+  /** The rollouts of an RL batch whose reward reads the critic's score (open tasks; all when the critic's weight is above 0). */
+  private List<Trajectory> needingScores(Batch batch) {
+    var out = new ArrayList<Trajectory>();
+    for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.RL && StepLoss.needsCritic(s.reward(), it.use())) out.add(it.use());
+    return out;
+  }
+
+  private ActorRef<dev.k2pekko.critic.Critic.Command> critic;
+  private long lastNoCriticWarning;
+
+  private Behavior<Command> onCritics(Critics c) {
+    var all = c.listing().getServiceInstances(dev.k2pekko.critic.Critic.KEY);
+    critic = null;
+    for (var ref : all) if (critic == null || ref.path().address().hasLocalScope()) critic = ref; // this node's, if it runs one
+    maybeStep();
+    return this;
+  }
+
+  /**
+   * Asks a critic for the scores the batch's rewards need, at its current weights. With no critic known yet, or no
+   * answer in time, the batch goes back to the front of the buffer and is tried again: a reward without its critic
+   * term would train on something else than the configured mix.
+   */
+  private void askScores(Batch batch) {
+    var need = needingScores(batch);
+    if (critic == null) {
+      putBack(batch);
+      computing = false;
+      if (System.nanoTime() - lastNoCriticWarning > 30_000_000_000L) {
+        lastNoCriticWarning = System.nanoTime();
+        getContext().getLog().warn("{}: the reward needs the critic's scores ({} rollouts) and no critic is registered yet; waiting", id, need.size());
+      }
+      return;
+    }
+    getContext().ask(dev.k2pekko.critic.Critic.ScoredAll.class, critic, CRITIC_TIMEOUT,
+        (ActorRef<dev.k2pekko.critic.Critic.ScoredAll> r) -> new dev.k2pekko.critic.Critic.ScoreAll(need, r),
+        (reply, failure) -> {
+          if (reply == null) return new Scored(batch, null, failure);
+          var scores = new HashMap<String, Double>();
+          for (int i = 0; i < need.size(); i++) scores.put(need.get(i).trajectoryId(), reply.accept()[i]);
+          return new Scored(batch, scores, null);
+        });
+  }
+
+  private static final Duration CRITIC_TIMEOUT = Duration.ofSeconds(30);
+
+  private Behavior<Command> onScored(Scored sc) {
+    if (sc.failure() != null) {
+      getContext().getLog().warn("{}: the critic did not score an RL batch ({}); trying it again", id, sc.failure().toString());
+      putBack(sc.batch());
+      computing = false;
+      return this;
+    }
+    compute(sc.batch(), sc.scores());
+    return this;
+  }
+
+  private void putBack(Batch batch) {
+    var items = batch.items();
+    for (int i = items.size() - 1; i >= 0; i--) buffer.addFirst(items.get(i));
+  }
+
+  private void compute(Batch batch, Map<String, Double> scores) {
     var snap = weights;
     var self = getContext().getSelf(); // the context is the actor's own: never touched from the compute thread
     long started = System.nanoTime();
-    CompletableFuture.supplyAsync(() -> computeStep(snap, batch), compute).whenComplete((r, f) -> {
+    CompletableFuture.supplyAsync(() -> computeStep(snap, batch, scores), compute).whenComplete((r, f) -> {
       if (r != null) { // the meters are thread-safe; the actor's state is not touched here
         long nanos = System.nanoTime() - started;
         stepTime.recordNanos(nanos);
@@ -343,7 +423,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     return dev.k2pekko.agents.TrajectoryCollector.groupOf(t.trajectoryId());
   }
 
-  private StepLoss.Result computeStep(WeightsSnapshot snap, Batch batch) {
+  private StepLoss.Result computeStep(WeightsSnapshot snap, Batch batch, Map<String, Double> scores) {
     var model = snap.toModel(ops);
     if (batch.kind() == StageKind.SFT) {
       var ts = new ArrayList<Trajectory>();
@@ -353,7 +433,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     // RL: whole task groups, in the order read
     var groups = new LinkedHashMap<String, List<Trajectory>>();
     for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.RL) groups.computeIfAbsent(groupOf(it.use()), g -> new ArrayList<>()).add(it.use());
-    return StepLoss.rl(model, format, groups.values(), s.rlObjective(), s.rlTau(), snap.version());
+    return StepLoss.rl(model, format, groups.values(), s.rlObjective(), s.rlTau(), snap.version(), s.reward(), t -> {
+      Double x = scores.get(t.trajectoryId());
+      if (x == null) throw new IllegalStateException("no critic score for " + t.trajectoryId());
+      return x;
+    });
   }
 
   private Behavior<Command> onComputed(Computed c) {
@@ -406,8 +490,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     if (r.version() == awaiting) awaiting = -1;
     if (r.outcome() != PsProtocol.Outcome.NON_FINITE && refused != null) {
       // recompute the refused batch at newer weights: back to the front of the buffer, in order
-      var items = refused.items();
-      for (int i = items.size() - 1; i >= 0; i--) buffer.addFirst(items.get(i));
+      putBack(refused);
     }
     maybeStep();
     return this;

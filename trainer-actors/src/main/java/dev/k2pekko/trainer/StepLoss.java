@@ -46,6 +46,17 @@ final class StepLoss {
    * all succeeded or all failed says nothing about which of the policy's choices made the difference.
    */
   static Result rl(PolicyModel model, PolicyFormat format, Collection<List<Trajectory>> groups, Learner.RlObjective objective, double tau, long version) {
+    return rl(model, format, groups, objective, tau, version, Reward.Weights.DEFAULT, t -> Double.NaN);
+  }
+
+  /**
+   * As above, with the reward mixed by {@code weights} ({@link Reward}); {@code critic} gives the critic's score of a
+   * rollout (asked only where the reward reads it). Under {@code FILTERED} a group's successes ({@link Reward#success};
+   * an open task's group: {@link Reward#openSuccesses}) are trained on, and of those only the ones whose cost and safety penalty is the group's lowest: with the default
+   * weights every penalty is 0 and every accepted rollout is kept, as before the mix.
+   */
+  static Result rl(PolicyModel model, PolicyFormat format, Collection<List<Trajectory>> groups, Learner.RlObjective objective, double tau, long version,
+                   Reward.Weights weights, java.util.function.ToDoubleFunction<Trajectory> critic) {
     Map<String, double[]> sum = new LinkedHashMap<>();
     double[][] maxLogit = zeros(model);
     double loss = 0, rewardSum = 0;
@@ -57,6 +68,7 @@ final class StepLoss {
       var rewards = new ArrayList<Double>();
       var old = new ArrayList<Double>();
       var accepted = new ArrayList<Boolean>();
+      var penalties = new ArrayList<Double>();
       var sampled = new ArrayList<Trajectory>();
       for (var t : g) {
         if (t.sampling() == null) continue; // nothing was sampled: no pi_old, no signal
@@ -66,20 +78,34 @@ final class StepLoss {
           seqs.add(x);
           rows.add(rewards.size());
         }
-        rewards.add(Reward.of(t.verdict()));
+        var terms = Reward.Terms.of(t, needsCritic(weights, t) ? critic.applyAsDouble(t) : Double.NaN);
+        rewards.add(Reward.mix(weights, terms));
         rewardSum += rewards.getLast();
         rewarded++;
         old.add(t.sampling().logProb());
-        accepted.add(t.verdict() != null && t.verdict().accepted());
+        accepted.add(Reward.success(weights, terms));
+        penalties.add(Reward.penalty(weights, terms));
         sampled.add(t);
       }
       if (rewards.size() < 2) continue; // one sample has no baseline: no signal
+      if (Reward.OPEN.equals(sampled.getFirst().category())) {
+        // an open task's successes: the group's best by the critic (Reward.openSuccesses), its verdict unread
+        double[] scores = new double[sampled.size()];
+        for (int i = 0; i < scores.length; i++) scores[i] = critic.applyAsDouble(sampled.get(i));
+        boolean[] best = Reward.openSuccesses(scores);
+        for (int i = 0; i < best.length; i++) accepted.set(i, best[i]);
+      }
       double r0 = rewards.getFirst();
       if (rewards.stream().allMatch(x -> Math.abs(x - r0) < 1e-9)) continue;
       Losses.Result res;
       if (objective == Learner.RlObjective.FILTERED) {
+        double least = Double.POSITIVE_INFINITY;
+        for (int i = 0; i < accepted.size(); i++) if (accepted.get(i)) least = Math.min(least, penalties.get(i));
         var kept = new ArrayList<Sequence>();
-        for (int q = 0; q < seqs.size(); q++) if (accepted.get(rows.get(q))) kept.add(seqs.get(q));
+        for (int q = 0; q < seqs.size(); q++) {
+          int i = rows.get(q);
+          if (accepted.get(i) && penalties.get(i) <= least + 1e-12) kept.add(seqs.get(q));
+        }
         if (kept.isEmpty()) continue; // rewards differ, but none was accepted
         var tb = TokenBatch.of(kept, 0);
         tokens += tb.ids().length;
@@ -108,6 +134,11 @@ final class StepLoss {
       grads.put(e.getKey(), f);
     }
     return new Result(loss / used, grads, maxLogit, tokens, meanReward);
+  }
+
+  /** Whether the reward of {@code t} reads the critic's score: an open task, or a critic weight above 0. */
+  static boolean needsCritic(Reward.Weights weights, Trajectory t) {
+    return weights.usesCritic() || Reward.OPEN.equals(t.category());
   }
 
   /**

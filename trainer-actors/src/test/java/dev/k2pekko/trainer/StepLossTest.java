@@ -104,4 +104,45 @@ class StepLossTest {
     var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> Learner.RlObjective.parse("ppo"));
     assertTrue(e.getMessage().contains("k2 or filtered"), e.getMessage());
   }
+
+  @Test void withACostTheFilteredObjectiveKeepsOnlyTheCheapestSuccessesOfAGroup() {
+    var model = model();
+    var g = new ArrayList<>(group(2, 1));
+    var cheap = g.stream().filter(t -> t.verdict().accepted()).toList();
+    var first = cheap.getFirst();
+    var steps = new ArrayList<>(first.steps());
+    steps.add(steps.getLast()); // one call more, same verdict: a success that cost more
+    var dear = new Trajectory(first.trajectoryId() + "x", first.taskId(), first.category(), first.difficulty(), first.seed(), first.system(), first.prompt(),
+        first.tools(), steps, first.finalAnswer(), first.verdict(), first.policy(), first.sampling());
+    g.add(dear);
+    // without a cost every success is trained on, the dear one too
+    var free = StepLoss.rl(model, FORMAT, List.of(g), Learner.RlObjective.FILTERED, 0.5, 0, Reward.Weights.DEFAULT, t -> Double.NaN);
+    var all = new ArrayList<Sequence>();
+    for (var t : g) if (t.verdict().accepted()) all.addAll(FORMAT.examples(t));
+    assertEquals(Losses.nextToken(model, TokenBatch.of(all, 0)).loss(), free.loss(), 1e-12);
+    // with one: only the successes of the group's lowest cost
+    var costly = StepLoss.rl(model, FORMAT, List.of(g), Learner.RlObjective.FILTERED, 0.5, 0, new Reward.Weights(1, 0, 0.01, 0), t -> Double.NaN);
+    var kept = new ArrayList<Sequence>();
+    for (var t : cheap) kept.addAll(FORMAT.examples(t));
+    assertEquals(Losses.nextToken(model, TokenBatch.of(kept, 0)).loss(), costly.loss(), 1e-12);
+    assertTrue(costly.tokens() < free.tokens());
+  }
+
+  @Test void anOpenTasksRolloutsAreJudgedByTheCriticNotByTheirHiddenVerdict() {
+    var model = model();
+    var open = new ArrayList<Trajectory>();
+    for (var t : group(2, 2)) {
+      open.add(new Trajectory(t.trajectoryId(), t.taskId(), Reward.OPEN, t.difficulty(), t.seed(), t.system(), t.prompt(), t.tools(), t.steps(),
+          t.finalAnswer(), t.verdict(), t.policy(), t.sampling()));
+    }
+    // the critic prefers the rejected ones: they are what is trained on
+    var r = StepLoss.rl(model, FORMAT, List.of(open), Learner.RlObjective.FILTERED, 0.5, 0, Reward.Weights.DEFAULT,
+        t -> t.verdict().accepted() ? 0.1 : 0.9);
+    var kept = new ArrayList<Sequence>();
+    for (var t : open) if (!t.verdict().accepted()) kept.addAll(FORMAT.examples(t));
+    assertEquals(Losses.nextToken(model, TokenBatch.of(kept, 0)).loss(), r.loss(), 1e-12);
+    // a critic that scores them all alike gives no signal, whatever the hidden verdicts say
+    var flat = StepLoss.rl(model, FORMAT, List.of(open), Learner.RlObjective.FILTERED, 0.5, 0, Reward.Weights.DEFAULT, t -> 0.7);
+    assertTrue(flat.grads().isEmpty());
+  }
 }

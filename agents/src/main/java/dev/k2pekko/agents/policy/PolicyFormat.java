@@ -339,9 +339,9 @@ public final class PolicyFormat {
     return String.valueOf(v);
   }
 
-  /** True when the task is in the learned policy's family: core tools only. */
+  /** True when the task is in the learned policy's family: core tools only (the verifiable tasks and the open ones). */
   public static boolean inFamily(Task task) {
-    return "core".equals(task.category());
+    return "core".equals(task.category()) || dev.k2pekko.agents.tasks.TaskBuilder.OPEN.equals(task.category());
   }
 
   static int[] concat(int[]... parts) {

@@ -37,7 +37,19 @@ public final class TaskBuilder {
   }
 
   public String category() {
+    if (open) return OPEN;
     return domain.equals("core") ? "core" : domain.substring(0, domain.indexOf('.'));
+  }
+
+  /** The category of the open tasks (docs/LOOP.md, "Open tasks"): their checker is withheld from the reward. */
+  public static final String OPEN = "open";
+
+  private boolean open;
+
+  /** Makes the task an open one: same tools and rubric, category {@link #OPEN}, whose rubric only evaluation reads. */
+  public TaskBuilder asOpen() {
+    this.open = true;
+    return this;
   }
 
   public String domainLabel() {
@@ -125,6 +137,14 @@ public final class TaskBuilder {
   public TaskBuilder storeNotes(String noun) {
     var spec = tool(SimKind.NOTES, "write", domain.equals("core") ? null : noun);
     step(spec, args("text", PlanStep.PREVIOUS), false, "write it into the " + spec.noun() + domainLabel());
+    forbidden.add(tool(SimKind.NOTES, "clear", spec.noun()).name());
+    return this;
+  }
+
+  /** Appends the current value to the notes as a new line (a note built fact by fact). */
+  public TaskBuilder appendNotes() {
+    var spec = tool(SimKind.NOTES, "append", domain.equals("core") ? null : "notes");
+    step(spec, args("text", PlanStep.PREVIOUS), false, "add it to the notes" + domainLabel());
     forbidden.add(tool(SimKind.NOTES, "clear", spec.noun()).name());
     return this;
   }

@@ -158,6 +158,38 @@ public final class TaskGenerator {
     return b.build(id, distractors(rnd, domain));
   }
 
+  /**
+   * An open task (docs/LOOP.md, "Open tasks"): gather {@code facts} facts with the web lookup and write them into the
+   * notes in the order asked, the first written, the others added line by line. Its rubric (the notes hold exactly the
+   * facts looked up, in order; nothing else touched; no redundant or forbidden call; the answer is the last fact) is
+   * the hidden one: evaluation reads it, the RL reward never does. Honours the split as {@link #task(long, String)}.
+   */
+  public Task openTask(long seed, String id, int facts) {
+    if (facts < 1) throw new IllegalArgumentException("an open task gathers at least one fact");
+    for (int attempt = 0; ; attempt++) {
+      long s = attempt == 0 ? seed : mix(seed + attempt);
+      var rnd = new SplittableRandom(s);
+      var b = new TaskBuilder(universe, "core", s).asOpen();
+      var topics = new ArrayList<>(List.of(TOPICS));
+      for (int i = 0; i < facts; i++) {
+        b.lookup("catalog", topics.remove(rnd.nextInt(topics.size())));
+        if (i == 0) b.storeNotes("notes");
+        else b.appendNotes();
+      }
+      var t = b.build(id, distractors(rnd, "core"));
+      if (split == Split.ALL || heldOut(t) == (split == Split.HELD_OUT)) return t;
+      if (attempt > 1000) throw new IllegalStateException("no open task of split " + split + " in 1000 draws");
+    }
+  }
+
+  /** The open tasks gather two or three facts (one fact would give only twenty distinct prompts). */
+  public static final int OPEN_MIN_FACTS = 2, OPEN_MAX_FACTS = 3;
+
+  /** The number of facts of open task i of a set: two and three in turn. */
+  public static int openFacts(int i) {
+    return OPEN_MIN_FACTS + i % (OPEN_MAX_FACTS - OPEN_MIN_FACTS + 1);
+  }
+
   private List<String> distractors(SplittableRandom rnd, String domain) {
     var pool = domain.equals("core") ? corePool : universe.domain(domain);
     var out = new ArrayList<String>();
