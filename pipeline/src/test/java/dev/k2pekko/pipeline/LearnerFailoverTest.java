@@ -80,7 +80,7 @@ class LearnerFailoverTest {
       var summary = RunDriver.start(a, spec, s -> {}).get(150, TimeUnit.SECONDS);
       assertTrue(summary.complete());
       long persisted = summary.get("persisted");
-      assertTrue(persisted > 200, "persisted " + persisted);
+      assertTrue(persisted > 100, "persisted " + persisted); // the teacher passes about a third of the default world's episodes
 
       // stop a learner node once training is under way
       var probe = TestProbe.<PsCoordinator.Status>create(a);

@@ -68,7 +68,7 @@ class PipelineTest {
       assertEquals(5, r.init().tasks());
       assertEquals(2, r.init().passK().length);
       assertTrue(r.init().success() <= 0.05, "an untrained policy solves held-out tasks: " + r.init().success());
-      assertTrue(r.synthesized() > 100, "synthesis persisted " + r.synthesized());
+      assertTrue(r.synthesized() > 50, "synthesis persisted " + r.synthesized()); // about a third of 200 in the default world
       // synthesis and SFT in two parts (the default sft-parts), evaluated after each: the SFT curve ends at the sft evaluation
       assertEquals(2, r.sftCurve().size(), r.sftCurve().toString());
       assertEquals(r.sft(), r.sftCurve().get(1));
