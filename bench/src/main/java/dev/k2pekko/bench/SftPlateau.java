@@ -51,9 +51,9 @@ public final class SftPlateau {
    * {@code rl-groups}); cross-entropy on the accepted rollouts of groups whose rewards differ ({@code filtered}), or,
    * with {@code sftControl}, the same number of further SFT steps on the teacher data instead (the same budget).
    */
-  public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, int epochs, boolean sftControl) {
+  public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, int epochs, boolean sftControl, double lrDecay) {
     public static Rl defaults() {
-      return new Rl(0, 200, 4, 8, 0.003, 1, false);
+      return new Rl(0, 200, 4, 8, 0.003, 1, false, 1.0);
     }
   }
 
@@ -168,7 +168,10 @@ public final class SftPlateau {
         }
         var r = Losses.nextToken(model, TokenBatch.of(batch, 0));
         loss = r.loss();
-        opt.step(model, r.grads(), r.maxLogit(), cfg.rl().lr()); // the control at the same rate: only the data differs
+        // the control at the same rate: only the data differs; lrDecay < 1: linear from lr in the first round to
+        // lr x lrDecay in the last
+        double f = cfg.rl().rounds() <= 1 ? 1.0 : 1.0 - (1.0 - cfg.rl().lrDecay()) * (round - 1) / (cfg.rl().rounds() - 1.0);
+        opt.step(model, r.grads(), r.maxLogit(), cfg.rl().lr() * f);
         step++;
       }
       var p = evaluate(arm, step, loss, cfg, universe, format, held, judge, model);

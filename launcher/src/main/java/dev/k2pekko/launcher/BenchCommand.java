@@ -231,6 +231,8 @@ final class BenchCommand implements Runnable {
     @Option(names = "--rl-tasks", description = "training tasks per RL round (default: the default run's)") Integer rlTasks;
     @Option(names = "--rl-groups", description = "task groups per RL step (default: the default run's)") Integer rlGroups;
     @Option(names = "--rl-epochs", defaultValue = "1", description = "passes over each round's groups (default ${DEFAULT-VALUE})") int rlEpochs;
+    @Option(names = "--rl-lr-decay", defaultValue = "1", description = "the RL rate falls linearly over the rounds to this fraction of --rl-lr "
+        + "(default ${DEFAULT-VALUE}: constant)") double rlLrDecay;
     @Option(names = "--eval-trials", description = "trials per held-out task (default: the default run's)") Integer evalTrials;
     @Option(names = "--json") boolean json;
 
@@ -243,9 +245,10 @@ final class BenchCommand implements Runnable {
       int tasks = rlTasks == null ? d.rl().tasks() : rlTasks;
       double lr = rlLr == null ? d.rl().lr() : rlLr;
       int groups = rlGroups == null ? d.rl().groupsPerStep() : rlGroups;
+      if (!(rlLrDecay > 0 && rlLrDecay <= 1)) throw new NodeConfig.UsageError("--rl-lr-decay must lie in (0, 1], got " + rlLrDecay);
       if (ep < 10 || tr < 1 || tasks < 1 || groups < 1 || rlEpochs < 1 || !(lr > 0)) throw new NodeConfig.UsageError("--episodes >= 10, --eval-trials, --rl-tasks, --rl-groups, --rl-epochs and --rl-lr > 0");
       var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, ep, steps, evalEvery, d.evalTasks(), tr, fr, pr, d.lr(), d.warmup(), d.decaySteps(),
-          new dev.k2pekko.bench.SftPlateau.Rl(rlRounds, tasks, d.rl().rollouts(), groups, lr, rlEpochs, sftControl));
+          new dev.k2pekko.bench.SftPlateau.Rl(rlRounds, tasks, d.rl().rollouts(), groups, lr, rlEpochs, sftControl, rlLrDecay));
       var r = dev.k2pekko.bench.SftPlateau.run(cfg, p -> {
         if (!json) {
           System.out.printf("  %-11s step %5d  held-out success %5.1f%%  (met a tool failure: %4.1f%% of trials, success %5.1f%% there, %5.1f%% elsewhere)  loss %.4f%n",
