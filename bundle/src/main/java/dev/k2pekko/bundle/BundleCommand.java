@@ -47,7 +47,7 @@ public final class BundleCommand implements Callable<Integer> {
   static final List<String> MODULES = List.of("java.base", "java.logging", "java.management", "java.naming", "java.sql", "jdk.unsupported");
 
   /** Jars left out: ND4J and everything only it brings (its natives alone are over 100 MB). */
-  static final List<String> LEFT_OUT = List.of("nd4j-", "javacpp-", "openblas-", "flatbuffers-java-", "protobuf-1.0.0-M2.1",
+  public static final List<String> LEFT_OUT = List.of("nd4j-", "javacpp-", "openblas-", "flatbuffers-java-", "protobuf-1.0.0-M2.1",
       "jackson-1.0.0-M2.1", "guava-1.0.0-M2.1", "oshi-core-", "jna-", "jna-platform-", "threetenbp-", "commons-net-", "neoitertools-",
       "byteunits-", "commons-math3-", "commons-collections4-", "commons-compress-", "commons-codec-", "commons-io-", "commons-lang3-",
       // LMDB and its JNR binding: only for a durable distributed-data store, which k2 does not use

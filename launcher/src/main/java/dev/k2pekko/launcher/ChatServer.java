@@ -92,6 +92,22 @@ final class ChatServer {
     this.settings = settings;
   }
 
+  /**
+   * The request handler to bind: {@link #handle} itself, or with {@code apiKey} non-null, as OpenAI's API does, the key
+   * required as a bearer token and a 401 with an error object without it. Here rather than in {@code ServeCommand}:
+   * picocli reflects over a command's methods, and a lambda there taking a Pekko HTTP type breaks every command of a
+   * bundle, which leaves Pekko HTTP out.
+   */
+  org.apache.pekko.japi.function.Function<HttpRequest, CompletionStage<HttpResponse>> handler(String apiKey) {
+    if (apiKey == null) return this::handle;
+    return request -> {
+      if (BearerToken.authorizes(apiKey, request.getHeader("Authorization").map(h -> h.value()).orElse(null))) return handle(request);
+      request.discardEntityBytes(system);
+      return CompletableFuture.completedFuture(error(new ApiError(401, "invalid_request_error",
+          "This server needs its API key: Authorization: Bearer KEY.", null, "invalid_api_key")));
+    };
+  }
+
   CompletionStage<HttpResponse> handle(HttpRequest request) {
     try {
       String path = request.getUri().path();

@@ -156,15 +156,7 @@ final class ServeCommand implements Callable<Integer> {
           new ChatServer.Settings(maxBodyBytes, maxConcurrent, Duration.ofSeconds(requestTimeout)));
       ServerBinding binding;
       try {
-        org.apache.pekko.japi.function.Function<org.apache.pekko.http.javadsl.model.HttpRequest,
-            java.util.concurrent.CompletionStage<org.apache.pekko.http.javadsl.model.HttpResponse>> handler = apiKey == null ? server::handle : request -> {
-          // as OpenAI's API: the key as a bearer token, a 401 with an error object without it
-          if (BearerToken.authorizes(apiKey, request.getHeader("Authorization").map(h -> h.value()).orElse(null))) return server.handle(request);
-          request.discardEntityBytes(system);
-          return java.util.concurrent.CompletableFuture.completedFuture(ChatServer.error(new ChatServer.ApiError(401, "invalid_request_error",
-              "This server needs its API key: Authorization: Bearer KEY.", null, "invalid_api_key")));
-        };
-        binding = Http.get(system).newServerAt(host, port).bind(handler).toCompletableFuture().get(30, TimeUnit.SECONDS);
+        binding = Http.get(system).newServerAt(host, port).bind(server.handler(apiKey)).toCompletableFuture().get(30, TimeUnit.SECONDS);
       } catch (java.util.concurrent.ExecutionException e) {
         throw new NodeConfig.UsageError("cannot listen on " + host + ":" + port + ": " + (e.getCause() == null ? e : e.getCause()).getMessage());
       }
