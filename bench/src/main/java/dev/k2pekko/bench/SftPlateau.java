@@ -51,9 +51,10 @@ public final class SftPlateau {
    * {@code rl-groups}); cross-entropy on the accepted rollouts of groups whose rewards differ ({@code filtered}), or,
    * with {@code sftControl}, the same number of further SFT steps on the teacher data instead (the same budget).
    */
-  public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, int epochs, boolean sftControl, double lrDecay) {
+  public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, int epochs, boolean sftControl, double lrDecay,
+                   int ptx, boolean advantageWeighted) {
     public static Rl defaults() {
-      return new Rl(0, 200, 4, 8, 0.003, 1, false, 1.0);
+      return new Rl(0, 200, 4, 8, 0.003, 1, false, 1.0, 0, false);
     }
   }
 
@@ -61,8 +62,11 @@ public final class SftPlateau {
    * One evaluation: held-out success, and split by whether a trial met a tool failure (an error or a partial
    * result): {@code metFailure} is the share of trials that met one, {@code successMet} the success among those,
    * {@code successClean} among the others. RL's room in this world is {@code successClean - successMet}.
+   * {@code trainAccepted}: for an RL round, the acceptance of its own rollouts on training tasks (sampled before the
+   * round's updates); {@code whyMet}: the judge's first reason for each rejected trial that met a failure, counted.
    */
-  public record Point(String arm, int step, double success, double loss, double metFailure, double successMet, double successClean) {}
+  public record Point(String arm, int step, double success, double loss, double metFailure, double successMet, double successClean,
+                      double trainAccepted, java.util.Map<String, Integer> whyMet) {}
 
   public record Result(Config config, int accepted, int examples, List<Point> curve, double seconds) {
     public ObjectNode toJson() {
@@ -71,7 +75,8 @@ public final class SftPlateau {
       var c = o.putArray("curve");
       for (var p : curve) {
         c.addObject().put("arm", p.arm()).put("step", p.step()).put("success", p.success()).put("loss", p.loss())
-            .put("met_failure", p.metFailure()).put("success_met", p.successMet()).put("success_clean", p.successClean());
+            .put("met_failure", p.metFailure()).put("success_met", p.successMet()).put("success_clean", p.successClean())
+            .put("train_accepted", p.trainAccepted());
       }
       o.put("seconds", seconds);
       return o;
@@ -142,17 +147,29 @@ public final class SftPlateau {
     for (int round = 1; round <= cfg.rl().rounds(); round++) {
       var groups = new ArrayList<List<Sequence>>();
       var policy = new LearnedPolicy(format, new Decoder(model), step, 1.0);
+      int played = 0, accepted = 0;
       for (int i = 0; !control && i < cfg.rl().tasks(); i++) {
         long ts = TaskGenerator.mix(cfg.seed() * 0x2545F4914F6CDD1DL + round * 100_003L + i);
         var task = train.taskOfDifficulty(ts, "r-" + round + "-" + i, 1 + i % 5);
         var kept = new ArrayList<Sequence>();
         var rewards = new java.util.HashSet<Double>();
+        int ok = 0;
         for (int k = 0; k < cfg.rl().rollouts(); k++) {
           var t = OfflinePlay.play(universe, policy, judge, task, task.id() + "#" + k, TaskGenerator.mix(ts + k), true);
           rewards.add(dev.k2pekko.trainer.Reward.of(t.verdict()));
-          if (t.verdict().accepted()) kept.addAll(format.examples(t));
+          played++;
+          if (t.verdict().accepted()) {
+            kept.addAll(format.examples(t));
+            ok++;
+          }
         }
-        if (rewards.size() > 1 && !kept.isEmpty()) groups.add(kept);
+        accepted += ok;
+        // advantage-weighted: a success counts (1 - the group's success share) x K times, as REINFORCE's positive part
+        // weighs it; by repetition, so the loss stays the plain cross-entropy
+        int copies = cfg.rl().advantageWeighted() ? Math.max(1, cfg.rl().rollouts() - ok) : 1;
+        var weighted = new ArrayList<Sequence>();
+        for (int c = 0; c < copies; c++) weighted.addAll(kept);
+        if (rewards.size() > 1 && !kept.isEmpty()) groups.add(weighted);
       }
       // the control takes as many steps as RL took in the same round (RL runs first)
       int perPass = (groups.size() + cfg.rl().groupsPerStep() - 1) / cfg.rl().groupsPerStep();
@@ -165,6 +182,8 @@ public final class SftPlateau {
           for (int i = 0; i < 8; i++) batch.addAll(data.get(rnd.nextInt(data.size())));
         } else {
           for (int g = j * cfg.rl().groupsPerStep(); g < Math.min(groups.size(), (j + 1) * cfg.rl().groupsPerStep()); g++) batch.addAll(groups.get(g));
+          // PTX (the K2 report's auxiliary loss on curated data during RL): teacher trajectories SFT trained on
+          for (int i = 0; i < cfg.rl().ptx(); i++) batch.addAll(data.get(rnd.nextInt(data.size())));
         }
         var r = Losses.nextToken(model, TokenBatch.of(batch, 0));
         loss = r.loss();
@@ -175,6 +194,8 @@ public final class SftPlateau {
         step++;
       }
       var p = evaluate(arm, step, loss, cfg, universe, format, held, judge, model);
+      if (!control) p = new Point(p.arm(), p.step(), p.success(), p.loss(), p.metFailure(), p.successMet(), p.successClean(),
+          played == 0 ? Double.NaN : (double) accepted / played, p.whyMet());
       curve.add(p);
       progress.accept(p);
     }
@@ -186,6 +207,7 @@ public final class SftPlateau {
                         JudgeRubric judge, PolicyModel model) {
     var policy = new LearnedPolicy(format, new Decoder(model), 0, 1.0);
     int ok = 0, n = 0, met = 0, okMet = 0;
+    var why = new java.util.TreeMap<String, Integer>();
     for (int i = 0; i < cfg.evalTasks(); i++) {
       var task = dev.k2pekko.agents.NodeServices.heldOutTask(held, cfg.seed(), i, 5);
       long seed = TaskGenerator.mix(cfg.seed() * 0xD1B54A32D192ED03L + i); // the probe's own stream of trial noise
@@ -197,10 +219,14 @@ public final class SftPlateau {
         if (t.verdict().accepted()) {
           ok++;
           if (failed) okMet++;
+        } else if (failed) {
+          var reasons = t.verdict().reasons();
+          String first = reasons.isEmpty() ? "(none)" : reasons.getFirst().split("[: ]", 2)[0];
+          why.merge(first, 1, Integer::sum);
         }
       }
     }
     return new Point(arm, step, (double) ok / n, loss, (double) met / n, met == 0 ? Double.NaN : (double) okMet / met,
-        n == met ? Double.NaN : (double) (ok - okMet) / (n - met));
+        n == met ? Double.NaN : (double) (ok - okMet) / (n - met), Double.NaN, why);
   }
 }
