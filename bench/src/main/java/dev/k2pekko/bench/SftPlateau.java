@@ -52,9 +52,9 @@ public final class SftPlateau {
    * with {@code sftControl}, the same number of further SFT steps on the teacher data instead (the same budget).
    */
   public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, int epochs, boolean sftControl, double lrDecay,
-                   int ptx, boolean advantageWeighted) {
+                   int ptx, boolean advantageWeighted, double replay) {
     public static Rl defaults() {
-      return new Rl(0, 200, 4, 8, 0.003, 1, false, 1.0, 0, false);
+      return new Rl(0, 200, 4, 8, 0.003, 1, false, 1.0, 0, false, 0);
     }
   }
 
@@ -144,6 +144,7 @@ public final class SftPlateau {
     double loss = Double.NaN;
     int step = cfg.steps();
     String arm = control ? "sft-control" : "rl";
+    var history = new ArrayList<List<Sequence>>();
     for (int round = 1; round <= cfg.rl().rounds(); round++) {
       var groups = new ArrayList<List<Sequence>>();
       var policy = new LearnedPolicy(format, new Decoder(model), step, 1.0);
@@ -170,6 +171,17 @@ public final class SftPlateau {
         var weighted = new ArrayList<Sequence>();
         for (int c = 0; c < copies; c++) weighted.addAll(kept);
         if (rewards.size() > 1 && !kept.isEmpty()) groups.add(weighted);
+      }
+      // replay: earlier rounds' groups (their successes stay valid demonstrations) join this round's, replay x as many
+      // as this round has (a negative replay: all of them), in a shuffled order
+      if (!control && cfg.rl().replay() != 0) {
+        var fresh = new ArrayList<>(groups);
+        var old = new ArrayList<>(history);
+        java.util.Collections.shuffle(old, new java.util.Random(rnd.nextLong()));
+        int n = cfg.rl().replay() < 0 ? old.size() : Math.min(old.size(), (int) Math.round(cfg.rl().replay() * fresh.size()));
+        groups.addAll(old.subList(0, n));
+        java.util.Collections.shuffle(groups, new java.util.Random(rnd.nextLong()));
+        history.addAll(fresh);
       }
       // the control takes as many steps as RL took in the same round (RL runs first)
       int perPass = (groups.size() + cfg.rl().groupsPerStep() - 1) / cfg.rl().groupsPerStep();
@@ -202,6 +214,26 @@ public final class SftPlateau {
     return curve;
   }
 
+  /**
+   * What the policy did right after the first failure of a trial: {@code retried} (the same call again),
+   * {@code garbled} (the same tool, other arguments), {@code moved-on} (another tool) or {@code stopped} (answered or
+   * ended).
+   */
+  static String afterFirstFailure(List<dev.k2pekko.protocol.Step> steps) {
+    for (int i = 0; i < steps.size(); i++) {
+      var st = steps.get(i);
+      if (!"TRANSIENT_FAILURE".equals(st.error()) && !st.partial()) continue;
+      if (i + 1 == steps.size()) return "stopped";
+      var next = steps.get(i + 1);
+      if (!next.tool().equals(st.tool())) return "moved-on";
+      return next.arguments().equals(st.arguments()) ? "retried" : "garbled";
+    }
+    return "none";
+  }
+
+  /** {@code K2_SHOW_FAILED=N}: print the first N rejected held-out trials that met a failure of each evaluation. */
+  private static final int SHOW = Integer.parseInt(System.getenv().getOrDefault("K2_SHOW_FAILED", "0"));
+
   /** Held-out success as {@code k2 run} measures it: task i of the run seed has difficulty 1 + i mod 5; trials at temperature 1. */
   static Point evaluate(String arm, int step, double loss, Config cfg, ToolUniverse universe, PolicyFormat format, TaskGenerator held,
                         JudgeRubric judge, PolicyModel model) {
@@ -220,9 +252,14 @@ public final class SftPlateau {
           ok++;
           if (failed) okMet++;
         } else if (failed) {
-          var reasons = t.verdict().reasons();
-          String first = reasons.isEmpty() ? "(none)" : reasons.getFirst().split("[: ]", 2)[0];
-          why.merge(first, 1, Integer::sum);
+          if (SHOW > 0 && why.values().stream().mapToInt(Integer::intValue).sum() < SHOW) {
+            var sb = new StringBuilder("    [" + arm + " " + step + "] " + task.prompt() + "\n");
+            for (var st : t.steps()) sb.append("      ").append(st.tool()).append(' ').append(st.arguments()).append(" -> ")
+                .append(st.error() != null ? "error " + st.error() : st.partial() ? "partial " + st.result() : st.result()).append('\n');
+            sb.append("      answer ").append(t.finalAnswer()).append("  ").append(t.verdict().reasons());
+            System.out.println(sb);
+          }
+          why.merge(afterFirstFailure(t.steps()), 1, Integer::sum);
         }
       }
     }

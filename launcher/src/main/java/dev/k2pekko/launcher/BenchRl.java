@@ -33,6 +33,8 @@ final class BenchRl {
     @Option(names = "--rl-rollouts", description = "rollouts per training task (default: the default run's)") Integer rlRollouts;
     @Option(names = "--rl-ptx", defaultValue = "0", description = "teacher trajectories (of the SFT data) added to each RL step (default ${DEFAULT-VALUE})") int rlPtx;
     @Option(names = "--rl-advantage", description = "weigh each success by 1 - its group's success share (by repetition)") boolean rlAdvantage;
+    @Option(names = "--rl-replay", defaultValue = "0", description = "earlier rounds' groups trained on again with each round's, this "
+        + "many times as many as the round has (-1: all of them; default ${DEFAULT-VALUE})") double rlReplay;
     @Option(names = "--json") boolean json;
 
     @Override public Integer call() {
@@ -50,13 +52,13 @@ final class BenchRl {
       if (ep < 10 || tr < 1 || tasks < 1 || groups < 1 || rlEpochs < 1 || !(lr > 0)) throw new NodeConfig.UsageError("--episodes >= 10, --eval-trials, --rl-tasks, --rl-groups, --rl-epochs and --rl-lr > 0");
       var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, ep, steps, evalEvery, d.evalTasks(), tr, fr, pr, d.lr(), d.warmup(), d.decaySteps(),
           new dev.k2pekko.bench.SftPlateau.Rl(rlRounds, tasks, rollouts, groups, lr, rlEpochs, sftControl, rlLrDecay,
-              rlPtx, rlAdvantage));
+              rlPtx, rlAdvantage, rlReplay));
       var r = dev.k2pekko.bench.SftPlateau.run(cfg, p -> {
         if (!json) {
           System.out.printf("  %-11s step %5d  held-out success %5.1f%%  (met a tool failure: %4.1f%% of trials, success %5.1f%% there, %5.1f%% elsewhere)  loss %.4f%n",
               p.arm(), p.step(), 100 * p.success(), 100 * p.metFailure(), 100 * p.successMet(), 100 * p.successClean(), p.loss());
           if (!Double.isNaN(p.trainAccepted())) System.out.printf("              round's rollouts accepted %5.1f%%%n", 100 * p.trainAccepted());
-          System.out.println("              rejected where a failure was met: " + p.whyMet());
+          System.out.println("              rejected where a failure was met, by what followed the first failure: " + p.whyMet());
           System.out.flush();
         }
       });

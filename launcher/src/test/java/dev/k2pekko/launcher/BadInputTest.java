@@ -26,6 +26,7 @@ class BadInputTest {
     Files.writeString(dir.resolve("type.conf"), "k2.pipeline { rl-rounds = \"abc\" }\n");
     Files.writeString(dir.resolve("fraction.conf"), "k2.pipeline.rl-rounds = 2.5\n");
     Files.writeString(dir.resolve("objective.conf"), "k2.learner.rl-objective = ppo\n");
+    Files.writeString(dir.resolve("groups.conf"), "k2.learner.rl-groups-count = some\n");
     Files.writeString(dir.resolve("negative.conf"), "k2.pipeline.rl-rounds = -3\n");
     Files.writeString(dir.resolve("duration.conf"), "k2.pipeline.stage-timeout = soon\n");
     Files.writeString(dir.resolve("switch.conf"), "k2.pipeline.rl-prioritized = maybe\n");
@@ -49,6 +50,7 @@ class BadInputTest {
         Arguments.of("run --config {dir}/broken.conf", 2, "--config {dir}/broken.conf line 1: List should have ]"),
         Arguments.of("run --config {dir}/type.conf", 2, "k2.pipeline.rl-rounds must be an integer, got \"abc\""),
         Arguments.of("run --config {dir}/objective.conf", 2, "k2.learner.rl-objective must be one of k2, filtered, got \"ppo\""),
+        Arguments.of("run --config {dir}/groups.conf", 2, "k2.learner.rl-groups-count must be one of signal, all, got \"some\""),
         Arguments.of("run --synthesis-only --config {dir}/type.conf", 2, "k2.pipeline.rl-rounds must be an integer"),
         Arguments.of("run --config {dir}/fraction.conf", 2, "k2.pipeline.rl-rounds must be an integer, got 2.5"),
         Arguments.of("run --config {dir}/negative.conf", 2, "k2.pipeline.rl-rounds must be >= 0, got -3"),

@@ -58,7 +58,30 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   /** {@code backend}: the tensor backend of the learner's steps, as {@link dev.k2pekko.ops.Backends#select} names it. */
   public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
-                         boolean async, String backend, RlObjective rlObjective, Reward.Weights reward) {}
+                         boolean async, String backend, RlObjective rlObjective, Reward.Weights reward, GroupCount rlGroupsCount) {
+    public Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
+                    boolean async, String backend, RlObjective rlObjective, Reward.Weights reward) {
+      this(runId, count, batchSize, rlGroups, idleFlush, rlTau, tags, async, backend, rlObjective, reward, GroupCount.ALL);
+    }
+  }
+
+  /**
+   * Which task groups count towards a step's {@code rl-groups} (docs/LOOP.md, "RL: reward and objective"):
+   * <ul>
+   *   <li>{@code SIGNAL}: groups whose rewards differ, the ones a step learns from; a group whose rollouts all
+   *   succeeded or all failed rides along in the batch (its offsets advance) without taking a place, so every step
+   *   learns from {@code rl-groups} groups;</li>
+   *   <li>{@code ALL}: every group, as before: after SFT most groups are silent and a step learned from one or two.</li>
+   * </ul>
+   */
+  public enum GroupCount {
+    SIGNAL, ALL;
+
+    public static GroupCount parse(String s) {
+      for (var o : values()) if (o.name().equalsIgnoreCase(s)) return o;
+      throw new IllegalArgumentException("k2.learner.rl-groups-count must be signal or all, got '" + s + "'");
+    }
+  }
 
   /**
    * What an RL step optimises on a batch of task groups (docs/LOOP.md, "RL: reward and objective"):
@@ -105,7 +128,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   public enum Ack { INSTANCE }
 
   /** One trajectory read from the journal and where it sits. {@code use} is null for one skipped (another run). */
-  private record Item(String tag, long eventOffset, int index, Trajectory use, StageKind group) {}
+  record Item(String tag, long eventOffset, int index, Trajectory use, StageKind group) {}
 
   private record Batch(List<Item> items, StageKind kind) {}
 
@@ -243,7 +266,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       boolean mine = t.trajectoryId().startsWith(s.runId() + "-");
       buffer.add(new Item(e.tag(), offset, i + 1, mine ? t : null, mine ? kind(t) : null));
     }
-    // backpressure until steps have consumed: room for a few SFT batches, or two RL batches of groups of up to 4
+    // backpressure until steps have consumed: room for a few SFT batches, or two RL batches of groups of up to 4 (with
+    // rl-groups-count = signal, three silent groups riding along with each group that counts)
     if (usable() >= bufferLimit()) pendingAcks.put(e.tag(), e.ack());
     else e.ack().tell(Ack.INSTANCE);
     maybeStep();
@@ -384,24 +408,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
    */
   private Batch takeBatch() {
     boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
-    StageKind kind = null;
-    int n = 0, taken = 0;
-    boolean full = false;
-    var groupIds = new java.util.HashSet<String>();
-    for (var it : buffer) {
-      if (it.group() != null) {
-        if (kind == null) kind = it.group();
-        else if (kind != it.group()) { full = true; break; } // one kind per step; the other kind follows
-        if (kind == StageKind.RL && !groupIds.contains(groupOf(it.use()))) {
-          if (groupIds.size() == s.rlGroups()) { full = true; break; } // the first item of the next group
-          groupIds.add(groupOf(it.use()));
-        }
-        n++;
-      }
-      taken++;
-      if (kind == StageKind.SFT && n >= s.batchSize()) { full = true; break; }
-    }
-    if (kind == StageKind.RL && groupIds.size() >= s.rlGroups()) full = true;
+    var c = cut(buffer, s.batchSize(), s.rlGroups(), s.rlGroupsCount() == GroupCount.SIGNAL ? silentGroups() : java.util.Set.of());
+    StageKind kind = c.kind();
+    int taken = c.taken();
+    boolean full = c.full();
     if (kind == null && buffer.isEmpty()) return null;
     if (!full && !idle) return null;
     var items = new ArrayList<Item>();
@@ -418,6 +428,54 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   }
 
   private final List<Item> carried = new ArrayList<>();
+
+  /** Where the next batch ends: the first {@code taken} items of the buffer, of {@code kind}; {@code full} when no more may join. */
+  record Cut(StageKind kind, int taken, boolean full) {}
+
+  /**
+   * The next batch's extent in {@code buffer}: items of one kind, {@code batchSize} trajectories for SFT, for RL whole
+   * task groups until {@code rlGroups} of them not in {@code silent} are in (a silent group rides along).
+   */
+  static Cut cut(Iterable<Item> buffer, int batchSize, int rlGroups, java.util.Set<String> silent) {
+    StageKind kind = null;
+    int n = 0, taken = 0, counted = 0;
+    boolean full = false;
+    var groupIds = new java.util.HashSet<String>();
+    for (var it : buffer) {
+      if (it.group() != null) {
+        if (kind == null) kind = it.group();
+        else if (kind != it.group()) { full = true; break; } // one kind per step; the other kind follows
+        if (kind == StageKind.RL && !groupIds.contains(groupOf(it.use()))) {
+          if (counted == rlGroups) { full = true; break; } // the first item of the next group
+          groupIds.add(groupOf(it.use()));
+          if (!silent.contains(groupOf(it.use()))) counted++;
+        }
+        n++;
+      }
+      taken++;
+      if (kind == StageKind.SFT && n >= batchSize) { full = true; break; }
+    }
+    if (kind == StageKind.RL && counted >= rlGroups) full = true;
+    return new Cut(kind, taken, full);
+  }
+
+  /**
+   * The RL groups in the buffer whose rewards are all equal, so that no step can learn from them ({@link StepLoss#rl}).
+   * A group whose reward reads the critic's score is never counted silent: its rewards are known only once scored.
+   */
+  private java.util.Set<String> silentGroups() {
+    var rewards = new HashMap<String, java.util.Set<Double>>();
+    var unknown = new java.util.HashSet<String>();
+    for (var it : buffer) {
+      if (it.group() != StageKind.RL) continue;
+      String g = groupOf(it.use());
+      if (StepLoss.needsCritic(s.reward(), it.use())) unknown.add(g);
+      else rewards.computeIfAbsent(g, k -> new java.util.HashSet<>()).add(Reward.mix(s.reward(), Reward.Terms.of(it.use(), Double.NaN)));
+    }
+    var out = new java.util.HashSet<String>();
+    rewards.forEach((g, r) -> { if (r.size() == 1 && !unknown.contains(g)) out.add(g); });
+    return out;
+  }
 
   private static String groupOf(Trajectory t) {
     return dev.k2pekko.agents.TrajectoryCollector.groupOf(t.trajectoryId());
@@ -476,7 +534,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   }
 
   private long bufferLimit() {
-    return Math.max(4L * s.batchSize(), 8L * s.rlGroups());
+    return Math.max(4L * s.batchSize(), (s.rlGroupsCount() == GroupCount.SIGNAL ? 32L : 8L) * s.rlGroups());
   }
 
   /** Pushes without an outcome yet, by the version they were computed at: a refusal puts one back in the buffer. */
