@@ -46,7 +46,7 @@ class ClipSettingsTest {
     assertEquals(new dev.k2pekko.optim.AdaptiveThreshold.Config(40, 20, 2, 0.9, 5), s.adaptive());
     for (var bad : Map.of("k2.ps.tau = 0", "k2.ps.tau must be > 0, got 0.0", "k2.ps.adaptive.kappa = -1", "k2.ps.adaptive.kappa must be >= 0",
         "k2.ps.adaptive.decay = 1", "k2.ps.adaptive.decay must lie in (0, 1)", "k2.ps.adaptive.warmup = -2", "k2.ps.adaptive.warmup must be >= 0",
-        "k2.ps.adaptive.floor = 0", "k2.ps.adaptive.floor must lie in (0, 1]").entrySet()) {
+        "k2.ps.adaptive.floor = 0", "k2.ps.adaptive.floor must lie in (0, 1]", "k2.ps.clip-headroom = 1", "k2.ps.clip-headroom must lie in [0, 1)").entrySet()) {
       var e = assertThrows(NodeConfig.UsageError.class, () -> SettingsCheck.ranges(with(bad.getKey()), "--config f"), bad.getKey());
       assertTrue(e.getMessage().startsWith("--config f: " + bad.getValue()), e.getMessage());
     }

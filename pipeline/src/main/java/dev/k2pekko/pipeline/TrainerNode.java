@@ -45,7 +45,7 @@ public final class TrainerNode {
   }
 
   /** QK-Clip's settings ({@code k2.ps.qk-clip}, {@code tau}, {@code adaptive.*}): how, at what cap, how the adaptive thresholds move. */
-  public record ClipSettings(QkClip.Mode mode, double tau, AdaptiveThreshold.Config adaptive) {
+  public record ClipSettings(QkClip.Mode mode, double tau, AdaptiveThreshold.Config adaptive, double headroom) {
     /** Read and checked: a value out of range is an IllegalArgumentException of one line that names its key. */
     public static ClipSettings of(Config c) {
       var ps = c.getConfig("k2.ps");
@@ -64,7 +64,9 @@ public final class TrainerNode {
       if (!(decay > 0 && decay < 1)) throw new IllegalArgumentException("k2.ps.adaptive.decay must lie in (0, 1), got " + decay);
       if (warmup < 0) throw new IllegalArgumentException("k2.ps.adaptive.warmup must be >= 0, got " + warmup);
       if (!(floor > 0 && floor <= 1)) throw new IllegalArgumentException("k2.ps.adaptive.floor must lie in (0, 1], got " + floor);
-      return new ClipSettings(mode, tau, new AdaptiveThreshold.Config(tau, floor * tau, kappa, decay, warmup));
+      double headroom = ps.getDouble("clip-headroom");
+      if (!(headroom >= 0 && headroom < 1)) throw new IllegalArgumentException("k2.ps.clip-headroom must lie in [0, 1), got " + headroom);
+      return new ClipSettings(mode, tau, new AdaptiveThreshold.Config(tau, floor * tau, kappa, decay, warmup), headroom);
     }
   }
 
@@ -84,7 +86,7 @@ public final class TrainerNode {
         .mode(PsSettings.Mode.valueOf(ps.getString("mode").toUpperCase())).staleness(ps.getInt("staleness"))
         .lrSft(ps.getDouble("lr-sft")).lrRl(ps.getDouble("lr-rl")).warmup(ps.getInt("warmup")).decaySteps(ps.getInt("decay-steps"))
         .syncTimeout(ps.getDuration("sync-timeout")).clipTimeout(ps.getDuration("clip-timeout")).applyTimeout(ps.getDuration("apply-timeout"))
-        .checkpointEvery(ps.getInt("checkpoint-every")).keepCheckpoints(ps.getInt("keep-checkpoints")).build();
+        .clipHeadroom(clip.headroom()).checkpointEvery(ps.getInt("checkpoint-every")).keepCheckpoints(ps.getInt("keep-checkpoints")).build();
     PsGroup.init(system);
     var coordinator = CoordinatorAddress.init(system, settings, monitor);
     CoordinatorAddress.register(system, coordinator);

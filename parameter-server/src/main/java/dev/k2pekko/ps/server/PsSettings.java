@@ -15,9 +15,10 @@ import java.time.Duration;
 public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Config optimizer, AdaptiveThreshold.Config adaptive, Mode mode, int staleness,
                          double lrSft, double lrRl, int warmup, int decaySteps, Duration syncTimeout, Duration clipTimeout,
                          Duration applyTimeout, int checkpointEvery, int keepCheckpoints, Path checkpointDir,
-                         String jdbcUrl, String jdbcUser, String jdbcPassword) {
+                         String jdbcUrl, String jdbcUser, String jdbcPassword, double clipHeadroom) {
 
   public PsSettings {
+    if (!(clipHeadroom >= 0 && clipHeadroom < 1)) throw new IllegalArgumentException("k2.ps.clip-headroom must lie in [0, 1), got " + clipHeadroom);
     if (!(optimizer.tau() > 0)) throw new IllegalArgumentException("QK-Clip tau must be positive, got " + optimizer.tau());
     if (adaptive.tau() != optimizer.tau()) {
       throw new IllegalArgumentException("the adaptive thresholds' cap " + adaptive.tau() + " is not the optimizer's tau " + optimizer.tau());
@@ -50,6 +51,8 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
     private double lrSft = 0.01, lrRl = 0.001;
     private Duration syncTimeout = Duration.ofSeconds(10), clipTimeout = Duration.ofSeconds(5), applyTimeout = Duration.ofSeconds(30);
     private String jdbcUser = "", jdbcPassword = "";
+    // 0: QK-Clip's own rule, as the single-process MuonClip applies it; k2 run's reference.conf sets 0.1
+    private double clipHeadroom = 0;
 
     private Builder(String runId, ModelConfig model, Path checkpointDir, String jdbcUrl) {
       this.runId = runId;
@@ -75,11 +78,13 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
     public Builder keepCheckpoints(int v) { keepCheckpoints = v; return this; }
     public Builder jdbcUser(String v) { jdbcUser = v; return this; }
     public Builder jdbcPassword(String v) { jdbcPassword = v; return this; }
+    /** QK-Clip rescales a head over tau x (1 - v) to that value, so that the next update's growth stays under tau. */
+    public Builder clipHeadroom(double v) { clipHeadroom = v; return this; }
 
     public PsSettings build() {
       var a = adaptive != null ? adaptive : AdaptiveThreshold.Config.defaults(optimizer.tau());
       return new PsSettings(runId, model, seed, optimizer, a, mode, staleness, lrSft, lrRl, warmup, decaySteps, syncTimeout, clipTimeout,
-          applyTimeout, checkpointEvery, keepCheckpoints, checkpointDir, jdbcUrl, jdbcUser, jdbcPassword);
+          applyTimeout, checkpointEvery, keepCheckpoints, checkpointDir, jdbcUrl, jdbcUser, jdbcPassword, clipHeadroom);
     }
   }
 }

@@ -172,15 +172,23 @@ class ParameterServerTest {
 
   /** Steps 0..maxima.length-1 of one learner through a coordinator clipping as {@code mode} says at tau 100; its RescaleQK count. */
   static long rescalesOrdered(String run, QkClip.Mode mode, double[][][] maxima) {
-    return clipRun(run, mode, maxima.length, scripted(maxima)).counters().getOrDefault("heads_clipped", 0L);
+    return rescalesOrdered(run, mode, 0, maxima);
+  }
+
+  static long rescalesOrdered(String run, QkClip.Mode mode, double headroom, double[][][] maxima) {
+    return clipRun(run, mode, headroom, maxima.length, scripted(maxima)).counters().getOrDefault("heads_clipped", 0L);
   }
 
   /** {@code steps} steps of one learner through a coordinator clipping as {@code mode} says at tau 100; its status after them. */
   static PsCoordinator.Status clipRun(String run, QkClip.Mode mode, int steps, ActorRef<ClipMonitorProtocol.Command> monitor) {
+    return clipRun(run, mode, 0, steps, monitor);
+  }
+
+  static PsCoordinator.Status clipRun(String run, QkClip.Mode mode, double headroom, int steps, ActorRef<ClipMonitorProtocol.Command> monitor) {
     // adaptive: warm-up 2 steps, threshold = the head's running mean (kappa 0), floor 25
     var s = PsSettings.builder(run, CFG, dir.resolve("checkpoints"), "jdbc:h2:mem:" + run + ";DB_CLOSE_DELAY=-1").jdbcUser("sa")
         .seed(5).optimizer(MuonClip.Config.defaults().withClip(mode, 100)).adaptive(new AdaptiveThreshold.Config(100, 25, 0, 0.5, 2))
-        .lrSft(0.05).warmup(1).decaySteps(0).clipTimeout(Duration.ofSeconds(2)).checkpointEvery(0).build();
+        .lrSft(0.05).warmup(1).decaySteps(0).clipTimeout(Duration.ofSeconds(2)).checkpointEvery(0).clipHeadroom(headroom).build();
     var c = coordinator(s, monitor);
     TestProbe<WeightsSnapshot> a = kit.createTestProbe();
     TestProbe<PushOutcome> outcome = kit.createTestProbe();
@@ -193,6 +201,15 @@ class ParameterServerTest {
     var st = status(c);
     kit.stop(c);
     return st;
+  }
+
+  @Test void withHeadroomTheHeadsOverTauLessTheHeadroomAreRescaled() {
+    // tau 100, headroom 0.1: heads over 90 are rescaled (to 90); at or under 90 untouched. Adaptive: its thresholds
+    // (tau in warm-up, then the running mean, floor 25) capped at 90
+    double[][][] maxima = {{{95, 80}}, {{90, 91}}, {{20, 20}}};
+    assertEquals(2, rescalesOrdered("headroom-on", QkClip.Mode.ON, 0.1, maxima));
+    assertEquals(0, rescalesOrdered("headroom-none", QkClip.Mode.ON, 0, maxima));
+    assertEquals(2, rescalesOrdered("headroom-adaptive", QkClip.Mode.ADAPTIVE, 0.1, maxima));
   }
 
   @Test void withQkClipOffTheMonitorStillMeasuresEveryStepAndNoStepWaitsForIt() {
