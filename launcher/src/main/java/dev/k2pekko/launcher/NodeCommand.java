@@ -123,8 +123,22 @@ final class NodeCommand implements Callable<Integer> {
         K2Node.awaitMembersUp(system, minMembers, Duration.ofSeconds(timeoutSeconds));
         var report = new PipelineReport(System.err);
         var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
-        var result = new dev.k2pekko.pipeline.Pipeline(system, trainer, dev.k2pekko.pipeline.Pipeline.Spec.fromConfig(runId, seed, config),
-            p -> { stages.progress(p.stage(), p.done(), p.total()); report.progress(p); }).run();
+        var pipeline = new dev.k2pekko.pipeline.Pipeline(system, trainer, dev.k2pekko.pipeline.Pipeline.Spec.fromConfig(runId, seed, config),
+            p -> { stages.progress(p.stage(), p.done(), p.total()); report.progress(p); });
+        var running = new java.util.concurrent.CompletableFuture<dev.k2pekko.pipeline.Pipeline.Result>();
+        Thread.ofPlatform().name("k2-pipeline").daemon().start(() -> {
+          try {
+            running.complete(pipeline.run());
+          } catch (Throwable t) {
+            running.completeExceptionally(t);
+          }
+        });
+        final dev.k2pekko.pipeline.Pipeline.Result result;
+        try {
+          result = Nodes.awaitWhileMember(system, running, Duration.ofDays(365)); // the pipeline has deadlines of its own
+        } catch (java.util.concurrent.ExecutionException e) {
+          throw e.getCause() instanceof Exception x ? x : e;
+        }
         if (json) System.out.println(PipelineReport.json(result, dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config).mode()));
         else PipelineReport.table(result, dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config).mode(), System.out);
         return 0;
@@ -137,6 +151,7 @@ final class NodeCommand implements Callable<Integer> {
     }
     if (runAgents == null) {
       terminated.await();
+      if (Nodes.downed(system)) throw new Nodes.Downed(system);
       return 0;
     }
     try {
@@ -145,7 +160,7 @@ final class NodeCommand implements Callable<Integer> {
           Agent.PersistMode.ACCEPTED, Duration.ofSeconds(timeoutSeconds));
       var report = new Report(System.err);
       var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
-      var summary = Nodes.await(RunDriver.start(system, spec, s -> {
+      var summary = Nodes.awaitWhileMember(system, RunDriver.start(system, spec, s -> {
         stages.progress("synthesis", s.get("episodes"), s.expectedEpisodes());
         report.progress(s);
       }), spec.timeout().plusSeconds(30));
