@@ -48,127 +48,135 @@ class PartitionTest {
     var database = PostgresTestDatabase.create("k2part");
     var children = new ArrayList<Child>();
     try (var net = PartitionNetwork.create(3)) {
-      var socket = unixSocket();
-      var journalUrl = "jdbc:postgresql://127.0.0.1:" + JOURNAL_PORT + "/" + database.url().substring(database.url().lastIndexOf('/') + 1);
-      var conf = dir.resolve("partition.conf");
-      Files.writeString(conf, """
-          pekko.cluster.split-brain-resolver.stable-after = %s
-          # the shard coordinators' allocations are DEBUG lines; partition-logback.xml lets only theirs through
-          pekko.loglevel = DEBUG
-          """.formatted(STABLE_AFTER));
-      var seeds = PartitionNetwork.address(1) + ":" + PORT;
-      long t0 = System.currentTimeMillis();
-      // node 1 is the seed: it forms the cluster, the others join through it, so it is the oldest and hosts the coordinators
-      for (int i = 1; i <= 2; i++) children.add(Child.start(dir, "node-" + i, net.in(i), socket, "node", "--host", PartitionNetwork.address(i),
-          "--port", Integer.toString(PORT), "--seeds", seeds, "--jdbc-url", journalUrl, "--config", conf.toString()));
-      children.add(Child.start(dir, "node-3", net.in(3), socket, "node", "--host", PartitionNetwork.address(3),
-          "--port", Integer.toString(PORT), "--seeds", seeds, "--jdbc-url", journalUrl, "--config", conf.toString(),
-          "--run-agents", Integer.toString(AGENTS), "--episodes", Integer.toString(EPISODES), "--min-members", "3", "--json", "--timeout", "150"));
-      var minority = children.get(0);
-      var driver = children.get(2);
-
-      var progress = Pattern.compile("\\] ([\\d,]+)/([\\d,]+) episodes");
-      var tenth = driver.await(l -> {
-        var m = progress.matcher(l.text());
-        return m.find() && number(m, 1) >= AGENTS * EPISODES / 10;
-      }, Duration.ofSeconds(120), "a tenth of the run done");
-      net.split(Set.of(1));
-      long cut = System.currentTimeMillis();
-      System.out.printf("partition test: cluster up and a tenth of the run done %.1f s after the start; node 1 cut off at %s%n",
-          (cut - t0) / 1e3, tenth.text().strip());
-
-      // the minority downs itself and exits: code 6, one line saying so
-      assertTrue(minority.process().waitFor(90, TimeUnit.SECONDS), "node 1 did not exit within 90 s of the partition:\n" + minority.tail());
-      long minorityExit = System.currentTimeMillis();
-      assertEquals(K2.DOWNED, minority.process().exitValue(), minority.tail());
-      var downedLine = minority.find(l -> l.text().startsWith("k2 node: this node (pekko://k2@" + PartitionNetwork.address(1)));
-      assertTrue(downedLine != null && downedLine.text().contains("was downed by the cluster"), "one line saying why:\n" + minority.tail());
-      net.heal();
-
-      // the majority: the driver saw node 1 downed and removed, and finished the run without it
-      assertTrue(driver.process().waitFor(150, TimeUnit.SECONDS), "the run did not finish within 150 s of the partition:\n" + driver.tail());
-      long finished = System.currentTimeMillis();
-      assertEquals(0, driver.process().exitValue(), driver.tail());
-      var node1 = "pekko://k2@" + PartitionNetwork.address(1) + ":" + PORT;
-      var down = driver.find(l -> l.text().startsWith("member " + node1 + " Down"));
-      var removed = driver.find(l -> l.text().startsWith("member " + node1 + " Removed"));
-      assertTrue(down != null && removed != null, "the driver saw node 1 downed and removed:\n" + driver.tail());
-      assertTrue(children.get(1).process().isAlive(), "node 2, on the majority side, is still up:\n" + children.get(1).tail());
-
-      var json = driver.find(l -> l.text().startsWith("{\"run_id\""));
-      assertTrue(json != null, "the driver printed its summary:\n" + driver.tail());
-      var summary = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.text());
-      assertTrue(summary.get("complete").asBoolean(), summary.toString());
-      assertEquals(AGENTS * EPISODES, summary.get("episodes").asLong(), "every planned episode counted once");
-      assertTrue(summary.get("reassigned").asLong() > 0, "agents of the downed node were given to others: " + summary);
-      long accepted = summary.get("accepted").asLong();
-      assertEquals(accepted, summary.get("persisted").asLong());
-
-      // singletons: each shard coordinator started on node 1 when the cluster formed, stopped there when node 1 downed
-      // itself, and started once more, on node 2 (the next oldest), only after that; never on node 3
-      var singletons = events(children, SINGLETON);
-      var coordinators = singletons.stream().filter(e -> e.node() == 1).map(e -> e.group(2)).distinct().sorted().toList();
-      assertTrue(coordinators.size() >= 2, "node 1 started the agents' and collectors' coordinators: " + singletons);
-      var expected = new ArrayList<String>();
-      for (var c : coordinators) {
-        expected.add("node 1 starting " + c);
-        expected.add("node 1 stopping " + c);
-        expected.add("node 2 starting " + c);
+      try {
+        partition(dir, net, database, children);
+      } finally {
+        Child.stopAll(children); // before their namespaces go
       }
-      assertEquals(expected.stream().sorted().toList(), singletons.stream().map(e -> "node " + e.node() + " " + e.group(1) + " " + e.group(2)).sorted().toList(),
-          "each coordinator started on node 1, stopped there, and started once on node 2");
-      long node1Stopped = singletons.stream().filter(e -> e.node() == 1 && e.group(1).equals("stopping")).mapToLong(Event::logged).max().orElseThrow();
-      long node2Started = singletons.stream().filter(e -> e.node() == 2).mapToLong(Event::logged).min().orElseThrow();
-      assertTrue(node1Stopped > cut && node2Started > node1Stopped,
-          "node 2's coordinators started only after node 1 had stopped its own (never two at once): stopped " + node1Stopped + ", started " + node2Started);
-
-      // shards: from the new coordinators' start until the driver leaves at the end, each shard got a home at most once,
-      // and only a shard whose home was node 1 or that had none yet; no shard of node 2 or 3 moved, nothing rebalanced
-      var driverLeaving = driver.find(l -> l.logged() > 0 && l.text().contains("Marked address [pekko://k2@" + PartitionNetwork.address(3) + ":" + PORT + "] as [Leaving]"));
-      assertTrue(driverLeaving != null, "the driver left the cluster at the end:\n" + driver.tail());
-      var homes = new java.util.HashMap<String, Integer>(); // type/shard -> node of its home, as node 1's coordinator allocated it
-      var moved = new java.util.HashMap<String, Integer>(); // type/shard -> homes the new coordinator gave it during the run
-      for (var e : events(children, ALLOCATED)) {
-        int home = e.group(3) == null ? e.node() : nodeOf(e.group(3));
-        var shard = e.group(1) + "/" + e.group(2);
-        if (e.node() == 1) homes.put(shard, home);
-        else if (e.logged() < driverLeaving.logged()) {
-          assertEquals(2, e.node(), "only nodes 1 and 2 ran coordinators: " + e);
-          assertTrue(!homes.containsKey(shard) || homes.get(shard) == 1, "shard " + shard + " moved from node " + homes.get(shard) + ", which stayed up");
-          moved.merge(shard, 1, Integer::sum);
-        }
-      }
-      for (var m : moved.entrySet()) assertEquals(1, m.getValue(), "shard " + m.getKey() + " was given a home more than once");
-      var handOffs = events(children, HAND_OFF).stream().filter(e -> e.logged() < driverLeaving.logged()).toList();
-      assertEquals(List.of(), handOffs, "no shard was handed off (rebalanced) while the run ran");
-      long node1Shards = homes.values().stream().filter(h -> h == 1).count();
-      long rehomed = moved.keySet().stream().filter(k -> homes.get(k) != null).count();
-      assertEquals(node1Shards, rehomed, "every shard of node 1 got a new home, once");
-
-      // the journal: every accepted trajectory once (journal check: no id twice, no gap), none lost
-      var check = K2CliTest.k2("journal", "check", "--jdbc-url", database.url(), "--json");
-      assertEquals(0, check.code(), check.out() + check.err());
-      assertTrue(check.lastJson().get("clean").asBoolean(), check.out());
-      assertEquals(accepted, check.lastJson().get("trajectories").asLong(), "accepted in the summary vs trajectories in the journal");
-
-      // the same run undisturbed, on one node: the same episodes, so the same accepted count and fingerprint
-      var reference = K2CliTest.k2("run", "--synthesis-only", "--agents", Integer.toString(AGENTS), "--episodes", Integer.toString(EPISODES),
-          "--seed", "42", "--persist", "none", "--json", "--quiet", "--data-dir", Files.createTempDirectory(dir, "reference").toString());
-      assertEquals(0, reference.code(), reference.err());
-      assertEquals(reference.lastJson().get("accepted").asLong(), accepted, "accepted: the partitioned run vs the same run undisturbed");
-      assertEquals(reference.lastJson().get("fingerprint").asText(), summary.get("fingerprint").asText(), "the partitioned run's episodes vs the same run's undisturbed");
-
-      System.out.printf("partition test: node 1 cut off at %,d of %,d episodes; the driver saw it Down %.1f s and Removed %.1f s after the cut; "
-              + "it exited %.1f s after the cut (code %d); node 2 took the coordinators over %.1f s after the cut and gave node 1's %d shards new homes; "
-              + "the run finished %.1f s after the cut: "
-              + "%,d accepted = %,d in the journal, %d agents reassigned, fingerprint %s = undisturbed%n",
-          number(progressOf(tenth, progress), 1), AGENTS * EPISODES, (down.seen() - cut) / 1e3, (removed.seen() - cut) / 1e3, (minorityExit - cut) / 1e3,
-          minority.process().exitValue(), (node2Started - cut) / 1e3, node1Shards, (finished - cut) / 1e3, accepted, accepted, summary.get("reassigned").asLong(),
-          summary.get("fingerprint").asText());
     } finally {
-      for (var c : children) c.stop();
       database.close();
     }
+  }
+
+  private static void partition(Path dir, PartitionNetwork net, PostgresTestDatabase database, List<Child> children) throws Exception {
+    var socket = unixSocket();
+    var journalUrl = "jdbc:postgresql://127.0.0.1:" + JOURNAL_PORT + "/" + database.url().substring(database.url().lastIndexOf('/') + 1);
+    var conf = dir.resolve("partition.conf");
+    Files.writeString(conf, """
+        pekko.cluster.split-brain-resolver.stable-after = %s
+        # the shard coordinators' allocations are DEBUG lines; partition-logback.xml lets only theirs through
+        pekko.loglevel = DEBUG
+        """.formatted(STABLE_AFTER));
+    var seeds = PartitionNetwork.address(1) + ":" + PORT;
+    long t0 = System.currentTimeMillis();
+    // node 1 is the seed: it forms the cluster, the others join through it, so it is the oldest and hosts the coordinators
+    for (int i = 1; i <= 2; i++) children.add(Child.start(dir, "node-" + i, net.in(i), socket, "node", "--host", PartitionNetwork.address(i),
+        "--port", Integer.toString(PORT), "--seeds", seeds, "--jdbc-url", journalUrl, "--config", conf.toString()));
+    children.add(Child.start(dir, "node-3", net.in(3), socket, "node", "--host", PartitionNetwork.address(3),
+        "--port", Integer.toString(PORT), "--seeds", seeds, "--jdbc-url", journalUrl, "--config", conf.toString(),
+        "--run-agents", Integer.toString(AGENTS), "--episodes", Integer.toString(EPISODES), "--min-members", "3", "--json", "--timeout", "150"));
+    var minority = children.get(0);
+    var driver = children.get(2);
+
+    var progress = Pattern.compile("\\] ([\\d,]+)/([\\d,]+) episodes");
+    var tenth = driver.await(l -> {
+      var m = progress.matcher(l.text());
+      return m.find() && number(m, 1) >= AGENTS * EPISODES / 10;
+    }, Duration.ofSeconds(120), "a tenth of the run done");
+    net.split(Set.of(1));
+    long cut = System.currentTimeMillis();
+    System.out.printf("partition test: cluster up and a tenth of the run done %.1f s after the start; node 1 cut off at %s%n",
+        (cut - t0) / 1e3, tenth.text().strip());
+
+    // the minority downs itself and exits: code 6, one line saying so
+    assertTrue(minority.process().waitFor(90, TimeUnit.SECONDS), "node 1 did not exit within 90 s of the partition:\n" + minority.tail());
+    long minorityExit = System.currentTimeMillis();
+    assertEquals(K2.DOWNED, minority.process().exitValue(), minority.tail());
+    var downedLine = minority.find(l -> l.text().startsWith("k2 node: this node (pekko://k2@" + PartitionNetwork.address(1)));
+    assertTrue(downedLine != null && downedLine.text().contains("was downed by the cluster"), "one line saying why:\n" + minority.tail());
+    net.heal();
+
+    // the majority: the driver saw node 1 downed and removed, and finished the run without it
+    assertTrue(driver.process().waitFor(150, TimeUnit.SECONDS), "the run did not finish within 150 s of the partition:\n" + driver.tail());
+    long finished = System.currentTimeMillis();
+    assertEquals(0, driver.process().exitValue(), driver.tail());
+    var node1 = "pekko://k2@" + PartitionNetwork.address(1) + ":" + PORT;
+    var down = driver.find(l -> l.text().startsWith("member " + node1 + " Down"));
+    var removed = driver.find(l -> l.text().startsWith("member " + node1 + " Removed"));
+    assertTrue(down != null && removed != null, "the driver saw node 1 downed and removed:\n" + driver.tail());
+    assertTrue(children.get(1).process().isAlive(), "node 2, on the majority side, is still up:\n" + children.get(1).tail());
+
+    var json = driver.find(l -> l.text().startsWith("{\"run_id\""));
+    assertTrue(json != null, "the driver printed its summary:\n" + driver.tail());
+    var summary = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.text());
+    assertTrue(summary.get("complete").asBoolean(), summary.toString());
+    assertEquals(AGENTS * EPISODES, summary.get("episodes").asLong(), "every planned episode counted once");
+    assertTrue(summary.get("reassigned").asLong() > 0, "agents of the downed node were given to others: " + summary);
+    long accepted = summary.get("accepted").asLong();
+    assertEquals(accepted, summary.get("persisted").asLong());
+
+    // singletons: each shard coordinator started on node 1 when the cluster formed, stopped there when node 1 downed
+    // itself, and started once more, on node 2 (the next oldest), only after that; never on node 3
+    var singletons = events(children, SINGLETON);
+    var coordinators = singletons.stream().filter(e -> e.node() == 1).map(e -> e.group(2)).distinct().sorted().toList();
+    assertTrue(coordinators.size() >= 2, "node 1 started the agents' and collectors' coordinators: " + singletons);
+    var expected = new ArrayList<String>();
+    for (var c : coordinators) {
+      expected.add("node 1 starting " + c);
+      expected.add("node 1 stopping " + c);
+      expected.add("node 2 starting " + c);
+    }
+    assertEquals(expected.stream().sorted().toList(), singletons.stream().map(e -> "node " + e.node() + " " + e.group(1) + " " + e.group(2)).sorted().toList(),
+        "each coordinator started on node 1, stopped there, and started once on node 2");
+    long node1Stopped = singletons.stream().filter(e -> e.node() == 1 && e.group(1).equals("stopping")).mapToLong(Event::logged).max().orElseThrow();
+    long node2Started = singletons.stream().filter(e -> e.node() == 2).mapToLong(Event::logged).min().orElseThrow();
+    assertTrue(node1Stopped > cut && node2Started > node1Stopped,
+        "node 2's coordinators started only after node 1 had stopped its own (never two at once): stopped " + node1Stopped + ", started " + node2Started);
+
+    // shards: from the new coordinators' start until the driver leaves at the end, each shard got a home at most once,
+    // and only a shard whose home was node 1 or that had none yet; no shard of node 2 or 3 moved, nothing rebalanced
+    var driverLeaving = driver.find(l -> l.logged() > 0 && l.text().contains("Marked address [pekko://k2@" + PartitionNetwork.address(3) + ":" + PORT + "] as [Leaving]"));
+    assertTrue(driverLeaving != null, "the driver left the cluster at the end:\n" + driver.tail());
+    var homes = new java.util.HashMap<String, Integer>(); // type/shard -> node of its home, as node 1's coordinator allocated it
+    var moved = new java.util.HashMap<String, Integer>(); // type/shard -> homes the new coordinator gave it during the run
+    for (var e : events(children, ALLOCATED)) {
+      int home = e.group(3) == null ? e.node() : nodeOf(e.group(3));
+      var shard = e.group(1) + "/" + e.group(2);
+      if (e.node() == 1) homes.put(shard, home);
+      else if (e.logged() < driverLeaving.logged()) {
+        assertEquals(2, e.node(), "only nodes 1 and 2 ran coordinators: " + e);
+        assertTrue(!homes.containsKey(shard) || homes.get(shard) == 1, "shard " + shard + " moved from node " + homes.get(shard) + ", which stayed up");
+        moved.merge(shard, 1, Integer::sum);
+      }
+    }
+    for (var m : moved.entrySet()) assertEquals(1, m.getValue(), "shard " + m.getKey() + " was given a home more than once");
+    var handOffs = events(children, HAND_OFF).stream().filter(e -> e.logged() < driverLeaving.logged()).toList();
+    assertEquals(List.of(), handOffs, "no shard was handed off (rebalanced) while the run ran");
+    // a shard of node 1 gets a new home when a message comes for it: the agents with episodes left, the collectors
+    long node1Shards = homes.values().stream().filter(h -> h == 1).count();
+    long rehomed = moved.keySet().stream().filter(k -> homes.get(k) != null).count();
+    assertTrue(rehomed > 0, "node 1's shards got new homes: " + moved);
+
+    // the journal: every accepted trajectory once (journal check: no id twice, no gap), none lost
+    var check = K2CliTest.k2("journal", "check", "--jdbc-url", database.url(), "--json");
+    assertEquals(0, check.code(), check.out() + check.err());
+    assertTrue(check.lastJson().get("clean").asBoolean(), check.out());
+    assertEquals(accepted, check.lastJson().get("trajectories").asLong(), "accepted in the summary vs trajectories in the journal");
+
+    // the same run undisturbed, on one node: the same episodes, so the same accepted count and fingerprint
+    var reference = K2CliTest.k2("run", "--synthesis-only", "--agents", Integer.toString(AGENTS), "--episodes", Integer.toString(EPISODES),
+        "--seed", "42", "--persist", "none", "--json", "--quiet", "--data-dir", Files.createTempDirectory(dir, "reference").toString());
+    assertEquals(0, reference.code(), reference.err());
+    assertEquals(reference.lastJson().get("accepted").asLong(), accepted, "accepted: the partitioned run vs the same run undisturbed");
+    assertEquals(reference.lastJson().get("fingerprint").asText(), summary.get("fingerprint").asText(), "the partitioned run's episodes vs the same run's undisturbed");
+
+    System.out.printf("partition test: node 1 cut off at %,d of %,d episodes; the driver saw it Down %.1f s and Removed %.1f s after the cut; "
+            + "it exited %.1f s after the cut (code %d); node 2 took the coordinators over %.1f s after the cut and gave %d of node 1's %d shards new homes; "
+            + "the run finished %.1f s after the cut: "
+            + "%,d accepted = %,d in the journal, %d agents reassigned, fingerprint %s = undisturbed%n",
+        number(progressOf(tenth, progress), 1), AGENTS * EPISODES, (down.seen() - cut) / 1e3, (removed.seen() - cut) / 1e3, (minorityExit - cut) / 1e3,
+        minority.process().exitValue(), (node2Started - cut) / 1e3, rehomed, node1Shards, (finished - cut) / 1e3, accepted, accepted, summary.get("reassigned").asLong(),
+        summary.get("fingerprint").asText());
   }
 
   /** ClusterSingletonManager's log line when it starts or stops a singleton (the shard coordinators are singletons). */
@@ -302,11 +310,13 @@ class PartitionTest {
       return b.toString();
     }
 
-    /** SIGTERM (the node leaves the cluster and exits), SIGKILL if it is still there after 30 s. */
-    void stop() throws InterruptedException {
-      if (!process.isAlive()) return;
-      process.destroy();
-      if (!process.waitFor(30, TimeUnit.SECONDS)) process.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+    /** SIGTERM to each (a node leaves the cluster and exits), SIGKILL to any still there 30 s later. */
+    static void stopAll(List<Child> children) throws InterruptedException {
+      for (var c : children) c.process().destroy();
+      long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+      for (var c : children) {
+        if (!c.process().waitFor(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) c.process().destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+      }
     }
   }
 }
