@@ -92,7 +92,10 @@ class PartitionTest {
     assertTrue(minority.process().waitFor(90, TimeUnit.SECONDS), "node 1 did not exit within 90 s of the partition:\n" + minority.tail());
     long minorityExit = System.currentTimeMillis();
     assertEquals(K2.DOWNED, minority.process().exitValue(), minority.tail());
-    var downedLine = minority.find(l -> l.text().startsWith("k2 node: this node (pekko://k2@" + PartitionNetwork.address(1)));
+    // keep-majority on each side: the minority downs itself, the majority's leader downs the unreachable minority
+  var selfDown = minority.find(l -> l.logged() > 0 && l.text().contains("SBR took decision DownReachable and is downing [pekko://k2@" + PartitionNetwork.address(1)));
+  assertTrue(selfDown != null && selfDown.text().contains("including myself"), "node 1's Split Brain Resolver downed node 1:\n" + minority.tail());
+  var downedLine = minority.find(l -> l.text().startsWith("k2 node: this node (pekko://k2@" + PartitionNetwork.address(1)));
     assertTrue(downedLine != null && downedLine.text().contains("was downed by the cluster"), "one line saying why:\n" + minority.tail());
     net.heal();
 
@@ -115,47 +118,58 @@ class PartitionTest {
     long accepted = summary.get("accepted").asLong();
     assertEquals(accepted, summary.get("persisted").asLong());
 
+    // Until the driver leaves at the end (a graceful leave that hands its shards, and its singletons if it is the
+    // oldest, to node 2), the partition alone decides what moves.
+    var driverLeaving = driver.find(l -> l.logged() > 0 && l.text().contains("Marked address [pekko://k2@" + PartitionNetwork.address(3) + ":" + PORT + "] as [Leaving]"));
+    assertTrue(driverLeaving != null, "the driver left the cluster at the end:\n" + driver.tail());
+    long end = driverLeaving.logged();
+
     // singletons: each shard coordinator started on node 1 when the cluster formed, stopped there when node 1 downed
-    // itself, and started once more, on node 2 (the next oldest), only after that; never on node 3
-    var singletons = events(children, SINGLETON);
+    // itself, and started once more on one other node (the next oldest: node 2 or 3, whichever joined first), only
+    // after node 1 had stopped its own
+    var singletons = events(children, SINGLETON).stream().filter(e -> e.logged() < end).toList();
     var coordinators = singletons.stream().filter(e -> e.node() == 1).map(e -> e.group(2)).distinct().sorted().toList();
     assertTrue(coordinators.size() >= 2, "node 1 started the agents' and collectors' coordinators: " + singletons);
+    var successors = singletons.stream().filter(e -> e.node() != 1).map(Event::node).distinct().toList();
+    assertEquals(1, successors.size(), "one node took the coordinators over: " + singletons);
+    int successor = successors.getFirst();
     var expected = new ArrayList<String>();
     for (var c : coordinators) {
       expected.add("node 1 starting " + c);
       expected.add("node 1 stopping " + c);
-      expected.add("node 2 starting " + c);
+      expected.add("node " + successor + " starting " + c);
     }
     assertEquals(expected.stream().sorted().toList(), singletons.stream().map(e -> "node " + e.node() + " " + e.group(1) + " " + e.group(2)).sorted().toList(),
-        "each coordinator started on node 1, stopped there, and started once on node 2");
+        "each coordinator started on node 1, stopped there, and started once on node " + successor);
     long node1Stopped = singletons.stream().filter(e -> e.node() == 1 && e.group(1).equals("stopping")).mapToLong(Event::logged).max().orElseThrow();
-    long node2Started = singletons.stream().filter(e -> e.node() == 2).mapToLong(Event::logged).min().orElseThrow();
-    assertTrue(node1Stopped > cut && node2Started > node1Stopped,
-        "node 2's coordinators started only after node 1 had stopped its own (never two at once): stopped " + node1Stopped + ", started " + node2Started);
+    long successorStarted = singletons.stream().filter(e -> e.node() == successor).mapToLong(Event::logged).min().orElseThrow();
+    assertTrue(node1Stopped > cut && successorStarted > node1Stopped,
+        "node " + successor + "'s coordinators started only after node 1 had stopped its own (never two at once): stopped " + node1Stopped + ", started " + successorStarted);
 
-    // shards: from the new coordinators' start until the driver leaves at the end, each shard got a home at most once,
-    // and only a shard whose home was node 1 or that had none yet; no shard of node 2 or 3 moved, nothing rebalanced
-    var driverLeaving = driver.find(l -> l.logged() > 0 && l.text().contains("Marked address [pekko://k2@" + PartitionNetwork.address(3) + ":" + PORT + "] as [Leaving]"));
-    assertTrue(driverLeaving != null, "the driver left the cluster at the end:\n" + driver.tail());
+    // shards: from then until the driver leaves, each shard got a home at most once, and only a shard whose home was
+    // node 1 or that had none yet; no shard of node 2 or 3 moved, nothing was handed off (rebalanced)
     var homes = new java.util.HashMap<String, Integer>(); // type/shard -> node of its home, as node 1's coordinator allocated it
     var moved = new java.util.HashMap<String, Integer>(); // type/shard -> homes the new coordinator gave it during the run
     for (var e : events(children, ALLOCATED)) {
       int home = e.group(3) == null ? e.node() : nodeOf(e.group(3));
       var shard = e.group(1) + "/" + e.group(2);
       if (e.node() == 1) homes.put(shard, home);
-      else if (e.logged() < driverLeaving.logged()) {
-        assertEquals(2, e.node(), "only nodes 1 and 2 ran coordinators: " + e);
+      else if (e.logged() < end) {
+        assertEquals(successor, e.node(), "only node 1 and node " + successor + " ran coordinators: " + e);
         assertTrue(!homes.containsKey(shard) || homes.get(shard) == 1, "shard " + shard + " moved from node " + homes.get(shard) + ", which stayed up");
         moved.merge(shard, 1, Integer::sum);
       }
     }
     for (var m : moved.entrySet()) assertEquals(1, m.getValue(), "shard " + m.getKey() + " was given a home more than once");
-    var handOffs = events(children, HAND_OFF).stream().filter(e -> e.logged() < driverLeaving.logged()).toList();
+    var handOffs = events(children, HAND_OFF).stream().filter(e -> e.logged() < end).toList();
     assertEquals(List.of(), handOffs, "no shard was handed off (rebalanced) while the run ran");
     // a shard of node 1 gets a new home when a message comes for it: the agents with episodes left, the collectors
     long node1Shards = homes.values().stream().filter(h -> h == 1).count();
     long rehomed = moved.keySet().stream().filter(k -> homes.get(k) != null).count();
     assertTrue(rehomed > 0, "node 1's shards got new homes: " + moved);
+
+    var unreachable = events(children, UNREACHABLE).stream().filter(e -> e.node() != 1).mapToLong(Event::logged).min().orElseThrow();
+    var majorityDecision = events(children, DOWN_UNREACHABLE).stream().filter(e -> e.node() != 1).mapToLong(Event::logged).min().orElseThrow();
 
     // the journal: every accepted trajectory once (journal check: no id twice, no gap), none lost
     var check = K2CliTest.k2("journal", "check", "--jdbc-url", database.url(), "--json");
@@ -170,17 +184,23 @@ class PartitionTest {
     assertEquals(reference.lastJson().get("accepted").asLong(), accepted, "accepted: the partitioned run vs the same run undisturbed");
     assertEquals(reference.lastJson().get("fingerprint").asText(), summary.get("fingerprint").asText(), "the partitioned run's episodes vs the same run's undisturbed");
 
-    System.out.printf("partition test: node 1 cut off at %,d of %,d episodes; the driver saw it Down %.1f s and Removed %.1f s after the cut; "
-            + "it exited %.1f s after the cut (code %d); node 2 took the coordinators over %.1f s after the cut and gave %d of node 1's %d shards new homes; "
+    System.out.printf("partition test: node 1 cut off at %,d of %,d episodes; marked unreachable %.1f s, downed by the majority %.1f s and by itself %.1f s "
+          + "after the cut; the driver saw it Down %.1f s and Removed %.1f s after the cut; "
+            + "it exited %.1f s after the cut (code %d); node %d took the coordinators over %.1f s after the cut and gave %d of node 1's %d shards new homes; "
             + "the run finished %.1f s after the cut: "
             + "%,d accepted = %,d in the journal, %d agents reassigned, fingerprint %s = undisturbed%n",
-        number(progressOf(tenth, progress), 1), AGENTS * EPISODES, (down.seen() - cut) / 1e3, (removed.seen() - cut) / 1e3, (minorityExit - cut) / 1e3,
-        minority.process().exitValue(), (node2Started - cut) / 1e3, rehomed, node1Shards, (finished - cut) / 1e3, accepted, accepted, summary.get("reassigned").asLong(),
+        number(progressOf(tenth, progress), 1), AGENTS * EPISODES, (unreachable - cut) / 1e3, (majorityDecision - cut) / 1e3, (selfDown.logged() - cut) / 1e3,
+      (down.seen() - cut) / 1e3, (removed.seen() - cut) / 1e3, (minorityExit - cut) / 1e3,
+        minority.process().exitValue(), successor, (successorStarted - cut) / 1e3, rehomed, node1Shards, (finished - cut) / 1e3, accepted, accepted, summary.get("reassigned").asLong(),
         summary.get("fingerprint").asText());
   }
 
   /** ClusterSingletonManager's log line when it starts or stops a singleton (the shard coordinators are singletons). */
   static final Pattern SINGLETON = Pattern.compile("Singleton manager (starting|stopping) singleton actor \\[([^\\]]+)\\]");
+  /** A node's failure detector giving up on node 1. */
+  static final Pattern UNREACHABLE = Pattern.compile("Marking node as UNREACHABLE \\[Member\\(pekko://k2@" + Pattern.quote(PartitionNetwork.address(1)));
+  /** The majority leader's Split Brain Resolver downing the unreachable side. */
+  static final Pattern DOWN_UNREACHABLE = Pattern.compile("SBR took decision DownUnreachable and is downing \\[pekko://k2@" + Pattern.quote(PartitionNetwork.address(1)));
   /** A shard coordinator's (DEBUG) line when it gives a shard a home: type, shard, and the region's node (none: its own). */
   static final Pattern ALLOCATED = Pattern.compile("- ([\\w-]+): Shard \\[(\\w+)\\] allocated at \\[Actor\\[pekko://k2(@[\\d.]+:\\d+)?/system/sharding/");
   /** A shard coordinator's (DEBUG) line when it hands a shard off to move it (a rebalance, or a region leaving). */
