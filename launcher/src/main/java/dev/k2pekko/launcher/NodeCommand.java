@@ -24,7 +24,8 @@ import picocli.CommandLine.Option;
 /** {@code k2 node}: one node of a multi-JVM cluster (PostgreSQL journal by default). */
 @Command(name = "node", mixinStandardHelpOptions = true,
     description = "Start one node that joins a cluster through its seed nodes and prints membership changes. "
-        + "With --run-agents it also drives a run once --min-members nodes are up, prints the summary and leaves.")
+        + "With --run-agents it also drives a run once --min-members nodes are up, prints the summary and leaves. "
+        + "A node the cluster downs (the minority side of a network partition) says so and exits with code 6.")
 final class NodeCommand implements Callable<Integer> {
   static final Set<String> ROLES = Set.of("agent", "tool", "learner", "ps", "monitor");
 
