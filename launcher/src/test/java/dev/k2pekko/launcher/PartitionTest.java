@@ -74,7 +74,7 @@ class PartitionTest {
         "--port", Integer.toString(PORT), "--seeds", seeds, "--jdbc-url", journalUrl, "--config", conf.toString()));
     children.add(Child.start(dir, "node-3", net.in(3), socket, "node", "--host", PartitionNetwork.address(3),
         "--port", Integer.toString(PORT), "--seeds", seeds, "--jdbc-url", journalUrl, "--config", conf.toString(),
-        "--run-agents", Integer.toString(AGENTS), "--episodes", Integer.toString(EPISODES), "--min-members", "3", "--json", "--timeout", "150"));
+        "--run-agents", Integer.toString(AGENTS), "--episodes", Integer.toString(EPISODES), "--min-members", "3", "--json", "--timeout", "240"));
     var minority = children.get(0);
     var driver = children.get(2);
 
@@ -82,7 +82,7 @@ class PartitionTest {
     var tenth = driver.await(l -> {
       var m = progress.matcher(l.text());
       return m.find() && number(m, 1) >= AGENTS * EPISODES / 10;
-    }, Duration.ofSeconds(120), "a tenth of the run done");
+    }, Duration.ofSeconds(180), "a tenth of the run done");
     net.split(Set.of(1));
     long cut = System.currentTimeMillis();
     System.out.printf("partition test: cluster up and a tenth of the run done %.1f s after the start; node 1 cut off at %s%n",
@@ -100,7 +100,7 @@ class PartitionTest {
     net.heal();
 
     // the majority: the driver saw node 1 downed and removed, and finished the run without it
-    assertTrue(driver.process().waitFor(150, TimeUnit.SECONDS), "the run did not finish within 150 s of the partition:\n" + driver.tail());
+    assertTrue(driver.process().waitFor(240, TimeUnit.SECONDS), "the run did not finish within 240 s of the partition:\n" + driver.tail());
     long finished = System.currentTimeMillis();
     assertEquals(0, driver.process().exitValue(), driver.tail());
     var node1 = "pekko://k2@" + PartitionNetwork.address(1) + ":" + PORT;
@@ -161,8 +161,8 @@ class PartitionTest {
       }
     }
     for (var m : moved.entrySet()) assertEquals(1, m.getValue(), "shard " + m.getKey() + " was given a home more than once");
-    var handOffs = events(children, HAND_OFF).stream().filter(e -> e.logged() < end).toList();
-    assertEquals(List.of(), handOffs, "no shard was handed off (rebalanced) while the run ran");
+    var handOffs = events(children, HAND_OFF).stream().filter(e -> e.logged() > successorStarted && e.logged() < end).toList();
+    assertEquals(List.of(), handOffs, "no shard was handed off (rebalanced) after the partition while the run ran");
     // a shard of node 1 gets a new home when a message comes for it: the agents with episodes left, the collectors
     long node1Shards = homes.values().stream().filter(h -> h == 1).count();
     long rehomed = moved.keySet().stream().filter(k -> homes.get(k) != null).count();
