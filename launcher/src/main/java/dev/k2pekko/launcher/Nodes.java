@@ -65,7 +65,7 @@ final class Nodes {
   /**
    * Completes once this node is out of the cluster for good: its coordinated shutdown (after a downing, a leave or a
    * terminate) has run the cluster's phases and is about to terminate the actor system, or the system terminated.
-   * Not the termination alone: a downed node's system can fail to terminate. In one of eight partition tests the
+   * Not the termination alone: a downed node's system can fail to terminate. In one of ten partition tests the
    * minority's shard coordinator was waiting for a distributed-data update that needs a majority it could no longer
    * reach, and deferred stopping until then; coordinated shutdown gave up on that phase after 10 s and the JVM, its
    * cluster already shut down, stayed up. Call it once, at the node's start (it adds a shutdown task).
