@@ -9,7 +9,7 @@
 # Usage, as root from the repository root: docs/partition-a-node.sh [CUT_AT]   (needs ip, nft, socat, psql, jq)
 set -u
 CUT_AT=${1:-3000}
-P=k2p$$; DB=k2_part_$$; OUT=$(mktemp -d); URL=jdbc:postgresql://127.0.0.1:5432/$DB
+P=k2s$$; DB=k2_part_$$; OUT=$(mktemp -d); URL=jdbc:postgresql://127.0.0.1:5432/$DB
 SOCK=$(psql -qtA -h 127.0.0.1 -U postgres -d test -c "SHOW unix_socket_directories" | cut -d, -f1)/.s.PGSQL.$(psql -qtA -h 127.0.0.1 -U postgres -d test -c "SHOW port")
 cleanup() {
   kill $(jobs -p) 2>/dev/null; wait 2>/dev/null

@@ -43,6 +43,7 @@ final class PartitionNetwork implements AutoCloseable {
     if (!"root".equals(System.getProperty("user.name"))) unable("network namespaces and nftables need root; this runs as " + System.getProperty("user.name"));
     var ip = executable("ip", "iproute2");
     var nft = executable("nft", "nftables");
+    deleteOrphans(ip);
     var net = new PartitionNetwork(nodes, ip, nft);
     Runtime.getRuntime().addShutdownHook(net.cleanup);
     try {
@@ -131,6 +132,22 @@ final class PartitionNetwork implements AutoCloseable {
       if (!out.isBlank()) System.err.println("partition network: ip netns del " + ns + ": " + out.strip());
     }
     namespaces.clear();
+  }
+
+  /** Namespaces of earlier test JVMs that were killed before they could delete them (named after their process id). */
+  private static void deleteOrphans(String ip) {
+    var ours = java.util.regex.Pattern.compile("^(k2p([0-9a-z]+)-(?:hub|n\\d+))\\b");
+    for (var line : run(null, false, ip, "netns", "list").lines().toList()) {
+      var m = ours.matcher(line);
+      if (!m.find()) continue;
+      long pid;
+      try {
+        pid = Long.parseLong(m.group(2), 36);
+      } catch (NumberFormatException notOurs) {
+        continue;
+      }
+      if (ProcessHandle.of(pid).isEmpty()) run(null, false, ip, "netns", "del", m.group(1));
+    }
   }
 
   private synchronized void add(String ns) {
