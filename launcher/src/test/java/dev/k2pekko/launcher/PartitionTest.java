@@ -89,18 +89,18 @@ class PartitionTest {
         (cut - t0) / 1e3, tenth.text().strip());
 
     // the minority downs itself and exits: code 6, one line saying so
-    assertTrue(minority.process().waitFor(90, TimeUnit.SECONDS), "node 1 did not exit within 90 s of the partition:\n" + minority.tail());
+    assertTrue(minority.exited(Duration.ofSeconds(90)), "node 1 did not exit within 90 s of the partition:\n" + minority.tail());
     long minorityExit = System.currentTimeMillis();
     assertEquals(K2.DOWNED, minority.process().exitValue(), minority.tail());
     // keep-majority on each side: the minority downs itself, the majority's leader downs the unreachable minority
-  var selfDown = minority.find(l -> l.logged() > 0 && l.text().contains("SBR took decision DownReachable and is downing [pekko://k2@" + PartitionNetwork.address(1)));
-  assertTrue(selfDown != null && selfDown.text().contains("including myself"), "node 1's Split Brain Resolver downed node 1:\n" + minority.tail());
-  var downedLine = minority.find(l -> l.text().startsWith("k2 node: this node (pekko://k2@" + PartitionNetwork.address(1)));
+    var selfDown = minority.find(l -> l.logged() > 0 && l.text().contains("SBR took decision DownReachable and is downing [pekko://k2@" + PartitionNetwork.address(1)));
+    assertTrue(selfDown != null && selfDown.text().contains("including myself"), "node 1's Split Brain Resolver downed node 1:\n" + minority.tail());
+    var downedLine = minority.find(l -> l.text().startsWith("k2 node: this node (pekko://k2@" + PartitionNetwork.address(1)));
     assertTrue(downedLine != null && downedLine.text().contains("was downed by the cluster"), "one line saying why:\n" + minority.tail());
     net.heal();
 
     // the majority: the driver saw node 1 downed and removed, and finished the run without it
-    assertTrue(driver.process().waitFor(240, TimeUnit.SECONDS), "the run did not finish within 240 s of the partition:\n" + driver.tail());
+    assertTrue(driver.exited(Duration.ofSeconds(240)), "the run did not finish within 240 s of the partition:\n" + driver.tail());
     long finished = System.currentTimeMillis();
     assertEquals(0, driver.process().exitValue(), driver.tail());
     var node1 = "pekko://k2@" + PartitionNetwork.address(1) + ":" + PORT;
@@ -270,7 +270,7 @@ class PartitionTest {
   record Line(long seen, long logged, String text) {}
 
   /** A node's JVM in its namespace: its output as timestamped lines, also written to {@code dir/NAME.log}. */
-  record Child(String name, Process process, List<Line> lines) {
+  record Child(String name, Process process, List<Line> lines, List<Thread> readers) {
     private static final Pattern LOGGED = Pattern.compile("^(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) ");
 
     static Child start(Path dir, String name, List<String> namespace, String socket, String... k2) throws Exception {
@@ -283,10 +283,10 @@ class PartitionTest {
       cmd.addAll(List.of(k2));
       var p = new ProcessBuilder(cmd).start();
       p.getOutputStream().close();
-      var child = new Child(name, p, new CopyOnWriteArrayList<>());
+      var child = new Child(name, p, new CopyOnWriteArrayList<>(), new CopyOnWriteArrayList<>());
       var log = new PrintWriter(Files.newBufferedWriter(dir.resolve(name + ".log")), true);
-      Thread.ofPlatform().daemon().name(name + "-out").start(() -> child.read(p.getInputStream(), log, true));
-      Thread.ofPlatform().daemon().name(name + "-err").start(() -> child.read(p.getErrorStream(), log, false));
+      child.readers().add(Thread.ofPlatform().daemon().name(name + "-out").start(() -> child.read(p.getInputStream(), log, true)));
+      child.readers().add(Thread.ofPlatform().daemon().name(name + "-err").start(() -> child.read(p.getErrorStream(), log, false)));
       return child;
     }
 
@@ -315,6 +315,13 @@ class PartitionTest {
         assertTrue(System.nanoTime() < deadline, name + ": no " + what + " within " + timeout + ":\n" + tail());
         Thread.sleep(50);
       }
+    }
+
+    /** Whether the JVM exited within {@code timeout}; if so, its last lines have been read too. */
+    boolean exited(Duration timeout) throws InterruptedException {
+      if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) return false;
+      for (var r : readers) r.join(Duration.ofSeconds(10));
+      return true;
     }
 
     Line find(Predicate<Line> p) {
