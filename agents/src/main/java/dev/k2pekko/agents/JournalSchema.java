@@ -90,6 +90,9 @@ public final class JournalSchema {
     return s == null ? "" : s.lines().findFirst().orElse("");
   }
 
+  /** The advisory lock that serializes creating the journal's schema on PostgreSQL (any constant of k2's own). */
+  static final long SCHEMA_LOCK = 0x6b32_6a6f_7572_6eL; // "k2journ"
+
   /** Returns what was done, for the user: "created ..." or "present ...". */
   public static String ensure(Config config) {
     var db = config.getConfig("pekko-persistence-jdbc.shared-databases.slick.db");
@@ -107,6 +110,13 @@ public final class JournalSchema {
       }
     }
     try (Connection c = connect(db.getString("driver"), url, db.getString("user"), db.getString("password"))) {
+      // Nodes started at once on a fresh database would each find no tables and create them, and all but one fail
+      // (`relation ... already exists`): on PostgreSQL the check and the creation hold an advisory lock, so one node
+      // creates the schema and the others then find it. A lock of the session, released when the connection closes
+      // (the script's CREATE INDEX CONCURRENTLY cannot run in a transaction), and tried, not waited for: CREATE INDEX
+      // CONCURRENTLY waits for every open transaction, a blocked lock request among them, which would be a deadlock.
+      c.setAutoCommit(true);
+      if (kind.equals("postgres")) lockSchema(c, url);
       try (var tables = c.getMetaData().getTables(null, null, "event_journal", null)) {
         if (tables.next()) return "journal schema present at " + url;
       }
@@ -116,7 +126,6 @@ public final class JournalSchema {
         if (in == null) throw new Unreachable("pekko-persistence-jdbc's " + script + " is not on the classpath", null);
         sql = new String(in.readAllBytes(), StandardCharsets.UTF_8);
       }
-      c.setAutoCommit(true);
       try (var st = c.createStatement()) {
         for (var statement : sql.split(";")) {
           if (!statement.isBlank()) st.execute(statement);
@@ -125,6 +134,26 @@ public final class JournalSchema {
       return "journal schema created at " + url + " (pekko-persistence-jdbc's " + script + ")";
     } catch (SQLException | IOException e) {
       throw new Unreachable("cannot reach the journal database at " + url + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Takes {@link #SCHEMA_LOCK} for this session, trying every 100 ms for at most a minute. */
+  private static void lockSchema(Connection c, String url) throws SQLException {
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MINUTES.toNanos(1);
+    try (var st = c.createStatement()) {
+      while (true) {
+        try (var rs = st.executeQuery("SELECT pg_try_advisory_lock(" + SCHEMA_LOCK + ")")) {
+          rs.next();
+          if (rs.getBoolean(1)) return;
+        }
+        if (System.nanoTime() > deadline) throw new Unreachable("another k2 has held the journal's schema lock at " + url + " for a minute", null);
+        try {
+          Thread.sleep(100);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new Unreachable("interrupted while waiting for the journal's schema lock at " + url, e);
+        }
+      }
     }
   }
 

@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /**
  * The {@code k2} command. Exit codes (README): 0 done, 1 failed or incomplete, 2 bad input (flags, config, paths,
  * tool-spec files; one line, nothing started), 3 no JDK 25 (the script), 4 database unreachable, 5 journal missing,
- * damaged or inconsistent.
+ * damaged or inconsistent, 6 this node was downed by the cluster ({@code k2 node}).
  */
 @Command(name = "k2", mixinStandardHelpOptions = true, version = "k2-pekko 0.1.0",
     description = "The Kimi K2 pipeline as a Pekko actor system.",
@@ -28,7 +28,7 @@ public final class K2 implements Runnable {
     System.exit(code);
   }
 
-  public static final int FAILED = 1, BAD_INPUT = 2, UNREACHABLE = 4, JOURNAL = 5;
+  public static final int FAILED = 1, BAD_INPUT = 2, UNREACHABLE = 4, JOURNAL = 5, DOWNED = 6;
 
   static CommandLine commandLine() {
     var cl = new CommandLine(new K2());
@@ -55,6 +55,7 @@ public final class K2 implements Runnable {
       case dev.k2pekko.agents.JournalSchema.Unreachable x -> UNREACHABLE;
       case dev.k2pekko.agents.JournalSchema.Missing x -> JOURNAL;
       case dev.k2pekko.agents.JournalSchema.Damaged x -> JOURNAL;
+      case Nodes.Downed x -> DOWNED;
       default -> FAILED;
     };
   }

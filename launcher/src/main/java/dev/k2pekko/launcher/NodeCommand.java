@@ -10,7 +10,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -24,7 +23,8 @@ import picocli.CommandLine.Option;
 /** {@code k2 node}: one node of a multi-JVM cluster (PostgreSQL journal by default). */
 @Command(name = "node", mixinStandardHelpOptions = true,
     description = "Start one node that joins a cluster through its seed nodes and prints membership changes. "
-        + "With --run-agents it also drives a run once --min-members nodes are up, prints the summary and leaves.")
+        + "With --run-agents it also drives a run once --min-members nodes are up, prints the summary and leaves. "
+        + "A node the cluster downs (the minority side of a network partition) says so and exits with code 6.")
 final class NodeCommand implements Callable<Integer> {
   static final Set<String> ROLES = Set.of("agent", "tool", "learner", "ps", "monitor");
 
@@ -115,28 +115,43 @@ final class NodeCommand implements Callable<Integer> {
     McpStatus.print(system);
     var trainer = dev.k2pekko.pipeline.TrainerNode.start(system, runId);
     watchMembers(system);
-    var terminated = new CountDownLatch(1);
-    system.getWhenTerminated().thenRun(terminated::countDown);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> Nodes.stop(system)));
+    var out = Nodes.outOfCluster(system);
+    // Ctrl-C or kill: leave the cluster and stop; a node the cluster downed has left it already
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      if (!Nodes.downed(system)) Nodes.stop(system);
+    }));
     if (runPipeline) {
       try {
         K2Node.awaitMembersUp(system, minMembers, Duration.ofSeconds(timeoutSeconds));
         var report = new PipelineReport(System.err);
         var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
-        var result = new dev.k2pekko.pipeline.Pipeline(system, trainer, dev.k2pekko.pipeline.Pipeline.Spec.fromConfig(runId, seed, config),
-            p -> { stages.progress(p.stage(), p.done(), p.total()); report.progress(p); }).run();
+        var pipeline = new dev.k2pekko.pipeline.Pipeline(system, trainer, dev.k2pekko.pipeline.Pipeline.Spec.fromConfig(runId, seed, config),
+            p -> { stages.progress(p.stage(), p.done(), p.total()); report.progress(p); });
+        var running = new java.util.concurrent.CompletableFuture<dev.k2pekko.pipeline.Pipeline.Result>();
+        Thread.ofPlatform().name("k2-pipeline").daemon().start(() -> {
+          try {
+            running.complete(pipeline.run());
+          } catch (Throwable t) {
+            running.completeExceptionally(t);
+          }
+        });
+        final dev.k2pekko.pipeline.Pipeline.Result result;
+        try {
+          result = Nodes.awaitWhileMember(system, out, running, Duration.ofDays(365)); // the pipeline has deadlines of its own
+        } catch (java.util.concurrent.ExecutionException e) {
+          throw e.getCause() instanceof Exception x ? x : e;
+        }
         if (json) System.out.println(PipelineReport.json(result, dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config).mode()));
         else PipelineReport.table(result, dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config).mode(), System.out);
         return 0;
       } finally {
-        var cluster = Cluster.get(system);
-        cluster.manager().tell(org.apache.pekko.cluster.typed.Leave.create(cluster.selfMember().address()));
-        Thread.sleep(2000);
-        Nodes.stop(system);
+        Nodes.leaveAndStop(system);
       }
     }
     if (runAgents == null) {
-      terminated.await();
+      out.get();
+      if (Nodes.downed(system)) throw new Nodes.Downed(system);
+      Nodes.stop(system);
       return 0;
     }
     try {
@@ -145,7 +160,7 @@ final class NodeCommand implements Callable<Integer> {
           Agent.PersistMode.ACCEPTED, Duration.ofSeconds(timeoutSeconds));
       var report = new Report(System.err);
       var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
-      var summary = Nodes.await(RunDriver.start(system, spec, s -> {
+      var summary = Nodes.awaitWhileMember(system, out, RunDriver.start(system, spec, s -> {
         stages.progress("synthesis", s.get("episodes"), s.expectedEpisodes());
         report.progress(s);
       }), spec.timeout().plusSeconds(30));
@@ -153,10 +168,7 @@ final class NodeCommand implements Callable<Integer> {
       else Report.table(summary, runAgents, config.getString("pekko-persistence-jdbc.shared-databases.slick.db.url"), System.out);
       return summary.complete() ? 0 : 1;
     } finally {
-      var cluster = Cluster.get(system);
-      cluster.manager().tell(org.apache.pekko.cluster.typed.Leave.create(cluster.selfMember().address()));
-      Thread.sleep(2000);
-      Nodes.stop(system);
+      Nodes.leaveAndStop(system);
     }
   }
 
