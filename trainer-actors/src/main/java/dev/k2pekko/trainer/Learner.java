@@ -14,7 +14,6 @@ import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
 import dev.k2pekko.ps.server.PsProtocol.StageKind;
 import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -111,13 +110,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private record StreamEnd(String tag, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
 
-  private record Computed(Batch batch, long version, StepLoss.Result result, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
+  private record Computed(LearnerBuffer.Batch batch, long version, StepLoss.Result result, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
 
   /** The critics the receptionist knows (an RL step whose reward reads the critic's score asks one). */
   private record Critics(org.apache.pekko.actor.typed.receptionist.Receptionist.Listing listing) implements Command, NoSerializationVerificationNeeded {}
 
   /** The critic's scores of an RL batch's rollouts that need one (by trajectory id), or why there are none. */
-  private record Scored(Batch batch, Map<String, Double> scores, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
+  private record Scored(LearnerBuffer.Batch batch, Map<String, Double> scores, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
 
   private record GotOutcome(PushOutcome r) implements Command, NoSerializationVerificationNeeded {}
 
@@ -127,10 +126,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   public enum Ack { INSTANCE }
 
-  /** One trajectory read from the journal and where it sits. {@code use} is null for one skipped (another run). */
-  record Item(String tag, long eventOffset, int index, Trajectory use, StageKind group) {}
-
-  private record Batch(List<Item> items, StageKind kind) {}
 
   public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor)));
@@ -146,7 +141,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final ClusterSharding sharding;
   private final Executor compute;
   private final dev.k2pekko.ops.TensorOps ops;
-  private final ArrayDeque<Item> buffer = new ArrayDeque<>();
+  private final LearnerBuffer buffer;
   private final Map<String, ActorRef<Ack>> pendingAcks = new HashMap<>();
   private WeightsSnapshot weights;
   private long awaiting = -1; // the version whose step we wait for (sync)
@@ -164,6 +159,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     this.id = "learner-" + index;
     this.s = s;
     this.format = format;
+    this.buffer = new LearnerBuffer(s);
     this.monitor = monitor;
     this.coordinator = CoordinatorAddress.of(ctx.getSystem());
     this.sharding = ClusterSharding.get(ctx.getSystem());
@@ -246,7 +242,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
           if (!buffer.isEmpty() && System.nanoTime() - lastProgressNanos > 30_000_000_000L) {
             lastProgressNanos = System.nanoTime();
             getContext().getLog().warn("{}: {} trajectories buffered ({} usable), no step for 30 s: weights {}, awaiting {}, computing {}",
-                id, buffer.size(), usable(), weights == null ? "none" : weights.version(), awaiting, computing);
+                id, buffer.size(), buffer.usable(), weights == null ? "none" : weights.version(), awaiting, computing);
           }
           return this;
         })
@@ -264,27 +260,16 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     for (int i = from; i < trajectories.size(); i++) {
       var t = trajectories.get(i);
       boolean mine = t.trajectoryId().startsWith(s.runId() + "-");
-      buffer.add(new Item(e.tag(), offset, i + 1, mine ? t : null, mine ? kind(t) : null));
+      buffer.add(new LearnerBuffer.Item(e.tag(), offset, i + 1, mine ? t : null, mine ? LearnerBuffer.kind(t) : null));
     }
     // backpressure until steps have consumed: room for a few SFT batches, or two RL batches of groups of up to 4 (with
     // rl-groups-count = signal, three silent groups riding along with each group that counts)
-    if (usable() >= bufferLimit()) pendingAcks.put(e.tag(), e.ack());
+    if (buffer.full()) pendingAcks.put(e.tag(), e.ack());
     else e.ack().tell(Ack.INSTANCE);
     maybeStep();
     return this;
   }
 
-  /** SFT for the teacher's accepted core trajectories, RL for sampled rollouts, null for data not trained on. */
-  private static StageKind kind(Trajectory t) {
-    // a rollout (even one whose policy failed before sampling anything) is RL data: read, counted, trained on if it can be
-    if (t.sampling() != null || (t.policy() != null && t.policy().startsWith("learned"))) return StageKind.RL;
-    if (t.verdict() != null && t.verdict().accepted() && "core".equals(t.category())) return StageKind.SFT;
-    return null;
-  }
-
-  private long usable() {
-    return buffer.stream().filter(i -> i.group() != null).count();
-  }
 
   private Behavior<Command> onWeights(Weights w) {
     var snap = w.snapshot();
@@ -307,10 +292,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private void maybeStep() {
     if (computing || weights == null || awaiting >= 0) return; // one push in flight per learner, in both modes
-    var batch = takeBatch();
+    var batch = buffer.take(System.nanoTime() - lastElementNanos > s.idleFlush().toNanos());
     if (batch == null) {
       boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
-      if (idle && usable() == 0 && passedAt != weights.version()) {
+      if (idle && buffer.usable() == 0 && passedAt != weights.version()) {
         passedAt = weights.version();
         coordinator.tell(new PsProtocol.Pass(weights.version(), id));
       }
@@ -325,7 +310,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   }
 
   /** The rollouts of an RL batch whose reward reads the critic's score (open tasks; all when the critic's weight is above 0). */
-  private List<Trajectory> needingScores(Batch batch) {
+  private List<Trajectory> needingScores(LearnerBuffer.Batch batch) {
     var out = new ArrayList<Trajectory>();
     for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.RL && StepLoss.needsCritic(s.reward(), it.use())) out.add(it.use());
     return out;
@@ -347,10 +332,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
    * answer in time, the batch goes back to the front of the buffer and is tried again: a reward without its critic
    * term would train on something else than the configured mix.
    */
-  private void askScores(Batch batch) {
+  private void askScores(LearnerBuffer.Batch batch) {
     var need = needingScores(batch);
     if (critic == null) {
-      putBack(batch);
+      buffer.putBack(batch);
       computing = false;
       if (System.nanoTime() - lastNoCriticWarning > 30_000_000_000L) {
         lastNoCriticWarning = System.nanoTime();
@@ -373,7 +358,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private Behavior<Command> onScored(Scored sc) {
     if (sc.failure() != null) {
       getContext().getLog().warn("{}: the critic did not score an RL batch ({}); trying it again", id, sc.failure().toString());
-      putBack(sc.batch());
+      buffer.putBack(sc.batch());
       computing = false;
       return this;
     }
@@ -381,12 +366,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     return this;
   }
 
-  private void putBack(Batch batch) {
-    var items = batch.items();
-    for (int i = items.size() - 1; i >= 0; i--) buffer.addFirst(items.get(i));
-  }
 
-  private void compute(Batch batch, Map<String, Double> scores) {
+  private void compute(LearnerBuffer.Batch batch, Map<String, Double> scores) {
     var snap = weights;
     var self = getContext().getSelf(); // the context is the actor's own: never touched from the compute thread
     long started = System.nanoTime();
@@ -401,87 +382,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     });
   }
 
-  /**
-   * The next batch: a prefix of the buffer with enough usable items of one kind (or everything, once the stream is
-   * idle). SFT: {@code batchSize} trajectories. RL: {@code rlGroups} whole task groups; the judge persists a task's
-   * rollouts together in one journal event, so a group in the buffer is complete.
-   */
-  private Batch takeBatch() {
-    boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
-    var c = cut(buffer, s.batchSize(), s.rlGroups(), s.rlGroupsCount() == GroupCount.SIGNAL ? silentGroups() : java.util.Set.of());
-    StageKind kind = c.kind();
-    int taken = c.taken();
-    boolean full = c.full();
-    if (kind == null && buffer.isEmpty()) return null;
-    if (!full && !idle) return null;
-    var items = new ArrayList<Item>();
-    for (int i = 0; i < taken; i++) items.add(buffer.poll());
-    if (kind == null) {
-      // nothing to train on in this stretch (another run's data): its offsets advance with the next push
-      for (var it : items) carried.add(it);
-      return null;
-    }
-    var all = new ArrayList<>(carried);
-    carried.clear();
-    all.addAll(items);
-    return new Batch(all, kind);
-  }
-
-  private final List<Item> carried = new ArrayList<>();
-
-  /** Where the next batch ends: the first {@code taken} items of the buffer, of {@code kind}; {@code full} when no more may join. */
-  record Cut(StageKind kind, int taken, boolean full) {}
-
-  /**
-   * The next batch's extent in {@code buffer}: items of one kind, {@code batchSize} trajectories for SFT, for RL whole
-   * task groups until {@code rlGroups} of them not in {@code silent} are in (a silent group rides along).
-   */
-  static Cut cut(Iterable<Item> buffer, int batchSize, int rlGroups, java.util.Set<String> silent) {
-    StageKind kind = null;
-    int n = 0, taken = 0, counted = 0;
-    boolean full = false;
-    var groupIds = new java.util.HashSet<String>();
-    for (var it : buffer) {
-      if (it.group() != null) {
-        if (kind == null) kind = it.group();
-        else if (kind != it.group()) { full = true; break; } // one kind per step; the other kind follows
-        if (kind == StageKind.RL && !groupIds.contains(groupOf(it.use()))) {
-          if (counted == rlGroups) { full = true; break; } // the first item of the next group
-          groupIds.add(groupOf(it.use()));
-          if (!silent.contains(groupOf(it.use()))) counted++;
-        }
-        n++;
-      }
-      taken++;
-      if (kind == StageKind.SFT && n >= batchSize) { full = true; break; }
-    }
-    if (kind == StageKind.RL && counted >= rlGroups) full = true;
-    return new Cut(kind, taken, full);
-  }
-
-  /**
-   * The RL groups in the buffer whose rewards are all equal, so that no step can learn from them ({@link StepLoss#rl}).
-   * A group whose reward reads the critic's score is never counted silent: its rewards are known only once scored.
-   */
-  private java.util.Set<String> silentGroups() {
-    var rewards = new HashMap<String, java.util.Set<Double>>();
-    var unknown = new java.util.HashSet<String>();
-    for (var it : buffer) {
-      if (it.group() != StageKind.RL) continue;
-      String g = groupOf(it.use());
-      if (StepLoss.needsCritic(s.reward(), it.use())) unknown.add(g);
-      else rewards.computeIfAbsent(g, k -> new java.util.HashSet<>()).add(Reward.mix(s.reward(), Reward.Terms.of(it.use(), Double.NaN)));
-    }
-    var out = new java.util.HashSet<String>();
-    rewards.forEach((g, r) -> { if (r.size() == 1 && !unknown.contains(g)) out.add(g); });
-    return out;
-  }
-
-  private static String groupOf(Trajectory t) {
-    return dev.k2pekko.agents.TrajectoryCollector.groupOf(t.trajectoryId());
-  }
-
-  private StepLoss.Result computeStep(WeightsSnapshot snap, Batch batch, Map<String, Double> scores) {
+  private StepLoss.Result computeStep(WeightsSnapshot snap, LearnerBuffer.Batch batch, Map<String, Double> scores) {
     var model = snap.toModel(ops);
     if (batch.kind() == StageKind.SFT) {
       var ts = new ArrayList<Trajectory>();
@@ -490,7 +391,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
     // RL: whole task groups, in the order read
     var groups = new LinkedHashMap<String, List<Trajectory>>();
-    for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.RL) groups.computeIfAbsent(groupOf(it.use()), g -> new ArrayList<>()).add(it.use());
+    for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.RL) groups.computeIfAbsent(LearnerBuffer.groupOf(it.use()), g -> new ArrayList<>()).add(it.use());
     return StepLoss.rl(model, format, groups.values(), s.rlObjective(), s.rlTau(), snap.version(), s.reward(), t -> {
       Double x = scores.get(t.trajectoryId());
       if (x == null) throw new IllegalStateException("no critic score for " + t.trajectoryId());
@@ -524,7 +425,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     lastProgressNanos = System.nanoTime();
     if (weights.version() > awaiting) awaiting = -1;
     unacked.put(c.version(), batch);
-    if (usable() < bufferLimit()) {
+    if (!buffer.full()) {
       // room again: each held stream may send its next event (one event can hold a judge batch of 200)
       pendingAcks.values().forEach(a -> a.tell(Ack.INSTANCE));
       pendingAcks.clear();
@@ -533,12 +434,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     return this;
   }
 
-  private long bufferLimit() {
-    return Math.max(4L * s.batchSize(), (s.rlGroupsCount() == GroupCount.SIGNAL ? 32L : 8L) * s.rlGroups());
-  }
 
   /** Pushes without an outcome yet, by the version they were computed at: a refusal puts one back in the buffer. */
-  private final java.util.TreeMap<Long, Batch> unacked = new java.util.TreeMap<>();
+  private final java.util.TreeMap<Long, LearnerBuffer.Batch> unacked = new java.util.TreeMap<>();
   private long passedAt = -1;
 
   private Behavior<Command> onPushOutcome(GotOutcome g) {
@@ -548,7 +446,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     if (r.version() == awaiting) awaiting = -1;
     if (r.outcome() != PsProtocol.Outcome.NON_FINITE && refused != null) {
       // recompute the refused batch at newer weights: back to the front of the buffer, in order
-      putBack(refused);
+      buffer.putBack(refused);
     }
     maybeStep();
     return this;
