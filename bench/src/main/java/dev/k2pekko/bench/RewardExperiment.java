@@ -16,7 +16,6 @@ import dev.k2pekko.critic.CriticTrainer;
 import dev.k2pekko.critic.TrajectoryFeatures;
 import dev.k2pekko.model.Decoder;
 import dev.k2pekko.model.Losses;
-import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.Sequence;
 import dev.k2pekko.model.TokenBatch;
@@ -152,17 +151,10 @@ public final class RewardExperiment {
     var critic = CriticTrainer.train(CriticModel.init(buckets, criticSettings.hidden(), criticSettings.training().seed()), synthExamples,
         criticSettings.training()).model();
 
-    var mc = new ModelConfig(format.tokenizer().vocabSize(), 64, 2, 4, 192, 4, 1e-5);
-    var model = new PolicyModel(mc, new ReferenceOps(), 1);
-    var opt = new MuonClip(MuonClip.Config.defaults().withClip(true, 16).withWeightDecay(0.0), model);
+    var model = OfflineSft.model(format);
+    var opt = OfflineSft.optimizer(model, 16);
     var rnd = new SplittableRandom(cfg.seed());
-    for (int step = 1; step <= cfg.sftSteps(); step++) {
-      var batch = new ArrayList<Sequence>();
-      for (int i = 0; i < 8; i++) batch.addAll(data.get(rnd.nextInt(data.size())));
-      var res = Losses.nextToken(model, TokenBatch.of(batch, 0));
-      double warm = Math.min(1.0, step / 50.0), decay = Math.max(0.1, 1.0 - 0.9 * step / 600.0);
-      opt.step(model, res.grads(), res.maxLogit(), cfg.lrSft() * warm * decay);
-    }
+    for (int step = 1; step <= cfg.sftSteps(); step++) OfflineSft.step(model, opt, data, rnd, OfflineSft.rate(cfg.lrSft(), step, 50, 600));
     var heldOutEpisodes = new ArrayList<Trajectory>();
     var eval = evaluate(cfg, universe, format, held, judge, model, heldOutEpisodes);
     var point = new Point(0, eval, Double.NaN, Double.NaN, auc(critic, heldOutEpisodes, buckets));
@@ -186,7 +178,7 @@ public final class RewardExperiment {
     int buckets = criticSettings.buckets();
     var critic = prep.critic();
     var model = prep.sft().toModel(new ReferenceOps());
-    var opt = new MuonClip(MuonClip.Config.defaults().withClip(true, 16).withWeightDecay(0.0), model);
+    var opt = OfflineSft.optimizer(model, 16);
     var rnd = new SplittableRandom(cfg.seed() ^ 0x5851F42D4C957F2DL);
     var points = new ArrayList<Point>();
     points.add(prep.sftPoint());

@@ -10,7 +10,6 @@ import dev.k2pekko.agents.policy.TeacherPolicy;
 import dev.k2pekko.agents.tasks.TaskGenerator;
 import dev.k2pekko.model.Decoder;
 import dev.k2pekko.model.Losses;
-import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.Sequence;
 import dev.k2pekko.model.TokenBatch;
@@ -101,20 +100,13 @@ public final class SftPlateau {
       data.add(ex);
       examples += ex.size();
     }
-    var mc = new ModelConfig(format.tokenizer().vocabSize(), 64, 2, 4, 192, 4, 1e-5);
-    var model = new PolicyModel(mc, new ReferenceOps(), 1);
-    var opt = new MuonClip(MuonClip.Config.defaults().withClip(true, 100).withWeightDecay(0.0), model);
+    var model = OfflineSft.model(format);
+    var opt = OfflineSft.optimizer(model, 100);
     var rnd = new SplittableRandom(cfg.seed());
     var curve = new ArrayList<Point>();
     double loss = Double.NaN;
     for (int step = 1; step <= cfg.steps(); step++) {
-      var batch = new ArrayList<Sequence>();
-      for (int i = 0; i < 8; i++) batch.addAll(data.get(rnd.nextInt(data.size())));
-      var r = Losses.nextToken(model, TokenBatch.of(batch, 0));
-      loss = r.loss();
-      double warm = Math.min(1.0, step / (double) Math.max(1, cfg.warmup()));
-      double decay = Math.max(0.1, 1.0 - 0.9 * step / cfg.decaySteps());
-      opt.step(model, r.grads(), r.maxLogit(), cfg.lr() * warm * decay);
+      loss = OfflineSft.step(model, opt, data, rnd, OfflineSft.rate(cfg.lr(), step, cfg.warmup(), cfg.decaySteps()));
       if (step % cfg.evalEvery() == 0 || step == cfg.steps()) {
         var p = evaluate("sft", step, loss, cfg, universe, format, held, judge, model);
         curve.add(p);
@@ -138,7 +130,7 @@ public final class SftPlateau {
   private static List<Point> rl(Config cfg, boolean control, PolicyModel model, ToolUniverse universe, PolicyFormat format, TaskGenerator train,
                                 TaskGenerator held, JudgeRubric judge, List<List<Sequence>> data, int[] stepsPerRound,
                                 java.util.function.Consumer<Point> progress) {
-    var opt = new MuonClip(MuonClip.Config.defaults().withClip(true, 100).withWeightDecay(0.0), model);
+    var opt = OfflineSft.optimizer(model, 100);
     var rnd = new SplittableRandom(cfg.seed() ^ 0x7F4A7C15L);
     var curve = new ArrayList<Point>();
     double loss = Double.NaN;
@@ -191,7 +183,7 @@ public final class SftPlateau {
         int j = perPass == 0 ? 0 : jj % perPass; // epochs: passes over the round's groups
         var batch = new ArrayList<Sequence>();
         if (control) {
-          for (int i = 0; i < 8; i++) batch.addAll(data.get(rnd.nextInt(data.size())));
+          for (int i = 0; i < OfflineSft.BATCH; i++) batch.addAll(data.get(rnd.nextInt(data.size())));
         } else {
           for (int g = j * cfg.rl().groupsPerStep(); g < Math.min(groups.size(), (j + 1) * cfg.rl().groupsPerStep()); g++) batch.addAll(groups.get(g));
           // PTX (the K2 report's auxiliary loss on curated data during RL): teacher trajectories SFT trained on
