@@ -340,6 +340,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
         run.spec().learned() ? "learned@v" + (sampling == null ? -1 : sampling.version()) : s.policy().name(), sampling);
     if (run.spec().learned() && awaitingAction) s.inference().tell(new dev.k2pekko.agents.inference.InferenceServer.End(episodeId));
     awaitingAction = false;
+    s.sentToJudge();
     s.judge().tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker(),
         run.spec().tasks().equals("held-out"), run.spec().rollouts(), agentNumber, episode));
     awaitingSnapshot = false;

@@ -138,6 +138,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   }
 
   private Behavior<Command> onEvaluate(Evaluate e) {
+    services.judged(); // first: a verdict that throws still leaves the mailbox
     var verdict = services.rubric().judge(e.task(), e.draft().steps(), e.draft().finalAnswer(), e.world(), e.budgetExceeded());
     if (e.problem() != null) {
       var reasons = new ArrayList<>(verdict.reasons());
