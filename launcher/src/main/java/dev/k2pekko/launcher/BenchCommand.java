@@ -37,7 +37,8 @@ final class BenchCommand implements Runnable {
   }
 
   @Command(name = "sim", mixinStandardHelpOptions = true,
-      description = "Simulation throughput with the teacher policy and persistence off: a warm-up run, then the measured run.")
+      description = "Simulation throughput with the teacher policy and persistence off: a warm-up run, then the measured run; "
+          + "around it, in the same JVM, a plain request/reply ceiling between two sets of actors, and tool calls/s over it.")
   static final class Sim implements java.util.concurrent.Callable<Integer> {
     @Mixin NodeConfig node;
     @Option(names = "--agents", defaultValue = "10000") int agents;
