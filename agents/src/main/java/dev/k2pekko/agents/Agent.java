@@ -19,28 +19,24 @@ import java.util.List;
 import java.util.Map;
 import org.apache.pekko.actor.Cancellable;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.ExtensibleBehavior;
+import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.Signal;
 import org.apache.pekko.actor.typed.TypedActorContext;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
-import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
-import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 
 /**
- * An agent: a Cluster Sharding entity that runs episodes. Sharding decides where it lives; the traffic of a
- * running episode goes straight to a tool worker's {@code ActorRef} (the one that owns the episode's world
- * state), never through a shard region. Each tool call has a timeout, checked by a tick that runs only while
+ * An agent: an actor that runs episodes, a child of its {@link AgentCohort} (the Cluster Sharding entity that decides
+ * on which node it lives). The traffic of a running episode goes straight to a tool worker's {@code ActorRef} (the one
+ * that owns the episode's world state), never through a shard region. Each tool call has a timeout, checked by a tick that runs only while
  * an episode does, so an idle agent holds no timer. It extends {@code ExtensibleBehavior} rather than
  * {@code AbstractBehavior}: a switch over the sealed protocol needs no per-actor receive table, which matters
  * at 100,000 agents a node.
  */
 public final class Agent extends ExtensibleBehavior<Agent.Command> {
-  public static final EntityTypeKey<Command> KEY = EntityTypeKey.create(Command.class, "agent");
-
   public sealed interface Command {}
 
   /**
@@ -118,18 +114,37 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private enum Tick implements Command, LocalOnly { INSTANCE }
 
   /**
-   * Sharding stops the agent (its shard moves to another node, or it was idle): a run it has not finished hears of
-   * it, and sends the episodes not done to the agent's next incarnation.
+   * How a cohort starts an agent: one Props shared by every agent of the node, the agent's number taken from its name
+   * ({@code agent-<n>}). A typed {@code spawn} makes a Props, a Deploy and creator closures per actor, about 240
+   * bytes of every idle agent (BENCHMARKS.md, "Agents under 1 KB").
    */
-  enum Stop implements Command, LocalOnly { INSTANCE }
+  static final org.apache.pekko.actor.Props PROPS = Adapter.props(
+      () -> Behaviors.<Command>setup(ctx -> new Idle(NodeServices.agentNumber(ctx.getSelf().path().name()), null)));
 
-  public static void init(ActorSystem<?> system) {
-    ClusterSharding.get(system).init(Entity.of(KEY, ctx -> Agent.create(ctx.getEntityId())).withRole("agent")
-        .withStopMessage(Stop.INSTANCE));
-  }
+  /**
+   * An agent between runs: its number and the last run it finished (a repeat of it is ignored), nothing else, so that
+   * a million idle agents fit on one node. The first assignment with episodes turns it into an {@link Agent}, which
+   * holds a run's and an episode's state and turns back into this when its last run is done.
+   */
+  static final class Idle extends ExtensibleBehavior<Command> {
+    private final int agentNumber;
+    private final RunEpisodes finished;
 
-  public static Behavior<Command> create(String agentId) {
-    return Behaviors.setup(ctx -> new Agent(ctx, agentId));
+    Idle(int agentNumber, RunEpisodes finished) {
+      this.agentNumber = agentNumber;
+      this.finished = finished;
+    }
+
+    @Override public Behavior<Command> receive(TypedActorContext<Command> context, Command msg) {
+      if (!(msg instanceof RunEpisodes r) || r.episodes() <= 0 || r.count() == 0) return this; // late replies and ticks of a run done
+      var agent = new Agent(context.asJava(), agentNumber, finished);
+      agent.onRun(r);
+      return agent.next();
+    }
+
+    @Override public Behavior<Command> receiveSignal(TypedActorContext<Command> context, Signal signal) {
+      return Behaviors.same();
+    }
   }
 
   private final ActorContext<Command> ctx;
@@ -146,7 +161,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private Cancellable tick;
   // the run
   private RunEpisodes run;
-  /** The last run this agent finished: a repeat of it is ignored. */
+  /** The last run this agent finished: a repeat of it is ignored (kept by {@link Idle} between runs). */
   private RunEpisodes finished;
   private final int agentNumber;
   /** Position in the run's episodes (see {@link RunEpisodes#episodeAt}) and the episode's index. */
@@ -164,38 +179,48 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private String finalAnswer;
   private boolean budgetExceeded;
 
-  private Agent(ActorContext<Command> ctx, String agentId) {
+  private Agent(ActorContext<Command> ctx, int agentNumber, RunEpisodes finished) {
     this.ctx = ctx;
     this.services = NodeServices.get(ctx.getSystem());
     this.tools = ToolDirectory.get(ctx.getSystem());
-    this.agentId = agentId;
-    this.agentNumber = NodeServices.agentNumber(agentId);
+    this.agentId = ctx.getSelf().path().name();
+    this.agentNumber = agentNumber;
+    this.finished = finished;
   }
 
   @Override public Behavior<Command> receive(TypedActorContext<Command> context, Command msg) {
-    return switch (msg) {
+    switch (msg) {
       case RunEpisodes r -> onRun(r);
       case GotResult m -> onResult(m.result());
       case GotSnapshot m -> onSnapshot(m.snapshot());
       case GotAction m -> onAction(m.reply());
       case Tick t -> onTick();
-      case Stop s -> onStop();
-    };
+    }
+    return next();
+  }
+
+  /** This while a run is under way (or queued); idle again, without the run's state, once none is. */
+  private Behavior<Command> next() {
+    return run == null ? new Idle(agentNumber, finished) : this;
   }
 
   @Override public Behavior<Command> receiveSignal(TypedActorContext<Command> context, Signal signal) {
-    return Behaviors.unhandled();
+    if (signal instanceof PostStop) onStop();
+    return Behaviors.same();
   }
 
   private ActorContext<Command> getContext() { return ctx; }
 
-  private Behavior<Command> onStop() {
+  /**
+   * The agent stops with its cohort (sharding moves the cohort's shard to another node, or passivates it): a run it has
+   * not finished hears of it, and sends the episodes not done to the agent's next incarnation.
+   */
+  private void onStop() {
     // the episode is redone elsewhere: its world here goes (the redo may come back to this worker)
     if (run != null && worker != null && episodeId != null) worker.tell(new EndEpisode(episodeId, getContext().getSystem().ignoreRef()));
     if (run != null && run.tracker() != null) run.tracker().tell(new RunTracker.AgentMoved(run.runId(), agentNumber));
     if (queued != null) for (var q : queued) if (q.tracker() != null) q.tracker().tell(new RunTracker.AgentMoved(q.runId(), agentNumber));
     if (tick != null) tick.cancel();
-    return Behaviors.stopped();
   }
 
   private NodeServices services() { return services; }

@@ -20,7 +20,6 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.cluster.ClusterEvent;
-import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Subscribe;
 
@@ -190,8 +189,8 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
       only = todo.stream().mapToInt(Integer::intValue).toArray();
     }
     lastSent[agent] = System.nanoTime();
-    ClusterSharding.get(getContext().getSystem()).entityRefFor(Agent.KEY, "agent-" + agent)
-        .tell(new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), only, again));
+    AgentCohort.tell(getContext().getSystem(), agent,
+        new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), only, again));
   }
 
   private boolean undone(int agent) {

@@ -155,12 +155,12 @@ final class BenchCommand implements Runnable {
     }
   }
 
-  @Command(name = "memory", mixinStandardHelpOptions = true, description = "Heap per idle agent actor (sharded entity) on one node.")
+  @Command(name = "memory", mixinStandardHelpOptions = true, description = "Heap per idle agent actor (a child of a sharded cohort) on one node.")
   static final class Memory implements java.util.concurrent.Callable<Integer> {
     @Mixin NodeConfig node;
     @Option(names = "--agents", defaultValue = "100000") int agents;
     @Option(names = "--json") boolean json;
-    @Option(names = "--baseline", description = "measure entities that do nothing (Behaviors.ignore) instead of agents: "
+    @Option(names = "--baseline", description = "measure one sharded entity per agent that does nothing (Behaviors.ignore) instead of agents: "
         + "what Pekko and Cluster Sharding cost per entity")
     boolean baseline;
 
