@@ -31,10 +31,10 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 /**
  * An agent: an actor that runs episodes, a child of its {@link AgentCohort} (the Cluster Sharding entity that decides
  * on which node it lives). The traffic of a running episode goes straight to a tool worker's {@code ActorRef} (the one
- * that owns the episode's world state), never through a shard region. Each tool call has a timeout, checked by a tick that runs only while
- * an episode does, so an idle agent holds no timer. It extends {@code ExtensibleBehavior} rather than
- * {@code AbstractBehavior}: a switch over the sealed protocol needs no per-actor receive table, which matters
- * at 100,000 agents a node.
+ * that owns the episode's world state), never through a shard region. Each tool call has a timeout, checked by a tick
+ * that runs only while an episode does, so an idle agent holds no timer; between runs an agent is an {@link Idle},
+ * without any of the run's state. It extends {@code ExtensibleBehavior} rather than {@code AbstractBehavior}: a switch
+ * over the sealed protocol needs no per-actor receive table, which matters at a million agents a node.
  */
 public final class Agent extends ExtensibleBehavior<Agent.Command> {
   public sealed interface Command {}
@@ -116,7 +116,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   /**
    * How a cohort starts an agent: one Props shared by every agent of the node, the agent's number taken from its name
    * ({@code agent-<n>}). A typed {@code spawn} makes a Props, a Deploy and creator closures per actor, about 240
-   * bytes of every idle agent (BENCHMARKS.md, "Agents under 1 KB").
+   * bytes of every idle agent (docs/DESIGN.md, "Agents and cohorts").
    */
   static final org.apache.pekko.actor.Props PROPS = Adapter.props(
       () -> Behaviors.<Command>setup(ctx -> new Idle(NodeServices.agentNumber(ctx.getSelf().path().name()), null)));
@@ -143,7 +143,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     }
 
     @Override public Behavior<Command> receiveSignal(TypedActorContext<Command> context, Signal signal) {
-      return Behaviors.same();
+      return Behaviors.unhandled();
     }
   }
 
@@ -205,7 +205,8 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   }
 
   @Override public Behavior<Command> receiveSignal(TypedActorContext<Command> context, Signal signal) {
-    if (signal instanceof PostStop) onStop();
+    if (!(signal instanceof PostStop)) return Behaviors.unhandled();
+    onStop();
     return Behaviors.same();
   }
 

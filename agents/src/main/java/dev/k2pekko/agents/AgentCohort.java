@@ -17,7 +17,7 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
  * A cohort of agents: the Cluster Sharding entity agents live in. Agent {@code agent-n} is a child actor of cohort
  * {@code n mod k2.agent.cohorts}, started by the first message for it. Sharding places and moves cohorts (so it still
  * spreads agents over the nodes and restarts them elsewhere when a node dies); within a cohort an agent is a plain
- * actor, which costs well under half of what a sharded entity of its own does (BENCHMARKS.md, "Agents under 1 KB").
+ * actor, which costs about half of what a sharded entity of its own did (docs/DESIGN.md, "Agents and cohorts").
  * Only a run's assignments come through here; a running episode talks to its tool worker by {@code ActorRef}.
  *
  * <p>When sharding stops a cohort (its shard moves, or it was idle for the passivation timeout), its agents stop
