@@ -31,6 +31,32 @@ public final class MemoryBench {
   }
 
   /**
+   * Agents idle again after a run: each ran one episode (teacher, persistence off), so it keeps what a run leaves in an
+   * agent (the last run it finished, its message adapters). A first run of one agent per cohort starts the cohorts
+   * and warms the run's machinery; the heap is measured before and after the measured run, over the agents it added.
+   */
+  public static ObjectNode afterRun(ActorSystem<?> system, int agents) throws Exception {
+    int cohorts = NodeServices.get(system).settings().cohorts();
+    if (agents <= cohorts) throw new IllegalArgumentException("--after-run needs more agents than cohorts (" + cohorts + ")");
+    long boot = usedAfterGc();
+    var warm = run(system, cohorts);
+    long before = usedAfterGc();
+    var s = run(system, agents);
+    long after = usedAfterGc();
+    long added = agents - cohorts;
+    return JSON.createObjectNode().put("bench", "memory-after-run").put("agents", agents).put("cohorts", cohorts)
+        .put("episodes", s.get("episodes")).put("complete", warm.complete() && s.complete())
+        .put("heap_boot_mb", boot >> 20).put("heap_before_mb", before >> 20).put("heap_after_mb", after >> 20)
+        .put("heap_max_mb", Runtime.getRuntime().maxMemory() >> 20)
+        .put("bytes_per_idle_agent", Math.round((double) (after - before) / added));
+  }
+
+  private static dev.k2pekko.agents.RunTracker.Summary run(ActorSystem<?> system, int agents) throws Exception {
+    var spec = new dev.k2pekko.agents.RunDriver.RunSpec("memory-" + System.nanoTime(), agents, 1, 42, Agent.PersistMode.NONE, Duration.ofMinutes(10));
+    return dev.k2pekko.agents.RunDriver.start(system, spec, x -> {}).get(11, TimeUnit.MINUTES);
+  }
+
+  /**
    * Two figures: the heap the agents add once every cohort runs (one warm agent each, numbered after the measured
    * ones), and the same counted from before any cohort started (the cohorts' and shards' own cost shared by the agents).
    */

@@ -163,11 +163,20 @@ final class BenchCommand implements Runnable {
     @Option(names = "--baseline", description = "measure one sharded entity per agent that does nothing (Behaviors.ignore) instead of agents: "
         + "what Pekko and Cluster Sharding cost per entity")
     boolean baseline;
+    @Option(names = "--after-run", description = "measure agents idle again after each ran one episode (teacher, persistence off), "
+        + "which keeps what a run leaves in an agent")
+    boolean afterRun;
 
     @Override public Integer call() throws Exception {
-      var system = Nodes.single(node.build("h2", new HashMap<>()), Duration.ofSeconds(30));
+      if (baseline && afterRun) throw new NodeConfig.UsageError("--baseline and --after-run do not go together");
+      var config = node.build("h2", new HashMap<>());
+      if (afterRun && agents <= config.getInt("k2.agent.cohorts")) {
+        throw new NodeConfig.UsageError("--after-run needs more --agents than k2.agent.cohorts (" + config.getInt("k2.agent.cohorts") + ")");
+      }
+      if (afterRun) JournalSchema.ensure(config); // the firewall's audit trail is written even with persistence off
+      var system = Nodes.single(config, Duration.ofSeconds(30));
       try {
-        print(MemoryBench.run(system, agents, baseline), json);
+        print(afterRun ? MemoryBench.afterRun(system, agents) : MemoryBench.run(system, agents, baseline), json);
         return 0;
       } finally {
         Nodes.stop(system);
