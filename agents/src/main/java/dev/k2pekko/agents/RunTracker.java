@@ -189,9 +189,21 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
       only = todo.stream().mapToInt(Integer::intValue).toArray();
     }
     lastSent[agent] = System.nanoTime();
-    AgentCohort.tell(getContext().getSystem(), agent,
-        new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), only, again));
+    AgentCohort.tell(getContext().getSystem(), agent, only == null ? whole(again)
+        : new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), only, again));
   }
+
+  /** Every episode of an agent: the same message for all agents, which each keeps as its last run once done. */
+  private Agent.RunEpisodes whole(boolean again) {
+    int i = again ? 1 : 0;
+    if (wholeRun[i] == null) {
+      wholeRun[i] = new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), null, again);
+    }
+    return wholeRun[i];
+  }
+
+  /** {@link #whole}'s two messages, first try and again, made once: a node's agents share them instead of one each. */
+  private final Agent.RunEpisodes[] wholeRun = new Agent.RunEpisodes[2];
 
   private boolean undone(int agent) {
     return doneEpisodes.nextClearBit(agent * episodes) < (agent + 1) * episodes;

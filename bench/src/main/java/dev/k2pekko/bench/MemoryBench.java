@@ -43,12 +43,17 @@ public final class MemoryBench {
     long before = usedAfterGc();
     var s = run(system, agents);
     long after = usedAfterGc();
+    // again once the agents' last timeout ticks, cancelled, have left the scheduler (they stay until their time)
+    Thread.sleep(2 * NodeServices.get(system).settings().tickInterval().toMillis() + 1000);
+    long later = usedAfterGc();
     long added = agents - cohorts;
     return JSON.createObjectNode().put("bench", "memory-after-run").put("agents", agents).put("cohorts", cohorts)
         .put("episodes", s.get("episodes")).put("complete", warm.complete() && s.complete())
         .put("heap_boot_mb", boot >> 20).put("heap_before_mb", before >> 20).put("heap_after_mb", after >> 20)
         .put("heap_max_mb", Runtime.getRuntime().maxMemory() >> 20)
-        .put("bytes_per_idle_agent", Math.round((double) (after - before) / added));
+        .put("bytes_per_idle_agent", Math.round((double) (after - before) / added))
+        .put("heap_seconds_later_mb", later >> 20)
+        .put("bytes_per_idle_agent_seconds_later", Math.round((double) (later - before) / added));
   }
 
   private static dev.k2pekko.agents.RunTracker.Summary run(ActorSystem<?> system, int agents) throws Exception {
