@@ -183,7 +183,8 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
     int first = doneEpisodes.nextClearBit(from);
     if (first >= to) return;
     int[] only = null;
-    if (doneEpisodes.nextSetBit(from) < to) {
+    int someDone = doneEpisodes.nextSetBit(from); // -1: none set from here on
+    if (someDone >= 0 && someDone < to) {
       var todo = new ArrayList<Integer>();
       for (int k = first; k < to; k = doneEpisodes.nextClearBit(k + 1)) todo.add(k - from);
       only = todo.stream().mapToInt(Integer::intValue).toArray();

@@ -32,16 +32,19 @@ public final class MemoryBench {
 
   /**
    * Agents idle again after a run: each ran one episode (teacher, persistence off), so it keeps what a run leaves in an
-   * agent (the last run it finished, its message adapters). A first run of one agent per cohort starts the cohorts
-   * and warms the run's machinery; the heap is measured before and after the measured run, over the agents it added.
+   * agent. A first run of one agent per cohort starts the cohorts, warms the run's machinery and fills the task bank
+   * of the runs' seed (k2.tasks.bank-size tasks, built as episodes draw them: about 2 KB a task, the node's and not
+   * the agents'; three draws per task leave 5% unbuilt); the heap is measured before and after the measured run, over
+   * the agents it added.
    */
   public static ObjectNode afterRun(ActorSystem<?> system, int agents) throws Exception {
     int cohorts = NodeServices.get(system).settings().cohorts();
     if (agents <= cohorts) throw new IllegalArgumentException("--after-run needs more agents than cohorts (" + cohorts + ")");
+    int bank = system.settings().config().getInt("k2.tasks.bank-size");
     long boot = usedAfterGc();
-    var warm = run(system, cohorts);
+    var warm = run(system, cohorts, Math.max(1, (3 * bank + cohorts - 1) / cohorts));
     long before = usedAfterGc();
-    var s = run(system, agents);
+    var s = run(system, agents, 1);
     long after = usedAfterGc();
     // again once the agents' last timeout ticks, cancelled, have left the scheduler (they stay until their time)
     Thread.sleep(2 * NodeServices.get(system).settings().tickInterval().toMillis() + 1000);
@@ -56,8 +59,9 @@ public final class MemoryBench {
         .put("bytes_per_idle_agent_seconds_later", Math.round((double) (later - before) / added));
   }
 
-  private static dev.k2pekko.agents.RunTracker.Summary run(ActorSystem<?> system, int agents) throws Exception {
-    var spec = new dev.k2pekko.agents.RunDriver.RunSpec("memory-" + System.nanoTime(), agents, 1, 42, Agent.PersistMode.NONE, Duration.ofMinutes(10));
+  private static dev.k2pekko.agents.RunTracker.Summary run(ActorSystem<?> system, int agents, int episodes) throws Exception {
+    var spec = new dev.k2pekko.agents.RunDriver.RunSpec("memory-" + System.nanoTime(), agents, episodes, 42, Agent.PersistMode.NONE,
+        Duration.ofMinutes(10));
     return dev.k2pekko.agents.RunDriver.start(system, spec, x -> {}).get(11, TimeUnit.MINUTES);
   }
 
