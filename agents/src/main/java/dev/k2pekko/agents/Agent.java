@@ -19,28 +19,30 @@ import java.util.List;
 import java.util.Map;
 import org.apache.pekko.actor.Cancellable;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.ExtensibleBehavior;
+import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.Signal;
 import org.apache.pekko.actor.typed.TypedActorContext;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
-import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
-import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 
 /**
- * An agent: a Cluster Sharding entity that runs episodes. Sharding decides where it lives; the traffic of a
- * running episode goes straight to a tool worker's {@code ActorRef} (the one that owns the episode's world
- * state), never through a shard region. Each tool call has a timeout, checked by a tick that runs only while
- * an episode does, so an idle agent holds no timer. It extends {@code ExtensibleBehavior} rather than
- * {@code AbstractBehavior}: a switch over the sealed protocol needs no per-actor receive table, which matters
- * at 100,000 agents a node.
+ * An agent: an actor that runs episodes, a child of its {@link AgentCohort} (the Cluster Sharding entity that decides
+ * on which node it lives). The traffic of a running episode goes straight to a tool worker's {@code ActorRef} (the one
+ * that owns the episode's world state), never through a shard region. Each tool call has a timeout, checked by a tick
+ * that runs only while an episode does, so an idle agent holds no timer; between runs an agent is an {@link Idle},
+ * without any of the run's state. It extends {@code ExtensibleBehavior} rather than {@code AbstractBehavior}: a switch
+ * over the sealed protocol needs no per-actor receive table, which matters at a million agents a node.
  */
-public final class Agent extends ExtensibleBehavior<Agent.Command> {
-  public static final EntityTypeKey<Command> KEY = EntityTypeKey.create(Command.class, "agent");
-
+public final class Agent extends ExtensibleBehavior<Object> {
+  /**
+   * What others send an agent: its assignments. An agent also takes the replies to its requests as they are (a tool
+   * worker's {@link ToolResult} and {@link WorldSnapshot}, the inference server's {@code Reply}), which is why its
+   * behavior is typed {@code Object}: message adapters would cost every agent that ever ran about 400 bytes (a function
+   * ref and three registrations that typed Pekko keeps for the actor's life) and every reply an allocation.
+   */
   public sealed interface Command {}
 
   /**
@@ -109,44 +111,54 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
 
   public enum PersistMode { NONE, ACCEPTED, ALL }
 
-  private record GotResult(ToolResult result) implements Command, LocalOnly {}
-
-  private record GotSnapshot(WorldSnapshot snapshot) implements Command, LocalOnly {}
-
-  private record GotAction(dev.k2pekko.agents.inference.InferenceServer.Reply reply) implements Command, LocalOnly {}
-
   private enum Tick implements Command, LocalOnly { INSTANCE }
 
   /**
-   * Sharding stops the agent (its shard moves to another node, or it was idle): a run it has not finished hears of
-   * it, and sends the episodes not done to the agent's next incarnation.
+   * How a cohort starts an agent: one Props shared by every agent of the node, the agent's number taken from its name
+   * ({@code agent-<n>}). A typed {@code spawn} makes a Props, a Deploy and creator closures per actor, about 240
+   * bytes of every idle agent (docs/DESIGN.md, "Agents and cohorts").
    */
-  enum Stop implements Command, LocalOnly { INSTANCE }
+  static final org.apache.pekko.actor.Props PROPS = Adapter.props(
+      () -> Behaviors.<Object>setup(ctx -> new Idle(NodeServices.agentNumber(ctx.getSelf().path().name()), null)));
 
-  public static void init(ActorSystem<?> system) {
-    ClusterSharding.get(system).init(Entity.of(KEY, ctx -> Agent.create(ctx.getEntityId())).withRole("agent")
-        .withStopMessage(Stop.INSTANCE));
+  /**
+   * An agent between runs: its number and the last run it finished (a repeat of it is ignored), nothing else, so that
+   * a million idle agents fit on one node. The first assignment with episodes turns it into an {@link Agent}, which
+   * holds a run's and an episode's state and turns back into this when its last run is done.
+   */
+  static final class Idle extends ExtensibleBehavior<Object> {
+    private final int agentNumber;
+    private final RunEpisodes finished;
+
+    Idle(int agentNumber, RunEpisodes finished) {
+      this.agentNumber = agentNumber;
+      this.finished = finished;
+    }
+
+    @Override public Behavior<Object> receive(TypedActorContext<Object> context, Object msg) {
+      if (!(msg instanceof RunEpisodes r) || r.episodes() <= 0 || r.count() == 0) return this; // late replies and ticks of a run done
+      var agent = new Agent(context.asJava(), agentNumber, finished);
+      agent.onRun(r);
+      return agent.next();
+    }
+
+    @Override public Behavior<Object> receiveSignal(TypedActorContext<Object> context, Signal signal) {
+      return Behaviors.unhandled();
+    }
   }
 
-  public static Behavior<Command> create(String agentId) {
-    return Behaviors.setup(ctx -> new Agent(ctx, agentId));
-  }
-
-  private final ActorContext<Command> ctx;
+  private final ActorContext<Object> ctx;
   private final NodeServices services;
   private final ToolDirectory tools;
   private final String agentId;
   private ArrayDeque<RunEpisodes> queued;
-  private ActorRef<ToolResult> resultAdapter;
-  private ActorRef<WorldSnapshot> snapshotAdapter;
-  private ActorRef<dev.k2pekko.agents.inference.InferenceServer.Reply> actionAdapter;
   private boolean awaitingAction;
   private dev.k2pekko.protocol.Sampling sampling;
   private ArrayList<int[]> sampledActions;
   private Cancellable tick;
   // the run
   private RunEpisodes run;
-  /** The last run this agent finished: a repeat of it is ignored. */
+  /** The last run this agent finished: a repeat of it is ignored (kept by {@link Idle} between runs). */
   private RunEpisodes finished;
   private final int agentNumber;
   /** Position in the run's episodes (see {@link RunEpisodes#episodeAt}) and the episode's index. */
@@ -164,43 +176,60 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
   private String finalAnswer;
   private boolean budgetExceeded;
 
-  private Agent(ActorContext<Command> ctx, String agentId) {
+  private Agent(ActorContext<Object> ctx, int agentNumber, RunEpisodes finished) {
     this.ctx = ctx;
     this.services = NodeServices.get(ctx.getSystem());
     this.tools = ToolDirectory.get(ctx.getSystem());
-    this.agentId = agentId;
-    this.agentNumber = NodeServices.agentNumber(agentId);
+    this.agentId = ctx.getSelf().path().name();
+    this.agentNumber = agentNumber;
+    this.finished = finished;
   }
 
-  @Override public Behavior<Command> receive(TypedActorContext<Command> context, Command msg) {
-    return switch (msg) {
+  @Override public Behavior<Object> receive(TypedActorContext<Object> context, Object msg) {
+    switch (msg) {
       case RunEpisodes r -> onRun(r);
-      case GotResult m -> onResult(m.result());
-      case GotSnapshot m -> onSnapshot(m.snapshot());
-      case GotAction m -> onAction(m.reply());
+      case ToolResult r -> onResult(r);
+      case WorldSnapshot s -> onSnapshot(s);
+      case dev.k2pekko.agents.inference.InferenceServer.Reply r -> onAction(r);
       case Tick t -> onTick();
-      case Stop s -> onStop();
-    };
+      default -> {
+        return Behaviors.unhandled();
+      }
+    }
+    return next();
   }
 
-  @Override public Behavior<Command> receiveSignal(TypedActorContext<Command> context, Signal signal) {
-    return Behaviors.unhandled();
+  /** This while a run is under way (or queued); idle again, without the run's state, once none is. */
+  private Behavior<Object> next() {
+    return run == null ? new Idle(agentNumber, finished) : this;
   }
 
-  private ActorContext<Command> getContext() { return ctx; }
+  @Override public Behavior<Object> receiveSignal(TypedActorContext<Object> context, Signal signal) {
+    if (!(signal instanceof PostStop)) return Behaviors.unhandled();
+    onStop();
+    return Behaviors.same();
+  }
 
-  private Behavior<Command> onStop() {
+  private ActorContext<Object> getContext() { return ctx; }
+
+  /** This agent as the reply address of a request: the reply comes as it is (no adapter), see {@link Command}. */
+  private <U> ActorRef<U> self() { return ctx.getSelf().narrow(); }
+
+  /**
+   * The agent stops with its cohort (sharding moves the cohort's shard to another node, or passivates it): a run it has
+   * not finished hears of it, and sends the episodes not done to the agent's next incarnation.
+   */
+  private void onStop() {
     // the episode is redone elsewhere: its world here goes (the redo may come back to this worker)
     if (run != null && worker != null && episodeId != null) worker.tell(new EndEpisode(episodeId, getContext().getSystem().ignoreRef()));
     if (run != null && run.tracker() != null) run.tracker().tell(new RunTracker.AgentMoved(run.runId(), agentNumber));
     if (queued != null) for (var q : queued) if (q.tracker() != null) q.tracker().tell(new RunTracker.AgentMoved(q.runId(), agentNumber));
     if (tick != null) tick.cancel();
-    return Behaviors.stopped();
   }
 
   private NodeServices services() { return services; }
 
-  private Behavior<Command> onRun(RunEpisodes r) {
+  private Behavior<Object> onRun(RunEpisodes r) {
     if (r.episodes() <= 0 || r.count() == 0) return this;
     if (r.tracker() != null) r.tracker().tell(new RunTracker.AgentAt(r.runId(), agentNumber, services.nodeKey()));
     if (r.sameAs(run) || r.sameAs(finished) || (queued != null && queued.stream().anyMatch(r::sameAs))) return this;
@@ -208,11 +237,6 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
       if (queued == null) queued = new ArrayDeque<>(2);
       queued.add(r);
       return this;
-    }
-    if (resultAdapter == null) {
-      resultAdapter = getContext().messageAdapter(ToolResult.class, GotResult::new);
-      snapshotAdapter = getContext().messageAdapter(WorldSnapshot.class, GotSnapshot::new);
-      actionAdapter = getContext().messageAdapter(dev.k2pekko.agents.inference.InferenceServer.Reply.class, GotAction::new);
     }
     run = r;
     position = 0;
@@ -260,14 +284,14 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
       awaitingAction = true;
       waitingSince = System.nanoTime();
       services().inference().tell(new dev.k2pekko.agents.inference.InferenceServer.Begin(episodeId, task,
-          task.seed() * 31 + episode, spec.temperature(), actionAdapter));
+          task.seed() * 31 + episode, spec.temperature(), self()));
     } else {
       policy = services().policy().start(task, task.seed());
       act(null);
     }
   }
 
-  private Behavior<Command> onAction(dev.k2pekko.agents.inference.InferenceServer.Reply r) {
+  private Behavior<Object> onAction(dev.k2pekko.agents.inference.InferenceServer.Reply r) {
     if (!awaitingAction || !r.episodeId().equals(episodeId)) return this; // a late reply of an episode that timed out
     awaitingAction = false;
     if (r.error() != null) {
@@ -290,7 +314,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
       if (previous == null) throw new IllegalStateException("the learned policy's first action comes from begin()");
       awaitingAction = true;
       waitingSince = System.nanoTime();
-      services().inference().tell(new dev.k2pekko.agents.inference.InferenceServer.Continue(episodeId, previous, actionAdapter));
+      services().inference().tell(new dev.k2pekko.agents.inference.InferenceServer.Continue(episodeId, previous, self()));
       return;
     }
     perform(policy.next(previous));
@@ -302,13 +326,13 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
         pendingCall = call;
         pendingId = "call_" + steps.size();
         waitingSince = System.nanoTime();
-        worker.tell(new ToolCall(episodeId, pendingId, call.tool(), call.arguments(), resultAdapter));
+        worker.tell(new ToolCall(episodeId, pendingId, call.tool(), call.arguments(), self()));
       }
       case Action.Answer answer -> finish(answer.text());
     }
   }
 
-  private Behavior<Command> onResult(ToolResult r) {
+  private Behavior<Object> onResult(ToolResult r) {
     if (pendingId == null || !pendingId.equals(r.callId())) return this; // late reply of a timed-out call
     var step = new Step(pendingId, pendingCall.tool(), pendingCall.arguments(), r.content(),
         r.error() == null ? null : r.error().name(), r.partial());
@@ -324,10 +348,10 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     finalAnswer = answer;
     awaitingSnapshot = true;
     waitingSince = System.nanoTime();
-    worker.tell(new EndEpisode(episodeId, snapshotAdapter));
+    worker.tell(new EndEpisode(episodeId, self()));
   }
 
-  private Behavior<Command> onSnapshot(WorldSnapshot snapshot) {
+  private Behavior<Object> onSnapshot(WorldSnapshot snapshot) {
     if (!awaitingSnapshot || !episodeId.equals(snapshot.episodeId())) return this;
     judge(snapshot.state(), null);
     return this;
@@ -365,7 +389,7 @@ public final class Agent extends ExtensibleBehavior<Agent.Command> {
     }
   }
 
-  private Behavior<Command> onTick() {
+  private Behavior<Object> onTick() {
     tick = null;
     if (run == null) return this;
     if (waitingForJournal) {

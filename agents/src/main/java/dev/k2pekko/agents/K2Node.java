@@ -10,7 +10,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
  * Starts a k2 node: what its roles ({@code pekko.cluster.roles}) ask for. {@code tool}: the tool workers;
- * {@code agent}: the judge, and the agent and collector shards. Every node can reach agents and collectors
+ * {@code agent}: the judge, and the agent-cohort and collector shards. Every node can reach agent cohorts and collectors
  * (through a shard-region proxy where it does not host them). All of it is started before this returns, so a
  * caller can send to agents at once.
  */
@@ -32,7 +32,7 @@ public final class K2Node {
         services.setInference(system.systemActorOf(
             dev.k2pekko.agents.inference.InferenceServer.create(services.format(), services.inferenceSettings()), "inference", Props.empty()));
       }
-      Agent.init(system);
+      AgentCohort.init(system);
       TrajectoryCollector.init(system);
       return system;
     } catch (RuntimeException e) {

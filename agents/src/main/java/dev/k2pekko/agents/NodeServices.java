@@ -20,7 +20,7 @@ public final class NodeServices implements Extension {
 
   public record Settings(Duration toolTimeout, Duration tickInterval, double acceptThreshold, int batchSize,
                          Duration flushInterval, Duration ackTimeout, int collectors, int tags, int dedupWindow,
-                         Duration journalGiveUp, int maxBacklog) {}
+                         Duration journalGiveUp, int maxBacklog, int cohorts) {}
 
   public static final ExtensionId<NodeServices> ID = new ExtensionId<>() {
     @Override public NodeServices createExtension(ActorSystem<?> system) { return new NodeServices(system); }
@@ -60,7 +60,8 @@ public final class NodeServices implements Extension {
     this.settings = new Settings(timeout, timeout.dividedBy(4), rubric.threshold(), c.getInt("judge.batch-size"),
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
         c.getInt("collector.tags"), c.getInt("collector.dedup-window"), c.getDuration("journal.give-up-after"),
-        c.getInt("judge.max-backlog"));
+        c.getInt("judge.max-backlog"), c.getInt("agent.cohorts"));
+    if (settings.cohorts() < 1) throw new IllegalArgumentException("k2.agent.cohorts must be at least 1, got " + settings.cohorts());
     if (settings.maxBacklog() < 1) throw new IllegalArgumentException("k2.judge.max-backlog must be at least 1, got " + settings.maxBacklog());
     if (settings.journalGiveUp().isNegative() || settings.journalGiveUp().isZero()) {
       throw new IllegalArgumentException("k2.journal.give-up-after must be positive, got " + settings.journalGiveUp());

@@ -20,7 +20,6 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.cluster.ClusterEvent;
-import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Subscribe;
 
@@ -184,15 +183,28 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
     int first = doneEpisodes.nextClearBit(from);
     if (first >= to) return;
     int[] only = null;
-    if (doneEpisodes.nextSetBit(from) < to) {
+    int someDone = doneEpisodes.nextSetBit(from); // -1: none set from here on
+    if (someDone >= 0 && someDone < to) {
       var todo = new ArrayList<Integer>();
       for (int k = first; k < to; k = doneEpisodes.nextClearBit(k + 1)) todo.add(k - from);
       only = todo.stream().mapToInt(Integer::intValue).toArray();
     }
     lastSent[agent] = System.nanoTime();
-    ClusterSharding.get(getContext().getSystem()).entityRefFor(Agent.KEY, "agent-" + agent)
-        .tell(new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), only, again));
+    AgentCohort.tell(getContext().getSystem(), agent, only == null ? whole(again)
+        : new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), only, again));
   }
+
+  /** Every episode of an agent: the same message for all agents, which each keeps as its last run once done. */
+  private Agent.RunEpisodes whole(boolean again) {
+    int i = again ? 1 : 0;
+    if (wholeRun[i] == null) {
+      wholeRun[i] = new Agent.RunEpisodes(spec.runId(), spec.seed(), episodes, spec.persist(), getContext().getSelf(), spec.episodes(), null, again);
+    }
+    return wholeRun[i];
+  }
+
+  /** {@link #whole}'s two messages, first try and again, made once: a node's agents share them instead of one each. */
+  private final Agent.RunEpisodes[] wholeRun = new Agent.RunEpisodes[2];
 
   private boolean undone(int agent) {
     return doneEpisodes.nextClearBit(agent * episodes) < (agent + 1) * episodes;

@@ -25,7 +25,9 @@ class ResumeRunTest {
     int agents = 100, episodes = 40;
     var reference = run(dir.resolve("reference"), "ref", agents, episodes);
 
-    var config = TestNodes.h2(dir.resolve("crashed"), Map.of());
+    // a small judge backlog keeps the agents near what is durable: in a warm JVM they would otherwise run the whole
+    // plan in the time the record takes to show a fifth of it, and the stop below would come too late to interrupt it
+    var config = TestNodes.h2(dir.resolve("crashed"), Map.of("k2.judge.max-backlog", 100));
     JournalSchema.ensure(config);
     var first = node(config);
     var fifth = new CompletableFuture<Long>();

@@ -36,10 +36,10 @@ class ThreeNodeClusterTest {
       for (int i = 0; i < 2; i++) systems.add(K2Node.start("k2", TestNodes.postgres(url, Map.of())));
       for (var s : systems) Cluster.get(s).manager().tell(Join.create(seed));
       K2Node.awaitMembersUp(first, 3, Duration.ofSeconds(30));
-      // every node's agent shard region has registered with the coordinator: the run's agents can spread over all three
+      // every node's agent-cohort shard region has registered with the coordinator: the run's agents can spread over all three
       var stats = TestProbe.<ShardRegion.ClusterShardingStats>create(first);
       stats.awaitAssert(Duration.ofSeconds(30), Duration.ofMillis(100), () -> {
-        ClusterSharding.get(first).shardState().tell(new GetClusterShardingStats(Agent.KEY, Duration.ofSeconds(2), stats.getRef()));
+        ClusterSharding.get(first).shardState().tell(new GetClusterShardingStats(AgentCohort.KEY, Duration.ofSeconds(2), stats.getRef()));
         assertEquals(3, stats.receiveMessage(Duration.ofSeconds(5)).getRegions().size());
         return null;
       });

@@ -90,18 +90,22 @@ public final class PersistBench {
     return out;
   }
 
-  /** Through the collectors: each collector gets its tags' batches one after another (one in flight). */
+  /**
+   * Through the collectors, as a judge sends them: one batch in flight per tag, tag t's batches to collector
+   * t mod collectors, so a collector with two tags has two batches waiting at times (the second one in its stash).
+   */
   private static void journal(ActorSystem<?> system, List<List<Trajectory>> batches, int tags, int collectors) throws Exception {
     var sharding = ClusterSharding.get(system);
-    var perCollector = new ArrayList<List<List<Trajectory>>>();
-    for (int c = 0; c < collectors; c++) perCollector.add(new ArrayList<>());
-    for (var b : batches) perCollector.get(TrajectoryCollector.tagIndex(b.getFirst().trajectoryId(), tags) % collectors).add(b);
+    var perTag = new ArrayList<List<List<Trajectory>>>();
+    for (int t = 0; t < tags; t++) perTag.add(new ArrayList<>());
+    for (var b : batches) perTag.get(TrajectoryCollector.tagIndex(b.getFirst().trajectoryId(), tags)).add(b);
     var lanes = new ArrayList<CompletableFuture<Void>>();
-    for (int c = 0; c < collectors; c++) {
-      var ref = sharding.entityRefFor(TrajectoryCollector.KEY, Integer.toString(c));
-      var mine = perCollector.get(c);
+    for (int t = 0; t < tags; t++) {
+      var ref = sharding.entityRefFor(TrajectoryCollector.KEY, Integer.toString(t % collectors));
+      var mine = perTag.get(t);
+      long firstId = (long) t << 32; // batch ids unique per collector, as a judge's are
       lanes.add(CompletableFuture.runAsync(() -> {
-        long id = 0;
+        long id = firstId;
         for (var b : mine) {
           final long batchId = id++;
           var reply = AskPattern.<TrajectoryCollector.Command, StatusReply<TrajectoryCollector.BatchRecorded>>ask(ref,
@@ -113,10 +117,17 @@ public final class PersistBench {
             throw new IllegalStateException(e);
           }
         }
-      }));
+      }, LANES));
     }
     CompletableFuture.allOf(lanes.toArray(CompletableFuture[]::new)).get(10, TimeUnit.MINUTES);
   }
+
+  /** One thread per lane: the lanes block on their replies, and the common pool has one thread on 2 cores. */
+  private static final java.util.concurrent.ExecutorService LANES = java.util.concurrent.Executors.newCachedThreadPool(r -> {
+    var t = new Thread(r, "persist-bench-lane");
+    t.setDaemon(true);
+    return t;
+  });
 
   /** The same rows the journal gets, with plain JDBC: one serialized batch event and one tag row per batch. */
   private static void plainBatches(ActorSystem<?> system, Config config, List<List<Trajectory>> batches, int tagCount, String runId) throws Exception {

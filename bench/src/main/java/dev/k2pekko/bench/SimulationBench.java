@@ -14,7 +14,9 @@ import org.apache.pekko.actor.typed.ActorSystem;
 /**
  * {@code k2 bench sim}: simulation throughput with the teacher policy and persistence off: a warm-up run, then the
  * measured run, with the tool workers' firewall on or off, or both alternately (off/on pairs in one JVM, so drift of
- * the machine hits both sides alike).
+ * the machine hits both sides alike). Around the measured runs, in the same JVM, the {@link RequestReplyCeiling}
+ * (as many senders as agents, as many responders as tool workers) is measured three times before and three times
+ * after; tool calls/s is printed over the best of those six, the plain messaging ceiling of this machine.
  */
 public final class SimulationBench {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -29,15 +31,51 @@ public final class SimulationBench {
   public static Result run(ActorSystem<?> system, int agents, int episodes, FirewallMode firewall, int pairs) throws Exception {
     var fw = ToolDirectory.get(system).firewall();
     fw.setEnabled(firewall != FirewallMode.OFF);
-    run(system, agents, "warmup", Math.max(1, episodes / 3));
-    if (firewall == FirewallMode.BOTH) return both(system, fw, agents, episodes, pairs);
-    var s = run(system, agents, "measured", episodes);
-    double secs = s.elapsed().toNanos() / 1e9;
-    var o = JSON.createObjectNode().put("bench", "sim").put("agents", agents).put("episodes", s.get("episodes"))
-        .put("tool_calls", s.get("tool_calls")).put("seconds", secs)
-        .put("tool_calls_per_s", Math.round(s.get("tool_calls") / secs)).put("episodes_per_s", Math.round(s.get("episodes") / secs))
-        .put("firewall", firewall.name().toLowerCase()).put("cores", Runtime.getRuntime().availableProcessors());
-    return new Result(o, s.complete());
+    try (var ceiling = new RequestReplyCeiling(system, agents, Math.max(1, ToolDirectory.get(system).localWorkers()))) {
+      ceiling.measure(); // warm-up, as the simulation's warm-up run below
+      run(system, agents, "warmup", Math.max(1, episodes / 3));
+      var before = measure(ceiling);
+      Result r;
+      if (firewall == FirewallMode.BOTH) {
+        r = both(system, fw, agents, episodes, pairs);
+      } else {
+        var s = run(system, agents, "measured", episodes);
+        double secs = s.elapsed().toNanos() / 1e9;
+        var o = JSON.createObjectNode().put("bench", "sim").put("agents", agents).put("episodes", s.get("episodes"))
+            .put("tool_calls", s.get("tool_calls")).put("seconds", secs)
+            .put("tool_calls_per_s", Math.round(s.get("tool_calls") / secs)).put("episodes_per_s", Math.round(s.get("episodes") / secs))
+            .put("firewall", firewall.name().toLowerCase()).put("cores", Runtime.getRuntime().availableProcessors());
+        r = new Result(o, s.complete());
+      }
+      var after = measure(ceiling);
+      double best = Math.max(max(before), max(after));
+      var o = r.figures();
+      o.put("ceiling_senders", ceiling.senders()).put("ceiling_responders", ceiling.responders())
+          .put("ceiling_round_trips_per_s", Math.round(best));
+      var each = o.putArray("ceiling_runs_per_s");
+      for (double x : before) each.add(Math.round(x));
+      for (double x : after) each.add(Math.round(x));
+      if (o.has("tool_calls_per_s")) {
+        o.put("tool_calls_over_ceiling", Math.round(1e4 * o.get("tool_calls_per_s").asDouble() / best) / 1e4);
+      } else {
+        o.put("off_over_ceiling", Math.round(1e4 * o.get("tool_calls_per_s_off").asDouble() / best) / 1e4)
+            .put("on_over_ceiling", Math.round(1e4 * o.get("tool_calls_per_s_on").asDouble() / best) / 1e4);
+      }
+      return r;
+    }
+  }
+
+  /** Three measurements of the ceiling in a row. */
+  private static double[] measure(RequestReplyCeiling ceiling) throws Exception {
+    double[] out = new double[3];
+    for (int i = 0; i < out.length; i++) out[i] = ceiling.measure();
+    return out;
+  }
+
+  private static double max(double[] xs) {
+    double m = 0;
+    for (double x : xs) m = Math.max(m, x);
+    return m;
   }
 
   /** Off and on alternately; tool calls/s summed over each side's runs. */

@@ -37,7 +37,8 @@ final class BenchCommand implements Runnable {
   }
 
   @Command(name = "sim", mixinStandardHelpOptions = true,
-      description = "Simulation throughput with the teacher policy and persistence off: a warm-up run, then the measured run.")
+      description = "Simulation throughput with the teacher policy and persistence off: a warm-up run, then the measured run; "
+          + "around it, in the same JVM, a plain request/reply ceiling between two sets of actors, and tool calls/s over it.")
   static final class Sim implements java.util.concurrent.Callable<Integer> {
     @Mixin NodeConfig node;
     @Option(names = "--agents", defaultValue = "10000") int agents;
@@ -154,19 +155,28 @@ final class BenchCommand implements Runnable {
     }
   }
 
-  @Command(name = "memory", mixinStandardHelpOptions = true, description = "Heap per idle agent actor (sharded entity) on one node.")
+  @Command(name = "memory", mixinStandardHelpOptions = true, description = "Heap per idle agent actor (a child of a sharded cohort) on one node.")
   static final class Memory implements java.util.concurrent.Callable<Integer> {
     @Mixin NodeConfig node;
     @Option(names = "--agents", defaultValue = "100000") int agents;
     @Option(names = "--json") boolean json;
-    @Option(names = "--baseline", description = "measure entities that do nothing (Behaviors.ignore) instead of agents: "
+    @Option(names = "--baseline", description = "measure one sharded entity per agent that does nothing (Behaviors.ignore) instead of agents: "
         + "what Pekko and Cluster Sharding cost per entity")
     boolean baseline;
+    @Option(names = "--after-run", description = "measure agents idle again after each ran one episode (teacher, persistence off), "
+        + "which keeps what a run leaves in an agent")
+    boolean afterRun;
 
     @Override public Integer call() throws Exception {
-      var system = Nodes.single(node.build("h2", new HashMap<>()), Duration.ofSeconds(30));
+      if (baseline && afterRun) throw new NodeConfig.UsageError("--baseline and --after-run do not go together");
+      var config = node.build("h2", new HashMap<>());
+      if (afterRun && agents <= config.getInt("k2.agent.cohorts")) {
+        throw new NodeConfig.UsageError("--after-run needs more --agents than k2.agent.cohorts (" + config.getInt("k2.agent.cohorts") + ")");
+      }
+      if (afterRun) JournalSchema.ensure(config); // the firewall's audit trail is written even with persistence off
+      var system = Nodes.single(config, Duration.ofSeconds(30));
       try {
-        print(MemoryBench.run(system, agents, baseline), json);
+        print(afterRun ? MemoryBench.afterRun(system, agents) : MemoryBench.run(system, agents, baseline), json);
         return 0;
       } finally {
         Nodes.stop(system);
