@@ -70,7 +70,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
    *   <li>{@code SIGNAL}: groups whose rewards differ, the ones a step learns from; a group whose rollouts all
    *   succeeded or all failed rides along in the batch (its offsets advance) without taking a place, so every step
    *   learns from {@code rl-groups} groups;</li>
-   *   <li>{@code ALL}: every group, as before: after SFT most groups are silent and a step learned from one or two.</li>
+   *   <li>{@code ALL}: every group (the default): after SFT many groups are silent, and a step learns from the others
+   *   among its {@code rl-groups}; measured better than {@code SIGNAL} (docs/LOOP.md).</li>
    * </ul>
    */
   public enum GroupCount {
@@ -125,7 +126,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private enum Tick implements Command, NoSerializationVerificationNeeded { INSTANCE }
 
   public enum Ack { INSTANCE }
-
 
   public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor)));
@@ -270,7 +270,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     return this;
   }
 
-
   private Behavior<Command> onWeights(Weights w) {
     var snap = w.snapshot();
     if (weights != null && (snap.version() < weights.version() || (snap.version() == weights.version() && !snap.sha256().equals(weights.sha256())))) {
@@ -366,7 +365,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     return this;
   }
 
-
   private void compute(LearnerBuffer.Batch batch, Map<String, Double> scores) {
     var snap = weights;
     var self = getContext().getSelf(); // the context is the actor's own: never touched from the compute thread
@@ -433,7 +431,6 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     maybeStep();
     return this;
   }
-
 
   /** Pushes without an outcome yet, by the version they were computed at: a refusal puts one back in the buffer. */
   private final java.util.TreeMap<Long, LearnerBuffer.Batch> unacked = new java.util.TreeMap<>();

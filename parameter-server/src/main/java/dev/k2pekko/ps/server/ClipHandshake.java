@@ -88,9 +88,9 @@ final class ClipHandshake {
 
   /**
    * Each head's target: the threshold (tau, or with adaptive QK-Clip its own) lowered by the headroom. The maxima that
-   * decide a step's rescales were measured before its update, which moves them again (up to 9% over tau in the
-   * default runs without headroom: docs/LOOP.md, "Clip-monitor"); aiming under tau keeps every head at or under it
-   * after the step.
+   * decide a step's rescales were measured before its update, which moves them again (up to 12% over tau in the
+   * default runs without headroom); aiming under tau keeps the heads at or under it after all but a few steps, those
+   * where a head jumps by more than the headroom at once (docs/LOOP.md, "Clip-monitor").
    */
   double[][] targets() {
     double[][] t = adaptive == null ? null : adaptive.thresholds();
