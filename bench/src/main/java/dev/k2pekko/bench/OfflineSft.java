@@ -32,7 +32,12 @@ final class OfflineSft {
     return new MuonClip(MuonClip.Config.defaults().withClip(true, tau).withWeightDecay(0.0), model);
   }
 
-  /** The SFT rate at {@code step} (from 1): linear warm-up over {@code warmup} steps, then linear decay to a tenth by {@code decaySteps}. */
+  /**
+   * The SFT rate at {@code step} (from 1): linear warm-up over {@code warmup} steps, then linear decay to a tenth by
+   * {@code decaySteps}. The parameter server's {@code LrSchedule} at version step - 1, but for the decay, which reads
+   * the step here and the version there: one step apart, kept so that the offline figures in BENCHMARKS.md stay
+   * reproducible.
+   */
   static double rate(double lr, int step, int warmup, int decaySteps) {
     double warm = Math.min(1.0, step / (double) Math.max(1, warmup));
     double decay = Math.max(0.1, 1.0 - 0.9 * step / decaySteps);

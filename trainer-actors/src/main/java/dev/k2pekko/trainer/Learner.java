@@ -291,9 +291,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private void maybeStep() {
     if (computing || weights == null || awaiting >= 0) return; // one push in flight per learner, in both modes
-    var batch = buffer.take(System.nanoTime() - lastElementNanos > s.idleFlush().toNanos());
+    boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
+    var batch = buffer.take(idle);
     if (batch == null) {
-      boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
       if (idle && buffer.usable() == 0 && passedAt != weights.version()) {
         passedAt = weights.version();
         coordinator.tell(new PsProtocol.Pass(weights.version(), id));
