@@ -15,7 +15,8 @@ import org.apache.pekko.serialization.SerializationExtension;
  * {@code k2 journal check}: reads every event of a journal opened read-only and reports what it found. Every event
  * must decode with its serializer; each persistence id's sequence numbers must run 1, 2, 3, ... without gaps (a gap
  * makes pekko-persistence-jdbc 1.1.x skip what follows it, upstream #516); a trajectory event must carry exactly the
- * tag its trajectories hash to, and all of them the same one; no trajectory id may be stored twice.
+ * tag its trajectories hash to, and all of them the same one; a part's seal every trajectory tag; no trajectory id
+ * may be stored twice.
  */
 public final class JournalCheck {
   /** What the check found. {@code problems} holds the first {@link #MAX_LISTED} of {@code problemCount}. */
@@ -84,6 +85,13 @@ public final class JournalCheck {
             } catch (Throwable e) {
               problem.accept(p + " #" + seq + " (ordering " + ordering + "): cannot decode (serializer " + rs.getInt(4) + ", manifest '"
                   + rs.getString(5) + "'): " + JournalSchema.firstLine(e.getMessage()));
+              continue;
+            }
+            if (event instanceof dev.k2pekko.protocol.PartSealed) {
+              // a part's seal is tagged with every trajectory tag (PartSeal)
+              var want = new java.util.TreeSet<String>();
+              for (int i = 0; i < tags; i++) want.add(TrajectoryCollector.TAG_PREFIX + i);
+              if (!new java.util.TreeSet<>(eventTags).equals(want)) problem.accept(p + " #" + seq + ": a part's seal tagged " + eventTags + ", not every trajectory tag");
               continue;
             }
             var ts = TrajectoryReplay.trajectories(event);

@@ -142,6 +142,7 @@ final class PipelineReport {
     for (var e : new Pipeline.Eval[] {r.init(), r.sft(), r.rl()}) {
       var n = root.putObject(e.stage());
       n.put("version", e.version());
+      n.put("weights", e.weights());
       n.put("success", round(e.success()));
       var pk = n.putArray("pass_k");
       for (double v : e.passK()) pk.add(round(v));

@@ -96,6 +96,7 @@ final class SettingsCheck {
   private static final java.util.Map<String, java.util.List<String>> CHOICES = java.util.Map.of(
       "k2.learner.rl-objective", java.util.List.of("k2", "filtered"),
       "k2.learner.rl-groups-count", java.util.List.of("signal", "all"),
+      "k2.learner.sft-order", java.util.List.of("sealed", "arrival"),
       "k2.learner.backend", dev.k2pekko.ops.Backends.NAMES,
       "k2.ps.mode", java.util.List.of("sync", "async"),
       "k2.ps.qk-clip", java.util.List.of("on", "off", "adaptive"));

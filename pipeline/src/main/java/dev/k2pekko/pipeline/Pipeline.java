@@ -70,8 +70,16 @@ public final class Pipeline {
     return w;
   }
 
-  /** One evaluation: success rate and pass^k for k = 1..trials, over {@code tasks} held-out tasks. */
-  public record Eval(String stage, long version, int tasks, int trials, double success, double[] passK, Map<Integer, double[]> byDifficulty, Duration took) {}
+  /**
+   * One evaluation: success rate and pass^k for k = 1..trials, over {@code tasks} held-out tasks, of the weights
+   * {@code version} whose SHA-256 is {@code weights} (equal digests, equal weights: two runs compare at a glance).
+   */
+  public record Eval(String stage, long version, int tasks, int trials, double success, double[] passK, Map<Integer, double[]> byDifficulty, Duration took,
+                     String weights) {
+    public Eval(String stage, long version, int tasks, int trials, double success, double[] passK, Map<Integer, double[]> byDifficulty, Duration took) {
+      this(stage, version, tasks, trials, success, passK, byDifficulty, took, "");
+    }
+  }
 
   public record StageTime(String stage, Duration took) {}
 
@@ -180,6 +188,8 @@ public final class Pipeline {
         if (before > 0) resumed.add(String.format("%s: completed (%,d of its trajectories were in the journal, now %,d)", key, before, made));
         record.save(spec.runId(), key, PipelineRecord.object().put("trajectories", made));
       }
+      // sealed again on a resume: a crash may have come between the part's last trajectory and its seal
+      dev.k2pekko.agents.PartSeal.seal(system, name, part, Duration.ofSeconds(30));
       synthesized += made;
       awaitConsumed(synthesized, "sft");
       if (part < spec.sftParts()) {
@@ -312,7 +322,7 @@ public final class Pipeline {
   static JsonNode toJson(Eval e) {
     var o = PipelineRecord.object();
     o.put("stage", e.stage()).put("version", e.version()).put("tasks", e.tasks()).put("trials", e.trials()).put("success", e.success())
-        .put("millis", e.took().toMillis());
+        .put("millis", e.took().toMillis()).put("weights", e.weights());
     o.set("pass-k", array(e.passK()));
     var bd = o.putObject("by-difficulty");
     e.byDifficulty().forEach((d, nc) -> bd.set(Integer.toString(d), array(nc)));
@@ -323,7 +333,7 @@ public final class Pipeline {
     var bd = new java.util.TreeMap<Integer, double[]>();
     o.get("by-difficulty").fields().forEachRemaining(f -> bd.put(Integer.parseInt(f.getKey()), doubles(f.getValue())));
     return new Eval(o.get("stage").asText(), o.get("version").asLong(), o.get("tasks").asInt(), o.get("trials").asInt(), o.get("success").asDouble(),
-        doubles(o.get("pass-k")), bd, Duration.ofMillis(o.get("millis").asLong()));
+        doubles(o.get("pass-k")), bd, Duration.ofMillis(o.get("millis").asLong()), o.has("weights") ? o.get("weights").asText() : "");
   }
 
   private static JsonNode array(double[] xs) {
@@ -444,7 +454,8 @@ public final class Pipeline {
   /** Held-out evaluation at the current version: per-task trials and successes from the judges' counters. */
   private Eval evaluate(String stage) throws Exception {
     long t = System.nanoTime();
-    long version = status().version();
+    var at = status();
+    long version = at.version();
     // The untrained policy writes actions of random tokens up to the step budget: slow to play and all failures. Its
     // evaluation takes the first init-eval-tasks held-out tasks (equal shares per difficulty, as the full set's).
     int agents = stage.equals("init") ? Math.min(spec.evalTasks(), system.settings().config().getInt("k2.pipeline.init-eval-tasks")) : spec.evalTasks();
@@ -467,6 +478,6 @@ public final class Pipeline {
     }
     double[] passK = new double[spec.evalTrials()];
     for (int k = 1; k <= spec.evalTrials(); k++) passK[k - 1] = pk.at(k);
-    return new Eval(stage, version, perTask.size(), spec.evalTrials(), pk.success(), passK, byDifficulty, since(t));
+    return new Eval(stage, version, perTask.size(), spec.evalTrials(), pk.success(), passK, byDifficulty, since(t), at.weights());
   }
 }

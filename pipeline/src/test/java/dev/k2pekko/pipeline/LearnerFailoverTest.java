@@ -30,7 +30,8 @@ import org.junit.jupiter.api.Test;
  * Three nodes on a shared PostgreSQL journal, every message serialized: node A runs agents, tools, the parameter
  * server and the clip-monitor; the three learners run on B and C, and the one hosting more of them is stopped while they consume the
  * synthesis: its learner moves to another node, training continues, and every trajectory in the journal is consumed
- * exactly once, as the parameter server's per-version counts show.
+ * exactly once, as the parameter server's per-version counts show (the learners train the sealed part sorted by id, so
+ * the moved learner goes on from how much of each tag was trained).
  */
 class LearnerFailoverTest {
   static Config config(String url, List<String> roles) {
@@ -81,6 +82,9 @@ class LearnerFailoverTest {
       assertTrue(summary.complete());
       long persisted = summary.get("persisted");
       assertTrue(persisted > 100, "persisted " + persisted); // the teacher passes about a third of the default world's episodes
+      // the learners hold the part until it is sealed (sft-order = sealed), as the pipeline does after each part; the
+      // learner that starts again elsewhere reads the part again and skips, tag by tag, what was trained of it
+      dev.k2pekko.agents.PartSeal.seal(a, run + "-synth", 1, Duration.ofSeconds(30));
 
       // stop a learner node once training is under way
       var probe = TestProbe.<PsCoordinator.Status>create(a);

@@ -57,10 +57,28 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   /** {@code backend}: the tensor backend of the learner's steps, as {@link dev.k2pekko.ops.Backends#select} names it. */
   public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
-                         boolean async, String backend, RlObjective rlObjective, Reward.Weights reward, GroupCount rlGroupsCount) {
+                         boolean async, String backend, RlObjective rlObjective, Reward.Weights reward, GroupCount rlGroupsCount,
+                         SftOrder sftOrder) {
     public Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
                     boolean async, String backend, RlObjective rlObjective, Reward.Weights reward) {
-      this(runId, count, batchSize, rlGroups, idleFlush, rlTau, tags, async, backend, rlObjective, reward, GroupCount.ALL);
+      this(runId, count, batchSize, rlGroups, idleFlush, rlTau, tags, async, backend, rlObjective, reward, GroupCount.ALL, SftOrder.ARRIVAL);
+    }
+  }
+
+  /**
+   * The order SFT trajectories are trained in:
+   * <ul>
+   *   <li>{@code SEALED} (the default): the pipeline's synthesis parts are held until sealed and then trained sorted by
+   *   trajectory id ({@link SealedParts}), so that a seed gives the same SFT weights on the {@code java} backend;</li>
+   *   <li>{@code ARRIVAL}: as the journal streams deliver them, starting while synthesis still runs.</li>
+   * </ul>
+   */
+  public enum SftOrder {
+    SEALED, ARRIVAL;
+
+    public static SftOrder parse(String s) {
+      for (var o : values()) if (o.name().equalsIgnoreCase(s)) return o;
+      throw new IllegalArgumentException("k2.learner.sft-order must be sealed or arrival, got '" + s + "'");
     }
   }
 
@@ -142,6 +160,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final Executor compute;
   private final dev.k2pekko.ops.TensorOps ops;
   private final LearnerBuffer buffer;
+  /** SFT parts held until sealed (sft-order = sealed); null with sft-order = arrival. */
+  private final SealedParts parts;
   private final Map<String, ActorRef<Ack>> pendingAcks = new HashMap<>();
   private WeightsSnapshot weights;
   private long awaiting = -1; // the version whose step we wait for (sync)
@@ -160,6 +180,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     this.s = s;
     this.format = format;
     this.buffer = new LearnerBuffer(s);
+    var mine = new java.util.HashSet<String>();
+    for (int t = 0; t < s.tags(); t++) if (t % s.count() == index) mine.add(dev.k2pekko.agents.TrajectoryCollector.TAG_PREFIX + t);
+    this.parts = s.sftOrder() == SftOrder.SEALED ? new SealedParts(s.runId(), mine) : null;
     this.monitor = monitor;
     this.coordinator = CoordinatorAddress.of(ctx.getSystem());
     this.sharding = ClusterSharding.get(ctx.getSystem());
@@ -203,6 +226,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private void startStreams(Map<String, TagOffset> offsets) {
     if (started) return; // a repeated answer (registration retried): the streams run already
     started = true;
+    if (parts != null) parts.restore(offsets);
     var journal = PersistenceQuery.get(Adapter.toClassic(getContext().getSystem()))
         .getReadJournalFor(JdbcReadJournal.class, JdbcReadJournal.Identifier());
     for (int t = 0; t < s.tags(); t++) {
@@ -253,6 +277,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private Behavior<Command> onElement(Element e) {
     lastElementNanos = System.nanoTime();
     long offset = ((org.apache.pekko.persistence.query.Sequence) e.envelope().offset()).value();
+    if (parts != null && e.envelope().event() instanceof dev.k2pekko.protocol.PartSealed seal) parts.sealRead(e.tag(), seal, offset);
     var trajectories = TrajectoryReplay.trajectories(e.envelope().event());
     int from = 0;
     var resume = skipped.remove(e.tag());
@@ -260,7 +285,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     for (int i = from; i < trajectories.size(); i++) {
       var t = trajectories.get(i);
       boolean mine = t.trajectoryId().startsWith(s.runId() + "-");
-      buffer.add(new LearnerBuffer.Item(e.tag(), offset, i + 1, mine ? t : null, mine ? LearnerBuffer.kind(t) : null));
+      var item = new LearnerBuffer.Item(e.tag(), offset, i + 1, mine ? t : null, mine ? LearnerBuffer.kind(t) : null);
+      if (parts == null || !parts.offer(item)) buffer.add(item);
     }
     // backpressure until steps have consumed: room for a few SFT batches, or two RL batches of groups of up to 4 (with
     // rl-groups-count = signal, three silent groups riding along with each group that counts)
@@ -292,11 +318,15 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private void maybeStep() {
     if (computing || weights == null || awaiting >= 0) return; // one push in flight per learner, in both modes
     boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
-    var batch = buffer.take(idle);
+    var batch = parts == null ? null : parts.next(s.batchSize());
+    if (batch == null) batch = buffer.take(idle);
     if (batch == null) {
-      if (idle && buffer.usable() == 0 && passedAt != weights.version()) {
+      // a learner holding a part not yet sealed has work coming; a seal read since the last pass is worth a new one
+      boolean holding = parts != null && parts.holding();
+      if (idle && buffer.usable() == 0 && !holding && (passedAt != weights.version() || passedSealed != sealed())) {
         passedAt = weights.version();
-        coordinator.tell(new PsProtocol.Pass(weights.version(), id));
+        passedSealed = sealed();
+        coordinator.tell(new PsProtocol.Pass(weights.version(), id, sealed()));
       }
       return;
     }
@@ -402,11 +432,12 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     if (c.failure() != null) throw new IllegalStateException(id + ": step failed at version " + c.version(), c.failure());
     var batch = c.batch();
     var ids = new ArrayList<String>();
-    var offsets = new HashMap<String, TagOffset>();
+    var moved = new HashMap<String, TagOffset>();
     for (var it : batch.items()) {
       if (it.use() != null) ids.add(it.use().trajectoryId());
-      offsets.merge(it.tag(), new TagOffset(it.eventOffset(), it.index()), TagOffset::later);
+      moved.merge(it.tag(), new TagOffset(it.eventOffset(), it.index()), TagOffset::later);
     }
+    var offsets = parts == null ? moved : parts.offsets(batch, moved, buffer::floor);
     var grads = c.result().grads();
     if (grads.isEmpty()) {
       // nothing trainable in the batch (too long, or a lone rollout): push zero gradients so its offsets advance
@@ -418,7 +449,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
     monitor.tell(new ClipMonitorProtocol.ReportMaxLogits(c.version(), id, c.result().maxLogit()));
     coordinator.tell(new PsProtocol.Pushed(c.version(), id, ids, offsets, c.result().loss(), c.result().tokens(), batch.kind(),
-        c.result().reward(), refusedAdapter));
+        c.result().reward(), refusedAdapter, sealed()));
     awaiting = c.version();
     lastProgressNanos = System.nanoTime();
     if (weights.version() > awaiting) awaiting = -1;
@@ -435,15 +466,24 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   /** Pushes without an outcome yet, by the version they were computed at: a refusal puts one back in the buffer. */
   private final java.util.TreeMap<Long, LearnerBuffer.Batch> unacked = new java.util.TreeMap<>();
   private long passedAt = -1;
+  private long passedSealed = -1;
+
+  /** The ordinal of the last sealed part read (0 without sealed parts). */
+  private long sealed() {
+    return parts == null ? 0 : parts.sealed();
+  }
 
   private Behavior<Command> onPushOutcome(GotOutcome g) {
     var r = g.r();
     var refused = unacked.remove(r.version());
-    if (r.outcome() == PsProtocol.Outcome.APPLIED) return this; // its offsets are durable; the new weights come on their own
+    boolean consumed = r.outcome() == PsProtocol.Outcome.APPLIED || r.outcome() == PsProtocol.Outcome.NON_FINITE;
+    if (consumed && parts != null && refused != null) parts.applied(refused); // its offsets are durable either way
+    if (r.outcome() == PsProtocol.Outcome.APPLIED) return this; // the new weights come on their own
     if (r.version() == awaiting) awaiting = -1;
-    if (r.outcome() != PsProtocol.Outcome.NON_FINITE && refused != null) {
-      // recompute the refused batch at newer weights: back to the front of the buffer, in order
-      buffer.putBack(refused);
+    if (!consumed && refused != null) {
+      // recompute the refused batch at newer weights: back to the front of the buffer (or its part), in order
+      if (refused.part() != null) parts.putBack(refused);
+      else buffer.putBack(refused);
     }
     maybeStep();
     return this;

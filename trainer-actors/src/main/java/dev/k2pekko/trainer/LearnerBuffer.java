@@ -1,6 +1,7 @@
 package dev.k2pekko.trainer;
 
 import dev.k2pekko.protocol.Trajectory;
+import dev.k2pekko.ps.server.PsProtocol;
 import dev.k2pekko.ps.server.PsProtocol.StageKind;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -19,8 +20,15 @@ final class LearnerBuffer {
   /** One trajectory read from the journal and where it sits. {@code use} is null for one skipped (another run). */
   record Item(String tag, long eventOffset, int index, Trajectory use, StageKind group) {}
 
-  /** The items a step trains on, of one kind, with any skipped items read before them (their offsets advance with it). */
-  record Batch(List<Item> items, StageKind kind) {}
+  /**
+   * The items a step trains on, of one kind, with any skipped items read before them (their offsets advance with it).
+   * {@code part}: the sealed synthesis part it is cut from ({@link SealedParts}), null for a batch of this buffer.
+   */
+  record Batch(List<Item> items, StageKind kind, String part) {
+    Batch(List<Item> items, StageKind kind) {
+      this(items, kind, null);
+    }
+  }
 
   /** Where the next batch ends: the first {@code taken} items of the buffer, of {@code kind}; {@code full} when no more may join. */
   record Cut(StageKind kind, int taken, boolean full) {}
@@ -65,6 +73,12 @@ final class LearnerBuffer {
    */
   boolean full() {
     return usable() >= Math.max(4L * s.batchSize(), (s.rlGroupsCount() == Learner.GroupCount.SIGNAL ? 32L : 8L) * s.rlGroups());
+  }
+
+  /** Where {@code tag}'s offset must stop: just before the first item of the tag something trains on; null if none. */
+  PsProtocol.TagOffset floor(String tag) {
+    for (var it : items) if (it.group() != null && it.tag().equals(tag)) return new PsProtocol.TagOffset(it.eventOffset(), it.index() - 1);
+    return null;
   }
 
   /** A batch not trained on after all (its push refused, its critic scores missing): back to the front, in order. */

@@ -105,8 +105,9 @@ final class CoordinatorLedger {
     count("tokens", tokens);
   }
 
-  Status status(String runId, long version, int learners, Map<String, TagOffset> offsets, long restoredFrom, Map<String, String> learnerNodes) {
+  Status status(String runId, long version, int learners, Map<String, TagOffset> offsets, long restoredFrom, Map<String, String> learnerNodes,
+                String weights) {
     return new Status(runId, version, learners, Map.copyOf(counters), Map.copyOf(consumedPerVersion), List.copyOf(losses),
-        Map.copyOf(offsets), restoredFrom, Map.copyOf(learnerNodes));
+        Map.copyOf(offsets), restoredFrom, Map.copyOf(learnerNodes), weights);
   }
 }

@@ -55,10 +55,18 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   /** One applied step: its version, the mean loss of its contributors, what it trained, tokens, mean RL reward (NaN for SFT). */
   public record StepLoss(long version, double loss, StageKind kind, long tokens, double reward) implements KryoWire {}
 
-  /** What the coordinator has done, for progress, reports and tests; {@code losses} has one entry per applied step. */
+  /**
+   * What the coordinator has done, for progress, reports and tests; {@code losses} has one entry per applied step,
+   * {@code weights} is the SHA-256 of the current version's weights (the same weights give the same digest).
+   */
   public record Status(String runId, long version, int learners, Map<String, Long> counters, Map<Long, Integer> consumedPerVersion,
-                       List<StepLoss> losses, Map<String, TagOffset> offsets, long restoredFrom, Map<String, String> learnerNodes)
-      implements KryoWire {}
+                       List<StepLoss> losses, Map<String, TagOffset> offsets, long restoredFrom, Map<String, String> learnerNodes, String weights)
+      implements KryoWire {
+    public Status(String runId, long version, int learners, Map<String, Long> counters, Map<Long, Integer> consumedPerVersion,
+                  List<StepLoss> losses, Map<String, TagOffset> offsets, long restoredFrom, Map<String, String> learnerNodes) {
+      this(runId, version, learners, counters, consumedPerVersion, losses, offsets, restoredFrom, learnerNodes, "");
+    }
+  }
 
   public record GetStatus(ActorRef<Status> replyTo) implements Command, KryoWire {}
 
@@ -120,7 +128,11 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
         .onMessage(SyncTimeout.class, t -> { if (t.version() == version) tryStep(true); return this; })
         .onMessage(TwoPhaseStep.Message.class, m -> { step.on(m); return this; })
         .onMessage(CheckpointCycle.StateArrived.class, this::onGroupState)
-        .onMessage(GetStatus.class, g -> { g.replyTo().tell(ledger.status(s.runId(), version, learners.size(), offsets.view(), restoredFrom, learners.nodes())); return this; })
+        .onMessage(GetStatus.class, g -> {
+          g.replyTo().tell(ledger.status(s.runId(), version, learners.size(), offsets.view(), restoredFrom, learners.nodes(),
+              current == null ? "" : current.sha256()));
+          return this;
+        })
         .onMessage(Watchdog.class, w -> { watchdog(); return this; })
         .onMessage(CheckpointNow.class, c -> { checkpoints.await(c.replyTo()); maybeExport(); return this; })
         .onSignal(PostStop.class, sig -> { offsets.close(); return this; })
@@ -181,7 +193,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
 
   private Behavior<Command> onPass(Pass p) {
     if (p.version() == version) {
-      assembler.pass(p.learnerId());
+      assembler.pass(p.learnerId(), p.sealed());
       tryStep(false);
     }
     return this;

@@ -79,10 +79,29 @@ public final class PsProtocol {
    * {@code reward} is the batch's mean RL reward (NaN for SFT).
    */
   public record Pushed(long version, String learnerId, ArrayList<String> trajectoryIds, HashMap<String, TagOffset> offsets,
-                       double loss, long tokens, StageKind kind, double reward, ActorRef<PushOutcome> replyTo) implements PsCoordinator.Command, KryoWire {}
+                       double loss, long tokens, StageKind kind, double reward, ActorRef<PushOutcome> replyTo, long sealed)
+      implements PsCoordinator.Command, KryoWire {
+    /** A push of a learner that has seen no sealed part. */
+    public Pushed(long version, String learnerId, ArrayList<String> trajectoryIds, HashMap<String, TagOffset> offsets,
+                  double loss, long tokens, StageKind kind, double reward, ActorRef<PushOutcome> replyTo) {
+      this(version, learnerId, trajectoryIds, offsets, loss, tokens, kind, reward, replyTo, 0);
+    }
+  }
 
-  /** A learner has nothing to train on at {@code version}: synchronous steps of that version do not wait for it. */
-  public record Pass(long version, String learnerId) implements PsCoordinator.Command, KryoWire {}
+  /**
+   * A learner has nothing to train on at {@code version}: synchronous steps of that version do not wait for it.
+   * {@code sealed} is the ordinal of the last sealed part it has read ({@link Pushed} carries it too): a pass counts only
+   * for steps whose pushes come from learners that have read no later part, so a learner that passed before a part
+   * was sealed is waited for until it has read the seal (docs/DESIGN.md, "Reproducible runs").
+   */
+  public record Pass(long version, String learnerId, long sealed) implements PsCoordinator.Command, KryoWire {
+    public Pass(long version, String learnerId) {
+      this(version, learnerId, 0);
+    }
+  }
+
+  /** The durable offsets' key under which learners keep the ordinal of the last part sealed. */
+  public static final String SEALED_KEY = "sealed";
 
   /** What became of a learner's push. */
   public enum Outcome {

@@ -15,8 +15,8 @@ import java.util.Set;
  *   <li><b>admission</b>: synchronous mode admits only gradients computed at the current version and not for a step
  *   already under way; asynchronous mode admits those computed at versions {@code >= v - staleness};</li>
  *   <li><b>readiness</b>: a synchronous step is ready when every registered learner has pushed for v, passed (nothing
- *   to train on) or been rejected by a group, or when the sync timeout has passed with at least one push; an
- *   asynchronous step is ready as soon as anything is pending;</li>
+ *   to train on, having read every sealed part the pushes' learners have) or been rejected by a group, or when the
+ *   sync timeout has passed with at least one push; an asynchronous step is ready as soon as anything is pending;</li>
  *   <li>a ready step splits into the pushes a group rejected (non-finite) and the good ones that are applied.</li>
  * </ul>
  */
@@ -31,8 +31,8 @@ final class StepAssembler {
   /** gradient version -> learner -> push, not yet in a step. */
   private final Map<Long, Map<String, Pushed>> pending = new HashMap<>();
   private final Set<LearnerAt> rejected = new HashSet<>();
-  /** Learners with nothing to train on at the current version. */
-  private final Set<String> passed = new HashSet<>();
+  /** Learners with nothing to train on at the current version, with the last sealed part each had read. */
+  private final Map<String, Long> passed = new HashMap<>();
 
   StepAssembler(PsSettings.Mode mode, int staleness) {
     this.mode = mode;
@@ -66,9 +66,9 @@ final class StepAssembler {
     rejected.add(l);
   }
 
-  /** A learner has nothing to train on at the current version. */
-  void pass(String learnerId) {
-    passed.add(learnerId);
+  /** A learner has nothing to train on at the current version, having read the parts sealed up to {@code sealed}. */
+  void pass(String learnerId, long sealed) {
+    passed.merge(learnerId, sealed, Math::max);
   }
 
   /** A learner stopped or started again: what it pushed and passed before is dropped (its new incarnation reads it again). */
@@ -96,11 +96,15 @@ final class StepAssembler {
     if (mode == PsSettings.Mode.SYNC) {
       var mine = pending.getOrDefault(version, Map.of());
       all = !mine.isEmpty();
+      // a pass made before the pushes' latest sealed part was read does not count: that learner may hold some of it
+      long sealed = mine.values().stream().mapToLong(Pushed::sealed).max().orElse(0);
       for (var id : learners) {
-        if (!mine.containsKey(id) && !rejected.contains(new LearnerAt(id, version)) && !passed.contains(id)) all = false;
+        boolean passes = passed.getOrDefault(id, -1L) >= sealed;
+        if (!mine.containsKey(id) && !rejected.contains(new LearnerAt(id, version)) && !passes) all = false;
       }
       if (!(all || (timedOut && !mine.isEmpty()))) return null;
-      candidates.addAll(mine.values());
+      // by learner id: the groups sum the gradients in this order, and a sum's rounding depends on its order
+      mine.values().stream().sorted(java.util.Comparator.comparing(Pushed::learnerId)).forEach(candidates::add);
     } else {
       for (var e : pending.entrySet()) candidates.addAll(e.getValue().values());
       if (candidates.isEmpty()) return null;
@@ -115,6 +119,6 @@ final class StepAssembler {
 
   /** For the watchdog's log line. */
   String describe() {
-    return "pushed " + pending.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue().keySet()).toList() + ", passed " + passed;
+    return "pushed " + pending.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue().keySet()).toList() + ", passed " + passed.keySet();
   }
 }

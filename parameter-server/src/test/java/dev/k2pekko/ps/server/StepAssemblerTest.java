@@ -45,7 +45,7 @@ class StepAssemblerTest {
     assertTrue(a.add(push(3, "a")), "the first pending push starts the sync timeout");
     assertFalse(a.add(push(3, "b")));
     assertNull(a.take(3, all, false), "c has neither pushed nor passed");
-    a.pass("c");
+    a.pass("c", 0);
     var ready = a.take(3, all, false);
     assertEquals(List.of("a", "b"), learners(ready.good()));
     assertFalse(ready.timedOutWithoutAll());
@@ -54,9 +54,29 @@ class StepAssemblerTest {
     a.add(push(4, "a"));
     a.stepApplied();
     assertNull(a.take(4, all, false), "b and c have neither pushed nor passed at version 4");
-    a.pass("b");
-    a.pass("c");
+    a.pass("b", 0);
+    a.pass("c", 0);
     assertEquals(List.of("a"), learners(a.take(4, all, false).good()));
+  }
+
+  static Pushed push(long version, String learner, long sealed) {
+    return new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t")), new HashMap<>(), 1.0, 10, StageKind.SFT, Double.NaN, null, sealed);
+  }
+
+  @Test void aPassBeforeTheLatestSealedPartDoesNotCountAndContributorsComeByLearnerId() {
+    var a = new StepAssembler(PsSettings.Mode.SYNC, 0);
+    var all = Set.of("a", "b", "c");
+    a.pass("b", 1);
+    a.pass("c", 1);
+    assertNull(a.take(7, all, false), "passes alone make no step");
+    a.add(push(7, "c", 2)); // c read part 2's seal and pushes
+    assertNull(a.take(7, all, false), "a has done nothing, b passed before it read part 2's seal: it may hold some of it");
+    a.add(push(7, "a", 2));
+    assertNull(a.take(7, all, false));
+    a.pass("b", 2);
+    var ready = a.take(7, all, false);
+    assertEquals(List.of("a", "c"), ready.good().stream().map(Pushed::learnerId).toList(), "the groups sum in learner order");
+    assertFalse(ready.timedOutWithoutAll());
   }
 
   @Test void theTimeoutTakesWhatIsThereAndRejectedPushesSplitOff() {
