@@ -95,7 +95,8 @@ public final class TrainerNode {
     var ls = new Learner.Settings(runId, l.getInt("count"), l.getInt("batch-size"), l.getInt("rl-groups"), l.getDuration("idle-flush"),
         l.getDouble("rl-tau"), c.getInt("k2.collector.tags"), settings.mode() == PsSettings.Mode.ASYNC, l.getString("backend"),
         Learner.RlObjective.parse(l.getString("rl-objective")), dev.k2pekko.trainer.Reward.Weights.fromConfig(c),
-        Learner.GroupCount.parse(l.getString("rl-groups-count")), Learner.SftOrder.parse(l.getString("sft-order")));
+        Learner.GroupCount.parse(l.getString("rl-groups-count")), Learner.SftOrder.parse(l.getString("sft-order")),
+        Learner.Settings.replay(l.getInt("rl-replay-steps"), l.getInt("rl-replay-groups")));
     dev.k2pekko.ops.Backends.select(ls.backend()); // a bad or unavailable backend fails here, at start, with its reason
     var format = NodeServices.get(system).format();
     ShardedDaemonProcess.get(system).init(Learner.Command.class, "learner", ls.count(),

@@ -58,10 +58,23 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   /** {@code backend}: the tensor backend of the learner's steps, as {@link dev.k2pekko.ops.Backends#select} names it. */
   public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
                          boolean async, String backend, RlObjective rlObjective, Reward.Weights reward, GroupCount rlGroupsCount,
-                         SftOrder sftOrder) {
+                         SftOrder sftOrder, RlReplay.Settings rlReplay) {
+    public Settings {
+      if (rlReplay.steps() > 0 && rlObjective != RlObjective.FILTERED) {
+        // the K2 objective's pi_old term is the sampling policy's: a replayed rollout's is stale
+        throw new IllegalArgumentException("k2.learner.rl-replay-steps needs rl-objective = filtered, got " + rlObjective.name().toLowerCase());
+      }
+    }
+
     public Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
                     boolean async, String backend, RlObjective rlObjective, Reward.Weights reward) {
-      this(runId, count, batchSize, rlGroups, idleFlush, rlTau, tags, async, backend, rlObjective, reward, GroupCount.ALL, SftOrder.ARRIVAL);
+      this(runId, count, batchSize, rlGroups, idleFlush, rlTau, tags, async, backend, rlObjective, reward, GroupCount.ALL, SftOrder.ARRIVAL,
+          RlReplay.Settings.OFF);
+    }
+
+    /** {@code steps}: replayed RL steps after each RL step (0: off); {@code groups}: the learner's reservoir, in task groups. */
+    public static RlReplay.Settings replay(int steps, int groups) {
+      return new RlReplay.Settings(steps, groups);
     }
   }
 
@@ -160,6 +173,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final Executor compute;
   private final dev.k2pekko.ops.TensorOps ops;
   private final LearnerBuffer buffer;
+  private final RlReplay replay;
   /** SFT parts held until sealed (sft-order = sealed); null with sft-order = arrival. */
   private final SealedParts parts;
   private final Map<String, ActorRef<Ack>> pendingAcks = new HashMap<>();
@@ -180,6 +194,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     this.s = s;
     this.format = format;
     this.buffer = new LearnerBuffer(s);
+    this.replay = new RlReplay(s.rlReplay(), s.rlGroups());
     var mine = new java.util.HashSet<String>();
     for (int t = 0; t < s.tags(); t++) if (t % s.count() == index) mine.add(dev.k2pekko.agents.TrajectoryCollector.TAG_PREFIX + t);
     this.parts = s.sftOrder() == SftOrder.SEALED ? new SealedParts(s.runId(), mine) : null;
@@ -320,6 +335,14 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     boolean idle = System.nanoTime() - lastElementNanos > s.idleFlush().toNanos();
     var batch = parts == null ? null : parts.next(s.batchSize());
     if (batch == null) batch = buffer.take(idle);
+    if (batch != null && batch.kind() == StageKind.RL && batch.part() == null) {
+      // a replayed step goes before the next fresh one, never after the last: a round ends with its last rollouts
+      var again = replay.next();
+      if (again != null) {
+        buffer.putBack(batch);
+        batch = again;
+      }
+    }
     if (batch == null) {
       // a learner holding a part not yet sealed has work coming; a seal read since the last pass is worth a new one
       boolean holding = parts != null && parts.holding();
@@ -434,6 +457,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     var ids = new ArrayList<String>();
     var moved = new HashMap<String, TagOffset>();
     for (var it : batch.items()) {
+      if (batch.replayed()) break; // consumed before: no ids, no offsets
       if (it.use() != null) ids.add(it.use().trajectoryId());
       moved.merge(it.tag(), new TagOffset(it.eventOffset(), it.index()), TagOffset::later);
     }
@@ -478,9 +502,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     var refused = unacked.remove(r.version());
     boolean consumed = r.outcome() == PsProtocol.Outcome.APPLIED || r.outcome() == PsProtocol.Outcome.NON_FINITE;
     if (consumed && parts != null && refused != null) parts.applied(refused); // its offsets are durable either way
+    if (r.outcome() == PsProtocol.Outcome.APPLIED && refused != null) replay.applied(refused);
     if (r.outcome() == PsProtocol.Outcome.APPLIED) return this; // the new weights come on their own
     if (r.version() == awaiting) awaiting = -1;
-    if (!consumed && refused != null) {
+    if (!consumed && refused != null && !refused.replayed()) { // a refused replay is dropped: the next one is due anyway
       // recompute the refused batch at newer weights: back to the front of the buffer (or its part), in order
       if (refused.part() != null) parts.putBack(refused);
       else buffer.putBack(refused);

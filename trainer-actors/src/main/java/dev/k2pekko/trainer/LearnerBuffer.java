@@ -22,11 +22,16 @@ final class LearnerBuffer {
 
   /**
    * The items a step trains on, of one kind, with any skipped items read before them (their offsets advance with it).
-   * {@code part}: the sealed synthesis part it is cut from ({@link SealedParts}), null for a batch of this buffer.
+   * {@code part}: the sealed synthesis part it is cut from ({@link SealedParts}), null for a batch of this buffer;
+   * {@code replayed}: groups trained before, again ({@link RlReplay}): it consumes nothing from the journal.
    */
-  record Batch(List<Item> items, StageKind kind, String part) {
+  record Batch(List<Item> items, StageKind kind, String part, boolean replayed) {
     Batch(List<Item> items, StageKind kind) {
-      this(items, kind, null);
+      this(items, kind, null, false);
+    }
+
+    Batch(List<Item> items, StageKind kind, String part) {
+      this(items, kind, part, false);
     }
   }
 
