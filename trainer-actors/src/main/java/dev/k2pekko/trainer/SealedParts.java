@@ -54,7 +54,10 @@ final class SealedParts {
     this.tags = Set.copyOf(tags);
   }
 
-  /** The durable offsets' key of the trained count of {@code part}'s trajectories in {@code tag}. */
+  /**
+   * The durable offsets' key of the trained count of {@code part}'s trajectories in {@code tag}: its TagOffset holds
+   * the count, and 1 as consumedInEvent once the part is done.
+   */
   static String key(String part, String tag) {
     return "sealed|" + part + "|" + tag;
   }
@@ -72,10 +75,19 @@ final class SealedParts {
         && part.substring(base.length() + 1).chars().allMatch(Character::isDigit));
   }
 
-  /** Takes up the durable offsets this learner starts from: how far each part was trained, the last part sealed. */
+  /**
+   * Takes up the durable offsets this learner starts from: how far each part was trained, the last part sealed. A
+   * part trained partly on one of this learner's tags is held from the start, before its stream has delivered
+   * anything of it, so that the learner does not pass steps it has data for (a resumed run's first step would go
+   * without it).
+   */
   void restore(Map<String, TagOffset> offsets) {
     offsets.forEach((k, o) -> {
-      if (k.startsWith("sealed|")) trainedBefore.put(k, (int) o.eventOffset());
+      if (!k.startsWith("sealed|")) return;
+      trainedBefore.put(k, (int) o.eventOffset());
+      int bar = k.lastIndexOf('|');
+      String part = k.substring("sealed|".length(), bar), tag = k.substring(bar + 1);
+      if (o.consumedInEvent() == 0 && tags.contains(tag) && sealable(part)) parts.computeIfAbsent(part, x -> new Part());
     });
     var s = offsets.get(PsProtocol.SEALED_KEY);
     if (s != null) sealed = Math.max(sealed, s.eventOffset());
@@ -180,7 +192,9 @@ final class SealedParts {
       base.forEach((t, o) -> out.merge(t, o, TagOffset::later));
     } else {
       var p = parts.get(batch.part());
-      p.taken.forEach((t, n) -> out.put(key(batch.part(), t), new TagOffset(n, 0)));
+      // consumedInEvent 1 marks the part done on that tag: a learner starting again does not wait for it
+      int done = p.order.isEmpty() ? 1 : 0;
+      p.taken.forEach((t, n) -> out.put(key(batch.part(), t), new TagOffset(n, done)));
       if (p.order.isEmpty()) {
         maxPositions(p).forEach((t, o) -> {
           var f = floor.apply(t);

@@ -104,7 +104,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     var metrics = dev.k2pekko.metrics.Metrics.get(ctx.getSystem());
     this.ledger = new CoordinatorLedger(metrics);
     this.stepLatency = metrics.timer("k2_ps_step", "a parameter-server step from its start (clip handshake, prepare, apply) to the new version");
-    this.assembler = new StepAssembler(s.mode(), s.staleness());
+    this.assembler = new StepAssembler(s.mode(), s.staleness(), s.learners());
     this.offsets = new DurableOffsets(s);
     this.learners = new LearnerRegistry(ctx);
     this.step = new TwoPhaseStep(s, ctx, timers, monitor, ledger, offsets, this::publish, () -> tryStep(false));

@@ -182,8 +182,10 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
       var r = MuonClip.update(ops, s.kind(), weights.get(s.name()), ops.tensor(s.rows(), s.cols(), sum), state(first, s),
           adam ? state(second, s) : null, (int) steps, a.lr(), opt);
       weights.put(s.name(), fp32(r.weight()));
-      first.put(s.name(), r.m());
-      if (adam) second.put(s.name(), r.v());
+      // the optimizer's state is fp32 like the weights: a checkpoint holds both as fp32, so a run that restores one
+      // goes on bit for bit as the run that wrote it would have (a resumed SFT ends with the same weights)
+      first.put(s.name(), fp32(r.m()));
+      if (adam) second.put(s.name(), fp32(r.v()));
     }
     for (var r : a.rescales()) {
       String q = PolicyModel.queryWeight(r.layer()), k = PolicyModel.keyWeight(r.layer());

@@ -15,9 +15,10 @@ import java.time.Duration;
 public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Config optimizer, AdaptiveThreshold.Config adaptive, Mode mode, int staleness,
                          double lrSft, double lrRl, int warmup, int decaySteps, Duration syncTimeout, Duration clipTimeout,
                          Duration applyTimeout, int checkpointEvery, int keepCheckpoints, Path checkpointDir,
-                         String jdbcUrl, String jdbcUser, String jdbcPassword, double clipHeadroom) {
+                         String jdbcUrl, String jdbcUser, String jdbcPassword, double clipHeadroom, int learners) {
 
   public PsSettings {
+    if (learners < 0) throw new IllegalArgumentException("the learner count must be >= 0, got " + learners);
     if (!(clipHeadroom >= 0 && clipHeadroom < 1)) throw new IllegalArgumentException("k2.ps.clip-headroom must lie in [0, 1), got " + clipHeadroom);
     if (!(optimizer.tau() > 0)) throw new IllegalArgumentException("QK-Clip tau must be positive, got " + optimizer.tau());
     if (adaptive.tau() != optimizer.tau()) {
@@ -53,6 +54,7 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
     private String jdbcUser = "", jdbcPassword = "";
     // 0: QK-Clip's own rule, as the single-process MuonClip applies it; k2 run's reference.conf sets 0.1
     private double clipHeadroom = 0;
+    private int learners = 0;
 
     private Builder(String runId, ModelConfig model, Path checkpointDir, String jdbcUrl) {
       this.runId = runId;
@@ -80,11 +82,17 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
     public Builder jdbcPassword(String v) { jdbcPassword = v; return this; }
     /** QK-Clip rescales a head over tau x (1 - v) to that value, so that the next update's growth stays under tau. */
     public Builder clipHeadroom(double v) { clipHeadroom = v; return this; }
+    /**
+     * The learners the run starts (k2.learner.count): a synchronous step waits, up to the sync timeout, until that many
+     * have registered, so that a run resumed with its data at hand does not start with the first learner alone. 0: no
+     * expectation (every registered learner, however many).
+     */
+    public Builder learners(int v) { learners = v; return this; }
 
     public PsSettings build() {
       var a = adaptive != null ? adaptive : AdaptiveThreshold.Config.defaults(optimizer.tau());
       return new PsSettings(runId, model, seed, optimizer, a, mode, staleness, lrSft, lrRl, warmup, decaySteps, syncTimeout, clipTimeout,
-          applyTimeout, checkpointEvery, keepCheckpoints, checkpointDir, jdbcUrl, jdbcUser, jdbcPassword, clipHeadroom);
+          applyTimeout, checkpointEvery, keepCheckpoints, checkpointDir, jdbcUrl, jdbcUser, jdbcPassword, clipHeadroom, learners);
     }
   }
 }

@@ -14,9 +14,10 @@ import java.util.Set;
  * <ul>
  *   <li><b>admission</b>: synchronous mode admits only gradients computed at the current version and not for a step
  *   already under way; asynchronous mode admits those computed at versions {@code >= v - staleness};</li>
- *   <li><b>readiness</b>: a synchronous step is ready when every registered learner has pushed for v, passed (nothing
- *   to train on, having read every sealed part the pushes' learners have) or been rejected by a group, or when the
- *   sync timeout has passed with at least one push; an asynchronous step is ready as soon as anything is pending;</li>
+ *   <li><b>readiness</b>: a synchronous step is ready when the learners expected have registered and every registered
+ *   one has pushed for v, passed (nothing to train on, having read every sealed part the pushes' learners have) or
+ *   been rejected by a group, or when the sync timeout has passed with at least one push; an asynchronous step is
+ *   ready as soon as anything is pending;</li>
  *   <li>a ready step splits into the pushes a group rejected (non-finite) and the good ones that are applied.</li>
  * </ul>
  */
@@ -34,9 +35,17 @@ final class StepAssembler {
   /** Learners with nothing to train on at the current version, with the last sealed part each had read. */
   private final Map<String, Long> passed = new HashMap<>();
 
+  /** Learners a synchronous step expects registered (0: none in particular). */
+  private final int expected;
+
   StepAssembler(PsSettings.Mode mode, int staleness) {
+    this(mode, staleness, 0);
+  }
+
+  StepAssembler(PsSettings.Mode mode, int staleness, int expected) {
     this.mode = mode;
     this.staleness = staleness;
+    this.expected = expected;
   }
 
   /**
@@ -95,7 +104,7 @@ final class StepAssembler {
     boolean all = true;
     if (mode == PsSettings.Mode.SYNC) {
       var mine = pending.getOrDefault(version, Map.of());
-      all = !mine.isEmpty();
+      all = !mine.isEmpty() && learners.size() >= expected; // a learner not registered yet has not said it has nothing
       // a pass made before the pushes' latest sealed part was read does not count: that learner may hold some of it
       long sealed = mine.values().stream().mapToLong(Pushed::sealed).max().orElse(0);
       for (var id : learners) {

@@ -79,6 +79,16 @@ class StepAssemblerTest {
     assertFalse(ready.timedOutWithoutAll());
   }
 
+  @Test void aStepWaitsForTheExpectedLearnersToRegisterUpToTheTimeout() {
+    var a = new StepAssembler(PsSettings.Mode.SYNC, 0, 2);
+    a.add(push(40, "a"));
+    assertNull(a.take(40, Set.of("a"), false), "b has not registered yet: a resumed run must not start with a alone");
+    assertEquals(List.of("a"), learners(a.take(40, Set.of("a"), true).good()), "the sync timeout: what is there");
+    a.add(push(41, "a"));
+    a.pass("b", 0);
+    assertEquals(List.of("a"), learners(a.take(41, Set.of("a", "b"), false).good()));
+  }
+
   @Test void theTimeoutTakesWhatIsThereAndRejectedPushesSplitOff() {
     var a = new StepAssembler(PsSettings.Mode.SYNC, 0);
     var all = Set.of("a", "b", "c");
