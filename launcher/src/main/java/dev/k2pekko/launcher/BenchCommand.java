@@ -48,16 +48,18 @@ final class BenchCommand implements Runnable {
         description = "on, off, or both: measured runs alternate off/on (--pairs times) in one JVM and the ratio is printed")
     String firewall;
     @Option(names = "--pairs", defaultValue = "2", description = "with --firewall both: off/on pairs of measured runs") int pairs;
+    @Mixin PolicyOptions policy;
 
     @Override public Integer call() throws Exception {
       if (!java.util.Set.of("on", "off", "both").contains(firewall)) throw new NodeConfig.UsageError("--firewall must be on, off or both, got " + firewall);
       if (pairs < 1) throw new NodeConfig.UsageError("--pairs must be at least 1");
       var mode = SimulationBench.FirewallMode.valueOf(firewall.toUpperCase());
-      var config = node.build("h2", new HashMap<>());
+      var config = node.build("h2", new HashMap<>(policy.config()));
+      policy.check(config);
       JournalSchema.ensure(config); // the firewall's audit trail is written even with persistence off
       var system = Nodes.single(config, Duration.ofSeconds(30));
       try {
-        var r = SimulationBench.run(system, agents, episodes, mode, pairs);
+        var r = SimulationBench.run(system, agents, episodes, mode, pairs, policy.episodes());
         print(r.figures(), json);
         return r.complete() ? 0 : 1;
       } finally {

@@ -28,6 +28,8 @@ final class RunCommand implements Callable<Integer> {
 
   @Mixin OpsOptions ops;
 
+  @Mixin PolicyOptions policy;
+
   @Option(names = "--synthesis-only", description = "run only the synthesis stage (agents, judge, journal) on the whole tool universe")
   boolean synthesisOnly;
 
@@ -80,7 +82,8 @@ final class RunCommand implements Callable<Integer> {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec command;
 
   /** Flags of one mode only: given in the other they would be silently ignored, so they are refused. */
-  static final java.util.List<String> SYNTHESIS_ONLY = java.util.List.of("--agents", "--episodes", "--persist", "--timeout");
+  static final java.util.List<String> SYNTHESIS_ONLY = java.util.List.of("--agents", "--episodes", "--persist", "--timeout", "--policy",
+      "--base-url", "--model", "--temperature");
   static final java.util.List<String> PIPELINE_ONLY = java.util.List.of("--resume", "--learners", "--mode", "--backend", "--no-clip",
       "--sft-episodes", "--rl-rounds", "--eval-tasks");
 
@@ -182,8 +185,11 @@ final class RunCommand implements Callable<Integer> {
     if (agents < 1) throw new NodeConfig.UsageError("--agents must be at least 1, got " + agents);
     if (episodes < 1) throw new NodeConfig.UsageError("--episodes must be at least 1, got " + episodes);
     var spec = new RunDriver.RunSpec("run-" + Long.toString(System.currentTimeMillis(), 36), agents, episodes, seed, mode,
-        Duration.ofSeconds(timeoutSeconds));
-    var config = node.build("h2", new HashMap<>(ops.config()));
+        Duration.ofSeconds(timeoutSeconds), policy.episodes());
+    var overrides = new HashMap<String, Object>(ops.config());
+    overrides.putAll(policy.config());
+    var config = node.build("h2", overrides);
+    policy.check(config);
     String journal = config.getString("pekko-persistence-jdbc.shared-databases.slick.db.url");
     if (mode != Agent.PersistMode.NONE) System.err.println("k2: " + JournalSchema.ensure(config));
     var system = Nodes.single(config, Duration.ofSeconds(30));

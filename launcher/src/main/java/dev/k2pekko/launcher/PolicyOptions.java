@@ -1,0 +1,70 @@
+package dev.k2pekko.launcher;
+
+import com.typesafe.config.Config;
+import dev.k2pekko.agents.Agent;
+import dev.k2pekko.agents.inference.OpenAiPolicy;
+import java.util.HashMap;
+import java.util.Map;
+import picocli.CommandLine.Option;
+
+/**
+ * Who plays the episodes of a synthesis run ({@code k2 run --synthesis-only}, {@code k2 node --run-agents},
+ * {@code k2 bench sim}): the scripted teacher, or a served LLM that speaks OpenAI's chat-completions API, driven over
+ * HTTP by the node's {@link OpenAiPolicy} ({@code --policy openai --base-url URL --model M}).
+ */
+final class PolicyOptions {
+  @Option(names = "--policy", paramLabel = "teacher|openai", defaultValue = "teacher",
+      description = "who plays the episodes: the scripted teacher, or a served LLM over OpenAI's chat-completions API (default ${DEFAULT-VALUE})")
+  String policy;
+
+  @Option(names = "--base-url", paramLabel = "URL", description = "--policy openai: the API root of the server, e.g. http://127.0.0.1:8000/v1 "
+      + "(k2.policy.openai.base-url; its key from $OPENAI_API_KEY)")
+  String baseUrl;
+
+  @Option(names = "--model", paramLabel = "ID", description = "--policy openai: the model the server serves (k2.policy.openai.model)")
+  String model;
+
+  @Option(names = "--temperature", paramLabel = "T", description = "--policy openai: sampling temperature, 0 to 2 (default ${DEFAULT-VALUE})",
+      defaultValue = "1.0")
+  double temperature;
+
+  @picocli.CommandLine.Spec(picocli.CommandLine.Spec.Target.MIXEE) picocli.CommandLine.Model.CommandSpec command;
+
+  /** The config overrides of the flags: the adapter's base URL and model. Bad combinations are refused here. */
+  Map<String, Object> config() {
+    if (!Agent.EpisodeSpec.POLICIES.contains(policy) || policy.equals("learned")) {
+      throw new NodeConfig.UsageError("--policy must be teacher or openai, got '" + policy + "'");
+    }
+    var parsed = command.commandLine().getParseResult();
+    if (!openAi()) {
+      for (var f : new String[] {"--base-url", "--model", "--temperature"}) {
+        if (parsed.hasMatchedOption(f)) throw new NodeConfig.UsageError(f + " applies to --policy openai");
+      }
+      return Map.of();
+    }
+    if (!(temperature >= 0 && temperature <= 2)) throw new NodeConfig.UsageError("--temperature must be from 0 to 2, got " + temperature);
+    var o = new HashMap<String, Object>();
+    if (baseUrl != null) o.put("k2.policy.openai.base-url", baseUrl);
+    if (model != null) o.put("k2.policy.openai.model", model);
+    return o;
+  }
+
+  boolean openAi() { return policy.equals("openai"); }
+
+  /** Checks the adapter's settings in the built config (a missing URL or model, a bad URL): one line, before anything boots. */
+  void check(Config config) {
+    if (!openAi()) return;
+    OpenAiPolicy.Settings s;
+    try {
+      s = OpenAiPolicy.Settings.fromConfig(config.getConfig("k2"));
+    } catch (IllegalArgumentException | com.typesafe.config.ConfigException e) {
+      throw new NodeConfig.UsageError(e.getMessage());
+    }
+    if (s == null) throw new NodeConfig.UsageError("--policy openai needs --base-url URL (the server's API root, e.g. http://127.0.0.1:8000/v1)");
+  }
+
+  /** The episodes of a synthesis run on the whole tool universe, played by this policy. */
+  Agent.EpisodeSpec episodes() {
+    return openAi() ? new Agent.EpisodeSpec("universe", "openai", temperature, 1) : Agent.EpisodeSpec.SYNTHESIS;
+  }
+}
