@@ -85,6 +85,9 @@ public final class Agent extends ExtensibleBehavior<Object> {
    *     them, then a task of that difficulty); null draws the generator's way (uniform)
    */
   public record EpisodeSpec(String tasks, String policy, double temperature, int rollouts, double[] difficultyWeights) implements KryoWire {
+    /** The policies an episode may be played by (before SYNTHESIS: class initialisation runs in this order). */
+    public static final java.util.Set<String> POLICIES = java.util.Set.of("teacher", "learned", "openai");
+
     public static final EpisodeSpec SYNTHESIS = new EpisodeSpec("universe", "teacher", 0, 1);
 
     public EpisodeSpec(String tasks, String policy, double temperature, int rollouts) {
@@ -106,8 +109,6 @@ public final class Agent extends ExtensibleBehavior<Object> {
       if (rollouts < 1) throw new IllegalArgumentException("rollouts must be at least 1, got " + rollouts);
       if (!(temperature >= 0)) throw new IllegalArgumentException("temperature must be >= 0, got " + temperature);
     }
-
-    public static final java.util.Set<String> POLICIES = java.util.Set.of("teacher", "learned", "openai");
 
     public boolean learned() { return policy.equals("learned"); }
 
