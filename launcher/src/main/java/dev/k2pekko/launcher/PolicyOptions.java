@@ -13,6 +13,8 @@ import picocli.CommandLine.Option;
  * HTTP by the node's {@link OpenAiPolicy} ({@code --policy openai --base-url URL --model M}).
  */
 final class PolicyOptions {
+  static final java.util.List<String> FLAGS = java.util.List.of("--policy", "--base-url", "--model", "--temperature");
+
   @Option(names = "--policy", paramLabel = "teacher|openai", defaultValue = "teacher",
       description = "who plays the episodes: the scripted teacher, or a served LLM over OpenAI's chat-completions API (default ${DEFAULT-VALUE})")
   String policy;
@@ -37,7 +39,7 @@ final class PolicyOptions {
     }
     var parsed = command.commandLine().getParseResult();
     if (!openAi()) {
-      for (var f : new String[] {"--base-url", "--model", "--temperature"}) {
+      for (var f : FLAGS.subList(1, FLAGS.size())) {
         if (parsed.hasMatchedOption(f)) throw new NodeConfig.UsageError(f + " applies to --policy openai");
       }
       return Map.of();

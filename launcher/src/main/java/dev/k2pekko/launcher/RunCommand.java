@@ -82,8 +82,8 @@ final class RunCommand implements Callable<Integer> {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec command;
 
   /** Flags of one mode only: given in the other they would be silently ignored, so they are refused. */
-  static final java.util.List<String> SYNTHESIS_ONLY = java.util.List.of("--agents", "--episodes", "--persist", "--timeout", "--policy",
-      "--base-url", "--model", "--temperature");
+  static final java.util.List<String> SYNTHESIS_ONLY = java.util.stream.Stream.concat(
+      java.util.stream.Stream.of("--agents", "--episodes", "--persist", "--timeout"), PolicyOptions.FLAGS.stream()).toList();
   static final java.util.List<String> PIPELINE_ONLY = java.util.List.of("--resume", "--learners", "--mode", "--backend", "--no-clip",
       "--sft-episodes", "--rl-rounds", "--eval-tasks");
 
@@ -93,6 +93,7 @@ final class RunCommand implements Callable<Integer> {
       if (parsed.hasMatchedOption(f)) {
         throw new NodeConfig.UsageError(synthesisOnly
             ? f + " applies to the pipeline, not to --synthesis-only"
+            : PolicyOptions.FLAGS.contains(f) ? f + " applies to --synthesis-only; the pipeline's synthesis is the teacher's"
             : f + " applies to --synthesis-only; the pipeline's synthesis is sized by --sft-episodes and k2.pipeline.synth-*");
       }
     }
