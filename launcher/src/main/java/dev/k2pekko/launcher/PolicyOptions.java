@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
  * HTTP by the node's {@link OpenAiPolicy} ({@code --policy openai --base-url URL --model M}).
  */
 final class PolicyOptions {
-  static final java.util.List<String> FLAGS = java.util.List.of("--policy", "--base-url", "--model", "--temperature");
+  static final java.util.List<String> FLAGS = java.util.List.of("--policy", "--base-url", "--model", "--temperature", "--tasks");
 
   @Option(names = "--policy", paramLabel = "teacher|openai", defaultValue = "teacher",
       description = "who plays the episodes: the scripted teacher, or a served LLM over OpenAI's chat-completions API (default ${DEFAULT-VALUE})")
@@ -30,6 +30,11 @@ final class PolicyOptions {
       defaultValue = "1.0")
   double temperature;
 
+  @Option(names = "--tasks", paramLabel = "universe|core", defaultValue = "universe",
+      description = "the run's tasks: over the whole tool universe, or the core tools' training tasks (those k2's own policy knows, "
+          + "for a served k2 serve) (default ${DEFAULT-VALUE})")
+  String tasks;
+
   @picocli.CommandLine.Spec(picocli.CommandLine.Spec.Target.MIXEE) picocli.CommandLine.Model.CommandSpec command;
 
   /** The config overrides of the flags: the adapter's base URL and model. Bad combinations are refused here. */
@@ -37,9 +42,10 @@ final class PolicyOptions {
     if (!Agent.EpisodeSpec.POLICIES.contains(policy) || policy.equals("learned")) {
       throw new NodeConfig.UsageError("--policy must be teacher or openai, got '" + policy + "'");
     }
+    if (!tasks.equals("universe") && !tasks.equals("core")) throw new NodeConfig.UsageError("--tasks must be universe or core, got '" + tasks + "'");
     var parsed = command.commandLine().getParseResult();
     if (!openAi()) {
-      for (var f : FLAGS.subList(1, FLAGS.size())) {
+      for (var f : FLAGS.subList(1, FLAGS.size() - 1)) {
         if (parsed.hasMatchedOption(f)) throw new NodeConfig.UsageError(f + " applies to --policy openai");
       }
       return Map.of();
@@ -65,8 +71,22 @@ final class PolicyOptions {
     if (s == null) throw new NodeConfig.UsageError("--policy openai needs --base-url URL (the server's API root, e.g. http://127.0.0.1:8000/v1)");
   }
 
-  /** The episodes of a synthesis run on the whole tool universe, played by this policy. */
+  /** What the node's adapter did: requests, retries, failures by kind, answers with log-probabilities. */
+  static String servedLine(org.apache.pekko.actor.typed.ActorSystem<?> system) throws Exception {
+    var services = dev.k2pekko.agents.NodeServices.get(system);
+    var s = org.apache.pekko.actor.typed.javadsl.AskPattern.<OpenAiPolicy.Command, OpenAiPolicy.Stats>ask(services.openAi(), OpenAiPolicy.GetStats::new,
+        java.time.Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, java.util.concurrent.TimeUnit.SECONDS);
+    var failed = new java.util.TreeMap<String, Long>();
+    s.failed().forEach((k, v) -> failed.put(k.reason, v));
+    return String.format("served LLM %s at %s: %,d requests, %,d actions answered (%,d with logprobs), %,d retries, %,d actions failed%s",
+        services.openAiSettings().model(), services.openAiSettings().baseUrl(), s.requests(), s.answered(), s.withLogprobs(), s.retries(),
+        s.failedTotal(), failed.isEmpty() ? "" : " " + failed);
+  }
+
+  /** The episodes of a synthesis run, played by this policy: on the whole tool universe, or the core tools' training tasks. */
   Agent.EpisodeSpec episodes() {
-    return openAi() ? new Agent.EpisodeSpec("universe", "openai", temperature, 1) : Agent.EpisodeSpec.SYNTHESIS;
+    String t = tasks.equals("core") ? "train" : "universe";
+    if (!openAi()) return t.equals("universe") ? Agent.EpisodeSpec.SYNTHESIS : new Agent.EpisodeSpec(t, "teacher", 0, 1);
+    return new Agent.EpisodeSpec(t, "openai", temperature, 1);
   }
 }

@@ -207,6 +207,7 @@ final class RunCommand implements Callable<Integer> {
       var summary = Nodes.await(done, spec.timeout().plusSeconds(30));
       if (json) System.out.println(Report.json(summary, agents));
       else Report.table(summary, agents, mode == Agent.PersistMode.NONE ? "off" : journal, System.out);
+      if (policy.openAi()) System.err.println("k2: " + PolicyOptions.servedLine(system));
       return summary.complete() ? 0 : 1;
     } finally {
       if (endpoint != null) endpoint.close();

@@ -96,6 +96,14 @@ class ServedPolicyTest {
         calls += t.steps().size();
       }
       assertTrue(calls > 0, "the policy behind the API called tools");
+      // exported with the served model's numbers, in a line the format's own check accepts
+      var any = judged.peek();
+      String line = new dev.k2pekko.agents.ChatExport(dev.k2pekko.tools.ToolDirectory.get(node).universe()).toLine(any, null);
+      dev.k2pekko.agents.ChatExport.validate(line);
+      var meta = new com.fasterxml.jackson.databind.ObjectMapper().readTree(line).path("metadata");
+      assertEquals("openai:k2-policy", meta.path("policy").asText());
+      assertEquals(any.served().logProbs().length, meta.path("served").path("logprobs").size(), line);
+      assertEquals(any.served().logProbs()[0], meta.path("served").path("logprobs").get(0).asDouble(), 1e-12);
       var stats = AskPattern.<OpenAiPolicy.Command, OpenAiPolicy.Stats>ask(NodeServices.get(node).openAi(), OpenAiPolicy.GetStats::new,
           Duration.ofSeconds(10), node.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
       assertEquals(actions, stats.answered(), "every action was one answered request");
@@ -103,6 +111,26 @@ class ServedPolicyTest {
       var served = AskPattern.<InferenceServer.Command, InferenceServer.Stats>ask(running.inference(), InferenceServer.GetStats::new,
           Duration.ofSeconds(10), running.system().scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
       assertEquals(actions, served.requests(), "k2 serve's inference server decoded each of them");
+
+      // k2 serve's logprobs as a client sees them: one entry per completion token when asked, null when not
+      var http = java.net.http.HttpClient.newHttpClient();
+      for (boolean ask : new boolean[] {true, false}) {
+        var body = "{\"model\":\"k2-policy\",\"seed\":3,\"logprobs\":" + ask + ",\"messages\":[{\"role\":\"user\",\"content\":"
+            + "\"Calculate 7 + 5, then write it into the notes. Answer with the final value.\"}],\"tools\":[{\"type\":\"function\","
+            + "\"function\":{\"name\":\"calc__add\"}}]}";
+        var r = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + running.port() + "/v1/chat/completions"))
+            .header("Content-Type", "application/json").timeout(Duration.ofSeconds(30)).POST(java.net.http.HttpRequest.BodyPublishers.ofString(body)).build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, r.statusCode(), r.body());
+        var root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.body());
+        var lp = root.path("choices").path(0).path("logprobs");
+        if (!ask) {
+          assertTrue(lp.isNull(), r.body());
+          continue;
+        }
+        assertEquals(root.path("usage").path("completion_tokens").asInt(), lp.path("content").size(), r.body());
+        for (var e : lp.path("content")) assertTrue(e.path("logprob").asDouble() <= 0 && e.path("token").isTextual(), r.body());
+      }
 
       // the server goes away: the adapter cannot connect, retries, and every episode fails with that reason, counted
       running.stop();
