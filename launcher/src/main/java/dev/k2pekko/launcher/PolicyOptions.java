@@ -59,16 +59,18 @@ final class PolicyOptions {
 
   boolean openAi() { return policy.equals("openai"); }
 
-  /** Checks the adapter's settings in the built config (a missing URL or model, a bad URL): one line, before anything boots. */
+  /**
+   * Checks the adapter's settings in the built config (a missing URL or model, a bad URL, a limit out of range), also
+   * where a --config file alone sets them (the node then starts the adapter): one line, before anything boots.
+   */
   void check(Config config) {
-    if (!openAi()) return;
     OpenAiPolicy.Settings s;
     try {
       s = OpenAiPolicy.Settings.fromConfig(config.getConfig("k2"));
     } catch (IllegalArgumentException | com.typesafe.config.ConfigException e) {
       throw new NodeConfig.UsageError(e.getMessage());
     }
-    if (s == null) throw new NodeConfig.UsageError("--policy openai needs --base-url URL (the server's API root, e.g. http://127.0.0.1:8000/v1)");
+    if (s == null && openAi()) throw new NodeConfig.UsageError("--policy openai needs --base-url URL (the server's API root, e.g. http://127.0.0.1:8000/v1)");
   }
 
   /** What the node's adapter did: requests, retries, failures by kind, answers with log-probabilities. */
