@@ -234,6 +234,10 @@ public final class Agent extends ExtensibleBehavior<Object> {
   private void onStop() {
     // the episode is redone elsewhere: its world here goes (the redo may come back to this worker)
     if (run != null && worker != null && episodeId != null) worker.tell(new EndEpisode(episodeId, getContext().getSystem().ignoreRef()));
+    // and its conversation with a served LLM (the adapter would keep it otherwise)
+    if (run != null && run.spec().openAi() && episodeId != null && services.openAi() != null) {
+      services.openAi().tell(new dev.k2pekko.agents.inference.OpenAiPolicy.End(episodeId));
+    }
     if (run != null && run.tracker() != null) run.tracker().tell(new RunTracker.AgentMoved(run.runId(), agentNumber));
     if (queued != null) for (var q : queued) if (q.tracker() != null) q.tracker().tell(new RunTracker.AgentMoved(q.runId(), agentNumber));
     if (tick != null) tick.cancel();
