@@ -43,6 +43,7 @@ class BadInputTest {
     Files.writeString(dir.resolve("three-tools.json"), "[" + tool.formatted(1) + "," + tool.formatted(2) + "," + tool.formatted(3) + "]");
     Files.writeString(dir.resolve("big.json"), "[" + tool.formatted(1) + " ".repeat(2000) + "]");
     Files.writeString(dir.resolve("not-a-list.json"), "{\"tools\": []}");
+    Files.writeString(dir.resolve("serial.conf"), "k2.mcp.one-at-a-time = [mem]\n");
     Files.writeString(dir.resolve("openai.conf"), "k2.policy.openai { base-url = \"http://127.0.0.1:9/v1\", model = m, max-concurrent = 0 }\n");
   }
 
@@ -87,6 +88,8 @@ class BadInputTest {
         Arguments.of("run --policy openai", 2, "--policy applies to --synthesis-only; the pipeline's synthesis is the teacher's"),
         Arguments.of("run --synthesis-only --config {dir}/openai.conf --data-dir {dir}/none", 2, "k2.policy.openai.max-concurrent must be at least 1, got 0"),
         Arguments.of("bench sim --policy openai --model m --data-dir {dir}/none", 2, "--policy openai needs --base-url URL"),
+        Arguments.of("run --synthesis-only --config {dir}/serial.conf --data-dir {dir}/none", 2,
+            "k2.mcp.one-at-a-time names mem, which is not among the MCP servers []"),
         Arguments.of("node --port 2551 --seeds 127.0.0.1:2551 --journal h2 --data-dir {dir}/none --policy openai --base-url http://x:1/v1", 2,
             "k2.policy.openai.model must name the served model"),
         Arguments.of("run --agents many", 2, "Invalid value for option '--agents'"),

@@ -64,7 +64,10 @@ public final class ToolDirectory implements Extension {
     this.mcpSpecs = List.copyOf(specs);
     this.mcpSettings = new McpServer.Settings(m.getDuration("start-timeout"), m.getDuration("call-timeout"),
         m.getDuration("min-backoff"), m.getDuration("max-backoff"), (int) m.getBytes("max-result").longValue(),
-        (int) m.getBytes("max-message").longValue());
+        (int) m.getBytes("max-message").longValue(), java.util.Set.copyOf(m.getStringList("one-at-a-time")));
+    for (var serial : mcpSettings.oneAtATime()) {
+      if (!names.contains(serial)) throw new IllegalArgumentException("k2.mcp.one-at-a-time names " + serial + ", which is not among k2.mcp.servers " + names);
+    }
     int n = c.getInt("workers-per-node");
     this.workersPerNode = n > 0 ? n : Math.max(2, 2 * Runtime.getRuntime().availableProcessors());
   }

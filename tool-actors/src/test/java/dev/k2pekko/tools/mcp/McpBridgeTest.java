@@ -139,6 +139,33 @@ class McpBridgeTest {
     }
   }
 
+  /** Entities kept in the memory server's graph after {@code n} agents each create one at the same time. */
+  private long concurrentCreates(McpServer.Settings settings, String file, int n) {
+    var registry = new McpTools();
+    var mem = start(registry, McpServer.Spec.parse("mem=env MEMORY_FILE_PATH=" + tmp.resolve(file) + " node " + server("server-memory")), settings);
+    assertNull(mem.error(), mem.toString());
+    var w = worker(registry, null);
+    var probe = KIT.<ToolResult>createTestProbe();
+    for (int i = 0; i < n; i++) {
+      w.tell(new OpenEpisode("ep/" + i, "agent-" + i, List.of("mem.create_entities", "mem.read_graph")));
+      w.tell(new ToolCall("ep/" + i, "call_0", "mem.create_entities", Map.of("entities", List.of(Map.of("name", "E" + i, "entityType", "thing",
+          "observations", List.of("number " + i)))), probe.getRef()));
+    }
+    for (var r : probe.receiveSeveralMessages(n, Duration.ofSeconds(60))) assertTrue(r.ok(), r.toString());
+    var graph = call(w, "ep/0", "mem.read_graph", Map.of());
+    return java.util.stream.IntStream.range(0, n).filter(i -> graph.content().contains("\"E" + i + "\"")).count();
+  }
+
+  @Test void theMemoryServerKeepsConcurrentWritesOnlyOneAtATime() {
+    int n = 40;
+    // the server reads its file, adds, and rewrites it per call: overlapping calls overwrite each other's entities
+    long overlapping = concurrentCreates(SETTINGS, "overlapping.jsonl", n);
+    assertTrue(overlapping < n, "without k2.mcp.one-at-a-time some writes are lost (kept " + overlapping + " of " + n + ")");
+    var serial = new McpServer.Settings(SETTINGS.startTimeout(), SETTINGS.callTimeout(), SETTINGS.minBackoff(), SETTINGS.maxBackoff(),
+        SETTINGS.maxResultBytes(), SETTINGS.maxMessageBytes(), Set.of("mem"));
+    assertEquals(n, concurrentCreates(serial, "serial.jsonl", n), "one at a time, every entity is kept");
+  }
+
   @Test void badServersGiveClearErrorsNamingThem() throws Exception {
     var registry = new McpTools();
     var quick = new McpServer.Settings(Duration.ofSeconds(3), Duration.ofSeconds(2), Duration.ofMillis(200), Duration.ofSeconds(1), 64 * 1024, 16 << 20);
