@@ -75,7 +75,8 @@ public final class Agent extends ExtensibleBehavior<Object> {
    * Which tasks and which policy a run's episodes use.
    *
    * @param tasks "universe": the whole tool universe from the node's task bank (synthesis); "train": core-tool tasks
-   *     of the training split; "held-out": core-tool tasks of the held-out split, difficulties 1..max in equal shares
+   *     of the training split; "held-out": core-tool tasks of the held-out split, difficulties 1..max in equal shares;
+   *     "kg": knowledge-graph tasks on the MCP memory server ({@link dev.k2pekko.agents.tasks.KnowledgeGraphTasks})
    * @param policy "teacher" (the scripted teacher), "learned" (the node's inference server) or "openai" (a served LLM
    *     over HTTP: the node's {@link dev.k2pekko.agents.inference.OpenAiPolicy}, {@code k2.policy.openai})
    * @param temperature sampling temperature of the learned policy or the served LLM
@@ -104,7 +105,9 @@ public final class Agent extends ExtensibleBehavior<Object> {
         if (!(sum > 0)) throw new IllegalArgumentException("difficulty weights must not all be 0");
         if (!tasks.equals("train")) throw new IllegalArgumentException("difficulty weights apply to train tasks only");
       }
-      if (!java.util.Set.of("universe", "train", "held-out").contains(tasks)) throw new IllegalArgumentException("tasks must be universe, train or held-out, got " + tasks);
+      if (!java.util.Set.of("universe", "train", "held-out", "kg").contains(tasks)) {
+        throw new IllegalArgumentException("tasks must be universe, train, held-out or kg, got " + tasks);
+      }
       if (!POLICIES.contains(policy)) throw new IllegalArgumentException("policy must be teacher, learned or openai, got " + policy);
       if (rollouts < 1) throw new IllegalArgumentException("rollouts must be at least 1, got " + rollouts);
       if (!(temperature >= 0)) throw new IllegalArgumentException("temperature must be >= 0, got " + temperature);

@@ -36,6 +36,8 @@ public final class NodeServices implements Extension {
   private volatile ActorRef<dev.k2pekko.agents.inference.InferenceServer.Command> inference;
   private volatile ActorRef<dev.k2pekko.agents.inference.OpenAiPolicy.Command> openAi;
   private final dev.k2pekko.agents.inference.OpenAiPolicy.Settings openAiSettings;
+  /** The knowledge-graph tasks on the MCP memory server, where k2.mcp.knowledge-graph names it. */
+  private final dev.k2pekko.agents.tasks.KnowledgeGraphTasks graphTasks;
   private final dev.k2pekko.agents.policy.PolicyFormat format;
   private final TaskGenerator train, heldOut;
   private final int maxSteps;
@@ -59,6 +61,8 @@ public final class NodeServices implements Extension {
     this.inferenceSettings = new dev.k2pekko.agents.inference.InferenceServer.Settings(c.getDuration("inference.window"),
         c.getInt("inference.max-batch"));
     this.openAiSettings = dev.k2pekko.agents.inference.OpenAiPolicy.Settings.fromConfig(c);
+    String kg = c.getString("mcp.knowledge-graph");
+    this.graphTasks = kg.isEmpty() ? null : new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg);
     var timeout = c.getDuration("agent.tool-timeout");
     this.settings = new Settings(timeout, timeout.dividedBy(4), rubric.threshold(), c.getInt("judge.batch-size"),
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
@@ -121,6 +125,11 @@ public final class NodeServices implements Extension {
     int group = episode / spec.rollouts();
     return switch (spec.tasks()) {
       case "universe" -> generator.task(runSeed, agentId, episode);
+      case "kg" -> {
+        if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
+        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
+        yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L));
+      }
       case "train" -> {
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);
         double[] w = spec.difficultyWeights();

@@ -30,9 +30,9 @@ final class PolicyOptions {
       defaultValue = "1.0")
   double temperature;
 
-  @Option(names = "--tasks", paramLabel = "universe|core", defaultValue = "universe",
-      description = "the run's tasks: over the whole tool universe, or the core tools' training tasks (those k2's own policy knows, "
-          + "for a served k2 serve) (default ${DEFAULT-VALUE})")
+  @Option(names = "--tasks", paramLabel = "universe|core|kg", defaultValue = "universe",
+      description = "the run's tasks: over the whole tool universe, the core tools' training tasks (those k2's own policy knows, "
+          + "for a served k2 serve), or knowledge-graph tasks on the MCP memory server named by k2.mcp.knowledge-graph (default ${DEFAULT-VALUE})")
   String tasks;
 
   @picocli.CommandLine.Spec(picocli.CommandLine.Spec.Target.MIXEE) picocli.CommandLine.Model.CommandSpec command;
@@ -42,7 +42,7 @@ final class PolicyOptions {
     if (!Agent.EpisodeSpec.POLICIES.contains(policy) || policy.equals("learned")) {
       throw new NodeConfig.UsageError("--policy must be teacher or openai, got '" + policy + "'");
     }
-    if (!tasks.equals("universe") && !tasks.equals("core")) throw new NodeConfig.UsageError("--tasks must be universe or core, got '" + tasks + "'");
+    if (!java.util.Set.of("universe", "core", "kg").contains(tasks)) throw new NodeConfig.UsageError("--tasks must be universe, core or kg, got '" + tasks + "'");
     var parsed = command.commandLine().getParseResult();
     if (!openAi()) {
       for (var f : FLAGS.subList(1, FLAGS.size() - 1)) {
@@ -64,6 +64,10 @@ final class PolicyOptions {
    * where a --config file alone sets them (the node then starts the adapter): one line, before anything boots.
    */
   void check(Config config) {
+    if (tasks.equals("kg")) {
+      String kg = config.getString("k2.mcp.knowledge-graph");
+      if (kg.isEmpty()) throw new NodeConfig.UsageError("--tasks kg needs k2.mcp.knowledge-graph = NAME, the --mcp server that runs @modelcontextprotocol/server-memory");
+    }
     OpenAiPolicy.Settings s;
     try {
       s = OpenAiPolicy.Settings.fromConfig(config.getConfig("k2"));
@@ -87,7 +91,11 @@ final class PolicyOptions {
 
   /** The episodes of a synthesis run, played by this policy: on the whole tool universe, or the core tools' training tasks. */
   Agent.EpisodeSpec episodes() {
-    String t = tasks.equals("core") ? "train" : "universe";
+    String t = switch (tasks) {
+      case "core" -> "train";
+      case "kg" -> "kg";
+      default -> "universe";
+    };
     if (!openAi()) return t.equals("universe") ? Agent.EpisodeSpec.SYNTHESIS : new Agent.EpisodeSpec(t, "teacher", 0, 1);
     return new Agent.EpisodeSpec(t, "openai", temperature, 1);
   }

@@ -84,7 +84,7 @@ class BadInputTest {
             "--base-url must be an http:// or https:// URL with a host, got ftp://x"),
         Arguments.of("run --synthesis-only --policy openai --base-url http://127.0.0.1:9/v1 --data-dir {dir}/none", 2,
             "k2.policy.openai.model must name the served model (--model)"),
-        Arguments.of("run --synthesis-only --tasks all", 2, "--tasks must be universe or core, got 'all'"),
+        Arguments.of("run --synthesis-only --tasks all", 2, "--tasks must be universe, core or kg, got 'all'"),
         Arguments.of("run --policy openai", 2, "--policy applies to --synthesis-only; the pipeline's synthesis is the teacher's"),
         Arguments.of("run --synthesis-only --config {dir}/openai.conf --data-dir {dir}/none", 2, "k2.policy.openai.max-concurrent must be at least 1, got 0"),
         Arguments.of("bench sim --policy openai --model m --data-dir {dir}/none", 2, "--policy openai needs --base-url URL"),

@@ -78,7 +78,12 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
   public sealed interface Command extends NoSerializationVerificationNeeded {}
 
   /** Run {@code tool} (the server's own name) for {@code call}; the answer goes to {@code call.replyTo()}. */
-  public record Call(ToolCall call, String tool, Map<String, Object> arguments) implements Command {}
+  public record Call(ToolCall call, String tool, Map<String, Object> arguments, java.util.function.UnaryOperator<String> resultText)
+      implements Command {
+    public Call(ToolCall call, String tool, Map<String, Object> arguments) {
+      this(call, tool, arguments, null);
+    }
+  }
 
   /** Replies once the first start attempt has ended: the tools, or why there are none. */
   public record GetTools(ActorRef<Tools> replyTo) implements Command {}
@@ -181,12 +186,13 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
               + " within " + settings.callTimeout());
         }
         if (cause instanceof McpError m && m.getJsonRpcError() != null && m.getJsonRpcError().code() == McpSchema.ErrorCodes.INVALID_PARAMS) {
-          return ToolResult.failed(callId, ToolError.INVALID_ARGUMENTS, "MCP server " + name + ": " + m.getMessage());
+          return ToolResult.failed(callId, ToolError.INVALID_ARGUMENTS, "MCP server " + name + ": "
+              + (c.resultText() == null ? m.getMessage() : c.resultText().apply(String.valueOf(m.getMessage()))));
         }
         var msg = cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage();
         return ToolResult.failed(callId, ToolError.INTERNAL, "MCP server " + name + ": " + msg);
       }
-      var text = text(r);
+      var text = c.resultText() == null ? text(r) : c.resultText().apply(text(r));
       if (text.length() > settings.maxResultBytes()) {
         return ToolResult.failed(callId, ToolError.PAYLOAD_TOO_LARGE, "MCP server " + name + " returned " + text.length()
             + " characters from " + c.tool() + ", over the cap of " + settings.maxResultBytes());
