@@ -76,7 +76,8 @@ public final class Agent extends ExtensibleBehavior<Object> {
    *
    * @param tasks "universe": the whole tool universe from the node's task bank (synthesis); "train": core-tool tasks
    *     of the training split; "held-out": core-tool tasks of the held-out split, difficulties 1..max in equal shares;
-   *     "kg": knowledge-graph tasks on the MCP memory server ({@link dev.k2pekko.agents.tasks.KnowledgeGraphTasks})
+   *     "kg": knowledge-graph tasks on the MCP memory server ({@link dev.k2pekko.agents.tasks.KnowledgeGraphTasks}); "fs":
+   *     file tasks on the MCP filesystem server ({@link dev.k2pekko.agents.tasks.FileTasks})
    * @param policy "teacher" (the scripted teacher), "learned" (the node's inference server) or "openai" (a served LLM
    *     over HTTP: the node's {@link dev.k2pekko.agents.inference.OpenAiPolicy}, {@code k2.policy.openai})
    * @param temperature sampling temperature of the learned policy or the served LLM
@@ -105,8 +106,8 @@ public final class Agent extends ExtensibleBehavior<Object> {
         if (!(sum > 0)) throw new IllegalArgumentException("difficulty weights must not all be 0");
         if (!tasks.equals("train")) throw new IllegalArgumentException("difficulty weights apply to train tasks only");
       }
-      if (!java.util.Set.of("universe", "train", "held-out", "kg").contains(tasks)) {
-        throw new IllegalArgumentException("tasks must be universe, train, held-out or kg, got " + tasks);
+      if (!java.util.Set.of("universe", "train", "held-out", "kg", "fs").contains(tasks)) {
+        throw new IllegalArgumentException("tasks must be universe, train, held-out, kg or fs, got " + tasks);
       }
       if (!POLICIES.contains(policy)) throw new IllegalArgumentException("policy must be teacher, learned or openai, got " + policy);
       if (rollouts < 1) throw new IllegalArgumentException("rollouts must be at least 1, got " + rollouts);

@@ -38,6 +38,8 @@ public final class NodeServices implements Extension {
   private final dev.k2pekko.agents.inference.OpenAiPolicy.Settings openAiSettings;
   /** The knowledge-graph tasks on the MCP memory server, where k2.mcp.knowledge-graph names it. */
   private final dev.k2pekko.agents.tasks.KnowledgeGraphTasks graphTasks;
+  /** The file tasks on the MCP filesystem server, where k2.mcp.files names it. */
+  private final dev.k2pekko.agents.tasks.FileTasks fileTasks;
   private final dev.k2pekko.agents.policy.PolicyFormat format;
   private final TaskGenerator train, heldOut;
   private final int maxSteps;
@@ -63,6 +65,8 @@ public final class NodeServices implements Extension {
     this.openAiSettings = dev.k2pekko.agents.inference.OpenAiPolicy.Settings.fromConfig(c);
     String kg = c.getString("mcp.knowledge-graph");
     this.graphTasks = kg.isEmpty() ? null : new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg);
+    String fs = c.getString("mcp.files");
+    this.fileTasks = fs.isEmpty() ? null : new dev.k2pekko.agents.tasks.FileTasks(fs);
     var timeout = c.getDuration("agent.tool-timeout");
     this.settings = new Settings(timeout, timeout.dividedBy(4), rubric.threshold(), c.getInt("judge.batch-size"),
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
@@ -129,6 +133,11 @@ public final class NodeServices implements Extension {
         if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
         yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L));
+      }
+      case "fs" -> {
+        if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
+        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
+        yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L));
       }
       case "train" -> {
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);

@@ -84,9 +84,11 @@ public final class NodeConfig {
     checkToolSpecs(config);
     var mcpNames = new java.util.HashSet<String>();
     for (var m : config.getStringList("k2.mcp.servers")) mcpNames.add(dev.k2pekko.tools.mcp.McpServer.Spec.parse(m).name());
-    String graph = config.getString("k2.mcp.knowledge-graph");
-    if (!graph.isEmpty() && !mcpNames.contains(graph)) {
-      throw new UsageError("k2.mcp.knowledge-graph names " + graph + ", which is not among the MCP servers " + new java.util.TreeSet<>(mcpNames));
+    for (var key : new String[] {"k2.mcp.knowledge-graph", "k2.mcp.files"}) {
+      String named = config.getString(key);
+      if (!named.isEmpty() && !mcpNames.contains(named)) {
+        throw new UsageError(key + " names " + named + ", which is not among the MCP servers " + new java.util.TreeSet<>(mcpNames));
+      }
     }
     for (var serial : config.getStringList("k2.mcp.one-at-a-time")) {
       if (!mcpNames.contains(serial)) throw new UsageError("k2.mcp.one-at-a-time names " + serial + ", which is not among the MCP servers " + new java.util.TreeSet<>(mcpNames));

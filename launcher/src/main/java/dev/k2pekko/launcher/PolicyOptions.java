@@ -30,9 +30,10 @@ final class PolicyOptions {
       defaultValue = "1.0")
   double temperature;
 
-  @Option(names = "--tasks", paramLabel = "universe|core|kg", defaultValue = "universe",
+  @Option(names = "--tasks", paramLabel = "universe|core|kg|fs", defaultValue = "universe",
       description = "the run's tasks: over the whole tool universe, the core tools' training tasks (those k2's own policy knows, "
-          + "for a served k2 serve), or knowledge-graph tasks on the MCP memory server named by k2.mcp.knowledge-graph (default ${DEFAULT-VALUE})")
+          + "for a served k2 serve), knowledge-graph tasks on the MCP memory server named by k2.mcp.knowledge-graph, or file tasks "
+          + "on the MCP filesystem server named by k2.mcp.files (default ${DEFAULT-VALUE})")
   String tasks;
 
   @picocli.CommandLine.Spec(picocli.CommandLine.Spec.Target.MIXEE) picocli.CommandLine.Model.CommandSpec command;
@@ -42,7 +43,7 @@ final class PolicyOptions {
     if (!Agent.EpisodeSpec.POLICIES.contains(policy) || policy.equals("learned")) {
       throw new NodeConfig.UsageError("--policy must be teacher or openai, got '" + policy + "'");
     }
-    if (!java.util.Set.of("universe", "core", "kg").contains(tasks)) throw new NodeConfig.UsageError("--tasks must be universe, core or kg, got '" + tasks + "'");
+    if (!java.util.Set.of("universe", "core", "kg", "fs").contains(tasks)) throw new NodeConfig.UsageError("--tasks must be universe, core, kg or fs, got '" + tasks + "'");
     var parsed = command.commandLine().getParseResult();
     if (!openAi()) {
       for (var f : FLAGS.subList(1, FLAGS.size() - 1)) {
@@ -67,6 +68,12 @@ final class PolicyOptions {
     if (tasks.equals("kg")) {
       String kg = config.getString("k2.mcp.knowledge-graph");
       if (kg.isEmpty()) throw new NodeConfig.UsageError("--tasks kg needs k2.mcp.knowledge-graph = NAME, the --mcp server that runs @modelcontextprotocol/server-memory");
+    }
+    if (tasks.equals("fs")) {
+      if (config.getString("k2.mcp.files").isEmpty() || config.getString("k2.tools.firewall.sandbox").isEmpty()) {
+        throw new NodeConfig.UsageError("--tasks fs needs k2.mcp.files = NAME, the --mcp server that runs @modelcontextprotocol/server-filesystem, "
+            + "and k2.tools.firewall.sandbox = the directory that server is given");
+      }
     }
     OpenAiPolicy.Settings s;
     try {
@@ -93,7 +100,7 @@ final class PolicyOptions {
   Agent.EpisodeSpec episodes() {
     String t = switch (tasks) {
       case "core" -> "train";
-      case "kg" -> "kg";
+      case "kg", "fs" -> tasks;
       default -> "universe";
     };
     if (!openAi()) return t.equals("universe") ? Agent.EpisodeSpec.SYNTHESIS : new Agent.EpisodeSpec(t, "teacher", 0, 1);

@@ -250,6 +250,9 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
         } catch (IOException e) {
           return ToolResult.failed(call.callId(), ToolError.INTERNAL, "cannot create the episode's sandbox " + sandbox + ": " + e.getMessage());
         }
+        // the server answers with the absolute paths it was sent: the agent sees its own relative ones again
+        String dir = sandbox.toString();
+        resultText = text -> text.replace(dir + java.io.File.separator, "").replace(dir, ".");
       }
       args = rewritten;
     }
