@@ -33,7 +33,7 @@ public final class K2Node {
             dev.k2pekko.agents.inference.InferenceServer.create(services.format(), services.inferenceSettings()), "inference", Props.empty()));
         // the HTTP client of java.net.http is touched only here, where a served LLM is configured
         if (services.openAiSettings() != null) {
-          services.setOpenAi(system.systemActorOf(dev.k2pekko.agents.inference.OpenAiPolicy.create(services.openAiSettings(), tools.universe()),
+          services.setOpenAi(system.systemActorOf(dev.k2pekko.agents.inference.OpenAiPolicy.create(services.openAiSettings(), tools.universe(), tools.mcpTools()),
               "openai-policy", Props.empty()));
         }
       }

@@ -141,4 +141,76 @@ class KnowledgeGraphRunTest {
       system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
     }
   }
+
+  /**
+   * A served model driving the same tasks over HTTP (--policy openai): a small scripted chat-completions server on
+   * loopback that records a person from the prompt and then answers done. It gets the memory server's own input
+   * schemas with the offered tools; the one-step tasks are accepted, the others rejected on the graph read back.
+   */
+  @Test void aServedModelPlaysThemOverHttp(@TempDir Path dir) throws Exception {
+    var json = new com.fasterxml.jackson.databind.ObjectMapper();
+    var schemaSent = new java.util.concurrent.atomic.AtomicBoolean();
+    var http = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress("127.0.0.1", 0), 64);
+    http.setExecutor(java.util.concurrent.Executors.newFixedThreadPool(4));
+    var person = java.util.regex.Pattern.compile("record that (\\w+) is a person who ([^,.;]+)");
+    http.createContext("/v1/chat/completions", ex -> {
+      try (ex) {
+        var req = json.readTree(ex.getRequestBody().readAllBytes());
+        for (var t : req.path("tools")) {
+          if (t.path("function").path("name").asText().equals("mem__create_entities")
+              && t.path("function").path("parameters").path("properties").has("entities")) schemaSent.set(true);
+        }
+        var messages = req.path("messages");
+        boolean called = false;
+        String prompt = "";
+        for (var m : messages) {
+          if (m.path("role").asText().equals("tool")) called = true;
+          if (m.path("role").asText().equals("user")) prompt = m.path("content").asText();
+        }
+        var message = json.createObjectNode().put("role", "assistant");
+        var mt = person.matcher(prompt);
+        if (!called && mt.find()) {
+          message.putNull("content");
+          var args = json.createObjectNode();
+          args.putArray("entities").addObject().put("name", mt.group(1)).put("entityType", "person").putArray("observations").add(mt.group(2));
+          message.putArray("tool_calls").addObject().put("id", "call_1").put("type", "function")
+              .putObject("function").put("name", "mem__create_entities").put("arguments", args.toString());
+        } else {
+          message.put("content", "done");
+        }
+        var body = json.createObjectNode();
+        body.putArray("choices").addObject().put("index", 0).set("message", message);
+        byte[] out = json.writeValueAsBytes(body);
+        ex.getResponseHeaders().add("Content-Type", "application/json");
+        ex.sendResponseHeaders(200, out.length);
+        ex.getResponseBody().write(out);
+      }
+    });
+    http.start();
+    var graph = dir.resolve("graph.jsonl");
+    var system = start(dir, graph, Map.of("k2.policy.openai.base-url", "http://127.0.0.1:" + http.getAddress().getPort() + "/v1",
+        "k2.policy.openai.model", "scripted"));
+    try {
+      var kit = ActorTestKit.create(system);
+      var judged = kit.<Trajectory>createTestProbe();
+      NodeServices.get(system).onJudged(judged.getRef());
+      var summary = RunDriver.start(system, new RunDriver.RunSpec("kg-http-" + System.nanoTime(), 6, 3, 9, Agent.PersistMode.NONE,
+          Duration.ofMinutes(2), new Agent.EpisodeSpec("kg", "openai", 1.0, 1)), s -> {}).get(3, TimeUnit.MINUTES);
+      assertTrue(summary.complete(), summary.toString());
+      int oneStep = 0;
+      for (var t : judged.receiveSeveralMessages(18, Duration.ofSeconds(60))) {
+        assertEquals("openai:scripted", t.policy());
+        assertEquals(t.difficulty() == 1, t.verdict().accepted(), t.verdict().toString());
+        if (t.difficulty() == 1) oneStep++;
+        else assertTrue(t.verdict().reasons().stream().anyMatch(r -> r.startsWith("end-state: kg:")), t.verdict().reasons().toString());
+      }
+      assertTrue(oneStep > 0 && oneStep < 18, "both kinds of task: " + oneStep);
+      assertEquals(oneStep, summary.get("accepted"));
+      assertTrue(schemaSent.get(), "the memory server's input schema went out with its tools");
+    } finally {
+      system.terminate();
+      system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+      http.stop(0);
+    }
+  }
 }

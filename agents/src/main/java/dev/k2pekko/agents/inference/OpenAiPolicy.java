@@ -138,7 +138,12 @@ public final class OpenAiPolicy extends AbstractBehavior<OpenAiPolicy.Command> {
   }
 
   public static Behavior<Command> create(Settings settings, ToolUniverse universe) {
-    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new OpenAiPolicy(ctx, timers, settings, universe)));
+    return create(settings, universe, new dev.k2pekko.tools.mcp.McpTools());
+  }
+
+  /** {@code mcp}: the node's MCP tools, whose input schemas are sent with the offered tools that are theirs. */
+  public static Behavior<Command> create(Settings settings, ToolUniverse universe, dev.k2pekko.tools.mcp.McpTools mcp) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new OpenAiPolicy(ctx, timers, settings, universe, mcp)));
   }
 
   // Integers of tool arguments as Long, as every other path into the tool workers gives them.
@@ -196,8 +201,14 @@ public final class OpenAiPolicy extends AbstractBehavior<OpenAiPolicy.Command> {
   private final EnumMap<Failure, Long> failed = new EnumMap<>(Failure.class);
   private final Metrics metrics;
 
-  private OpenAiPolicy(ActorContext<Command> ctx, TimerScheduler<Command> timers, Settings settings, ToolUniverse universe) {
+  private final ToolUniverse universe;
+  private final dev.k2pekko.tools.mcp.McpTools mcp;
+
+  private OpenAiPolicy(ActorContext<Command> ctx, TimerScheduler<Command> timers, Settings settings, ToolUniverse universe,
+                       dev.k2pekko.tools.mcp.McpTools mcp) {
     super(ctx);
+    this.universe = universe;
+    this.mcp = mcp;
     this.timers = timers;
     this.settings = settings;
     this.export = new ChatExport(universe, ChatExport.Format.OPENAI, ChatExport.ToolCallContent.NULL);
@@ -309,7 +320,18 @@ public final class OpenAiPolicy extends AbstractBehavior<OpenAiPolicy.Command> {
     root.put("model", settings.model());
     root.set("messages", chat.get("messages"));
     if (!c.task.toolsOffered().isEmpty()) {
-      root.set("tools", chat.get("tools"));
+      var tools = (com.fasterxml.jackson.databind.node.ArrayNode) chat.get("tools");
+      for (int i = 0; i < c.task.toolsOffered().size() && i < tools.size(); i++) {
+        // a tool of an MCP server on this node: its description and input schema, as the server listed them
+        String name = c.task.toolsOffered().get(i);
+        var served = universe.get(name) == null ? mcp.tool(name) : null;
+        if (served != null) {
+          var fn = served.toOpenAi();
+          ((ObjectNode) fn.get("function")).put("name", ChatExport.openAiName(name));
+          tools.set(i, fn);
+        }
+      }
+      root.set("tools", tools);
       root.put("tool_choice", "auto").put("parallel_tool_calls", false);
     }
     root.put("temperature", c.temperature);
