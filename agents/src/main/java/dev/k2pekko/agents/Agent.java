@@ -75,15 +75,21 @@ public final class Agent extends ExtensibleBehavior<Object> {
    * Which tasks and which policy a run's episodes use.
    *
    * @param tasks "universe": the whole tool universe from the node's task bank (synthesis); "train": core-tool tasks
-   *     of the training split; "held-out": core-tool tasks of the held-out split, difficulties 1..max in equal shares
-   * @param policy "teacher" (the scripted teacher) or "learned" (the node's inference server)
-   * @param temperature sampling temperature of the learned policy
+   *     of the training split; "held-out": core-tool tasks of the held-out split, difficulties 1..max in equal shares;
+   *     "kg": knowledge-graph tasks on the MCP memory server ({@link dev.k2pekko.agents.tasks.KnowledgeGraphTasks}); "fs":
+   *     file tasks on the MCP filesystem server ({@link dev.k2pekko.agents.tasks.FileTasks})
+   * @param policy "teacher" (the scripted teacher), "learned" (the node's inference server) or "openai" (a served LLM
+   *     over HTTP: the node's {@link dev.k2pekko.agents.inference.OpenAiPolicy}, {@code k2.policy.openai})
+   * @param temperature sampling temperature of the learned policy or the served LLM
    * @param rollouts consecutive episodes of an agent that share one task (K rollouts per task for RL, n trials for
    *     evaluation); their trajectory ids differ only after '#', so they share a journal tag
    * @param difficultyWeights "train" only: relative weights of difficulties 1..n (a task's difficulty is drawn by
    *     them, then a task of that difficulty); null draws the generator's way (uniform)
    */
   public record EpisodeSpec(String tasks, String policy, double temperature, int rollouts, double[] difficultyWeights) implements KryoWire {
+    /** The policies an episode may be played by (before SYNTHESIS: class initialisation runs in this order). */
+    public static final java.util.Set<String> POLICIES = java.util.Set.of("teacher", "learned", "openai");
+
     public static final EpisodeSpec SYNTHESIS = new EpisodeSpec("universe", "teacher", 0, 1);
 
     public EpisodeSpec(String tasks, String policy, double temperature, int rollouts) {
@@ -100,13 +106,18 @@ public final class Agent extends ExtensibleBehavior<Object> {
         if (!(sum > 0)) throw new IllegalArgumentException("difficulty weights must not all be 0");
         if (!tasks.equals("train")) throw new IllegalArgumentException("difficulty weights apply to train tasks only");
       }
-      if (!java.util.Set.of("universe", "train", "held-out").contains(tasks)) throw new IllegalArgumentException("tasks must be universe, train or held-out, got " + tasks);
-      if (!policy.equals("teacher") && !policy.equals("learned")) throw new IllegalArgumentException("policy must be teacher or learned, got " + policy);
+      if (!java.util.Set.of("universe", "train", "held-out", "kg", "fs").contains(tasks)) {
+        throw new IllegalArgumentException("tasks must be universe, train, held-out, kg or fs, got " + tasks);
+      }
+      if (!POLICIES.contains(policy)) throw new IllegalArgumentException("policy must be teacher, learned or openai, got " + policy);
       if (rollouts < 1) throw new IllegalArgumentException("rollouts must be at least 1, got " + rollouts);
       if (!(temperature >= 0)) throw new IllegalArgumentException("temperature must be >= 0, got " + temperature);
     }
 
     public boolean learned() { return policy.equals("learned"); }
+
+    /** Actions from a served LLM over HTTP. */
+    public boolean openAi() { return policy.equals("openai"); }
   }
 
   public enum PersistMode { NONE, ACCEPTED, ALL }
@@ -175,6 +186,10 @@ public final class Agent extends ExtensibleBehavior<Object> {
   private boolean awaitingSnapshot;
   private String finalAnswer;
   private boolean budgetExceeded;
+  /** A served LLM's actions: per action the log-probability it reported (NaN: none) and its tokens. */
+  private double[] servedLogProbs;
+  private int[] servedTokens;
+  private int servedActions;
 
   private Agent(ActorContext<Object> ctx, int agentNumber, RunEpisodes finished) {
     this.ctx = ctx;
@@ -191,6 +206,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
       case ToolResult r -> onResult(r);
       case WorldSnapshot s -> onSnapshot(s);
       case dev.k2pekko.agents.inference.InferenceServer.Reply r -> onAction(r);
+      case dev.k2pekko.agents.inference.OpenAiPolicy.Reply r -> onServed(r);
       case Tick t -> onTick();
       default -> {
         return Behaviors.unhandled();
@@ -222,6 +238,10 @@ public final class Agent extends ExtensibleBehavior<Object> {
   private void onStop() {
     // the episode is redone elsewhere: its world here goes (the redo may come back to this worker)
     if (run != null && worker != null && episodeId != null) worker.tell(new EndEpisode(episodeId, getContext().getSystem().ignoreRef()));
+    // and its conversation with a served LLM (the adapter would keep it otherwise)
+    if (run != null && run.spec().openAi() && episodeId != null && services.openAi() != null) {
+      services.openAi().tell(new dev.k2pekko.agents.inference.OpenAiPolicy.End(episodeId));
+    }
     if (run != null && run.tracker() != null) run.tracker().tell(new RunTracker.AgentMoved(run.runId(), agentNumber));
     if (queued != null) for (var q : queued) if (q.tracker() != null) q.tracker().tell(new RunTracker.AgentMoved(q.runId(), agentNumber));
     if (tick != null) tick.cancel();
@@ -265,6 +285,9 @@ public final class Agent extends ExtensibleBehavior<Object> {
     steps = new ArrayList<>(task.plan().size() + 2);
     finalAnswer = null;
     budgetExceeded = false;
+    servedActions = 0;
+    servedLogProbs = null;
+    servedTokens = null;
     awaitingSnapshot = false;
     pendingId = null;
     waitingSince = System.nanoTime();
@@ -285,6 +308,17 @@ public final class Agent extends ExtensibleBehavior<Object> {
       waitingSince = System.nanoTime();
       services().inference().tell(new dev.k2pekko.agents.inference.InferenceServer.Begin(episodeId, task,
           task.seed() * 31 + episode, spec.temperature(), self()));
+    } else if (spec.openAi()) {
+      var adapter = services().openAi();
+      if (adapter == null) {
+        judge(Map.of(), "no-policy: --policy openai, but this node has no served LLM configured (k2.policy.openai.base-url)");
+        return;
+      }
+      awaitingAction = true;
+      waitingSince = System.nanoTime();
+      servedLogProbs = new double[4];
+      servedTokens = new int[4];
+      adapter.tell(new dev.k2pekko.agents.inference.OpenAiPolicy.Begin(episodeId, task, task.seed() * 31 + episode, spec.temperature(), self()));
     } else {
       policy = services().policy().start(task, task.seed());
       act(null);
@@ -304,6 +338,23 @@ public final class Agent extends ExtensibleBehavior<Object> {
     return this;
   }
 
+  private Behavior<Object> onServed(dev.k2pekko.agents.inference.OpenAiPolicy.Reply r) {
+    if (!awaitingAction || !r.episodeId().equals(episodeId)) return this; // a late reply of an episode that timed out
+    awaitingAction = false;
+    if (r.error() != null) {
+      judge(Map.of(), r.error());
+      return this;
+    }
+    if (servedActions == servedLogProbs.length) {
+      servedLogProbs = java.util.Arrays.copyOf(servedLogProbs, servedActions * 2);
+      servedTokens = java.util.Arrays.copyOf(servedTokens, servedActions * 2);
+    }
+    servedLogProbs[servedActions] = r.logProb();
+    servedTokens[servedActions++] = r.tokens();
+    perform(r.action());
+    return this;
+  }
+
   private void act(Step previous) {
     if (steps.size() >= task.rubric().stepBudget()) {
       budgetExceeded = true;
@@ -315,6 +366,12 @@ public final class Agent extends ExtensibleBehavior<Object> {
       awaitingAction = true;
       waitingSince = System.nanoTime();
       services().inference().tell(new dev.k2pekko.agents.inference.InferenceServer.Continue(episodeId, previous, self()));
+      return;
+    }
+    if (run.spec().openAi()) {
+      awaitingAction = true;
+      waitingSince = System.nanoTime();
+      services().openAi().tell(new dev.k2pekko.agents.inference.OpenAiPolicy.Continue(episodeId, previous, self()));
       return;
     }
     perform(policy.next(previous));
@@ -345,6 +402,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
 
   private void finish(String answer) {
     if (run.spec().learned()) services().inference().tell(new dev.k2pekko.agents.inference.InferenceServer.End(episodeId));
+    if (run.spec().openAi()) services().openAi().tell(new dev.k2pekko.agents.inference.OpenAiPolicy.End(episodeId));
     finalAnswer = answer;
     awaitingSnapshot = true;
     waitingSince = System.nanoTime();
@@ -359,10 +417,17 @@ public final class Agent extends ExtensibleBehavior<Object> {
 
   private void judge(Map<String, String> world, String problem) {
     var s = services();
+    var spec = run.spec();
+    var served = spec.openAi() && s.openAiSettings() != null
+        ? new dev.k2pekko.protocol.Served(s.openAiSettings().model(), java.util.Arrays.copyOf(servedLogProbs, servedActions),
+            java.util.Arrays.copyOf(servedTokens, servedActions))
+        : null;
+    String policyName = spec.learned() ? "learned@v" + (sampling == null ? -1 : sampling.version())
+        : spec.openAi() ? (s.openAiSettings() == null ? "openai" : s.openAiSettings().policyName()) : s.policy().name();
     var draft = new Trajectory(episodeId, task.id(), task.category(), task.difficulty(), task.seed(), NodeServices.SYSTEM_PROMPT,
-        task.prompt(), task.toolsOffered(), steps, finalAnswer, null,
-        run.spec().learned() ? "learned@v" + (sampling == null ? -1 : sampling.version()) : s.policy().name(), sampling);
-    if (run.spec().learned() && awaitingAction) s.inference().tell(new dev.k2pekko.agents.inference.InferenceServer.End(episodeId));
+        task.prompt(), task.toolsOffered(), steps, finalAnswer, null, policyName, sampling, served);
+    if (spec.learned() && awaitingAction) s.inference().tell(new dev.k2pekko.agents.inference.InferenceServer.End(episodeId));
+    if (spec.openAi() && awaitingAction && s.openAi() != null) s.openAi().tell(new dev.k2pekko.agents.inference.OpenAiPolicy.End(episodeId));
     awaitingAction = false;
     s.sentToJudge();
     s.judge().tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker(),
@@ -402,6 +467,8 @@ public final class Agent extends ExtensibleBehavior<Object> {
     }
     long timeout = services().settings().toolTimeout().toNanos();
     boolean late = System.nanoTime() - waitingSince > timeout;
+    var actionWait = services().actionWait(run.spec().openAi());
+    boolean lateAction = System.nanoTime() - waitingSince > actionWait.toNanos();
     if (worker == null) {
       worker = tools.workerFor(episodeId);
       if (worker != null) {
@@ -409,8 +476,8 @@ public final class Agent extends ExtensibleBehavior<Object> {
       } else if (late) {
         judge(Map.of(), "no-tools: no tool worker in the cluster");
       }
-    } else if (late && awaitingAction) {
-      judge(Map.of(), "policy-timeout: the inference server gave no action within " + services().settings().toolTimeout());
+    } else if (lateAction && awaitingAction) {
+      judge(Map.of(), "policy-timeout: " + (run.spec().openAi() ? "the served LLM's adapter" : "the inference server") + " gave no action within " + actionWait);
     } else if (late && pendingId != null) {
       onResult(ToolResult.failed(pendingId, ToolError.TIMEOUT, "no result within " + services().settings().toolTimeout()));
     } else if (late && awaitingSnapshot) {

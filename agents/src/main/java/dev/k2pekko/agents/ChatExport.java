@@ -93,6 +93,16 @@ public final class ChatExport {
     meta.put("trajectory_id", t.trajectoryId()).put("task_id", t.taskId()).put("category", t.category())
         .put("difficulty", t.difficulty()).put("seed", t.seed()).put("policy", t.policy());
     if (tag != null) meta.put("tag", tag);
+    if (t.served() != null) {
+      // a served LLM's own numbers, per assistant turn that acted: log-probabilities where its server gave them (else null)
+      var served = meta.putObject("served").put("model", t.served().model());
+      var lps = served.putArray("logprobs");
+      for (double lp : t.served().logProbs()) {
+        if (Double.isFinite(lp)) lps.add(lp); else lps.addNull();
+      }
+      var tokens = served.putArray("completion_tokens");
+      for (int n : t.served().tokens()) tokens.add(n);
+    }
     var v = t.verdict();
     var verdict = meta.putObject("verdict");
     verdict.put("accepted", v.accepted()).put("verifiable_score", v.verifiableScore()).put("rubric_score", v.rubricScore());

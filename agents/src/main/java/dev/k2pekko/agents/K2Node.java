@@ -31,6 +31,11 @@ public final class K2Node {
         services.setJudge(system.systemActorOf(Judge.create(), "judge", Props.empty()));
         services.setInference(system.systemActorOf(
             dev.k2pekko.agents.inference.InferenceServer.create(services.format(), services.inferenceSettings()), "inference", Props.empty()));
+        // the HTTP client of java.net.http is touched only here, where a served LLM is configured
+        if (services.openAiSettings() != null) {
+          services.setOpenAi(system.systemActorOf(dev.k2pekko.agents.inference.OpenAiPolicy.create(services.openAiSettings(), tools.universe(), tools.mcpTools()),
+              "openai-policy", Props.empty()));
+        }
       }
       AgentCohort.init(system);
       TrajectoryCollector.init(system);

@@ -34,6 +34,12 @@ public final class NodeServices implements Extension {
   private final Settings settings;
   private volatile ActorRef<Judge.Command> judge;
   private volatile ActorRef<dev.k2pekko.agents.inference.InferenceServer.Command> inference;
+  private volatile ActorRef<dev.k2pekko.agents.inference.OpenAiPolicy.Command> openAi;
+  private final dev.k2pekko.agents.inference.OpenAiPolicy.Settings openAiSettings;
+  /** The knowledge-graph tasks on the MCP memory server, where k2.mcp.knowledge-graph names it. */
+  private final dev.k2pekko.agents.tasks.KnowledgeGraphTasks graphTasks;
+  /** The file tasks on the MCP filesystem server, where k2.mcp.files names it. */
+  private final dev.k2pekko.agents.tasks.FileTasks fileTasks;
   private final dev.k2pekko.agents.policy.PolicyFormat format;
   private final TaskGenerator train, heldOut;
   private final int maxSteps;
@@ -56,6 +62,11 @@ public final class NodeServices implements Extension {
     this.heldOut = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
     this.inferenceSettings = new dev.k2pekko.agents.inference.InferenceServer.Settings(c.getDuration("inference.window"),
         c.getInt("inference.max-batch"));
+    this.openAiSettings = dev.k2pekko.agents.inference.OpenAiPolicy.Settings.fromConfig(c);
+    String kg = c.getString("mcp.knowledge-graph");
+    this.graphTasks = kg.isEmpty() ? null : new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg);
+    String fs = c.getString("mcp.files");
+    this.fileTasks = fs.isEmpty() ? null : new dev.k2pekko.agents.tasks.FileTasks(fs);
     var timeout = c.getDuration("agent.tool-timeout");
     this.settings = new Settings(timeout, timeout.dividedBy(4), rubric.threshold(), c.getInt("judge.batch-size"),
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
@@ -118,6 +129,16 @@ public final class NodeServices implements Extension {
     int group = episode / spec.rollouts();
     return switch (spec.tasks()) {
       case "universe" -> generator.task(runSeed, agentId, episode);
+      case "kg" -> {
+        if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
+        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
+        yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L));
+      }
+      case "fs" -> {
+        if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
+        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
+        yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L));
+      }
       case "train" -> {
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);
         double[] w = spec.difficultyWeights();
@@ -170,6 +191,23 @@ public final class NodeServices implements Extension {
   }
 
   void setInference(ActorRef<dev.k2pekko.agents.inference.InferenceServer.Command> ref) { this.inference = ref; }
+
+  /** {@code k2.policy.openai} of this node, or null where it drives no served LLM (no base-url). */
+  public dev.k2pekko.agents.inference.OpenAiPolicy.Settings openAiSettings() { return openAiSettings; }
+
+  /** The node's adapter to a served LLM ({@code --policy openai}), or null where none is configured. */
+  public ActorRef<dev.k2pekko.agents.inference.OpenAiPolicy.Command> openAi() { return openAi; }
+
+  void setOpenAi(ActorRef<dev.k2pekko.agents.inference.OpenAiPolicy.Command> ref) { this.openAi = ref; }
+
+  /**
+   * How long an agent waits for an action before it gives the episode up: the inference server's answers come within
+   * the tool timeout; the adapter to a served LLM answers (or fails) within its action timeout, and the agent waits a
+   * little longer, so that the adapter's own, more precise failure is the one judged.
+   */
+  public java.time.Duration actionWait(boolean openAiPolicy) {
+    return openAiPolicy && openAiSettings != null ? openAiSettings.actionTimeout().plus(settings.toolTimeout()) : settings.toolTimeout();
+  }
   public Policy policy() { return policy; }
   public JudgeRubric rubric() { return rubric; }
   public Settings settings() { return settings; }

@@ -29,22 +29,29 @@ public final class SimulationBench {
   public record Result(ObjectNode figures, boolean complete) {}
 
   public static Result run(ActorSystem<?> system, int agents, int episodes, FirewallMode firewall, int pairs) throws Exception {
+    return run(system, agents, episodes, firewall, pairs, Agent.EpisodeSpec.SYNTHESIS);
+  }
+
+  /** The same with the episodes played as {@code es} says (the teacher, or a served LLM: {@code --policy openai}). */
+  public static Result run(ActorSystem<?> system, int agents, int episodes, FirewallMode firewall, int pairs, Agent.EpisodeSpec es)
+      throws Exception {
     var fw = ToolDirectory.get(system).firewall();
     fw.setEnabled(firewall != FirewallMode.OFF);
     try (var ceiling = new RequestReplyCeiling(system, agents, Math.max(1, ToolDirectory.get(system).localWorkers()))) {
       ceiling.measure(); // warm-up, as the simulation's warm-up run below
-      run(system, agents, "warmup", Math.max(1, episodes / 3));
+      run(system, agents, "warmup", Math.max(1, episodes / 3), es);
       var before = measure(ceiling);
       Result r;
       if (firewall == FirewallMode.BOTH) {
-        r = both(system, fw, agents, episodes, pairs);
+        r = both(system, fw, agents, episodes, pairs, es);
       } else {
-        var s = run(system, agents, "measured", episodes);
+        var s = run(system, agents, "measured", episodes, es);
         double secs = s.elapsed().toNanos() / 1e9;
         var o = JSON.createObjectNode().put("bench", "sim").put("agents", agents).put("episodes", s.get("episodes"))
             .put("tool_calls", s.get("tool_calls")).put("seconds", secs)
             .put("tool_calls_per_s", Math.round(s.get("tool_calls") / secs)).put("episodes_per_s", Math.round(s.get("episodes") / secs))
-            .put("firewall", firewall.name().toLowerCase()).put("cores", Runtime.getRuntime().availableProcessors());
+            .put("firewall", firewall.name().toLowerCase()).put("policy", es.policy()).put("accepted", s.get("accepted"))
+            .put("cores", Runtime.getRuntime().availableProcessors());
         r = new Result(o, s.complete());
       }
       var after = measure(ceiling);
@@ -79,7 +86,7 @@ public final class SimulationBench {
   }
 
   /** Off and on alternately; tool calls/s summed over each side's runs. */
-  private static Result both(ActorSystem<?> system, Firewall fw, int agents, int episodes, int pairs) throws Exception {
+  private static Result both(ActorSystem<?> system, Firewall fw, int agents, int episodes, int pairs, Agent.EpisodeSpec es) throws Exception {
     long[] calls = new long[2];
     double[] secs = new double[2];
     boolean complete = true;
@@ -87,7 +94,7 @@ public final class SimulationBench {
     for (int i = 0; i < 2 * pairs; i++) {
       boolean on = i % 2 == 1;
       fw.setEnabled(on);
-      var s = run(system, agents, on ? "firewall-on" : "firewall-off", episodes);
+      var s = run(system, agents, on ? "firewall-on" : "firewall-off", episodes, es);
       complete &= s.complete();
       int k = on ? 1 : 0;
       calls[k] += s.get("tool_calls");
@@ -104,8 +111,8 @@ public final class SimulationBench {
     return new Result(o, complete);
   }
 
-  private static RunTracker.Summary run(ActorSystem<?> system, int agents, String name, int n) throws Exception {
-    var spec = new RunDriver.RunSpec(name + "-" + System.nanoTime(), agents, n, 42, Agent.PersistMode.NONE, Duration.ofMinutes(10));
+  private static RunTracker.Summary run(ActorSystem<?> system, int agents, String name, int n, Agent.EpisodeSpec es) throws Exception {
+    var spec = new RunDriver.RunSpec(name + "-" + System.nanoTime(), agents, n, 42, Agent.PersistMode.NONE, Duration.ofMinutes(10), es);
     return RunDriver.start(system, spec, s -> {}).get(11, TimeUnit.MINUTES);
   }
 }

@@ -48,16 +48,18 @@ final class BenchCommand implements Runnable {
         description = "on, off, or both: measured runs alternate off/on (--pairs times) in one JVM and the ratio is printed")
     String firewall;
     @Option(names = "--pairs", defaultValue = "2", description = "with --firewall both: off/on pairs of measured runs") int pairs;
+    @Mixin PolicyOptions policy;
 
     @Override public Integer call() throws Exception {
       if (!java.util.Set.of("on", "off", "both").contains(firewall)) throw new NodeConfig.UsageError("--firewall must be on, off or both, got " + firewall);
       if (pairs < 1) throw new NodeConfig.UsageError("--pairs must be at least 1");
       var mode = SimulationBench.FirewallMode.valueOf(firewall.toUpperCase());
-      var config = node.build("h2", new HashMap<>());
+      var config = node.build("h2", new HashMap<>(policy.config()));
+      policy.check(config);
       JournalSchema.ensure(config); // the firewall's audit trail is written even with persistence off
       var system = Nodes.single(config, Duration.ofSeconds(30));
       try {
-        var r = SimulationBench.run(system, agents, episodes, mode, pairs);
+        var r = SimulationBench.run(system, agents, episodes, mode, pairs, policy.episodes());
         print(r.figures(), json);
         return r.complete() ? 0 : 1;
       } finally {
@@ -99,10 +101,18 @@ final class BenchCommand implements Runnable {
     @Option(names = "--clients", defaultValue = "64") int clients;
     @Option(names = "--warmup", defaultValue = "5", description = "seconds before measuring (default ${DEFAULT-VALUE})") int warmup;
     @Option(names = "--seconds", defaultValue = "20", description = "seconds measured (default ${DEFAULT-VALUE})") int seconds;
+    @Option(names = "--agents", defaultValue = "0", description = "then, in the same JVM, agents driven over HTTP (--policy openai against this "
+        + "server) against agents driven in-process (the node's own inference server, same weights), this many agents a run; 0: not "
+        + "(default ${DEFAULT-VALUE})") int agents;
+    @Option(names = "--episodes", defaultValue = "10", description = "with --agents: episodes per agent a run (default ${DEFAULT-VALUE})") int episodes;
+    @Option(names = "--pairs", defaultValue = "2", description = "with --agents: in-process/HTTP pairs of runs (default ${DEFAULT-VALUE})") int pairs;
+    @Option(names = "--skip-clients", description = "with --agents: only the agents' comparison, no client load") boolean skipClients;
     @Option(names = "--json") boolean json;
 
     @Override public Integer call() throws Exception {
       if (clients < 1 || warmup < 0 || seconds < 1) throw new NodeConfig.UsageError("--clients and --seconds must be positive, --warmup not negative");
+      if (agents < 0 || episodes < 1 || pairs < 1) throw new NodeConfig.UsageError("--agents must be >= 0, --episodes and --pairs at least 1");
+      if (skipClients && agents == 0) throw new NodeConfig.UsageError("--skip-clients needs --agents");
       var serve = new ServeCommand();
       serve.checkpoint = checkpoint;
       serve.port = 0;
@@ -113,24 +123,57 @@ final class BenchCommand implements Runnable {
       serve.requestTimeout = 30;
       var running = serve.start();
       try {
-        var r = dev.k2pekko.bench.ServeLoad.run(java.net.URI.create("http://127.0.0.1:" + running.port() + "/v1/chat/completions"), "k2-policy",
-            clients, Duration.ofSeconds(warmup), Duration.ofSeconds(seconds));
-        var stats = org.apache.pekko.actor.typed.javadsl.AskPattern.<dev.k2pekko.agents.inference.InferenceServer.Command,
-                dev.k2pekko.agents.inference.InferenceServer.Stats>ask(running.inference(), dev.k2pekko.agents.inference.InferenceServer.GetStats::new,
-                Duration.ofSeconds(10), running.system().scheduler()).toCompletableFuture().get(15, java.util.concurrent.TimeUnit.SECONDS);
-        var out = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
-        out.put("checkpoint_version", running.version()).put("clients", r.clients()).put("seconds", r.seconds()).put("requests", r.requests())
-            .put("errors", r.errors()).put("tool_calls", r.toolCalls())
-            .put("requests_per_second", Math.round(r.requestsPerSecond() * 10) / 10.0).put("p50_ms", Math.round(r.p50Ms() * 100) / 100.0)
-            .put("p99_ms", Math.round(r.p99Ms() * 100) / 100.0).put("max_ms", Math.round(r.maxMs() * 100) / 100.0)
-            .put("inference_batches", stats.batches()).put("mean_batch", stats.batches() == 0 ? 0 : Math.round(10.0 * stats.requests() / stats.batches()) / 10.0)
-            .put("max_batch", stats.maxBatchSeen());
-        if (r.firstError() != null) out.put("first_error", r.firstError().length() > 300 ? r.firstError().substring(0, 300) : r.firstError());
+        var out = skipClients ? new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode() : clientLoad(running);
+        boolean ok = !out.has("errors") || out.get("errors").asLong() == 0;
+        if (agents > 0) {
+          var agentsOut = agentsComparison(running);
+          out.set("agents_http_vs_in_process", agentsOut);
+          ok &= agentsOut.get("complete").asBoolean();
+        }
         print(out, json);
-        return r.errors() == 0 ? 0 : 1;
+        return ok ? 0 : 1;
       } finally {
         running.stop();
       }
+    }
+
+    /** Agents over HTTP against agents in-process: a node in this JVM whose adapter points at the running server. */
+    private com.fasterxml.jackson.databind.node.ObjectNode agentsComparison(ServeCommand.Running running) throws Exception {
+      var dir = java.nio.file.Files.createTempDirectory("k2-bench-serve-agents");
+      var o = new HashMap<String, Object>();
+      o.put("pekko-persistence-jdbc.shared-databases.slick.db.url", "jdbc:h2:file:" + dir.resolve("journal").toAbsolutePath() + ";DB_CLOSE_ON_EXIT=FALSE");
+      o.put("k2.journal.dir", dir.toString());
+      o.put("k2.policy.openai.base-url", "http://127.0.0.1:" + running.port() + "/v1");
+      o.put("k2.policy.openai.model", "k2-policy");
+      // as many requests in flight as agents: the adapter's limit is not what is measured
+      o.put("k2.policy.openai.max-concurrent", Math.max(1, agents));
+      var config = com.typesafe.config.ConfigFactory.load(com.typesafe.config.ConfigFactory.parseMap(o)
+          .withFallback(com.typesafe.config.ConfigFactory.parseResources("application.conf")));
+      JournalSchema.ensure(config); // persistence is off; the firewall's audit trail still has its table
+      var node = Nodes.single(config, Duration.ofSeconds(30));
+      try {
+        dev.k2pekko.agents.NodeServices.get(node).inference().tell(new dev.k2pekko.agents.inference.InferenceServer.NewWeights(running.snapshot()));
+        return dev.k2pekko.bench.ServedAgentsBench.run(node, agents, episodes, pairs, 1.0);
+      } finally {
+        Nodes.stop(node);
+      }
+    }
+
+    private com.fasterxml.jackson.databind.node.ObjectNode clientLoad(ServeCommand.Running running) throws Exception {
+      var r = dev.k2pekko.bench.ServeLoad.run(java.net.URI.create("http://127.0.0.1:" + running.port() + "/v1/chat/completions"), "k2-policy",
+          clients, Duration.ofSeconds(warmup), Duration.ofSeconds(seconds));
+      var stats = org.apache.pekko.actor.typed.javadsl.AskPattern.<dev.k2pekko.agents.inference.InferenceServer.Command,
+              dev.k2pekko.agents.inference.InferenceServer.Stats>ask(running.inference(), dev.k2pekko.agents.inference.InferenceServer.GetStats::new,
+              Duration.ofSeconds(10), running.system().scheduler()).toCompletableFuture().get(15, java.util.concurrent.TimeUnit.SECONDS);
+      var out = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
+      out.put("checkpoint_version", running.version()).put("clients", r.clients()).put("seconds", r.seconds()).put("requests", r.requests())
+          .put("errors", r.errors()).put("tool_calls", r.toolCalls())
+          .put("requests_per_second", Math.round(r.requestsPerSecond() * 10) / 10.0).put("p50_ms", Math.round(r.p50Ms() * 100) / 100.0)
+          .put("p99_ms", Math.round(r.p99Ms() * 100) / 100.0).put("max_ms", Math.round(r.maxMs() * 100) / 100.0)
+          .put("inference_batches", stats.batches()).put("mean_batch", stats.batches() == 0 ? 0 : Math.round(10.0 * stats.requests() / stats.batches()) / 10.0)
+          .put("max_batch", stats.maxBatchSeen());
+      if (r.firstError() != null) out.put("first_error", r.firstError().length() > 300 ? r.firstError().substring(0, 300) : r.firstError());
+      return out;
     }
   }
 

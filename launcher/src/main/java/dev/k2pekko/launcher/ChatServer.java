@@ -189,7 +189,7 @@ final class ChatServer {
 
   /** A request read and checked: what the policy is asked, and how to write its answer back. */
   private record Chat(String prompt, List<Step> history, LearnedPolicy.Limits limits, Map<String, String> clientNames, double temperature,
-                      long seed, int maxTokens) {}
+                      long seed, int maxTokens, boolean logprobs) {}
 
   private Chat parse(byte[] body) {
     JsonNode root;
@@ -220,6 +220,9 @@ final class ChatServer {
       if (!s.isIntegralNumber() || !s.canConvertToLong()) throw ApiError.invalid("seed must be an integer, got " + s, "seed");
       seed = s.asLong();
     }
+    var lp = root.get("logprobs");
+    if (lp != null && !lp.isNull() && !lp.isBoolean()) throw ApiError.invalid("logprobs must be a boolean, got " + lp, "logprobs");
+    boolean logprobs = lp != null && lp.asBoolean(false);
     int maxTokens = LearnedPolicy.MAX_ACTION_TOKENS;
     for (String name : new String[] {"max_tokens", "max_completion_tokens"}) {
       var mt = root.get(name);
@@ -281,7 +284,7 @@ final class ChatServer {
       throw new ApiError(400, "invalid_request_error", "This model's context is " + context + " tokens; the conversation's view is " + viewLength
           + " tokens and leaves no room for an action.", "messages", "context_length_exceeded");
     }
-    return new Chat(conversation.prompt(), conversation.history(), limits, clientNames, temperature, seed, maxTokens);
+    return new Chat(conversation.prompt(), conversation.history(), limits, clientNames, temperature, seed, maxTokens, logprobs);
   }
 
   private String coreTools() {
@@ -440,7 +443,19 @@ final class ChatServer {
         }
       }
     }
-    choice.putNull("logprobs");
+    if (chat.logprobs() && reply.tokenLogProbs() != null) {
+      // OpenAI's form: one entry per sampled token, log pi at temperature 1 over the tokens the request allowed
+      var content = choice.putObject("logprobs").putArray("content");
+      for (int i = 0; i < tokens.length; i++) {
+        String token = format.tokenizer().decode(new int[] {tokens[i]});
+        var entry = content.addObject().put("token", token).put("logprob", reply.tokenLogProbs()[i]);
+        var bytes = entry.putArray("bytes");
+        for (byte b : token.getBytes(java.nio.charset.StandardCharsets.UTF_8)) bytes.add(b & 0xff);
+        entry.putArray("top_logprobs");
+      }
+    } else {
+      choice.putNull("logprobs");
+    }
     int prompt = format.view(chat.prompt(), chat.history()).length;
     root.putObject("usage").put("prompt_tokens", prompt).put("completion_tokens", tokens.length).put("total_tokens", prompt + tokens.length);
     return root;

@@ -32,6 +32,8 @@ final class NodeCommand implements Callable<Integer> {
 
   @Mixin OpsOptions ops;
 
+  @Mixin PolicyOptions policy;
+
   @Option(names = "--roles", description = "comma-separated roles: agent, tool, learner, ps, monitor (default ${DEFAULT-VALUE})",
       defaultValue = "agent,tool", split = ",")
   List<String> roles;
@@ -100,7 +102,9 @@ final class NodeCommand implements Callable<Integer> {
     if (runPipeline && runAgents != null) throw new NodeConfig.UsageError("--run-pipeline and --run-agents exclude each other");
     if (tls != null) o.put("k2.cluster.tls", tls);
     o.putAll(ops.config());
+    o.putAll(policy.config()); // a node with agents drives the served LLM for every --policy openai run, whoever starts it
     var config = dev.k2pekko.agents.ClusterTls.apply(node.build("postgres", o)); // a missing store is bad input, before the journal is touched
+    policy.check(config);
     System.err.println("k2: " + JournalSchema.ensure(config));
     if (dev.k2pekko.agents.ClusterTls.on(config)) System.err.println("k2: cluster traffic over TLS (mutual authentication), certificates in " + config.getString("k2.cluster.tls"));
     var system = K2Node.start("k2", config);
@@ -157,7 +161,7 @@ final class NodeCommand implements Callable<Integer> {
     try {
       K2Node.awaitMembersUp(system, minMembers, Duration.ofSeconds(timeoutSeconds));
       var spec = new RunDriver.RunSpec("run-" + Long.toString(System.currentTimeMillis(), 36), runAgents, episodes, seed,
-          Agent.PersistMode.ACCEPTED, Duration.ofSeconds(timeoutSeconds));
+          Agent.PersistMode.ACCEPTED, Duration.ofSeconds(timeoutSeconds), policy.episodes());
       var report = new Report(System.err);
       var stages = new dev.k2pekko.launcher.ops.StageMeters(system);
       var summary = Nodes.awaitWhileMember(system, out, RunDriver.start(system, spec, s -> {

@@ -82,6 +82,17 @@ public final class NodeConfig {
       throw new UsageError((configFile == null ? "" : "--config " + configFile + ": ") + e.getMessage());
     }
     checkToolSpecs(config);
+    var mcpNames = new java.util.HashSet<String>();
+    for (var m : config.getStringList("k2.mcp.servers")) mcpNames.add(dev.k2pekko.tools.mcp.McpServer.Spec.parse(m).name());
+    for (var key : new String[] {"k2.mcp.knowledge-graph", "k2.mcp.files"}) {
+      String named = config.getString(key);
+      if (!named.isEmpty() && !mcpNames.contains(named)) {
+        throw new UsageError(key + " names " + named + ", which is not among the MCP servers " + new java.util.TreeSet<>(mcpNames));
+      }
+    }
+    for (var serial : config.getStringList("k2.mcp.one-at-a-time")) {
+      if (!mcpNames.contains(serial)) throw new UsageError("k2.mcp.one-at-a-time names " + serial + ", which is not among the MCP servers " + new java.util.TreeSet<>(mcpNames));
+    }
     if (!config.getStringList("k2.mcp.servers").isEmpty() && !mcpClientPresent()) {
       throw new UsageError("MCP servers are configured, but this k2 (a bundle) leaves out the MCP client: a learner host runs no "
           + "tool servers; run the node that attaches them from a checkout");

@@ -28,6 +28,8 @@ final class RunCommand implements Callable<Integer> {
 
   @Mixin OpsOptions ops;
 
+  @Mixin PolicyOptions policy;
+
   @Option(names = "--synthesis-only", description = "run only the synthesis stage (agents, judge, journal) on the whole tool universe")
   boolean synthesisOnly;
 
@@ -80,7 +82,8 @@ final class RunCommand implements Callable<Integer> {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec command;
 
   /** Flags of one mode only: given in the other they would be silently ignored, so they are refused. */
-  static final java.util.List<String> SYNTHESIS_ONLY = java.util.List.of("--agents", "--episodes", "--persist", "--timeout");
+  static final java.util.List<String> SYNTHESIS_ONLY = java.util.stream.Stream.concat(
+      java.util.stream.Stream.of("--agents", "--episodes", "--persist", "--timeout"), PolicyOptions.FLAGS.stream()).toList();
   static final java.util.List<String> PIPELINE_ONLY = java.util.List.of("--resume", "--learners", "--mode", "--backend", "--no-clip",
       "--sft-episodes", "--rl-rounds", "--eval-tasks");
 
@@ -90,6 +93,7 @@ final class RunCommand implements Callable<Integer> {
       if (parsed.hasMatchedOption(f)) {
         throw new NodeConfig.UsageError(synthesisOnly
             ? f + " applies to the pipeline, not to --synthesis-only"
+            : PolicyOptions.FLAGS.contains(f) ? f + " applies to --synthesis-only; the pipeline's synthesis is the teacher's"
             : f + " applies to --synthesis-only; the pipeline's synthesis is sized by --sft-episodes and k2.pipeline.synth-*");
       }
     }
@@ -182,8 +186,11 @@ final class RunCommand implements Callable<Integer> {
     if (agents < 1) throw new NodeConfig.UsageError("--agents must be at least 1, got " + agents);
     if (episodes < 1) throw new NodeConfig.UsageError("--episodes must be at least 1, got " + episodes);
     var spec = new RunDriver.RunSpec("run-" + Long.toString(System.currentTimeMillis(), 36), agents, episodes, seed, mode,
-        Duration.ofSeconds(timeoutSeconds));
-    var config = node.build("h2", new HashMap<>(ops.config()));
+        Duration.ofSeconds(timeoutSeconds), policy.episodes());
+    var overrides = new HashMap<String, Object>(ops.config());
+    overrides.putAll(policy.config());
+    var config = node.build("h2", overrides);
+    policy.check(config);
     String journal = config.getString("pekko-persistence-jdbc.shared-databases.slick.db.url");
     if (mode != Agent.PersistMode.NONE) System.err.println("k2: " + JournalSchema.ensure(config));
     var system = Nodes.single(config, Duration.ofSeconds(30));
@@ -200,6 +207,7 @@ final class RunCommand implements Callable<Integer> {
       var summary = Nodes.await(done, spec.timeout().plusSeconds(30));
       if (json) System.out.println(Report.json(summary, agents));
       else Report.table(summary, agents, mode == Agent.PersistMode.NONE ? "off" : journal, System.out);
+      if (policy.openAi()) System.err.println("k2: " + PolicyOptions.servedLine(system));
       return summary.complete() ? 0 : 1;
     } finally {
       if (endpoint != null) endpoint.close();

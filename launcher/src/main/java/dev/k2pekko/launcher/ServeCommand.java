@@ -68,7 +68,7 @@ final class ServeCommand implements Callable<Integer> {
 
   /** A running server: its actor system (terminate it to stop) and the port it listens on. */
   record Running(ActorSystem<Void> system, ServerBinding binding, int port, long version, String checkpoint,
-                 org.apache.pekko.actor.typed.ActorRef<InferenceServer.Command> inference) {
+                 org.apache.pekko.actor.typed.ActorRef<InferenceServer.Command> inference, WeightsSnapshot snapshot) {
     void stop() {
       binding.terminate(Duration.ofSeconds(3)).toCompletableFuture().orTimeout(5, TimeUnit.SECONDS).exceptionally(e -> null).join();
       system.terminate();
@@ -160,7 +160,7 @@ final class ServeCommand implements Callable<Integer> {
       } catch (java.util.concurrent.ExecutionException e) {
         throw new NodeConfig.UsageError("cannot listen on " + host + ":" + port + ": " + (e.getCause() == null ? e : e.getCause()).getMessage());
       }
-      return new Running(system, binding, binding.localAddress().getPort(), ck.version(), meta.json().getFileName().toString(), inference);
+      return new Running(system, binding, binding.localAddress().getPort(), ck.version(), meta.json().getFileName().toString(), inference, snapshot);
     } catch (Throwable e) { // precise rethrow: what the try block throws
       system.terminate();
       throw e;

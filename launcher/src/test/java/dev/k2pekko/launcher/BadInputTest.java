@@ -43,6 +43,9 @@ class BadInputTest {
     Files.writeString(dir.resolve("three-tools.json"), "[" + tool.formatted(1) + "," + tool.formatted(2) + "," + tool.formatted(3) + "]");
     Files.writeString(dir.resolve("big.json"), "[" + tool.formatted(1) + " ".repeat(2000) + "]");
     Files.writeString(dir.resolve("not-a-list.json"), "{\"tools\": []}");
+    Files.writeString(dir.resolve("serial.conf"), "k2.mcp.one-at-a-time = [mem]\n");
+    Files.writeString(dir.resolve("graph.conf"), "k2.mcp.knowledge-graph = mem\n");
+    Files.writeString(dir.resolve("openai.conf"), "k2.policy.openai { base-url = \"http://127.0.0.1:9/v1\", model = m, max-concurrent = 0 }\n");
   }
 
   static Stream<Arguments> table() {
@@ -75,6 +78,25 @@ class BadInputTest {
         Arguments.of("run --synthesis-only --rl-rounds 2", 2, "--rl-rounds applies to the pipeline"),
         Arguments.of("run --synthesis-only --resume", 2, "--resume applies to the pipeline"),
         Arguments.of("run --synthesis-only --persist sometimes", 2, "--persist must be accepted, all or none"),
+        Arguments.of("run --synthesis-only --policy openai --data-dir {dir}/none", 2, "--policy openai needs --base-url URL"),
+        Arguments.of("run --synthesis-only --policy learned", 2, "--policy must be teacher or openai, got 'learned'"),
+        Arguments.of("run --synthesis-only --base-url http://127.0.0.1:9/v1", 2, "--base-url applies to --policy openai"),
+        Arguments.of("run --synthesis-only --policy openai --base-url ftp://x --model m --data-dir {dir}/none", 2,
+            "--base-url must be an http:// or https:// URL with a host, got ftp://x"),
+        Arguments.of("run --synthesis-only --policy openai --base-url http://127.0.0.1:9/v1 --data-dir {dir}/none", 2,
+            "k2.policy.openai.model must name the served model (--model)"),
+        Arguments.of("run --synthesis-only --tasks all", 2, "--tasks must be universe, core, kg or fs, got 'all'"),
+        Arguments.of("run --policy openai", 2, "--policy applies to --synthesis-only; the pipeline's synthesis is the teacher's"),
+        Arguments.of("run --synthesis-only --config {dir}/openai.conf --data-dir {dir}/none", 2, "k2.policy.openai.max-concurrent must be at least 1, got 0"),
+        Arguments.of("bench sim --policy openai --model m --data-dir {dir}/none", 2, "--policy openai needs --base-url URL"),
+        Arguments.of("run --synthesis-only --tasks kg --data-dir {dir}/none", 2, "--tasks kg needs k2.mcp.knowledge-graph = NAME"),
+        Arguments.of("run --synthesis-only --tasks fs --data-dir {dir}/none", 2, "--tasks fs needs k2.mcp.files = NAME"),
+        Arguments.of("run --synthesis-only --config {dir}/graph.conf --data-dir {dir}/none", 2,
+            "k2.mcp.knowledge-graph names mem, which is not among the MCP servers []"),
+        Arguments.of("run --synthesis-only --config {dir}/serial.conf --data-dir {dir}/none", 2,
+            "k2.mcp.one-at-a-time names mem, which is not among the MCP servers []"),
+        Arguments.of("node --port 2551 --seeds 127.0.0.1:2551 --journal h2 --data-dir {dir}/none --policy openai --base-url http://x:1/v1", 2,
+            "k2.policy.openai.model must name the served model"),
         Arguments.of("run --agents many", 2, "Invalid value for option '--agents'"),
         Arguments.of("run --bogus", 2, "Unknown option: '--bogus'"),
         Arguments.of("run --mode sometimes", 2, "--mode must be sync or async"),

@@ -51,7 +51,7 @@ public final class ToolDirectory implements Extension {
     for (String f : c.getStringList("spec-files")) extra.addAll(ToolSpecFiles.read(Path.of(f), noise));
     this.universe = extra.isEmpty() ? u : u.with(extra);
     this.settings = new ToolWorker.Settings(c.getLong("seed"), (int) c.getBytes("max-payload").longValue(),
-        c.getDuration("episode-idle-timeout"));
+        c.getDuration("episode-idle-timeout"), system.settings().config().getString("k2.mcp.knowledge-graph"));
     this.firewall = new Firewall(Firewall.Settings.from(c));
     var m = system.settings().config().getConfig("k2.mcp");
     var specs = new ArrayList<McpServer.Spec>();
@@ -64,7 +64,13 @@ public final class ToolDirectory implements Extension {
     this.mcpSpecs = List.copyOf(specs);
     this.mcpSettings = new McpServer.Settings(m.getDuration("start-timeout"), m.getDuration("call-timeout"),
         m.getDuration("min-backoff"), m.getDuration("max-backoff"), (int) m.getBytes("max-result").longValue(),
-        (int) m.getBytes("max-message").longValue());
+        (int) m.getBytes("max-message").longValue(), java.util.Set.copyOf(m.getStringList("one-at-a-time")));
+    if (!settings.knowledgeGraph().isEmpty() && !names.contains(settings.knowledgeGraph())) {
+      throw new IllegalArgumentException("k2.mcp.knowledge-graph names " + settings.knowledgeGraph() + ", which is not among k2.mcp.servers " + names);
+    }
+    for (var serial : mcpSettings.oneAtATime()) {
+      if (!names.contains(serial)) throw new IllegalArgumentException("k2.mcp.one-at-a-time names " + serial + ", which is not among k2.mcp.servers " + names);
+    }
     int n = c.getInt("workers-per-node");
     this.workersPerNode = n > 0 ? n : Math.max(2, 2 * Runtime.getRuntime().availableProcessors());
   }

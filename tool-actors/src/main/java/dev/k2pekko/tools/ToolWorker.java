@@ -8,6 +8,7 @@ import dev.k2pekko.protocol.ToolCommand;
 import dev.k2pekko.protocol.ToolError;
 import dev.k2pekko.protocol.ToolResult;
 import dev.k2pekko.protocol.WorldSnapshot;
+import dev.k2pekko.tools.mcp.KnowledgeGraph;
 import dev.k2pekko.tools.mcp.McpServer;
 import dev.k2pekko.tools.mcp.McpTools;
 import java.io.IOException;
@@ -15,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
@@ -32,13 +34,20 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
  * structured error and the refusal goes to the node's audit trail.
  */
 public final class ToolWorker extends AbstractBehavior<ToolCommand> {
-  public record Settings(long knowledgeSeed, int maxPayloadBytes, Duration episodeIdleTimeout) {}
+  /** {@code knowledgeGraph}: the MCP server of the knowledge-graph tasks ({@code k2.mcp.knowledge-graph}), "" for none. */
+  public record Settings(long knowledgeSeed, int maxPayloadBytes, Duration episodeIdleTimeout, String knowledgeGraph) {
+    public Settings(long knowledgeSeed, int maxPayloadBytes, Duration episodeIdleTimeout) {
+      this(knowledgeSeed, maxPayloadBytes, episodeIdleTimeout, "");
+    }
+  }
 
   private static final class Episode {
     final HashMap<String, String> world = new HashMap<>();
     long lastTouch;
     /** null until the episode is opened: then every call is refused */
     Firewall.Gate gate;
+    /** Entity names this episode used on the knowledge-graph server, as the server has them (suffixed), or null. */
+    java.util.LinkedHashSet<String> graphNames;
   }
 
   private final ToolUniverse universe;
@@ -126,6 +135,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   private Behavior<ToolCommand> onEnd(EndEpisode end) {
     var ep = episodes.remove(end.episodeId());
     var world = ep == null ? new HashMap<String, String>() : ep.world;
+    var graph = ep == null || ep.graphNames == null || ep.graphNames.isEmpty() ? null : mcp.link(settings.knowledgeGraph() + ".open_nodes");
     var dir = episodeSandbox(end.episodeId());
     if (dir != null && Files.isDirectory(dir)) {
       // the episode's files, as the MCP filesystem server left them (the judge's end state), then gone
@@ -139,6 +149,12 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
       } catch (IOException | RuntimeException e) {
         getContext().getLog().warn("episode sandbox {} not fully read or removed: {}", dir, e.toString());
       }
+    }
+    if (graph != null) {
+      // the episode's graph, read back from the server, joins its end state; the reader answers the agent
+      getContext().spawnAnonymous(KnowledgeGraph.readBack(graph, settings.knowledgeGraph(), end.episodeId(), List.copyOf(ep.graphNames),
+          KnowledgeGraph.suffix(end.episodeId()), world, end.replyTo()));
+      return this;
     }
     end.replyTo().tell(new WorldSnapshot(end.episodeId(), world));
     return this;
@@ -174,7 +190,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
       var refused = firewall.check(ep == null ? null : ep.gate, call.tool(), call.arguments(), sandbox);
       if (refused != null) return refuse(call, ep, refused);
     }
-    if (mcpTool != null) return forward(call, mcpTool, sandbox);
+    if (mcpTool != null) return forward(call, ep, mcpTool, sandbox);
     if (spec == null) return ToolResult.failed(call.callId(), ToolError.UNKNOWN_TOOL, "unknown tool '" + call.tool() + "'");
     if (!firewall.enabled() && ArgumentValidator.payloadBytes(call.arguments()) > settings.maxPayloadBytes()) {
       return ToolResult.failed(call.callId(), ToolError.PAYLOAD_TOO_LARGE,
@@ -205,8 +221,18 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
    * Sends an MCP call to its server process (through the server's link, on this thread); the answer goes to the agent. Relative path arguments become absolute paths
    * in the episode's sandbox directory (created here), which is where the firewall confined them.
    */
-  private ToolResult forward(ToolCall call, McpTools.Tool tool, Path sandbox) {
+  private ToolResult forward(ToolCall call, Episode ep, McpTools.Tool tool, Path sandbox) {
     var args = call.arguments() == null ? Map.<String, Object>of() : call.arguments();
+    java.util.function.UnaryOperator<String> resultText = null;
+    if (tool.server().equals(settings.knowledgeGraph())) {
+      // the episode's own names on the shared graph (KnowledgeGraph): suffixed on the way in, the suffix gone on the way out
+      if (ep == null) episodes.put(call.episodeId(), ep = new Episode());
+      ep.lastTouch = calls;
+      if (ep.graphNames == null) ep.graphNames = new java.util.LinkedHashSet<>();
+      String suffix = KnowledgeGraph.suffix(call.episodeId());
+      args = KnowledgeGraph.namespaced(args, suffix, ep.graphNames);
+      resultText = text -> KnowledgeGraph.strip(text, suffix);
+    }
     if (sandbox != null) {
       var rewritten = new HashMap<String, Object>(args);
       boolean any = false;
@@ -224,12 +250,15 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
         } catch (IOException e) {
           return ToolResult.failed(call.callId(), ToolError.INTERNAL, "cannot create the episode's sandbox " + sandbox + ": " + e.getMessage());
         }
+        // the server answers with the absolute paths it was sent: the agent sees its own relative ones again
+        String dir = sandbox.toString();
+        resultText = text -> text.replace(dir + java.io.File.separator, "").replace(dir, ".");
       }
       args = rewritten;
     }
     var link = mcp.link(tool.name());
     if (link == null) return ToolResult.failed(call.callId(), ToolError.TRANSIENT_FAILURE, "MCP server " + tool.server() + " is not up; retry");
-    link.send(new McpServer.Call(call, tool.serverTool(), args)); // answered from the client's callback
+    link.send(new McpServer.Call(call, tool.serverTool(), args, resultText)); // answered from the client's callback
     return null;
   }
 

@@ -53,8 +53,16 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
 
   public record End(String episodeId) implements Command, LocalOnly {}
 
-  /** The next action of an episode, or why there is none ({@code error}). */
-  public record Reply(String episodeId, Action action, long version, double logProb, int[] tokens, String error) implements LocalOnly {}
+  /**
+   * The next action of an episode, or why there is none ({@code error}); {@code tokenLogProbs}: log pi of each of the
+   * action's {@code tokens} (null with an error).
+   */
+  public record Reply(String episodeId, Action action, long version, double logProb, int[] tokens, String error, double[] tokenLogProbs)
+      implements LocalOnly {
+    public Reply(String episodeId, Action action, long version, double logProb, int[] tokens, String error) {
+      this(episodeId, action, version, logProb, tokens, error, null);
+    }
+  }
 
   public record Stats(long version, long requests, long batches, long maxBatchSeen, long weightsRejected, int sessions) implements LocalOnly {}
 
@@ -156,7 +164,7 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
           }
           var run = current.withTemperature(b.temperature()).start(b.task(), b.seed());
           var action = run.next(null);
-          results[at] = new Result(b.episodeId(), run, new Reply(b.episodeId(), action, current.version(), run.logProb(), run.lastAction(), null), b.replyTo());
+          results[at] = new Result(b.episodeId(), run, new Reply(b.episodeId(), action, current.version(), run.logProb(), run.lastAction(), null, run.lastLogProbs()), b.replyTo());
         });
         case Continue c -> {
           var run = sessions.get(c.episodeId());
@@ -166,7 +174,7 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
               return;
             }
             var action = run.next(c.previous());
-            results[at] = new Result(c.episodeId(), run, new Reply(c.episodeId(), action, run.version(), run.logProb(), run.lastAction(), null), c.replyTo());
+            results[at] = new Result(c.episodeId(), run, new Reply(c.episodeId(), action, run.version(), run.logProb(), run.lastAction(), null, run.lastLogProbs()), c.replyTo());
           });
         }
         case Act a -> jobs.add(() -> {
@@ -176,7 +184,7 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
           }
           var run = current.withTemperature(a.temperature()).resume(a.prompt(), a.history(), a.seed());
           var action = run.next(null, a.limits());
-          results[at] = new Result(a.requestId(), null, new Reply(a.requestId(), action, current.version(), run.logProb(), run.lastAction(), null), a.replyTo());
+          results[at] = new Result(a.requestId(), null, new Reply(a.requestId(), action, current.version(), run.logProb(), run.lastAction(), null, run.lastLogProbs()), a.replyTo());
         });
         default -> throw new IllegalStateException("not a request: " + batch.get(i).cmd());
       }

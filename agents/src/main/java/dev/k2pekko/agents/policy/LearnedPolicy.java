@@ -69,6 +69,7 @@ public final class LearnedPolicy implements Policy {
     private final java.util.List<Step> steps;
     private double logProb;
     private int[] lastAction = new int[0];
+    private double[] lastLogProbs = new double[0];
 
     Run(String prompt, java.util.List<Step> history, SplittableRandom rnd) {
       this.prompt = prompt;
@@ -85,6 +86,9 @@ public final class LearnedPolicy implements Policy {
     /** The tokens of the last action written (empty when the view no longer fit and it answered without writing). */
     public int[] lastAction() { return lastAction; }
 
+    /** log pi of each token of the last action (what {@code k2 serve} reports as {@code logprobs}), at temperature 1. */
+    public double[] lastLogProbs() { return lastLogProbs; }
+
     @Override public Action next(Step previous) { return next(previous, Limits.NONE); }
 
     /** The next action within {@code limits}: the first token masked to the allowed kinds, a call's tool to the allowed tools. */
@@ -94,23 +98,28 @@ public final class LearnedPolicy implements Policy {
       var session = decoder.session();
       if (view.length + 2 > session.remaining()) { // out of context: the judge sees an empty answer
         lastAction = new int[0];
+        lastLogProbs = new double[0];
         return new Action.Answer("");
       }
       double[] logits = session.feed(view);
       int max = Math.min(MAX_ACTION_TOKENS, Math.max(1, limits.maxTokens()));
       int[] out = new int[max];
+      double[] lps = new double[max];
       int n = 0;
       boolean limited = limits != Limits.NONE;
       while (n < max) {
         if (limited && n == 0) logits = only(logits, format.actionStarts(limits.mayCall(), limits.mayAnswer()));
         else if (limited && n == 1 && out[0] == format.callToken() && !limits.tools().isEmpty()) logits = only(logits, format.toolTokens(limits.tools()));
         int t = Sampler.pick(logits, temperature, 0, rnd);
-        logProb += logSoftmax(logits, t);
+        double lp = logSoftmax(logits, t);
+        logProb += lp;
+        lps[n] = lp;
         out[n++] = t;
         if (t == format.eos() || session.remaining() == 0) break;
         logits = session.feed(t);
       }
       lastAction = Arrays.copyOf(out, n);
+      lastLogProbs = Arrays.copyOf(lps, n);
       return format.parse(lastAction, PolicyFormat.results(steps));
     }
   }

@@ -58,13 +58,32 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
     }
   }
 
+  /**
+   * {@code oneAtATime}: names of servers whose calls are sent one at a time, the next when the last is answered
+   * ({@code k2.mcp.one-at-a-time}): servers that read, change and rewrite a file per call, as
+   * {@code @modelcontextprotocol/server-memory} does, lose the writes of calls that overlap (40 concurrent
+   * {@code create_entities} of different entities kept 1 of them; McpBridgeTest).
+   */
   public record Settings(Duration startTimeout, Duration callTimeout, Duration minBackoff, Duration maxBackoff,
-                         int maxResultBytes, int maxMessageBytes) {}
+                         int maxResultBytes, int maxMessageBytes, java.util.Set<String> oneAtATime) {
+    public Settings {
+      oneAtATime = java.util.Set.copyOf(oneAtATime);
+    }
+
+    public Settings(Duration startTimeout, Duration callTimeout, Duration minBackoff, Duration maxBackoff, int maxResultBytes, int maxMessageBytes) {
+      this(startTimeout, callTimeout, minBackoff, maxBackoff, maxResultBytes, maxMessageBytes, java.util.Set.of());
+    }
+  }
 
   public sealed interface Command extends NoSerializationVerificationNeeded {}
 
   /** Run {@code tool} (the server's own name) for {@code call}; the answer goes to {@code call.replyTo()}. */
-  public record Call(ToolCall call, String tool, Map<String, Object> arguments) implements Command {}
+  public record Call(ToolCall call, String tool, Map<String, Object> arguments, java.util.function.UnaryOperator<String> resultText)
+      implements Command {
+    public Call(ToolCall call, String tool, Map<String, Object> arguments) {
+      this(call, tool, arguments, null);
+    }
+  }
 
   /** Replies once the first start attempt has ended: the tools, or why there are none. */
   public record GetTools(ActorRef<Tools> replyTo) implements Command {}
@@ -92,26 +111,63 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
     private final java.util.concurrent.ConcurrentHashMap<String, Call> inFlight = new java.util.concurrent.ConcurrentHashMap<>();
     private volatile McpAsyncClient client;
     private volatile String lastError;
+    /** Calls one at a time: those waiting for the one being sent (guarded by this link's lock). */
+    private final boolean serial;
+    private final ArrayDeque<Call> queued = new ArrayDeque<>();
+    private boolean sending;
 
     Link(String name, Settings settings) {
       this.name = name;
       this.settings = settings;
+      this.serial = settings.oneAtATime().contains(name);
     }
 
     public void send(Call c) {
+      if (serial) {
+        synchronized (this) {
+          if (sending) {
+            queued.add(c);
+            return;
+          }
+          sending = true;
+        }
+      }
+      if (!dispatch(c)) next();
+    }
+
+    /** Sends a call; false when it was answered at once (no process up), so that a serial link moves on. */
+    private boolean dispatch(Call c) {
       var call = c.call();
       var cl = client;
       if (cl == null) {
         call.replyTo().tell(ToolResult.failed(call.callId(), ToolError.TRANSIENT_FAILURE,
             (lastError == null ? "MCP server " + name + " is starting" : lastError) + "; retry"));
-        return;
+        return false;
       }
       String key = call.episodeId() + "/" + call.callId();
       inFlight.put(key, c);
       cl.callTool(new McpSchema.CallToolRequest(c.tool(), c.arguments())).timeout(settings.callTimeout()).toFuture()
           .whenComplete((r, e) -> {
             if (inFlight.remove(key, c)) call.replyTo().tell(answer(c, r, e));
+            next(); // answered here, or already failed by failAll: either way the call is over
           });
+      return true;
+    }
+
+    /** A serial link's next call, once the last one is over. */
+    private void next() {
+      if (!serial) return;
+      while (true) {
+        Call n;
+        synchronized (this) {
+          n = queued.poll();
+          if (n == null) {
+            sending = false;
+            return;
+          }
+        }
+        if (dispatch(n)) return;
+      }
     }
 
     void failAll(String why) {
@@ -130,12 +186,13 @@ public final class McpServer extends AbstractBehavior<McpServer.Command> {
               + " within " + settings.callTimeout());
         }
         if (cause instanceof McpError m && m.getJsonRpcError() != null && m.getJsonRpcError().code() == McpSchema.ErrorCodes.INVALID_PARAMS) {
-          return ToolResult.failed(callId, ToolError.INVALID_ARGUMENTS, "MCP server " + name + ": " + m.getMessage());
+          return ToolResult.failed(callId, ToolError.INVALID_ARGUMENTS, "MCP server " + name + ": "
+              + (c.resultText() == null ? m.getMessage() : c.resultText().apply(String.valueOf(m.getMessage()))));
         }
         var msg = cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage();
         return ToolResult.failed(callId, ToolError.INTERNAL, "MCP server " + name + ": " + msg);
       }
-      var text = text(r);
+      var text = c.resultText() == null ? text(r) : c.resultText().apply(text(r));
       if (text.length() > settings.maxResultBytes()) {
         return ToolResult.failed(callId, ToolError.PAYLOAD_TOO_LARGE, "MCP server " + name + " returned " + text.length()
             + " characters from " + c.tool() + ", over the cap of " + settings.maxResultBytes());

@@ -139,6 +139,80 @@ class McpBridgeTest {
     }
   }
 
+  /** Entities kept in the memory server's graph after {@code n} agents each create one at the same time. */
+  private long concurrentCreates(McpServer.Settings settings, String file, int n) {
+    var registry = new McpTools();
+    var mem = start(registry, McpServer.Spec.parse("mem=env MEMORY_FILE_PATH=" + tmp.resolve(file) + " node " + server("server-memory")), settings);
+    assertNull(mem.error(), mem.toString());
+    var w = worker(registry, null);
+    var probe = KIT.<ToolResult>createTestProbe();
+    for (int i = 0; i < n; i++) {
+      w.tell(new OpenEpisode("ep/" + i, "agent-" + i, List.of("mem.create_entities", "mem.read_graph")));
+      w.tell(new ToolCall("ep/" + i, "call_0", "mem.create_entities", Map.of("entities", List.of(Map.of("name", "E" + i, "entityType", "thing",
+          "observations", List.of("number " + i)))), probe.getRef()));
+    }
+    for (var r : probe.receiveSeveralMessages(n, Duration.ofSeconds(60))) assertTrue(r.ok(), r.toString());
+    var graph = call(w, "ep/0", "mem.read_graph", Map.of());
+    return java.util.stream.IntStream.range(0, n).filter(i -> graph.content().contains("\"E" + i + "\"")).count();
+  }
+
+  @Test void theMemoryServerKeepsConcurrentWritesOnlyOneAtATime() {
+    int n = 40;
+    // the server reads its file, adds, and rewrites it per call: overlapping calls overwrite each other's entities
+    long overlapping = concurrentCreates(SETTINGS, "overlapping.jsonl", n);
+    assertTrue(overlapping < n, "without k2.mcp.one-at-a-time some writes are lost (kept " + overlapping + " of " + n + ")");
+    var serial = new McpServer.Settings(SETTINGS.startTimeout(), SETTINGS.callTimeout(), SETTINGS.minBackoff(), SETTINGS.maxBackoff(),
+        SETTINGS.maxResultBytes(), SETTINGS.maxMessageBytes(), Set.of("mem"));
+    assertEquals(n, concurrentCreates(serial, "serial.jsonl", n), "one at a time, every entity is kept");
+  }
+
+  @Test void episodesOnTheKnowledgeGraphAreKeptApartAndReadBack() throws Exception {
+    var registry = new McpTools();
+    var file = tmp.resolve("graph.jsonl");
+    var serial = new McpServer.Settings(SETTINGS.startTimeout(), SETTINGS.callTimeout(), SETTINGS.minBackoff(), SETTINGS.maxBackoff(),
+        SETTINGS.maxResultBytes(), SETTINGS.maxMessageBytes(), Set.of("mem"));
+    assertNull(start(registry, McpServer.Spec.parse("mem=env MEMORY_FILE_PATH=" + file + " node " + server("server-memory")), serial).error());
+    var fw = new Firewall(new Firewall.Settings(true, Firewall.Limit.NONE, Firewall.Limit.NONE, 4096, null, Set.of("path")));
+    var w = KIT.spawn(ToolWorker.create(U, new ToolWorker.Settings(7, 4096, Duration.ofMinutes(1), "mem"), fw, audit::add, registry));
+    var tools = List.of("mem.create_entities", "mem.create_relations", "mem.open_nodes");
+    var results = KIT.<ToolResult>createTestProbe();
+    // two episodes at once, both about "Ada": each sees only its own
+    for (var ep : List.of("kg/1", "kg/2")) {
+      w.tell(new OpenEpisode(ep, "agent-" + ep, tools));
+      w.tell(new ToolCall(ep, "call_0", "mem.create_entities", Map.of("entities", List.of(
+          Map.of("name", "Ada", "entityType", "person", "observations", List.of("episode " + ep)),
+          Map.of("name", "Acme", "entityType", "organization", "observations", List.of()))), results.getRef()));
+    }
+    for (var r : results.receiveSeveralMessages(2, Duration.ofSeconds(30))) {
+      assertTrue(r.ok() && r.content().contains("\"Ada\"") && !r.content().contains("~"), "the agent sees its own names: " + r);
+    }
+    var rel = call(w, "kg/1", "mem.create_relations", Map.of("relations", List.of(Map.of("from", "Ada", "to", "Acme", "relationType", "works_at"))));
+    assertTrue(rel.ok(), rel.toString());
+    var open = call(w, "kg/2", "mem.open_nodes", Map.of("names", List.of("Ada")));
+    assertTrue(open.content().contains("episode kg/2") && !open.content().contains("episode kg/1") && !open.content().contains("works_at"), open.content());
+    try (var lines = Files.lines(file)) {
+      assertEquals(4, lines.filter(l -> l.contains("\"type\":\"entity\"")).count(), "on the server: two of each, apart");
+    }
+
+    var snap = KIT.<WorldSnapshot>createTestProbe();
+    w.tell(new EndEpisode("kg/1", snap.getRef()));
+    var one = snap.receiveMessage(Duration.ofSeconds(30)).state();
+    assertEquals(Map.of("kg:entity:Ada", "person|episode kg/1", "kg:entity:Acme", "organization|", "kg:relation:Ada|works_at|Acme", "present"), one);
+    w.tell(new EndEpisode("kg/2", snap.getRef()));
+    assertEquals(Map.of("kg:entity:Ada", "person|episode kg/2", "kg:entity:Acme", "organization|"), snap.receiveMessage(Duration.ofSeconds(30)).state());
+    // read back, then deleted from the server
+    snap.awaitAssert(Duration.ofSeconds(30), () -> {
+      try (var lines = Files.lines(file)) {
+        assertEquals(0, lines.filter(l -> !l.isBlank()).count(), "the episodes' entities and relations are gone");
+      } catch (java.io.IOException e) {
+        throw new AssertionError(e);
+      }
+      return null;
+    });
+    // read_graph would show other episodes' entities: a kg task never offers it, and the firewall refuses it
+    assertEquals(ToolError.NOT_OFFERED, call(w, "kg/3", "mem.read_graph", Map.of()).error());
+  }
+
   @Test void badServersGiveClearErrorsNamingThem() throws Exception {
     var registry = new McpTools();
     var quick = new McpServer.Settings(Duration.ofSeconds(3), Duration.ofSeconds(2), Duration.ofMillis(200), Duration.ofSeconds(1), 64 * 1024, 16 << 20);
