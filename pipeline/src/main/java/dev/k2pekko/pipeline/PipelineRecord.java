@@ -47,6 +47,22 @@ final class PipelineRecord implements AutoCloseable {
     return JSON.createObjectNode();
   }
 
+  /** {@code xs} as a JSON array; null (a uniform task mix, say) as JSON null. */
+  static JsonNode array(double[] xs) {
+    if (xs == null) return com.fasterxml.jackson.databind.node.NullNode.getInstance();
+    var a = JSON.createArrayNode();
+    for (double x : xs) a.add(x);
+    return a;
+  }
+
+  /** The reverse of {@link #array}. */
+  static double[] doubles(JsonNode a) {
+    if (a == null || a.isNull()) return null;
+    double[] out = new double[a.size()];
+    for (int i = 0; i < out.length; i++) out[i] = a.get(i).asDouble();
+    return out;
+  }
+
   /** The finished stages of {@code runId}, by stage name. */
   Map<String, JsonNode> load(String runId) throws SQLException {
     var out = new LinkedHashMap<String, JsonNode>();

@@ -15,12 +15,12 @@ class PrioritiesTest {
         "difficulty/3/episodes", 40L, "difficulty/3/accepted", 32L,   // fails 20%
         "difficulty/4/episodes", 40L, "difficulty/4/accepted", 40L,
         "difficulty/5/episodes", 40L, "difficulty/5/accepted", 36L);  // fails 10%
-    double[] w = Pipeline.priorities(counters, 5);
+    double[] w = RlRounds.priorities(counters, 5);
     assertArrayEquals(new double[] {0.1, 0.1, 0.1 + 0.5 * 2 / 3.0, 0.1, 0.1 + 0.5 / 3.0}, w, 1e-12);
   }
 
   @Test void uniformWithoutFailuresOrData() {
-    assertNull(Pipeline.priorities(Map.of("difficulty/1/episodes", 10L, "difficulty/1/accepted", 10L), 5));
-    assertNull(Pipeline.priorities(Map.of(), 5));
+    assertNull(RlRounds.priorities(Map.of("difficulty/1/episodes", 10L, "difficulty/1/accepted", 10L), 5));
+    assertNull(RlRounds.priorities(Map.of(), 5));
   }
 }

@@ -1,0 +1,139 @@
+package dev.k2pekko.pipeline;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.k2pekko.agents.Agent;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The RL rounds: per round, K rollouts per training task from the current policy, all persisted, consumed by the
+ * learners with the K2 loss; then a checkpoint (a resume after the round starts from its weights), the critic's
+ * hacking watch on the round's rollouts and its retraining on them. A round the journal holds only in part (a crash)
+ * is completed at the restored weights with the same tasks; one it holds whole is not rolled out again.
+ */
+final class RlRounds {
+  /**
+   * Per round in order: the rollouts (all rounds together), the judge's acceptance, the difficulty weights its tasks
+   * were drawn by (null: uniform; a list that may hold nulls), the critic's retrainings and the hacking watch's rows.
+   */
+  record Done(long rollouts, double[] roundSuccess, List<double[]> mixes, List<Pipeline.CriticRound> critic, List<HackingFlag.Round> watched) {}
+
+  /** One round: its rollouts, the fraction accepted, the task mix it was drawn by and the one it leaves to the next round. */
+  private record Round(long rollouts, double success, double[] mix, double[] nextMix) {
+    static Round of(JsonNode rec) {
+      return new Round(rec.get("rollouts").asLong(), rec.get("success").asDouble(), PipelineRecord.doubles(rec.get("mix")),
+          PipelineRecord.doubles(rec.get("next-mix")));
+    }
+
+    JsonNode toJson() {
+      var rec = PipelineRecord.object().put("rollouts", rollouts).put("success", success);
+      rec.set("mix", PipelineRecord.array(mix));
+      rec.set("next-mix", PipelineRecord.array(nextMix));
+      return rec;
+    }
+  }
+
+  private final Pipeline.Spec spec;
+  private final RunLedger ledger;
+  private final ClusterProbe probe;
+  private final JournalStats journal;
+  private final EpisodeRuns episodes;
+  private final CriticSteps critics;
+  private final int maxSteps;
+
+  RlRounds(Pipeline.Spec spec, RunLedger ledger, ClusterProbe probe, JournalStats journal, EpisodeRuns episodes, CriticSteps critics, int maxSteps) {
+    this.spec = spec;
+    this.ledger = ledger;
+    this.probe = probe;
+    this.journal = journal;
+    this.episodes = episodes;
+    this.critics = critics;
+    this.maxSteps = maxSteps;
+  }
+
+  /** Runs every round; {@code consumed}: the trajectories the learners have consumed before the first (the synthesis's). */
+  Done run(long consumed) throws Exception {
+    long target = consumed, rollouts = 0;
+    double[] roundSuccess = new double[spec.rlRounds()];
+    Arrays.fill(roundSuccess, Double.NaN);
+    double[] weights = null;
+    var mixes = new ArrayList<double[]>();
+    var critic = new ArrayList<Pipeline.CriticRound>();
+    var watched = new ArrayList<HackingFlag.Round>();
+    for (int r = 1; r <= spec.rlRounds(); r++) {
+      String key = "rl-" + r, stage = "rl " + r + "/" + spec.rlRounds(), name = spec.runId() + "-rl" + r;
+      var recorded = ledger.done(key);
+      Round round;
+      if (recorded != null) {
+        round = Round.of(recorded);
+        ledger.note(String.format("rl %d: done before (%,d rollouts)", r, round.rollouts()));
+      } else {
+        round = rollOut(r, stage, name, weights);
+      }
+      roundSuccess[r - 1] = round.success();
+      mixes.add(round.mix());
+      weights = round.nextMix();
+      rollouts += round.rollouts();
+      target += round.rollouts();
+      probe.awaitConsumed(target, stage);
+      probe.awaitPublished();
+      if (recorded == null) {
+        probe.checkpoint(); // a resume after this round starts from its weights, not from an older checkpoint's
+        ledger.save(key, round.toJson());
+      }
+      watched.add(critics.watch(name, "rl " + r, round.rollouts()));
+      critic.add(critics.retrain(name, "rl " + r, round.rollouts()));
+    }
+    return new Done(rollouts, roundSuccess, mixes, List.copyOf(critic), List.copyOf(watched));
+  }
+
+  /** Round {@code r}'s rollouts, drawn by the task mix {@code mix}: rolled out, or completed from what the journal holds of them. */
+  private Round rollOut(int r, String stage, String name, double[] mix) throws Exception {
+    int agents = Math.min(spec.rlTasks(), 1000);
+    int tasksPerAgent = (spec.rlTasks() + agents - 1) / agents;
+    long expected = (long) agents * tasksPerAgent * spec.rlRollouts();
+    String prefix = name + "/";
+    long before = ledger.again() ? journal.count(prefix) : 0;
+    Map<String, Long> counters;
+    if (before >= expected) {
+      counters = journal.counters(prefix);
+      ledger.note(String.format("rl %d: its %,d rollouts were all in the journal; not rolled out again", r, before));
+    } else {
+      var sum = episodes.run(name, agents, tasksPerAgent * spec.rlRollouts(),
+          new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts(), mix), Agent.PersistMode.ALL, stage);
+      counters = before > 0 ? journal.counters(prefix) : sum.counters();
+      if (before > 0) {
+        ledger.note(String.format("rl %d: completed (%,d of its %,d rollouts were in the journal and kept; the rest sampled at the restored weights)",
+            r, before, expected));
+      } else if (ledger.again()) {
+        ledger.note(String.format("rl %d: rolled out (none of its rollouts was in the journal)", r));
+      }
+    }
+    long round = before > 0 ? counters.getOrDefault("episodes", 0L) : counters.getOrDefault("persisted", 0L);
+    if (round != expected) throw new IllegalStateException(stage + ": the journal holds " + round + " of the round's " + expected + " rollouts");
+    double success = (double) counters.getOrDefault("accepted", 0L) / Math.max(1, counters.getOrDefault("episodes", 0L));
+    return new Round(round, success, mix, spec.rlPrioritized() ? priorities(counters, maxSteps) : mix);
+  }
+
+  /**
+   * Prioritized sampling of RL tasks (the K2 report's): half of a round's tasks are drawn uniformly over the
+   * difficulties, half in proportion to the previous round's failure rate at each difficulty (its rollouts on
+   * training tasks; held-out results never steer training). Null (uniform) without a previous round or without
+   * failures.
+   */
+  static double[] priorities(Map<String, Long> previousRound, int maxSteps) {
+    double[] fail = new double[maxSteps];
+    double total = 0;
+    for (int d = 1; d <= maxSteps; d++) {
+      long n = previousRound.getOrDefault("difficulty/" + d + "/episodes", 0L), ok = previousRound.getOrDefault("difficulty/" + d + "/accepted", 0L);
+      fail[d - 1] = n == 0 ? 0 : 1.0 - (double) ok / n;
+      total += fail[d - 1];
+    }
+    if (!(total > 0)) return null;
+    double[] w = new double[maxSteps];
+    for (int d = 0; d < maxSteps; d++) w[d] = 0.5 / maxSteps + 0.5 * fail[d] / total;
+    return w;
+  }
+}

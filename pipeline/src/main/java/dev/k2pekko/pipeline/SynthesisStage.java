@@ -1,0 +1,82 @@
+package dev.k2pekko.pipeline;
+
+import dev.k2pekko.agents.Agent;
+import dev.k2pekko.agents.PartSeal;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorSystem;
+
+/**
+ * Synthesis and SFT in {@code sft-parts} parts: the teacher's episodes of part p (accepted ones persisted) are
+ * synthesized once the learners have consumed those of part p-1, each part is sealed in the journal (the learners
+ * train a part only once it is sealed, sorted by trajectory id: the same seed gives the same SFT weights), and the
+ * policy is evaluated on the held-out tasks after each part but the last (whose evaluation is the sft one, the
+ * pipeline's next stage): held-out success against SFT steps, in the run report.
+ */
+final class SynthesisStage {
+  /** The trajectories persisted in all parts, the evaluations after all parts but the last, and the parts' run names. */
+  record Done(long trajectories, List<Pipeline.Eval> curve, List<String> parts) {}
+
+  private final ActorSystem<?> system;
+  private final Pipeline.Spec spec;
+  private final RunLedger ledger;
+  private final ClusterProbe probe;
+  private final JournalStats journal;
+  private final EpisodeRuns episodes;
+  private final Evaluation evaluation;
+
+  SynthesisStage(ActorSystem<?> system, Pipeline.Spec spec, RunLedger ledger, ClusterProbe probe, JournalStats journal, EpisodeRuns episodes,
+                 Evaluation evaluation) {
+    this.system = system;
+    this.spec = spec;
+    this.ledger = ledger;
+    this.probe = probe;
+    this.journal = journal;
+    this.episodes = episodes;
+    this.evaluation = evaluation;
+  }
+
+  Done run() throws Exception {
+    long synthesized = 0;
+    var curve = new ArrayList<Pipeline.Eval>();
+    var parts = new ArrayList<String>();
+    for (int part = 1; part <= spec.sftParts(); part++) {
+      String name = name(part), key = part == 1 ? "synthesis" : "synthesis-" + part;
+      parts.add(name);
+      synthesized += synthesize(part, name, key);
+      // sealed again on a resume: a crash may have come between the part's last trajectory and its seal
+      PartSeal.seal(system, name, part, Duration.ofSeconds(30));
+      probe.awaitConsumed(synthesized, "sft");
+      if (part < spec.sftParts()) {
+        probe.awaitPublished();
+        curve.add(evaluation.of("sft-" + part));
+      }
+    }
+    return new Done(synthesized, List.copyOf(curve), List.copyOf(parts));
+  }
+
+  /** The trajectories of part {@code part} in the journal: from the record, or synthesized (completed on a resume) and recorded. */
+  private long synthesize(int part, String name, String key) throws Exception {
+    var recorded = ledger.done(key);
+    if (recorded != null) {
+      long made = recorded.get("trajectories").asLong();
+      ledger.note(String.format("%s: done before (%,d trajectories)", key, made));
+      return made;
+    }
+    // the parts share synth-episodes between them, the remainder spread so that they sum to it
+    int count = (int) ((long) spec.synthEpisodes() * part / spec.sftParts() - (long) spec.synthEpisodes() * (part - 1) / spec.sftParts());
+    long before = ledger.again() ? journal.count(name + "/") : 0;
+    var synth = episodes.run(name, spec.synthAgents(), count, new Agent.EpisodeSpec("train", "teacher", 0, 1), Agent.PersistMode.ACCEPTED,
+        spec.sftParts() == 1 ? "synthesis" : "synthesis " + part + "/" + spec.sftParts());
+    long made = before > 0 ? journal.count(name + "/") : synth.get("persisted");
+    if (before > 0) ledger.note(String.format("%s: completed (%,d of its trajectories were in the journal, now %,d)", key, before, made));
+    ledger.save(key, PipelineRecord.object().put("trajectories", made));
+    return made;
+  }
+
+  /** The run name of the synthesis's part {@code part} (the first keeps the name of a run in one part). */
+  private String name(int part) {
+    return spec.runId() + "-synth" + (part == 1 ? "" : "-" + part);
+  }
+}
