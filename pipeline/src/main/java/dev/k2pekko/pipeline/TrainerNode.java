@@ -85,6 +85,7 @@ public final class TrainerNode {
         .jdbcUser(user).jdbcPassword(password).seed(ps.getLong("seed")).optimizer(opt).adaptive(clip.adaptive())
         .mode(PsSettings.Mode.valueOf(ps.getString("mode").toUpperCase())).staleness(ps.getInt("staleness"))
         .lrSft(ps.getDouble("lr-sft")).lrRl(ps.getDouble("lr-rl")).warmup(ps.getInt("warmup")).decaySteps(ps.getInt("decay-steps"))
+        .rlDecaySteps(ps.getInt("rl-decay-steps"))
         .syncTimeout(ps.getDuration("sync-timeout")).clipTimeout(ps.getDuration("clip-timeout")).applyTimeout(ps.getDuration("apply-timeout"))
         .clipHeadroom(clip.headroom()).learners(c.getInt("k2.learner.count")).checkpointEvery(ps.getInt("checkpoint-every")).keepCheckpoints(ps.getInt("keep-checkpoints")).build();
     PsGroup.init(system);

@@ -41,6 +41,10 @@ final class CoordinatorLedger {
     for (var k : HELP.keySet()) exported(k); // at 0 from the start: a counter that never moved is a figure too
   }
 
+  long get(String key) {
+    return counters.getOrDefault(key, 0L);
+  }
+
   void count(String key, long n) {
     counters.merge(key, n, Long::sum);
     exported(key).increment(n);
@@ -55,6 +59,7 @@ final class CoordinatorLedger {
       "rejected_non_finite", "gradients rejected by a group for a NaN or infinite value",
       "heads_clipped", "QK-Clip rescales ordered (one per head over tau per step)",
       "steps", "optimizer steps applied",
+      "rl_steps", "optimizer steps applied with RL gradients",
       "tokens", "tokens of the applied steps' batches",
       "trajectories", "trajectories consumed by applied steps",
       "duplicates", "trajectories consumed a second time (must stay 0)");
@@ -101,6 +106,7 @@ final class CoordinatorLedger {
     boolean rl = contributors.stream().anyMatch(p -> p.kind() == StageKind.RL);
     losses.add(new StepLoss(version, loss, rl ? StageKind.RL : StageKind.SFT, tokens, rewarded == 0 ? Double.NaN : reward / rewarded));
     count("steps", 1);
+    if (rl) count("rl_steps", 1); // checkpointed with the other counters: the RL rate's decay goes on after a resume
     count("trajectories", consumed);
     count("tokens", tokens);
   }

@@ -15,9 +15,10 @@ import java.time.Duration;
 public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Config optimizer, AdaptiveThreshold.Config adaptive, Mode mode, int staleness,
                          double lrSft, double lrRl, int warmup, int decaySteps, Duration syncTimeout, Duration clipTimeout,
                          Duration applyTimeout, int checkpointEvery, int keepCheckpoints, Path checkpointDir,
-                         String jdbcUrl, String jdbcUser, String jdbcPassword, double clipHeadroom, int learners) {
+                         String jdbcUrl, String jdbcUser, String jdbcPassword, double clipHeadroom, int learners, int rlDecaySteps) {
 
   public PsSettings {
+    if (rlDecaySteps < 0) throw new IllegalArgumentException("k2.ps.rl-decay-steps must be >= 0, got " + rlDecaySteps);
     if (learners < 0) throw new IllegalArgumentException("the learner count must be >= 0, got " + learners);
     if (!(clipHeadroom >= 0 && clipHeadroom < 1)) throw new IllegalArgumentException("k2.ps.clip-headroom must lie in [0, 1), got " + clipHeadroom);
     if (!(optimizer.tau() > 0)) throw new IllegalArgumentException("QK-Clip tau must be positive, got " + optimizer.tau());
@@ -55,6 +56,7 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
     // 0: QK-Clip's own rule, as the single-process MuonClip applies it; k2 run's reference.conf sets 0.1
     private double clipHeadroom = 0;
     private int learners = 0;
+    private int rlDecaySteps = 0;
 
     private Builder(String runId, ModelConfig model, Path checkpointDir, String jdbcUrl) {
       this.runId = runId;
@@ -88,11 +90,13 @@ public record PsSettings(String runId, ModelConfig model, long seed, MuonClip.Co
      * expectation (every registered learner, however many).
      */
     public Builder learners(int v) { learners = v; return this; }
+    /** RL's rate decays linearly to a tenth over this many RL steps (0: constant, the default). */
+    public Builder rlDecaySteps(int v) { rlDecaySteps = v; return this; }
 
     public PsSettings build() {
       var a = adaptive != null ? adaptive : AdaptiveThreshold.Config.defaults(optimizer.tau());
       return new PsSettings(runId, model, seed, optimizer, a, mode, staleness, lrSft, lrRl, warmup, decaySteps, syncTimeout, clipTimeout,
-          applyTimeout, checkpointEvery, keepCheckpoints, checkpointDir, jdbcUrl, jdbcUser, jdbcPassword, clipHeadroom, learners);
+          applyTimeout, checkpointEvery, keepCheckpoints, checkpointDir, jdbcUrl, jdbcUser, jdbcPassword, clipHeadroom, learners, rlDecaySteps);
     }
   }
 }

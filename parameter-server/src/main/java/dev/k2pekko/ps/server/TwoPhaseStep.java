@@ -70,7 +70,7 @@ final class TwoPhaseStep {
     this.sharding = ClusterSharding.get(ctx.getSystem());
     this.clip = new ClipHandshake(s, ctx, timers, monitor, ledger);
     this.groups = PsProtocol.groups(s.model());
-    this.schedule = new LrSchedule(s.lrSft(), s.lrRl(), s.warmup(), s.decaySteps());
+    this.schedule = new LrSchedule(s.lrSft(), s.lrRl(), s.warmup(), s.decaySteps(), s.rlDecaySteps());
     this.ledger = ledger;
     this.offsets = offsets;
     this.applied = applied;
@@ -214,7 +214,7 @@ final class TwoPhaseStep {
    */
   private void sendApply(String group) {
     long v = applying.version;
-    double lr = schedule.at(v, applying.contributors.stream().anyMatch(p -> p.kind() == StageKind.RL));
+    double lr = schedule.at(v, applying.contributors.stream().anyMatch(p -> p.kind() == StageKind.RL), ledger.get("rl_steps"));
     var contributors = applying.learnerIds();
     var versions = applying.gradientVersions();
     var rescales = applying.rescales;
