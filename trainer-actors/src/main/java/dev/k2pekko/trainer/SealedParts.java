@@ -204,14 +204,9 @@ final class SealedParts {
     }
     // held trajectories cap their tags: the offset stops just before the first one (consumedInEvent = items before it)
     for (var p : parts.values()) {
-      for (var e : p.byTag.entrySet()) {
-        var at = out.get(e.getKey());
-        if (at == null) continue;
-        for (var it : p.order == null ? e.getValue() : p.order) {
-          if (p.order != null && !it.tag().equals(e.getKey())) continue;
-          at = earlier(at, new TagOffset(it.eventOffset(), it.index() - 1));
-        }
-        out.put(e.getKey(), at);
+      // held: all of a part not sealed yet, what remains of a sealed one
+      for (var it : p.order == null ? p.byTag.values().stream().flatMap(List::stream).toList() : p.order) {
+        out.computeIfPresent(it.tag(), (t, at) -> earlier(at, new TagOffset(it.eventOffset(), it.index() - 1)));
       }
     }
     out.put(PsProtocol.SEALED_KEY, new TagOffset(sealed, 0));
