@@ -208,6 +208,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
       case dev.k2pekko.agents.inference.InferenceServer.Reply r -> onAction(r);
       case dev.k2pekko.agents.inference.OpenAiPolicy.Reply r -> onServed(r);
       case Tick t -> onTick();
+      case NodeServices.CaughtUp c -> onCaughtUp();
       default -> {
         return Behaviors.unhandled();
       }
@@ -265,7 +266,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
     return this;
   }
 
-  /** The next episode waits until the judge's backlog is below its limit (checked at each tick). */
+  /** The next episode waits until the judges' backlog is below its limit (woken by {@link NodeServices.CaughtUp}, checked at each tick too). */
   private boolean waitingForJournal;
 
   private void scheduleTick() {
@@ -430,13 +431,14 @@ public final class Agent extends ExtensibleBehavior<Object> {
     if (spec.openAi() && awaitingAction && s.openAi() != null) s.openAi().tell(new dev.k2pekko.agents.inference.OpenAiPolicy.End(episodeId));
     awaitingAction = false;
     s.sentToJudge();
-    s.judge().tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker(),
+    s.judgeFor(agentNumber).tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker(),
         run.spec().tasks().equals("held-out"), run.spec().rollouts(), agentNumber, episode));
     awaitingSnapshot = false;
     position++;
     if (position < run.count()) {
-      // backpressure: with the judge's backlog full (the journal is slow or away) the next episode waits for the tick
-      if (s.journalBehind()) {
+      // backpressure: with the judges' backlog full (the journal is slow or away, or the judges behind) the next
+      // episode waits until it falls below the limit
+      if (s.journalBehind() && !s.awaitCaughtUp(ctx.getSelf())) {
         waitingForJournal = true;
         s.countWait();
       } else {
@@ -452,6 +454,14 @@ public final class Agent extends ExtensibleBehavior<Object> {
       tick = null;
       if (queued != null && !queued.isEmpty()) onRun(queued.poll());
     }
+  }
+
+  /** The backlog fell below its limit: a waiting agent starts its next episode (a late or repeated wake-up is ignored). */
+  private void onCaughtUp() {
+    if (run == null || !waitingForJournal) return;
+    if (services().journalBehind() && !services().awaitCaughtUp(ctx.getSelf())) return; // others were quicker: wait again
+    waitingForJournal = false;
+    startEpisode();
   }
 
   private Behavior<Object> onTick() {

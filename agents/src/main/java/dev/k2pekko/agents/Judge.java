@@ -20,7 +20,7 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.pattern.StatusReply;
 
 /**
- * The node's judge: scores each finished episode against its rubric ({@link JudgeRubric}) and sends the
+ * One of the node's judges ({@code k2.judge.count}; an agent's episodes all go to one): scores each finished episode against its rubric ({@link JudgeRubric}) and sends the
  * trajectories to be kept to the collectors in batches, one buffer per journal tag: a batch holds trajectories of
  * one tag and becomes one journal event. Tag t goes to collector t mod collectors. One batch per tag is in flight
  * at a time (backpressure); a batch that is not acknowledged within the ack timeout is sent again, and the
@@ -70,8 +70,9 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   /** A batch sent to its collector, not yet confirmed; {@code sentNanos} times the journal write. */
   private record Pending(long batchId, List<Judged> entries, long sentNanos) {}
 
-  public static Behavior<Command> create() {
-    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Judge(ctx, timers)));
+  /** Judge number {@code index} of its node ({@code k2.judge.count} of them share the node's agents). */
+  public static Behavior<Command> create(int index) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Judge(ctx, timers, index)));
   }
 
   private final TimerScheduler<Command> timers;
@@ -85,8 +86,11 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
   private final Pending[] inFlight;
   private long nextBatchId = 1;
 
-  private Judge(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
+  private final int index;
+
+  private Judge(ActorContext<Command> ctx, TimerScheduler<Command> timers, int index) {
     super(ctx);
+    this.index = index;
     this.services = NodeServices.get(ctx.getSystem());
     this.settings = services.settings();
     this.inFlight = new Pending[settings.tags()];
@@ -100,7 +104,7 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     this.rejected = metrics.counter("k2_episodes", help, "outcome", "rejected");
     this.metrics = metrics;
     this.backlog = metrics.gauge("k2_collector_backlog", "judged trajectories waiting for a collector to make them durable "
-        + "(buffered per tag, in flight, or held for their rollout group): the backpressure between judge and journal");
+        + "(buffered per tag, in flight, or held for their rollout group; all the node's judges): the backpressure between judges and journal");
     this.roundTrip = metrics.timer("k2_judge_batch_ack", "from a batch sent to its collector to the collector's confirmation "
         + "that the journal holds it (the journal write seen from the judge, retries included)");
   }
@@ -124,8 +128,8 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     for (var b : buffers) n += b.size();
     for (var p : inFlight) if (p != null) n += p.entries().size();
     for (var h : held.values()) n += h.members().size();
-    backlog.set(n);
-    services.backlog(n);
+    services.backlog(index, n);
+    backlog.set(services.backlog());
   }
 
   @Override public Receive<Command> createReceive() {

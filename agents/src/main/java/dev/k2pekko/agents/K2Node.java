@@ -28,7 +28,7 @@ public final class K2Node {
       else tools.followRemoteWorkers(system);
       if (roles.contains("agent")) {
         var services = NodeServices.get(system);
-        services.setJudge(system.systemActorOf(Judge.create(), "judge", Props.empty()));
+        services.startJudges(system);
         services.setInference(system.systemActorOf(
             dev.k2pekko.agents.inference.InferenceServer.create(services.format(), services.inferenceSettings()), "inference", Props.empty()));
         // the HTTP client of java.net.http is touched only here, where a served LLM is configured

@@ -20,7 +20,25 @@ public final class NodeServices implements Extension {
 
   public record Settings(Duration toolTimeout, Duration tickInterval, double acceptThreshold, int batchSize,
                          Duration flushInterval, Duration ackTimeout, int collectors, int tags, int dedupWindow,
-                         Duration journalGiveUp, int maxBacklog, int cohorts) {}
+                         Duration journalGiveUp, int maxBacklog, int cohorts, int judges) {}
+
+  /**
+   * {@code k2.judge.count}: a number >= 1, or {@code auto}: half the processors this JVM may use, at least one. One
+   * judge per node fell behind the agents of 8 and 16 cores (the backpressure then held every agent for whole ticks:
+   * 46,000 and 35,000 tool calls/s against 225,000 on 2 cores; BENCHMARKS.md, "Cores").
+   */
+  static int judgeCount(com.typesafe.config.Config c) {
+    String v = c.getString("judge.count").trim();
+    if (v.equals("auto")) return Math.max(1, Runtime.getRuntime().availableProcessors() / 2);
+    int n;
+    try {
+      n = Integer.parseInt(v);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("k2.judge.count must be auto or a whole number >= 1, got '" + v + "'");
+    }
+    if (n < 1) throw new IllegalArgumentException("k2.judge.count must be auto or a whole number >= 1, got " + n);
+    return n;
+  }
 
   public static final ExtensionId<NodeServices> ID = new ExtensionId<>() {
     @Override public NodeServices createExtension(ActorSystem<?> system) { return new NodeServices(system); }
@@ -32,7 +50,8 @@ public final class NodeServices implements Extension {
   private final Policy policy;
   private final JudgeRubric rubric;
   private final Settings settings;
-  private volatile ActorRef<Judge.Command> judge;
+  /** The node's judges; an agent's episodes go to judge (agent number mod count), so a rollout group stays with one. */
+  private volatile java.util.List<ActorRef<Judge.Command>> judges;
   private volatile ActorRef<dev.k2pekko.agents.inference.InferenceServer.Command> inference;
   private volatile ActorRef<dev.k2pekko.agents.inference.OpenAiPolicy.Command> openAi;
   private final dev.k2pekko.agents.inference.OpenAiPolicy.Settings openAiSettings;
@@ -71,42 +90,79 @@ public final class NodeServices implements Extension {
     this.settings = new Settings(timeout, timeout.dividedBy(4), rubric.threshold(), c.getInt("judge.batch-size"),
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
         c.getInt("collector.tags"), c.getInt("collector.dedup-window"), c.getDuration("journal.give-up-after"),
-        c.getInt("judge.max-backlog"), c.getInt("agent.cohorts"));
+        c.getInt("judge.max-backlog"), c.getInt("agent.cohorts"), judgeCount(c));
     if (settings.cohorts() < 1) throw new IllegalArgumentException("k2.agent.cohorts must be at least 1, got " + settings.cohorts());
     if (settings.maxBacklog() < 1) throw new IllegalArgumentException("k2.judge.max-backlog must be at least 1, got " + settings.maxBacklog());
     if (settings.journalGiveUp().isNegative() || settings.journalGiveUp().isZero()) {
       throw new IllegalArgumentException("k2.journal.give-up-after must be positive, got " + settings.journalGiveUp());
     }
+    this.backlogs = new java.util.concurrent.atomic.AtomicLongArray(settings.judges());
     this.agentWaits = dev.k2pekko.metrics.Metrics.get(system).counter("k2_agent_waits",
         "episodes an agent put off because the judge's backlog was full (k2.judge.max-backlog): backpressure from the journal to the agents");
   }
 
-  /** Judged trajectories of this node not yet durable, as the judge last counted them. */
-  private final java.util.concurrent.atomic.AtomicLong backlog = new java.util.concurrent.atomic.AtomicLong();
+  /** Judged trajectories of this node not yet durable, per judge as it last counted them. */
+  private final java.util.concurrent.atomic.AtomicLongArray backlogs;
   private final dev.k2pekko.metrics.Meter.Counter agentWaits;
 
-  void backlog(long n) { backlog.set(n); }
+  /** Judge {@code judge} holds {@code n} judged trajectories that are not durable yet. */
+  void backlog(int judge, long n) {
+    backlogs.set(judge, n);
+    wakeIfCaughtUp();
+  }
+
+  /** The judged trajectories of this node's judges that are not durable yet. */
+  long backlog() {
+    long n = 0;
+    for (int i = 0; i < backlogs.length(); i++) n += backlogs.get(i);
+    return n;
+  }
 
   /**
-   * Episodes this node's agents have sent to the judge that it has not judged yet. Counted with the backlog: a judge
+   * Episodes this node's agents have sent to a judge that it has not judged yet. Counted with the backlog: a judge
    * that falls behind holds them in its mailbox, where its own count cannot see them, and an agent that looked at the
    * backlog alone started its next episode while thousands of finished ones were still queued (a backlog of 14,056
    * against 2,000 + 10,000 agents in OverloadTest on a loaded machine).
    */
   private final java.util.concurrent.atomic.AtomicLong unjudged = new java.util.concurrent.atomic.AtomicLong();
 
-  /** An agent of this node sent an episode to the judge. */
+  /** An agent of this node sent an episode to a judge. */
   void sentToJudge() { unjudged.incrementAndGet(); }
 
-  /** The judge took an episode out of its mailbox. */
-  void judged() { unjudged.decrementAndGet(); }
+  /** A judge took an episode out of its mailbox. */
+  void judged() {
+    unjudged.decrementAndGet();
+    wakeIfCaughtUp();
+  }
 
   /**
-   * Whether an agent of this node must wait before its next episode: the judge holds, or has yet to judge,
-   * {@code k2.judge.max-backlog} trajectories that are not durable (a slow or absent journal, or a judge behind).
+   * Whether an agent of this node must wait before its next episode: its judges hold, or have yet to judge,
+   * {@code k2.judge.max-backlog} trajectories that are not durable (a slow or absent journal, or judges behind).
    */
   boolean journalBehind() {
-    return backlog.get() + Math.max(0, unjudged.get()) >= settings.maxBacklog();
+    return backlog() + Math.max(0, unjudged.get()) >= settings.maxBacklog();
+  }
+
+  /** Agents waiting for the backlog to fall below its limit: woken as soon as it does, not at their next tick. */
+  private final java.util.concurrent.ConcurrentLinkedQueue<ActorRef<Object>> waiting = new java.util.concurrent.ConcurrentLinkedQueue<>();
+
+  /** The message a waiting agent gets when the backlog fell below its limit. */
+  enum CaughtUp implements LocalOnly { INSTANCE }
+
+  /**
+   * {@code agent} waits for the backlog; true if it need not (the backlog fell meanwhile), else it gets
+   * {@link CaughtUp} once it does (its tick checks too, so a wake-up lost in a race costs one tick, no more).
+   */
+  boolean awaitCaughtUp(ActorRef<Object> agent) {
+    waiting.add(agent);
+    if (journalBehind()) return false;
+    waiting.remove(agent);
+    return true;
+  }
+
+  private void wakeIfCaughtUp() {
+    if (waiting.isEmpty() || journalBehind()) return;
+    for (ActorRef<Object> a; (a = waiting.poll()) != null; ) a.tell(CaughtUp.INSTANCE);
   }
 
   /** An agent put its next episode off (journalBehind). */
@@ -212,13 +268,21 @@ public final class NodeServices implements Extension {
   public JudgeRubric rubric() { return rubric; }
   public Settings settings() { return settings; }
 
-  public ActorRef<Judge.Command> judge() {
-    var j = judge;
-    if (j == null) throw new IllegalStateException("this node runs agents but started no judge (role 'agent' missing?)");
-    return j;
+  /** The judge of agent number {@code agent}'s episodes. */
+  public ActorRef<Judge.Command> judgeFor(int agent) {
+    var js = judges;
+    if (js == null) throw new IllegalStateException("this node runs agents but started no judge (role 'agent' missing?)");
+    return js.get(Math.floorMod(agent, js.size()));
   }
 
-  void setJudge(ActorRef<Judge.Command> judge) { this.judge = judge; }
+  /** Starts the node's {@code k2.judge.count} judges. */
+  void startJudges(ActorSystem<?> system) {
+    var js = new java.util.ArrayList<ActorRef<Judge.Command>>(settings.judges());
+    for (int i = 0; i < settings.judges(); i++) {
+      js.add(system.systemActorOf(Judge.create(i), "judge-" + i, org.apache.pekko.actor.typed.Props.empty()));
+    }
+    this.judges = java.util.List.copyOf(js);
+  }
 
   private final java.util.List<ActorRef<dev.k2pekko.protocol.Trajectory>> judgedListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 

@@ -19,15 +19,16 @@ import org.junit.jupiter.api.io.TempDir;
  * The same seed twice gives the same synthesis trajectories: two runs, each in a JVM of its own (a JVM salts the
  * iteration order of {@code Map.of}, and run ids hold the start time), on one H2 journal; every trajectory of one
  * (its id after the run id, every call with its arguments in order and its result, the answer, the verdict) equals
- * the other's, and so do the summaries' accepted counts and fingerprints.
+ * the other's, and so do the summaries' accepted counts and fingerprints. The first run has one judge, the second
+ * three: how many judges share the agents changes what is judged when, not what is judged.
  */
 class DeterminismTest {
   static final int AGENTS = 200, EPISODES = 5;
 
   @Test void theSameSeedTwiceGivesTheSameTrajectories(@TempDir Path dir) throws Exception {
     var journal = dir.resolve("journal");
-    var first = run(journal, "seed-a", 42, dir.resolve("a.log"));
-    var second = run(journal, "seed-b", 42, dir.resolve("b.log"));
+    var first = run(journal, "seed-a", 42, 1, dir.resolve("a.log"));
+    var second = run(journal, "seed-b", 42, 3, dir.resolve("b.log"));
     assertEquals(List.of(Long.valueOf(AGENTS * EPISODES)), List.of(first[0]), "episodes of the first run");
     assertEquals(first[1], second[1], "accepted");
     assertEquals(first[2], second[2], "fingerprint of the runs' trajectories");
@@ -58,12 +59,13 @@ class DeterminismTest {
   }
 
   /** A run in a JVM of its own: episodes, accepted and fingerprint from its summary. */
-  private static long[] run(Path journal, String runId, long seed, Path log) throws Exception {
+  private static long[] run(Path journal, String runId, long seed, int judges, Path log) throws Exception {
     var java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     var cmd = new ArrayList<>(List.of(java, "-Xmx768m", "-Xss2m", "-XX:+UseParallelGC", "--enable-native-access=ALL-UNNAMED",
         "--add-opens", "java.base/java.lang=ALL-UNNAMED", "--add-opens", "java.base/java.util=ALL-UNNAMED",
         "--add-opens", "java.base/java.nio=ALL-UNNAMED", "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
-        "-cp", System.getProperty("java.class.path"), SeedRunMain.class.getName(), journal.toString(), runId, Long.toString(seed)));
+        "-cp", System.getProperty("java.class.path"), SeedRunMain.class.getName(), journal.toString(), runId, Long.toString(seed),
+        Integer.toString(judges)));
     var p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     if (!p.waitFor(240, TimeUnit.SECONDS)) {
       p.destroyForcibly();

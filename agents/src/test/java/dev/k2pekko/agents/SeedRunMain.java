@@ -9,13 +9,13 @@ import org.apache.pekko.cluster.typed.Join;
 
 /**
  * One synthesis run on one node in a JVM of its own, for {@link DeterminismTest}: args are the H2 journal's directory,
- * the run id and the seed. Prints {@code result <episodes> <accepted> <fingerprint>} and exits.
+ * the run id, the seed and the node's judge count ({@code k2.judge.count}). Prints {@code result <episodes> <accepted> <fingerprint>} and exits.
  */
 public final class SeedRunMain {
   private SeedRunMain() {}
 
   public static void main(String[] args) throws Exception {
-    var config = TestNodes.h2(Path.of(args[0]), Map.of());
+    var config = TestNodes.h2(Path.of(args[0]), Map.of("k2.judge.count", Integer.parseInt(args[3])));
     JournalSchema.ensure(config);
     var system = K2Node.start("k2", config);
     int code = 1;

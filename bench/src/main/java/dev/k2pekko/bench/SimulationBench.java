@@ -45,13 +45,18 @@ public final class SimulationBench {
       if (firewall == FirewallMode.BOTH) {
         r = both(system, fw, agents, episodes, pairs, es);
       } else {
+        // the agents' waits for the judges' backlog (k2.judge.max-backlog) during the measured run: backpressure
+        // that holds agents while the journal is idle means the judges are behind
+        var waits = dev.k2pekko.metrics.Metrics.get(system).counter("k2_agent_waits", "");
+        long waits0 = waits.count();
         var s = run(system, agents, "measured", episodes, es);
         double secs = s.elapsed().toNanos() / 1e9;
         var o = JSON.createObjectNode().put("bench", "sim").put("agents", agents).put("episodes", s.get("episodes"))
             .put("tool_calls", s.get("tool_calls")).put("seconds", secs)
             .put("tool_calls_per_s", Math.round(s.get("tool_calls") / secs)).put("episodes_per_s", Math.round(s.get("episodes") / secs))
             .put("firewall", firewall.name().toLowerCase()).put("policy", es.policy()).put("accepted", s.get("accepted"))
-            .put("cores", Runtime.getRuntime().availableProcessors());
+            .put("cores", Runtime.getRuntime().availableProcessors())
+            .put("judges", dev.k2pekko.agents.NodeServices.get(system).settings().judges()).put("agent_waits", waits.count() - waits0);
         r = new Result(o, s.complete());
       }
       var after = measure(ceiling);
