@@ -160,9 +160,15 @@ public final class NodeServices implements Extension {
     return true;
   }
 
+  /**
+   * Wakes as many waiting agents as the backlog has room for, no more: waking them all each time it fell below the
+   * limit made every judged episode wake thousands of agents that found it full again (a 16-core run with one judge
+   * did not finish in six minutes), while each agent woken here adds at most one episode.
+   */
   private void wakeIfCaughtUp() {
-    if (waiting.isEmpty() || journalBehind()) return;
-    for (ActorRef<Object> a; (a = waiting.poll()) != null; ) a.tell(CaughtUp.INSTANCE);
+    if (waiting.isEmpty()) return;
+    long room = settings.maxBacklog() - backlog() - Math.max(0, unjudged.get());
+    for (ActorRef<Object> a; room > 0 && (a = waiting.poll()) != null; room--) a.tell(CaughtUp.INSTANCE);
   }
 
   /** An agent put its next episode off (journalBehind). */
