@@ -2,6 +2,7 @@ package dev.k2pekko.bench;
 
 import dev.k2pekko.agents.JudgeRubric;
 import dev.k2pekko.agents.OfflinePlay;
+import dev.k2pekko.agents.inference.InferenceServer;
 import dev.k2pekko.agents.policy.PolicyFormat;
 import dev.k2pekko.agents.policy.TeacherPolicy;
 import dev.k2pekko.agents.tasks.TaskGenerator;
@@ -11,14 +12,13 @@ import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.Sequence;
 import dev.k2pekko.model.TokenBatch;
-import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.TensorOps;
 import dev.k2pekko.optim.MuonClip;
+import dev.k2pekko.protocol.PsProtocol;
 import dev.k2pekko.ps.server.CoordinatorAddress;
 import dev.k2pekko.ps.server.PsCoordinator;
-import dev.k2pekko.ps.server.PsSettings;
 import dev.k2pekko.ps.server.PsGroup;
-import dev.k2pekko.ps.server.PsProtocol;
+import dev.k2pekko.ps.server.PsSettings;
 import dev.k2pekko.tools.Stochasticity;
 import dev.k2pekko.tools.ToolUniverse;
 import java.nio.file.Path;
@@ -101,17 +101,17 @@ public final class LoopBench {
     var coordinator = system.systemActorOf(PsCoordinator.create(settings, monitor), "coord-" + run, Props.empty());
     CoordinatorAddress.register(system, coordinator);
     var received = new ConcurrentHashMap<Long, long[]>(); // version -> {first, last, count}
-    var versions = new ConcurrentHashMap<Long, CompletableFuture<WeightsSnapshot>>();
+    var versions = new ConcurrentHashMap<Long, CompletableFuture<PsProtocol.Weights>>();
     for (int i = 0; i < subscribers; i++) {
-      var sub = system.systemActorOf(Behaviors.<WeightsSnapshot>receiveMessage(w -> {
-        w.verify();
+      var sub = system.systemActorOf(Behaviors.<PsProtocol.Weights>receiveMessage(w -> {
+        InferenceServer.snapshot(w).verify(); // what an inference server does with a version before it swaps
         long now = System.nanoTime();
         received.compute(w.version(), (k, v) -> v == null ? new long[] {now, now, 1} : new long[] {v[0], now, v[2] + 1});
         return Behaviors.same();
       }), "sub-" + run + "-" + i, Props.empty());
-      system.receptionist().tell(Receptionist.register(PsCoordinator.WEIGHTS, sub));
+      system.receptionist().tell(Receptionist.register(PsProtocol.WEIGHTS, sub));
     }
-    var learner = system.systemActorOf(Behaviors.<WeightsSnapshot>receiveMessage(w -> {
+    var learner = system.systemActorOf(Behaviors.<PsProtocol.Weights>receiveMessage(w -> {
       versions.computeIfAbsent(w.version(), v -> new CompletableFuture<>()).complete(w);
       return Behaviors.same();
     }), "learner-" + run, Props.empty());

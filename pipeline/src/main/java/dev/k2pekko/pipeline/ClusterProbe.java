@@ -3,6 +3,7 @@ package dev.k2pekko.pipeline;
 import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.agents.inference.InferenceServer;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.protocol.PsProtocol;
 import dev.k2pekko.ps.server.PsCoordinator;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
@@ -70,7 +71,7 @@ final class ClusterProbe {
   }
 
   PsCoordinator.Status status() throws Exception {
-    return AskPattern.<PsCoordinator.Command, PsCoordinator.Status>ask(node.coordinator(), PsCoordinator.GetStatus::new,
+    return AskPattern.<PsProtocol.ToCoordinator, PsCoordinator.Status>ask(node.coordinator(), PsCoordinator.GetStatus::new,
         Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().get(15, TimeUnit.SECONDS);
   }
 
@@ -86,7 +87,7 @@ final class ClusterProbe {
 
   /** A checkpoint now, waited for: the version written. */
   long checkpoint() throws Exception {
-    return AskPattern.<PsCoordinator.Command, Long>ask(node.coordinator(), PsCoordinator.CheckpointNow::new, Duration.ofSeconds(60),
+    return AskPattern.<PsProtocol.ToCoordinator, Long>ask(node.coordinator(), PsCoordinator.CheckpointNow::new, Duration.ofSeconds(60),
         system.scheduler()).toCompletableFuture().get(70, TimeUnit.SECONDS);
   }
 

@@ -1,10 +1,10 @@
 package dev.k2pekko.pipeline;
 
-import dev.k2pekko.trainer.Learner;
 import dev.k2pekko.optim.QkClip;
-import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.pipeline.report.Csv;
 import dev.k2pekko.pipeline.report.LinePlot;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.trainer.Learner;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,7 +31,7 @@ public final class RunReport {
     Files.createDirectories(dir);
     var steps = new ArrayList<double[]>();
     for (var l : r.status().losses()) {
-      steps.add(new double[] {l.version(), l.loss(), l.kind() == dev.k2pekko.ps.server.PsProtocol.StageKind.RL ? 1 : 0, l.tokens(), l.reward()});
+      steps.add(new double[] {l.version(), l.loss(), l.kind() == dev.k2pekko.protocol.PsProtocol.StageKind.RL ? 1 : 0, l.tokens(), l.reward()});
     }
     Csv.write(dir.resolve("steps.csv"), List.of("version", "loss", "rl", "tokens", "reward"), steps);
     ClipMonitorProtocol.History h = r.clip();

@@ -9,11 +9,12 @@ import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.optim.AdaptiveThreshold;
 import dev.k2pekko.optim.MuonClip;
 import dev.k2pekko.optim.QkClip;
+import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.protocol.PsProtocol;
 import dev.k2pekko.ps.server.CoordinatorAddress;
 import dev.k2pekko.ps.server.PsCoordinator;
-import dev.k2pekko.ps.server.PsSettings;
 import dev.k2pekko.ps.server.PsGroup;
-import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.ps.server.PsSettings;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashSet;
@@ -34,7 +35,7 @@ public final class TrainerNode {
   private TrainerNode() {}
 
   /** {@code critic}: this node's critic service, beside its inference server; null on a node without the {@code agent} role. */
-  public record Started(ActorRef<PsCoordinator.Command> coordinator, ActorRef<ClipMonitorProtocol.Command> monitor, String runId,
+  public record Started(ActorRef<PsProtocol.ToCoordinator> coordinator, ActorRef<ClipMonitorProtocol.Command> monitor, String runId,
                         ModelConfig model, ActorRef<Critic.Command> critic) {}
 
   /** The policy's shape for this node's tool universe (the vocabulary follows from it). */
@@ -102,7 +103,7 @@ public final class TrainerNode {
     var format = NodeServices.get(system).format();
     ShardedDaemonProcess.get(system).init(Learner.Command.class, "learner", ls.count(),
         // a failed learner (its journal stream broke, say) starts again from the durable offsets, after a backoff
-        i -> org.apache.pekko.actor.typed.javadsl.Behaviors.supervise(Learner.create(i, ls, format, monitor))
+        i -> org.apache.pekko.actor.typed.javadsl.Behaviors.supervise(Learner.create(i, ls, format, monitor, coordinator))
             .onFailure(org.apache.pekko.actor.typed.SupervisorStrategy.restartWithBackoff(Duration.ofMillis(500), Duration.ofSeconds(10), 0.2)), ShardedDaemonProcessSettings.create(system).withRole("learner"),
         Optional.of(Learner.Stop.INSTANCE));
     ActorRef<Critic.Command> critic = null;

@@ -1,5 +1,6 @@
 package dev.k2pekko.pipeline;
 
+import dev.k2pekko.protocol.PsProtocol;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -51,7 +52,7 @@ class LearnerFailoverTest {
   }
 
   static PsCoordinator.Status status(ActorSystem<?> system, TrainerNode.Started node) {
-    return AskPattern.<PsCoordinator.Command, PsCoordinator.Status>ask(node.coordinator(), PsCoordinator.GetStatus::new,
+    return AskPattern.<PsProtocol.ToCoordinator, PsCoordinator.Status>ask(node.coordinator(), PsCoordinator.GetStatus::new,
         Duration.ofSeconds(10), system.scheduler()).toCompletableFuture().orTimeout(15, TimeUnit.SECONDS).join();
   }
 

@@ -1,11 +1,16 @@
 package dev.k2pekko.protocol;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
+import dev.k2pekko.protocol.PsProtocol.Outcome;
+import dev.k2pekko.protocol.PsProtocol.StageKind;
+import dev.k2pekko.protocol.PsProtocol.TagOffset;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -48,6 +53,43 @@ class SerializationTest {
     kit.verifySerialization(trajectory("teacher"), true);
     var serializer = SerializationExtension.get(Adapter.toClassic(KIT.system())).findSerializerFor(trajectory("teacher"));
     assertEquals(KryoSerializer.class, serializer.getClass());
+  }
+
+  @Test void parameterServerMessagesRoundTripThroughKryo() {
+    var kit = KIT.serializationTestKit();
+    var offsets = new HashMap<String, TagOffset>();
+    offsets.put("trajectories-3", new TagOffset(42, 5));
+    offsets.put(PsProtocol.SEALED_KEY, new TagOffset(2, 0));
+    var outcomes = KIT.<PsProtocol.PushOutcome>createTestProbe();
+    kit.verifySerialization(new PsProtocol.Pushed(3, "learner-0", new ArrayList<>(List.of("run-1/agent-2/0")), offsets, 1.5, 120,
+        StageKind.RL, 0.25, outcomes.getRef(), 2), true);
+    kit.verifySerialization(new PsProtocol.Pass(3, "learner-1", 2), true);
+    kit.verifySerialization(new PsProtocol.PushOutcome(3, "learner-0", Outcome.STALE), true);
+    kit.verifySerialization(new PsProtocol.Offsets(offsets, 7), true);
+    kit.verifySerialization(new PsProtocol.BadGradient(3, "learner-0", "layer0", "non-finite value in layer0.wq"), true);
+    kit.verifySerialization(new PsProtocol.RescaleQK(3, 1, 0, 0.8), true);
+    kit.verifySerialization(new PsProtocol.RegisterLearner("learner-0", KIT.<PsProtocol.Weights>createTestProbe().getRef(),
+        KIT.<PsProtocol.Offsets>createTestProbe().getRef()), true);
+
+    // records of arrays compare their arrays by reference: these are compared field by field
+    var grads = new HashMap<String, float[]>();
+    grads.put("layer0.wq", new float[] {1f, -2.5f, Float.MIN_VALUE});
+    var push = kit.verifySerialization(new PsProtocol.PushGradient(3, "learner-0", grads), false);
+    assertEquals(3, push.version());
+    assertEquals("learner-0", push.learnerId());
+    assertArrayEquals(grads.get("layer0.wq"), push.grads().get("layer0.wq"));
+    assertEquals(grads.keySet(), push.grads().keySet());
+
+    var shape = new PsProtocol.Weights.Shape(1222, 64, 2, 4, 128, 4, 1e-5);
+    var weights = new PsProtocol.Weights(9, shape, List.of("tok_emb", "pos_emb"), List.of(new float[] {0.5f, -1f}, new float[] {3f}),
+        "0123abcd");
+    var back = kit.verifySerialization(weights, false);
+    assertEquals(9, back.version());
+    assertEquals(shape, back.shape());
+    assertEquals(weights.names(), back.names());
+    assertEquals(2, back.data().size());
+    for (int i = 0; i < 2; i++) assertArrayEquals(weights.data().get(i), back.data().get(i));
+    assertEquals("0123abcd", back.sha256());
   }
 
   @Test void kryoRefusesUnregisteredClasses() {

@@ -2,17 +2,17 @@ package dev.k2pekko.trainer;
 
 import dev.k2pekko.agents.TrajectoryReplay;
 import dev.k2pekko.agents.policy.PolicyFormat;
+import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.WeightsSnapshot;
-import dev.k2pekko.protocol.Trajectory;
-import dev.k2pekko.ps.server.CoordinatorAddress;
-import dev.k2pekko.ps.server.PsCoordinator;
-import dev.k2pekko.ps.server.PsGroup;
-import dev.k2pekko.ps.server.PsProtocol;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
-import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
-import dev.k2pekko.ps.server.PsProtocol.StageKind;
-import dev.k2pekko.ps.server.PsProtocol.TagOffset;
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.PushOutcome;
+import dev.k2pekko.protocol.PsProtocol.StageKind;
+import dev.k2pekko.protocol.PsProtocol.TagOffset;
+import dev.k2pekko.protocol.PsProtocol.ToCoordinator;
+import dev.k2pekko.protocol.PsProtocol.ToGroup;
+import dev.k2pekko.protocol.Trajectory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -33,6 +33,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.persistence.jdbc.query.javadsl.JdbcReadJournal;
 import org.apache.pekko.persistence.query.EventEnvelope;
 import org.apache.pekko.persistence.query.Offset;
@@ -134,7 +135,8 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   public enum Stop implements Command, NoSerializationVerificationNeeded { INSTANCE }
 
-  private record Weights(WeightsSnapshot snapshot) implements Command, NoSerializationVerificationNeeded {}
+  /** A version the parameter server published, as it came (converted and verified in {@link #onWeights}). */
+  private record Published(PsProtocol.Weights weights) implements Command, NoSerializationVerificationNeeded {}
 
   private record StreamInit(String tag, ActorRef<Ack> ack) implements Command, NoSerializationVerificationNeeded {}
 
@@ -158,8 +160,13 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   public enum Ack { INSTANCE }
 
-  public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<ClipMonitorProtocol.Command> monitor) {
-    return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor)));
+  /** The parameter-server groups, by parameter group ({@link PsProtocol#groupOf}): the same key as the groups' own. */
+  private static final EntityTypeKey<ToGroup> GROUPS = EntityTypeKey.create(ToGroup.class, PsProtocol.GROUP_ENTITY_TYPE);
+
+  /** {@code coordinator}: this node's proxy to the parameter server's coordinator. */
+  public static Behavior<Command> create(int index, Settings settings, PolicyFormat format, ActorRef<ClipMonitorProtocol.Command> monitor,
+                                         ActorRef<ToCoordinator> coordinator) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(t -> new Learner(ctx, t, index, settings, format, monitor, coordinator)));
   }
 
   private final TimerScheduler<Command> timers;
@@ -168,7 +175,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final Settings s;
   private final PolicyFormat format;
   private final ActorRef<ClipMonitorProtocol.Command> monitor;
-  private final ActorRef<PsCoordinator.Command> coordinator;
+  private final ActorRef<ToCoordinator> coordinator;
   private final ClusterSharding sharding;
   private final Executor compute;
   private final dev.k2pekko.ops.TensorOps ops;
@@ -186,7 +193,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private final Map<String, TagOffset> skipped = new HashMap<>();
 
   private Learner(ActorContext<Command> ctx, TimerScheduler<Command> timers, int index, Settings s, PolicyFormat format,
-                  ActorRef<ClipMonitorProtocol.Command> monitor) {
+                  ActorRef<ClipMonitorProtocol.Command> monitor, ActorRef<ToCoordinator> coordinator) {
     super(ctx);
     this.timers = timers;
     this.index = index;
@@ -199,7 +206,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     for (int t = 0; t < s.tags(); t++) if (t % s.count() == index) mine.add(dev.k2pekko.agents.TrajectoryCollector.TAG_PREFIX + t);
     this.parts = s.sftOrder() == SftOrder.SEALED ? new SealedParts(s.runId(), mine) : null;
     this.monitor = monitor;
-    this.coordinator = CoordinatorAddress.of(ctx.getSystem());
+    this.coordinator = coordinator;
     this.sharding = ClusterSharding.get(ctx.getSystem());
     this.compute = ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig("k2.learner.dispatcher"));
     this.ops = dev.k2pekko.ops.Backends.select(s.backend());
@@ -207,11 +214,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     // the coordinator answers with the durable offsets once no step is in flight; the streams start from there
     // Replies come to child actors, not message adapters: the coordinator on another node watches the weights inbox
     // to see the learner go, and a remote watch of a message adapter reports it terminated at once.
-    var weightsRef = inbox("weights", Weights::new);
+    var weightsRef = inbox("weights", Published::new);
     this.registration = new PsProtocol.RegisterLearner(id, weightsRef, inbox("offsets", GotOffsets::new));
     coordinator.tell(registration); // repeated on every tick until the offsets come: a proxy may lose it while nodes join or leave
     // every publish reaches it through the receptionist too, from whichever coordinator incarnation runs
-    ctx.getSystem().receptionist().tell(org.apache.pekko.actor.typed.receptionist.Receptionist.register(PsCoordinator.WEIGHTS, weightsRef));
+    ctx.getSystem().receptionist().tell(org.apache.pekko.actor.typed.receptionist.Receptionist.register(PsProtocol.WEIGHTS, weightsRef));
     timers.startTimerWithFixedDelay(Tick.INSTANCE, s.idleFlush().dividedBy(2));
     ctx.getSystem().receptionist().tell(org.apache.pekko.actor.typed.receptionist.Receptionist.subscribe(dev.k2pekko.critic.Critic.KEY,
         inbox("critics", Critics::new)));
@@ -266,7 +273,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
           if (m.failure() != null) throw new IllegalStateException(id + ": journal stream of " + m.tag() + " failed", m.failure());
           return this;
         })
-        .onMessage(Weights.class, this::onWeights)
+        .onMessage(Published.class, this::onWeights)
         .onMessage(GotOffsets.class, m -> { startStreams(m.offsets().offsets()); return this; })
         .onMessage(Computed.class, this::onComputed)
         .onMessage(Critics.class, this::onCritics)
@@ -311,8 +318,14 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     return this;
   }
 
-  private Behavior<Command> onWeights(Weights w) {
-    var snap = w.snapshot();
+  private Behavior<Command> onWeights(Published w) {
+    WeightsSnapshot snap;
+    try {
+      snap = snapshot(w.weights());
+    } catch (WeightsSnapshot.CorruptWeightsException ex) {
+      getContext().getLog().error("{}: weights refused: {}", id, ex.getMessage());
+      return this;
+    }
     if (weights != null && (snap.version() < weights.version() || (snap.version() == weights.version() && !snap.sha256().equals(weights.sha256())))) {
       // the parameter server came back from an older checkpoint: start again from its offsets
       throw new IllegalStateException(id + ": the parameter server restored version " + snap.version() + " (this learner held "
@@ -328,6 +341,21 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     if (awaiting >= 0 && weights.version() > awaiting) awaiting = -1;
     maybeStep();
     return this;
+  }
+
+  /**
+   * The published weights as a snapshot, to verify before use: the model's shape comes as plain numbers, and a shape no
+   * model can have is refused like a wrong checksum.
+   */
+  static WeightsSnapshot snapshot(PsProtocol.Weights w) {
+    var sh = w.shape();
+    ModelConfig config;
+    try {
+      config = new ModelConfig(sh.vocab(), sh.dModel(), sh.layers(), sh.heads(), sh.context(), sh.mlpRatio(), sh.normEps());
+    } catch (IllegalArgumentException e) {
+      throw new WeightsSnapshot.CorruptWeightsException("version " + w.version() + ": " + e.getMessage());
+    }
+    return new WeightsSnapshot(w.version(), config, w.names(), w.data(), w.sha256());
   }
 
   private void maybeStep() {
@@ -469,7 +497,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       for (var spec : PolicyModel.specsOf(weights.config())) grads.put(spec.name(), new float[spec.size()]);
     }
     for (var e : PsProtocol.byGroup(grads).entrySet()) {
-      sharding.entityRefFor(PsGroup.KEY, e.getKey()).tell(new PsProtocol.PushGradient(c.version(), id, e.getValue()));
+      sharding.entityRefFor(GROUPS, e.getKey()).tell(new PsProtocol.PushGradient(c.version(), id, e.getValue()));
     }
     monitor.tell(new ClipMonitorProtocol.ReportMaxLogits(c.version(), id, c.result().maxLogit()));
     coordinator.tell(new PsProtocol.Pushed(c.version(), id, ids, offsets, c.result().loss(), c.result().tokens(), batch.kind(),

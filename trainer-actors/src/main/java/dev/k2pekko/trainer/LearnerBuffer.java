@@ -1,8 +1,8 @@
 package dev.k2pekko.trainer;
 
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.StageKind;
 import dev.k2pekko.protocol.Trajectory;
-import dev.k2pekko.ps.server.PsProtocol;
-import dev.k2pekko.ps.server.PsProtocol.StageKind;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;

@@ -1,9 +1,9 @@
 package dev.k2pekko.trainer;
 
 import dev.k2pekko.protocol.PartSealed;
-import dev.k2pekko.ps.server.PsProtocol;
-import dev.k2pekko.ps.server.PsProtocol.StageKind;
-import dev.k2pekko.ps.server.PsProtocol.TagOffset;
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.StageKind;
+import dev.k2pekko.protocol.PsProtocol.TagOffset;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;

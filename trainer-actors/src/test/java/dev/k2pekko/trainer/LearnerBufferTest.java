@@ -4,9 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.k2pekko.protocol.PsProtocol.StageKind;
 import dev.k2pekko.protocol.Trajectory;
 import dev.k2pekko.protocol.Verdict;
-import dev.k2pekko.ps.server.PsProtocol.StageKind;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;

@@ -6,11 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.k2pekko.protocol.PartSealed;
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.StageKind;
+import dev.k2pekko.protocol.PsProtocol.TagOffset;
 import dev.k2pekko.protocol.Trajectory;
 import dev.k2pekko.protocol.Verdict;
-import dev.k2pekko.ps.server.PsProtocol;
-import dev.k2pekko.ps.server.PsProtocol.StageKind;
-import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;

@@ -6,8 +6,10 @@ import dev.k2pekko.agents.policy.LearnedPolicy;
 import dev.k2pekko.agents.policy.PolicyFormat;
 import dev.k2pekko.agents.tasks.Task;
 import dev.k2pekko.model.Decoder;
+import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.protocol.PsProtocol;
 import dev.k2pekko.protocol.Step;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -25,7 +27,6 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
-import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 
 /**
  * One per node: serves the learned policy to the node's agents. Requests are collected for a batching window (or
@@ -36,9 +37,6 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  */
 public final class InferenceServer extends AbstractBehavior<InferenceServer.Command> {
   public sealed interface Command {}
-
-  /** Service key under which the parameter server finds every node's inference server (weights subscription). */
-  public static final ServiceKey<WeightsSnapshot> WEIGHTS = ServiceKey.create(WeightsSnapshot.class, "k2-weights");
 
   public record Begin(String episodeId, Task task, long seed, double temperature, ActorRef<Reply> replyTo) implements Command, LocalOnly {}
 
@@ -68,8 +66,11 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
 
   public record GetStats(ActorRef<Stats> replyTo) implements Command, LocalOnly {}
 
-  /** A weights version to verify and swap in (from the parameter server, or set directly for offline use). */
+  /** A weights version to verify and swap in (set directly for offline use; the parameter server's come as {@link Published}). */
   public record NewWeights(WeightsSnapshot snapshot) implements Command, LocalOnly {}
+
+  /** A version the parameter server published (under {@link PsProtocol#WEIGHTS}), as it came. */
+  private record Published(PsProtocol.Weights weights) implements Command, LocalOnly {}
 
   private record Flush() implements Command, LocalOnly {}
 
@@ -100,8 +101,9 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
     this.timers = timers;
     this.format = format;
     this.settings = settings;
-    var weights = ctx.messageAdapter(WeightsSnapshot.class, NewWeights::new);
-    ctx.getSystem().receptionist().tell(Receptionist.register(WEIGHTS, weights));
+    // the parameter server finds every node's inference server under this key
+    var weights = ctx.messageAdapter(PsProtocol.Weights.class, Published::new);
+    ctx.getSystem().receptionist().tell(Receptionist.register(PsProtocol.WEIGHTS, weights));
   }
 
   @Override public Receive<Command> createReceive() {
@@ -110,7 +112,8 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
         .onMessage(Continue.class, this::enqueue)
         .onMessage(Act.class, this::enqueue)
         .onMessage(End.class, e -> { sessions.remove(e.episodeId()); return this; })
-        .onMessage(NewWeights.class, this::onWeights)
+        .onMessage(NewWeights.class, w -> onWeights(w.snapshot()))
+        .onMessage(Published.class, this::onPublished)
         .onMessage(Flush.class, f -> { runBatch(); return this; })
         .onMessage(Done.class, this::onDone)
         .onMessage(GetStats.class, g -> {
@@ -120,15 +123,44 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
         .build();
   }
 
-  private Behavior<Command> onWeights(NewWeights w) {
-    var snap = w.snapshot();
+  private Behavior<Command> onPublished(Published p) {
+    if (policy != null && p.weights().version() <= policy.version()) return this; // as onWeights: an old version is no news
+    WeightsSnapshot snap;
+    try {
+      snap = snapshot(p.weights());
+    } catch (WeightsSnapshot.CorruptWeightsException e) {
+      return refused(e);
+    }
+    return onWeights(snap);
+  }
+
+  /**
+   * The published weights as a snapshot, to verify before use: the model's shape comes as plain numbers, and a shape no
+   * model can have is refused like a wrong checksum.
+   */
+  public static WeightsSnapshot snapshot(PsProtocol.Weights w) {
+    var sh = w.shape();
+    ModelConfig config;
+    try {
+      config = new ModelConfig(sh.vocab(), sh.dModel(), sh.layers(), sh.heads(), sh.context(), sh.mlpRatio(), sh.normEps());
+    } catch (IllegalArgumentException e) {
+      throw new WeightsSnapshot.CorruptWeightsException("version " + w.version() + ": " + e.getMessage());
+    }
+    return new WeightsSnapshot(w.version(), config, w.names(), w.data(), w.sha256());
+  }
+
+  private Behavior<Command> refused(WeightsSnapshot.CorruptWeightsException e) {
+    weightsRejected++;
+    getContext().getLog().error("weights refused, keeping version {}: {}", policy == null ? "none" : policy.version(), e.getMessage());
+    return this;
+  }
+
+  private Behavior<Command> onWeights(WeightsSnapshot snap) {
     if (policy != null && snap.version() <= policy.version()) return this;
     try {
       snap.verify();
     } catch (WeightsSnapshot.CorruptWeightsException e) {
-      weightsRejected++;
-      getContext().getLog().error("weights refused, keeping version {}: {}", policy == null ? "none" : policy.version(), e.getMessage());
-      return this;
+      return refused(e);
     }
     policy = new LearnedPolicy(format, new Decoder(snap.toModel(new ReferenceOps())), snap.version(), 0.0);
     return this;

@@ -12,12 +12,17 @@ import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.protocol.PsProtocol;
 import dev.k2pekko.tools.Stochasticity;
 import dev.k2pekko.tools.ToolUniverse;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 
@@ -75,6 +80,53 @@ class InferenceServerTest {
     server.tell(new InferenceServer.End("e1"));
     server.tell(new InferenceServer.Continue("e1", step, replies.getRef()));
     assertTrue(replies.receiveMessage().error().startsWith("no-session"));
+  }
+
+  /** What is registered under the weights key now. */
+  static Set<ActorRef<PsProtocol.Weights>> subscribers() {
+    var p = kit.<Receptionist.Listing>createTestProbe();
+    kit.system().receptionist().tell(Receptionist.find(PsProtocol.WEIGHTS, p.getRef()));
+    return p.receiveMessage().getServiceInstances(PsProtocol.WEIGHTS);
+  }
+
+  static PsProtocol.Weights wire(WeightsSnapshot s, ModelConfig c) {
+    return new PsProtocol.Weights(s.version(), new PsProtocol.Weights.Shape(c.vocab(), c.dModel(), c.layers(), c.heads(), c.context(),
+        c.mlpRatio(), c.normEps()), s.names(), s.data(), s.sha256());
+  }
+
+  @Test void publishedVersionsComeUnderTheWeightsKeyAndAreVerified() {
+    var before = subscribers();
+    var server = kit.spawn(InferenceServer.create(F, new InferenceServer.Settings(Duration.ofMillis(2), 8)));
+    var mine = new HashSet<ActorRef<PsProtocol.Weights>>();
+    var probe = kit.createTestProbe();
+    probe.awaitAssert(() -> {
+      mine.clear();
+      mine.addAll(subscribers());
+      mine.removeAll(before);
+      assertEquals(1, mine.size(), "the new server's subscription");
+      return null;
+    });
+    var sub = mine.iterator().next();
+    var v1 = WeightsSnapshot.of(1, new PolicyModel(CFG, new ReferenceOps(), 1));
+    sub.tell(wire(v1, CFG));
+    probe.awaitAssert(() -> { assertEquals(1, stats(server).version()); return null; });
+
+    // a shape no model can have (dModel 16 over 3 heads) is refused like a wrong checksum: the server stays at 1
+    var v2 = WeightsSnapshot.of(2, new PolicyModel(CFG, new ReferenceOps(), 2));
+    var badShape = new PsProtocol.Weights(2, new PsProtocol.Weights.Shape(CFG.vocab(), CFG.dModel(), CFG.layers(), 3, CFG.context(),
+        CFG.mlpRatio(), CFG.normEps()), v2.names(), v2.data(), v2.sha256());
+    sub.tell(badShape);
+    probe.awaitAssert(() -> { assertEquals(1, stats(server).weightsRejected()); return null; });
+    // the same numbers of another valid shape do not match the checksum
+    var otherShape = new PsProtocol.Weights(2, new PsProtocol.Weights.Shape(CFG.vocab(), CFG.dModel(), CFG.layers(), 4, CFG.context(),
+        CFG.mlpRatio(), CFG.normEps()), v2.names(), v2.data(), v2.sha256());
+    sub.tell(otherShape);
+    probe.awaitAssert(() -> { assertEquals(2, stats(server).weightsRejected()); return null; });
+    assertEquals(1, stats(server).version());
+
+    sub.tell(wire(v2, CFG));
+    probe.awaitAssert(() -> { assertEquals(2, stats(server).version()); return null; });
+    assertEquals(2, stats(server).weightsRejected());
   }
 
   @Test void requestsAreServedInBatches() {

@@ -3,8 +3,9 @@ package dev.k2pekko.ps.server;
 import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.ops.ReferenceOps;
+import dev.k2pekko.protocol.PsProtocol;
 import dev.k2pekko.ps.checkpoint.Checkpoints;
-import dev.k2pekko.ps.server.PsProtocol.GroupState;
+import dev.k2pekko.ps.server.PsGroup.GroupState;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -24,24 +25,24 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
  */
 final class CheckpointCycle {
   /** A group's state, through an adapter (the group answers with its own type). */
-  record StateArrived(GroupState g) implements PsCoordinator.Command, NoSerializationVerificationNeeded {}
+  record StateArrived(GroupState g) implements PsCoordinator.Internal, NoSerializationVerificationNeeded {}
 
   /** Where the coordinator starts: the version, its weights (spec order) and what a checkpoint restored (-1: none). */
   record Start(long version, WeightsSnapshot weights, long restoredFrom) {}
 
   private final PsSettings s;
-  private final ActorContext<PsCoordinator.Command> ctx;
+  private final ActorContext<PsProtocol.ToCoordinator> ctx;
   private final ClusterSharding sharding;
   private final List<String> groups;
   private final Map<String, GroupState> exported = new HashMap<>();
   private final List<ActorRef<Long>> waiters = new ArrayList<>();
   private boolean collecting;
 
-  CheckpointCycle(PsSettings s, ActorContext<PsCoordinator.Command> ctx) {
+  CheckpointCycle(PsSettings s, ActorContext<PsProtocol.ToCoordinator> ctx) {
     this.s = s;
     this.ctx = ctx;
     this.sharding = ClusterSharding.get(ctx.getSystem());
-    this.groups = PsProtocol.groups(s.model());
+    this.groups = PsGroup.groups(s.model());
   }
 
   /** Restores the newest good checkpoint of this run, or initialises fresh weights from the seed, into every group. */

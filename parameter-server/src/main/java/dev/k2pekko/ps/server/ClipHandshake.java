@@ -5,7 +5,8 @@ import dev.k2pekko.optim.QkClip;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
 import dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits;
-import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.RescaleQK;
 import java.util.ArrayList;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -27,14 +28,14 @@ final class ClipHandshake {
   record ClipTimedOut(long version) implements TwoPhaseStep.Message {}
 
   private final PsSettings s;
-  private final ActorContext<PsCoordinator.Command> ctx;
-  private final TimerScheduler<PsCoordinator.Command> timers;
+  private final ActorContext<PsProtocol.ToCoordinator> ctx;
+  private final TimerScheduler<PsProtocol.ToCoordinator> timers;
   private final ActorRef<ClipMonitorProtocol.Command> monitor;
   private final CoordinatorLedger ledger;
   /** The per-head thresholds' statistics with adaptive QK-Clip, else null (tau for every head). */
   private final AdaptiveThreshold adaptive;
 
-  ClipHandshake(PsSettings s, ActorContext<PsCoordinator.Command> ctx, TimerScheduler<PsCoordinator.Command> timers,
+  ClipHandshake(PsSettings s, ActorContext<PsProtocol.ToCoordinator> ctx, TimerScheduler<PsProtocol.ToCoordinator> timers,
                 ActorRef<ClipMonitorProtocol.Command> monitor, CoordinatorLedger ledger) {
     this.s = s;
     this.ctx = ctx;

@@ -1,6 +1,7 @@
 package dev.k2pekko.ps.server;
 
 import dev.k2pekko.protocol.ClipMonitorProtocol;
+import dev.k2pekko.protocol.PsProtocol;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -14,16 +15,17 @@ import org.apache.pekko.cluster.typed.SingletonActor;
 
 /**
  * Where a node finds the parameter-server coordinator: the cluster singleton on {@code ps} nodes (restarted with
- * back-off after a failure, from its last checkpoint) and, on every node, the proxy to it that learners and groups use.
+ * back-off after a failure, from its last checkpoint) and, on every node, the proxy to it that the groups use (a node's
+ * learners are given the same proxy when they start).
  */
 public final class CoordinatorAddress {
   private CoordinatorAddress() {}
 
   /** By the system's address: several ActorSystems (test nodes) share a JVM, and each must reach its own proxy. */
-  private static final Map<String, ActorRef<PsCoordinator.Command>> PROXIES = new ConcurrentHashMap<>();
+  private static final Map<String, ActorRef<PsProtocol.ToCoordinator>> PROXIES = new ConcurrentHashMap<>();
 
   /** Starts the singleton (on this node if it is the oldest {@code ps} node) and returns this node's proxy to it. */
-  public static ActorRef<PsCoordinator.Command> init(ActorSystem<?> system, PsSettings settings, ActorRef<ClipMonitorProtocol.Command> monitor) {
+  public static ActorRef<PsProtocol.ToCoordinator> init(ActorSystem<?> system, PsSettings settings, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return ClusterSingleton.get(system).init(SingletonActor.of(
             Behaviors.supervise(PsCoordinator.create(settings, monitor))
                 .onFailure(SupervisorStrategy.restartWithBackoff(Duration.ofMillis(200), Duration.ofSeconds(5), 0.2)),
@@ -31,13 +33,13 @@ public final class CoordinatorAddress {
         .withSettings(ClusterSingletonSettings.create(system).withRole("ps")));
   }
 
-  /** Makes {@code proxy} the coordinator of this node's learners and groups. */
-  public static void register(ActorSystem<?> system, ActorRef<PsCoordinator.Command> proxy) {
+  /** Makes {@code proxy} the coordinator of this node's groups. */
+  public static void register(ActorSystem<?> system, ActorRef<PsProtocol.ToCoordinator> proxy) {
     PROXIES.put(system.address().toString(), proxy);
   }
 
   /** This node's proxy, once {@link #register} ran here. */
-  public static ActorRef<PsCoordinator.Command> of(ActorSystem<?> system) {
+  public static ActorRef<PsProtocol.ToCoordinator> of(ActorSystem<?> system) {
     var p = PROXIES.get(system.address().toString());
     if (p == null) throw new IllegalStateException("the parameter-server coordinator was not initialised on this node");
     return p;

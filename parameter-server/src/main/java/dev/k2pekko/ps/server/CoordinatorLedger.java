@@ -1,10 +1,10 @@
 package dev.k2pekko.ps.server;
 
+import dev.k2pekko.protocol.PsProtocol.Pushed;
+import dev.k2pekko.protocol.PsProtocol.StageKind;
+import dev.k2pekko.protocol.PsProtocol.TagOffset;
 import dev.k2pekko.ps.server.PsCoordinator.Status;
 import dev.k2pekko.ps.server.PsCoordinator.StepLoss;
-import dev.k2pekko.ps.server.PsProtocol.Pushed;
-import dev.k2pekko.ps.server.PsProtocol.StageKind;
-import dev.k2pekko.ps.server.PsProtocol.TagOffset;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;

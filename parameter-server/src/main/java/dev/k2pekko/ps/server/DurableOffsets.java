@@ -1,7 +1,7 @@
 package dev.k2pekko.ps.server;
 
-import dev.k2pekko.ps.server.PsProtocol.Pushed;
-import dev.k2pekko.ps.server.PsProtocol.TagOffset;
+import dev.k2pekko.protocol.PsProtocol.Pushed;
+import dev.k2pekko.protocol.PsProtocol.TagOffset;
 import java.sql.SQLException;
 import java.util.HashMap;
 import java.util.Map;

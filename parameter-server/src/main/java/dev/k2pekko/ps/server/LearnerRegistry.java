@@ -1,7 +1,8 @@
 package dev.k2pekko.ps.server;
 
-import dev.k2pekko.model.WeightsSnapshot;
-import dev.k2pekko.ps.server.PsProtocol.RegisterLearner;
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.RegisterLearner;
+import dev.k2pekko.protocol.PsProtocol.Weights;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -15,25 +16,25 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
 /**
  * Who receives the coordinator's versions: the registered learners (watched, so a stopped one leaves its step) and the
- * subscribers of {@link PsCoordinator#WEIGHTS} (learners and inference servers, through the receptionist). A learner
+ * subscribers of {@link PsProtocol#WEIGHTS} (learners and inference servers, through the receptionist). A learner
  * that registers while a step is in flight is answered only after it, so its offsets never cover half a step.
  */
 final class LearnerRegistry {
   /** A registered learner's actor stopped. */
-  record LearnerGone(String learnerId, ActorRef<WeightsSnapshot> ref) implements PsCoordinator.Command, NoSerializationVerificationNeeded {}
+  record LearnerGone(String learnerId, ActorRef<Weights> ref) implements PsCoordinator.Internal, NoSerializationVerificationNeeded {}
 
-  /** The receptionist's list of {@link PsCoordinator#WEIGHTS} subscribers changed. */
-  record Subscribers(Receptionist.Listing listing) implements PsCoordinator.Command, NoSerializationVerificationNeeded {}
+  /** The receptionist's list of {@link PsProtocol#WEIGHTS} subscribers changed. */
+  record Subscribers(Receptionist.Listing listing) implements PsCoordinator.Internal, NoSerializationVerificationNeeded {}
 
-  private final ActorContext<PsCoordinator.Command> ctx;
+  private final ActorContext<PsProtocol.ToCoordinator> ctx;
   /** learner id -> its weights subscription; null for a learner known only from a push (it registered elsewhere). */
-  private final Map<String, ActorRef<WeightsSnapshot>> learners = new TreeMap<>();
-  private Set<ActorRef<WeightsSnapshot>> subscribers = Set.of();
+  private final Map<String, ActorRef<Weights>> learners = new TreeMap<>();
+  private Set<ActorRef<Weights>> subscribers = Set.of();
   private final List<RegisterLearner> deferred = new ArrayList<>();
 
-  LearnerRegistry(ActorContext<PsCoordinator.Command> ctx) {
+  LearnerRegistry(ActorContext<PsProtocol.ToCoordinator> ctx) {
     this.ctx = ctx;
-    ctx.getSystem().receptionist().tell(Receptionist.subscribe(PsCoordinator.WEIGHTS,
+    ctx.getSystem().receptionist().tell(Receptionist.subscribe(PsProtocol.WEIGHTS,
         ctx.messageAdapter(Receptionist.Listing.class, Subscribers::new)));
   }
 
@@ -74,20 +75,20 @@ final class LearnerRegistry {
   }
 
   /** New subscribers get {@code current} at once unless the coordinator is still starting (it sends it when ready). */
-  void subscribersChanged(Subscribers l, WeightsSnapshot current, boolean starting) {
-    var now = l.listing().getServiceInstances(PsCoordinator.WEIGHTS);
+  void subscribersChanged(Subscribers l, Weights current, boolean starting) {
+    var now = l.listing().getServiceInstances(PsProtocol.WEIGHTS);
     if (!starting) for (var ref : now) if (!subscribers.contains(ref)) ref.tell(current);
     subscribers = Set.copyOf(now);
   }
 
   /** A new version to every subscriber and every registered learner that is not one. */
-  void publish(WeightsSnapshot current) {
+  void publish(Weights current) {
     for (var ref : subscribers) ref.tell(current);
     for (var ref : learners.values()) if (ref != null && !subscribers.contains(ref)) ref.tell(current);
   }
 
   /** The first version after start: everyone gets it (the receptionist's listing may not include every learner yet). */
-  void publishFirst(WeightsSnapshot current) {
+  void publishFirst(Weights current) {
     for (var ref : subscribers) ref.tell(current);
     for (var ref : learners.values()) if (ref != null) ref.tell(current);
   }

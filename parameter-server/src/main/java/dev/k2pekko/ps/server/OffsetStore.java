@@ -1,6 +1,6 @@
 package dev.k2pekko.ps.server;
 
-import dev.k2pekko.ps.server.PsProtocol.TagOffset;
+import dev.k2pekko.protocol.PsProtocol.TagOffset;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;

@@ -1,5 +1,6 @@
 package dev.k2pekko.ps.server;
 
+import dev.k2pekko.protocol.PsProtocol;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;

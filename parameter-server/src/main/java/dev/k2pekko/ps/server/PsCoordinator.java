@@ -1,17 +1,21 @@
 package dev.k2pekko.ps.server;
 
+import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.protocol.KryoWire;
-import dev.k2pekko.ps.server.PsProtocol.BadGradient;
-import dev.k2pekko.ps.server.PsProtocol.LearnerAt;
-import dev.k2pekko.ps.server.PsProtocol.Outcome;
-import dev.k2pekko.ps.server.PsProtocol.Pass;
-import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
-import dev.k2pekko.ps.server.PsProtocol.Pushed;
-import dev.k2pekko.ps.server.PsProtocol.RegisterLearner;
-import dev.k2pekko.ps.server.PsProtocol.StageKind;
-import dev.k2pekko.ps.server.PsProtocol.TagOffset;
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.BadGradient;
+import dev.k2pekko.protocol.PsProtocol.LearnerAt;
+import dev.k2pekko.protocol.PsProtocol.Outcome;
+import dev.k2pekko.protocol.PsProtocol.Pass;
+import dev.k2pekko.protocol.PsProtocol.PushOutcome;
+import dev.k2pekko.protocol.PsProtocol.Pushed;
+import dev.k2pekko.protocol.PsProtocol.RegisterLearner;
+import dev.k2pekko.protocol.PsProtocol.StageKind;
+import dev.k2pekko.protocol.PsProtocol.TagOffset;
+import dev.k2pekko.protocol.PsProtocol.ToCoordinator;
+import dev.k2pekko.protocol.PsProtocol.Weights;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -25,7 +29,6 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
-import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 
 /**
  * The parameter server's coordinator, a cluster singleton on {@code ps} nodes ({@link CoordinatorAddress}): it owns the
@@ -42,15 +45,16 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * gets each version), the {@link TwoPhaseStep} (the clip handshake, prepare and apply of the step in flight), the
  * {@link DurableOffsets}, the {@link CheckpointCycle} (restore on start, a checkpoint every {@code checkpointEvery}
  * versions) and the {@link CoordinatorLedger} (counters, losses, status). This class admits pushes, starts steps and
- * publishes version v+1 (a {@link WeightsSnapshot} with its SHA-256) when one is applied.
+ * publishes version v+1 (its {@link Weights}, with the SHA-256 of a {@link WeightsSnapshot}) when one is applied, to the
+ * registered learners and the subscribers of {@link PsProtocol#WEIGHTS}.
  */
-public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command> {
-  /** What the coordinator accepts: the learners' and groups' messages (in {@link PsProtocol}), status, checkpoints, its own timers. */
-  public sealed interface Command permits RegisterLearner, Pushed, Pass, BadGradient, GetStatus, CheckpointNow, SyncTimeout, Watchdog,
+public final class PsCoordinator extends AbstractBehavior<ToCoordinator> {
+  /**
+   * The coordinator's own messages: status, checkpoints, its parts' and its timers'. With the learners' and groups'
+   * messages (in {@link PsProtocol}) they are what it accepts ({@link ToCoordinator}).
+   */
+  public sealed interface Internal extends ToCoordinator.Internal permits GetStatus, CheckpointNow, SyncTimeout, Watchdog,
       LearnerRegistry.LearnerGone, LearnerRegistry.Subscribers, CheckpointCycle.StateArrived, TwoPhaseStep.Message {}
-
-  /** Learners and inference servers register here to receive every published version. */
-  public static final ServiceKey<WeightsSnapshot> WEIGHTS = ServiceKey.create(WeightsSnapshot.class, "k2-weights");
 
   /** One applied step: its version, the mean loss of its contributors, what it trained, tokens, mean RL reward (NaN for SFT). */
   public record StepLoss(long version, double loss, StageKind kind, long tokens, double reward) implements KryoWire {}
@@ -68,21 +72,21 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     }
   }
 
-  public record GetStatus(ActorRef<Status> replyTo) implements Command, KryoWire {}
+  public record GetStatus(ActorRef<Status> replyTo) implements Internal, KryoWire {}
 
   /** Write a checkpoint now (the end of a stage); replies with the version written. */
-  public record CheckpointNow(ActorRef<Long> replyTo) implements Command, KryoWire {}
+  public record CheckpointNow(ActorRef<Long> replyTo) implements Internal, KryoWire {}
 
-  private record SyncTimeout(long version) implements Command, NoSerializationVerificationNeeded {}
+  private record SyncTimeout(long version) implements Internal, NoSerializationVerificationNeeded {}
 
-  private enum Watchdog implements Command, NoSerializationVerificationNeeded { INSTANCE }
+  private enum Watchdog implements Internal, NoSerializationVerificationNeeded { INSTANCE }
 
-  public static Behavior<Command> create(PsSettings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
+  public static Behavior<ToCoordinator> create(PsSettings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new PsCoordinator(ctx, timers, s, monitor)));
   }
 
   private final PsSettings s;
-  private final TimerScheduler<Command> timers;
+  private final TimerScheduler<ToCoordinator> timers;
   private final StepAssembler assembler;
   private final LearnerRegistry learners;
   private final TwoPhaseStep step;
@@ -93,11 +97,12 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
   private long stepStarted;
   private final long restoredFrom;
   private long version;
-  private WeightsSnapshot current;
+  /** The current version as published to learners and subscribers. */
+  private Weights current;
   private boolean initialising = true;
   private long lastProgress = System.nanoTime();
 
-  private PsCoordinator(ActorContext<Command> ctx, TimerScheduler<Command> timers, PsSettings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
+  private PsCoordinator(ActorContext<ToCoordinator> ctx, TimerScheduler<ToCoordinator> timers, PsSettings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     super(ctx);
     this.s = s;
     this.timers = timers;
@@ -114,10 +119,10 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     this.version = start.version();
     ledger.version(version);
     this.restoredFrom = start.restoredFrom();
-    this.current = start.weights();
+    this.current = wire(start.weights());
   }
 
-  @Override public Receive<Command> createReceive() {
+  @Override public Receive<ToCoordinator> createReceive() {
     return newReceiveBuilder()
         .onMessage(RegisterLearner.class, this::onRegister)
         .onMessage(LearnerRegistry.LearnerGone.class, this::onGone)
@@ -144,7 +149,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     return initialising || step.version() >= 0 || checkpoints.collecting();
   }
 
-  private Behavior<Command> onRegister(RegisterLearner r) {
+  private Behavior<ToCoordinator> onRegister(RegisterLearner r) {
     if (busy()) {
       learners.defer(r); // answered once no step is in flight
       return this;
@@ -155,7 +160,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     return this;
   }
 
-  private Behavior<Command> onGone(LearnerRegistry.LearnerGone g) {
+  private Behavior<ToCoordinator> onGone(LearnerRegistry.LearnerGone g) {
     if (!learners.gone(g)) return this; // a newer incarnation
     assembler.drop(g.learnerId());
     step.dropContributors(Set.of(g.learnerId()), "its learner stopped");
@@ -164,7 +169,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     return this;
   }
 
-  private Behavior<Command> onPushed(Pushed p) {
+  private Behavior<ToCoordinator> onPushed(Pushed p) {
     if (initialising) {
       p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), Outcome.STARTING));
       return this;
@@ -183,7 +188,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     return this;
   }
 
-  private Behavior<Command> onBad(BadGradient b) {
+  private Behavior<ToCoordinator> onBad(BadGradient b) {
     ledger.count("rejected_non_finite", 1);
     getContext().getLog().warn("gradient of {} at version {} rejected by group {}: {}", b.learnerId(), b.version(), b.group(), b.detail());
     assembler.reject(new LearnerAt(b.learnerId(), b.version()));
@@ -191,7 +196,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     return this;
   }
 
-  private Behavior<Command> onPass(Pass p) {
+  private Behavior<ToCoordinator> onPass(Pass p) {
     if (p.version() == version) {
       assembler.pass(p.learnerId(), p.sealed());
       tryStep(false);
@@ -234,7 +239,7 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     for (var p : contributors) p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), Outcome.APPLIED));
     lastProgress = System.nanoTime();
     assembler.stepApplied();
-    current = done.snapshot(version, s.model());
+    current = wire(done.snapshot(version, s.model()));
     offsets.save(version);
     learners.publish(current);
     if (s.checkpointEvery() > 0 && version % s.checkpointEvery() == 0) maybeExport();
@@ -245,17 +250,24 @@ public final class PsCoordinator extends AbstractBehavior<PsCoordinator.Command>
     if (!busy()) checkpoints.export();
   }
 
-  private Behavior<Command> onGroupState(CheckpointCycle.StateArrived m) {
+  private Behavior<ToCoordinator> onGroupState(CheckpointCycle.StateArrived m) {
     if (!checkpoints.arrived(m.g())) return this;
     if (initialising) {
       initialising = false;
-      getContext().getLog().info("parameter server ready at version {} ({} groups)", version, PsProtocol.groups(s.model()).size());
+      getContext().getLog().info("parameter server ready at version {} ({} groups)", version, PsGroup.groups(s.model()).size());
       learners.publishFirst(current);
     } else {
       checkpoints.write(version, offsets, ledger);
     }
     tryStep(false);
     return this;
+  }
+
+  /** A snapshot as it is published: its fields, the model's shape as plain numbers (receivers make a snapshot again and verify it). */
+  static Weights wire(WeightsSnapshot snap) {
+    ModelConfig c = snap.config();
+    return new Weights(snap.version(), new Weights.Shape(c.vocab(), c.dModel(), c.layers(), c.heads(), c.context(), c.mlpRatio(), c.normEps()),
+        snap.names(), snap.data(), snap.sha256());
   }
 
   /** Says in the log why no step happened for 30 s while pushes wait (the usual cause: a learner that neither pushes nor passes). */

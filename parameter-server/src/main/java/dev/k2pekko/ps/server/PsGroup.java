@@ -1,13 +1,16 @@
 package dev.k2pekko.ps.server;
 
 import dev.k2pekko.model.ModelConfig;
-import dev.k2pekko.protocol.KryoWire;
+import dev.k2pekko.model.ParamSpec;
+import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.optim.MuonClip;
-import dev.k2pekko.ps.server.PsProtocol.BadGradient;
-import dev.k2pekko.ps.server.PsProtocol.GroupApplied;
-import dev.k2pekko.ps.server.PsProtocol.GroupState;
-import dev.k2pekko.ps.server.PsProtocol.PushGradient;
-import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
+import dev.k2pekko.protocol.KryoWire;
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.BadGradient;
+import dev.k2pekko.protocol.PsProtocol.PushGradient;
+import dev.k2pekko.protocol.PsProtocol.RescaleQK;
+import dev.k2pekko.protocol.PsProtocol.ToCoordinator;
+import dev.k2pekko.protocol.PsProtocol.ToGroup;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -31,53 +34,70 @@ import org.apache.pekko.pattern.StatusReply;
  * {@link MuonClip#update}, then the step's QK rescales) and answers with its new weights. This actor is the protocol
  * only: what arrives when, what to refuse, what to answer.
  */
-public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
-  public static final EntityTypeKey<Command> KEY = EntityTypeKey.create(Command.class, "ps-group");
+public final class PsGroup extends AbstractBehavior<ToGroup> {
+  /** The groups' entity type; learners make the same key from {@link PsProtocol}'s type and name. */
+  public static final EntityTypeKey<ToGroup> KEY = EntityTypeKey.create(ToGroup.class, PsProtocol.GROUP_ENTITY_TYPE);
 
-  /** What a group accepts: the coordinator's commands and the learners' gradient shards. */
-  public sealed interface Command permits Init, ApplyStep, Prepare, Export, PsProtocol.PushGradient {}
+  /**
+   * The coordinator's commands to a group; with the learners' gradient shards ({@link PushGradient}, in {@code protocol})
+   * they are what a group accepts ({@link ToGroup}).
+   */
+  public sealed interface Internal extends ToGroup.Internal permits Init, ApplyStep, Prepare, Export {}
+
+  /** Every group of a model, in spec order. */
+  public static List<String> groups(ModelConfig cfg) {
+    var out = new ArrayList<String>();
+    for (ParamSpec s : PolicyModel.specsOf(cfg)) if (!out.contains(PsProtocol.groupOf(s.name()))) out.add(PsProtocol.groupOf(s.name()));
+    return out;
+  }
 
   /** Load weights and optimizer state (fresh or from a checkpoint). Gradients pending for older versions are dropped. */
   public record Init(long version, ModelConfig config, MuonClip.Config optimizer, HashMap<String, float[]> weights,
-                     HashMap<String, float[]> optimizerState, long steps, ActorRef<GroupState> replyTo) implements Command, KryoWire {}
+                     HashMap<String, float[]> optimizerState, long steps, ActorRef<GroupState> replyTo) implements Internal, KryoWire {}
 
   /**
    * Apply step {@code version}: the mean of the listed learners' gradients, at learning rate lr, then the rescales.
    * A group that lacks a contributor's shard (not arrived yet) changes nothing and answers with an error: ask again.
    */
   public record ApplyStep(long version, ArrayList<String> contributors, ArrayList<Long> gradientVersions, double lr,
-                          ArrayList<RescaleQK> rescales, ActorRef<StatusReply<GroupApplied>> replyTo) implements Command, KryoWire {}
+                          ArrayList<RescaleQK> rescales, ActorRef<StatusReply<GroupApplied>> replyTo) implements Internal, KryoWire {}
 
   /** Phase one of a step: does this group hold valid gradients of every contributor? Changes nothing. */
   public record Prepare(long version, ArrayList<String> contributors, ArrayList<Long> gradientVersions, ActorRef<Prepared> replyTo)
-      implements Command, KryoWire {}
+      implements Internal, KryoWire {}
 
   /** Which contributors' gradients this group lacks (not arrived yet) and which it rejected (non-finite). */
   public record Prepared(String group, long version, ArrayList<String> missing, ArrayList<String> rejected) implements KryoWire {}
 
   /** Weights and optimizer state now (for a checkpoint). */
-  public record Export(ActorRef<GroupState> replyTo) implements Command, KryoWire {}
+  public record Export(ActorRef<GroupState> replyTo) implements Internal, KryoWire {}
+
+  /** A group applied step {@code version}: its new weights (the reply's success; a group that lacks a shard answers with an error). */
+  public record GroupApplied(String group, long version, HashMap<String, float[]> weights) implements KryoWire {}
+
+  /** A group's weights and optimizer state and its step count (the answer to {@link Init} and {@link Export}). */
+  public record GroupState(String group, HashMap<String, float[]> weights, HashMap<String, float[]> optimizer, long steps) implements KryoWire {}
 
   public static void init(ActorSystem<?> system) {
     ClusterSharding.get(system).init(Entity.of(KEY, ctx -> create(ctx.getEntityId())).withRole("ps"));
   }
 
-  public static Behavior<Command> create(String group) {
+  public static Behavior<ToGroup> create(String group) {
     return Behaviors.setup(ctx -> new PsGroup(ctx, group));
   }
 
   private final String group;
   private final GroupWeights weights;
   private final PendingGradients pending = new PendingGradients();
-  private ActorRef<PsCoordinator.Command> coordinator;
+  private ActorRef<ToCoordinator> coordinator;
 
-  private PsGroup(ActorContext<Command> ctx, String group) {
+  private PsGroup(ActorContext<ToGroup> ctx, String group) {
     super(ctx);
     this.group = group;
     this.weights = new GroupWeights(group);
   }
 
-  @Override public Receive<Command> createReceive() {
+  @Override public Receive<ToGroup> createReceive() {
     return newReceiveBuilder()
         .onMessage(Init.class, this::onInit)
         .onMessage(PushGradient.class, this::onPush)
@@ -87,14 +107,14 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
         .build();
   }
 
-  private Behavior<Command> onInit(Init m) {
+  private Behavior<ToGroup> onInit(Init m) {
     weights.load(m.config(), m.optimizer(), m.weights(), m.optimizerState(), m.steps());
     pending.dropBefore(m.version());
     m.replyTo().tell(weights.state());
     return this;
   }
 
-  private Behavior<Command> onPush(PushGradient p) {
+  private Behavior<ToGroup> onPush(PushGradient p) {
     String bad = weights.refusal(p.grads());
     if (bad != null) {
       pending.reject(p.version(), p.learnerId());
@@ -106,7 +126,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
     return this;
   }
 
-  private Behavior<Command> onApply(ApplyStep a) {
+  private Behavior<ToGroup> onApply(ApplyStep a) {
     if (!weights.loaded()) {
       a.replyTo().tell(StatusReply.error("group " + group + " has no weights yet"));
       return this;
@@ -128,7 +148,7 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
     return this;
   }
 
-  private Behavior<Command> onPrepare(Prepare p) {
+  private Behavior<ToGroup> onPrepare(Prepare p) {
     var missing = new ArrayList<String>();
     var bad = new ArrayList<String>();
     for (int i = 0; i < p.contributors().size(); i++) {
@@ -141,12 +161,12 @@ public final class PsGroup extends AbstractBehavior<PsGroup.Command> {
     return this;
   }
 
-  private Behavior<Command> onExport(Export e) {
+  private Behavior<ToGroup> onExport(Export e) {
     e.replyTo().tell(weights.state());
     return this;
   }
 
-  private ActorRef<PsCoordinator.Command> coordinator() {
+  private ActorRef<ToCoordinator> coordinator() {
     if (coordinator == null) coordinator = CoordinatorAddress.of(getContext().getSystem());
     return coordinator;
   }

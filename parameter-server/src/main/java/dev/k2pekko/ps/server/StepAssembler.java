@@ -1,7 +1,7 @@
 package dev.k2pekko.ps.server;
 
-import dev.k2pekko.ps.server.PsProtocol.LearnerAt;
-import dev.k2pekko.ps.server.PsProtocol.Pushed;
+import dev.k2pekko.protocol.PsProtocol.LearnerAt;
+import dev.k2pekko.protocol.PsProtocol.Pushed;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;

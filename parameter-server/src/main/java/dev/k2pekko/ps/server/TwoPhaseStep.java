@@ -1,12 +1,13 @@
 package dev.k2pekko.ps.server;
 
 import dev.k2pekko.protocol.ClipMonitorProtocol;
-import dev.k2pekko.ps.server.PsProtocol.GroupApplied;
-import dev.k2pekko.ps.server.PsProtocol.Outcome;
-import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
-import dev.k2pekko.ps.server.PsProtocol.Pushed;
-import dev.k2pekko.ps.server.PsProtocol.RescaleQK;
-import dev.k2pekko.ps.server.PsProtocol.StageKind;
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.Outcome;
+import dev.k2pekko.protocol.PsProtocol.PushOutcome;
+import dev.k2pekko.protocol.PsProtocol.Pushed;
+import dev.k2pekko.protocol.PsProtocol.RescaleQK;
+import dev.k2pekko.protocol.PsProtocol.StageKind;
+import dev.k2pekko.ps.server.PsGroup.GroupApplied;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -35,7 +36,7 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
  */
 final class TwoPhaseStep {
   /** The coordinator's messages about the step in flight: its own timers and its partners' answers, through adapters. */
-  sealed interface Message extends PsCoordinator.Command, NoSerializationVerificationNeeded permits ClipHandshake.ClipArrived,
+  sealed interface Message extends PsCoordinator.Internal, NoSerializationVerificationNeeded permits ClipHandshake.ClipArrived,
       ClipHandshake.ClipTimedOut, PreparedArrived, AppliedArrived, RetryPrepare, RetryApply, ApplyTimeout {}
   record PreparedArrived(PsGroup.Prepared p) implements Message {}
   /** A group's answer to {@link PsGroup.ApplyStep}: its weights, or why it could not apply (then it changed nothing). */
@@ -47,8 +48,8 @@ final class TwoPhaseStep {
   record ApplyTimeout(long version) implements Message {}
 
   private final PsSettings s;
-  private final ActorContext<PsCoordinator.Command> ctx;
-  private final TimerScheduler<PsCoordinator.Command> timers;
+  private final ActorContext<PsProtocol.ToCoordinator> ctx;
+  private final TimerScheduler<PsProtocol.ToCoordinator> timers;
   private final ClusterSharding sharding;
   private final ClipHandshake clip;
   private final List<String> groups;
@@ -61,7 +62,7 @@ final class TwoPhaseStep {
   private final Runnable next;
   private StepInFlight applying;
 
-  TwoPhaseStep(PsSettings s, ActorContext<PsCoordinator.Command> ctx, TimerScheduler<PsCoordinator.Command> timers,
+  TwoPhaseStep(PsSettings s, ActorContext<PsProtocol.ToCoordinator> ctx, TimerScheduler<PsProtocol.ToCoordinator> timers,
                ActorRef<ClipMonitorProtocol.Command> monitor, CoordinatorLedger ledger, DurableOffsets offsets, Consumer<StepInFlight> applied,
                Runnable next) {
     this.s = s;
@@ -69,7 +70,7 @@ final class TwoPhaseStep {
     this.timers = timers;
     this.sharding = ClusterSharding.get(ctx.getSystem());
     this.clip = new ClipHandshake(s, ctx, timers, monitor, ledger);
-    this.groups = PsProtocol.groups(s.model());
+    this.groups = PsGroup.groups(s.model());
     this.schedule = new LrSchedule(s.lrSft(), s.lrRl(), s.warmup(), s.decaySteps(), s.rlDecaySteps());
     this.ledger = ledger;
     this.offsets = offsets;

@@ -16,9 +16,11 @@ import dev.k2pekko.optim.QkClip;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
 import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
 import dev.k2pekko.protocol.ClipMonitorProtocol.StepMaxLogits;
-import dev.k2pekko.ps.server.PsProtocol.Pushed;
-import dev.k2pekko.ps.server.PsProtocol.PushOutcome;
-import dev.k2pekko.ps.server.PsProtocol.TagOffset;
+import dev.k2pekko.protocol.PsProtocol;
+import dev.k2pekko.protocol.PsProtocol.PushOutcome;
+import dev.k2pekko.protocol.PsProtocol.Pushed;
+import dev.k2pekko.protocol.PsProtocol.TagOffset;
+import dev.k2pekko.protocol.PsProtocol.Weights;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -97,20 +99,28 @@ class ParameterServerTest {
     return g;
   }
 
-  static void push(long version, String learner, HashMap<String, float[]> grads, ActorRef<PsCoordinator.Command> coord, ActorRef<PushOutcome> refused,
+  static void push(long version, String learner, HashMap<String, float[]> grads, ActorRef<PsProtocol.ToCoordinator> coord, ActorRef<PushOutcome> refused,
                    Map<String, TagOffset> offsets) {
     var sharding = org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding.get(kit.system());
     PsProtocol.byGroup(grads).forEach((group, g) -> sharding.entityRefFor(PsGroup.KEY, group).tell(new PsProtocol.PushGradient(version, learner, g)));
     coord.tell(new Pushed(version, learner, new ArrayList<>(List.of(learner + "/t" + version)), new HashMap<>(offsets), 1.0, 10, PsProtocol.StageKind.SFT, Double.NaN, refused));
   }
 
-  static ActorRef<PsCoordinator.Command> coordinator(PsSettings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
+  static ActorRef<PsProtocol.ToCoordinator> coordinator(PsSettings s, ActorRef<ClipMonitorProtocol.Command> monitor) {
     var c = kit.spawn(PsCoordinator.create(s, monitor));
     CoordinatorAddress.register(kit.system(), c);
     return c;
   }
 
-  static PsCoordinator.Status status(ActorRef<PsCoordinator.Command> c) {
+  /** A published version as a learner takes it: a snapshot of the wire form's fields, verified. */
+  static WeightsSnapshot verified(Weights w) {
+    var sh = w.shape();
+    var config = new ModelConfig(sh.vocab(), sh.dModel(), sh.layers(), sh.heads(), sh.context(), sh.mlpRatio(), sh.normEps());
+    assertEquals(CFG, config);
+    return new WeightsSnapshot(w.version(), config, w.names(), w.data(), w.sha256()).verify();
+  }
+
+  static PsCoordinator.Status status(ActorRef<PsProtocol.ToCoordinator> c) {
     var p = kit.<PsCoordinator.Status>createTestProbe();
     c.tell(new PsCoordinator.GetStatus(p.getRef()));
     return p.receiveMessage();
@@ -118,18 +128,18 @@ class ParameterServerTest {
 
   @Test void aSynchronousStepIsMuonClipOnTheMeanGradientThenTheRescales() {
     var c = coordinator(settings("sync1", PsSettings.Mode.SYNC, 0, true, 0), monitor(new double[][] {{20, 400}}));
-    TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
+    TestProbe<Weights> a = kit.createTestProbe(), b = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     c.tell(new PsProtocol.RegisterLearner("b", b.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
-    var v0 = a.receiveMessage(Duration.ofSeconds(10)).verify();
+    var v0 = verified(a.receiveMessage(Duration.ofSeconds(10)));
     assertEquals(0, b.receiveMessage().version());
     var ga = randomGrads(1, false);
     var gb = randomGrads(2, false);
     push(0, "a", ga, c, refused.getRef(), Map.of("trajectories-0", new TagOffset(7, 2)));
     a.expectNoMessage(Duration.ofMillis(200)); // b has not pushed: a synchronous step waits
     push(0, "b", gb, c, refused.getRef(), Map.of("trajectories-1", new TagOffset(9, 1)));
-    var v1 = a.receiveMessage(Duration.ofSeconds(10)).verify();
+    var v1 = verified(a.receiveMessage(Duration.ofSeconds(10)));
     assertEquals(1, v1.version());
     assertEquals(v1.sha256(), b.receiveMessage().sha256());
 
@@ -190,7 +200,7 @@ class ParameterServerTest {
         .seed(5).optimizer(MuonClip.Config.defaults().withClip(mode, 100)).adaptive(new AdaptiveThreshold.Config(100, 25, 0, 0.5, 2))
         .lrSft(0.05).warmup(1).decaySteps(0).clipTimeout(Duration.ofSeconds(2)).checkpointEvery(0).clipHeadroom(headroom).build();
     var c = coordinator(s, monitor);
-    TestProbe<WeightsSnapshot> a = kit.createTestProbe();
+    TestProbe<Weights> a = kit.createTestProbe();
     TestProbe<PushOutcome> outcome = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     assertEquals(0, a.receiveMessage(Duration.ofSeconds(10)).version());
@@ -234,7 +244,7 @@ class ParameterServerTest {
 
   @Test void nonFiniteGradientsAreRejectedCountedAndLeftOutOfTheStep() {
     var c = coordinator(settings("nan1", PsSettings.Mode.SYNC, 0, false, 0), monitor());
-    TestProbe<WeightsSnapshot> a = kit.createTestProbe(), b = kit.createTestProbe();
+    TestProbe<Weights> a = kit.createTestProbe(), b = kit.createTestProbe();
     TestProbe<PushOutcome> refusedA = kit.createTestProbe(), refusedB = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     c.tell(new PsProtocol.RegisterLearner("b", b.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
@@ -244,7 +254,7 @@ class ParameterServerTest {
     push(0, "b", randomGrads(2, false), c, refusedB.getRef(), Map.of());
     assertEquals(PsProtocol.Outcome.NON_FINITE, refusedA.receiveMessage(Duration.ofSeconds(10)).outcome());
     assertEquals(PsProtocol.Outcome.APPLIED, refusedB.receiveMessage(Duration.ofSeconds(10)).outcome());
-    var v1 = b.receiveMessage(Duration.ofSeconds(10)).verify();
+    var v1 = verified(b.receiveMessage(Duration.ofSeconds(10)));
     assertEquals(1, v1.version());
     for (float f : v1.asMap().get("layer0.w1")) assertTrue(Float.isFinite(f));
     var st = status(c);
@@ -263,17 +273,17 @@ class ParameterServerTest {
 
   @Test void aStepOfZeroGradientsLeavesTheWeightsAsTheyAreAndStillAdvancesTheOffsets() {
     var c = coordinator(settings("zero1", PsSettings.Mode.SYNC, 0, false, 0), monitor());
-    TestProbe<WeightsSnapshot> a = kit.createTestProbe();
+    TestProbe<Weights> a = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     a.receiveMessage(Duration.ofSeconds(10));
     push(0, "a", randomGrads(1, false), c, refused.getRef(), Map.of("trajectories-0", new TagOffset(3, 0)));
-    var v1 = a.receiveMessage(Duration.ofSeconds(10)).verify();
+    var v1 = verified(a.receiveMessage(Duration.ofSeconds(10)));
     // momentum (Muon) and moments (AdamW) now hold the first gradient: a zero gradient must not move anything
     var zeros = new HashMap<String, float[]>();
     for (var s : PolicyModel.specsOf(CFG)) zeros.put(s.name(), new float[s.size()]);
     push(1, "a", zeros, c, refused.getRef(), Map.of("trajectories-0", new TagOffset(5, 0)));
-    var v2 = a.receiveMessage(Duration.ofSeconds(10)).verify();
+    var v2 = verified(a.receiveMessage(Duration.ofSeconds(10)));
     assertEquals(2, v2.version());
     for (var s : PolicyModel.specsOf(CFG)) assertArrayEquals(v1.asMap().get(s.name()), v2.asMap().get(s.name()), s.name());
     assertEquals(Map.of("trajectories-0", new TagOffset(5, 0)), status(c).offsets());
@@ -282,7 +292,7 @@ class ParameterServerTest {
 
   @Test void asynchronousModeAdmitsBoundedStalenessAndRefusesOlderGradients() {
     var c = coordinator(settings("async1", PsSettings.Mode.ASYNC, 1, false, 0), monitor());
-    TestProbe<WeightsSnapshot> a = kit.createTestProbe();
+    TestProbe<Weights> a = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     assertEquals(0, a.receiveMessage(Duration.ofSeconds(10)).version());
@@ -306,7 +316,7 @@ class ParameterServerTest {
   @Test void aRestartedCoordinatorRestoresItsCheckpointVersionAndOffsets() throws Exception {
     var s = settings("restart1", PsSettings.Mode.SYNC, 0, false, 1);
     var c = coordinator(s, monitor());
-    TestProbe<WeightsSnapshot> a = kit.createTestProbe();
+    TestProbe<Weights> a = kit.createTestProbe();
     TestProbe<PushOutcome> refused = kit.createTestProbe();
     c.tell(new PsProtocol.RegisterLearner("a", a.getRef(), kit.<PsProtocol.Offsets>createTestProbe().getRef()));
     a.receiveMessage(Duration.ofSeconds(10));
@@ -317,11 +327,11 @@ class ParameterServerTest {
     assertEquals(1L, done.receiveMessage(Duration.ofSeconds(10)));
     kit.stop(c);
     var again = coordinator(s, monitor());
-    TestProbe<WeightsSnapshot> a2 = kit.createTestProbe();
+    TestProbe<Weights> a2 = kit.createTestProbe();
     var offs = kit.<PsProtocol.Offsets>createTestProbe();
     again.tell(new PsProtocol.RegisterLearner("a", a2.getRef(), offs.getRef()));
     assertEquals(Map.of("trajectories-3", new TagOffset(42, 5)), offs.receiveMessage(Duration.ofSeconds(10)).offsets());
-    var restored = a2.receiveMessage(Duration.ofSeconds(10)).verify();
+    var restored = verified(a2.receiveMessage(Duration.ofSeconds(10)));
     assertEquals(1, restored.version());
     assertEquals(v1.sha256(), restored.sha256());
     var st = status(again);

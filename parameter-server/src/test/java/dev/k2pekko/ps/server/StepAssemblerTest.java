@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.k2pekko.ps.server.PsProtocol.LearnerAt;
-import dev.k2pekko.ps.server.PsProtocol.Pushed;
-import dev.k2pekko.ps.server.PsProtocol.StageKind;
+import dev.k2pekko.protocol.PsProtocol.LearnerAt;
+import dev.k2pekko.protocol.PsProtocol.Pushed;
+import dev.k2pekko.protocol.PsProtocol.StageKind;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;

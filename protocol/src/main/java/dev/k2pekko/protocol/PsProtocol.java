@@ -1,20 +1,44 @@
-package dev.k2pekko.ps.server;
+package dev.k2pekko.protocol;
 
-import dev.k2pekko.model.ModelConfig;
-import dev.k2pekko.model.ParamSpec;
-import dev.k2pekko.model.PolicyModel;
-import dev.k2pekko.model.WeightsSnapshot;
-import dev.k2pekko.protocol.KryoWire;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 
-/** Messages between learners, the parameter-server groups, its coordinator and the clip-monitor. */
+/**
+ * The parameter server's protocol as the learners (and inference servers) see it: what they send to its coordinator
+ * ({@link ToCoordinator}) and to its groups ({@link ToGroup}), what they get back, and the published weights
+ * ({@link Weights}, under {@link #WEIGHTS}). The coordinator's and the groups' own messages (status, checkpoints, the
+ * steps' phases, which carry {@code model} and {@code optim} types) are declared next to their behaviours in
+ * {@code parameter-server}, as the {@code Internal} of each.
+ */
 public final class PsProtocol {
   private PsProtocol() {}
+
+  /** What the parameter server's coordinator accepts. */
+  public sealed interface ToCoordinator permits RegisterLearner, Pushed, Pass, BadGradient, ToCoordinator.Internal {
+    /** The coordinator's own messages (status, checkpoints, its parts' and timers' messages), declared next to it. */
+    non-sealed interface Internal extends ToCoordinator {}
+  }
+
+  /** What a parameter-server group (a Cluster Sharding entity of type {@link #GROUP_ENTITY_TYPE}) accepts. */
+  public sealed interface ToGroup permits PushGradient, ToGroup.Internal {
+    /** The coordinator's commands to a group (init, prepare, apply, export), declared next to the group. */
+    non-sealed interface Internal extends ToGroup {}
+  }
+
+  /**
+   * The entity type name of the groups, by parameter group (see {@link #groupOf}): {@code EntityTypeKey.create(
+   * ToGroup.class, GROUP_ENTITY_TYPE)} on both sides. A name, not the key: the key is a cluster-sharding type, and this
+   * module depends on nothing but Pekko's actors and its serializers.
+   */
+  public static final String GROUP_ENTITY_TYPE = "ps-group";
+
+  /** Learners and inference servers register here to receive every published version. */
+  public static final ServiceKey<Weights> WEIGHTS = ServiceKey.create(Weights.class, "k2-weights");
 
   /** The parameter group a weight belongs to: "embed", "layer&lt;l&gt;" or "head". Groups are the PS's shards. */
   public static String groupOf(String param) {
@@ -23,18 +47,21 @@ public final class PsProtocol {
     return "head";
   }
 
-  /** Every group of a model, in spec order. */
-  public static List<String> groups(ModelConfig cfg) {
-    var out = new ArrayList<String>();
-    for (ParamSpec s : PolicyModel.specsOf(cfg)) if (!out.contains(groupOf(s.name()))) out.add(groupOf(s.name()));
-    return out;
-  }
-
   /** Splits a full map of tensors by group. */
   public static Map<String, HashMap<String, float[]>> byGroup(Map<String, float[]> all) {
     var out = new LinkedHashMap<String, HashMap<String, float[]>>();
     all.forEach((k, v) -> out.computeIfAbsent(groupOf(k), g -> new HashMap<>()).put(k, v));
     return out;
+  }
+
+  /**
+   * One published version of the policy's weights on the wire: fp32 arrays in spec order, the SHA-256 the parameter
+   * server computed over them, and the model's shape as plain numbers. {@code dev.k2pekko.model.WeightsSnapshot} is
+   * what a receiver makes of it (and verifies) before it uses the weights; this record only carries them.
+   */
+  public record Weights(long version, Shape shape, List<String> names, List<float[]> data, String sha256) implements KryoWire {
+    /** The fields of {@code dev.k2pekko.model.ModelConfig}, in its order. */
+    public record Shape(int vocab, int dModel, int layers, int heads, int context, int mlpRatio, double normEps) implements KryoWire {}
   }
 
   /** Where a learner's stream of one journal tag stands: the event's offset and how many of its trajectories are done. */
@@ -57,8 +84,7 @@ public final class PsProtocol {
   // ---- learner -> group
 
   /** A learner's gradient for the weights of one group, computed at {@code version}. */
-  public record PushGradient(long version, String learnerId, HashMap<String, float[]> grads)
-      implements PsGroup.Command, KryoWire {}
+  public record PushGradient(long version, String learnerId, HashMap<String, float[]> grads) implements ToGroup, KryoWire {}
 
   // ---- learner -> coordinator
 
@@ -67,8 +93,7 @@ public final class PsProtocol {
    * in flight, so a step of an earlier incarnation is either applied and in the offsets or dropped) and then every
    * published version on {@code weights}.
    */
-  public record RegisterLearner(String learnerId, ActorRef<WeightsSnapshot> weights, ActorRef<Offsets> offsets)
-      implements PsCoordinator.Command, KryoWire {}
+  public record RegisterLearner(String learnerId, ActorRef<Weights> weights, ActorRef<Offsets> offsets) implements ToCoordinator, KryoWire {}
 
   /** Where every tag's stream stands for the run, durably (the offsets of the last applied step). */
   public record Offsets(HashMap<String, TagOffset> offsets, long version) implements KryoWire {}
@@ -80,7 +105,7 @@ public final class PsProtocol {
    */
   public record Pushed(long version, String learnerId, ArrayList<String> trajectoryIds, HashMap<String, TagOffset> offsets,
                        double loss, long tokens, StageKind kind, double reward, ActorRef<PushOutcome> replyTo, long sealed)
-      implements PsCoordinator.Command, KryoWire {
+      implements ToCoordinator, KryoWire {
     /** A push of a learner that has seen no sealed part. */
     public Pushed(long version, String learnerId, ArrayList<String> trajectoryIds, HashMap<String, TagOffset> offsets,
                   double loss, long tokens, StageKind kind, double reward, ActorRef<PushOutcome> replyTo) {
@@ -94,7 +119,7 @@ public final class PsProtocol {
    * for steps whose pushes come from learners that have read no later part, so a learner that passed before a part
    * was sealed is waited for until it has read the seal (docs/DESIGN.md, "Reproducible runs").
    */
-  public record Pass(long version, String learnerId, long sealed) implements PsCoordinator.Command, KryoWire {
+  public record Pass(long version, String learnerId, long sealed) implements ToCoordinator, KryoWire {
     public Pass(long version, String learnerId) {
       this(version, learnerId, 0);
     }
@@ -120,10 +145,6 @@ public final class PsProtocol {
 
   // ---- group -> coordinator
 
-  public record BadGradient(long version, String learnerId, String group, String detail) implements PsCoordinator.Command, KryoWire {}
-
-  /** A group applied step {@code version}: its new weights (the reply's success; a group that lacks a shard answers with an error). */
-  public record GroupApplied(String group, long version, HashMap<String, float[]> weights) implements KryoWire {}
-
-  public record GroupState(String group, HashMap<String, float[]> weights, HashMap<String, float[]> optimizer, long steps) implements KryoWire {}
+  /** A group refused a learner's gradient shard (a tensor of another group or shape, or a non-finite value): the learner's push is rejected. */
+  public record BadGradient(long version, String learnerId, String group, String detail) implements ToCoordinator, KryoWire {}
 }
