@@ -48,7 +48,7 @@ class RewardSettingsTest {
     var eval = new Pipeline.Eval("sft", 3, 1, 1, 1.0, new double[] {1.0}, Map.of(), Duration.ZERO);
     var r = new Pipeline.Result(eval, List.of(eval), eval, eval, Map.of(), status, history, 0, 0, new double[0], List.of(), List.of(),
         new Pipeline.CriticReport(List.of(), new Pipeline.CriticRound("eval-rl", 0, 0, 0, "eval-rl", 0, 0, Double.NaN, Duration.ZERO, null)),
-        new Pipeline.RewardReport(weights, rounds));
+        new Pipeline.RewardReport(weights, rounds), new Pipeline.OpenReport(Pipeline.Open.NONE, null, null, 0, 0, List.of()));
     var json = new ObjectMapper().readTree(PipelineReport.json(r, QkClip.Mode.ON).toString());
     assertEquals("{\"verifiable\":1.0,\"critic\":0.25,\"cost\":0.01,\"safety\":0.5}", json.get("reward_weights").toString());
     var watch = json.get("rl_round_watch");
