@@ -48,6 +48,7 @@ class PipelineTest {
     o.put("k2.pipeline.rl-rollouts", 2);
     o.put("k2.pipeline.stage-timeout", "3 minutes");
     o.put("k2.ps.checkpoint-every", 5);
+    o.put("k2.open.eval-tasks", 4); // the held-out open set, small (60 by default)
     o.putAll(extra);
     return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(ConfigFactory.parseResources("application.conf")));
   }
@@ -128,8 +129,15 @@ class PipelineTest {
       assertEquals(r.sft().version(), again.sft().version());
       assertEquals(r.sftCurve().get(0).version(), again.sftCurve().get(0).version());
       assertEquals(r.sftCurve().get(0).success(), again.sftCurve().get(0).success());
+      // the open evaluations are recorded too: taken as they were
+      assertEquals(4, again.open().sft().tasks());
+      assertEquals(r.open().sft().success(), again.open().sft().success());
+      assertEquals(r.open().sft().version(), again.open().sft().version());
+      assertEquals(r.open().rl().success(), again.open().rl().success());
+      assertEquals(r.open().rl().version(), again.open().rl().version());
       assertTrue(r.resumed().isEmpty(), "a fresh run resumed nothing: " + r.resumed());
       assertTrue(again.resumed().stream().anyMatch(x -> x.startsWith("rl 2: done before")), again.resumed().toString());
+      assertTrue(again.resumed().stream().anyMatch(x -> x.startsWith("eval open-rl: done before")), again.resumed().toString());
       assertEquals(0L, again.status().counters().getOrDefault("duplicates", 0L));
       // the critic's data of stages judged before the restart was in memory only: the synthesis' is gone (said so, not
       // trained on nothing); the rounds' rollouts are read back from the journal; the sft evaluation's episodes are gone,
