@@ -76,6 +76,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
    *
    * @param tasks "universe": the whole tool universe from the node's task bank (synthesis); "train": core-tool tasks
    *     of the training split; "held-out": core-tool tasks of the held-out split, difficulties 1..max in equal shares;
+   *     "held-out-open": the fixed held-out open tasks ({@link NodeServices#heldOutOpenTask});
    *     "kg": knowledge-graph tasks on the MCP memory server ({@link dev.k2pekko.agents.tasks.KnowledgeGraphTasks}); "fs":
    *     file tasks on the MCP filesystem server ({@link dev.k2pekko.agents.tasks.FileTasks})
    * @param policy "teacher" (the scripted teacher), "learned" (the node's inference server) or "openai" (a served LLM
@@ -85,8 +86,11 @@ public final class Agent extends ExtensibleBehavior<Object> {
    *     evaluation); their trajectory ids differ only after '#', so they share a journal tag
    * @param difficultyWeights "train" only: relative weights of difficulties 1..n (a task's difficulty is drawn by
    *     them, then a task of that difficulty); null draws the generator's way (uniform)
+   * @param openShare "train" only: the share of tasks (of task groups: an agent's {@code rollouts} episodes share one)
+   *     that are open tasks (docs/LOOP.md, "Open tasks"), each task drawn open or not from its seed; 0: none
    */
-  public record EpisodeSpec(String tasks, String policy, double temperature, int rollouts, double[] difficultyWeights) implements KryoWire {
+  public record EpisodeSpec(String tasks, String policy, double temperature, int rollouts, double[] difficultyWeights, double openShare)
+      implements KryoWire {
     /** The policies an episode may be played by (before SYNTHESIS: class initialisation runs in this order). */
     public static final java.util.Set<String> POLICIES = java.util.Set.of("teacher", "learned", "openai");
 
@@ -94,6 +98,10 @@ public final class Agent extends ExtensibleBehavior<Object> {
 
     public EpisodeSpec(String tasks, String policy, double temperature, int rollouts) {
       this(tasks, policy, temperature, rollouts, null);
+    }
+
+    public EpisodeSpec(String tasks, String policy, double temperature, int rollouts, double[] difficultyWeights) {
+      this(tasks, policy, temperature, rollouts, difficultyWeights, 0);
     }
 
     public EpisodeSpec {
@@ -106,15 +114,20 @@ public final class Agent extends ExtensibleBehavior<Object> {
         if (!(sum > 0)) throw new IllegalArgumentException("difficulty weights must not all be 0");
         if (!tasks.equals("train")) throw new IllegalArgumentException("difficulty weights apply to train tasks only");
       }
-      if (!java.util.Set.of("universe", "train", "held-out", "kg", "fs").contains(tasks)) {
-        throw new IllegalArgumentException("tasks must be universe, train, held-out, kg or fs, got " + tasks);
+      if (!java.util.Set.of("universe", "train", "held-out", "held-out-open", "kg", "fs").contains(tasks)) {
+        throw new IllegalArgumentException("tasks must be universe, train, held-out, held-out-open, kg or fs, got " + tasks);
       }
+      if (!(openShare >= 0 && openShare <= 1)) throw new IllegalArgumentException("the open share must lie in [0, 1], got " + openShare);
+      if (openShare > 0 && !tasks.equals("train")) throw new IllegalArgumentException("an open share applies to train tasks only");
       if (!POLICIES.contains(policy)) throw new IllegalArgumentException("policy must be teacher, learned or openai, got " + policy);
       if (rollouts < 1) throw new IllegalArgumentException("rollouts must be at least 1, got " + rollouts);
       if (!(temperature >= 0)) throw new IllegalArgumentException("temperature must be >= 0, got " + temperature);
     }
 
     public boolean learned() { return policy.equals("learned"); }
+
+    /** An evaluation's tasks: counted per task instance (trials and successes, for pass^k). */
+    public boolean heldOut() { return tasks.equals("held-out") || tasks.equals("held-out-open"); }
 
     /** Actions from a served LLM over HTTP. */
     public boolean openAi() { return policy.equals("openai"); }
@@ -432,7 +445,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
     awaitingAction = false;
     s.sentToJudge();
     s.judgeFor(agentNumber).tell(new Judge.Evaluate(task, draft, world, budgetExceeded, problem, run.runId(), run.persist(), run.tracker(),
-        run.spec().tasks().equals("held-out"), run.spec().rollouts(), agentNumber, episode));
+        run.spec().heldOut(), run.spec().rollouts(), agentNumber, episode));
     awaitingSnapshot = false;
     position++;
     if (position < run.count()) {

@@ -164,7 +164,8 @@ public final class Judge extends AbstractBehavior<Judge.Command> {
     var kinds = new java.util.TreeSet<String>();
     if (!verdict.accepted()) for (var r : verdict.reasons()) kinds.add(JudgeRubric.kind(r));
     countVerdict(verdict.accepted(), kinds);
-    boolean keep = e.persist() == Agent.PersistMode.ALL || (e.persist() == Agent.PersistMode.ACCEPTED && verdict.accepted());
+    // an open task's synthesis episode is kept by the public checks, its hidden rubric unread (JudgeRubric.keptAsAccepted)
+    boolean keep = e.persist() == Agent.PersistMode.ALL || (e.persist() == Agent.PersistMode.ACCEPTED && JudgeRubric.keptAsAccepted(d.category(), verdict));
     var outcome = new EpisodeOutcome(e.agent(), e.episode(), services.nodeKey(), d.steps().size(), errors, verdict.accepted(),
         d.difficulty(), d.category(), List.copyOf(kinds), e.perTask() ? d.taskId() : null, keep, fingerprint(t), List.copyOf(refused));
     var judged = new Judged(keep ? t : null, outcome, e.runId(), e.tracker());

@@ -124,6 +124,15 @@ public final class JudgeRubric {
     return true;
   }
 
+  /**
+   * Whether a judged episode of a task of {@code category} is kept as accepted data ({@code --persist accepted}: the
+   * synthesis that SFT trains on): a verifiable task's when the judge accepts it; an open task's when it passes the
+   * public checks alone, never by its hidden rubric (docs/LOOP.md, "Open tasks").
+   */
+  public static boolean keptAsAccepted(String category, Verdict v) {
+    return dev.k2pekko.agents.tasks.TaskBuilder.OPEN.equals(category) ? passesPublicChecks(v) : v.accepted();
+  }
+
   /** The kind of a reason: the part before the first colon. */
   public static String kind(String reason) {
     int i = reason.indexOf(':');

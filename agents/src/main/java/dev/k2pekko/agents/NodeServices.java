@@ -186,6 +186,8 @@ public final class NodeServices implements Extension {
    * and "held-out": core-tool tasks of that split; the agent's {@code rollouts} consecutive episodes share one task.
    * Held-out tasks are numbered over the run (agent number x tasks per agent + group) and task i has difficulty
    * 1 + i mod max-steps, so a run whose task count is a multiple of max-steps has every difficulty in equal shares.
+   * "held-out-open": the fixed held-out open tasks, numbered the same way. A "train" task is an open one with
+   * probability {@code openShare}, drawn from its seed.
    */
   public dev.k2pekko.agents.tasks.Task task(Agent.EpisodeSpec spec, long runSeed, String agentId, int episode, int episodes) {
     int group = episode / spec.rollouts();
@@ -201,17 +203,46 @@ public final class NodeServices implements Extension {
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
         yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L));
       }
-      case "train" -> {
-        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);
-        double[] w = spec.difficultyWeights();
-        if (w == null) yield train.task(seed, "r-" + Long.toHexString(seed));
-        yield train.taskOfDifficulty(seed, "r-" + Long.toHexString(seed), drawDifficulty(w, TaskGenerator.mix(seed ^ 0x5DEECE66DL)));
+      case "train" -> trainTask(train, spec, runSeed, agentId, group);
+      case "held-out-open" -> {
+        int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
+        yield heldOutOpenTask(heldOut, runSeed, (long) agentNumber(agentId) * perAgent + group);
       }
       default -> {
         int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
         yield heldOutTask(heldOut, runSeed, (long) agentNumber(agentId) * perAgent + group, maxSteps);
       }
     };
+  }
+
+  /**
+   * The training task of an agent's task group {@code group}: fixed by the run seed, the agent and the group; an open
+   * task with probability {@code spec.openShare()} (drawn from the task's seed, so a run's share of open tasks is the
+   * same whatever node plays them), else a verifiable one of the difficulty drawn by the spec's weights (or uniform).
+   */
+  static dev.k2pekko.agents.tasks.Task trainTask(TaskGenerator train, Agent.EpisodeSpec spec, long runSeed, String agentId, int group) {
+    long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);
+    if (spec.openShare() > 0 && unit(TaskGenerator.mix(seed ^ 0x0BE7A5C0FFEEL)) < spec.openShare()) {
+      long bits = TaskGenerator.mix(seed ^ 0x6F70656EL);
+      return train.openTask(seed, "ro-" + Long.toHexString(seed), TaskGenerator.openFacts((int) (bits >>> 33)));
+    }
+    double[] w = spec.difficultyWeights();
+    if (w == null) return train.task(seed, "r-" + Long.toHexString(seed));
+    return train.taskOfDifficulty(seed, "r-" + Long.toHexString(seed), drawDifficulty(w, TaskGenerator.mix(seed ^ 0x5DEECE66DL)));
+  }
+
+  /** A uniform draw in [0, 1) from 64 random bits. */
+  private static double unit(long bits) {
+    return (bits >>> 11) * 0x1.0p-53;
+  }
+
+  /**
+   * Held-out open task {@code index} of a run seed (docs/LOOP.md, "Open tasks"): fixed by the seed and the index, it
+   * gathers 2 + index mod 2 facts, and is never a training instance (the split by prompt hash). The pipeline's open
+   * evaluation and the offline {@code k2 bench open} take their open tasks from here.
+   */
+  public static dev.k2pekko.agents.tasks.Task heldOutOpenTask(TaskGenerator heldOut, long runSeed, long index) {
+    return heldOut.openTask(TaskGenerator.mix(runSeed * 0x3C6EF372FE94F82BL + index), "open-held-" + index, TaskGenerator.openFacts((int) index));
   }
 
   /**

@@ -7,8 +7,9 @@ import java.util.TreeMap;
 
 /**
  * Counters of a run, keyed by name: {@code episodes}, {@code tool_calls}, {@code tool_errors}, {@code accepted},
- * {@code rejected}, {@code persisted}, {@code reason/<kind>}, {@code difficulty/<d>/episodes|accepted},
- * {@code category/<c>/episodes|accepted}, {@code node/<node>}, {@code task/<id>/n|ok}, {@code to_persist},
+ * {@code rejected}, {@code persisted}, {@code reason/<kind>}, {@code difficulty/<d>/episodes|accepted} (verifiable tasks
+ * only: an open task's acceptance is its hidden rubric, which must not steer prioritized sampling),
+ * {@code category/<c>/episodes|accepted|persisted}, {@code node/<node>}, {@code task/<id>/n|ok}, {@code to_persist},
  * {@code refused/<ToolError>} (the firewall's refusals), {@code fingerprint} (the sum of the episodes' fingerprints,
  * mod 2^64). A run's tracker and its record count the same way, from the durable {@link EpisodeOutcome}s, so the
  * summary and the journal agree.
@@ -40,7 +41,8 @@ public final class RunStats {
     if (o.toolErrors() > 0) add("tool_errors", o.toolErrors());
     for (var r : o.refusals()) add("refused/" + r.name(), 1);
     add(o.accepted() ? "accepted" : "rejected", 1);
-    add("difficulty/" + o.difficulty() + "/episodes", 1);
+    boolean open = dev.k2pekko.agents.tasks.TaskBuilder.OPEN.equals(o.category());
+    if (!open) add("difficulty/" + o.difficulty() + "/episodes", 1);
     add("category/" + o.category() + "/episodes", 1);
     add("node/" + o.node(), 1);
     if (o.taskId() != null) {
@@ -49,7 +51,7 @@ public final class RunStats {
       if (o.accepted()) add("task/" + o.taskId() + "/ok", 1);
     }
     if (o.accepted()) {
-      add("difficulty/" + o.difficulty() + "/accepted", 1);
+      if (!open) add("difficulty/" + o.difficulty() + "/accepted", 1);
       add("category/" + o.category() + "/accepted", 1);
     } else {
       for (var k : o.reasonKinds()) add("reason/" + k, 1);
@@ -57,6 +59,7 @@ public final class RunStats {
     if (o.kept()) {
       add("to_persist", 1);
       add("persisted", 1);
+      add("category/" + o.category() + "/persisted", 1);
     }
     add("fingerprint", o.fingerprint());
   }

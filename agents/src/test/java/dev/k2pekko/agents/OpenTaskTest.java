@@ -73,4 +73,46 @@ class OpenTaskTest {
       assertFalse(JudgeRubric.passesPublicChecks(new Verdict(false, 1, 1, List.of(r))), r);
     }
   }
+
+  @Test void synthesisKeepsAnOpenEpisodeByThePublicChecksAndAVerifiableOneByItsVerdict() {
+    var wrongNote = new Verdict(false, 0.6, 1, List.of("end-state: notes:notes is 'x', expected 'y'"));
+    var timedOut = new Verdict(false, 0.6, 1, List.of("policy-timeout: no action", "end-state: notes:notes is missing, expected 'y'"));
+    assertTrue(JudgeRubric.keptAsAccepted(TaskBuilder.OPEN, wrongNote), "the hidden rubric's rejection is not read");
+    assertFalse(JudgeRubric.keptAsAccepted(TaskBuilder.OPEN, timedOut));
+    assertFalse(JudgeRubric.keptAsAccepted("core", wrongNote));
+    assertTrue(JudgeRubric.keptAsAccepted("core", new Verdict(true, 1, 1, List.of())));
+  }
+
+  @Test void anOpenShareMakesThatShareOfTrainTasksOpenFromTheirSeeds() {
+    var services = new java.util.function.BiFunction<Double, Integer, dev.k2pekko.agents.tasks.Task>() {
+      final TaskGenerator train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
+      @Override public dev.k2pekko.agents.tasks.Task apply(Double share, Integer agent) {
+        return NodeServices.trainTask(train, new Agent.EpisodeSpec("train", "teacher", 0, 1, null, share), 42, "agent-" + agent, 0);
+      }
+    };
+    int open = 0, n = 2000;
+    for (int a = 0; a < n; a++) {
+      var t = services.apply(0.3, a);
+      if (TaskBuilder.OPEN.equals(t.category())) {
+        open++;
+        assertFalse(TaskGenerator.heldOut(t));
+      }
+      assertEquals(t.prompt(), services.apply(0.3, a).prompt(), "fixed by the seed");
+      assertFalse(TaskBuilder.OPEN.equals(services.apply(0.0, a).category()));
+    }
+    assertTrue(Math.abs(open - 0.3 * n) < 4 * Math.sqrt(n * 0.3 * 0.7), open + " open of " + n);
+    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec("held-out", "learned", 1, 4, null, 0.5));
+    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec("train", "learned", 1, 4, null, 1.5));
+  }
+
+  @Test void theHeldOutOpenTasksAreTheBenchsAndAlternateTwoAndThreeFacts() {
+    var held = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
+    for (int i = 0; i < 6; i++) {
+      var t = NodeServices.heldOutOpenTask(held, 42, i);
+      assertEquals(TaskBuilder.OPEN, t.category());
+      assertEquals("open-held-" + i, t.id());
+      assertEquals(2 * TaskGenerator.openFacts(i), t.rubric().expectedTools().size(), t.rubric().expectedTools().toString());
+      assertTrue(TaskGenerator.heldOut(t));
+    }
+  }
 }

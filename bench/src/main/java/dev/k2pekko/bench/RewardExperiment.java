@@ -292,7 +292,7 @@ public final class RewardExperiment {
     }
     int openOk = 0, openN = 0, openCalls = 0;
     for (int i = 0; i < cfg.openEvalTasks(); i++) {
-      var task = heldOutOpenTask(held, cfg.seed(), i);
+      var task = NodeServices.heldOutOpenTask(held, cfg.seed(), i); // the pipeline's open evaluation's tasks
       long seed = TaskGenerator.mix(cfg.seed() * 0x94D049BB133111EBL + i);
       for (int trial = 0; trial < cfg.evalTrials(); trial++) {
         var t = OfflinePlay.play(universe, policy, judge, task, "ho-" + i + "#" + trial, TaskGenerator.mix(seed + trial), true);
@@ -303,11 +303,6 @@ public final class RewardExperiment {
     }
     return new Eval(n == 0 ? Double.NaN : (double) ok / n, n == 0 ? Double.NaN : (double) calls / n, n == 0 ? Double.NaN : (double) violations / n,
         openN == 0 ? Double.NaN : (double) openOk / openN, openN == 0 ? Double.NaN : (double) openCalls / openN);
-  }
-
-  /** Held-out open task i of a run seed: fixed by the seed and i, never a training instance (the split by prompt hash). */
-  public static Task heldOutOpenTask(TaskGenerator heldOut, long seed, int i) {
-    return heldOut.openTask(TaskGenerator.mix(seed * 0x3C6EF372FE94F82BL + i), "open-held-" + i, TaskGenerator.openFacts(i));
   }
 
   private static double auc(CriticModel critic, List<Trajectory> episodes, int buckets) {

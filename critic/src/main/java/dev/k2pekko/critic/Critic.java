@@ -31,7 +31,9 @@ import org.apache.pekko.pattern.StatusReply;
  * <p>Its data is every episode the node's judge judges, with the verdict ({@code Observe}, from the judge's tap): the
  * teacher's rejected synthesis episodes too (the journal keeps only the accepted ones), the RL rollouts and the
  * evaluation episodes (never persisted). Each episode is kept as its features and label under its stage, the run id
- * before the first '/' of its trajectory id ({@code <run>-synth}, {@code <run>-rl2}, {@code <run>-eval-sft}). A
+ * before the first '/' of its trajectory id ({@code <run>-synth}, {@code <run>-rl2}, {@code <run>-eval-sft}); an open
+ * task's episodes under the stage's open part ({@code <run>-rl2:open}), which it may be measured on but is never trained
+ * on (their verdict is the hidden rubric, docs/LOOP.md "Open tasks"), so a stage trained on holds no open episode. A
  * stage the journal holds whole (an RL round) can be handed over from it instead ({@code Replace}).
  * {@code Retrain} trains on the named stages, warm-started from the current weights, with a replay of as many examples
  * again drawn from the stages trained on before (so a round of mostly accepted rollouts does not wash out what the
@@ -189,14 +191,36 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
     return slash < 0 ? trajectoryId : trajectoryId.substring(0, slash);
   }
 
+  /** The category of the open tasks, whose verdict (the hidden rubric) the critic never trains on. */
+  public static final String OPEN_CATEGORY = "open";
+
+  /** What is appended to a stage's name for its open tasks' episodes: {@code <run>-rl2:open}. */
+  public static final String OPEN_SUFFIX = ":open";
+
+  /**
+   * Where the critic keeps a judged trajectory: its stage, or for an open task's episode the stage's open part
+   * ({@link #openStage}), which it can be measured on (the hacking watch of open tasks) but never trained on.
+   */
+  public static String keptUnder(Trajectory t) {
+    String stage = stageOf(t.trajectoryId());
+    return OPEN_CATEGORY.equals(t.category()) ? openStage(stage) : stage;
+  }
+
+  /** The open tasks' part of {@code stage}. */
+  public static String openStage(String stage) {
+    return stage + OPEN_SUFFIX;
+  }
+
   private Behavior<Command> onObserve(Observe o) {
     observe(o.trajectory());
     return this;
   }
 
   private Behavior<Command> onReplace(Replace r) {
-    var old = byStage.remove(r.stage());
-    if (old != null) held -= old.size();
+    for (var stage : List.of(r.stage(), openStage(r.stage()))) {
+      var old = byStage.remove(stage);
+      if (old != null) held -= old.size();
+    }
     int kept = 0;
     for (var t : r.judged()) {
       if (t.verdict() != null && stageOf(t.trajectoryId()).equals(r.stage()) && observe(t)) kept++;
@@ -205,10 +229,10 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
     return this;
   }
 
-  /** Keeps a judged trajectory's features and label under its stage; false when it is not kept. */
+  /** Keeps a judged trajectory's features and label under its stage (an open task's: its open part); false when it is not kept. */
   private boolean observe(Trajectory t) {
     if (t.verdict() == null) return false;
-    String stage = stageOf(t.trajectoryId());
+    String stage = keptUnder(t);
     var list = byStage.get(stage);
     if (list == null) {
       if (byStage.size() >= settings.maxStages()) {
@@ -266,6 +290,8 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
   /** Why a retrain request cannot be served, or null. */
   private String refusal(Retrain r) {
     if (r.trainOn().isEmpty()) return "critic: no stage to train on";
+    // an open task's verdict is its hidden rubric: training never sees it (docs/LOOP.md, "Open tasks")
+    for (var s : r.trainOn()) if (s.endsWith(OPEN_SUFFIX)) return "critic: " + s + " holds open tasks' episodes, never trained on";
     long fresh = 0;
     for (var s : r.trainOn()) fresh += byStage.getOrDefault(s, List.of()).size();
     if (fresh == 0) return "critic: this node judged no episode of " + r.trainOn() + " (a stage judged before a restart, or on another node?)";

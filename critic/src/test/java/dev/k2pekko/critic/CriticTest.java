@@ -122,4 +122,64 @@ class CriticTest {
     KIT.system().receptionist().tell(Receptionist.find(Critic.KEY, listing.ref()));
     assertTrue(listing.receiveMessage(WAIT).getServiceInstances(Critic.KEY).contains(critic));
   }
+
+  /** As {@link #stage}, every episode made an open task's (category {@code open}): its verdict is the hidden rubric. */
+  static List<Trajectory> open(String stage, List<Trajectory> ts) {
+    return ts.stream().map(t -> new Trajectory(stage + "/o-" + t.trajectoryId(), t.taskId(), Critic.OPEN_CATEGORY, t.difficulty(), t.seed(),
+        t.system(), t.prompt(), t.tools(), t.steps(), t.finalAnswer(), t.verdict(), t.policy())).toList();
+  }
+
+  @Test void openTasksEpisodesAreKeptApartMeasuredButNeverTrainedOn() {
+    var tap = new AtomicReference<ActorRef<Trajectory>>();
+    var critic = KIT.spawn(Critic.create(Critic.Settings.fromConfig(KIT.system().settings().config()), tap::set));
+    var synth = stage("o-synth", Teacher.episodes(300, 3, TaskGenerator.Split.TRAIN, 1.0));
+    var openSynth = open("o-synth", Teacher.episodes(120, 70_000, TaskGenerator.Split.TRAIN, 2.0));
+    var round = stage("o-rl1", Teacher.episodes(80, 80_000, TaskGenerator.Split.TRAIN, 2.0));
+    var openRound = open("o-rl1", Teacher.episodes(40, 90_000, TaskGenerator.Split.TRAIN, 2.0));
+    synth.forEach(tap.get()::tell);
+    openSynth.forEach(tap.get()::tell);
+    var version = KIT.<Critic.Version>createTestProbe();
+    critic.tell(new Critic.GetVersion(version.ref()));
+    var v = version.receiveMessage(WAIT);
+    assertEquals(300, v.perStage().get("o-synth"));
+    assertEquals(120, v.perStage().get(Critic.openStage("o-synth")));
+
+    // training on the stage takes its verifiable episodes only
+    var trained = KIT.<StatusReply<Critic.Trained>>createTestProbe();
+    critic.tell(new Critic.Retrain(List.of("o-synth"), List.of(), trained.ref()));
+    assertEquals(300, trained.receiveMessage(WAIT).getValue().examples());
+    // the open part is refused as training data, by name
+    critic.tell(new Critic.Retrain(List.of(Critic.openStage("o-synth")), List.of(), trained.ref()));
+    var refused = trained.receiveMessage(WAIT);
+    assertTrue(refused.isError() && refused.getError().getMessage().contains("never trained on"), refused.toString());
+    // but measured: the hacking watch of open tasks (mean score against the hidden rubric's acceptance)
+    var evaluated = KIT.<StatusReply<Critic.Evaluation>>createTestProbe();
+    critic.tell(new Critic.Evaluate(List.of(Critic.openStage("o-synth")), evaluated.ref()));
+    var ev = evaluated.receiveMessage(WAIT).getValue();
+    assertEquals(120, ev.episodes());
+    assertEquals(openSynth.stream().filter(t -> t.verdict().accepted()).count(), ev.accepted());
+    assertTrue(ev.meanScore() >= 0 && ev.meanScore() <= 1, ev.toString());
+
+    // a round handed over from the journal (both kinds mixed): each goes to its part; retraining sees the verifiable only
+    var kept = KIT.<Integer>createTestProbe();
+    var fromJournal = new java.util.ArrayList<Trajectory>();
+    for (int i = 0; i < 40; i++) {
+      fromJournal.add(round.get(2 * i));
+      fromJournal.add(round.get(2 * i + 1));
+      fromJournal.add(openRound.get(i));
+    }
+    critic.tell(new Critic.Replace("o-rl1", fromJournal, kept.ref()));
+    assertEquals(120, kept.receiveMessage(WAIT));
+    critic.tell(new Critic.GetVersion(version.ref()));
+    v = version.receiveMessage(WAIT);
+    assertEquals(80, v.perStage().get("o-rl1"));
+    assertEquals(40, v.perStage().get(Critic.openStage("o-rl1")));
+    critic.tell(new Critic.Retrain(List.of("o-rl1"), List.of(), trained.ref()));
+    assertEquals(160, trained.receiveMessage(WAIT).getValue().examples(), "80 fresh verifiable rollouts and 80 replayed from the synthesis's");
+    // handed over again: the open part is replaced too, not doubled
+    critic.tell(new Critic.Replace("o-rl1", fromJournal, kept.ref()));
+    assertEquals(120, kept.receiveMessage(WAIT));
+    critic.tell(new Critic.GetVersion(version.ref()));
+    assertEquals(40, version.receiveMessage(WAIT).perStage().get(Critic.openStage("o-rl1")));
+  }
 }

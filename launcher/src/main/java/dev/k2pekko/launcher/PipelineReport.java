@@ -69,6 +69,7 @@ final class PipelineReport {
         h.steps().size(), h.largest(), h.largestAfterStep(), h.stepsOverTauAfterStep());
     out.println(criticLine(r.critic()));
     out.println(rewardLines(r.reward()));
+    out.println(openLines(r.open()));
     var sb = new StringBuilder();
     r.times().forEach((k, v) -> sb.append(String.format("%s %.1fs  ", k, v.toMillis() / 1000.0)));
     out.println("wall time: " + sb.toString().trim());
@@ -116,6 +117,47 @@ final class PipelineReport {
     if (rr.rounds().isEmpty()) sb.append(" no rounds");
     sb.append(flagged == 0 ? " no round flagged" : String.format(" %d round(s) flagged: the critic rose while the hidden success fell", flagged));
     for (var x : rr.rounds()) if (x.problem() != null) sb.append(String.format("%n  hacking watch, %s: %s", x.round(), x.problem()));
+    return sb.toString();
+  }
+
+  /**
+   * Open tasks: the held-out open set's success by the hidden rubric after SFT and after RL (with pass^k), the
+   * synthesis's open episodes and how many the public checks kept, and per RL round the hacking watch on the open rollouts.
+   */
+  static String openLines(Pipeline.OpenReport o) {
+    var st = o.settings();
+    var sb = new StringBuilder(String.format("open tasks (success by the hidden rubric; synthesis share %s, rl share %s): ", weight(st.synthesisShare()),
+        weight(st.rlShare())));
+    if (o.sft() == null && o.rl() == null) {
+      sb.append("no open evaluation (k2.open.eval-tasks = 0)");
+    } else {
+      var any = o.sft() != null ? o.sft() : o.rl();
+      sb.append(String.format("held-out open set, %d tasks x %d trials:", any.tasks(), any.trials()));
+      for (var e : new Pipeline.Eval[] {o.sft(), o.rl()}) {
+        if (e == null) continue;
+        sb.append(String.format(" %s %.1f%% (pass^%d %.3f);", e.stage().substring("open-".length()), 100 * e.success(), e.passK().length,
+            e.passK()[e.passK().length - 1]));
+      }
+      if (o.sft() != null && o.rl() != null) sb.append(String.format(" RL - SFT %+.1f points", 100 * (o.rl().success() - o.sft().success())));
+    }
+    if (st.synthesisShare() > 0) {
+      sb.append(o.synthesisEpisodes() < 0 ? "; synthesis: open episodes not known (a resumed part)"
+          : String.format("; synthesis: %,d open episodes, %,d kept for SFT by the public checks", o.synthesisEpisodes(), o.synthesisKept()));
+    }
+    if (st.rlShare() > 0) {
+      sb.append(String.format("%nopen hacking watch, per RL round: critic's mean score / hidden success on the round's open rollouts:"));
+      int flagged = 0;
+      for (var x : o.rounds()) {
+        if (x.problem() != null) {
+          sb.append(String.format(" %s -;", x.round()));
+          continue;
+        }
+        sb.append(String.format(" %s %.3f / %.1f%% (%d)%s;", x.round(), x.criticMean(), 100 * x.hiddenSuccess(), x.episodes(), x.flagged() ? " FLAGGED" : ""));
+        if (x.flagged()) flagged++;
+      }
+      sb.append(flagged == 0 ? " no round flagged" : String.format(" %d round(s) flagged: the critic rose while the hidden success fell", flagged));
+      for (var x : o.rounds()) if (x.problem() != null) sb.append(String.format("%n  open hacking watch, %s: %s", x.round(), x.problem()));
+    }
     return sb.toString();
   }
 
@@ -216,8 +258,18 @@ final class PipelineReport {
     var rw = root.putObject("reward_weights");
     var w = r.reward().weights();
     rw.put("verifiable", w.verifiable()).put("critic", w.critic()).put("cost", w.cost()).put("safety", w.safety());
-    var watch = root.putArray("rl_round_watch");
-    for (var x : r.reward().rounds()) {
+    watch(root.putArray("rl_round_watch"), r.reward().rounds());
+    open(root.putObject("open"), r.open());
+    var resumed = root.putArray("resumed");
+    r.resumed().forEach(resumed::add);
+    var t = root.putObject("seconds");
+    r.times().forEach((k, v) -> t.put(k, round(v.toMillis() / 1000.0)));
+    return root;
+  }
+
+  /** The hacking watch's rows, one object per RL round. */
+  private static void watch(com.fasterxml.jackson.databind.node.ArrayNode watch, java.util.List<dev.k2pekko.pipeline.HackingFlag.Round> rounds) {
+    for (var x : rounds) {
       var o = watch.addObject();
       o.put("round", x.round());
       putOrNull(o, "critic_mean", x.criticMean());
@@ -227,11 +279,36 @@ final class PipelineReport {
       o.put("episodes", x.episodes());
       if (x.problem() != null) o.put("problem", x.problem());
     }
-    var resumed = root.putArray("resumed");
-    r.resumed().forEach(resumed::add);
-    var t = root.putObject("seconds");
-    r.times().forEach((k, v) -> t.put(k, round(v.toMillis() / 1000.0)));
-    return root;
+  }
+
+  /**
+   * {@code open}: the settings, the held-out open set's evaluations {@code sft} and {@code rl} (null without one:
+   * version, weights, success by the hidden rubric, pass_k, tasks, trials), {@code rl_gain} in points, the synthesis's
+   * open episodes and those kept by the public checks (null: not known), and {@code rl_round_watch} on the open rollouts.
+   */
+  private static void open(ObjectNode n, Pipeline.OpenReport o) {
+    n.put("synthesis_share", o.settings().synthesisShare()).put("rl_share", o.settings().rlShare()).put("eval_tasks", o.settings().evalTasks());
+    var evals = new Pipeline.Eval[] {o.sft(), o.rl()};
+    for (int i = 0; i < 2; i++) {
+      var e = evals[i];
+      String key = i == 0 ? "sft" : "rl";
+      if (e == null) {
+        n.putNull(key);
+        continue;
+      }
+      var x = n.putObject(key);
+      x.put("version", e.version()).put("weights", e.weights()).put("success", round(e.success()));
+      var pk = x.putArray("pass_k");
+      for (double v : e.passK()) pk.add(round(v));
+      x.put("tasks", e.tasks()).put("trials", e.trials());
+    }
+    if (o.sft() != null && o.rl() != null) n.put("rl_gain", round(100 * (o.rl().success() - o.sft().success())));
+    else n.putNull("rl_gain");
+    if (o.synthesisEpisodes() < 0) n.putNull("synthesis_episodes");
+    else n.put("synthesis_episodes", o.synthesisEpisodes());
+    if (o.synthesisKept() < 0) n.putNull("synthesis_kept");
+    else n.put("synthesis_kept", o.synthesisKept());
+    watch(n.putArray("rl_round_watch"), o.rounds());
   }
 
   /** NaN (no step measured) as null, not as a number. */

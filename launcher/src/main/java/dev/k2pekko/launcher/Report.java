@@ -110,6 +110,7 @@ final class Report {
       for (var e : counters.entrySet()) {
         var k = e.getKey();
         var p = k.split("/");
+        if (p.length == 3 && !p[2].equals("episodes") && !p[2].equals("accepted")) continue; // category/<c>/persisted: not a column here
         int slot = p.length == 3 && p[2].equals("accepted") ? 1 : 0;
         switch (p[0]) {
           case "reason" -> b.reasons().put(p[1], e.getValue());

@@ -23,6 +23,13 @@ final class SettingsCheck {
         throw new NodeConfig.UsageError(source + ": " + e.getMessage());
       }
     }
+    if (config.hasPath("k2.open")) {
+      try {
+        dev.k2pekko.pipeline.Pipeline.Open.fromConfig(config); // the shares in [0, 1], the eval tasks >= 0
+      } catch (IllegalArgumentException | com.typesafe.config.ConfigException e) {
+        throw new NodeConfig.UsageError(source + ": " + e.getMessage());
+      }
+    }
     if (!config.hasPath("k2.ps")) return;
     try {
       dev.k2pekko.pipeline.TrainerNode.ClipSettings.of(config);
@@ -87,7 +94,7 @@ final class SettingsCheck {
    * keeps no trace of the point once loaded, so the type of the default cannot say it.
    */
   private static final java.util.Set<String> FRACTIONAL = java.util.Set.of("k2.ps.tau", "k2.reward.verifiable", "k2.reward.critic",
-      "k2.reward.cost", "k2.reward.safety");
+      "k2.reward.cost", "k2.reward.safety", "k2.open.synthesis-share", "k2.open.rl-share");
 
   /**
    * String settings that take one of a few words; checked here so that a typo is exit 2 before the node boots. Where on

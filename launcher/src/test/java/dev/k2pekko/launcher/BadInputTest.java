@@ -35,6 +35,7 @@ class BadInputTest {
     Files.writeString(dir.resolve("tau.conf"), "k2.ps.tau = -5\n");
     Files.writeString(dir.resolve("reward-negative.conf"), "k2.reward.cost = -0.1\n");
     Files.writeString(dir.resolve("reward-nothing.conf"), "k2.reward { verifiable = 0, critic = 0, cost = 0.05 }\n");
+    Files.writeString(dir.resolve("open-share.conf"), "k2.open.rl-share = 1.5\n");
     Files.writeString(dir.resolve("adaptive.conf"), "k2.ps.adaptive.decay = 1.5\n");
     Files.writeString(dir.resolve("ps-mode.conf"), "k2.ps.mode = maybe\n");
     Files.writeString(dir.resolve("tiny-limits.conf"), "k2.tools.spec-file-limits { max-bytes = 1 KiB, max-tools = 2 }\n");
@@ -67,6 +68,7 @@ class BadInputTest {
         Arguments.of("bench open --sft-steps 0", 2, "--episodes must be at least 10, --sft-steps and --eval-trials at least 1"),
         Arguments.of("run --config {dir}/reward-negative.conf", 2, "--config {dir}/reward-negative.conf: k2.reward.cost must be a finite number >= 0, got -0.1"),
         Arguments.of("run --config {dir}/reward-nothing.conf", 2, "k2.reward.verifiable + k2.reward.critic must be > 0"),
+        Arguments.of("run --config {dir}/open-share.conf", 2, "k2.open.rl-share must lie in [0, 1], got 1.5"),
         Arguments.of("run --config {dir}/tau.conf", 2, "--config {dir}/tau.conf: k2.ps.tau must be > 0, got -5.0"),
         Arguments.of("run --config {dir}/adaptive.conf", 2, "k2.ps.adaptive.decay must lie in (0, 1), got 1.5"),
         Arguments.of("run --config {dir}/ps-mode.conf", 2, "k2.ps.mode must be one of sync, async, got \"maybe\""),

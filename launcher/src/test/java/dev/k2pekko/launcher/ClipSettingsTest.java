@@ -63,7 +63,8 @@ class ClipSettingsTest {
     var eval = new Pipeline.Eval("sft", 3, 1, 1, 1.0, new double[] {1.0}, Map.of(), Duration.ZERO);
     var r = new Pipeline.Result(eval, List.of(eval), eval, eval, Map.of(), status, history, 0, 0, new double[0], List.of(), List.of(),
         new Pipeline.CriticReport(List.of(), new Pipeline.CriticRound("eval-rl", 0, 0, 0, "eval-rl", 0, 0, Double.NaN, Duration.ZERO, null)),
-        new Pipeline.RewardReport(dev.k2pekko.trainer.Reward.Weights.DEFAULT, List.of()));
+        new Pipeline.RewardReport(dev.k2pekko.trainer.Reward.Weights.DEFAULT, List.of()),
+        new Pipeline.OpenReport(Pipeline.Open.NONE, null, null, 0, 0, List.of()));
     var clip = new ObjectMapper().readTree(PipelineReport.json(r, QkClip.Mode.ON).toString()).get("clip");
     assertEquals("on", clip.get("mode").asText());
     assertEquals(2, clip.get("rescales").asLong());

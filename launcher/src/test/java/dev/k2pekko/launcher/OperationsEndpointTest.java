@@ -48,6 +48,7 @@ class OperationsEndpointTest {
         pekko.loglevel = WARNING
         k2.ps.tau = 4
         k2.pipeline { eval-tasks = 5, eval-trials = 2, synth-agents = 20, synth-episodes = 10, rl-rounds = 1, rl-tasks = 50, rl-rollouts = 2 }
+        k2.open.eval-tasks = 4
         """);
     var cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElseThrow()));
     cmd.addAll(List.of("-Xss2m", "-XX:+UseParallelGC", "--enable-native-access=ALL-UNNAMED", "--add-opens", "java.base/java.lang=ALL-UNNAMED",

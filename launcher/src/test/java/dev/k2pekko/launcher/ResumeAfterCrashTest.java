@@ -48,6 +48,7 @@ class ResumeAfterCrashTest {
           k2.ps.checkpoint-every = 5
           k2.pipeline { eval-tasks = 5, eval-trials = 2, synth-agents = 20, synth-episodes = 10, rl-rounds = 2, rl-tasks = 100, rl-rollouts = 2,
                         stage-timeout = 3 minutes }
+          k2.open.eval-tasks = 4
           """.formatted(dir.toAbsolutePath()));
       String[] run = {"run", "--config", conf.toString(), "--jdbc-url", url, "--seed", "7", "--quiet", "--json"};
 
@@ -106,6 +107,9 @@ class ResumeAfterCrashTest {
       for (var s : j.get("rl_round_success")) assertFalse(s.isNull(), "a success rate for every round: " + j.get("rl_round_success"));
       assertTrue(j.get("resumed").toString().contains("rl 2: completed"), j.get("resumed").toString());
       assertTrue(j.get("resumed").toString().contains("rl 1: done before"), j.get("resumed").toString());
+      // the open evaluation after SFT was recorded before the kill and taken from the record; the one after RL was run
+      assertTrue(j.get("resumed").toString().contains("eval open-sft: done before"), j.get("resumed").toString());
+      assertEquals(4, j.get("open").get("rl").get("tasks").asInt(), j.get("open").toString());
       assertTrue(inJournal > synthesized + rollouts / 2 && inJournal < synthesized + rollouts, "the kill left round 2 part-done: " + inJournal);
 
       var after = K2CliTest.k2("journal", "check", "--jdbc-url", url, "--config", conf.toString(), "--json");

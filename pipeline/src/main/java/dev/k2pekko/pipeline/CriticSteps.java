@@ -82,11 +82,30 @@ final class CriticSteps {
     }
   }
 
+  /**
+   * The critic's mean score on the open tasks' rollouts of round {@code stage} (at the weights that rewarded them), next
+   * to their hidden success (the rubric training never sees): the hacking watch of open tasks. Asked after {@link #watch},
+   * which has completed the round from the journal.
+   */
+  HackingFlag.Round watchOpen(String stage, String label) {
+    if (critic == null) return HackingFlag.Round.failed(label, "this node runs no critic");
+    try {
+      var ev = AskPattern.<Critic.Command, Critic.Evaluation>askWithStatus(critic, r -> new Critic.Evaluate(List.of(Critic.openStage(stage)), r),
+          CRITIC_TIMEOUT, system.scheduler()).toCompletableFuture().get(CRITIC_TIMEOUT.toSeconds() + 10, TimeUnit.SECONDS);
+      if (ev.episodes() == 0) return HackingFlag.Round.failed(label, "no open rollouts in the round");
+      return new HackingFlag.Round(label, ev.version(), ev.episodes(), ev.meanScore(), (double) ev.accepted() / ev.episodes(), false, null);
+    } catch (Exception e) {
+      var cause = e instanceof java.util.concurrent.ExecutionException && e.getCause() != null ? e.getCause() : e;
+      return HackingFlag.Round.failed(label, String.valueOf(cause.getMessage()));
+    }
+  }
+
   /** Hands the critic the journal's episodes of {@code stage} when its tap holds fewer than the journal's {@code inJournal}. */
   private void completeFromJournal(String stage, long inJournal) throws Exception {
     var v = AskPattern.<Critic.Command, Critic.Version>ask(critic, Critic.GetVersion::new, Duration.ofSeconds(10), system.scheduler())
         .toCompletableFuture().get(15, TimeUnit.SECONDS);
-    int tapped = v.perStage().getOrDefault(stage, 0);
+    // the critic keeps a stage's open episodes apart (never trained on): the two parts together are the stage
+    int tapped = v.perStage().getOrDefault(stage, 0) + v.perStage().getOrDefault(Critic.openStage(stage), 0);
     if (tapped >= inJournal) return;
     var judged = new dev.k2pekko.agents.TrajectoryReplay(system).source(dev.k2pekko.agents.TrajectoryReplay.Filter.ALL)
         .filter(x -> x.trajectory().trajectoryId().startsWith(stage + "/"))

@@ -42,16 +42,40 @@ final class Evaluation {
     return e;
   }
 
+  /**
+   * The open evaluation after {@code stage} (sft, rl): the fixed held-out open tasks ({@code k2.open.eval-tasks}), each
+   * {@code eval-trials} times, success by the hidden rubric; from the record, or run now and recorded. Null when the run
+   * evaluates no open tasks. Its episodes are stage {@code <run>-eval-open-<stage>}.
+   */
+  Pipeline.Eval open(String stage) throws Exception {
+    if (spec.open().evalTasks() == 0) return null;
+    String key = "eval-open-" + stage;
+    var recorded = ledger.done(key);
+    if (recorded != null) {
+      var e = fromJson(recorded);
+      ledger.note(String.format("eval open-%s: done before (version %d, %.1f%%)", stage, e.version(), 100 * e.success()));
+      return e;
+    }
+    var e = evaluate("open-" + stage, spec.open().evalTasks(), "held-out-open");
+    ledger.save(key, toJson(e));
+    return e;
+  }
+
   /** Held-out evaluation at the current version: per-task trials and successes from the judges' counters. */
   private Pipeline.Eval evaluate(String stage) throws Exception {
-    long t = System.nanoTime();
-    var at = probe.status();
-    long version = at.version();
     // The untrained policy writes actions of random tokens up to the step budget: slow to play and all failures. Its
     // evaluation takes the first init-eval-tasks held-out tasks (equal shares per difficulty, as the full set's).
     int agents = stage.equals("init") ? Math.min(spec.evalTasks(), system.settings().config().getInt("k2.pipeline.init-eval-tasks")) : spec.evalTasks();
+    return evaluate(stage, agents, "held-out");
+  }
+
+  /** {@code agents} held-out tasks of kind {@code tasks} (an agent's trials share one task), evaluated as run {@code <run>-eval-<stage>}. */
+  private Pipeline.Eval evaluate(String stage, int agents, String tasks) throws Exception {
+    long t = System.nanoTime();
+    var at = probe.status();
+    long version = at.version();
     var summary = episodes.run(spec.runId() + "-eval-" + stage, agents, spec.evalTrials(),
-        new Agent.EpisodeSpec("held-out", "learned", spec.evalTemperature(), spec.evalTrials()), Agent.PersistMode.NONE, "eval " + stage);
+        new Agent.EpisodeSpec(tasks, "learned", spec.evalTemperature(), spec.evalTrials()), Agent.PersistMode.NONE, "eval " + stage);
     var perTask = new HashMap<String, int[]>();
     summary.counters().forEach((k, v) -> {
       if (!k.startsWith("task/")) return;

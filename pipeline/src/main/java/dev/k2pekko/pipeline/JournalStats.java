@@ -29,11 +29,15 @@ final class JournalStats {
         .runWith(Sink.foreach(x -> {
           var t = x.trajectory();
           boolean ok = t.verdict().accepted();
+          // as RunStats counts: difficulties of verifiable tasks only, categories of all
+          boolean open = dev.k2pekko.agents.tasks.TaskBuilder.OPEN.equals(t.category());
           out.merge("episodes", 1L, Long::sum);
-          out.merge("difficulty/" + t.difficulty() + "/episodes", 1L, Long::sum);
+          out.merge("category/" + t.category() + "/episodes", 1L, Long::sum);
+          if (!open) out.merge("difficulty/" + t.difficulty() + "/episodes", 1L, Long::sum);
           if (ok) {
             out.merge("accepted", 1L, Long::sum);
-            out.merge("difficulty/" + t.difficulty() + "/accepted", 1L, Long::sum);
+            out.merge("category/" + t.category() + "/accepted", 1L, Long::sum);
+            if (!open) out.merge("difficulty/" + t.difficulty() + "/accepted", 1L, Long::sum);
           }
         }), system)
         .toCompletableFuture().get(timeout.toSeconds(), TimeUnit.SECONDS);

@@ -23,8 +23,17 @@ import org.apache.pekko.actor.typed.ActorSystem;
  */
 public final class Pipeline {
   public record Spec(String runId, long seed, int evalTasks, int evalTrials, double evalTemperature, int synthAgents, int synthEpisodes,
-                     int sftParts, int rlRounds, int rlTasks, int rlRollouts, double rlTemperature, boolean rlPrioritized, Duration stageTimeout) {
+                     int sftParts, int rlRounds, int rlTasks, int rlRollouts, double rlTemperature, boolean rlPrioritized, Duration stageTimeout,
+                     Open open) {
+    /** A run without open tasks. */
+    public Spec(String runId, long seed, int evalTasks, int evalTrials, double evalTemperature, int synthAgents, int synthEpisodes,
+                int sftParts, int rlRounds, int rlTasks, int rlRollouts, double rlTemperature, boolean rlPrioritized, Duration stageTimeout) {
+      this(runId, seed, evalTasks, evalTrials, evalTemperature, synthAgents, synthEpisodes, sftParts, rlRounds, rlTasks, rlRollouts, rlTemperature,
+          rlPrioritized, stageTimeout, Open.NONE);
+    }
+
     public Spec {
+      java.util.Objects.requireNonNull(open, "open");
       if (evalTasks < 1) throw new IllegalArgumentException("k2.pipeline.eval-tasks must be at least 1, got " + evalTasks);
       if (evalTrials < 1) throw new IllegalArgumentException("k2.pipeline.eval-trials must be at least 1, got " + evalTrials);
       if (synthAgents < 1 || synthEpisodes < 1) throw new IllegalArgumentException("k2.pipeline.synth-agents and synth-episodes must be at least 1");
@@ -41,7 +50,27 @@ public final class Pipeline {
       var p = c.getConfig("k2.pipeline");
       return new Spec(runId, seed, p.getInt("eval-tasks"), p.getInt("eval-trials"), p.getDouble("eval-temperature"), p.getInt("synth-agents"),
           p.getInt("synth-episodes"), Math.min(p.getInt("sft-parts"), p.getInt("synth-episodes")), p.getInt("rl-rounds"), p.getInt("rl-tasks"), p.getInt("rl-rollouts"), p.getDouble("rl-temperature"),
-          p.getBoolean("rl-prioritized"), p.getDuration("stage-timeout"));
+          p.getBoolean("rl-prioritized"), p.getDuration("stage-timeout"), Open.fromConfig(c));
+    }
+  }
+
+  /**
+   * Open tasks in the run (k2.open; docs/LOOP.md, "Open tasks"): the share of the synthesis's and of the RL rounds'
+   * training tasks that are open (each task drawn open or not from its seed), and the fixed held-out open tasks
+   * evaluated after SFT and after RL ({@code evalTasks} of them, {@code eval-trials} trials each; 0: no open evaluation).
+   */
+  public record Open(double synthesisShare, double rlShare, int evalTasks) {
+    public static final Open NONE = new Open(0, 0, 0);
+
+    public Open {
+      if (!(synthesisShare >= 0 && synthesisShare <= 1)) throw new IllegalArgumentException("k2.open.synthesis-share must lie in [0, 1], got " + synthesisShare);
+      if (!(rlShare >= 0 && rlShare <= 1)) throw new IllegalArgumentException("k2.open.rl-share must lie in [0, 1], got " + rlShare);
+      if (evalTasks < 0) throw new IllegalArgumentException("k2.open.eval-tasks must be >= 0, got " + evalTasks);
+    }
+
+    public static Open fromConfig(Config c) {
+      var o = c.getConfig("k2.open");
+      return new Open(o.getDouble("synthesis-share"), o.getDouble("rl-share"), o.getInt("eval-tasks"));
     }
   }
 
@@ -64,7 +93,15 @@ public final class Pipeline {
    */
   public record Result(Eval init, List<Eval> sftCurve, Eval sft, Eval rl, Map<String, Duration> times, PsCoordinator.Status status, ClipMonitorProtocol.History clip,
                        long synthesized, long rollouts, double[] roundSuccess, java.util.List<double[]> roundDifficultyWeights,
-                       List<String> resumed, CriticReport critic, RewardReport reward) {}
+                       List<String> resumed, CriticReport critic, RewardReport reward, OpenReport open) {}
+
+  /**
+   * Open tasks in the run (docs/LOOP.md, "Open tasks"): the settings; the held-out open set's evaluations after SFT and
+   * after RL (success by the hidden rubric; null when {@code k2.open.eval-tasks} is 0); the synthesis's open episodes
+   * and how many the public checks kept for SFT (-1: not known, a resumed part); per RL round the hacking watch on the
+   * open rollouts (the critic's mean score against the hidden success), empty without open rollouts.
+   */
+  public record OpenReport(Open settings, Eval sft, Eval rl, long synthesisEpisodes, long synthesisKept, List<HackingFlag.Round> rounds) {}
 
   /** The reward's weights (k2.reward) and, per RL round, the hacking watch ({@link HackingFlag}). */
   public record RewardReport(dev.k2pekko.trainer.Reward.Weights weights, List<HackingFlag.Round> rounds) {}
@@ -139,6 +176,9 @@ public final class Pipeline {
     t = System.nanoTime();
     var sft = evaluation.of("sft");
     times.put("eval-sft", since(t));
+    t = System.nanoTime();
+    var openSft = evaluation.open("sft");
+    if (openSft != null) times.put("eval-open-sft", since(t));
     var sftCurve = new ArrayList<>(synthesis.curve()); // held-out success against SFT steps ends at the sft evaluation
     sftCurve.add(sft);
     var critics = new CriticSteps(system, node.critic(), spec.runId(), spec.stageTimeout(), progress);
@@ -152,6 +192,9 @@ public final class Pipeline {
     t = System.nanoTime();
     var rl = evaluation.of("rl");
     times.put("eval-rl", since(t));
+    t = System.nanoTime();
+    var openRl = evaluation.open("rl");
+    if (openRl != null) times.put("eval-open-rl", since(t));
     var criticOnRl = critics.measure(spec.runId() + "-eval-rl");
     // the critic's trainings: the first between eval-sft and rl, the rounds' inside rl
     times.put("critic", criticRounds.stream().map(CriticRound::took).reduce(Duration.ZERO, Duration::plus));
@@ -159,7 +202,8 @@ public final class Pipeline {
     times.put("total", since(t0));
     return new Result(init, List.copyOf(sftCurve), sft, rl, times, probe.status(), probe.history(), synthesis.trajectories(), rounds.rollouts(),
         rounds.roundSuccess(), rounds.mixes(), ledger.notes(), new CriticReport(List.copyOf(criticRounds), criticOnRl),
-        new RewardReport(dev.k2pekko.trainer.Reward.Weights.fromConfig(config), HackingFlag.flag(rounds.watched())));
+        new RewardReport(dev.k2pekko.trainer.Reward.Weights.fromConfig(config), HackingFlag.flag(rounds.watched())),
+        new OpenReport(spec.open(), openSft, openRl, synthesis.openEpisodes(), synthesis.openKept(), HackingFlag.flag(rounds.openWatched())));
   }
 
   private static Duration since(long t) {

@@ -15,20 +15,24 @@ import java.util.Map;
  */
 final class RlRounds {
   /**
-   * Per round in order: the rollouts (all rounds together), the judge's acceptance, the difficulty weights its tasks
-   * were drawn by (null: uniform; a list that may hold nulls), the critic's retrainings and the hacking watch's rows.
+   * Per round in order: the rollouts (all rounds together), the judge's acceptance of the verifiable tasks' rollouts,
+   * the difficulty weights its tasks were drawn by (null: uniform; a list that may hold nulls), the critic's retrainings
+   * and the hacking watch's rows, on the verifiable rollouts and on the open ones (empty without k2.open.rl-share).
    */
-  record Done(long rollouts, double[] roundSuccess, List<double[]> mixes, List<Pipeline.CriticRound> critic, List<HackingFlag.Round> watched) {}
+  record Done(long rollouts, double[] roundSuccess, List<double[]> mixes, List<Pipeline.CriticRound> critic, List<HackingFlag.Round> watched,
+              List<HackingFlag.Round> openWatched) {}
 
   /** One round: its rollouts, the fraction accepted, the task mix it was drawn by and the one it leaves to the next round. */
   private record Round(long rollouts, double success, double[] mix, double[] nextMix) {
     static Round of(JsonNode rec) {
-      return new Round(rec.get("rollouts").asLong(), rec.get("success").asDouble(), PipelineRecord.doubles(rec.get("mix")),
+      return new Round(rec.get("rollouts").asLong(), rec.get("success").isNull() ? Double.NaN : rec.get("success").asDouble(), PipelineRecord.doubles(rec.get("mix")),
           PipelineRecord.doubles(rec.get("next-mix")));
     }
 
     JsonNode toJson() {
-      var rec = PipelineRecord.object().put("rollouts", rollouts).put("success", success);
+      var rec = PipelineRecord.object().put("rollouts", rollouts);
+      if (Double.isNaN(success)) rec.putNull("success"); // a round of open tasks only
+      else rec.put("success", success);
       rec.set("mix", PipelineRecord.array(mix));
       rec.set("next-mix", PipelineRecord.array(nextMix));
       return rec;
@@ -62,6 +66,7 @@ final class RlRounds {
     var mixes = new ArrayList<double[]>();
     var critic = new ArrayList<Pipeline.CriticRound>();
     var watched = new ArrayList<HackingFlag.Round>();
+    var openWatched = new ArrayList<HackingFlag.Round>();
     for (int r = 1; r <= spec.rlRounds(); r++) {
       String key = "rl-" + r, stage = "rl " + r + "/" + spec.rlRounds(), name = spec.runId() + "-rl" + r;
       var recorded = ledger.done(key);
@@ -84,9 +89,11 @@ final class RlRounds {
         ledger.save(key, round.toJson());
       }
       watched.add(critics.watch(name, "rl " + r, round.rollouts()));
+      // the open rollouts: the critic's mean (it rewarded them) against the hidden rubric, before it retrains on the rest
+      if (spec.open().rlShare() > 0) openWatched.add(critics.watchOpen(name, "rl " + r));
       critic.add(critics.retrain(name, "rl " + r, round.rollouts()));
     }
-    return new Done(rollouts, roundSuccess, mixes, List.copyOf(critic), List.copyOf(watched));
+    return new Done(rollouts, roundSuccess, mixes, List.copyOf(critic), List.copyOf(watched), List.copyOf(openWatched));
   }
 
   /** Round {@code r}'s rollouts, drawn by the task mix {@code mix}: rolled out, or completed from what the journal holds of them. */
@@ -102,7 +109,7 @@ final class RlRounds {
       ledger.note(String.format("rl %d: its %,d rollouts were all in the journal; not rolled out again", r, before));
     } else {
       var sum = episodes.run(name, agents, tasksPerAgent * spec.rlRollouts(),
-          new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts(), mix), Agent.PersistMode.ALL, stage);
+          new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts(), mix, spec.open().rlShare()), Agent.PersistMode.ALL, stage);
       counters = before > 0 ? journal.counters(prefix) : sum.counters();
       if (before > 0) {
         ledger.note(String.format("rl %d: completed (%,d of its %,d rollouts were in the journal and kept; the rest sampled at the restored weights)",
@@ -113,7 +120,10 @@ final class RlRounds {
     }
     long round = before > 0 ? counters.getOrDefault("episodes", 0L) : counters.getOrDefault("persisted", 0L);
     if (round != expected) throw new IllegalStateException(stage + ": the journal holds " + round + " of the round's " + expected + " rollouts");
-    double success = (double) counters.getOrDefault("accepted", 0L) / Math.max(1, counters.getOrDefault("episodes", 0L));
+    // the verifiable tasks' acceptance: an open rollout's verdict is its hidden rubric (in the open hacking watch instead)
+    long open = counters.getOrDefault("category/open/episodes", 0L), openOk = counters.getOrDefault("category/open/accepted", 0L);
+    long verifiable = counters.getOrDefault("episodes", 0L) - open;
+    double success = verifiable == 0 ? Double.NaN : (double) (counters.getOrDefault("accepted", 0L) - openOk) / verifiable;
     return new Round(round, success, mix, spec.rlPrioritized() ? priorities(counters, maxSteps) : mix);
   }
 

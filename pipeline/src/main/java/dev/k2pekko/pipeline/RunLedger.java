@@ -85,12 +85,16 @@ final class RunLedger {
     o.put("seed", s.seed()).put("eval-tasks", s.evalTasks()).put("eval-trials", s.evalTrials()).put("eval-temperature", s.evalTemperature())
         .put("synth-agents", s.synthAgents()).put("synth-episodes", s.synthEpisodes()).put("sft-parts", s.sftParts()).put("rl-rounds", s.rlRounds()).put("rl-tasks", s.rlTasks())
         .put("rl-rollouts", s.rlRollouts()).put("rl-temperature", s.rlTemperature()).put("rl-prioritized", s.rlPrioritized());
+    o.put("open-synthesis-share", s.open().synthesisShare()).put("open-rl-share", s.open().rlShare()).put("open-eval-tasks", s.open().evalTasks());
     return o;
   }
 
   static Pipeline.Spec specFromJson(String runId, JsonNode o, Duration stageTimeout) {
     return new Pipeline.Spec(runId, o.get("seed").asLong(), o.get("eval-tasks").asInt(), o.get("eval-trials").asInt(), o.get("eval-temperature").asDouble(),
         o.get("synth-agents").asInt(), o.get("synth-episodes").asInt(), o.has("sft-parts") ? o.get("sft-parts").asInt() : 1, o.get("rl-rounds").asInt(), o.get("rl-tasks").asInt(),
-        o.get("rl-rollouts").asInt(), o.get("rl-temperature").asDouble(), o.get("rl-prioritized").asBoolean(), stageTimeout);
+        o.get("rl-rollouts").asInt(), o.get("rl-temperature").asDouble(), o.get("rl-prioritized").asBoolean(), stageTimeout,
+        // a run recorded before open tasks had none
+        o.has("open-synthesis-share") ? new Pipeline.Open(o.get("open-synthesis-share").asDouble(), o.get("open-rl-share").asDouble(),
+            o.get("open-eval-tasks").asInt()) : Pipeline.Open.NONE);
   }
 }

@@ -48,6 +48,7 @@ class PipelineTest {
     o.put("k2.pipeline.rl-rollouts", 2);
     o.put("k2.pipeline.stage-timeout", "3 minutes");
     o.put("k2.ps.checkpoint-every", 5);
+    o.put("k2.open.eval-tasks", 4); // the held-out open set, small (60 by default)
     o.putAll(extra);
     return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(ConfigFactory.parseResources("application.conf")));
   }
@@ -128,8 +129,15 @@ class PipelineTest {
       assertEquals(r.sft().version(), again.sft().version());
       assertEquals(r.sftCurve().get(0).version(), again.sftCurve().get(0).version());
       assertEquals(r.sftCurve().get(0).success(), again.sftCurve().get(0).success());
+      // the open evaluations are recorded too: taken as they were
+      assertEquals(4, again.open().sft().tasks());
+      assertEquals(r.open().sft().success(), again.open().sft().success());
+      assertEquals(r.open().sft().version(), again.open().sft().version());
+      assertEquals(r.open().rl().success(), again.open().rl().success());
+      assertEquals(r.open().rl().version(), again.open().rl().version());
       assertTrue(r.resumed().isEmpty(), "a fresh run resumed nothing: " + r.resumed());
       assertTrue(again.resumed().stream().anyMatch(x -> x.startsWith("rl 2: done before")), again.resumed().toString());
+      assertTrue(again.resumed().stream().anyMatch(x -> x.startsWith("eval open-rl: done before")), again.resumed().toString());
       assertEquals(0L, again.status().counters().getOrDefault("duplicates", 0L));
       // the critic's data of stages judged before the restart was in memory only: the synthesis' is gone (said so, not
       // trained on nothing); the rounds' rollouts are read back from the journal; the sft evaluation's episodes are gone,
@@ -154,6 +162,75 @@ class PipelineTest {
       var e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
           () -> Checkpoints.read(Checkpoints.jsonPath(dir.resolve("checkpoints").resolve("ptest"), latest.version()), new ReferenceOps()));
       assertTrue(e.getMessage().contains(st2.getFileName().toString()) || e.getMessage().contains("sha256"), e.getMessage());
+    } finally {
+      system.terminate();
+      system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+    }
+  }
+
+  /**
+   * Open tasks in the loop (docs/LOOP.md, "Open tasks"): a share of the synthesis and of the RL rollouts is open; the
+   * teacher's open episodes reach the journal (SFT's data) by the public checks alone; the critic trains on none of them
+   * (synthesis nor round); the held-out open set is evaluated after SFT and after RL; the round's open rollouts have
+   * their own hacking watch row.
+   */
+  @Test void openTasksAreSynthesizedByThePublicChecksRolledOutEvaluatedAndKeptFromTheCritic() throws Exception {
+    Path dir = Files.createTempDirectory("k2-pipeline-open");
+    var cfg = config(dir, Map.of("k2.pipeline.rl-rounds", 1, "k2.pipeline.rl-prioritized", "off", "k2.open.synthesis-share", 0.3,
+        "k2.open.rl-share", 0.5, "k2.open.eval-tasks", 4));
+    JournalSchema.ensure(cfg);
+    ActorSystem<Void> system = K2Node.start("k2", cfg);
+    try {
+      var cluster = Cluster.get(system);
+      cluster.manager().tell(Join.create(cluster.selfMember().address()));
+      K2Node.awaitMembersUp(system, 1, Duration.ofSeconds(20));
+      var node = TrainerNode.start(system, "open");
+      var r = new Pipeline(system, node, Pipeline.Spec.fromConfig("open", 7, cfg), p -> {}).run();
+      var open = r.open();
+      assertEquals(new Pipeline.Open(0.3, 0.5, 4), open.settings());
+
+      // the journal: the teacher's open episodes that passed the public checks, hidden-rubric rejections among them if any
+      var synthOpen = new java.util.ArrayList<dev.k2pekko.protocol.Trajectory>();
+      var rolloutsOpen = new java.util.ArrayList<dev.k2pekko.protocol.Trajectory>();
+      new TrajectoryReplay(system).source(TrajectoryReplay.Filter.ALL)
+          .filter(t -> t.trajectory().trajectoryId().startsWith("open-") && "open".equals(t.trajectory().category()))
+          .runWith(Sink.foreach(t -> (t.trajectory().trajectoryId().contains("-synth") ? synthOpen : rolloutsOpen).add(t.trajectory())), system)
+          .toCompletableFuture().get(60, TimeUnit.SECONDS);
+      assertTrue(open.synthesisEpisodes() > 30 && open.synthesisEpisodes() < 100, "about 30% of 200 teacher episodes open: " + open.synthesisEpisodes());
+      assertEquals(synthOpen.size(), open.synthesisKept());
+      assertTrue(synthOpen.size() > 0, "open episodes kept for SFT");
+      for (var t : synthOpen) assertTrue(dev.k2pekko.agents.JudgeRubric.passesPublicChecks(t.verdict()), t.verdict().toString());
+      long hiddenRejected = synthOpen.stream().filter(t -> !t.verdict().accepted()).count();
+      // SFT consumed them with the rest of the synthesis (the journal's every trajectory, once)
+      var st = r.status();
+      assertEquals(r.synthesized() + r.rollouts(), st.counters().getOrDefault("trajectories", 0L) + st.counters().getOrDefault("trajectories_rejected", 0L));
+
+      // the critic trained on the verifiable synthesis episodes only, then on the round's verifiable rollouts only
+      var critic = r.critic().trainings();
+      assertEquals(200 - open.synthesisEpisodes(), critic.get(0).examples(), critic.toString());
+      assertTrue(rolloutsOpen.size() > 0 && rolloutsOpen.size() < 20, "open rollouts of 20: " + rolloutsOpen.size());
+      assertEquals(rolloutsOpen.size() % 2, 0, "an open task's K rollouts share it");
+      assertEquals(2 * (20 - rolloutsOpen.size()), critic.get(1).examples(), "the round's verifiable rollouts and as many replayed: " + critic);
+
+      // the open hacking watch: the critic's mean on the round's open rollouts against their hidden success
+      assertEquals(1, open.rounds().size());
+      var w = open.rounds().getFirst();
+      assertEquals(null, w.problem());
+      assertEquals(rolloutsOpen.size(), w.episodes());
+      assertEquals((double) rolloutsOpen.stream().filter(t -> t.verdict().accepted()).count() / rolloutsOpen.size(), w.hiddenSuccess(), 1e-9);
+      assertEquals(1, w.criticVersion(), "scored at the weights that rewarded the round");
+      // the verifiable watch and the round's acceptance are over the verifiable rollouts only
+      assertEquals(20 - rolloutsOpen.size(), r.reward().rounds().getFirst().episodes());
+
+      // the held-out open set, after SFT and after RL: 4 tasks x 2 trials, never persisted
+      assertEquals(4, open.sft().tasks());
+      assertEquals(2, open.sft().passK().length);
+      assertEquals(r.sft().version(), open.sft().version());
+      assertEquals(r.rl().version(), open.rl().version());
+      assertTrue(open.rl().success() >= 0 && open.rl().success() <= 1);
+      assertTrue(r.times().containsKey("eval-open-sft") && r.times().containsKey("eval-open-rl"), r.times().toString());
+      system.log().info("open synthesis: {} episodes, {} kept ({} of them rejected by the hidden rubric); open eval sft {} rl {}", open.synthesisEpisodes(),
+          synthOpen.size(), hiddenRejected, open.sft().success(), open.rl().success());
     } finally {
       system.terminate();
       system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);

@@ -47,11 +47,16 @@ final class LearnerBuffer {
     this.s = s;
   }
 
-  /** SFT for the teacher's accepted core trajectories, RL for sampled rollouts, null for data not trained on. */
+  /**
+   * SFT for the teacher's accepted core trajectories and its open ones that pass the public checks (their hidden rubric
+   * is never read: docs/LOOP.md, "Open tasks"), RL for sampled rollouts, null for data not trained on.
+   */
   static StageKind kind(Trajectory t) {
     // a rollout (even one whose policy failed before sampling anything) is RL data: read, counted, trained on if it can be
     if (t.sampling() != null || (t.policy() != null && t.policy().startsWith("learned"))) return StageKind.RL;
-    if (t.verdict() != null && t.verdict().accepted() && "core".equals(t.category())) return StageKind.SFT;
+    if (t.verdict() == null) return null;
+    if ("core".equals(t.category()) && t.verdict().accepted()) return StageKind.SFT;
+    if (Reward.OPEN.equals(t.category()) && dev.k2pekko.agents.JudgeRubric.passesPublicChecks(t.verdict())) return StageKind.SFT;
     return null;
   }
 

@@ -75,4 +75,23 @@ class LearnerBufferTest {
   private static String groupOf(LearnerBuffer.Item it) {
     return dev.k2pekko.agents.TrajectoryCollector.groupOf(it.use().trajectoryId());
   }
+
+  /**
+   * The teacher's open episodes are SFT data when they pass the public checks, whatever their hidden rubric said; a
+   * verifiable one only when the judge accepted it; a rollout is RL data either way.
+   */
+  @Test void openTeacherEpisodesAreSftDataByThePublicChecks() {
+    var wrongNote = new Verdict(false, 0.6, 1, List.of("end-state: notes:notes is 'x', expected 'y'", "wrong-answer: 'x', expected 'y'"));
+    var unretried = new Verdict(false, 0.6, 1, List.of("unrecovered-error: web.search TRANSIENT_FAILURE"));
+    assertEquals(StageKind.SFT, LearnerBuffer.kind(teacher(Reward.OPEN, wrongNote)));
+    assertEquals(null, LearnerBuffer.kind(teacher(Reward.OPEN, unretried)));
+    assertEquals(null, LearnerBuffer.kind(teacher("core", wrongNote)));
+    assertEquals(StageKind.SFT, LearnerBuffer.kind(teacher("core", new Verdict(true, 1, 1, List.of()))));
+    var rollout = new Trajectory("run-rl1/a#0", "a", Reward.OPEN, 4, 1, "", "p", List.of(), List.of(), null, wrongNote, "learned@v3", null);
+    assertEquals(StageKind.RL, LearnerBuffer.kind(rollout));
+  }
+
+  private static Trajectory teacher(String category, Verdict v) {
+    return new Trajectory("run-synth/agent-1/0", "t", category, 4, 1, "", "p", List.of(), List.of(), null, v, "teacher", null);
+  }
 }
