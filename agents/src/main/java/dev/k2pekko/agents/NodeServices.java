@@ -23,13 +23,14 @@ public final class NodeServices implements Extension {
                          Duration journalGiveUp, int maxBacklog, int cohorts, int judges) {}
 
   /**
-   * {@code k2.judge.count}: a number >= 1, or {@code auto}: as many as the processors this JVM may use. One judge per
-   * node fell behind the agents of 8 and 16 cores (the backpressure then held every agent for whole ticks: 46,000 and
-   * 35,000 tool calls/s against 225,000 on 2 cores; BENCHMARKS.md, "Cores"). A judge with nothing to judge costs nothing.
+   * {@code k2.judge.count}: a number >= 1, or {@code auto}: half the processors this JVM may use, at least one. One
+   * judge per node fell behind the agents of 8 and 16 cores (the backpressure then held every agent for whole ticks:
+   * 46,000 and 35,000 tool calls/s against 225,000 on 2 cores; BENCHMARKS.md, "Cores, session 9"); 8 and 16 judges on
+   * 16 cores did not differ, and on 2 cores two judges (smaller journal batches) made the default run slower than one.
    */
   static int judgeCount(com.typesafe.config.Config c) {
     String v = c.getString("judge.count").trim();
-    if (v.equals("auto")) return Runtime.getRuntime().availableProcessors();
+    if (v.equals("auto")) return Math.max(1, Runtime.getRuntime().availableProcessors() / 2);
     int n;
     try {
       n = Integer.parseInt(v);

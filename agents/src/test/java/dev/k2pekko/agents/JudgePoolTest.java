@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 class JudgePoolTest {
   @Test void judgeCountIsANumberOrAuto() {
     assertEquals(3, NodeServices.judgeCount(ConfigFactory.parseString("judge.count = 3")));
-    assertEquals(Runtime.getRuntime().availableProcessors(), NodeServices.judgeCount(ConfigFactory.parseString("judge.count = auto")));
+    assertEquals(Math.max(1, Runtime.getRuntime().availableProcessors() / 2), NodeServices.judgeCount(ConfigFactory.parseString("judge.count = auto")));
     var zero = assertThrows(IllegalArgumentException.class, () -> NodeServices.judgeCount(ConfigFactory.parseString("judge.count = 0")));
     assertTrue(zero.getMessage().contains("k2.judge.count"), zero.getMessage());
     var word = assertThrows(IllegalArgumentException.class, () -> NodeServices.judgeCount(ConfigFactory.parseString("judge.count = many")));

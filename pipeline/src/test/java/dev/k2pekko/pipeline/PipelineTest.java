@@ -48,7 +48,7 @@ class PipelineTest {
     o.put("k2.pipeline.rl-rollouts", 2);
     o.put("k2.pipeline.stage-timeout", "3 minutes");
     o.put("k2.ps.checkpoint-every", 5);
-    o.put("k2.open.eval-tasks", 4); // the held-out open set, small (60 by default)
+    o.put("k2.open.eval-tasks", 4); // the held-out open set, small (off by default)
     o.putAll(extra);
     return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(ConfigFactory.parseResources("application.conf")));
   }
