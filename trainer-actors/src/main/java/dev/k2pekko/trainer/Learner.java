@@ -2,7 +2,6 @@ package dev.k2pekko.trainer;
 
 import dev.k2pekko.agents.TrajectoryReplay;
 import dev.k2pekko.agents.policy.PolicyFormat;
-import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.model.WeightsSnapshot;
 import dev.k2pekko.protocol.ClipMonitorProtocol;
@@ -344,18 +343,11 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   }
 
   /**
-   * The published weights as a snapshot, to verify before use: the model's shape comes as plain numbers, and a shape no
-   * model can have is refused like a wrong checksum.
+   * The published weights as a snapshot, to verify before use: the inference server's conversion, one rule for every
+   * receiver of {@link PsProtocol.Weights} (model cannot see protocol, so it cannot live in WeightsSnapshot).
    */
   static WeightsSnapshot snapshot(PsProtocol.Weights w) {
-    var sh = w.shape();
-    ModelConfig config;
-    try {
-      config = new ModelConfig(sh.vocab(), sh.dModel(), sh.layers(), sh.heads(), sh.context(), sh.mlpRatio(), sh.normEps());
-    } catch (IllegalArgumentException e) {
-      throw new WeightsSnapshot.CorruptWeightsException("version " + w.version() + ": " + e.getMessage());
-    }
-    return new WeightsSnapshot(w.version(), config, w.names(), w.data(), w.sha256());
+    return dev.k2pekko.agents.inference.InferenceServer.snapshot(w);
   }
 
   private void maybeStep() {
