@@ -88,7 +88,7 @@ public final class FirewallAudit extends AbstractBehavior<FirewallAudit.Command>
   private final String node;
   private final ActorRef<Writer.Write> writer;
   private ArrayList<CallsRefused.Refusal> buffer = new ArrayList<>();
-  /** The batch the writer has, not yet confirmed (null: none), its number and failed tries. */
+  /** The batch the writer has, not yet confirmed (null: none; immutable), its number and failed tries. */
   private List<CallsRefused.Refusal> inFlight;
   private long batchNumber;
   private int failures;
@@ -138,7 +138,7 @@ public final class FirewallAudit extends AbstractBehavior<FirewallAudit.Command>
       return;
     }
     if (buffer.size() <= BATCH) {
-      inFlight = buffer;
+      inFlight = List.copyOf(buffer);
       buffer = new ArrayList<>();
     } else {
       inFlight = List.copyOf(buffer.subList(0, BATCH));
@@ -150,7 +150,7 @@ public final class FirewallAudit extends AbstractBehavior<FirewallAudit.Command>
 
   private void deliver() {
     long batch = batchNumber;
-    var event = new CallsRefused(List.copyOf(inFlight), node);
+    var event = new CallsRefused(inFlight, node); // immutable: a retry sends the same list again
     getContext().ask(Done.class, writer, WRITE_TIMEOUT, replyTo -> new Writer.Write(event, replyTo),
         (done, failure) -> new Written(batch, failure));
   }
