@@ -44,8 +44,9 @@ class SynthesisRunTest {
       assertTrue(summary.complete(), "run did not complete: " + summary.counters());
       assertEquals(200, summary.get("episodes"));
       assertEquals(summary.get("episodes"), summary.get("accepted") + summary.get("rejected"));
-      // the default world: one call in four fails and the teacher never retries, so about a third of its episodes pass
-      assertTrue(summary.get("accepted") > 40, "the teacher should succeed about a third of the time: " + summary.counters());
+      // the default world: one call in three fails and the teacher never retries, so about a quarter of its episodes
+      // pass (about 52 of 200; 30 is three standard deviations under)
+      assertTrue(summary.get("accepted") > 30, "the teacher should succeed about a quarter of the time: " + summary.counters());
       assertTrue(summary.get("rejected") > 0, "the teacher's mistakes should give the judge something to reject");
       assertEquals(200, summary.get("persisted"), "--persist all keeps rejected ones too");
       assertTrue(summary.get("tool_calls") >= 200);

@@ -40,20 +40,20 @@ public final class SftPlateau {
                        double lr, int warmup, int decaySteps, Rl rl) {
     /** The defaults of {@code k2 run} (reference.conf of tool-actors, agents, parameter-server, pipeline). */
     public static Config defaults() {
-      return new Config(42, 18000, 1600, 200, 100, 4, 0.25, 0.15, 0.01, 50, 600, Rl.defaults());
+      return new Config(42, 18000, 1600, 200, 100, 4, 0.35, 0.20, 0.01, 50, 600, Rl.defaults());
     }
   }
 
   /**
    * RL after the SFT steps, offline, as the pipeline's default does it: rounds of {@code tasks} training tasks x
-   * {@code rollouts} at temperature 1 in the noisy world; a step is {@code groupsPerStep} groups (two learners'
+   * {@code rollouts} at {@code temperature} (1, as the pipeline's) in the noisy world; a step is {@code groupsPerStep} groups (two learners'
    * {@code rl-groups}); cross-entropy on the accepted rollouts of groups whose rewards differ ({@code filtered}), or,
    * with {@code sftControl}, the same number of further SFT steps on the teacher data instead (the same budget).
    */
   public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, int epochs, boolean sftControl, double lrDecay,
-                   int ptx, boolean advantageWeighted, double replay) {
+                   int ptx, boolean advantageWeighted, double replay, double temperature) {
     public static Rl defaults() {
-      return new Rl(0, 200, 4, 8, 0.003, 1, false, 1.0, 0, false, 0);
+      return new Rl(0, 200, 4, 8, 0.003, 1, false, 1.0, 0, false, 0, 1.0);
     }
   }
 
@@ -139,7 +139,7 @@ public final class SftPlateau {
     var history = new ArrayList<List<Sequence>>();
     for (int round = 1; round <= cfg.rl().rounds(); round++) {
       var groups = new ArrayList<List<Sequence>>();
-      var policy = new LearnedPolicy(format, new Decoder(model), step, 1.0);
+      var policy = new LearnedPolicy(format, new Decoder(model), step, cfg.rl().temperature());
       int played = 0, accepted = 0;
       for (int i = 0; !control && i < cfg.rl().tasks(); i++) {
         long ts = TaskGenerator.mix(cfg.seed() * 0x2545F4914F6CDD1DL + round * 100_003L + i);

@@ -69,7 +69,7 @@ class PipelineTest {
       assertEquals(5, r.init().tasks());
       assertEquals(2, r.init().passK().length);
       assertTrue(r.init().success() <= 0.05, "an untrained policy solves held-out tasks: " + r.init().success());
-      assertTrue(r.synthesized() > 50, "synthesis persisted " + r.synthesized()); // about a third of 200 in the default world
+      assertTrue(r.synthesized() > 30, "synthesis persisted " + r.synthesized()); // about a quarter of 200 in the default world
       // synthesis and SFT in two parts (the default sft-parts), evaluated after each: the SFT curve ends at the sft evaluation
       assertEquals(2, r.sftCurve().size(), r.sftCurve().toString());
       assertEquals(r.sft(), r.sftCurve().get(1));
@@ -256,8 +256,9 @@ class PipelineTest {
 
   private static Pipeline.Result sft(String flush) throws Exception {
     Path dir = Files.createTempDirectory("k2-pipeline-sft");
+    // 400 teacher episodes: about a quarter are accepted in the default world, enough for a dozen and more SFT steps
     var cfg = config(dir, Map.of("k2.pipeline.rl-rounds", 0, "k2.judge.flush-interval", flush, "k2.learner.backend", "java",
-        "k2.learner.count", 2));
+        "k2.learner.count", 2, "k2.pipeline.synth-episodes", 20));
     JournalSchema.ensure(cfg);
     ActorSystem<Void> system = K2Node.start("k2", cfg);
     try {
