@@ -30,6 +30,10 @@ import java.util.Map;
  * <p>The vocabulary is the standard specials and ASCII characters plus one token per core tool, per argument name
  * per recurring phrase of the task language, and per whole number below 1000, so a five-step task fits in about
  * 100 tokens.
+ *
+ * <p>With a {@link TaskVocabulary} (k2.policy.tasks = kg) the policy also calls that family's MCP tools: their calls
+ * carry nested JSON arguments written compactly ({@link NestedArgs}: {@code entities=[{name=Ada|entityType=person}]}),
+ * their JSON results show in the view in the same form, and their tools and words are tokens after the core ones.
  */
 public final class PolicyFormat {
   /** Phrases of the task language ({@link dev.k2pekko.agents.tasks.TaskBuilder}), one token each. */
