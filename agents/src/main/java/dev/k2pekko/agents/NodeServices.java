@@ -81,14 +81,7 @@ public final class NodeServices implements Extension {
     String kg = c.getString("mcp.knowledge-graph");
     this.graphTasks = kg.isEmpty() ? null : new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg);
     this.policyTasks = c.getString("policy.tasks");
-    this.format = switch (policyTasks) {
-      case "core" -> new dev.k2pekko.agents.policy.PolicyFormat(universe);
-      case "kg" -> {
-        if (graphTasks == null) throw new IllegalArgumentException("k2.policy.tasks = kg needs k2.mcp.knowledge-graph (the memory server's name)");
-        yield new dev.k2pekko.agents.policy.PolicyFormat(universe, graphTasks.vocabulary());
-      }
-      default -> throw new IllegalArgumentException("k2.policy.tasks must be core or kg, got '" + policyTasks + "'");
-    };
+    this.format = policyFormat(c, universe);
     this.maxSteps = c.getInt("policy.max-steps");
     this.train = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
     this.heldOut = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
@@ -283,6 +276,24 @@ public final class NodeServices implements Extension {
   public static dev.k2pekko.agents.tasks.Task heldOutGraphTask(dev.k2pekko.agents.tasks.KnowledgeGraphTasks tasks, long runSeed, long index) {
     long seed = TaskGenerator.mix(runSeed * 0xA0761D6478BD642FL + index);
     return tasks.task(seed, "kgh-" + index, 1 + (int) (index % 3), TaskGenerator.Split.HELD_OUT);
+  }
+
+  /**
+   * The learned policy's format under {@code k2} (the config's {@code k2} section): the core tools', or with
+   * {@code policy.tasks = kg} the knowledge-graph tasks' tools and words added. The nodes of a run and {@code k2 serve}
+   * of its checkpoint build it the same way, so their vocabularies agree.
+   */
+  public static dev.k2pekko.agents.policy.PolicyFormat policyFormat(com.typesafe.config.Config k2, dev.k2pekko.tools.ToolUniverse universe) {
+    String tasks = k2.getString("policy.tasks");
+    return switch (tasks) {
+      case "core" -> new dev.k2pekko.agents.policy.PolicyFormat(universe);
+      case "kg" -> {
+        String kg = k2.getString("mcp.knowledge-graph");
+        if (kg.isEmpty()) throw new IllegalArgumentException("k2.policy.tasks = kg needs k2.mcp.knowledge-graph (the memory server's name)");
+        yield new dev.k2pekko.agents.policy.PolicyFormat(universe, new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg).vocabulary());
+      }
+      default -> throw new IllegalArgumentException("k2.policy.tasks must be core or kg, got '" + tasks + "'");
+    };
   }
 
   /** k2.policy.tasks: core or kg. */
