@@ -61,7 +61,7 @@ public final class NodeServices implements Extension {
   /** The file tasks on the MCP filesystem server, where k2.mcp.files names it. */
   private final dev.k2pekko.agents.tasks.FileTasks fileTasks;
   private final dev.k2pekko.agents.policy.PolicyFormat format;
-  /** k2.policy.tasks: the learned policy's task family, core or kg. */
+  /** k2.policy.tasks: the learned policy's task family, core, kg or fs. */
   private final String policyTasks;
   private final TaskGenerator train, heldOut;
   private final int maxSteps;
@@ -205,13 +205,23 @@ public final class NodeServices implements Extension {
       case "kg-train" -> {
         if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
-        var t = graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L), TaskGenerator.Split.TRAIN);
-        yield t;
+        yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L), TaskGenerator.Split.TRAIN);
       }
       case "kg-held-out" -> {
         if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
         int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
         yield heldOutGraphTask(graphTasks, runSeed, (long) agentNumber(agentId) * perAgent + group);
+      }
+      case "fs-train" -> {
+        if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
+        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
+        yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L), TaskGenerator.Split.TRAIN);
+      }
+      case "fs-held-out" -> {
+        if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
+        int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
+        long index = (long) agentNumber(agentId) * perAgent + group;
+        yield fileTasks.task(TaskGenerator.mix(runSeed * 0xE7037ED1A0B428DBL + index), "fsh-" + index, 1 + (int) (index % 3), TaskGenerator.Split.HELD_OUT);
       }
       case "fs" -> {
         if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
@@ -292,11 +302,16 @@ public final class NodeServices implements Extension {
         if (kg.isEmpty()) throw new IllegalArgumentException("k2.policy.tasks = kg needs k2.mcp.knowledge-graph (the memory server's name)");
         yield new dev.k2pekko.agents.policy.PolicyFormat(universe, new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg).vocabulary());
       }
-      default -> throw new IllegalArgumentException("k2.policy.tasks must be core or kg, got '" + tasks + "'");
+      case "fs" -> {
+        String fs = k2.getString("mcp.files");
+        if (fs.isEmpty()) throw new IllegalArgumentException("k2.policy.tasks = fs needs k2.mcp.files (the filesystem server's name)");
+        yield new dev.k2pekko.agents.policy.PolicyFormat(universe, new dev.k2pekko.agents.tasks.FileTasks(fs).vocabulary());
+      }
+      default -> throw new IllegalArgumentException("k2.policy.tasks must be core, kg or fs, got '" + tasks + "'");
     };
   }
 
-  /** k2.policy.tasks: core or kg. */
+  /** k2.policy.tasks: core, kg or fs. */
   public String policyTasks() { return policyTasks; }
 
   /** Difficulty 1..w.length drawn with probabilities proportional to w, from a uniform draw given by {@code bits}. */

@@ -73,8 +73,9 @@ final class RunCommand implements Callable<Integer> {
   @Option(names = "--eval-tasks", description = "held-out tasks per evaluation (default: k2.pipeline.eval-tasks)")
   Integer evalTasks;
 
-  @Option(names = "--policy-tasks", paramLabel = "core|kg", description = "what the learned policy trains and is evaluated on: the core "
-      + "tools' tasks, or the knowledge-graph tasks on the MCP memory server named by k2.mcp.knowledge-graph (default: k2.policy.tasks, core)")
+  @Option(names = "--policy-tasks", paramLabel = "core|kg|fs", description = "what the learned policy trains and is evaluated on: the core "
+      + "tools' tasks, the knowledge-graph tasks on the MCP memory server named by k2.mcp.knowledge-graph, or the file tasks on the MCP "
+      + "filesystem server named by k2.mcp.files (default: k2.policy.tasks, core)")
   String policyTasks;
 
   @Option(names = "--json", description = "print the summary as one JSON object on the last line of stdout")
@@ -131,7 +132,7 @@ final class RunCommand implements Callable<Integer> {
     if (rlRounds != null) o.put("k2.pipeline.rl-rounds", rlRounds);
     if (evalTasks != null) o.put("k2.pipeline.eval-tasks", evalTasks);
     if (policyTasks != null) {
-      if (!policyTasks.equals("core") && !policyTasks.equals("kg")) throw new NodeConfig.UsageError("--policy-tasks must be core or kg, got '" + policyTasks + "'");
+      if (!java.util.Set.of("core", "kg", "fs").contains(policyTasks)) throw new NodeConfig.UsageError("--policy-tasks must be core, kg or fs, got '" + policyTasks + "'");
       o.put("k2.policy.tasks", policyTasks);
     }
     o.putAll(ops.config());
@@ -184,16 +185,20 @@ final class RunCommand implements Callable<Integer> {
     }
   }
 
-  /** k2.policy.tasks = kg needs the memory server, and the core tasks' extras (open tasks) do not apply to it. */
+  /** k2.policy.tasks = kg or fs needs its MCP server, and the core tasks' extras (open tasks) do not apply to them. */
   private static void checkPolicyTasks(com.typesafe.config.Config config) {
     String t = config.getString("k2.policy.tasks");
     if (t.equals("core")) return;
-    if (!t.equals("kg")) throw new NodeConfig.UsageError("k2.policy.tasks must be core or kg, got '" + t + "'");
-    if (config.getString("k2.mcp.knowledge-graph").isEmpty()) {
+    if (!t.equals("kg") && !t.equals("fs")) throw new NodeConfig.UsageError("k2.policy.tasks must be core, kg or fs, got '" + t + "'");
+    if (t.equals("kg") && config.getString("k2.mcp.knowledge-graph").isEmpty()) {
       throw new NodeConfig.UsageError("--policy-tasks kg needs k2.mcp.knowledge-graph = NAME, the --mcp server that runs @modelcontextprotocol/server-memory");
     }
+    if (t.equals("fs") && (config.getString("k2.mcp.files").isEmpty() || config.getString("k2.tools.firewall.sandbox").isEmpty())) {
+      throw new NodeConfig.UsageError("--policy-tasks fs needs k2.mcp.files = NAME, the --mcp server that runs @modelcontextprotocol/server-filesystem, "
+          + "and k2.tools.firewall.sandbox = the directory it was given");
+    }
     if (config.getDouble("k2.open.synthesis-share") > 0 || config.getDouble("k2.open.rl-share") > 0 || config.getInt("k2.open.eval-tasks") > 0) {
-      throw new NodeConfig.UsageError("--policy-tasks kg: open tasks (k2.open.*) are core tasks; set their shares and eval-tasks to 0");
+      throw new NodeConfig.UsageError("--policy-tasks " + t + ": open tasks (k2.open.*) are core tasks; set their shares and eval-tasks to 0");
     }
   }
 

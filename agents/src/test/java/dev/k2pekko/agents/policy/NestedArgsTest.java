@@ -87,6 +87,24 @@ class NestedArgsTest {
     assertTrue(longestView + longestAction <= 192, "longest view " + longestView + " + action " + longestAction + " > the context of 192");
   }
 
+  /** The file tasks' calls (flat arguments) read back as themselves, within the limits. */
+  @Test void theFileTasksPlaysFitThePolicy() {
+    var files = new dev.k2pekko.agents.tasks.FileTasks("fs");
+    var fs = new PolicyFormat(U, files.vocabulary());
+    int longest = 0;
+    for (long seed = 1; seed <= 300; seed++) {
+      var task = files.task(seed, "t", 1 + (int) (seed % 3), TaskGenerator.Split.TRAIN);
+      var steps = new ArrayList<Step>();
+      for (var p : task.plan()) {
+        int[] call = fs.call(p.tool(), p.arguments());
+        assertEquals(new Action.Call(p.tool(), p.arguments()), fs.parse(call));
+        steps.add(new Step("call_" + steps.size(), p.tool(), p.arguments(), "Successfully wrote to report.txt", null, false));
+        longest = Math.max(longest, fs.view(task.prompt(), steps).length + call.length);
+      }
+    }
+    assertTrue(longest <= 192, "view and action of " + longest + " tokens");
+  }
+
   @Test void theCoreTokensKeepTheirIdsAndTheSplitIsThePromptsOwn() {
     var core = CORE.tokenizer().vocabulary();
     assertEquals(core, F.tokenizer().vocabulary().subList(0, core.size()));
