@@ -78,7 +78,10 @@ public final class Agent extends ExtensibleBehavior<Object> {
    *     of the training split; "held-out": core-tool tasks of the held-out split, difficulties 1..max in equal shares;
    *     "held-out-open": the fixed held-out open tasks ({@link NodeServices#heldOutOpenTask});
    *     "kg": knowledge-graph tasks on the MCP memory server ({@link dev.k2pekko.agents.tasks.KnowledgeGraphTasks}); "fs":
-   *     file tasks on the MCP filesystem server ({@link dev.k2pekko.agents.tasks.FileTasks})
+   *     file tasks on the MCP filesystem server ({@link dev.k2pekko.agents.tasks.FileTasks}); "kg-train" and "kg-held-out":
+   *     knowledge-graph tasks of the training and the held-out split (the learned policy's with k2.policy.tasks = kg),
+   *     the held-out ones numbered over the run as "held-out"'s ({@link NodeServices#heldOutGraphTask}); "fs-train" and
+   *     "fs-held-out": the file tasks' splits, the same way
    * @param policy "teacher" (the scripted teacher), "learned" (the node's inference server) or "openai" (a served LLM
    *     over HTTP: the node's {@link dev.k2pekko.agents.inference.OpenAiPolicy}, {@code k2.policy.openai})
    * @param temperature sampling temperature of the learned policy or the served LLM
@@ -114,8 +117,8 @@ public final class Agent extends ExtensibleBehavior<Object> {
         if (!(sum > 0)) throw new IllegalArgumentException("difficulty weights must not all be 0");
         if (!tasks.equals("train")) throw new IllegalArgumentException("difficulty weights apply to train tasks only");
       }
-      if (!java.util.Set.of("universe", "train", "held-out", "held-out-open", "kg", "fs").contains(tasks)) {
-        throw new IllegalArgumentException("tasks must be universe, train, held-out, held-out-open, kg or fs, got " + tasks);
+      if (!java.util.Set.of("universe", "train", "held-out", "held-out-open", "kg", "kg-train", "kg-held-out", "fs", "fs-train", "fs-held-out").contains(tasks)) {
+        throw new IllegalArgumentException("tasks must be universe, train, held-out, held-out-open, kg, kg-train, kg-held-out, fs, fs-train or fs-held-out, got " + tasks);
       }
       if (!(openShare >= 0 && openShare <= 1)) throw new IllegalArgumentException("the open share must lie in [0, 1], got " + openShare);
       if (openShare > 0 && !tasks.equals("train")) throw new IllegalArgumentException("an open share applies to train tasks only");
@@ -127,7 +130,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
     public boolean learned() { return policy.equals("learned"); }
 
     /** An evaluation's tasks: counted per task instance (trials and successes, for pass^k). */
-    public boolean heldOut() { return tasks.equals("held-out") || tasks.equals("held-out-open"); }
+    public boolean heldOut() { return tasks.equals("held-out") || tasks.equals("held-out-open") || tasks.equals("kg-held-out") || tasks.equals("fs-held-out"); }
 
     /** Actions from a served LLM over HTTP. */
     public boolean openAi() { return policy.equals("openai"); }

@@ -61,6 +61,8 @@ public final class NodeServices implements Extension {
   /** The file tasks on the MCP filesystem server, where k2.mcp.files names it. */
   private final dev.k2pekko.agents.tasks.FileTasks fileTasks;
   private final dev.k2pekko.agents.policy.PolicyFormat format;
+  /** k2.policy.tasks: the learned policy's task family, core, kg or fs. */
+  private final String policyTasks;
   private final TaskGenerator train, heldOut;
   private final int maxSteps;
   private final String nodeKey;
@@ -76,15 +78,16 @@ public final class NodeServices implements Extension {
         t.getDouble("skip-step"), t.getDouble("wrong-tool"), t.getDouble("premature-answer"), t.getDouble("recover")));
     this.rubric = new JudgeRubric(c.getDouble("judge.threshold"));
     var universe = ToolDirectory.get(system).universe();
-    this.format = new dev.k2pekko.agents.policy.PolicyFormat(universe);
+    String kg = c.getString("mcp.knowledge-graph");
+    this.graphTasks = kg.isEmpty() ? null : new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg);
+    this.policyTasks = c.getString("policy.tasks");
+    this.format = policyFormat(c, universe);
     this.maxSteps = c.getInt("policy.max-steps");
     this.train = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
     this.heldOut = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
     this.inferenceSettings = new dev.k2pekko.agents.inference.InferenceServer.Settings(c.getDuration("inference.window"),
         c.getInt("inference.max-batch"));
     this.openAiSettings = dev.k2pekko.agents.inference.OpenAiPolicy.Settings.fromConfig(c);
-    String kg = c.getString("mcp.knowledge-graph");
-    this.graphTasks = kg.isEmpty() ? null : new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg);
     String fs = c.getString("mcp.files");
     this.fileTasks = fs.isEmpty() ? null : new dev.k2pekko.agents.tasks.FileTasks(fs);
     var timeout = c.getDuration("agent.tool-timeout");
@@ -199,6 +202,27 @@ public final class NodeServices implements Extension {
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
         yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L));
       }
+      case "kg-train" -> {
+        if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
+        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
+        yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L), TaskGenerator.Split.TRAIN);
+      }
+      case "kg-held-out" -> {
+        if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
+        int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
+        yield heldOutGraphTask(graphTasks, runSeed, (long) agentNumber(agentId) * perAgent + group);
+      }
+      case "fs-train" -> {
+        if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
+        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
+        yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L), TaskGenerator.Split.TRAIN);
+      }
+      case "fs-held-out" -> {
+        if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
+        int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
+        long index = (long) agentNumber(agentId) * perAgent + group;
+        yield fileTasks.task(TaskGenerator.mix(runSeed * 0xE7037ED1A0B428DBL + index), "fsh-" + index, 1 + (int) (index % 3), TaskGenerator.Split.HELD_OUT);
+      }
       case "fs" -> {
         if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
@@ -254,6 +278,41 @@ public final class NodeServices implements Extension {
     long seed = TaskGenerator.mix(runSeed * 0xD1B54A32D192ED03L + index);
     return heldOut.taskOfDifficulty(seed, "h-" + index, 1 + (int) (index % maxSteps));
   }
+
+  /**
+   * Held-out knowledge-graph task {@code index} of a run: fixed by the run seed and the index, difficulty 1 + index mod
+   * 3 (equal shares in a set whose size is a multiple of 3), of the held-out split (never a training instance).
+   */
+  public static dev.k2pekko.agents.tasks.Task heldOutGraphTask(dev.k2pekko.agents.tasks.KnowledgeGraphTasks tasks, long runSeed, long index) {
+    long seed = TaskGenerator.mix(runSeed * 0xA0761D6478BD642FL + index);
+    return tasks.task(seed, "kgh-" + index, 1 + (int) (index % 3), TaskGenerator.Split.HELD_OUT);
+  }
+
+  /**
+   * The learned policy's format under {@code k2} (the config's {@code k2} section): the core tools', or with
+   * {@code policy.tasks = kg} the knowledge-graph tasks' tools and words added. The nodes of a run and {@code k2 serve}
+   * of its checkpoint build it the same way, so their vocabularies agree.
+   */
+  public static dev.k2pekko.agents.policy.PolicyFormat policyFormat(com.typesafe.config.Config k2, dev.k2pekko.tools.ToolUniverse universe) {
+    String tasks = k2.getString("policy.tasks");
+    return switch (tasks) {
+      case "core" -> new dev.k2pekko.agents.policy.PolicyFormat(universe);
+      case "kg" -> {
+        String kg = k2.getString("mcp.knowledge-graph");
+        if (kg.isEmpty()) throw new IllegalArgumentException("k2.policy.tasks = kg needs k2.mcp.knowledge-graph (the memory server's name)");
+        yield new dev.k2pekko.agents.policy.PolicyFormat(universe, new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg).vocabulary());
+      }
+      case "fs" -> {
+        String fs = k2.getString("mcp.files");
+        if (fs.isEmpty()) throw new IllegalArgumentException("k2.policy.tasks = fs needs k2.mcp.files (the filesystem server's name)");
+        yield new dev.k2pekko.agents.policy.PolicyFormat(universe, new dev.k2pekko.agents.tasks.FileTasks(fs).vocabulary());
+      }
+      default -> throw new IllegalArgumentException("k2.policy.tasks must be core, kg or fs, got '" + tasks + "'");
+    };
+  }
+
+  /** k2.policy.tasks: core, kg or fs. */
+  public String policyTasks() { return policyTasks; }
 
   /** Difficulty 1..w.length drawn with probabilities proportional to w, from a uniform draw given by {@code bits}. */
   static int drawDifficulty(double[] w, long bits) {

@@ -137,11 +137,15 @@ record ChatRequest(String prompt, List<Step> history, LearnedPolicy.Limits limit
       return String.join(", ", universe.all().stream().map(tool -> tool.name()).filter(format::knows).sorted().toList());
     }
 
-    /** A client's tool name as the universe names it: itself when the universe knows it, else with {@code __} read as a dot. */
+    /**
+     * A client's tool name as the universe names it: itself when the universe or the policy knows it, else with
+     * {@code __} read as a dot (an MCP task tool of a kg policy, {@code mem.create_entities}, is the policy's whether
+     * or not this process attached its server).
+     */
     private String universeName(String client) {
-      if (universe.get(client) != null) return client;
+      if (universe.get(client) != null || format.knows(client)) return client;
       String dotted = client.replace("__", ".");
-      return universe.get(dotted) != null ? dotted : client;
+      return universe.get(dotted) != null || format.knows(dotted) ? dotted : client;
     }
 
     /**

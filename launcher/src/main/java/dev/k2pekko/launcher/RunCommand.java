@@ -73,6 +73,11 @@ final class RunCommand implements Callable<Integer> {
   @Option(names = "--eval-tasks", description = "held-out tasks per evaluation (default: k2.pipeline.eval-tasks)")
   Integer evalTasks;
 
+  @Option(names = "--policy-tasks", paramLabel = "core|kg|fs", description = "what the learned policy trains and is evaluated on: the core "
+      + "tools' tasks, the knowledge-graph tasks on the MCP memory server named by k2.mcp.knowledge-graph, or the file tasks on the MCP "
+      + "filesystem server named by k2.mcp.files (default: k2.policy.tasks, core)")
+  String policyTasks;
+
   @Option(names = "--json", description = "print the summary as one JSON object on the last line of stdout")
   boolean json;
 
@@ -85,7 +90,7 @@ final class RunCommand implements Callable<Integer> {
   static final java.util.List<String> SYNTHESIS_ONLY = java.util.stream.Stream.concat(
       java.util.stream.Stream.of("--agents", "--episodes", "--persist", "--timeout"), PolicyOptions.FLAGS.stream()).toList();
   static final java.util.List<String> PIPELINE_ONLY = java.util.List.of("--resume", "--learners", "--mode", "--backend", "--no-clip",
-      "--sft-episodes", "--rl-rounds", "--eval-tasks");
+      "--sft-episodes", "--rl-rounds", "--eval-tasks", "--policy-tasks");
 
   private void refuseFlagsOfTheOtherMode() {
     var parsed = command.commandLine().getParseResult();
@@ -126,8 +131,13 @@ final class RunCommand implements Callable<Integer> {
     }
     if (rlRounds != null) o.put("k2.pipeline.rl-rounds", rlRounds);
     if (evalTasks != null) o.put("k2.pipeline.eval-tasks", evalTasks);
+    if (policyTasks != null) {
+      if (!java.util.Set.of("core", "kg", "fs").contains(policyTasks)) throw new NodeConfig.UsageError("--policy-tasks must be core, kg or fs, got '" + policyTasks + "'");
+      o.put("k2.policy.tasks", policyTasks);
+    }
     o.putAll(ops.config());
     var config = node.build("h2", o);
+    checkPolicyTasks(config);
     Pipeline.Spec.fromConfig("check", seed, config); // a pipeline setting out of range is bad input, found before booting
     dev.k2pekko.critic.Critic.Settings.fromConfig(config); // and so is a critic setting
     Path latest = Path.of(config.getString("k2.journal.dir")).resolve("checkpoints").resolve("LATEST");
@@ -172,6 +182,23 @@ final class RunCommand implements Callable<Integer> {
     } finally {
       if (endpoint != null) endpoint.close();
       Nodes.stop(system);
+    }
+  }
+
+  /** k2.policy.tasks = kg or fs needs its MCP server, and the core tasks' extras (open tasks) do not apply to them. */
+  private static void checkPolicyTasks(com.typesafe.config.Config config) {
+    String t = config.getString("k2.policy.tasks");
+    if (t.equals("core")) return;
+    if (!t.equals("kg") && !t.equals("fs")) throw new NodeConfig.UsageError("k2.policy.tasks must be core, kg or fs, got '" + t + "'");
+    if (t.equals("kg") && config.getString("k2.mcp.knowledge-graph").isEmpty()) {
+      throw new NodeConfig.UsageError("--policy-tasks kg needs k2.mcp.knowledge-graph = NAME, the --mcp server that runs @modelcontextprotocol/server-memory");
+    }
+    if (t.equals("fs") && (config.getString("k2.mcp.files").isEmpty() || config.getString("k2.tools.firewall.sandbox").isEmpty())) {
+      throw new NodeConfig.UsageError("--policy-tasks fs needs k2.mcp.files = NAME, the --mcp server that runs @modelcontextprotocol/server-filesystem, "
+          + "and k2.tools.firewall.sandbox = the directory it was given");
+    }
+    if (config.getDouble("k2.open.synthesis-share") > 0 || config.getDouble("k2.open.rl-share") > 0 || config.getInt("k2.open.eval-tasks") > 0) {
+      throw new NodeConfig.UsageError("--policy-tasks " + t + ": open tasks (k2.open.*) are core tasks; set their shares and eval-tasks to 0");
     }
   }
 

@@ -128,7 +128,13 @@ final class ServeCommand implements Callable<Integer> {
     ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "k2-serve", config);
     try {
       var universe = ToolDirectory.get(system).universe();
-      var format = new PolicyFormat(universe);
+      // a checkpoint of a --policy-tasks kg run: k2.policy.tasks = kg and k2.mcp.knowledge-graph in --config
+      PolicyFormat format;
+      try {
+        format = dev.k2pekko.agents.NodeServices.policyFormat(system.settings().config().getConfig("k2"), universe);
+      } catch (IllegalArgumentException e) {
+        throw new NodeConfig.UsageError(e.getMessage());
+      }
       if (format.tokenizer().vocabSize() != cfg.vocab()) {
         throw new NodeConfig.UsageError("--checkpoint " + meta.json() + ": its model has a vocabulary of " + cfg.vocab() + " tokens, this tool universe's "
             + "policy format " + format.tokenizer().vocabSize() + ": serve it with the k2.tools settings of the run that wrote it (--config)");

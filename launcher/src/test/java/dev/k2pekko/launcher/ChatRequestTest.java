@@ -52,6 +52,26 @@ class ChatRequestTest {
     assertEquals(Set.of(TOOL), r.limits().tools());
   }
 
+  /**
+   * A kg policy (k2.policy.tasks = kg) served without its MCP server attached: the client's {@code mem__create_entities}
+   * is the policy's {@code mem.create_entities}, and a nested call in the history reads back as the JSON it was.
+   */
+  @Test void aGraphPolicysToolsAreOfferedAndItsNestedCallsReadBack() {
+    var kg = new PolicyFormat(UNIVERSE, new dev.k2pekko.agents.tasks.KnowledgeGraphTasks("mem").vocabulary());
+    var r = ChatRequest.parse("""
+        {"model": "k2", "tools": [{"type": "function", "function": {"name": "mem__create_entities"}}],
+         "messages": [{"role": "user", "content": "t"},
+                      {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "mem__create_entities",
+                       "arguments": "{\\"entities\\": [{\\"name\\": \\"Ada\\", \\"observations\\": [\\"x\\"]}]}"}}]},
+                      {"role": "tool", "tool_call_id": "c1", "content": "[]"}]}
+        """.getBytes(StandardCharsets.UTF_8), "k2", kg, UNIVERSE, 4096);
+    assertEquals(Set.of("mem.create_entities"), r.limits().tools());
+    var step = r.history().getFirst();
+    assertEquals("mem.create_entities", step.tool());
+    assertEquals("entities=[{name=Ada|observations=[x]}]", dev.k2pekko.agents.policy.NestedArgs.renderArguments(step.arguments()));
+    assertEquals("mem__create_entities", r.clientNames().get("mem.create_entities"));
+  }
+
   @Test void aNamedToolChoiceMeansThatToolAndNoAnswer() {
     var r = parse("""
         {"model": "k2", "tools": [{"type": "function", "function": {"name": "%s"}}],

@@ -48,7 +48,7 @@ final class Evaluation {
    * evaluates no open tasks. Its episodes are stage {@code <run>-eval-open-<stage>}.
    */
   Pipeline.Eval open(String stage) throws Exception {
-    if (spec.open().evalTasks() == 0) return null;
+    if (spec.open().evalTasks() == 0 || !PolicyTasks.of(system.settings().config()).core()) return null; // open tasks are core tasks
     String key = "eval-open-" + stage;
     var recorded = ledger.done(key);
     if (recorded != null) {
@@ -66,7 +66,7 @@ final class Evaluation {
     // The untrained policy writes actions of random tokens up to the step budget: slow to play and all failures. Its
     // evaluation takes the first init-eval-tasks held-out tasks (equal shares per difficulty, as the full set's).
     int agents = stage.equals("init") ? Math.min(spec.evalTasks(), system.settings().config().getInt("k2.pipeline.init-eval-tasks")) : spec.evalTasks();
-    return evaluate(stage, agents, "held-out");
+    return evaluate(stage, agents, PolicyTasks.of(system.settings().config()).heldOut());
   }
 
   /** {@code agents} held-out tasks of kind {@code tasks} (an agent's trials share one task), evaluated as run {@code <run>-eval-<stage>}. */
@@ -86,7 +86,7 @@ final class Evaluation {
     });
     var pk = PassK.of(perTask, spec.evalTrials());
     var byDifficulty = new TreeMap<Integer, double[]>();
-    int maxSteps = system.settings().config().getInt("k2.policy.max-steps");
+    int maxSteps = Math.max(3, system.settings().config().getInt("k2.policy.max-steps")); // kg tasks: difficulties 1..3
     for (int d = 1; d <= maxSteps; d++) {
       long n = summary.get("difficulty/" + d + "/episodes"), ok = summary.get("difficulty/" + d + "/accepted");
       if (n > 0) byDifficulty.put(d, new double[] {n, ok});

@@ -186,7 +186,8 @@ public final class Pipeline {
     criticRounds.add(critics.retrain(synthesis.parts(), "synthesis", -1));
 
     t = System.nanoTime();
-    var rounds = new RlRounds(spec, ledger, probe, journal, episodes, critics, config.getInt("k2.policy.max-steps")).run(synthesis.trajectories());
+    var rounds = new RlRounds(spec, ledger, probe, journal, episodes, critics, config.getInt("k2.policy.max-steps"),
+        PolicyTasks.of(config)).run(synthesis.trajectories());
     times.put("rl", since(t));
     criticRounds.addAll(rounds.critic());
     t = System.nanoTime();

@@ -47,7 +47,11 @@ final class RlRounds {
   private final CriticSteps critics;
   private final int maxSteps;
 
-  RlRounds(Pipeline.Spec spec, RunLedger ledger, ClusterProbe probe, JournalStats journal, EpisodeRuns episodes, CriticSteps critics, int maxSteps) {
+  private final PolicyTasks tasks;
+
+  RlRounds(Pipeline.Spec spec, RunLedger ledger, ClusterProbe probe, JournalStats journal, EpisodeRuns episodes, CriticSteps critics, int maxSteps,
+           PolicyTasks tasks) {
+    this.tasks = tasks;
     this.spec = spec;
     this.ledger = ledger;
     this.probe = probe;
@@ -109,7 +113,9 @@ final class RlRounds {
       ledger.note(String.format("rl %d: its %,d rollouts were all in the journal; not rolled out again", r, before));
     } else {
       var sum = episodes.run(name, agents, tasksPerAgent * spec.rlRollouts(),
-          new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts(), mix, spec.open().rlShare()), Agent.PersistMode.ALL, stage);
+          tasks.core() ? new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts(), mix, spec.open().rlShare())
+              // kg tasks draw their difficulty from the seed: no prioritized mix, no open tasks
+              : new Agent.EpisodeSpec(tasks.train(), "learned", spec.rlTemperature(), spec.rlRollouts()), Agent.PersistMode.ALL, stage);
       counters = before > 0 ? journal.counters(prefix) : sum.counters();
       if (before > 0) {
         ledger.note(String.format("rl %d: completed (%,d of its %,d rollouts were in the journal and kept; the rest sampled at the restored weights)",

@@ -29,6 +29,7 @@ final class SynthesisStage {
   private final JournalStats journal;
   private final EpisodeRuns episodes;
   private final Evaluation evaluation;
+  private final PolicyTasks tasks;
 
   SynthesisStage(ActorSystem<?> system, Pipeline.Spec spec, RunLedger ledger, ClusterProbe probe, JournalStats journal, EpisodeRuns episodes,
                  Evaluation evaluation) {
@@ -39,6 +40,7 @@ final class SynthesisStage {
     this.journal = journal;
     this.episodes = episodes;
     this.evaluation = evaluation;
+    this.tasks = PolicyTasks.of(system.settings().config());
   }
 
   Done run() throws Exception {
@@ -78,7 +80,7 @@ final class SynthesisStage {
     int count = (int) ((long) spec.synthEpisodes() * part / spec.sftParts() - (long) spec.synthEpisodes() * (part - 1) / spec.sftParts());
     long before = ledger.again() ? journal.count(name + "/") : 0;
     // open tasks among the teacher's (k2.open.synthesis-share): the judge keeps those by the public checks alone
-    var synth = episodes.run(name, spec.synthAgents(), count, new Agent.EpisodeSpec("train", "teacher", 0, 1, null, spec.open().synthesisShare()),
+    var synth = episodes.run(name, spec.synthAgents(), count, new Agent.EpisodeSpec(tasks.train(), "teacher", 0, 1, null, tasks.core() ? spec.open().synthesisShare() : 0),
         Agent.PersistMode.ACCEPTED, spec.sftParts() == 1 ? "synthesis" : "synthesis " + part + "/" + spec.sftParts());
     long made = before > 0 ? journal.count(name + "/") : synth.get("persisted");
     if (before > 0) ledger.note(String.format("%s: completed (%,d of its trajectories were in the journal, now %,d)", key, before, made));

@@ -55,7 +55,12 @@ final class LearnerBuffer {
     // a rollout (even one whose policy failed before sampling anything) is RL data: read, counted, trained on if it can be
     if (t.sampling() != null || (t.policy() != null && t.policy().startsWith("learned"))) return StageKind.RL;
     if (t.verdict() == null) return null;
-    if ("core".equals(t.category()) && t.verdict().accepted()) return StageKind.SFT;
+    // the learned policy's task families: the core tools', and the MCP servers' tasks (k2.policy.tasks = kg or fs; only
+    // such a run synthesizes them under its own run id)
+    if (("core".equals(t.category()) || dev.k2pekko.agents.tasks.KnowledgeGraphTasks.CATEGORY.equals(t.category())
+        || dev.k2pekko.agents.tasks.FileTasks.CATEGORY.equals(t.category())) && t.verdict().accepted()) {
+      return StageKind.SFT;
+    }
     if (Reward.OPEN.equals(t.category()) && dev.k2pekko.agents.JudgeRubric.passesPublicChecks(t.verdict())) return StageKind.SFT;
     return null;
   }

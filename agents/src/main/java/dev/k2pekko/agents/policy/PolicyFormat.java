@@ -30,6 +30,10 @@ import java.util.Map;
  * <p>The vocabulary is the standard specials and ASCII characters plus one token per core tool, per argument name
  * per recurring phrase of the task language, and per whole number below 1000, so a five-step task fits in about
  * 100 tokens.
+ *
+ * <p>With a {@link TaskVocabulary} (k2.policy.tasks = kg) the policy also calls that family's MCP tools: their calls
+ * carry nested JSON arguments written compactly ({@link NestedArgs}: {@code entities=[{name=Ada|entityType=person}]}),
+ * their JSON results show in the view in the same form, and their tools and words are tokens after the core ones.
  */
 public final class PolicyFormat {
   /** Phrases of the task language ({@link dev.k2pekko.agents.tasks.TaskBuilder}), one token each. */
@@ -46,12 +50,37 @@ public final class PolicyFormat {
       "error ", "partial", "ok", "no events", "not found", "deleted", "UNKNOWN_TOOL", "INVALID_ARGUMENTS",
       "PAYLOAD_TOO_LARGE", "TRANSIENT_FAILURE", "TIMEOUT", "INTERNAL");
 
+  /**
+   * More tools for the policy to call, beyond the core ones: the MCP task tools (k2.policy.tasks), whose calls and
+   * results are written in the nested form ({@link NestedArgs}), and the words of their tasks (tool names, argument
+   * keys, the tasks' phrases and name pools), one token each.
+   */
+  public record TaskVocabulary(List<String> tools, List<String> words) {
+    public TaskVocabulary {
+      tools = List.copyOf(tools);
+      words = List.copyOf(words);
+    }
+  }
+
   private final ToolUniverse universe;
   private final Tokenizer tokenizer;
   private final int call, result, answer, sep, eos, bos;
+  /** The tools whose calls and results are written nested ({@link NestedArgs}); empty for the core tools alone. */
+  private final java.util.Set<String> nested;
 
+  /** The core tools' format: the default run's vocabulary. */
   public PolicyFormat(ToolUniverse universe) {
+    this(universe, null);
+  }
+
+  /**
+   * The core tools' format plus {@code extra} (null: none). The extra words come after every core word, so a core
+   * token keeps its id; the default run ({@code k2.policy.tasks = core}) never builds one, so its vocabulary and
+   * tokens are exactly the core format's.
+   */
+  public PolicyFormat(ToolUniverse universe, TaskVocabulary extra) {
     this.universe = universe;
+    this.nested = extra == null ? java.util.Set.of() : java.util.Set.copyOf(extra.tools());
     var words = new ArrayList<String>();
     var argNames = new java.util.LinkedHashSet<String>();
     for (var t : universe.all()) {
@@ -68,6 +97,10 @@ public final class PolicyFormat {
     // Whole numbers up to 999 are one token each (longer ones split greedily, "1234" = "123" "4"): the policy
     // copies a number from the prompt or a result as one token instead of digit by digit.
     for (int i = 10; i < 1000; i++) words.add(Integer.toString(i));
+    if (extra != null) {
+      for (String t : extra.tools()) words.add(t + " ");
+      words.addAll(extra.words());
+    }
     this.tokenizer = Tokenizer.withWords(words);
     call = tokenizer.id(Tokenizer.CALL);
     result = tokenizer.id(Tokenizer.RESULT);
@@ -136,6 +169,9 @@ public final class PolicyFormat {
    * next as one short token instead of being copied digit group by digit group.
    */
   public int[] call(String tool, Map<String, Object> args, List<String> results) {
+    if (nested.contains(tool)) {
+      return concat(new int[] {call}, tokenizer.encode(tool + " " + NestedArgs.renderArguments(args)), new int[] {eos});
+    }
     var sb = new StringBuilder(tool).append(' ');
     boolean first = true;
     for (String name : argOrder(tool, args)) {
@@ -178,8 +214,27 @@ public final class PolicyFormat {
    * {@code <result>error KIND<sep>} or {@code <result>partial<sep>} otherwise.
    */
   public int[] result(Step step, int successes) {
-    String text = step.error() != null ? "error " + step.error() : step.partial() ? "partial" : "#" + successes + " " + step.result();
+    String text = step.error() != null ? "error " + step.error() : step.partial() ? "partial"
+        : "#" + successes + " " + (nested.contains(step.tool()) ? compact(step.result()) : step.result());
     return concat(new int[] {result}, tokenizer.encode(text), new int[] {sep});
+  }
+
+  private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+  /**
+   * A JSON result in the nested form ({@code [{name=Ada|entityType=person|observations=[likes tea]}]}): the MCP
+   * servers answer pretty-printed JSON, a hundred tokens and more spelled out, two of which would not fit the policy's
+   * context with the task; the same content, compact. Text that is not a JSON object or array stays as it is.
+   */
+  static String compact(String text) {
+    if (text == null) return "";
+    String t = text.strip();
+    if (t.isEmpty() || (t.charAt(0) != '[' && t.charAt(0) != '{')) return text;
+    try {
+      return NestedArgs.render(JSON.readValue(t, Object.class));
+    } catch (java.io.IOException e) {
+      return text;
+    }
   }
 
   /** How many failed attempts since the last success a view shows (older ones are dropped). */
@@ -288,6 +343,15 @@ public final class PolicyFormat {
     if (generated[0] != call) return new Action.Call(tokenizer.decode(Arrays.copyOf(generated, end)), Map.of());
     int space = body.indexOf(' ');
     String tool = space < 0 ? body : body.substring(0, space);
+    if (nested.contains(tool)) {
+      try {
+        return new Action.Call(tool, space < 0 ? Map.of() : NestedArgs.parseArguments(body.substring(space + 1)));
+      } catch (NestedArgs.Malformed e) {
+        // written but not of the form: the call goes out without arguments and the server's refusal (its schema
+        // names what is missing) is the step's error, which the policy sees and the judge counts
+        return new Action.Call(tool, Map.of());
+      }
+    }
     var args = new LinkedHashMap<String, Object>();
     ToolSpec spec = universe.get(tool);
     if (space >= 0 && space + 1 < body.length()) {

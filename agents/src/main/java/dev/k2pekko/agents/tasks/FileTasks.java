@@ -33,6 +33,30 @@ public final class FileTasks {
     return List.of(server + ".write_file", server + ".move_file", server + ".create_directory", server + ".read_text_file");
   }
 
+  /** A task of {@code split}, as {@link KnowledgeGraphTasks#task(long, String, int, TaskGenerator.Split)}: the split is the prompt's own. */
+  public Task task(long seed, String id, int difficulty, TaskGenerator.Split split) {
+    for (int attempt = 0; ; attempt++) {
+      var t = task(attempt == 0 ? seed : TaskGenerator.mix(seed + attempt), id, difficulty);
+      if (split == TaskGenerator.Split.ALL || TaskGenerator.heldOut(t) == (split == TaskGenerator.Split.HELD_OUT)) return t;
+      if (attempt > 1000) throw new IllegalStateException("no file task of split " + split + " in 1000 draws");
+    }
+  }
+
+  /**
+   * What the learned policy needs to play these tasks (k2.policy.tasks = fs): the offered tools (their calls written
+   * as nested arguments, flat here) and one token per recurring piece of their calls, results and prompts.
+   */
+  public dev.k2pekko.agents.policy.PolicyFormat.TaskVocabulary vocabulary() {
+    var words = new java.util.LinkedHashSet<String>();
+    for (String k : List.of("path", "content", "source", "destination")) words.addAll(List.of(k + "=", "|" + k + "="));
+    for (String[] pool : new String[][] {NAMES, CONTENTS, DIRECTORIES}) words.addAll(List.of(pool));
+    for (String n : NAMES) words.addAll(List.of(n + ".txt", n + "-final.txt"));
+    words.addAll(List.of(".txt", "-final.txt", "done", "Write \"", "\" into the file ", ", then rename it to ", "Create the directory ",
+        ", then write \"", "write \"", ", then move it into ", "move it into ", ". Answer with done.", "Successfully wrote to ", "Successfully moved ", " to ",
+        "Successfully created directory "));
+    return new dev.k2pekko.agents.policy.PolicyFormat.TaskVocabulary(tools(), List.copyOf(words));
+  }
+
   public Task task(long seed, String id, int difficulty) {
     if (difficulty < 1 || difficulty > 3) throw new IllegalArgumentException("file tasks have difficulty 1..3, got " + difficulty);
     var rnd = new SplittableRandom(seed);
@@ -56,7 +80,9 @@ public final class FileTasks {
       }
       default -> {
         finalPath = dir + "/" + file;
-        sentence = "Create the directory " + dir + ", write \"" + content + "\" into the file " + file + ", then move it into " + dir;
+        // one clause per step, joined by ", then ": the learned policy's harness shows the clause it is on
+        // (PolicyFormat.checklist), and with ", write" the content was out of sight once the directory existed
+        sentence = "Create the directory " + dir + ", then write \"" + content + "\" into the file " + file + ", then move it into " + dir;
         plan.add(new PlanStep(server + ".create_directory", Map.of("path", dir), false));
         plan.add(new PlanStep(server + ".write_file", Map.of("path", file, "content", content), false));
         plan.add(new PlanStep(server + ".move_file", Map.of("source", file, "destination", finalPath), false));

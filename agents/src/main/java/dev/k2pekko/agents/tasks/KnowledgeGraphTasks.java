@@ -37,6 +37,39 @@ public final class KnowledgeGraphTasks {
     return List.of(server + ".create_entities", server + ".create_relations", server + ".add_observations", server + ".open_nodes");
   }
 
+  /**
+   * A task of {@code split} ({@link TaskGenerator#heldOut}: one prompt in eight, by its hash, so the split is a
+   * property of the instance and no held-out prompt is ever a training one): the first draw of the seed stream that
+   * falls in it. {@link TaskGenerator.Split#ALL} is {@link #task(long, String, int)}.
+   */
+  public Task task(long seed, String id, int difficulty, TaskGenerator.Split split) {
+    for (int attempt = 0; ; attempt++) {
+      var t = task(attempt == 0 ? seed : TaskGenerator.mix(seed + attempt), id, difficulty);
+      if (split == TaskGenerator.Split.ALL || TaskGenerator.heldOut(t) == (split == TaskGenerator.Split.HELD_OUT)) return t;
+      if (attempt > 1000) throw new IllegalStateException("no knowledge-graph task of split " + split + " in 1000 draws");
+    }
+  }
+
+  /**
+   * What the learned policy needs to play these tasks (k2.policy.tasks = kg): the offered tools, written with nested
+   * arguments, and one token per recurring piece of their calls, results and prompts: argument keys with the brackets
+   * around them, the name pools, the prompt's phrases.
+   */
+  public dev.k2pekko.agents.policy.PolicyFormat.TaskVocabulary vocabulary() {
+    var words = new java.util.LinkedHashSet<String>();
+    for (String k : List.of("entities", "relations", "observations", "name", "entityType", "from", "to", "relationType", "entityName",
+        "contents", "addedObservations", "entityNames")) {
+      for (String w : List.of(k + "=", "|" + k + "=", "{" + k + "=", "[{" + k + "=", k + "=[", "|" + k + "=[", "|" + k + "=[]", k + "=[{")) words.add(w);
+    }
+    words.addAll(List.of("[]", "[{", "}]", "]}", "]}]", "}|{", "]}|{", "[]}", "[]}]", "[]}|{"));
+    for (String[] pool : new String[][] {PEOPLE, ORGS, TRAITS, PLACES, RELATIONS}) words.addAll(List.of(pool));
+    for (String r : RELATIONS) words.add(r.replace('_', ' '));
+    words.addAll(List.of("person", "organization", "based in ", "done", "In the knowledge graph, record that ", " is a person who ",
+        ", that ", " is an organization, and that ", " (relation ", "); then add the observation that ", " is based in ",
+        ". Answer with done."));
+    return new dev.k2pekko.agents.policy.PolicyFormat.TaskVocabulary(tools(), List.copyOf(words));
+  }
+
   public Task task(long seed, String id, int difficulty) {
     if (difficulty < 1 || difficulty > 3) throw new IllegalArgumentException("knowledge-graph tasks have difficulty 1..3, got " + difficulty);
     var rnd = new SplittableRandom(seed);
