@@ -65,8 +65,8 @@ final class PipelineReport {
         c.getOrDefault("refused_stale", 0L), c.getOrDefault("rejected_non_finite", 0L));
     var h = r.clip();
     out.printf("QK-Clip %s: tau %s, %,d rescale commands over %,d steps; largest head max logit %.1f, after a step %.1f "
-            + "(%d steps with a head over tau)%n", clipMode.name().toLowerCase(java.util.Locale.ROOT), fmt(h.tau()), c.getOrDefault("heads_clipped", 0L),
-        h.steps().size(), h.largest(), h.largestAfterStep(), h.stepsOverTauAfterStep());
+            + "(%d step%s with a head over tau)%n", clipMode.name().toLowerCase(java.util.Locale.ROOT), fmt(h.tau()), c.getOrDefault("heads_clipped", 0L),
+        h.steps().size(), h.largest(), h.largestAfterStep(), h.stepsOverTauAfterStep(), h.stepsOverTauAfterStep() == 1 ? "" : "s");
     out.println(criticLine(r.critic()));
     out.println(rewardLines(r.reward()));
     out.println(openLines(r.open()));
