@@ -51,9 +51,9 @@ public final class SftPlateau {
    * with {@code sftControl}, the same number of further SFT steps on the teacher data instead (the same budget).
    */
   public record Rl(int rounds, int tasks, int rollouts, int groupsPerStep, double lr, int epochs, boolean sftControl, double lrDecay,
-                   int ptx, boolean advantageWeighted, double replay, double temperature) {
+                   int ptx, boolean advantageWeighted, double replay, double temperature, int recoveryWeight) {
     public static Rl defaults() {
-      return new Rl(0, 200, 4, 8, 0.003, 1, false, 1.0, 0, false, 0, 1.0);
+      return new Rl(0, 200, 4, 8, 0.003, 1, false, 1.0, 0, false, 0, 1.0, 1);
     }
   }
 
@@ -152,7 +152,14 @@ public final class SftPlateau {
           rewards.add(dev.k2pekko.trainer.Reward.of(t.verdict()));
           played++;
           if (t.verdict().accepted()) {
-            kept.addAll(format.examples(t));
+            var ex = format.examples(t);
+            kept.addAll(ex);
+            // recovery weight: an action whose view shows a failed call (the one before it failed or came back partial)
+            // counts this many times in all: the retries a success carries are a few of its actions
+            for (int a = 1; a < ex.size() && a <= t.steps().size(); a++) {
+              if (PolicyFormat.succeeded(t.steps().get(a - 1))) continue;
+              for (int c = 1; c < cfg.rl().recoveryWeight(); c++) kept.add(ex.get(a));
+            }
             ok++;
           }
         }

@@ -37,9 +37,12 @@ final class BenchRl {
         + "many times as many as the round has (-1: all of them; default ${DEFAULT-VALUE})") double rlReplay;
     @Option(names = "--rl-temperature", defaultValue = "1", description = "sampling temperature of the RL rollouts; evaluation stays at 1 "
         + "(default ${DEFAULT-VALUE})") double rlTemperature;
+    @Option(names = "--rl-recovery-weight", defaultValue = "1", description = "each action of an accepted rollout whose view shows a failed "
+        + "call counts this many times (default ${DEFAULT-VALUE})") int rlRecoveryWeight;
     @Option(names = "--json") boolean json;
 
     @Override public Integer call() {
+      if (rlRecoveryWeight < 1 || rlRecoveryWeight > 100) throw new NodeConfig.UsageError("--rl-recovery-weight must lie in [1, 100], got " + rlRecoveryWeight);
       if (!(rlTemperature > 0 && rlTemperature <= 5)) throw new NodeConfig.UsageError("--rl-temperature must lie in (0, 5], got " + rlTemperature);
       if (steps < 1 || evalEvery < 1 || rlRounds < 0) throw new NodeConfig.UsageError("--steps and --eval-every must be positive, --rl-rounds >= 0");
       var d = dev.k2pekko.bench.SftPlateau.Config.defaults();
@@ -55,7 +58,7 @@ final class BenchRl {
       if (ep < 10 || tr < 1 || tasks < 1 || groups < 1 || rlEpochs < 1 || !(lr > 0)) throw new NodeConfig.UsageError("--episodes >= 10, --eval-trials, --rl-tasks, --rl-groups, --rl-epochs and --rl-lr > 0");
       var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, ep, steps, evalEvery, d.evalTasks(), tr, fr, pr, d.lr(), d.warmup(), d.decaySteps(),
           new dev.k2pekko.bench.SftPlateau.Rl(rlRounds, tasks, rollouts, groups, lr, rlEpochs, sftControl, rlLrDecay,
-              rlPtx, rlAdvantage, rlReplay, rlTemperature));
+              rlPtx, rlAdvantage, rlReplay, rlTemperature, rlRecoveryWeight));
       var r = dev.k2pekko.bench.SftPlateau.run(cfg, p -> {
         if (!json) {
           System.out.printf("  %-11s step %5d  held-out success %5.1f%%  (met a tool failure: %4.1f%% of trials, success %5.1f%% there, %5.1f%% elsewhere)  loss %.4f%n",
