@@ -5,6 +5,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.k2pekko.protocol.Trajectory;
 import dev.k2pekko.tools.ToolUniverse;
+import dev.k2pekko.tools.mcp.McpTools;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A trajectory in the OpenAI chat format that training libraries read: {@code messages} (system, user, then per
@@ -28,16 +31,34 @@ public final class ChatExport {
   public enum ToolCallContent { EMPTY, NULL }
 
   private final ToolUniverse universe;
+  private final McpTools mcpTools;
   private final Format format;
   private final ToolCallContent toolCallContent;
+  private final Set<String> nameOnly = ConcurrentHashMap.newKeySet();
 
   public ChatExport(ToolUniverse universe) { this(universe, Format.JSONL, ToolCallContent.EMPTY); }
 
   public ChatExport(ToolUniverse universe, Format format, ToolCallContent toolCallContent) {
+    this(universe, new McpTools(), format, toolCallContent);
+  }
+
+  /**
+   * {@code mcpTools}: the tools of the MCP servers attached where the export runs, whose input schemas (as the
+   * servers' {@code tools/list} gives them) become the {@code parameters} of their tools; a tool neither in the
+   * universe nor there is written by name only and counted in {@link #nameOnly()}.
+   */
+  public ChatExport(ToolUniverse universe, McpTools mcpTools, Format format, ToolCallContent toolCallContent) {
     this.universe = universe;
+    this.mcpTools = mcpTools;
     this.format = format;
     this.toolCallContent = toolCallContent;
   }
+
+  /**
+   * The offered tools exported so far by name only (an empty object schema): neither a tool of the universe nor one of
+   * an attached MCP server, e.g. an MCP tool of a journal exported without its server. Sorted.
+   */
+  public java.util.List<String> nameOnly() { return nameOnly.stream().sorted().toList(); }
 
   /**
    * A tool name as OpenAI's API takes it ({@code ^[a-zA-Z0-9_-]{1,64}$}): dots become {@code __} (the universe's names
@@ -80,8 +101,20 @@ public final class ChatExport {
     var tools = root.putArray("tools");
     for (var name : t.tools()) {
       var spec = universe.get(name);
-      var fn = spec != null ? spec.toOpenAi() : JSON.createObjectNode().put("type", "function");
-      if (spec == null) fn.putObject("function").put("name", name).put("description", "").putObject("parameters").put("type", "object");
+      var mcp = spec == null ? mcpTools.tool(name) : null;
+      ObjectNode fn;
+      if (spec != null) fn = spec.toOpenAi();
+      else if (mcp != null) {
+        fn = mcp.toOpenAi();
+        // OpenAI's format gets the schema without its "$schema" declaration (no constraint, only which draft it is)
+        if (format == Format.OPENAI && fn.get("function").get("parameters") instanceof ObjectNode p) p.remove("$schema");
+      }
+      else {
+        // no schema known here: still a valid function entry, so that the line loads; the caller warns
+        nameOnly.add(name);
+        fn = JSON.createObjectNode().put("type", "function");
+        fn.putObject("function").put("name", name).put("description", "").putObject("parameters").put("type", "object");
+      }
       ((ObjectNode) fn.get("function")).put("name", name(name));
       tools.add(fn);
     }

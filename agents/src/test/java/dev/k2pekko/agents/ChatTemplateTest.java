@@ -31,7 +31,7 @@ import org.junit.jupiter.api.io.TempDir;
  * with @huggingface/jinja, run by node from here. Both variants of the tool-call turn's content are rendered with
  * both templates, so the test also shows why the default is "" and why "null" exists.
  */
-class ChatTemplateTest {
+public class ChatTemplateTest {
   static final ObjectMapper JSON = new ObjectMapper();
   static final ToolUniverse U = ToolUniverse.generate(7, Stochasticity.NONE);
   static List<Trajectory> trajectories;
@@ -76,7 +76,7 @@ class ChatTemplateTest {
     return f;
   }
 
-  static JsonNode render(String pkg, Path file) throws Exception {
+  public static JsonNode render(String pkg, Path file) throws Exception {
     var root = root();
     if (!Files.isDirectory(root.resolve("node_modules/@huggingface/jinja")) || !Files.isDirectory(root.resolve("node_modules/" + pkg))) {
       throw new AssertionError("node packages missing under " + root + "/node_modules: run `npm ci` there (./k2 test does)");
@@ -96,6 +96,7 @@ class ChatTemplateTest {
     assertEquals(trajectories.size(), r.path("lines").asInt());
     assertEquals(trajectories.size(), r.path("rendered").asInt(), r.toString());
     assertEquals(0, r.path("incomplete").asInt(), r.toString());
+    assertEquals(0, r.path("toolsIncomplete").asInt(), r.toString());
     assertTrue(r.path("sample").asText().contains("<tool_call>"), r.path("sample").asText());
     assertTrue(r.path("sample").asText().contains("<tool_response>"), r.path("sample").asText());
   }

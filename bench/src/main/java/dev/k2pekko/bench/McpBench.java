@@ -40,9 +40,10 @@ import org.apache.pekko.actor.typed.javadsl.AskPattern;
 public final class McpBench {
   /**
    * @param server NAME=COMMAND of the server; @param tool the server's tool to call; @param calls calls per measured
-   * round; @param concurrency calls in flight at once; @param rounds measured rounds of each (bridge, direct alternate)
+   * round; @param concurrency calls in flight at once; @param rounds measured rounds of each (bridge, the server's actor
+   * and the SDK take turns at going first); @param warmupRounds unmeasured rounds of each before
    */
-  public record Settings(String server, String tool, int calls, int concurrency, int rounds) {}
+  public record Settings(String server, String tool, int calls, int concurrency, int rounds, int warmupRounds) {}
 
   private final int concurrency;
 
@@ -52,10 +53,11 @@ public final class McpBench {
 
   /** The figures of one run on {@code system} (whose config is {@code config}); the caller stops the system. */
   public static ObjectNode run(Config config, ActorSystem<?> system, Settings s) throws Exception {
-    return new McpBench(s.concurrency()).measureAll(config, system, s.server(), s.tool(), s.calls(), s.rounds());
+    return new McpBench(s.concurrency()).measureAll(config, system, s.server(), s.tool(), s.calls(), s.rounds(), s.warmupRounds());
   }
 
-  private ObjectNode measureAll(Config config, ActorSystem<?> system, String server, String tool, int calls, int rounds) throws Exception {
+  private ObjectNode measureAll(Config config, ActorSystem<?> system, String server, String tool, int calls, int rounds,
+                                int warmupRounds) throws Exception {
     var spec = McpServer.Spec.parse(server);
     Map<String, Object> args = tool.equals("echo") ? Map.of("message", "hello from k2") : Map.of();
     McpAsyncClient direct = null;
@@ -94,35 +96,55 @@ public final class McpBench {
           replyTo -> new McpServer.Call(new ToolCall("bench", "a" + callNo[0]++, k2Name, args, replyTo), tool, args),
           settings.callTimeout(), system.scheduler()).toCompletableFuture();
 
-      measure(viaBridge, Math.max(100, calls / 5));
-      measure(viaSdk, Math.max(100, calls / 5));
-      measure(viaActor, Math.max(100, calls / 5));
+      // warm-up rounds of full size, in the same rotation: with 400 calls each the rates still rose through the measured
+      // rounds (round 1 about 2,500-3,500 calls/s, round 3 7,000-9,000 on 2026-12-02), so what ran first was slower
+      for (int w = 0; w < warmupRounds; w++) {
+        for (int k = 0; k < 3; k++) measure(switch ((w + k) % 3) { case 0 -> viaBridge; case 1 -> viaActor; default -> viaSdk; }, calls);
+      }
       double[] bridge = new double[2], sdk = new double[2], actor = new double[2];
       var bridgeLat = new long[rounds * calls];
       var sdkLat = new long[rounds * calls];
+      var perRound = new ObjectMapper().createArrayNode();
       for (int r = 0; r < rounds; r++) {
-        var b = measure(viaBridge, calls);
-        System.arraycopy(b.latencies, 0, bridgeLat, r * calls, calls);
-        bridge[0] += calls;
-        bridge[1] += b.seconds;
-        var a = measure(viaActor, calls);
-        actor[0] += calls;
-        actor[1] += a.seconds;
-        var s = measure(viaSdk, calls);
-        System.arraycopy(s.latencies, 0, sdkLat, r * calls, calls);
-        sdk[0] += calls;
-        sdk[1] += s.seconds;
+        // the three take turns at going first (bridge, actor, SDK; then actor, SDK, bridge; ...): what runs right after
+        // another process's round, or first after a pause, does not always fall to the same side
+        var row = perRound.addObject();
+        for (int k = 0; k < 3; k++) {
+          switch ((r + k) % 3) {
+            case 0 -> {
+              var b = measure(viaBridge, calls);
+              System.arraycopy(b.latencies, 0, bridgeLat, r * calls, calls);
+              bridge[0] += calls;
+              bridge[1] += b.seconds;
+              row.put("bridge", Math.round(calls / b.seconds));
+            }
+            case 1 -> {
+              var a = measure(viaActor, calls);
+              actor[0] += calls;
+              actor[1] += a.seconds;
+              row.put("actor", Math.round(calls / a.seconds));
+            }
+            default -> {
+              var sd = measure(viaSdk, calls);
+              System.arraycopy(sd.latencies, 0, sdkLat, r * calls, calls);
+              sdk[0] += calls;
+              sdk[1] += sd.seconds;
+              row.put("sdk", Math.round(calls / sd.seconds));
+            }
+          }
+        }
       }
       Arrays.sort(bridgeLat);
       Arrays.sort(sdkLat);
       double bridgeRate = bridge[0] / bridge[1], sdkRate = sdk[0] / sdk[1];
       var o = new ObjectMapper().createObjectNode().put("bench", "mcp").put("server", spec.name()).put("tool", tool)
-          .put("calls_per_round", calls).put("rounds", rounds).put("concurrency", concurrency)
+          .put("calls_per_round", calls).put("rounds", rounds).put("warmup_rounds", warmupRounds).put("concurrency", concurrency)
           .put("bridge_calls_per_s", Math.round(bridgeRate)).put("bridge_p50_ms", ms(bridgeLat, 0.50)).put("bridge_p99_ms", ms(bridgeLat, 0.99))
           .put("sdk_calls_per_s", Math.round(sdkRate)).put("sdk_p50_ms", ms(sdkLat, 0.50)).put("sdk_p99_ms", ms(sdkLat, 0.99))
           .put("server_actor_only_calls_per_s", Math.round(actor[0] / actor[1]))
           .put("bridge_over_sdk_time", Math.round(1000 * sdkRate / bridgeRate) / 1000.0)
           .put("cores", Runtime.getRuntime().availableProcessors());
+      o.set("calls_per_s_by_round", perRound);
       return o;
     } finally {
       if (direct != null) direct.close();

@@ -56,7 +56,11 @@ final class ExportCommand implements Callable<Integer> {
     }
     var system = Nodes.local(config, "k2-export");
     try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
-      var export = new ChatExport(ToolDirectory.get(system).universe(),
+      var tools = ToolDirectory.get(system);
+      // the MCP tools' schemas come from the servers themselves (--mcp, k2.mcp.servers): their tools/list, as a run offers them
+      tools.startMcpServers(system);
+      McpStatus.print(system);
+      var export = new ChatExport(tools.universe(), tools.mcpTools(),
           format.equals("openai") ? ChatExport.Format.OPENAI : ChatExport.Format.JSONL,
           toolCallContent.equals("null") ? ChatExport.ToolCallContent.NULL : ChatExport.ToolCallContent.EMPTY);
       long n = new TrajectoryReplay(system).forEach(filters.filter(), Duration.ofSeconds(timeoutSeconds), (tag, t) -> {
@@ -69,8 +73,20 @@ final class ExportCommand implements Callable<Integer> {
       });
       w.close();
       Files.move(tmp, out, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-      if (json) System.out.println(new ObjectMapper().createObjectNode().put("count", n).put("out", out.toString()));
-      else System.out.println("k2: wrote " + n + " trajectories to " + out);
+      var nameOnly = export.nameOnly();
+      if (!nameOnly.isEmpty()) {
+        System.err.println("k2: warning: " + nameOnly.size() + " offered tools exported by name only (an empty parameters schema): "
+            + (nameOnly.size() > 8 ? nameOnly.subList(0, 8) + "…" : nameOnly) + " are neither generated tools nor --tool-specs "
+            + "nor listed by an MCP server attached here; run k2 export with the run's --mcp and --tool-specs for their schemas "
+            + "(docs/EXPORT.md)");
+      }
+      if (json) {
+        var summary = new ObjectMapper().createObjectNode().put("count", n).put("out", out.toString());
+        nameOnly.forEach(summary.putArray("name_only_tools")::add);
+        System.out.println(summary);
+      } else {
+        System.out.println("k2: wrote " + n + " trajectories to " + out);
+      }
       return 0;
     } finally {
       Files.deleteIfExists(tmp);

@@ -113,11 +113,7 @@ public final class ToolDirectory implements Extension {
    * of the node's firewall is given to {@code audit} (on the refusing worker's thread: it must only enqueue).
    */
   public void startWorkers(ActorSystem<?> system, java.util.function.Consumer<CallsRefused.Refusal> audit) {
-    var servers = new ArrayList<ActorRef<McpServer.Command>>();
-    for (var spec : mcpSpecs) {
-      servers.add(system.systemActorOf(McpServer.create(spec, mcpSettings, mcpTools), "mcp-" + spec.name(), Props.empty()));
-    }
-    mcpServers = List.copyOf(servers);
+    startMcpServers(system);
     var refs = new ArrayList<ActorRef<ToolCommand>>();
     for (int i = 0; i < workersPerNode; i++) {
       var ref = system.systemActorOf(ToolWorker.create(universe, settings, firewall, audit, mcpTools), "tool-worker-" + i, Props.empty());
@@ -125,6 +121,20 @@ public final class ToolDirectory implements Extension {
       refs.add(ref);
     }
     local = List.copyOf(refs);
+  }
+
+  /**
+   * Starts this node's MCP server processes ({@code k2.mcp.servers}) without tool workers, once: their tools come into
+   * {@link #mcpTools()} as they come up. {@code k2 export} reads the servers' input schemas this way; tool nodes get
+   * them from {@link #startWorkers}.
+   */
+  public synchronized void startMcpServers(ActorSystem<?> system) {
+    if (!mcpServers.isEmpty() || mcpSpecs.isEmpty()) return;
+    var servers = new ArrayList<ActorRef<McpServer.Command>>();
+    for (var spec : mcpSpecs) {
+      servers.add(system.systemActorOf(McpServer.create(spec, mcpSettings, mcpTools), "mcp-" + spec.name(), Props.empty()));
+    }
+    mcpServers = List.copyOf(servers);
   }
 
   /** Follows the cluster's tool workers, for nodes without their own. */
