@@ -197,25 +197,17 @@ public final class NodeServices implements Extension {
     int group = episode / spec.rollouts();
     return switch (spec.tasks()) {
       case "universe" -> generator.task(runSeed, agentId, episode);
-      case "kg" -> {
+      case "kg", "kg-train" -> {
+        // "kg": any instance (the synthesis); "kg-train": the training split's (the learned policy's)
         if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
-        yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L));
-      }
-      case "kg-train" -> {
-        if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
-        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
-        yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L), TaskGenerator.Split.TRAIN);
+        yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L),
+            spec.tasks().equals("kg") ? TaskGenerator.Split.ALL : TaskGenerator.Split.TRAIN);
       }
       case "kg-held-out" -> {
         if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
         int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
         yield heldOutGraphTask(graphTasks, runSeed, (long) agentNumber(agentId) * perAgent + group);
-      }
-      case "fs-train" -> {
-        if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
-        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
-        yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L), TaskGenerator.Split.TRAIN);
       }
       case "fs-held-out" -> {
         if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
@@ -223,10 +215,11 @@ public final class NodeServices implements Extension {
         long index = (long) agentNumber(agentId) * perAgent + group;
         yield fileTasks.task(TaskGenerator.mix(runSeed * 0xE7037ED1A0B428DBL + index), "fsh-" + index, 1 + (int) (index % 3), TaskGenerator.Split.HELD_OUT);
       }
-      case "fs" -> {
+      case "fs", "fs-train" -> {
         if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
-        yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L));
+        yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L),
+            spec.tasks().equals("fs") ? TaskGenerator.Split.ALL : TaskGenerator.Split.TRAIN);
       }
       case "train" -> trainTask(train, spec, runSeed, agentId, group);
       case "held-out-open" -> {
