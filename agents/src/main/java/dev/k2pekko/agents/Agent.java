@@ -71,17 +71,45 @@ public final class Agent extends ExtensibleBehavior<Object> {
     boolean sameAs(RunEpisodes o) { return o != null && runId.equals(o.runId) && java.util.Objects.equals(tracker, o.tracker); }
   }
 
+  /** Which tasks a run's episodes play ({@link EpisodeSpec#tasks}); its label is the form in logs and messages. */
+  public enum Tasks {
+    /** The whole tool universe from the node's task bank (synthesis). */
+    UNIVERSE("universe"),
+    /** Core-tool tasks of the training split. */
+    TRAIN("train"),
+    /** Core-tool tasks of the held-out split, difficulties 1..max in equal shares. */
+    HELD_OUT("held-out"),
+    /** The fixed held-out open tasks ({@link NodeServices#heldOutOpenTask}). */
+    HELD_OUT_OPEN("held-out-open"),
+    /** Knowledge-graph tasks on the MCP memory server, any instance ({@link dev.k2pekko.agents.tasks.KnowledgeGraphTasks}). */
+    KG("kg"),
+    /** Knowledge-graph tasks of the training split (the learned policy's with k2.policy.tasks = kg). */
+    KG_TRAIN("kg-train"),
+    /** Knowledge-graph tasks of the held-out split, numbered over the run as HELD_OUT's ({@link NodeServices#heldOutGraphTask}). */
+    KG_HELD_OUT("kg-held-out"),
+    /** File tasks on the MCP filesystem server, any instance ({@link dev.k2pekko.agents.tasks.FileTasks}). */
+    FS("fs"),
+    /** File tasks of the training split. */
+    FS_TRAIN("fs-train"),
+    /** File tasks of the held-out split, numbered over the run. */
+    FS_HELD_OUT("fs-held-out");
+
+    private final String label;
+
+    Tasks(String label) { this.label = label; }
+
+    public String label() { return label; }
+
+    /** An evaluation's tasks: counted per task instance (trials and successes, for pass^k). */
+    public boolean heldOut() { return this == HELD_OUT || this == HELD_OUT_OPEN || this == KG_HELD_OUT || this == FS_HELD_OUT; }
+
+    @Override public String toString() { return label; }
+  }
+
   /**
    * Which tasks and which policy a run's episodes use.
    *
-   * @param tasks "universe": the whole tool universe from the node's task bank (synthesis); "train": core-tool tasks
-   *     of the training split; "held-out": core-tool tasks of the held-out split, difficulties 1..max in equal shares;
-   *     "held-out-open": the fixed held-out open tasks ({@link NodeServices#heldOutOpenTask});
-   *     "kg": knowledge-graph tasks on the MCP memory server ({@link dev.k2pekko.agents.tasks.KnowledgeGraphTasks}); "fs":
-   *     file tasks on the MCP filesystem server ({@link dev.k2pekko.agents.tasks.FileTasks}); "kg-train" and "kg-held-out":
-   *     knowledge-graph tasks of the training and the held-out split (the learned policy's with k2.policy.tasks = kg),
-   *     the held-out ones numbered over the run as "held-out"'s ({@link NodeServices#heldOutGraphTask}); "fs-train" and
-   *     "fs-held-out": the file tasks' splits, the same way
+   * @param tasks which tasks ({@link Tasks})
    * @param policy "teacher" (the scripted teacher), "learned" (the node's inference server) or "openai" (a served LLM
    *     over HTTP: the node's {@link dev.k2pekko.agents.inference.OpenAiPolicy}, {@code k2.policy.openai})
    * @param temperature sampling temperature of the learned policy or the served LLM
@@ -92,18 +120,18 @@ public final class Agent extends ExtensibleBehavior<Object> {
    * @param openShare "train" only: the share of tasks (of task groups: an agent's {@code rollouts} episodes share one)
    *     that are open tasks (docs/LOOP.md, "Open tasks"), each task drawn open or not from its seed; 0: none
    */
-  public record EpisodeSpec(String tasks, String policy, double temperature, int rollouts, double[] difficultyWeights, double openShare)
+  public record EpisodeSpec(Tasks tasks, String policy, double temperature, int rollouts, double[] difficultyWeights, double openShare)
       implements KryoWire {
     /** The policies an episode may be played by (before SYNTHESIS: class initialisation runs in this order). */
     public static final java.util.Set<String> POLICIES = java.util.Set.of("teacher", "learned", "openai");
 
-    public static final EpisodeSpec SYNTHESIS = new EpisodeSpec("universe", "teacher", 0, 1);
+    public static final EpisodeSpec SYNTHESIS = new EpisodeSpec(Tasks.UNIVERSE, "teacher", 0, 1);
 
-    public EpisodeSpec(String tasks, String policy, double temperature, int rollouts) {
+    public EpisodeSpec(Tasks tasks, String policy, double temperature, int rollouts) {
       this(tasks, policy, temperature, rollouts, null);
     }
 
-    public EpisodeSpec(String tasks, String policy, double temperature, int rollouts, double[] difficultyWeights) {
+    public EpisodeSpec(Tasks tasks, String policy, double temperature, int rollouts, double[] difficultyWeights) {
       this(tasks, policy, temperature, rollouts, difficultyWeights, 0);
     }
 
@@ -115,13 +143,11 @@ public final class Agent extends ExtensibleBehavior<Object> {
           sum += w;
         }
         if (!(sum > 0)) throw new IllegalArgumentException("difficulty weights must not all be 0");
-        if (!tasks.equals("train")) throw new IllegalArgumentException("difficulty weights apply to train tasks only");
+        if (tasks != Tasks.TRAIN) throw new IllegalArgumentException("difficulty weights apply to train tasks only");
       }
-      if (!java.util.Set.of("universe", "train", "held-out", "held-out-open", "kg", "kg-train", "kg-held-out", "fs", "fs-train", "fs-held-out").contains(tasks)) {
-        throw new IllegalArgumentException("tasks must be universe, train, held-out, held-out-open, kg, kg-train, kg-held-out, fs, fs-train or fs-held-out, got " + tasks);
-      }
+      java.util.Objects.requireNonNull(tasks, "tasks");
       if (!(openShare >= 0 && openShare <= 1)) throw new IllegalArgumentException("the open share must lie in [0, 1], got " + openShare);
-      if (openShare > 0 && !tasks.equals("train")) throw new IllegalArgumentException("an open share applies to train tasks only");
+      if (openShare > 0 && tasks != Tasks.TRAIN) throw new IllegalArgumentException("an open share applies to train tasks only");
       if (!POLICIES.contains(policy)) throw new IllegalArgumentException("policy must be teacher, learned or openai, got " + policy);
       if (rollouts < 1) throw new IllegalArgumentException("rollouts must be at least 1, got " + rollouts);
       if (!(temperature >= 0)) throw new IllegalArgumentException("temperature must be >= 0, got " + temperature);
@@ -130,7 +156,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
     public boolean learned() { return policy.equals("learned"); }
 
     /** An evaluation's tasks: counted per task instance (trials and successes, for pass^k). */
-    public boolean heldOut() { return tasks.equals("held-out") || tasks.equals("held-out-open") || tasks.equals("kg-held-out") || tasks.equals("fs-held-out"); }
+    public boolean heldOut() { return tasks.heldOut(); }
 
     /** Actions from a served LLM over HTTP. */
     public boolean openAi() { return policy.equals("openai"); }
@@ -294,7 +320,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
     var spec = run.spec();
     episode = run.episodeAt(position);
     task = s.task(spec, run.seed(), agentId, episode, run.episodes());
-    episodeId = spec.rollouts() == 1 && spec.tasks().equals("universe") ? run.runId() + "/" + agentId + "/" + episode
+    episodeId = spec.rollouts() == 1 && spec.tasks() == Tasks.UNIVERSE ? run.runId() + "/" + agentId + "/" + episode
         : run.runId() + "/" + agentId + "/" + (episode / spec.rollouts()) + "#" + (episode % spec.rollouts());
     sampling = null;
     sampledActions = new ArrayList<>();

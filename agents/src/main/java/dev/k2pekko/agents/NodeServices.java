@@ -196,37 +196,37 @@ public final class NodeServices implements Extension {
   public dev.k2pekko.agents.tasks.Task task(Agent.EpisodeSpec spec, long runSeed, String agentId, int episode, int episodes) {
     int group = episode / spec.rollouts();
     return switch (spec.tasks()) {
-      case "universe" -> generator.task(runSeed, agentId, episode);
-      case "kg", "kg-train" -> {
+      case UNIVERSE -> generator.task(runSeed, agentId, episode);
+      case KG, KG_TRAIN -> {
         // "kg": any instance (the synthesis); "kg-train": the training split's (the learned policy's)
         if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
         yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L),
-            spec.tasks().equals("kg") ? TaskGenerator.Split.ALL : TaskGenerator.Split.TRAIN);
+            spec.tasks() == Agent.Tasks.KG ? TaskGenerator.Split.ALL : TaskGenerator.Split.TRAIN);
       }
-      case "kg-held-out" -> {
+      case KG_HELD_OUT -> {
         if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
         int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
         yield heldOutGraphTask(graphTasks, runSeed, (long) agentNumber(agentId) * perAgent + group);
       }
-      case "fs-held-out" -> {
+      case FS_HELD_OUT -> {
         if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
         int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
         long index = (long) agentNumber(agentId) * perAgent + group;
         yield fileTasks.task(TaskGenerator.mix(runSeed * 0xE7037ED1A0B428DBL + index), "fsh-" + index, 1 + (int) (index % 3), TaskGenerator.Split.HELD_OUT);
       }
-      case "fs", "fs-train" -> {
+      case FS, FS_TRAIN -> {
         if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
         long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
         yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L),
-            spec.tasks().equals("fs") ? TaskGenerator.Split.ALL : TaskGenerator.Split.TRAIN);
+            spec.tasks() == Agent.Tasks.FS ? TaskGenerator.Split.ALL : TaskGenerator.Split.TRAIN);
       }
-      case "train" -> trainTask(train, spec, runSeed, agentId, group);
-      case "held-out-open" -> {
+      case TRAIN -> trainTask(train, spec, runSeed, agentId, group);
+      case HELD_OUT_OPEN -> {
         int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
         yield heldOutOpenTask(heldOut, runSeed, (long) agentNumber(agentId) * perAgent + group);
       }
-      default -> {
+      case HELD_OUT -> {
         int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
         yield heldOutTask(heldOut, runSeed, (long) agentNumber(agentId) * perAgent + group, maxSteps);
       }

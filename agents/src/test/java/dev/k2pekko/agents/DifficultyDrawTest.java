@@ -19,8 +19,8 @@ class DifficultyDrawTest {
   }
 
   @Test void weightsAreChecked() {
-    assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec("train", "learned", 1, 4, new double[] {0, 0}));
-    assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec("train", "learned", 1, 4, new double[] {1, Double.NaN}));
-    assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec("held-out", "learned", 1, 4, new double[] {1, 1}));
+    assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "learned", 1, 4, new double[] {0, 0}));
+    assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "learned", 1, 4, new double[] {1, Double.NaN}));
+    assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec(Agent.Tasks.HELD_OUT, "learned", 1, 4, new double[] {1, 1}));
   }
 }

@@ -74,7 +74,7 @@ class FileTasksRunTest {
       int agents = 12, episodes = 3;
       String runId = "fs-" + System.nanoTime();
       var summary = RunDriver.start(system, new RunDriver.RunSpec(runId, agents, episodes, 5, Agent.PersistMode.ALL, Duration.ofMinutes(3),
-          new Agent.EpisodeSpec("fs", "teacher", 0, 1)), s -> {}).get(4, TimeUnit.MINUTES);
+          new Agent.EpisodeSpec(Agent.Tasks.FS, "teacher", 0, 1)), s -> {}).get(4, TimeUnit.MINUTES);
       assertTrue(summary.complete(), summary.toString());
       assertEquals(agents * episodes, summary.get("episodes"));
       assertEquals(agents * episodes, summary.get("accepted"), "every episode's files as the task asked, as the server left them: " + summary.counters());
@@ -126,7 +126,7 @@ class FileTasksRunTest {
       NodeServices.get(system).onJudged(judged.getRef());
       int n = 8 * 3;
       var summary = RunDriver.start(system, new RunDriver.RunSpec("fs-skip-" + System.nanoTime(), 8, 3, 6, Agent.PersistMode.NONE,
-          Duration.ofMinutes(2), new Agent.EpisodeSpec("fs", "teacher", 0, 1)), s -> {}).get(3, TimeUnit.MINUTES);
+          Duration.ofMinutes(2), new Agent.EpisodeSpec(Agent.Tasks.FS, "teacher", 0, 1)), s -> {}).get(3, TimeUnit.MINUTES);
       assertTrue(summary.complete(), summary.toString());
       int skipped = 0;
       for (var t : judged.receiveSeveralMessages(n, Duration.ofSeconds(60))) {

@@ -92,7 +92,7 @@ class FirewallRunTest {
           dev.k2pekko.model.WeightsSnapshot.of(1, new dev.k2pekko.model.PolicyModel(cfg, new dev.k2pekko.ops.ReferenceOps(), 1))));
       String runId = "learned-" + System.nanoTime();
       var learned = RunDriver.start(system, new RunDriver.RunSpec(runId, 4, 2, 7, Agent.PersistMode.ALL, Duration.ofSeconds(60),
-          new Agent.EpisodeSpec("train", "learned", 1.0, 1)), s -> {}).get(120, TimeUnit.SECONDS);
+          new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "learned", 1.0, 1)), s -> {}).get(120, TimeUnit.SECONDS);
       assertTrue(learned.complete(), "learned run incomplete: " + learned.counters());
       long refused = checkOnlyUnofferedRefused(system, runId);
       assertTrue(refused > 0, "the untrained policy should call some tool it was not offered: " + learned.counters());

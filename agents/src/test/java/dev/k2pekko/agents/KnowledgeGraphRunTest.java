@@ -74,7 +74,7 @@ class KnowledgeGraphRunTest {
       int agents = 12, episodes = 3;
       String runId = "kg-" + System.nanoTime();
       var summary = RunDriver.start(system, new RunDriver.RunSpec(runId, agents, episodes, 5, Agent.PersistMode.ALL, Duration.ofMinutes(3),
-          new Agent.EpisodeSpec("kg", "teacher", 0, 1)), s -> {}).get(4, TimeUnit.MINUTES);
+          new Agent.EpisodeSpec(Agent.Tasks.KG, "teacher", 0, 1)), s -> {}).get(4, TimeUnit.MINUTES);
       assertTrue(summary.complete(), summary.toString());
       assertEquals(agents * episodes, summary.get("episodes"));
       assertEquals(agents * episodes, summary.get("accepted"), "every episode's graph as the task asked, read back from the server: " + summary.counters());
@@ -123,7 +123,7 @@ class KnowledgeGraphRunTest {
       NodeServices.get(system).onJudged(judged.getRef());
       int n = 8 * 3;
       var summary = RunDriver.start(system, new RunDriver.RunSpec("kg-skip-" + System.nanoTime(), 8, 3, 6, Agent.PersistMode.NONE,
-          Duration.ofMinutes(2), new Agent.EpisodeSpec("kg", "teacher", 0, 1)), s -> {}).get(3, TimeUnit.MINUTES);
+          Duration.ofMinutes(2), new Agent.EpisodeSpec(Agent.Tasks.KG, "teacher", 0, 1)), s -> {}).get(3, TimeUnit.MINUTES);
       assertTrue(summary.complete(), summary.toString());
       int skipped = 0;
       for (var t : judged.receiveSeveralMessages(n, Duration.ofSeconds(60))) {
@@ -195,7 +195,7 @@ class KnowledgeGraphRunTest {
       var judged = kit.<Trajectory>createTestProbe();
       NodeServices.get(system).onJudged(judged.getRef());
       var summary = RunDriver.start(system, new RunDriver.RunSpec("kg-http-" + System.nanoTime(), 6, 3, 9, Agent.PersistMode.NONE,
-          Duration.ofMinutes(2), new Agent.EpisodeSpec("kg", "openai", 1.0, 1)), s -> {}).get(3, TimeUnit.MINUTES);
+          Duration.ofMinutes(2), new Agent.EpisodeSpec(Agent.Tasks.KG, "openai", 1.0, 1)), s -> {}).get(3, TimeUnit.MINUTES);
       assertTrue(summary.complete(), summary.toString());
       int oneStep = 0;
       for (var t : judged.receiveSeveralMessages(18, Duration.ofSeconds(60))) {

@@ -87,7 +87,7 @@ class OpenTaskTest {
     var services = new java.util.function.BiFunction<Double, Integer, dev.k2pekko.agents.tasks.Task>() {
       final TaskGenerator train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
       @Override public dev.k2pekko.agents.tasks.Task apply(Double share, Integer agent) {
-        return NodeServices.trainTask(train, new Agent.EpisodeSpec("train", "teacher", 0, 1, null, share), 42, "agent-" + agent, 0);
+        return NodeServices.trainTask(train, new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "teacher", 0, 1, null, share), 42, "agent-" + agent, 0);
       }
     };
     int open = 0, n = 2000;
@@ -101,8 +101,8 @@ class OpenTaskTest {
       assertFalse(TaskBuilder.OPEN.equals(services.apply(0.0, a).category()));
     }
     assertTrue(Math.abs(open - 0.3 * n) < 4 * Math.sqrt(n * 0.3 * 0.7), open + " open of " + n);
-    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec("held-out", "learned", 1, 4, null, 0.5));
-    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec("train", "learned", 1, 4, null, 1.5));
+    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec(Agent.Tasks.HELD_OUT, "learned", 1, 4, null, 0.5));
+    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "learned", 1, 4, null, 1.5));
   }
 
   @Test void theHeldOutOpenTasksAreTheBenchsAndAlternateTwoAndThreeFacts() {

@@ -80,7 +80,7 @@ class SynthesisRunTest {
       // never split, so a learner reading the tag sees whole groups
       String groups = "groups-" + System.nanoTime();
       var rollouts = new RunDriver.RunSpec(groups, 30, 8, 11, Agent.PersistMode.ALL, Duration.ofSeconds(60),
-          new Agent.EpisodeSpec("train", "teacher", 0, 4));
+          new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "teacher", 0, 4));
       var gs = RunDriver.start(system, rollouts, s -> {}).get(90, TimeUnit.SECONDS);
       assertEquals(240, gs.get("persisted"));
       var lastGroupOfTag = new java.util.HashMap<String, String>();

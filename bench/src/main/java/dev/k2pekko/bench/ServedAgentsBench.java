@@ -31,8 +31,8 @@ public final class ServedAgentsBench {
   public static ObjectNode run(ActorSystem<?> node, int agents, int episodes, int pairs, double temperature) throws Exception {
     var adapter = NodeServices.get(node).openAi();
     if (adapter == null) throw new IllegalStateException("the node has no k2.policy.openai.base-url");
-    var learned = new Agent.EpisodeSpec("train", "learned", temperature, 1);
-    var served = new Agent.EpisodeSpec("train", "openai", temperature, 1);
+    var learned = new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "learned", temperature, 1);
+    var served = new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "openai", temperature, 1);
     // warm-up of both paths (JIT, HTTP connections), not counted
     run(node, agents, Math.max(1, episodes / 4), 1, learned, "warmup-in");
     run(node, agents, Math.max(1, episodes / 4), 1, served, "warmup-http");

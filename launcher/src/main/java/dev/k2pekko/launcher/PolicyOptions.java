@@ -98,12 +98,13 @@ final class PolicyOptions {
 
   /** The episodes of a synthesis run, played by this policy: on the whole tool universe, or the core tools' training tasks. */
   Agent.EpisodeSpec episodes() {
-    String t = switch (tasks) {
-      case "core" -> "train";
-      case "kg", "fs" -> tasks;
-      default -> "universe";
+    Agent.Tasks t = switch (tasks) {
+      case "core" -> Agent.Tasks.TRAIN;
+      case "kg" -> Agent.Tasks.KG;
+      case "fs" -> Agent.Tasks.FS;
+      default -> Agent.Tasks.UNIVERSE;
     };
-    if (!openAi()) return t.equals("universe") ? Agent.EpisodeSpec.SYNTHESIS : new Agent.EpisodeSpec(t, "teacher", 0, 1);
+    if (!openAi()) return t == Agent.Tasks.UNIVERSE ? Agent.EpisodeSpec.SYNTHESIS : new Agent.EpisodeSpec(t, "teacher", 0, 1);
     return new Agent.EpisodeSpec(t, "openai", temperature, 1);
   }
 }

@@ -69,7 +69,7 @@ class ServedPolicyTest {
         return Behaviors.same();
       }), "judged-listener", Props.empty()));
 
-      var es = new Agent.EpisodeSpec("train", "openai", 1.0, 1);
+      var es = new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "openai", 1.0, 1);
       var summary = RunDriver.start(node, new RunDriver.RunSpec("served-" + System.nanoTime(), AGENTS, EPISODES, 11, Agent.PersistMode.NONE,
           Duration.ofMinutes(3), es), s -> {}).get(4, TimeUnit.MINUTES);
       assertTrue(summary.complete(), summary.toString());

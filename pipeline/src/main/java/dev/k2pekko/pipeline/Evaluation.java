@@ -56,7 +56,7 @@ final class Evaluation {
       ledger.note(String.format("eval open-%s: done before (version %d, %.1f%%)", stage, e.version(), 100 * e.success()));
       return e;
     }
-    var e = evaluate("open-" + stage, spec.open().evalTasks(), "held-out-open");
+    var e = evaluate("open-" + stage, spec.open().evalTasks(), Agent.Tasks.HELD_OUT_OPEN);
     ledger.save(key, toJson(e));
     return e;
   }
@@ -70,7 +70,7 @@ final class Evaluation {
   }
 
   /** {@code agents} held-out tasks of kind {@code tasks} (an agent's trials share one task), evaluated as run {@code <run>-eval-<stage>}. */
-  private Pipeline.Eval evaluate(String stage, int agents, String tasks) throws Exception {
+  private Pipeline.Eval evaluate(String stage, int agents, Agent.Tasks tasks) throws Exception {
     long t = System.nanoTime();
     var at = probe.status();
     long version = at.version();

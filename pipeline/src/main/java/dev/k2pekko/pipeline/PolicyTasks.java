@@ -1,6 +1,7 @@
 package dev.k2pekko.pipeline;
 
 import com.typesafe.config.Config;
+import dev.k2pekko.agents.Agent.Tasks;
 
 /**
  * The learned policy's task family in a pipeline run ({@code k2.policy.tasks}): which tasks the teacher synthesizes
@@ -8,10 +9,10 @@ import com.typesafe.config.Config;
  * trained on). {@code core}: the core tools' tasks; {@code kg}: the knowledge-graph tasks on the MCP memory server;
  * {@code fs}: the file tasks on the MCP filesystem server.
  */
-record PolicyTasks(String name, String train, String heldOut) {
-  static final PolicyTasks CORE = new PolicyTasks("core", "train", "held-out");
-  static final PolicyTasks KG = new PolicyTasks("kg", "kg-train", "kg-held-out");
-  static final PolicyTasks FS = new PolicyTasks("fs", "fs-train", "fs-held-out");
+record PolicyTasks(String name, Tasks train, Tasks heldOut) {
+  static final PolicyTasks CORE = new PolicyTasks("core", Tasks.TRAIN, Tasks.HELD_OUT);
+  static final PolicyTasks KG = new PolicyTasks("kg", Tasks.KG_TRAIN, Tasks.KG_HELD_OUT);
+  static final PolicyTasks FS = new PolicyTasks("fs", Tasks.FS_TRAIN, Tasks.FS_HELD_OUT);
 
   static PolicyTasks of(Config config) {
     String t = config.getString("k2.policy.tasks");

@@ -113,7 +113,7 @@ final class RlRounds {
       ledger.note(String.format("rl %d: its %,d rollouts were all in the journal; not rolled out again", r, before));
     } else {
       var sum = episodes.run(name, agents, tasksPerAgent * spec.rlRollouts(),
-          tasks.core() ? new Agent.EpisodeSpec("train", "learned", spec.rlTemperature(), spec.rlRollouts(), mix, spec.open().rlShare())
+          tasks.core() ? new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "learned", spec.rlTemperature(), spec.rlRollouts(), mix, spec.open().rlShare())
               // kg tasks draw their difficulty from the seed: no prioritized mix, no open tasks
               : new Agent.EpisodeSpec(tasks.train(), "learned", spec.rlTemperature(), spec.rlRollouts()), Agent.PersistMode.ALL, stage);
       counters = before > 0 ? journal.counters(prefix) : sum.counters();

@@ -78,7 +78,7 @@ class LearnerFailoverTest {
       TrainerNode.start(c, run);
 
       var spec = new RunDriver.RunSpec(run + "-synth", 40, 14, 5, Agent.PersistMode.ACCEPTED, Duration.ofSeconds(120),
-          new Agent.EpisodeSpec("train", "teacher", 0, 1));
+          new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "teacher", 0, 1));
       var summary = RunDriver.start(a, spec, s -> {}).get(150, TimeUnit.SECONDS);
       assertTrue(summary.complete());
       long persisted = summary.get("persisted");

@@ -35,11 +35,7 @@ public final class FileTasks {
 
   /** A task of {@code split}, as {@link KnowledgeGraphTasks#task(long, String, int, TaskGenerator.Split)}: the split is the prompt's own. */
   public Task task(long seed, String id, int difficulty, TaskGenerator.Split split) {
-    for (int attempt = 0; ; attempt++) {
-      var t = task(attempt == 0 ? seed : TaskGenerator.mix(seed + attempt), id, difficulty);
-      if (split == TaskGenerator.Split.ALL || TaskGenerator.heldOut(t) == (split == TaskGenerator.Split.HELD_OUT)) return t;
-      if (attempt > 1000) throw new IllegalStateException("no file task of split " + split + " in 1000 draws");
-    }
+    return TaskGenerator.firstOf(split, seed, "file task", s -> task(s, id, difficulty));
   }
 
   /**

@@ -43,11 +43,7 @@ public final class KnowledgeGraphTasks {
    * falls in it. {@link TaskGenerator.Split#ALL} is {@link #task(long, String, int)}.
    */
   public Task task(long seed, String id, int difficulty, TaskGenerator.Split split) {
-    for (int attempt = 0; ; attempt++) {
-      var t = task(attempt == 0 ? seed : TaskGenerator.mix(seed + attempt), id, difficulty);
-      if (split == TaskGenerator.Split.ALL || TaskGenerator.heldOut(t) == (split == TaskGenerator.Split.HELD_OUT)) return t;
-      if (attempt > 1000) throw new IllegalStateException("no knowledge-graph task of split " + split + " in 1000 draws");
-    }
+    return TaskGenerator.firstOf(split, seed, "knowledge-graph task", s -> task(s, id, difficulty));
   }
 
   /**

@@ -70,7 +70,25 @@ public final class TaskGenerator {
   }
 
   /** Which task instances a generator hands out: see {@link #heldOut(Task)}. */
-  public enum Split { ALL, TRAIN, HELD_OUT }
+  public enum Split {
+    ALL, TRAIN, HELD_OUT;
+
+    /** Whether {@code task} belongs to this split. */
+    public boolean admits(Task task) { return this == ALL || heldOut(task) == (this == HELD_OUT); }
+  }
+
+  /**
+   * The first task of {@code split} that {@code draw} makes from the seed stream {@code seed, mix(seed + 1), mix(seed +
+   * 2), ...}: a task outside the split is replaced by the next draw, so a seed gives the same task in every run.
+   * {@code family} names the tasks in the error when no draw of 1,000 falls in the split.
+   */
+  public static Task firstOf(Split split, long seed, String family, java.util.function.LongFunction<Task> draw) {
+    for (int attempt = 0; attempt <= 1000; attempt++) {
+      var t = draw.apply(attempt == 0 ? seed : mix(seed + attempt));
+      if (split.admits(t)) return t;
+    }
+    throw new IllegalStateException("no " + family + " of split " + split + " in 1000 draws");
+  }
 
   private Split split = Split.ALL;
   private boolean coreOnly;
@@ -97,20 +115,12 @@ public final class TaskGenerator {
   }
 
   public Task task(long seed, String id) {
-    for (int attempt = 0; ; attempt++) {
-      var t = draw(attempt == 0 ? seed : mix(seed + attempt), id);
-      if (split == Split.ALL || heldOut(t) == (split == Split.HELD_OUT)) return t;
-      if (attempt > 1000) throw new IllegalStateException("no task of split " + split + " in 1000 draws");
-    }
+    return firstOf(split, seed, "task", s -> draw(s, id));
   }
 
   /** A task of exactly {@code difficulty} steps (for evaluation sets with equal shares per difficulty). */
   public Task taskOfDifficulty(long seed, String id, int difficulty) {
-    for (int attempt = 0; ; attempt++) {
-      var t = draw(attempt == 0 ? seed : mix(seed + attempt), id, difficulty);
-      if (split == Split.ALL || heldOut(t) == (split == Split.HELD_OUT)) return t;
-      if (attempt > 1000) throw new IllegalStateException("no task of split " + split + " in 1000 draws");
-    }
+    return firstOf(split, seed, "task", s -> draw(s, id, difficulty));
   }
 
   private Task draw(long seed, String id) {
@@ -166,8 +176,7 @@ public final class TaskGenerator {
    */
   public Task openTask(long seed, String id, int facts) {
     if (facts < 1) throw new IllegalArgumentException("an open task gathers at least one fact");
-    for (int attempt = 0; ; attempt++) {
-      long s = attempt == 0 ? seed : mix(seed + attempt);
+    return firstOf(split, seed, "open task", s -> {
       var rnd = new SplittableRandom(s);
       var b = new TaskBuilder(universe, "core", s).asOpen();
       var topics = new ArrayList<>(List.of(TOPICS));
@@ -176,10 +185,8 @@ public final class TaskGenerator {
         if (i == 0) b.storeNotes("notes");
         else b.appendNotes();
       }
-      var t = b.build(id, distractors(rnd, "core"));
-      if (split == Split.ALL || heldOut(t) == (split == Split.HELD_OUT)) return t;
-      if (attempt > 1000) throw new IllegalStateException("no open task of split " + split + " in 1000 draws");
-    }
+      return b.build(id, distractors(rnd, "core"));
+    });
   }
 
   /** The open tasks gather two or three facts (one fact would give only twenty distinct prompts). */
