@@ -57,21 +57,37 @@ public final class GpuBench {
     var ops = new CudaOps();
     CudaDevice d = ops.device();
     System.out.println("device " + d.name() + " (" + d.arch() + "), " + d.versions());
+    int failed = 0;
     if (parts.contains("ns")) {
-      newtonSchulz(ops);
-      newtonSchulzModels(ops);
+      failed += part("ns", () -> newtonSchulz(ops));
+      failed += part("ns models", () -> newtonSchulzModels(ops));
     }
-    if (parts.contains("optim")) optimizerStep(ops);
-    if (parts.contains("ops")) opTimes(ops);
+    if (parts.contains("optim")) failed += part("optim", () -> optimizerStep(ops));
+    if (parts.contains("ops")) failed += part("ops", () -> opTimes(ops));
     if (parts.contains("step")) {
-      for (int[] size : MODELS) {
-        step(ops, size[0], size[1], size[2], "adamw", true);
-        step(ops, size[0], size[1], size[2], "adamw", false);
-        step(ops, size[0], size[1], size[2], "muonclip", true);
-      }
+      failed += part("step", () -> {
+        for (int[] size : MODELS) {
+          step(ops, size[0], size[1], size[2], "adamw", true);
+          step(ops, size[0], size[1], size[2], "adamw", false);
+          step(ops, size[0], size[1], size[2], "muonclip", true);
+        }
+      });
     }
-    if (parts.contains("agree")) agree(ops, agreeSteps);
+    if (parts.contains("agree")) failed += part("agree", () -> agree(ops, agreeSteps));
     System.out.println("pool: " + ops.memoryStats() + "; NVRTC compile " + Math.round(d.compileMs()) + " ms");
+    if (failed > 0) System.exit(1);
+  }
+
+  /** Runs one part; a part that throws is reported (stack trace on stderr) and the next parts still run. 1 if it threw. */
+  static int part(String name, Runnable body) {
+    try {
+      body.run();
+      return 0;
+    } catch (RuntimeException e) {
+      System.out.println("PART FAILED " + name + ": " + e);
+      e.printStackTrace();
+      return 1;
+    }
   }
 
   // ---- Newton–Schulz ----
