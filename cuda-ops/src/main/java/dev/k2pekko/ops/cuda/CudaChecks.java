@@ -26,8 +26,9 @@ import java.util.Random;
  *   <li>{@link #NS_FP64} = 5e-2 for the bf16 Newton–Schulz iteration (five steps of three GEMMs, every iterate rounded
  *       to bf16) against the same iteration in fp64, and {@link #NS_BATCH} = 2e-2 for its batched form against it one
  *       matrix at a time (the same roundings; a different GEMM reduction order flips some bf16 roundings, which the
- *       iteration carries on). An emulation in numpy (bf16 rounding of every iterate, fp32 products) gave 1.1e-2 to
- *       1.5e-2 and, with relative noise of 1e-7 to 1e-6 on the products, up to 7.7e-3.</li>
+ *       iteration carries on). An emulation in numpy (bf16 rounding of every iterate, fp32 products;
+ *       bench/ns_bf16_emulation.py) gave 1.1e-2 to 1.5e-2 and, with relative noise of 1e-7 to 1e-6 on the products,
+ *       up to 7.7e-3.</li>
  * </ul>
  * The op checks run with bf16 activations off (fp32 outputs); {@link #bf16Activations()} checks the ops that store
  * bf16 outputs when it is on, and fp32 ops reading such tensors.
