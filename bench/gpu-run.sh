@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU host: the CUDA self-test, then the Java and PyTorch benchmarks, each side in its own process.
-#   bash .gpu/gpu-run.sh .gpu [selftest,java,base,torch] [java parts: ns,ops,step,agree] [torch parts: ns,step,compile] [agree steps]
+#   bash .gpu/gpu-run.sh .gpu [selftest,java,base,torch] [java parts: ns,optim,ops,step,agree] [torch parts: ns,optim,step,compile] [agree steps]
 # base: GpuBench of an earlier build staged in DEST/base/lib (gpu-stage.sh with BASE=dir), parts $BASE_PARTS (step),
 # for a before/after comparison on the same machine.
 S=${1:-.gpu}

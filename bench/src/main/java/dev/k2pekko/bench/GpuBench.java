@@ -25,7 +25,13 @@ import java.util.Random;
  * <ul>
  *   <li>{@code ns}: Newton–Schulz 5 in bf16 on square and policy-shaped matrices, through the generic ops
  *       (NewtonSchulz.orthogonalize on CudaOps: fp32 tensors, bf16 GEMMs) and through CudaOps.newtonSchulz
- *       (bf16 throughout, the linear terms in the GEMMs' beta), timed with CUDA events;</li>
+ *       (bf16 throughout, the linear terms in the GEMMs' beta), timed with CUDA events; then, at every Muon shape of
+ *       the step part's two models, each group of same-shaped matrices one by one (newtonSchulz per matrix) and in
+ *       one CudaOps.newtonSchulzBatch call, and how far apart the two results are;</li>
+ *   <li>{@code optim}: the whole optimizer step (Muon for the hidden matrices, AdamW for the rest, no QK-Clip) on
+ *       the step part's two models with fixed random gradients: MuonClip.step (the Muon matrices grouped by shape,
+ *       batched) against MuonClip.update on each parameter in turn (one Newton–Schulz chain per matrix), alternating,
+ *       timed with CUDA events;</li>
  *   <li>{@code step}: one learner step (forward, backward, optimizer) of PolicyModel at d=512/L=8/B=32 and
  *       d=1024/L=12/B=16, T=1024, V=8192: with fused AdamW on every parameter (PyTorch's optimizer in the
  *       comparison) and with the repository's MuonClip; AdamW again with bf16 activations off (every output
@@ -46,22 +52,42 @@ public final class GpuBench {
   }
 
   public static void main(String[] args) {
-    String parts = args.length > 0 ? args[0] : "ns,step,agree";
+    var parts = java.util.Set.of((args.length > 0 ? args[0] : "ns,step,agree").split(","));
     int agreeSteps = args.length > 1 ? Integer.parseInt(args[1]) : 200;
     var ops = new CudaOps();
     CudaDevice d = ops.device();
     System.out.println("device " + d.name() + " (" + d.arch() + "), " + d.versions());
-    if (parts.contains("ns")) newtonSchulz(ops);
-    if (parts.contains("ops")) opTimes(ops);
-    if (parts.contains("step")) {
-      for (int[] size : new int[][] {{512, 8, 32}, {1024, 12, 16}}) {
-        step(ops, size[0], size[1], size[2], "adamw", true);
-        step(ops, size[0], size[1], size[2], "adamw", false);
-        step(ops, size[0], size[1], size[2], "muonclip", true);
-      }
+    int failed = 0;
+    if (parts.contains("ns")) {
+      failed += part("ns", () -> newtonSchulz(ops));
+      failed += part("ns models", () -> newtonSchulzModels(ops));
     }
-    if (parts.contains("agree")) agree(ops, agreeSteps);
+    if (parts.contains("optim")) failed += part("optim", () -> optimizerStep(ops));
+    if (parts.contains("ops")) failed += part("ops", () -> opTimes(ops));
+    if (parts.contains("step")) {
+      failed += part("step", () -> {
+        for (int[] size : MODELS) {
+          step(ops, size[0], size[1], size[2], "adamw", true);
+          step(ops, size[0], size[1], size[2], "adamw", false);
+          step(ops, size[0], size[1], size[2], "muonclip", true);
+        }
+      });
+    }
+    if (parts.contains("agree")) failed += part("agree", () -> agree(ops, agreeSteps));
     System.out.println("pool: " + ops.memoryStats() + "; NVRTC compile " + Math.round(d.compileMs()) + " ms");
+    if (failed > 0) System.exit(1);
+  }
+
+  /** Runs one part; a part that throws is reported (stack trace on stderr) and the next parts still run. 1 if it threw. */
+  static int part(String name, Runnable body) {
+    try {
+      body.run();
+      return 0;
+    } catch (RuntimeException e) {
+      System.out.println("PART FAILED " + name + ": " + e);
+      e.printStackTrace();
+      return 1;
+    }
   }
 
   // ---- Newton–Schulz ----
@@ -115,6 +141,164 @@ public final class GpuBench {
           "{\"bench\":\"ns5\",\"side\":\"java\",\"rows\":%d,\"cols\":%d,\"fused_ms\":%.4f,\"generic_ms\":%.4f,\"fused_tflops\":%.1f,\"generic_tflops\":%.1f}",
           s[0], s[1], fused, generic, f / fused / 1e9, f / generic / 1e9));
     }
+  }
+
+  /** The step part's models: d, layers, batch (T=1024, V=8192, heads of 64). */
+  static final int[][] MODELS = {{512, 8, 32}, {1024, 12, 16}};
+
+  static ModelConfig modelConfig(int dModel, int layers) {
+    return new ModelConfig(8192, dModel, layers, dModel / 64, 1024, 4, 1e-5);
+  }
+
+  /** The Muon matrices' shapes of a model (rows, cols) with how many of each, in order of first appearance. */
+  static Map<List<Integer>, Integer> muonShapes(ModelConfig cfg) {
+    var shapes = new java.util.LinkedHashMap<List<Integer>, Integer>();
+    for (ParamSpec s : PolicyModel.specsOf(cfg)) {
+      if (MuonClip.route(s.kind()) == MuonClip.Rule.MUON) shapes.merge(List.of(s.rows(), s.cols()), 1, Integer::sum);
+    }
+    return shapes;
+  }
+
+  static Tensor randn(CudaOps ops, Random rnd, int rows, int cols) {
+    float[] g = new float[rows * cols];
+    for (int i = 0; i < g.length; i++) g[i] = (float) rnd.nextGaussian();
+    return ops.tensor(rows, cols, g);
+  }
+
+  static List<Tensor> nsBatch(CudaOps ops, List<Tensor> gs) {
+    return ops.newtonSchulzBatch(gs, NewtonSchulz.STEPS, NewtonSchulz.A, NewtonSchulz.B, NewtonSchulz.C, NewtonSchulz.EPS);
+  }
+
+  static Tensor nsOne(CudaOps ops, Tensor g) {
+    return ops.newtonSchulz(g, NewtonSchulz.STEPS, NewtonSchulz.A, NewtonSchulz.B, NewtonSchulz.C, NewtonSchulz.EPS);
+  }
+
+  /**
+   * Every Muon shape of both models: one matrix alone, the model's matrices of that shape one by one, and the same
+   * in one batched call (each run in a scope, so the pool serves it from its free lists), CUDA-event medians of 20
+   * after 3 warm-ups; the largest ||batched - one|| / ||one|| over the group; then the sums over the model's shapes.
+   */
+  static void newtonSchulzModels(CudaOps ops) {
+    var rnd = new Random(5);
+    for (int[] m : MODELS) {
+      var cfg = modelConfig(m[0], m[1]);
+      double oneTotal = 0, batchTotal = 0;
+      int matrices = 0;
+      for (var e : muonShapes(cfg).entrySet()) {
+        int rows = e.getKey().get(0), cols = e.getKey().get(1), count = e.getValue();
+        var gs = new ArrayList<Tensor>();
+        for (int i = 0; i < count; i++) gs.add(randn(ops, rnd, rows, cols));
+        int reps = 20;
+        double single = eventMs(ops, () -> {
+          try (var scope = ops.scope()) {
+            nsOne(ops, gs.get(0));
+          }
+        }, reps);
+        double one = eventMs(ops, () -> {
+          try (var scope = ops.scope()) {
+            for (Tensor g : gs) nsOne(ops, g);
+          }
+        }, reps);
+        double batched = eventMs(ops, () -> {
+          try (var scope = ops.scope()) {
+            nsBatch(ops, gs);
+          }
+        }, reps);
+        double diff = 0;
+        try (var scope = ops.scope()) {
+          List<Tensor> b = nsBatch(ops, gs);
+          for (int i = 0; i < count; i++) {
+            Tensor o = nsOne(ops, gs.get(i));
+            diff = Math.max(diff, Math.sqrt(ops.sumOfSquares(ops.linear(1, b.get(i), -1, o)) / ops.sumOfSquares(o)));
+          }
+        }
+        double f = nsFlops(rows, cols) * count;
+        result(String.format(Locale.ROOT,
+            "{\"bench\":\"ns5_model\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"rows\":%d,\"cols\":%d,\"count\":%d,\"single_ms\":%.4f,"
+                + "\"one_by_one_ms\":%.4f,\"batched_ms\":%.4f,\"per_matrix_one_by_one_ms\":%.4f,\"per_matrix_batched_ms\":%.4f,"
+                + "\"batched_tflops\":%.1f,\"speedup\":%.2f,\"batched_vs_one_rel_diff_max\":%.2e}",
+            m[0], m[1], rows, cols, count, single, one, batched, one / count, batched / count, f / batched / 1e9, one / batched, diff));
+        oneTotal += one;
+        batchTotal += batched;
+        matrices += count;
+        gs.clear();
+        ops.trimPool();
+      }
+      result(String.format(Locale.ROOT,
+          "{\"bench\":\"ns5_model_total\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"matrices\":%d,\"one_by_one_ms\":%.4f,\"batched_ms\":%.4f,"
+              + "\"speedup\":%.2f}",
+          m[0], m[1], matrices, oneTotal, batchTotal, oneTotal / batchTotal));
+    }
+  }
+
+  /** The optimizer step as MuonClip.step ran it before grouping: MuonClip.update on each parameter in turn. */
+  static final class PerParameter {
+    final Map<String, Tensor> m = new HashMap<>(), v = new HashMap<>();
+    final MuonClip.Config cfg;
+    int t;
+
+    PerParameter(MuonClip.Config cfg) {
+      this.cfg = cfg;
+    }
+
+    void step(CudaOps ops, PolicyModel model, Map<String, Tensor> grads, double lr) {
+      t++;
+      for (ParamSpec s : model.specs()) {
+        boolean adam = MuonClip.route(s.kind()) == MuonClip.Rule.ADAMW;
+        Tensor mm = m.computeIfAbsent(s.name(), k -> ops.zeros(s.rows(), s.cols()));
+        Tensor vv = adam ? v.computeIfAbsent(s.name(), k -> ops.zeros(s.rows(), s.cols())) : null;
+        var r = MuonClip.update(ops, s.kind(), model.parameter(s.name()), grads.get(s.name()), mm, vv, t, lr, cfg);
+        model.setParameter(s.name(), r.weight());
+        m.put(s.name(), r.m());
+        if (adam) v.put(s.name(), r.v());
+      }
+    }
+  }
+
+  /**
+   * The whole optimizer step of both models (Muon + AdamW, QK-Clip off, as torch.optim.Muon + AdamW on the PyTorch
+   * side) on fixed random gradients: MuonClip.step (grouped, batched Newton–Schulz) and the per-parameter loop, each
+   * with its own optimizer state on the same model, 3 warm-ups each, then 10 of each alternating; CUDA-event medians.
+   */
+  static void optimizerStep(CudaOps ops) {
+    for (int[] size : MODELS) {
+      ops.trimPool();
+      var cfg = modelConfig(size[0], size[1]);
+      var model = new PolicyModel(cfg, ops, 1);
+      var rnd = new Random(6);
+      var grads = new HashMap<String, Tensor>();
+      for (ParamSpec s : model.specs()) grads.put(s.name(), ops.scale(randn(ops, rnd, s.rows(), s.cols()), 1e-3));
+      var optCfg = MuonClip.Config.defaults().withClip(false, 100);
+      var grouped = new MuonClip(optCfg, model);
+      var perParam = new PerParameter(optCfg);
+      double[][] noLogits = new double[cfg.layers()][cfg.heads()];
+      Runnable g = () -> grouped.step(model, grads, noLogits, 1e-3);
+      Runnable p = () -> perParam.step(ops, model, grads, 1e-3);
+      for (int i = 0; i < 3; i++) {
+        g.run();
+        p.run();
+      }
+      ops.synchronize();
+      int reps = 10;
+      double[] gm = new double[reps], pm = new double[reps];
+      var timer = new EventTimer(ops.device());
+      for (int i = 0; i < reps; i++) {
+        timer.start();
+        g.run();
+        gm[i] = timer.stopMs();
+        timer.start();
+        p.run();
+        pm[i] = timer.stopMs();
+      }
+      java.util.Arrays.sort(gm);
+      java.util.Arrays.sort(pm);
+      int muon = muonShapes(cfg).values().stream().mapToInt(Integer::intValue).sum();
+      result(String.format(Locale.ROOT,
+          "{\"bench\":\"optim_step\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"params\":%d,\"muon_matrices\":%d,\"optimizer\":\"muon+adamw\","
+              + "\"grouped_ms\":%.2f,\"grouped_ms_min\":%.2f,\"per_param_ms\":%.2f,\"per_param_ms_min\":%.2f,\"speedup\":%.2f}",
+          size[0], size[1], model.parameterCount(), muon, gm[reps / 2], gm[0], pm[reps / 2], pm[0], pm[reps / 2] / gm[reps / 2]));
+    }
+    ops.trimPool();
   }
 
   // ---- single ops at the d=512/B=32/T=1024 step's shapes ----
@@ -216,7 +400,7 @@ public final class GpuBench {
   static void step(CudaOps ops, int dModel, int layers, int batch, String optimizer, boolean bf16Act) {
     int seq = 1024, vocab = 8192;
     ops.trimPool(); // each configuration starts from an empty pool, as a learner with one model does
-    var cfg = new ModelConfig(vocab, dModel, layers, dModel / 64, seq, 4, 1e-5);
+    var cfg = modelConfig(dModel, layers);
     var model = new PolicyModel(cfg, ops, 1);
     var data = randomBatch(vocab, batch, seq, 2);
     boolean first = optimizer.equals("adamw") && bf16Act;

@@ -5,7 +5,9 @@ import dev.k2pekko.model.ParamSpec;
 import dev.k2pekko.model.PolicyModel;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.ops.TensorOps;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -93,7 +95,7 @@ public final class MuonClip {
   public static Updated update(TensorOps ops, ParamKind kind, Tensor w, Tensor g, Tensor m, Tensor v, int t, double lr, Config cfg) {
     return switch (route(kind)) {
       case MUON -> {
-        var r = Muon.step(ops, w, g, m, lr, new Muon.Config(cfg.momentum(), cfg.nesterov(), cfg.weightDecay()));
+        var r = Muon.step(ops, w, g, m, lr, muonConfig(cfg));
         yield new Updated(r.weight(), r.momentum(), null);
       }
       case ADAMW -> {
@@ -103,18 +105,45 @@ public final class MuonClip {
     };
   }
 
-  /** One optimizer step on the model's weights from grads, then QK-Clip from the forward's maxLogit (layers, heads). */
+  /**
+   * One optimizer step on the model's weights from grads, then QK-Clip from the forward's maxLogit (layers, heads).
+   * Each parameter gets what {@link #update} gives it; the Muon matrices go through {@link Muon#steps} together, so a
+   * fused backend orthogonalizes each group of same-shaped matrices (every layer's W_q, W_k, W_v, W_o; every W_1;
+   * every W_2) in one batched call.
+   */
   public StepReport step(PolicyModel model, Map<String, Tensor> grads, double[][] maxLogit, double lr) {
     TensorOps ops = model.ops();
-    t++;
     for (ParamSpec s : model.specs()) {
-      var r = update(ops, s.kind(), model.parameter(s.name()), grads.get(s.name()), state(first, s, ops),
-          route(s.kind()) == Rule.ADAMW ? state(second, s, ops) : null, t, lr, cfg);
+      if (grads.get(s.name()) == null) throw new IllegalArgumentException("no gradient for " + s.name() + ": nothing updated");
+    }
+    t++;
+    var muon = new ArrayList<ParamSpec>();
+    var ws = new ArrayList<Tensor>();
+    var gs = new ArrayList<Tensor>();
+    var ms = new ArrayList<Tensor>();
+    for (ParamSpec s : model.specs()) {
+      if (route(s.kind()) == Rule.MUON) {
+        muon.add(s);
+        ws.add(model.parameter(s.name()));
+        gs.add(grads.get(s.name()));
+        ms.add(state(first, s, ops));
+        continue;
+      }
+      var r = update(ops, s.kind(), model.parameter(s.name()), grads.get(s.name()), state(first, s, ops), state(second, s, ops), t, lr, cfg);
       model.setParameter(s.name(), r.weight());
       first.put(s.name(), r.m());
-      if (r.v() != null) second.put(s.name(), r.v());
+      second.put(s.name(), r.v());
+    }
+    List<Muon.Step> steps = Muon.steps(ops, ws, gs, ms, lr, muonConfig(cfg));
+    for (int i = 0; i < muon.size(); i++) {
+      model.setParameter(muon.get(i).name(), steps.get(i).weight());
+      first.put(muon.get(i).name(), steps.get(i).momentum());
     }
     return new StepReport(cfg.clip() ? clip(model, maxLogit) : ones(maxLogit));
+  }
+
+  private static Muon.Config muonConfig(Config cfg) {
+    return new Muon.Config(cfg.momentum(), cfg.nesterov(), cfg.weightDecay());
   }
 
   /** A parameter's optimizer state, zeros before its first step. */

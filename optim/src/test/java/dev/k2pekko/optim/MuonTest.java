@@ -95,4 +95,26 @@ class MuonTest {
     double[] wd0 = w.toDoubles(), gd = g.toDoubles(), out = s.weight().toDoubles();
     for (int i = 0; i < out.length; i++) assertEquals(wd0[i] - lr * (Math.signum(gd[i]) + wd * wd0[i]), out[i], 1e-14);
   }
+
+  @Test
+  void stepsOnSeveralMatricesEqualStepOnEach() {
+    int[][] shapes = {{6, 10}, {10, 6}, {6, 10}, {8, 8}};
+    var ws = new java.util.ArrayList<Tensor>();
+    var gs = new java.util.ArrayList<Tensor>();
+    var ms = new java.util.ArrayList<Tensor>();
+    for (int i = 0; i < shapes.length; i++) {
+      ws.add(NewtonSchulzTest.gaussian(70 + i, shapes[i][0], shapes[i][1]));
+      gs.add(NewtonSchulzTest.gaussian(80 + i, shapes[i][0], shapes[i][1]));
+      ms.add(NewtonSchulzTest.gaussian(90 + i, shapes[i][0], shapes[i][1]));
+    }
+    for (var cfg : new Muon.Config[] {Muon.Config.defaults(), new Muon.Config(0.9, false, 0.0)}) {
+      var all = Muon.steps(ops, ws, gs, ms, 0.02, cfg);
+      for (int i = 0; i < shapes.length; i++) {
+        var one = Muon.step(ops, ws.get(i), gs.get(i), ms.get(i), 0.02, cfg);
+        assertArrayEquals(one.weight().toDoubles(), all.get(i).weight().toDoubles(), 0.0, "weight #" + i);
+        assertArrayEquals(one.momentum().toDoubles(), all.get(i).momentum().toDoubles(), 0.0, "momentum #" + i);
+      }
+    }
+    assertThrows(IllegalArgumentException.class, () -> Muon.steps(ops, ws, gs.subList(0, 3), ms, 0.02, Muon.Config.defaults()));
+  }
 }

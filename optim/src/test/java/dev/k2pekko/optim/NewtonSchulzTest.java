@@ -2,10 +2,13 @@ package dev.k2pekko.optim;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.k2pekko.ops.FusedNewtonSchulz;
 import dev.k2pekko.ops.HostTensor;
 import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -82,5 +85,52 @@ class NewtonSchulzTest {
     }
     assertEquals(1.0, cosine / Math.sqrt(na * nb), 1e-12);
     assertTrue(Arrays.stream(s).allMatch(v -> v > 0.6 && v < 1.25));
+  }
+
+  /**
+   * A fused backend whose newtonSchulz is the generic loop on ReferenceOps and whose batch method is the interface's
+   * default (one by one); it records the shapes of every batch it is given.
+   */
+  static final class LoopFused implements FusedNewtonSchulz {
+    final List<List<String>> batches = new ArrayList<>();
+
+    @Override
+    public Tensor newtonSchulz(Tensor g, int steps, double a, double b, double c, double eps) {
+      assertEquals(List.of(NewtonSchulz.A, NewtonSchulz.B, NewtonSchulz.C, NewtonSchulz.EPS), List.of(a, b, c, eps));
+      return NewtonSchulz.orthogonalize(ReferenceOps.INSTANCE, g, steps);
+    }
+
+    @Override
+    public List<Tensor> newtonSchulzBatch(List<? extends Tensor> gs, int steps, double a, double b, double c, double eps) {
+      batches.add(gs.stream().map(Tensor::shapeString).toList());
+      return FusedNewtonSchulz.super.newtonSchulzBatch(gs, steps, a, b, c, eps);
+    }
+  }
+
+  @Test
+  void groupedByShapeGivesEachMatrixItsOwnResult() {
+    int[][] shapes = {{8, 12}, {12, 8}, {8, 12}, {16, 16}, {12, 8}, {8, 12}};
+    var gs = new ArrayList<Tensor>();
+    for (int i = 0; i < shapes.length; i++) gs.add(ops.scale(gaussian(40 + i, shapes[i][0], shapes[i][1]), 1 + i));
+    var fused = new LoopFused();
+    List<Tensor> grouped = NewtonSchulz.orthogonalizeGrouped(fused, gs, NewtonSchulz.STEPS);
+    List<Tensor> all = NewtonSchulz.orthogonalizeAll(ops, gs); // ReferenceOps is not fused: one by one
+    assertEquals(gs.size(), grouped.size());
+    for (int i = 0; i < gs.size(); i++) {
+      double[] one = NewtonSchulz.orthogonalize(ops, gs.get(i)).toDoubles();
+      assertEquals(gs.get(i).shapeString(), grouped.get(i).shapeString());
+      assertArrayEquals(one, grouped.get(i).toDoubles(), 0.0, "grouped #" + i);
+      assertArrayEquals(one, all.get(i).toDoubles(), 0.0, "orthogonalizeAll #" + i);
+    }
+    // one batch per shape, in order of first appearance
+    assertEquals(List.of(List.of("(8,12)", "(8,12)", "(8,12)"), List.of("(12,8)", "(12,8)"), List.of("(16,16)")), fused.batches);
+  }
+
+  @Test
+  void aBatchOfMixedShapesIsRefused() {
+    var e = assertThrows(IllegalArgumentException.class,
+        () -> new LoopFused().newtonSchulzBatch(List.of(gaussian(1, 4, 6), gaussian(2, 6, 4)), 5, NewtonSchulz.A, NewtonSchulz.B,
+            NewtonSchulz.C, NewtonSchulz.EPS));
+    assertTrue(e.getMessage().contains("(6,4)"), e.getMessage());
   }
 }

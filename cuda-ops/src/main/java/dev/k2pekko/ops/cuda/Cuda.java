@@ -41,7 +41,7 @@ public final class Cuda {
       cudaRuntimeGetVersion, cudaDeviceSynchronize;
   final MethodHandle cuInit, cuDeviceGet, cuDevicePrimaryCtxRetain, cuCtxSetCurrent, cuModuleLoadData, cuModuleGetFunction,
       cuLaunchKernel, cuFuncSetAttribute, cuGetErrorName, cuDeviceGetName;
-  final MethodHandle cublasCreate, cublasSetStream, cublasGemmEx, cublasGetVersion;
+  final MethodHandle cublasCreate, cublasSetStream, cublasGemmEx, cublasGemmStridedBatchedEx, cublasGetVersion;
   final MethodHandle nvrtcCreateProgram, nvrtcCompileProgram, nvrtcGetProgramLogSize, nvrtcGetProgramLog, nvrtcGetCUBINSize,
       nvrtcGetCUBIN, nvrtcDestroyProgram, nvrtcVersion, nvrtcGetErrorString;
 
@@ -93,6 +93,11 @@ public final class Cuda {
     cublasGemmEx = fn(blas, "cublasGemmEx", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT,
         JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG,
         JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    // as cublasGemmEx, with a long long stride after each matrix's leading dimension and the batch count before
+    // the compute type
+    cublasGemmStridedBatchedEx = fn(blas, "cublasGemmStridedBatchedEx", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT,
+        JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT,
+        JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT));
 
     nvrtcCreateProgram = fn(rtc, "nvrtcCreateProgram", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS));
     nvrtcCompileProgram = fn(rtc, "nvrtcCompileProgram", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT, ADDRESS));

@@ -23,6 +23,12 @@ import java.util.Random;
  *       for its gradients (q, k, v and the probabilities all pass through bf16 on the tensor cores);</li>
  *   <li>{@link #BF16_OUT} = 5e-3 for an fp32 computation whose output is stored as bf16 (bf16 activations: one
  *       rounding to 8 significant bits, at most 2^-9 = 2e-3 of each element, about 1.1e-3 norm-wise).</li>
+ *   <li>{@link #NS_FP64} = 5e-2 for the bf16 Newton–Schulz iteration (five steps of three GEMMs, every iterate rounded
+ *       to bf16) against the same iteration in fp64, and {@link #NS_BATCH} = 2e-2 for its batched form against it one
+ *       matrix at a time (the same roundings; a different GEMM reduction order flips some bf16 roundings, which the
+ *       iteration carries on). An emulation in numpy (bf16 rounding of every iterate, fp32 products;
+ *       bench/ns_bf16_emulation.py) gave 1.1e-2 to 1.5e-2 and, with relative noise of 1e-7 to 1e-6 on the products,
+ *       up to 7.7e-3.</li>
  * </ul>
  * The op checks run with bf16 activations off (fp32 outputs); {@link #bf16Activations()} checks the ops that store
  * bf16 outputs when it is on, and fp32 ops reading such tensors.
@@ -32,6 +38,7 @@ import java.util.Random;
  */
 public final class CudaChecks {
   public static final double FP32 = 2e-5, BF16_GEMM = 1e-2, BF16_ATTENTION = 2e-2, BF16_ATTENTION_GRAD = 4e-2, BF16_OUT = 5e-3;
+  public static final double NS_FP64 = 5e-2, NS_BATCH = 2e-2;
 
   public record Result(String name, double error, double tolerance) {
     public boolean passed() {
@@ -70,7 +77,63 @@ public final class CudaChecks {
     attention();
     scopes();
     bf16Activations();
+    try {
+      newtonSchulz();
+    } catch (RuntimeException e) { // one failed check with the reason, and the other checks' results still reported
+      results.add(new Result("newtonSchulz checks threw " + e, Double.NaN, NS_BATCH));
+    }
     return results;
+  }
+
+  /** Muon's Newton–Schulz coefficients, steps and eps (dev.k2pekko.optim.NewtonSchulz, which this module cannot see). */
+  private static final double NS_A = 3.4445, NS_B = -4.7750, NS_C = 2.0315, NS_EPS = 1e-7;
+  private static final int NS_STEPS = 5;
+
+  /**
+   * The bf16 Newton–Schulz iteration: newtonSchulz against the fp64 iteration of the same formula on ReferenceOps
+   * ({@link #NS_FP64}), and newtonSchulzBatch against newtonSchulz one by one ({@link #NS_BATCH}), in batches of 1 and
+   * 4 of square, wide and tall shapes (tall ones run transposed), sizes that are not multiples of the kernels' 32x32
+   * tiles, each matrix at its own scale (a norm applied to the wrong matrix, or a result in the wrong slot, is off by
+   * O(1)), and one batch holding the same tensor twice.
+   */
+  void newtonSchulz() {
+    int[][] shapes = {{64, 64}, {40, 96}, {96, 40}, {33, 70}, {200, 72}};
+    for (int[] s : shapes) {
+      for (int batch : new int[] {1, 4}) {
+        var in = new ArrayList<Tensor>();
+        for (int i = 0; i < batch; i++) in.add(rf(s[0], s[1], 0.5 + 3 * i));
+        List<Tensor> batched = gpu.newtonSchulzBatch(in, NS_STEPS, NS_A, NS_B, NS_C, NS_EPS);
+        if (batched.size() != batch) {
+          results.add(new Result("newtonSchulzBatch: " + batched.size() + " results for " + batch + " inputs", Double.NaN, NS_BATCH));
+          continue;
+        }
+        for (int i = 0; i < batch; i++) {
+          Tensor one = gpu.newtonSchulz(in.get(i), NS_STEPS, NS_A, NS_B, NS_C, NS_EPS);
+          String what = " batch " + batch + " #" + i;
+          if (batch == 1) check("newtonSchulz bf16 vs fp64", NS_FP64, referenceNs(in.get(i)), one);
+          check("newtonSchulzBatch vs one by one" + what, NS_BATCH, one, batched.get(i));
+        }
+      }
+    }
+    Tensor g = gpu.tensor(48, 80, rf(48, 80, 2).toDoubles()), h = gpu.tensor(48, 80, rf(48, 80, 1).toDoubles()); // on the device once
+    List<Tensor> twice = gpu.newtonSchulzBatch(List.of(g, h, g), NS_STEPS, NS_A, NS_B, NS_C, NS_EPS);
+    Tensor one = gpu.newtonSchulz(g, NS_STEPS, NS_A, NS_B, NS_C, NS_EPS);
+    check("newtonSchulzBatch, a tensor twice: first", NS_BATCH, one, twice.get(0));
+    check("newtonSchulzBatch, a tensor twice: second", NS_BATCH, one, twice.get(2));
+    check("newtonSchulzBatch, a tensor twice: between", NS_BATCH, gpu.newtonSchulz(h, NS_STEPS, NS_A, NS_B, NS_C, NS_EPS), twice.get(1));
+  }
+
+  /** NewtonSchulz's generic loop in fp64. */
+  private Tensor referenceNs(Tensor g) {
+    Tensor x = ref.scale(g, 1.0 / (Math.sqrt(ref.sumOfSquares(g)) + NS_EPS));
+    boolean tall = g.rows() > g.cols();
+    if (tall) x = ref.transpose(x);
+    for (int i = 0; i < NS_STEPS; i++) {
+      Tensor a = ref.matmul(x, false, x, true);
+      Tensor b = ref.linear(NS_B, a, NS_C, ref.matmul(a, false, a, false));
+      x = ref.linear(NS_A, x, 1.0, ref.matmul(b, false, x, false));
+    }
+    return tall ? ref.transpose(x) : x;
   }
 
   /**

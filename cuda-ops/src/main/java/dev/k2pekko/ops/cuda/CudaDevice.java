@@ -172,6 +172,14 @@ public final class CudaDevice {
     }
   }
 
+  /** Host longs (device pointers) to device, as {@link #upload(long, int[])}. */
+  void upload(long dst, long[] src) {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment h = a.allocateFrom(JAVA_LONG, src);
+      copyAsync(dst, h.address(), 8L * src.length, Cuda.H2D);
+    }
+  }
+
   float[] downloadFloats(long src, int n) {
     try (Arena a = Arena.ofConfined()) {
       MemorySegment h = a.allocate(4L * Math.max(n, 1), 16);
@@ -225,6 +233,26 @@ public final class CudaDevice {
       Cuda.blas("cublasGemmEx", (int) cuda.cublasGemmEx.invokeExact(cublas, transB ? Cuda.CUBLAS_OP_T : Cuda.CUBLAS_OP_N,
           transA ? Cuda.CUBLAS_OP_T : Cuda.CUBLAS_OP_N, n, m, k, scratch.asSlice(0, 4), b, bType, ldb, a, aType, lda,
           scratch.asSlice(8, 4), out, outType, n, Cuda.CUBLAS_COMPUTE_32F, Cuda.CUBLAS_GEMM_DEFAULT_TENSOR_OP));
+    } catch (Throwable t) {
+      throw Cuda.rethrow(t);
+    }
+  }
+
+  /**
+   * {@link #gemm} on {@code batch} same-shaped problems in one cublasGemmStridedBatchedEx: problem i reads
+   * a + i*strideA, b + i*strideB and writes out + i*strideOut (strides in elements of each operand's type).
+   */
+  synchronized void gemmStridedBatched(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, int aType,
+      long strideA, long b, int bType, long strideB, float beta, long out, int outType, long strideOut, int batch) {
+    makeCurrent();
+    int lda = transA ? m : k, ldb = transB ? k : n;
+    scratch.set(JAVA_FLOAT, 0, alpha);
+    scratch.set(JAVA_FLOAT, 8, beta);
+    try {
+      Cuda.blas("cublasGemmStridedBatchedEx", (int) cuda.cublasGemmStridedBatchedEx.invokeExact(cublas,
+          transB ? Cuda.CUBLAS_OP_T : Cuda.CUBLAS_OP_N, transA ? Cuda.CUBLAS_OP_T : Cuda.CUBLAS_OP_N, n, m, k, scratch.asSlice(0, 4),
+          b, bType, ldb, strideB, a, aType, lda, strideA, scratch.asSlice(8, 4), out, outType, n, strideOut, batch,
+          Cuda.CUBLAS_COMPUTE_32F, Cuda.CUBLAS_GEMM_DEFAULT_TENSOR_OP));
     } catch (Throwable t) {
       throw Cuda.rethrow(t);
     }

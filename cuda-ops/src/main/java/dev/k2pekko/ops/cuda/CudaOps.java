@@ -1,5 +1,6 @@
 package dev.k2pekko.ops.cuda;
 
+import dev.k2pekko.ops.FusedNewtonSchulz;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.ops.TensorOps;
 import java.lang.ref.Reference;
@@ -26,7 +27,7 @@ import java.util.Set;
  * per-head maximum logit comes out of the same kernel into a device slab shared by consecutive calls, read back
  * once (see {@link Attention#maxLogit()}).
  */
-public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchulz {
+public final class CudaOps implements TensorOps, FusedNewtonSchulz {
   /** Operand precision of matrix products: bf16 tensor cores (default) or plain fp32. Accumulation is fp32 in both. */
   public enum Precision { BF16, FP32 }
 
@@ -413,6 +414,72 @@ public final class CudaOps implements TensorOps, dev.k2pekko.ops.FusedNewtonSchu
     for (DeviceMemory.Block blk : new DeviceMemory.Block[] {acc, x, xn, am, bm}) dev.memory.release(blk);
     keep(g, src);
     return tall ? transpose(out) : out;
+  }
+
+  /** Most matrices one batched call runs together: the kernels put the matrix index in a grid dimension (65535 at most). */
+  static final int NS_MAX_BATCH = 65535;
+
+  /**
+   * {@link #newtonSchulz} of every matrix of gs (all of one shape) at once: the per-matrix sums of squares in one
+   * kernel (double accumulators, one per matrix), the scaled bf16 start of every matrix (transposed when tall) in
+   * one kernel into one buffer (matrix i at i*R*K), then the same {@code steps} x 3 GEMMs as the single path, each
+   * one cublasGemmStridedBatchedEx over the whole batch with the same operand types, the same linear terms in beta
+   * and the same bf16 rounding points, and one kernel writing each fp32 result (transposed back when tall). The
+   * results equal newtonSchulz's up to the GEMMs' and the norm's reduction order. Returns fp32 tensors, one per input.
+   */
+  @Override
+  public List<Tensor> newtonSchulzBatch(List<? extends Tensor> gts, int steps, double a, double b, double c, double eps) {
+    FusedNewtonSchulz.checkOneShape(gts);
+    if (gts.size() > NS_MAX_BATCH) {
+      var out = new ArrayList<Tensor>(gts.size());
+      for (int i = 0; i < gts.size(); i += NS_MAX_BATCH) {
+        out.addAll(newtonSchulzBatch(gts.subList(i, Math.min(gts.size(), i + NS_MAX_BATCH)), steps, a, b, c, eps));
+      }
+      return out;
+    }
+    int batch = gts.size();
+    if (batch == 0) return List.of();
+    int rows = gts.get(0).rows(), cols = gts.get(0).cols();
+    CudaTensor[] g = new CudaTensor[batch], out = new CudaTensor[batch];
+    for (int i = 0; i < batch; i++) g[i] = c(gts.get(i));
+    for (int i = 0; i < batch; i++) out[i] = alloc(rows, cols);
+    long n = (long) rows * cols;
+    if (n == 0) return List.<Tensor>of(out);
+    boolean tall = rows > cols;
+    int r = tall ? cols : rows, k = tall ? rows : cols; // the iterate X is (r, k), r <= k
+    long rr = (long) r * r;
+    long[] src = new long[batch], dst = new long[batch];
+    for (int i = 0; i < batch; i++) {
+      src[i] = g[i].ptr();
+      dst[i] = out[i].ptr();
+    }
+    DeviceMemory.Block srcs = scratch(8L * batch), dsts = scratch(8L * batch), acc = scratch(8L * batch);
+    DeviceMemory.Block x = scratch(2 * n * batch), xn = scratch(2 * n * batch), am = scratch(2 * rr * batch), bm = scratch(2 * rr * batch);
+    dev.upload(srcs.ptr, src);
+    dev.upload(dsts.ptr, dst);
+    dev.memsetAsync(acc.ptr, 0, 8L * batch);
+    int perMatrix = (int) Math.max(1, Math.min((n + THREADS - 1) / THREADS, Math.max(1, dev.smCount * 16L / batch)));
+    dev.launch(fn("k_sumsq_batch"), perMatrix, batch, 1, THREADS, 1, 1, 0, acc.ptr, srcs.ptr, n);
+    dev.launch(fn("k_ns_init_batch"), (cols + 31) / 32, (rows + 31) / 32, batch, 32, 8, 1, 0, x.ptr, srcs.ptr, acc.ptr, (float) eps,
+        rows, cols, tall ? 1 : 0);
+    long cur = x.ptr, next = xn.ptr;
+    for (int i = 0; i < steps; i++) {
+      dev.gemmStridedBatched(false, true, r, r, k, 1f, cur, Cuda.CUDA_R_16BF, n, cur, Cuda.CUDA_R_16BF, n, 0f, am.ptr, Cuda.CUDA_R_16BF,
+          rr, batch);
+      dev.copyAsync(bm.ptr, am.ptr, 2 * rr * batch, Cuda.D2D);
+      dev.gemmStridedBatched(false, false, r, r, r, (float) c, am.ptr, Cuda.CUDA_R_16BF, rr, am.ptr, Cuda.CUDA_R_16BF, rr, (float) b,
+          bm.ptr, Cuda.CUDA_R_16BF, rr, batch);
+      dev.copyAsync(next, cur, 2 * n * batch, Cuda.D2D);
+      dev.gemmStridedBatched(false, false, r, k, r, 1f, bm.ptr, Cuda.CUDA_R_16BF, rr, cur, Cuda.CUDA_R_16BF, n, (float) a, next,
+          Cuda.CUDA_R_16BF, n, batch);
+      long t = cur;
+      cur = next;
+      next = t;
+    }
+    dev.launch(fn("k_ns_unpack_batch"), (k + 31) / 32, (r + 31) / 32, batch, 32, 8, 1, 0, dsts.ptr, cur, r, k, tall ? 1 : 0);
+    for (DeviceMemory.Block blk : new DeviceMemory.Block[] {srcs, dsts, acc, x, xn, am, bm}) dev.memory.release(blk);
+    keep((Object[]) g);
+    return List.<Tensor>of(out);
   }
 
   // ---- reductions ----

@@ -568,3 +568,80 @@ extern "C" __global__ void k_ns_init(bf16_t* x, const float* g, const double* su
 extern "C" __global__ void k_bf16_to_f32(float* out, const bf16_t* x, long long n) {
   map1t(out, x, n, [](float v) { return v; });
 }
+
+// ---- batched Newton-Schulz (CudaOps.newtonSchulzBatch): same-shaped matrices, one launch each for all ----
+// gs / outs: device arrays of `batch` device pointers, one per matrix. Grid z (or y) is the matrix index.
+
+// acc[m] += sum of gs[m][0..n)^2 in double, as k_reduce's mode 1 per matrix. Grid (blocks, batch), acc zeroed.
+extern "C" __global__ void k_sumsq_batch(double* acc, const unsigned long long* gs, long long n) {
+  __shared__ double sh[32];
+  const float* a = (const float*)gs[blockIdx.y];
+  double s = 0;
+  GRID_STRIDE(i, n) {
+    double x = a[i];
+    s += x * x;
+  }
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (lane == 0) sh[w] = s;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double t = 0;
+    for (int i = 0; i < (blockDim.x + 31) / 32; i++) t += sh[i];
+    atomicAdd(acc + blockIdx.y, t);
+  }
+}
+
+// x + m*rows*cols = bf16(gs[m] / (sqrt(sumsq[m]) + eps)) (k_ns_init's arithmetic), stored transposed (cols, rows)
+// when transpose != 0. gs[m] is (rows, cols) fp32. Grid (ceil(cols/32), ceil(rows/32), batch), block (32, 8).
+extern "C" __global__ void k_ns_init_batch(bf16_t* x, const unsigned long long* gs, const double* sumsq, float eps, int rows,
+                                           int cols, int transpose) {
+  __shared__ float tile[32][33];
+  int m = blockIdx.z;
+  const float* g = (const float*)gs[m];
+  bf16_t* out = x + (long long)m * rows * cols;
+  float inv = 1.f / ((float)sqrt(sumsq[m]) + eps);
+  int bx = blockIdx.x * 32, by = blockIdx.y * 32;
+  if (!transpose) {
+    for (int j = threadIdx.y; j < 32; j += 8) {
+      int r = by + j, c = bx + threadIdx.x;
+      if (r < rows && c < cols) out[(long long)r * cols + c] = f2bf(g[(long long)r * cols + c] * inv);
+    }
+    return;
+  }
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    int r = by + j, c = bx + threadIdx.x;
+    if (r < rows && c < cols) tile[j][threadIdx.x] = g[(long long)r * cols + c];
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    int r = bx + j, c = by + threadIdx.x;  // out row = g's column
+    if (r < cols && c < rows) out[(long long)r * rows + c] = f2bf(tile[threadIdx.x][j] * inv);
+  }
+}
+
+// outs[m] (fp32) = x + m*rows*cols (bf16, (rows, cols)), transposed into (cols, rows) when transpose != 0.
+// Grid (ceil(cols/32), ceil(rows/32), batch), block (32, 8).
+extern "C" __global__ void k_ns_unpack_batch(const unsigned long long* outs, const bf16_t* x, int rows, int cols, int transpose) {
+  __shared__ float tile[32][33];
+  int m = blockIdx.z;
+  float* out = (float*)outs[m];
+  const bf16_t* a = x + (long long)m * rows * cols;
+  int bx = blockIdx.x * 32, by = blockIdx.y * 32;
+  if (!transpose) {
+    for (int j = threadIdx.y; j < 32; j += 8) {
+      int r = by + j, c = bx + threadIdx.x;
+      if (r < rows && c < cols) out[(long long)r * cols + c] = ld1(a, (long long)r * cols + c);
+    }
+    return;
+  }
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    int r = by + j, c = bx + threadIdx.x;
+    if (r < rows && c < cols) tile[j][threadIdx.x] = ld1(a, (long long)r * cols + c);
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    int r = bx + j, c = by + threadIdx.x;  // out row = x's column
+    if (r < cols && c < rows) out[(long long)r * rows + c] = tile[threadIdx.x][j];
+  }
+}
