@@ -107,7 +107,7 @@ public final class McpBench {
       var bridgeLat = new long[rounds * calls];
       var sdkLat = new long[rounds * calls];
       var perRound = new ObjectMapper().createArrayNode();
-      int slice = slices(calls, sliceCalls);
+      int slice = sliceSize(calls, sliceCalls);
       for (int r = 0; r < rounds; r++) {
         // the three take turns at going first (bridge, actor, SDK; then actor, SDK, bridge; ...): what runs right after
         // another process's round, or first after a pause, does not always fall to the same side. Within a round they
@@ -154,7 +154,7 @@ public final class McpBench {
   }
 
   /** Calls per slice: {@code sliceCalls}, or the whole round when that is 0 or more than the round. */
-  static int slices(int calls, int sliceCalls) {
+  static int sliceSize(int calls, int sliceCalls) {
     return sliceCalls <= 0 ? calls : Math.min(sliceCalls, calls);
   }
 
