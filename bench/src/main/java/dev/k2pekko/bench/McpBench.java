@@ -41,9 +41,10 @@ public final class McpBench {
   /**
    * @param server NAME=COMMAND of the server; @param tool the server's tool to call; @param calls calls per measured
    * round; @param concurrency calls in flight at once; @param rounds measured rounds of each (bridge, the server's actor
-   * and the SDK take turns at going first); @param warmupRounds unmeasured rounds of each before
+   * and the SDK take turns at going first); @param warmupRounds unmeasured rounds of each before; @param sliceCalls
+   * within a measured round the three alternate every this many calls (0: each its whole round at once)
    */
-  public record Settings(String server, String tool, int calls, int concurrency, int rounds, int warmupRounds) {}
+  public record Settings(String server, String tool, int calls, int concurrency, int rounds, int warmupRounds, int sliceCalls) {}
 
   private final int concurrency;
 
@@ -53,11 +54,11 @@ public final class McpBench {
 
   /** The figures of one run on {@code system} (whose config is {@code config}); the caller stops the system. */
   public static ObjectNode run(Config config, ActorSystem<?> system, Settings s) throws Exception {
-    return new McpBench(s.concurrency()).measureAll(config, system, s.server(), s.tool(), s.calls(), s.rounds(), s.warmupRounds());
+    return new McpBench(s.concurrency()).measureAll(config, system, s.server(), s.tool(), s.calls(), s.rounds(), s.warmupRounds(), s.sliceCalls());
   }
 
   private ObjectNode measureAll(Config config, ActorSystem<?> system, String server, String tool, int calls, int rounds,
-                                int warmupRounds) throws Exception {
+                                int warmupRounds, int sliceCalls) throws Exception {
     var spec = McpServer.Spec.parse(server);
     Map<String, Object> args = tool.equals("echo") ? Map.of("message", "hello from k2") : Map.of();
     McpAsyncClient direct = null;
@@ -86,10 +87,10 @@ public final class McpBench {
       var callNo = new long[1];
       Supplier<CompletableFuture<?>> viaBridge = () -> AskPattern.<ToolCommand, ToolResult>ask(worker,
           replyTo -> new ToolCall("bench", "c" + callNo[0]++, k2Name, args, replyTo), settings.callTimeout(), system.scheduler())
-          .toCompletableFuture().thenApply(r -> {
+          .toCompletableFuture().thenApplyAsync(r -> {
             if (!r.ok()) throw new IllegalStateException("bridge call failed: " + r);
             return r;
-          });
+          }, Runnable::run);
       Supplier<CompletableFuture<?>> viaSdk = () -> d.callTool(new McpSchema.CallToolRequest(tool, args)).toFuture();
       // the server's actor asked directly, without the tool worker (and its firewall): where the bridge's time goes
       Supplier<CompletableFuture<?>> viaActor = () -> AskPattern.<McpServer.Command, ToolResult>ask(serverRef,
@@ -101,48 +102,49 @@ public final class McpBench {
       for (int w = 0; w < warmupRounds; w++) {
         for (int k = 0; k < 3; k++) measure(switch ((w + k) % 3) { case 0 -> viaBridge; case 1 -> viaActor; default -> viaSdk; }, calls);
       }
-      double[] bridge = new double[2], sdk = new double[2], actor = new double[2];
+      // per path: calls, seconds, CPU seconds (this JVM and the server processes)
+      double[] bridge = new double[3], sdk = new double[3], actor = new double[3];
       var bridgeLat = new long[rounds * calls];
       var sdkLat = new long[rounds * calls];
       var perRound = new ObjectMapper().createArrayNode();
+      int slice = sliceSize(calls, sliceCalls);
       for (int r = 0; r < rounds; r++) {
         // the three take turns at going first (bridge, actor, SDK; then actor, SDK, bridge; ...): what runs right after
-        // another process's round, or first after a pause, does not always fall to the same side
-        var row = perRound.addObject();
-        for (int k = 0; k < 3; k++) {
-          switch ((r + k) % 3) {
-            case 0 -> {
-              var b = measure(viaBridge, calls);
-              System.arraycopy(b.latencies, 0, bridgeLat, r * calls, calls);
-              bridge[0] += calls;
-              bridge[1] += b.seconds;
-              row.put("bridge", Math.round(calls / b.seconds));
-            }
-            case 1 -> {
-              var a = measure(viaActor, calls);
-              actor[0] += calls;
-              actor[1] += a.seconds;
-              row.put("actor", Math.round(calls / a.seconds));
-            }
-            default -> {
-              var sd = measure(viaSdk, calls);
-              System.arraycopy(sd.latencies, 0, sdkLat, r * calls, calls);
-              sdk[0] += calls;
-              sdk[1] += sd.seconds;
-              row.put("sdk", Math.round(calls / sd.seconds));
+        // another process's round, or first after a pause, does not always fall to the same side. Within a round they
+        // alternate in slices, so that a slow spell of the machine (another process's work, the JVM growing its heap and
+        // touching the new pages) falls on all three rather than on whichever ran its whole round then.
+        double[] bridgeRound = new double[3], actorRound = new double[3], sdkRound = new double[3];
+        for (int done = 0; done < calls; done += slice) {
+          int n = Math.min(slice, calls - done);
+          for (int k = 0; k < 3; k++) {
+            switch ((r + k) % 3) {
+              case 0 -> add(bridgeRound, measure(viaBridge, n, bridgeLat, r * calls + done));
+              case 1 -> add(actorRound, measure(viaActor, n, null, 0));
+              default -> add(sdkRound, measure(viaSdk, n, sdkLat, r * calls + done));
             }
           }
+        }
+        var row = perRound.addObject();
+        row.put("bridge", Math.round(bridgeRound[0] / bridgeRound[1])).put("actor", Math.round(actorRound[0] / actorRound[1]))
+            .put("sdk", Math.round(sdkRound[0] / sdkRound[1]));
+        for (int i = 0; i < 3; i++) {
+          bridge[i] += bridgeRound[i];
+          actor[i] += actorRound[i];
+          sdk[i] += sdkRound[i];
         }
       }
       Arrays.sort(bridgeLat);
       Arrays.sort(sdkLat);
       double bridgeRate = bridge[0] / bridge[1], sdkRate = sdk[0] / sdk[1];
       var o = new ObjectMapper().createObjectNode().put("bench", "mcp").put("server", spec.name()).put("tool", tool)
-          .put("calls_per_round", calls).put("rounds", rounds).put("warmup_rounds", warmupRounds).put("concurrency", concurrency)
+          .put("calls_per_round", calls).put("calls_per_slice", slice).put("rounds", rounds).put("warmup_rounds", warmupRounds).put("concurrency", concurrency)
           .put("bridge_calls_per_s", Math.round(bridgeRate)).put("bridge_p50_ms", ms(bridgeLat, 0.50)).put("bridge_p99_ms", ms(bridgeLat, 0.99))
           .put("sdk_calls_per_s", Math.round(sdkRate)).put("sdk_p50_ms", ms(sdkLat, 0.50)).put("sdk_p99_ms", ms(sdkLat, 0.99))
           .put("server_actor_only_calls_per_s", Math.round(actor[0] / actor[1]))
           .put("bridge_over_sdk_time", Math.round(1000 * sdkRate / bridgeRate) / 1000.0)
+          .put("bridge_cpu_us_per_call", Math.round(10 * 1e6 * bridge[2] / bridge[0]) / 10.0)
+          .put("server_actor_only_cpu_us_per_call", Math.round(10 * 1e6 * actor[2] / actor[0]) / 10.0)
+          .put("sdk_cpu_us_per_call", Math.round(10 * 1e6 * sdk[2] / sdk[0]) / 10.0)
           .put("cores", Runtime.getRuntime().availableProcessors());
       o.set("calls_per_s_by_round", perRound);
       return o;
@@ -151,25 +153,55 @@ public final class McpBench {
     }
   }
 
-  private record Round(long[] latencies, double seconds) {}
+  /** Calls per slice: {@code sliceCalls}, or the whole round when that is 0 or more than the round. */
+  static int sliceSize(int calls, int sliceCalls) {
+    return sliceCalls <= 0 ? calls : Math.min(sliceCalls, calls);
+  }
 
-  /** {@code n} calls, at most {@code concurrency} in flight; each call's latency in nanoseconds. */
-  private Round measure(Supplier<CompletableFuture<?>> call, int n) throws Exception {
-    var lat = new long[n];
+  private record Slice(int calls, double seconds, double cpuSeconds) {}
+
+  private static void add(double[] sums, Slice s) {
+    sums[0] += s.calls;
+    sums[1] += s.seconds;
+    sums[2] += s.cpuSeconds;
+  }
+
+  /** CPU time so far of this JVM and of its child processes (the servers), in seconds. */
+  private static double cpuSeconds() {
+    var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    long n = os.getProcessCpuTime();
+    for (var ch : ProcessHandle.current().children().toList()) n += ch.info().totalCpuDuration().map(Duration::toNanos).orElse(0L);
+    return n / 1e9;
+  }
+
+  private Slice measure(Supplier<CompletableFuture<?>> call, int n) throws Exception {
+    return measure(call, n, null, 0);
+  }
+
+  /**
+   * {@code n} calls, at most {@code concurrency} in flight; each call's latency in nanoseconds goes to {@code lat} from
+   * {@code at} (when not null). Each answer is taken on the thread that completes the call's future, for every path:
+   * the futures of Pekko's ask (Scala's, converted) run {@code whenComplete} and {@code thenApply} callbacks on
+   * {@code ForkJoinPool.commonPool()}, a thread hop per call that the SDK's futures do not make, hence the
+   * {@code ...Async(..., Runnable::run)} forms here and in the bridge's check.
+   */
+  private Slice measure(Supplier<CompletableFuture<?>> call, int n, long[] lat, int at) throws Exception {
+    double cpu0 = cpuSeconds();
     var permits = new Semaphore(concurrency);
     var all = new CompletableFuture<?>[n];
     long t0 = System.nanoTime();
     for (int i = 0; i < n; i++) {
       if (!permits.tryAcquire(30, TimeUnit.SECONDS)) throw new IllegalStateException("no call finished within 30 s");
-      int k = i;
+      int k = at + i;
       long start = System.nanoTime();
-      all[i] = call.get().whenComplete((r, e) -> {
-        lat[k] = System.nanoTime() - start;
+      all[i] = call.get().whenCompleteAsync((r, e) -> {
+        if (lat != null) lat[k] = System.nanoTime() - start;
         permits.release();
-      });
+      }, Runnable::run);
     }
     CompletableFuture.allOf(all).get(60, TimeUnit.SECONDS);
-    return new Round(lat, (System.nanoTime() - t0) / 1e9);
+    double secs = (System.nanoTime() - t0) / 1e9;
+    return new Slice(n, secs, cpuSeconds() - cpu0);
   }
 
   private static double ms(long[] sorted, double q) {

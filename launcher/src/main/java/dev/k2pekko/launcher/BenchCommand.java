@@ -79,15 +79,18 @@ final class BenchCommand implements Runnable {
     @Option(names = "--concurrency", defaultValue = "16", description = "calls in flight at once") int concurrency;
     @Option(names = "--rounds", defaultValue = "3", description = "measured rounds of each (bridge, server actor and direct SDK take turns at going first)") int rounds;
     @Option(names = "--warmup-rounds", defaultValue = "2", description = "unmeasured rounds of each first (default ${DEFAULT-VALUE})") int warmupRounds;
+    @Option(names = "--slice", defaultValue = "1000", description = "within a measured round the three alternate every this many "
+        + "calls, so that a slow spell of the machine falls on all three; 0: each runs its whole round at once (default ${DEFAULT-VALUE})") int slice;
     @Option(names = "--json") boolean json;
 
     @Override public Integer call() throws Exception {
       if (calls < 1 || concurrency < 1 || rounds < 1) throw new NodeConfig.UsageError("--calls, --concurrency and --rounds must be at least 1");
       if (warmupRounds < 0) throw new NodeConfig.UsageError("--warmup-rounds must be at least 0");
+      if (slice < 0) throw new NodeConfig.UsageError("--slice must be at least 0");
       var config = node.build("h2", new HashMap<>());
       var system = Nodes.local(config, "k2-bench-mcp");
       try {
-        print(dev.k2pekko.bench.McpBench.run(config, system, new dev.k2pekko.bench.McpBench.Settings(server, tool, calls, concurrency, rounds, warmupRounds)), json);
+        print(dev.k2pekko.bench.McpBench.run(config, system, new dev.k2pekko.bench.McpBench.Settings(server, tool, calls, concurrency, rounds, warmupRounds, slice)), json);
         return 0;
       } finally {
         Nodes.stop(system);
