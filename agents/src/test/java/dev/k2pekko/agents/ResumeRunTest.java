@@ -21,21 +21,29 @@ import org.junit.jupiter.api.io.TempDir;
  * run, equal to the journal and to the same run undisturbed (accepted, fingerprint), with no trajectory twice.
  */
 class ResumeRunTest {
+  // The firewall's per-agent token bucket is timing: in a warm JVM on a fast day the resumed run's agents (the third
+  // run in this JVM) went over the default 2,000 calls/s and 38 calls were refused (RATE_LIMITED), so four episodes
+  // came out differently from the undisturbed run. The limit is off here, in all three runs: what is compared is what
+  // the resume keeps and redoes, not the limiter (FirewallRunTest tests it).
+  private static final String PER_AGENT_RATE = "k2.tools.firewall.per-agent.rate";
+
   @Test void aRunStoppedMidwayContinuesFromItsRecord(@TempDir Path dir) throws Exception {
-    int agents = 100, episodes = 40;
+    // the stop below lands after a tenth of the plan: 9,000 episodes of room for the node's shutdown to take hold (with
+    // 40 episodes each and a stop after a fifth, a fast warm JVM sometimes finished the whole plan first)
+    int agents = 100, episodes = 100;
     var reference = run(dir.resolve("reference"), "ref", agents, episodes);
 
     // a small judge backlog keeps the agents near what is durable: in a warm JVM they would otherwise run the whole
-    // plan in the time the record takes to show a fifth of it, and the stop below would come too late to interrupt it
-    var config = TestNodes.h2(dir.resolve("crashed"), Map.of("k2.judge.max-backlog", 100));
+    // plan in the time the record takes to show a tenth of it, and the stop below would come too late to interrupt it
+    var config = TestNodes.h2(dir.resolve("crashed"), Map.of("k2.judge.max-backlog", 100, PER_AGENT_RATE, 0));
     JournalSchema.ensure(config);
     var first = node(config);
-    var fifth = new CompletableFuture<Long>();
+    var tenth = new CompletableFuture<Long>();
     try {
       RunDriver.start(first, spec("run", agents, episodes), s -> {
-        if (s.get("episodes") >= agents * episodes / 5) fifth.complete(s.get("episodes"));
+        if (s.get("episodes") >= agents * episodes / 10) tenth.complete(s.get("episodes"));
       });
-      fifth.get(120, TimeUnit.SECONDS);
+      tenth.get(120, TimeUnit.SECONDS);
     } finally {
       first.terminate();
       first.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
@@ -43,7 +51,7 @@ class ResumeRunTest {
     var second = node(config);
     try {
       var before = RunRecord.read(second, "run", Duration.ofSeconds(30)).get(40, TimeUnit.SECONDS);
-      assertTrue(before.done().size() >= agents * episodes / 5 && before.done().size() < agents * episodes,
+      assertTrue(before.done().size() >= agents * episodes / 10 && before.done().size() < agents * episodes,
           "the record should hold part of the run: " + before.done().size());
       var summary = RunDriver.start(second, spec("run", agents, episodes), s -> {}).get(150, TimeUnit.SECONDS);
       assertTrue(summary.complete(), summary.counters().toString());
@@ -82,7 +90,7 @@ class ResumeRunTest {
   }
 
   private static RunTracker.Summary run(Path dir, String runId, int agents, int episodes) throws Exception {
-    var config = TestNodes.h2(dir, Map.of());
+    var config = TestNodes.h2(dir, Map.of(PER_AGENT_RATE, 0));
     JournalSchema.ensure(config);
     var system = node(config);
     try {
