@@ -87,7 +87,10 @@ class DatabaseOutageTest {
       var check = K2CliTest.k2("journal", "check", "--jdbc-url", pg.url(), "--config", conf.toString(), "--json");
       assertEquals(0, check.code(), check.out() + check.err());
       long inJournal = check.lastJson().get("trajectories").asLong();
-      assertTrue(counted > 0 && inJournal >= counted, m.group() + "...: what the run counted before the outage is in the journal: " + counted + " counted, " + inJournal + " there");
+      // what the run counted may be less than what is in the journal (accepted episodes are counted once the
+      // collector's acknowledgement reaches the judge and the run's record; under CI's load one run had counted none
+      // of the 14,059 written when it gave up), never more
+      assertTrue(inJournal > 0 && inJournal >= counted, m.group() + "...: what the run counted before the outage is in the journal: " + counted + " counted, " + inJournal + " there");
       } finally {
         run.kill();
       }
