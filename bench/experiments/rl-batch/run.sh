@@ -3,12 +3,15 @@
 # have 2 processors each), from the repository root:
 #   CONFS="signal all" bash bench/experiments/rl-batch/run.sh SEED...
 # A configuration NAME is bench/experiments/rl-batch/NAME.conf. The --json summaries and the logs' last lines go to
-# $OUT (default ./out/rl-batch).
+# $OUT (default ./out/rl-batch). PROCS=4 gives each JVM four processors with what depends on the count pinned to
+# the 2-core values (cores4.conf), so that runs of more rounds fit the device's 10-minute calls.
 OUT=${OUT:-out/rl-batch}; mkdir -p "$OUT"
 for seed in "$@"; do
   for m in ${CONFS:-signal all}; do
-    ( JAVA_TOOL_OPTIONS=-XX:ActiveProcessorCount=2 timeout ${LIMIT:-560} out/bundle/bin/k2 run --json --seed $seed --backend java \
-        --config bench/experiments/rl-batch/$m.conf --data-dir /tmp/rb-$m-$seed > $OUT/$m-$seed.json 2> /tmp/$m-$seed.err
+    conf=bench/experiments/rl-batch/$m.conf
+    if [ "${PROCS:-2}" != 2 ]; then cat $conf bench/experiments/rl-batch/cores4.conf > /tmp/$m-procs.conf; conf=/tmp/$m-procs.conf; fi
+    ( JAVA_TOOL_OPTIONS=-XX:ActiveProcessorCount=${PROCS:-2} timeout ${LIMIT:-560} out/bundle/bin/k2 run --json --seed $seed --backend java \
+        --config $conf --data-dir /tmp/rb-$m-$seed > $OUT/$m-$seed.json 2> /tmp/$m-$seed.err
       echo "exit $?" >> /tmp/$m-$seed.err; tail -c 400 /tmp/$m-$seed.err > $OUT/$m-$seed.log ) &
   done
 done
