@@ -50,7 +50,7 @@ public final class ClipMonitor extends AbstractBehavior<Command> {
   private final double tau;
   private final int layers, heads;
   private final Duration reportTimeout;
-  private final Map<Long, Map<String, double[][]>> reports = new HashMap<>();
+  private final Map<Long, Map<String, ReportMaxLogits>> reports = new HashMap<>();
   private final Map<Long, CloseStep> waiting = new HashMap<>();
   private final List<StepMaxLogits> history = new ArrayList<>();
 
@@ -96,12 +96,12 @@ public final class ClipMonitor extends AbstractBehavior<Command> {
   }
 
   private Behavior<Command> onReport(ReportMaxLogits r) {
-    if (r.maxLogit().length != layers || r.maxLogit()[0].length != heads) {
-      getContext().getLog().warn("max logits of {} at version {} have shape {}x{}, expected {}x{}: ignored", r.learnerId(), r.version(),
-          r.maxLogit().length, r.maxLogit().length == 0 ? 0 : r.maxLogit()[0].length, layers, heads);
+    if (!shaped(r.maxLogit()) || !shaped(r.trained())) {
+      getContext().getLog().warn("max logits of {} at version {} have shape {}x{} (trained {}x{}), expected {}x{}: ignored", r.learnerId(), r.version(),
+          rows(r.maxLogit()), cols(r.maxLogit()), rows(r.trained()), cols(r.trained()), layers, heads);
       return this;
     }
-    reports.computeIfAbsent(r.version(), v -> new HashMap<>()).put(r.learnerId(), r.maxLogit());
+    reports.computeIfAbsent(r.version(), v -> new HashMap<>()).put(r.learnerId(), r);
     var c = waiting.get(r.version());
     if (c != null && reports.get(r.version()).keySet().containsAll(c.contributors())) {
       waiting.remove(r.version());
@@ -109,6 +109,20 @@ public final class ClipMonitor extends AbstractBehavior<Command> {
       answer(c);
     }
     return this;
+  }
+
+  private boolean shaped(double[][] m) {
+    if (m == null || m.length != layers) return false;
+    for (double[] row : m) if (row == null || row.length != heads) return false;
+    return true;
+  }
+
+  private static int rows(double[][] m) {
+    return m == null ? 0 : m.length;
+  }
+
+  private static int cols(double[][] m) {
+    return m == null || m.length == 0 || m[0] == null ? 0 : m[0].length;
   }
 
   private Behavior<Command> onClose(CloseStep c) {
@@ -124,19 +138,25 @@ public final class ClipMonitor extends AbstractBehavior<Command> {
 
   private void answer(CloseStep c) {
     var got = reports.getOrDefault(c.version(), Map.of());
-    double[][] max = new double[layers][heads];
+    double[][] max = new double[layers][heads], trained = new double[layers][heads];
     for (double[] row : max) java.util.Arrays.fill(row, Double.NEGATIVE_INFINITY);
+    for (double[] row : trained) java.util.Arrays.fill(row, Double.NEGATIVE_INFINITY);
     int reporters = 0;
     for (var learner : c.contributors()) {
       var m = got.get(learner);
       if (m == null) continue;
       reporters++;
-      for (int l = 0; l < layers; l++) for (int h = 0; h < heads; h++) max[l][h] = Math.max(max[l][h], m[l][h]);
+      for (int l = 0; l < layers; l++) {
+        for (int h = 0; h < heads; h++) {
+          max[l][h] = Math.max(max[l][h], m.maxLogit()[l][h]);
+          trained[l][h] = Math.max(trained[l][h], m.trained()[l][h]);
+        }
+      }
     }
     if (reporters < c.contributors().size()) {
       getContext().getLog().warn("step {}: {} of {} learners reported max logits in time", c.version(), reporters, c.contributors().size());
     }
-    var step = new StepMaxLogits(c.version(), reporters > 0 ? max : null, reporters, c.contributors().size());
+    var step = new StepMaxLogits(c.version(), reporters > 0 ? max : null, reporters > 0 ? trained : null, reporters, c.contributors().size());
     if (step.measured()) {
       history.add(step);
       for (int l = 0; l < layers; l++) for (int h = 0; h < heads; h++) maxLogitGauges[l][h].set(max[l][h]);

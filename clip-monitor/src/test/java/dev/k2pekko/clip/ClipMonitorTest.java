@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.k2pekko.protocol.ClipMonitorProtocol.CloseStep;
 import dev.k2pekko.protocol.ClipMonitorProtocol.GetHistory;
@@ -46,6 +47,34 @@ class ClipMonitorTest {
     assertEquals(10.0, h.tau());
     assertEquals(1, h.steps().size());
     assertEquals(40.0, h.largest());
+  }
+
+  @Test void keepsTheMaximaTrainedOnApartFromTheServedOnesWhenALearnerReClipped() {
+    var monitor = kit.spawn(ClipMonitor.create(10.0, 1, 2, Duration.ofSeconds(5)));
+    var maxima = kit.<StepMaxLogits>createTestProbe();
+    // learner a found head 1 at 16 on the weights as served and trained on a copy with it at 8.5; b had nothing over tau
+    monitor.tell(new ReportMaxLogits(1, "a", new double[][] {{3, 16}}, new double[][] {{3, 8.5}}));
+    monitor.tell(new ReportMaxLogits(1, "b", new double[][] {{4, 9}}));
+    monitor.tell(new CloseStep(1, new ArrayList<>(List.of("a", "b")), maxima.getRef()));
+    var d = maxima.receiveMessage();
+    assertArrayEquals(new double[] {4, 16}, d.maxLogit()[0]); // what the parameter server's rescales follow
+    assertArrayEquals(new double[] {4, 9}, d.trained()[0]);
+    assertTrue(d.reclipped());
+    monitor.tell(new ReportMaxLogits(2, "a", new double[][] {{5, 7}}));
+    monitor.tell(new CloseStep(2, new ArrayList<>(List.of("a")), maxima.getRef()));
+    assertFalse(maxima.receiveMessage().reclipped());
+    // a report whose trained maxima have the wrong shape is ignored, like one whose served maxima do
+    monitor.tell(new ReportMaxLogits(3, "a", new double[][] {{5, 7}}, new double[][] {{5}}));
+    monitor.tell(new CloseStep(3, new ArrayList<>(List.of("a")), maxima.getRef()));
+    var history = kit.<History>createTestProbe();
+    monitor.tell(new GetHistory(history.getRef()));
+    var h = history.receiveMessage();
+    assertEquals(2, h.steps().size());
+    assertEquals(16.0, h.largestAfterStep());
+    assertEquals(1, h.stepsOverTauAfterStep());
+    assertEquals(9.0, h.largestTrained());
+    assertEquals(0, h.stepsOverTauTrained());
+    assertEquals(1, h.reclippedSteps());
   }
 
   @Test void aLearnerThatDoesNotReportIsWaitedForOnlyUntilTheTimeout() {

@@ -65,8 +65,8 @@ final class PipelineReport {
         c.getOrDefault("refused_stale", 0L), c.getOrDefault("rejected_non_finite", 0L));
     var h = r.clip();
     out.printf("QK-Clip %s: tau %s, %,d rescale commands over %,d steps; largest head max logit %.1f, after a step %.1f "
-            + "(%d step%s with a head over tau)%n", clipMode.name().toLowerCase(java.util.Locale.ROOT), fmt(h.tau()), c.getOrDefault("heads_clipped", 0L),
-        h.steps().size(), h.largest(), h.largestAfterStep(), h.stepsOverTauAfterStep(), h.stepsOverTauAfterStep() == 1 ? "" : "s");
+            + "(%d step%s with a head over tau)%s%n", clipMode.name().toLowerCase(java.util.Locale.ROOT), fmt(h.tau()), c.getOrDefault("heads_clipped", 0L),
+        h.steps().size(), h.largest(), h.largestAfterStep(), h.stepsOverTauAfterStep(), h.stepsOverTauAfterStep() == 1 ? "" : "s", reclipped(h));
     out.println(criticLine(r.critic()));
     out.println(rewardLines(r.reward()));
     out.println(openLines(r.open()));
@@ -173,10 +173,20 @@ final class PipelineReport {
     return sb.toString();
   }
 
+  /** The learners' re-clips (k2.ps.enforce-at-learners), when there were any: how many steps, and the largest logit trained on. */
+  private static String reclipped(dev.k2pekko.protocol.ClipMonitorProtocol.History h) {
+    int n = h.reclippedSteps();
+    if (n == 0) return "";
+    return String.format(java.util.Locale.ROOT, "; re-clipped by the learners before the gradient in %d step%s: largest logit trained on %.1f (%d step%s over tau)",
+        n, n == 1 ? "" : "s", h.largestTrained(), h.stepsOverTauTrained(), h.stepsOverTauTrained() == 1 ? "" : "s");
+  }
+
   /**
    * The summary as JSON. {@code clip}: the mode, tau, {@code rescales} (the RescaleQK commands the coordinator ordered),
    * the largest head max logit of any step and of the steps after the first ({@code largest_after_step}, with
-   * {@code steps_over_tau_after_step}: how often a step's weights still had a head over tau), the quantiles of every
+   * {@code steps_over_tau_after_step}: how often a step's weights still had a head over tau), the same for the forward
+   * passes the gradients came from after the learners' re-clips ({@code largest_trained}, {@code steps_over_tau_trained},
+   * {@code learner_reclipped_steps}), the quantiles of every
    * (step, head) max logit, and per head the steps whose max exceeded tau.
    */
   static ObjectNode json(Pipeline.Result r, dev.k2pekko.optim.QkClip.Mode clipMode) {
@@ -221,6 +231,9 @@ final class PipelineReport {
     putOrNull(clip, "largest_max_logit", r.clip().largest());
     putOrNull(clip, "largest_after_step", r.clip().largestAfterStep());
     clip.put("steps_over_tau_after_step", r.clip().stepsOverTauAfterStep());
+    putOrNull(clip, "largest_trained", r.clip().largestTrained());
+    clip.put("steps_over_tau_trained", r.clip().stepsOverTauTrained());
+    clip.put("learner_reclipped_steps", r.clip().reclippedSteps());
     clip.put("steps", r.clip().steps().size());
     var q = clip.putObject("head_max_quantiles");
     for (double p : new double[] {0.5, 0.9, 0.99, 0.999, 1.0}) putOrNull(q, "p" + new java.math.BigDecimal(Double.toString(100 * p)).stripTrailingZeros().toPlainString(), r.clip().quantile(p));

@@ -1,6 +1,7 @@
 package dev.k2pekko.pipeline;
 
 import dev.k2pekko.trainer.Learner;
+import dev.k2pekko.trainer.LearnerClip;
 import com.typesafe.config.Config;
 import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.clip.ClipMonitor;
@@ -71,6 +72,12 @@ public final class TrainerNode {
     }
   }
 
+  /** The learners' cap ({@link LearnerClip}): the parameter server's target, tau x (1 - headroom); off without QK-Clip. */
+  static LearnerClip learnerClip(ClipSettings clip, boolean enforce) {
+    if (!enforce || clip.mode() == QkClip.Mode.OFF) return LearnerClip.OFF;
+    return new LearnerClip(clip.tau(), clip.tau() * (1 - clip.headroom()), QkClip.DEFAULT_ALPHA);
+  }
+
   public static Started start(ActorSystem<?> system, String runId) {
     Config c = system.settings().config();
     var model = modelConfig(system);
@@ -98,7 +105,7 @@ public final class TrainerNode {
         l.getDouble("rl-tau"), c.getInt("k2.collector.tags"), settings.mode() == PsSettings.Mode.ASYNC, l.getString("backend"),
         Learner.RlObjective.parse(l.getString("rl-objective")), dev.k2pekko.trainer.Reward.Weights.fromConfig(c),
         Learner.GroupCount.parse(l.getString("rl-groups-count")), Learner.SftOrder.parse(l.getString("sft-order")),
-        Learner.Settings.replay(l.getInt("rl-replay-steps"), l.getInt("rl-replay-groups")));
+        Learner.Settings.replay(l.getInt("rl-replay-steps"), l.getInt("rl-replay-groups")), learnerClip(clip, ps.getBoolean("enforce-at-learners")));
     dev.k2pekko.ops.Backends.select(ls.backend()); // a bad or unavailable backend fails here, at start, with its reason
     var format = NodeServices.get(system).format();
     ShardedDaemonProcess.get(system).init(Learner.Command.class, "learner", ls.count(),

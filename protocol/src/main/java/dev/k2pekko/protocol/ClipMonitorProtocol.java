@@ -18,8 +18,17 @@ public final class ClipMonitorProtocol {
     non-sealed interface Internal extends Command {}
   }
 
-  /** Every head's S_max (layers x heads) of a learner's forward pass at {@code version}. */
-  public record ReportMaxLogits(long version, String learnerId, double[][] maxLogit) implements Command, KryoWire {}
+  /**
+   * Every head's S_max (layers x heads) of a learner's forward pass at {@code version}: {@code maxLogit} at the weights
+   * as served, {@code trained} of the forward its gradient came from. They differ when a head was over tau and the
+   * learner re-clipped its copy of the weights before computing the gradient (k2.ps.enforce-at-learners).
+   */
+  public record ReportMaxLogits(long version, String learnerId, double[][] maxLogit, double[][] trained) implements Command, KryoWire {
+    /** A forward pass whose gradient came from the weights as served. */
+    public ReportMaxLogits(long version, String learnerId, double[][] maxLogit) {
+      this(version, learnerId, maxLogit, maxLogit);
+    }
+  }
 
   /**
    * Step {@code version} is about to be applied with these learners' gradients: reply with the max over their reports
@@ -29,11 +38,24 @@ public final class ClipMonitorProtocol {
 
   /**
    * One closed step: the per-head max (layers x heads) over the {@code reporters} of its {@code expected} learners that
-   * reported in time; {@code maxLogit} is null when none did.
+   * reported in time, at the weights as served ({@code maxLogit}, what the rescales follow) and in the forward passes
+   * the step's gradients came from ({@code trained}); both null when none reported.
    */
-  public record StepMaxLogits(long version, double[][] maxLogit, int reporters, int expected) implements KryoWire {
+  public record StepMaxLogits(long version, double[][] maxLogit, double[][] trained, int reporters, int expected) implements KryoWire {
+    /** A step whose gradients all came from the weights as served. */
+    public StepMaxLogits(long version, double[][] maxLogit, int reporters, int expected) {
+      this(version, maxLogit, maxLogit, reporters, expected);
+    }
+
     public boolean measured() {
       return reporters > 0;
+    }
+
+    /** Whether a learner re-clipped a head before its gradient: some head's trained maximum is under its served one. */
+    public boolean reclipped() {
+      if (maxLogit == null || trained == null) return false;
+      for (int l = 0; l < maxLogit.length; l++) for (int h = 0; h < maxLogit[l].length; h++) if (trained[l][h] < maxLogit[l][h]) return true;
+      return false;
     }
   }
 
@@ -84,6 +106,34 @@ public final class ClipMonitorProtocol {
         for (double[] row : s.maxLogit()) for (double v : row) over |= v > tau;
         if (over) n++;
       }
+      return n;
+    }
+
+    /**
+     * The largest S_max of any forward pass a gradient came from (every step, after the learners' re-clips): with
+     * k2.ps.enforce-at-learners on it is at or under tau whenever the served one is over. NaN before the first step.
+     */
+    public double largestTrained() {
+      double m = Double.NaN;
+      for (var s : steps) for (double[] row : s.trained()) for (double v : row) m = Double.isNaN(m) ? v : Math.max(m, v);
+      return m;
+    }
+
+    /** How many steps had a forward pass a gradient came from with a head over tau. */
+    public int stepsOverTauTrained() {
+      int n = 0;
+      for (var s : steps) {
+        boolean over = false;
+        for (double[] row : s.trained()) for (double v : row) over |= v > tau;
+        if (over) n++;
+      }
+      return n;
+    }
+
+    /** How many steps a learner re-clipped a head in before computing its gradient. */
+    public int reclippedSteps() {
+      int n = 0;
+      for (var s : steps) if (s.reclipped()) n++;
       return n;
     }
   }

@@ -58,7 +58,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   /** {@code backend}: the tensor backend of the learner's steps, as {@link dev.k2pekko.ops.Backends#select} names it. */
   public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
                          boolean async, String backend, RlObjective rlObjective, Reward.Weights reward, GroupCount rlGroupsCount,
-                         SftOrder sftOrder, RlReplay.Settings rlReplay) {
+                         SftOrder sftOrder, RlReplay.Settings rlReplay, LearnerClip clip) {
     public Settings {
       if (rlReplay.steps() > 0 && rlObjective != RlObjective.FILTERED) {
         // the K2 objective's pi_old term is the sampling policy's: a replayed rollout's is stale
@@ -69,7 +69,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     public Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
                     boolean async, String backend, RlObjective rlObjective, Reward.Weights reward) {
       this(runId, count, batchSize, rlGroups, idleFlush, rlTau, tags, async, backend, rlObjective, reward, GroupCount.ALL, SftOrder.ARRIVAL,
-          RlReplay.Settings.OFF);
+          RlReplay.Settings.OFF, LearnerClip.OFF);
     }
 
     /** {@code steps}: replayed RL steps after each RL step (0: off); {@code groups}: the learner's reservoir, in task groups. */
@@ -143,7 +143,9 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
 
   private record StreamEnd(String tag, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
 
-  private record Computed(LearnerBuffer.Batch batch, long version, StepLoss.Result result, Throwable failure) implements Command, NoSerializationVerificationNeeded {}
+  /** A computed step; {@code measured}: the maxima at the weights as served (the result's are those it trained on). */
+  private record Computed(LearnerBuffer.Batch batch, long version, StepLoss.Result result, double[][] measured, Throwable failure)
+      implements Command, NoSerializationVerificationNeeded {}
 
   /** The critics the receptionist knows (an RL step whose reward reads the critic's score asks one). */
   private record Critics(org.apache.pekko.actor.typed.receptionist.Receptionist.Listing listing) implements Command, NoSerializationVerificationNeeded {}
@@ -446,15 +448,18 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       if (r != null) { // the meters are thread-safe; the actor's state is not touched here
         long nanos = System.nanoTime() - started;
         stepTime.recordNanos(nanos);
-        tokens.increment(r.tokens());
-        if (nanos > 0) tokensPerSecond.set(r.tokens() * 1e9 / nanos);
+        tokens.increment(r.result().tokens());
+        if (nanos > 0) tokensPerSecond.set(r.result().tokens() * 1e9 / nanos);
       }
-      self.tell(new Computed(batch, snap.version(), r, f));
+      self.tell(new Computed(batch, snap.version(), r == null ? null : r.result(), r == null ? null : r.measured(), f));
     });
   }
 
-  private StepLoss.Result computeStep(WeightsSnapshot snap, LearnerBuffer.Batch batch, Map<String, Double> scores) {
-    var model = snap.toModel(ops);
+  private LearnerClip.Clipped<StepLoss.Result> computeStep(WeightsSnapshot snap, LearnerBuffer.Batch batch, Map<String, Double> scores) {
+    return s.clip().run(snap.toModel(ops), model -> computeStep(model, snap.version(), batch, scores), StepLoss.Result::maxLogit);
+  }
+
+  private StepLoss.Result computeStep(dev.k2pekko.model.PolicyModel model, long version, LearnerBuffer.Batch batch, Map<String, Double> scores) {
     if (batch.kind() == StageKind.SFT) {
       var ts = new ArrayList<Trajectory>();
       for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.SFT) ts.add(it.use());
@@ -463,7 +468,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     // RL: whole task groups, in the order read
     var groups = new LinkedHashMap<String, List<Trajectory>>();
     for (var it : batch.items()) if (it.use() != null && it.group() == StageKind.RL) groups.computeIfAbsent(LearnerBuffer.groupOf(it.use()), g -> new ArrayList<>()).add(it.use());
-    return StepLoss.rl(model, format, groups.values(), s.rlObjective(), s.rlTau(), snap.version(), s.reward(), t -> {
+    return StepLoss.rl(model, format, groups.values(), s.rlObjective(), s.rlTau(), version, s.reward(), t -> {
       Double x = scores.get(t.trajectoryId());
       if (x == null) throw new IllegalStateException("no critic score for " + t.trajectoryId());
       return x;
@@ -473,6 +478,10 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   private Behavior<Command> onComputed(Computed c) {
     computing = false;
     if (c.failure() != null) throw new IllegalStateException(id + ": step failed at version " + c.version(), c.failure());
+    if (s.clip().over(c.measured())) {
+      getContext().getLog().info("{}: a head over tau {} at version {}: re-clipped in this learner's weights before the gradient (largest now {})", id,
+          s.clip().tau(), c.version(), String.format("%.2f", largest(c.result().maxLogit())));
+    }
     var batch = c.batch();
     var ids = new ArrayList<String>();
     var moved = new HashMap<String, TagOffset>();
@@ -491,7 +500,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     for (var e : PsProtocol.byGroup(grads).entrySet()) {
       sharding.entityRefFor(GROUPS, e.getKey()).tell(new PsProtocol.PushGradient(c.version(), id, e.getValue()));
     }
-    monitor.tell(new ClipMonitorProtocol.ReportMaxLogits(c.version(), id, c.result().maxLogit()));
+    monitor.tell(new ClipMonitorProtocol.ReportMaxLogits(c.version(), id, c.measured(), c.result().maxLogit()));
     coordinator.tell(new PsProtocol.Pushed(c.version(), id, ids, offsets, c.result().loss(), c.result().tokens(), batch.kind(),
         c.result().reward(), refusedAdapter, sealed()));
     awaiting = c.version();
@@ -505,6 +514,12 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     }
     maybeStep();
     return this;
+  }
+
+  private static double largest(double[][] m) {
+    double x = Double.NEGATIVE_INFINITY;
+    for (double[] row : m) for (double v : row) x = Math.max(x, v);
+    return x;
   }
 
   /** Pushes without an outcome yet, by the version they were computed at: a refusal puts one back in the buffer. */
