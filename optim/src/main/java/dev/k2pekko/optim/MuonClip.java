@@ -108,8 +108,8 @@ public final class MuonClip {
   /**
    * One optimizer step on the model's weights from grads, then QK-Clip from the forward's maxLogit (layers, heads).
    * Each parameter gets what {@link #update} gives it; the Muon matrices go through {@link Muon#steps} together, so a
-   * fused backend orthogonalizes each group of same-shaped matrices (every layer's W_q, W_k, W_v, W_o; every W_1;
-   * every W_2) in one batched call.
+   * fused backend steps each group of same-shaped matrices (every layer's W_q, W_k, W_v, W_o; every W_1; every W_2) in
+   * one call (CUDA: the fused group step, a few kernels and one batched Newton–Schulz chain per group).
    */
   public StepReport step(PolicyModel model, Map<String, Tensor> grads, double[][] maxLogit, double lr) {
     TensorOps ops = model.ops();
