@@ -117,27 +117,37 @@ public final class MuonClip {
       if (grads.get(s.name()) == null) throw new IllegalArgumentException("no gradient for " + s.name() + ": nothing updated");
     }
     t++;
-    var muon = new ArrayList<ParamSpec>();
-    var ws = new ArrayList<Tensor>();
-    var gs = new ArrayList<Tensor>();
-    var ms = new ArrayList<Tensor>();
-    for (ParamSpec s : model.specs()) {
-      if (route(s.kind()) == Rule.MUON) {
-        muon.add(s);
-        ws.add(model.parameter(s.name()));
-        gs.add(grads.get(s.name()));
-        ms.add(state(first, s, ops));
-        continue;
+    // the step's temporaries (AdamW's g^2 and direction, the op-by-op Muon's intermediates, a first step's zero state)
+    // go back to a GPU backend's pool when the scope closes instead of at the next collection; what it keeps is what
+    // the step creates without a scope: the new weights and optimizer state
+    try (var scope = ops.scope()) {
+      var muon = new ArrayList<ParamSpec>();
+      var ws = new ArrayList<Tensor>();
+      var gs = new ArrayList<Tensor>();
+      var ms = new ArrayList<Tensor>();
+      for (ParamSpec s : model.specs()) {
+        if (route(s.kind()) == Rule.MUON) {
+          muon.add(s);
+          ws.add(model.parameter(s.name()));
+          gs.add(grads.get(s.name()));
+          ms.add(state(first, s, ops));
+          continue;
+        }
+        var r = update(ops, s.kind(), model.parameter(s.name()), grads.get(s.name()), state(first, s, ops), state(second, s, ops), t, lr, cfg);
+        scope.keep(r.weight());
+        scope.keep(r.m());
+        scope.keep(r.v());
+        model.setParameter(s.name(), r.weight());
+        first.put(s.name(), r.m());
+        second.put(s.name(), r.v());
       }
-      var r = update(ops, s.kind(), model.parameter(s.name()), grads.get(s.name()), state(first, s, ops), state(second, s, ops), t, lr, cfg);
-      model.setParameter(s.name(), r.weight());
-      first.put(s.name(), r.m());
-      second.put(s.name(), r.v());
-    }
-    List<Muon.Step> steps = Muon.steps(ops, ws, gs, ms, lr, muonConfig(cfg));
-    for (int i = 0; i < muon.size(); i++) {
-      model.setParameter(muon.get(i).name(), steps.get(i).weight());
-      first.put(muon.get(i).name(), steps.get(i).momentum());
+      List<Muon.Step> steps = Muon.steps(ops, ws, gs, ms, lr, muonConfig(cfg));
+      for (int i = 0; i < muon.size(); i++) {
+        scope.keep(steps.get(i).weight());
+        scope.keep(steps.get(i).momentum());
+        model.setParameter(muon.get(i).name(), steps.get(i).weight());
+        first.put(muon.get(i).name(), steps.get(i).momentum());
+      }
     }
     return new StepReport(cfg.clip() ? clip(model, maxLogit) : ones(maxLogit));
   }
