@@ -138,18 +138,27 @@ public final class MuonClip {
         scope.keep(r.m());
         scope.keep(r.v());
         model.setParameter(s.name(), r.weight());
-        first.put(s.name(), r.m());
-        second.put(s.name(), r.v());
+        release(ops, first.put(s.name(), r.m()));
+        release(ops, second.put(s.name(), r.v()));
       }
       List<Muon.Step> steps = Muon.steps(ops, ws, gs, ms, lr, muonConfig(cfg));
       for (int i = 0; i < muon.size(); i++) {
         scope.keep(steps.get(i).weight());
         scope.keep(steps.get(i).momentum());
         model.setParameter(muon.get(i).name(), steps.get(i).weight());
-        first.put(muon.get(i).name(), steps.get(i).momentum());
+        release(ops, first.put(muon.get(i).name(), steps.get(i).momentum()));
       }
     }
     return new StepReport(cfg.clip() ? clip(model, maxLogit) : ones(maxLogit));
+  }
+
+  /**
+   * The replaced optimizer state goes back to a GPU backend's pool at once: only this object ever held it (the maps
+   * are private), and the step's kernels that read it are already queued. Otherwise it would wait for a collection,
+   * and the next step's state would come from cudaMalloc.
+   */
+  private static void release(TensorOps ops, Tensor old) {
+    if (old != null) ops.release(old);
   }
 
   private static Muon.Config muonConfig(Config cfg) {

@@ -271,6 +271,12 @@ public final class CudaChecks {
     Tensor expect = ref.hadamard(ref.add(ref.scale(a, 2.0), b), ref.add(ref.scale(a, 2.0), b));
     check("scope: kept result after reuse", FP32, expect, kept);
     checkFreed("scope", inner, outerTemp);
+    // an explicit release: the block is reused at once and the released tensor fails on use
+    Tensor gone = gpu.scale(a, 5.0), after;
+    gpu.release(gone);
+    after = gpu.scale(b, 0.5);
+    check("release: a tensor made after it", FP32, ref.scale(b, 0.5), after);
+    checkFreed("release", gone);
   }
 
   /**

@@ -171,6 +171,12 @@ public final class CudaOps implements TensorOps, FusedNewtonSchulz, FusedMuon {
     }
   }
 
+  /** Frees t's device memory now (it goes back to the pool; work already queued on the stream still reads it first). */
+  @Override
+  public void release(Tensor t) {
+    if (t instanceof CudaTensor ct && ct.device == dev) ct.free();
+  }
+
   private static void sameShape(Tensor a, Tensor b) {
     if (a.rows() != b.rows() || a.cols() != b.cols()) {
       throw new IllegalArgumentException("shape " + a.shapeString() + " != " + b.shapeString());
