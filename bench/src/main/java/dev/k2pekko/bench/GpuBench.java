@@ -10,6 +10,7 @@ import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.ops.TensorOps;
 import dev.k2pekko.ops.cuda.CudaDevice;
 import dev.k2pekko.ops.cuda.CudaOps;
+import dev.k2pekko.optim.Muon;
 import dev.k2pekko.optim.MuonClip;
 import dev.k2pekko.optim.NewtonSchulz;
 import java.util.ArrayList;
@@ -30,8 +31,9 @@ import java.util.Random;
  *       one CudaOps.newtonSchulzBatch call, and how far apart the two results are;</li>
  *   <li>{@code optim}: the whole optimizer step (Muon for the hidden matrices, AdamW for the rest, no QK-Clip) on
  *       the step part's two models with fixed random gradients: MuonClip.step (the Muon matrices grouped by shape,
- *       batched) against MuonClip.update on each parameter in turn (one Newton–Schulz chain per matrix), alternating,
- *       timed with CUDA events;</li>
+ *       one fused group step each) against MuonClip.update on each parameter in turn (one Newton–Schulz chain per matrix), alternating,
+ *       timed with CUDA events; then the Muon matrices alone, Muon.steps (CudaOps' fused group step) against
+ *       Muon.composedSteps (op by op, batched Newton–Schulz);</li>
  *   <li>{@code step}: one learner step (forward, backward, optimizer) of PolicyModel at d=512/L=8/B=32 and
  *       d=1024/L=12/B=16, T=1024, V=8192: with fused AdamW on every parameter (PyTorch's optimizer in the
  *       comparison) and with the repository's MuonClip; AdamW again with bf16 activations off (every output
@@ -257,8 +259,9 @@ public final class GpuBench {
 
   /**
    * The whole optimizer step of both models (Muon + AdamW, QK-Clip off, as torch.optim.Muon + AdamW on the PyTorch
-   * side) on fixed random gradients: MuonClip.step (grouped, batched Newton–Schulz) and the per-parameter loop, each
-   * with its own optimizer state on the same model, 3 warm-ups each, then 10 of each alternating; CUDA-event medians.
+   * side) on fixed random gradients: MuonClip.step (grouped: on CudaOps the fused Muon group step) and the per-parameter
+   * loop, each with its own optimizer state on the same model, 3 warm-ups each, then 10 of each alternating; CUDA-event
+   * medians and minima. Then {@link #muonPart} on the same model.
    */
   static void optimizerStep(CudaOps ops) {
     for (int[] size : MODELS) {
@@ -297,8 +300,65 @@ public final class GpuBench {
           "{\"bench\":\"optim_step\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"params\":%d,\"muon_matrices\":%d,\"optimizer\":\"muon+adamw\","
               + "\"grouped_ms\":%.2f,\"grouped_ms_min\":%.2f,\"per_param_ms\":%.2f,\"per_param_ms_min\":%.2f,\"speedup\":%.2f}",
           size[0], size[1], model.parameterCount(), muon, gm[reps / 2], gm[0], pm[reps / 2], pm[0], pm[reps / 2] / gm[reps / 2]));
+      muonPart(ops, model, grads, size);
     }
     ops.trimPool();
+  }
+
+  /**
+   * The Muon matrices' part of the optimizer step alone: Muon.steps (on CudaOps the fused group step, one
+   * muonGroupStep per shape) against Muon.composedSteps (the op-by-op step with the batched Newton–Schulz), each with
+   * its own weights and momenta, 3 warm-ups each, then 10 of each alternating; CUDA-event medians and minima, and the
+   * median host time of a fused call (until it returns, nothing waited for): close to the event time means the
+   * device waits for the host.
+   */
+  static void muonPart(CudaOps ops, PolicyModel model, Map<String, Tensor> grads, int[] size) {
+    var cfg = new Muon.Config(0.95, true, 0.1);
+    var gs = new ArrayList<Tensor>();
+    var fw = new ArrayList<Tensor>();
+    var fm = new ArrayList<Tensor>();
+    for (ParamSpec s : model.specs()) {
+      if (MuonClip.route(s.kind()) != MuonClip.Rule.MUON) continue;
+      gs.add(grads.get(s.name()));
+      fw.add(model.parameter(s.name()));
+      fm.add(ops.zeros(s.rows(), s.cols()));
+    }
+    var cw = new ArrayList<>(fw);
+    var cm = new ArrayList<>(fm);
+    Runnable fused = () -> apply(Muon.steps(ops, fw, gs, fm, 1e-3, cfg), fw, fm);
+    Runnable composed = () -> apply(Muon.composedSteps(ops, cw, gs, cm, 1e-3, cfg), cw, cm);
+    for (int i = 0; i < 3; i++) {
+      fused.run();
+      composed.run();
+    }
+    ops.synchronize();
+    int reps = 10;
+    double[] f = new double[reps], c = new double[reps], host = new double[reps];
+    var timer = new EventTimer(ops.device());
+    for (int i = 0; i < reps; i++) {
+      timer.start();
+      long t0 = System.nanoTime();
+      fused.run();
+      host[i] = (System.nanoTime() - t0) / 1e6;
+      f[i] = timer.stopMs();
+      timer.start();
+      composed.run();
+      c[i] = timer.stopMs();
+    }
+    java.util.Arrays.sort(f);
+    java.util.Arrays.sort(c);
+    java.util.Arrays.sort(host);
+    result(String.format(Locale.ROOT,
+        "{\"bench\":\"optim_muon_part\",\"side\":\"java\",\"d\":%d,\"layers\":%d,\"muon_matrices\":%d,\"fused_ms\":%.2f,"
+            + "\"fused_ms_min\":%.2f,\"fused_host_ms\":%.2f,\"composed_ms\":%.2f,\"composed_ms_min\":%.2f,\"speedup\":%.2f}",
+        size[0], size[1], gs.size(), f[reps / 2], f[0], host[reps / 2], c[reps / 2], c[0], c[reps / 2] / f[reps / 2]));
+  }
+
+  private static void apply(List<Muon.Step> steps, List<Tensor> ws, List<Tensor> ms) {
+    for (int i = 0; i < steps.size(); i++) {
+      ws.set(i, steps.get(i).weight());
+      ms.set(i, steps.get(i).momentum());
+    }
   }
 
   // ---- single ops at the d=512/B=32/T=1024 step's shapes ----

@@ -21,6 +21,13 @@ public interface TensorOps {
     return Scope.NONE;
   }
 
+  /**
+   * Declares that nobody uses t again: a backend whose memory is not the JVM's (CudaOps) returns it to its pool now,
+   * not when t becomes unreachable (for state that one owner replaces every step, e.g. MuonClip's optimizer state);
+   * the others do nothing. A released tensor fails on use, as one freed by a scope.
+   */
+  default void release(Tensor t) {}
+
   /** See {@link TensorOps#scope()}. */
   interface Scope extends AutoCloseable {
     Scope NONE = new Scope() {

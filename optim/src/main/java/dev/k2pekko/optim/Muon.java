@@ -1,8 +1,11 @@
 package dev.k2pekko.optim;
 
+import dev.k2pekko.ops.FusedMuon;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.ops.TensorOps;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 
 /**
@@ -46,11 +49,27 @@ public final class Muon {
   }
 
   /**
-   * {@link #step} on several matrices at once (ws, gs, momenta index-aligned): the same arithmetic for each, with
-   * the orthogonalizations through {@link NewtonSchulz#orthogonalizeAll}, so that a fused backend runs each group
-   * of same-shaped matrices in one batched call. One result per matrix, in order.
+   * {@link #step} on several matrices at once (ws, gs, momenta index-aligned): the same arithmetic for each. On a
+   * {@link FusedMuon} backend each group of same-shaped matrices is one {@link FusedMuon#muonGroupStep} call (on CUDA
+   * a few kernels and one batched Newton–Schulz chain for the whole group); otherwise the op-by-op step of each
+   * matrix, with the orthogonalizations through {@link NewtonSchulz#orthogonalizeAll} (one batched call per group on
+   * a backend with only a fused Newton–Schulz). One result per matrix, in order.
    */
   public static List<Step> steps(TensorOps ops, List<? extends Tensor> ws, List<? extends Tensor> gs, List<? extends Tensor> momenta,
+      double lr, Config cfg) {
+    if (ws.size() != gs.size() || ws.size() != momenta.size()) {
+      throw new IllegalArgumentException("Muon.steps: " + ws.size() + " weights, " + gs.size() + " gradients, " + momenta.size() + " momenta");
+    }
+    if (ops instanceof FusedMuon f) return fusedSteps(f, ws, gs, momenta, lr, cfg);
+    return composedSteps(ops, ws, gs, momenta, lr, cfg);
+  }
+
+  /**
+   * {@link #steps} without the fused group step: each matrix's step op by op, the orthogonalizations through
+   * {@link NewtonSchulz#orthogonalizeAll}. What steps computes on a backend that is not {@link FusedMuon}; on one that
+   * is, the reference its fused step is measured against (GpuBench optim).
+   */
+  public static List<Step> composedSteps(TensorOps ops, List<? extends Tensor> ws, List<? extends Tensor> gs, List<? extends Tensor> momenta,
       double lr, Config cfg) {
     if (ws.size() != gs.size() || ws.size() != momenta.size()) {
       throw new IllegalArgumentException("Muon.steps: " + ws.size() + " weights, " + gs.size() + " gradients, " + momenta.size() + " momenta");
@@ -70,6 +89,36 @@ public final class Muon {
       out.add(new Step(decay(ops, ws.get(i), o, lr, cfg), ms.get(i)));
     }
     return out;
+  }
+
+  private record Shape(int rows, int cols) {}
+
+  /** One muonGroupStep per distinct shape of ws (in order of first appearance), results put back in input order. */
+  static List<Step> fusedSteps(FusedMuon f, List<? extends Tensor> ws, List<? extends Tensor> gs, List<? extends Tensor> momenta,
+      double lr, Config cfg) {
+    var groups = new LinkedHashMap<Shape, List<Integer>>();
+    for (int i = 0; i < ws.size(); i++) groups.computeIfAbsent(new Shape(ws.get(i).rows(), ws.get(i).cols()), s -> new ArrayList<>()).add(i);
+    Step[] out = new Step[ws.size()];
+    for (var e : groups.entrySet()) {
+      List<Integer> idx = e.getValue();
+      var gw = new ArrayList<Tensor>(idx.size());
+      var gg = new ArrayList<Tensor>(idx.size());
+      var gm = new ArrayList<Tensor>(idx.size());
+      for (int i : idx) {
+        gw.add(ws.get(i));
+        gg.add(gs.get(i));
+        gm.add(momenta.get(i));
+      }
+      Shape s = e.getKey();
+      FusedMuon.GroupStep r = f.muonGroupStep(gw, gg, gm, lr, cfg.momentum(), cfg.nesterov(), cfg.weightDecay(), updateScale(s.rows(), s.cols()),
+          NewtonSchulz.STEPS, NewtonSchulz.A, NewtonSchulz.B, NewtonSchulz.C, NewtonSchulz.EPS);
+      if (r.weights().size() != idx.size() || r.momenta().size() != idx.size()) {
+        throw new IllegalStateException("muonGroupStep returned " + r.weights().size() + " weights and " + r.momenta().size() + " momenta for "
+            + idx.size() + " matrices of " + s);
+      }
+      for (int j = 0; j < idx.size(); j++) out[idx.get(j)] = new Step(r.weights().get(j), r.momenta().get(j));
+    }
+    return Arrays.asList(out);
   }
 
   /** U = G + mu*M with Nesterov, else M. */

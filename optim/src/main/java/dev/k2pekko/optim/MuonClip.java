@@ -108,8 +108,8 @@ public final class MuonClip {
   /**
    * One optimizer step on the model's weights from grads, then QK-Clip from the forward's maxLogit (layers, heads).
    * Each parameter gets what {@link #update} gives it; the Muon matrices go through {@link Muon#steps} together, so a
-   * fused backend orthogonalizes each group of same-shaped matrices (every layer's W_q, W_k, W_v, W_o; every W_1;
-   * every W_2) in one batched call.
+   * fused backend steps each group of same-shaped matrices (every layer's W_q, W_k, W_v, W_o; every W_1; every W_2) in
+   * one call (CUDA: the fused group step, a few kernels and one batched Newton–Schulz chain per group).
    */
   public StepReport step(PolicyModel model, Map<String, Tensor> grads, double[][] maxLogit, double lr) {
     TensorOps ops = model.ops();
@@ -117,29 +117,48 @@ public final class MuonClip {
       if (grads.get(s.name()) == null) throw new IllegalArgumentException("no gradient for " + s.name() + ": nothing updated");
     }
     t++;
-    var muon = new ArrayList<ParamSpec>();
-    var ws = new ArrayList<Tensor>();
-    var gs = new ArrayList<Tensor>();
-    var ms = new ArrayList<Tensor>();
-    for (ParamSpec s : model.specs()) {
-      if (route(s.kind()) == Rule.MUON) {
-        muon.add(s);
-        ws.add(model.parameter(s.name()));
-        gs.add(grads.get(s.name()));
-        ms.add(state(first, s, ops));
-        continue;
+    // the step's temporaries (AdamW's g^2 and direction, the op-by-op Muon's intermediates, a first step's zero state)
+    // go back to a GPU backend's pool when the scope closes instead of at the next collection; what it keeps is what
+    // the step creates without a scope: the new weights and optimizer state
+    try (var scope = ops.scope()) {
+      var muon = new ArrayList<ParamSpec>();
+      var ws = new ArrayList<Tensor>();
+      var gs = new ArrayList<Tensor>();
+      var ms = new ArrayList<Tensor>();
+      for (ParamSpec s : model.specs()) {
+        if (route(s.kind()) == Rule.MUON) {
+          muon.add(s);
+          ws.add(model.parameter(s.name()));
+          gs.add(grads.get(s.name()));
+          ms.add(state(first, s, ops));
+          continue;
+        }
+        var r = update(ops, s.kind(), model.parameter(s.name()), grads.get(s.name()), state(first, s, ops), state(second, s, ops), t, lr, cfg);
+        scope.keep(r.weight());
+        scope.keep(r.m());
+        scope.keep(r.v());
+        model.setParameter(s.name(), r.weight());
+        release(ops, first.put(s.name(), r.m()));
+        release(ops, second.put(s.name(), r.v()));
       }
-      var r = update(ops, s.kind(), model.parameter(s.name()), grads.get(s.name()), state(first, s, ops), state(second, s, ops), t, lr, cfg);
-      model.setParameter(s.name(), r.weight());
-      first.put(s.name(), r.m());
-      second.put(s.name(), r.v());
-    }
-    List<Muon.Step> steps = Muon.steps(ops, ws, gs, ms, lr, muonConfig(cfg));
-    for (int i = 0; i < muon.size(); i++) {
-      model.setParameter(muon.get(i).name(), steps.get(i).weight());
-      first.put(muon.get(i).name(), steps.get(i).momentum());
+      List<Muon.Step> steps = Muon.steps(ops, ws, gs, ms, lr, muonConfig(cfg));
+      for (int i = 0; i < muon.size(); i++) {
+        scope.keep(steps.get(i).weight());
+        scope.keep(steps.get(i).momentum());
+        model.setParameter(muon.get(i).name(), steps.get(i).weight());
+        release(ops, first.put(muon.get(i).name(), steps.get(i).momentum()));
+      }
     }
     return new StepReport(cfg.clip() ? clip(model, maxLogit) : ones(maxLogit));
+  }
+
+  /**
+   * The replaced optimizer state goes back to a GPU backend's pool at once: only this object ever held it (the maps
+   * are private), and the step's kernels that read it are already queued. Otherwise it would wait for a collection,
+   * and the next step's state would come from cudaMalloc.
+   */
+  private static void release(TensorOps ops, Tensor old) {
+    if (old != null) ops.release(old);
   }
 
   private static Muon.Config muonConfig(Config cfg) {

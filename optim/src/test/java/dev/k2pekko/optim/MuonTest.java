@@ -2,9 +2,12 @@ package dev.k2pekko.optim;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.k2pekko.ops.FusedMuon;
 import dev.k2pekko.ops.HostTensor;
 import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Tensor;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -116,5 +119,69 @@ class MuonTest {
       }
     }
     assertThrows(IllegalArgumentException.class, () -> Muon.steps(ops, ws, gs.subList(0, 3), ms, 0.02, Muon.Config.defaults()));
+  }
+
+  /**
+   * A fused Muon backend whose group step is Muon.step's op-by-op arithmetic on ReferenceOps, computed from the
+   * parameters it is handed (so a wrong lr, momentum, Nesterov flag, decay, scale or NS setting changes the result);
+   * it records the shapes of every group it is given.
+   */
+  static final class ComposedFusedMuon implements FusedMuon {
+    final List<List<String>> groups = new ArrayList<>();
+
+    @Override
+    public GroupStep muonGroupStep(List<? extends Tensor> ws, List<? extends Tensor> gs, List<? extends Tensor> ms, double lr, double mu,
+        boolean nesterov, double wd, double scale, int steps, double a, double b, double c, double eps) {
+      FusedMuon.checkGroup(ws, gs, ms);
+      assertEquals(List.of(NewtonSchulz.A, NewtonSchulz.B, NewtonSchulz.C, NewtonSchulz.EPS), List.of(a, b, c, eps));
+      assertEquals(NewtonSchulz.STEPS, steps);
+      groups.add(ws.stream().map(Tensor::shapeString).toList());
+      var r = ReferenceOps.INSTANCE;
+      var w1 = new ArrayList<Tensor>();
+      var m1 = new ArrayList<Tensor>();
+      for (int i = 0; i < ws.size(); i++) {
+        Tensor m = r.linear(mu, ms.get(i), 1.0, gs.get(i));
+        Tensor u = nesterov ? r.linear(1.0, gs.get(i), mu, m) : m;
+        Tensor o = r.scale(NewtonSchulz.orthogonalize(r, u, steps), scale);
+        w1.add(r.linear(1.0 - lr * wd, ws.get(i), -lr, o));
+        m1.add(m);
+      }
+      return new GroupStep(w1, m1);
+    }
+  }
+
+  @Test
+  void fusedStepsRunOneGroupStepPerShapeAndEqualStepOnEach() {
+    int[][] shapes = {{6, 10}, {10, 6}, {6, 10}, {8, 8}, {10, 6}, {6, 10}};
+    var ws = new ArrayList<Tensor>();
+    var gs = new ArrayList<Tensor>();
+    var ms = new ArrayList<Tensor>();
+    for (int i = 0; i < shapes.length; i++) {
+      ws.add(NewtonSchulzTest.gaussian(170 + i, shapes[i][0], shapes[i][1]));
+      gs.add(ops.scale(NewtonSchulzTest.gaussian(180 + i, shapes[i][0], shapes[i][1]), 1 + i));
+      ms.add(NewtonSchulzTest.gaussian(190 + i, shapes[i][0], shapes[i][1]));
+    }
+    for (var cfg : new Muon.Config[] {Muon.Config.defaults(), new Muon.Config(0.9, false, 0.0)}) {
+      var fused = new ComposedFusedMuon();
+      var all = Muon.fusedSteps(fused, ws, gs, ms, 0.02, cfg);
+      assertEquals(shapes.length, all.size());
+      for (int i = 0; i < shapes.length; i++) {
+        var one = Muon.step(ops, ws.get(i), gs.get(i), ms.get(i), 0.02, cfg);
+        assertArrayEquals(one.weight().toDoubles(), all.get(i).weight().toDoubles(), 0.0, "weight #" + i);
+        assertArrayEquals(one.momentum().toDoubles(), all.get(i).momentum().toDoubles(), 0.0, "momentum #" + i);
+      }
+      // one group per shape, in order of first appearance
+      assertEquals(List.of(List.of("(6,10)", "(6,10)", "(6,10)"), List.of("(10,6)", "(10,6)"), List.of("(8,8)")), fused.groups);
+    }
+  }
+
+  @Test
+  void aGroupOfMixedShapesIsRefused() {
+    var e = assertThrows(IllegalArgumentException.class, () -> new ComposedFusedMuon().muonGroupStep(
+        List.of(NewtonSchulzTest.gaussian(1, 4, 6), NewtonSchulzTest.gaussian(2, 4, 6)),
+        List.of(NewtonSchulzTest.gaussian(3, 4, 6), NewtonSchulzTest.gaussian(4, 6, 4)),
+        List.of(NewtonSchulzTest.gaussian(5, 4, 6), NewtonSchulzTest.gaussian(6, 4, 6)), 0.02, 0.95, true, 0.1, 1,
+        NewtonSchulz.STEPS, NewtonSchulz.A, NewtonSchulz.B, NewtonSchulz.C, NewtonSchulz.EPS));
+    assertTrue(e.getMessage().contains("gradient 1 is (6,4)"), e.getMessage());
   }
 }

@@ -82,6 +82,11 @@ public final class CudaChecks {
     } catch (RuntimeException e) { // one failed check with the reason, and the other checks' results still reported
       results.add(new Result("newtonSchulz checks threw " + e, Double.NaN, NS_BATCH));
     }
+    try {
+      muonGroup();
+    } catch (RuntimeException e) {
+      results.add(new Result("muonGroupStep checks threw " + e, Double.NaN, NS_BATCH));
+    }
     return results;
   }
 
@@ -123,6 +128,116 @@ public final class CudaChecks {
     check("newtonSchulzBatch, a tensor twice: between", NS_BATCH, gpu.newtonSchulz(h, NS_STEPS, NS_A, NS_B, NS_C, NS_EPS), twice.get(1));
   }
 
+  /**
+   * The fused Muon group step ({@link CudaOps#muonGroupStep}) against the op-by-op composition that
+   * dev.k2pekko.optim.Muon.steps runs without it (linear for m1, linear for u, newtonSchulzBatch, scale, linear for the
+   * decay), on this backend and on ReferenceOps in fp64 (the fp64 iteration). Three quantities are checked apart, each
+   * as the worst matrix of the group (named by its index): the momentum m1 (fp32 arithmetic: {@link #FP32}), the update
+   * (w1 - (1 - lr wd) w) / lr, which holds the scaled orthogonalized term and would show a wrong decay factor
+   * ({@link #NS_BATCH} against the same backend, whose GEMMs and roundings it shares; {@link #NS_FP64} against fp64),
+   * and the inputs after the call (unchanged: error 0). Groups of 1 to 70 matrices (70: two pointer tables of 64, so
+   * two launches of the momentum and decay kernels), square, wide and tall shapes (tall ones run transposed), sizes
+   * that are not multiples of 32 or of 4 (the momentum kernel's vector loop), each matrix at its own scale, Nesterov on
+   * and off, weight decay on and off, and one group holding the same tensors twice.
+   */
+  void muonGroup() {
+    // rows, cols, batch, nesterov, weight decay
+    Object[][] cases = {
+        {64, 64, 1, true, 0.1}, {40, 96, 3, true, 0.1}, {96, 40, 3, false, 0.1}, {33, 70, 4, true, 0.0}, {70, 33, 70, true, 0.1},
+        {200, 72, 2, false, 0.0}};
+    for (Object[] k : cases) {
+      int rows = (Integer) k[0], cols = (Integer) k[1], batch = (Integer) k[2];
+      var ws = new ArrayList<HostTensor>();
+      var gs = new ArrayList<HostTensor>();
+      var ms = new ArrayList<HostTensor>();
+      for (int i = 0; i < batch; i++) {
+        ws.add(rf(rows, cols, 1));
+        gs.add(rf(rows, cols, 0.5 + 3 * (i % 5)));
+        ms.add(rf(rows, cols, 0.3 * (1 + i % 3)));
+      }
+      muonGroupCase(ws, gs, ms, (Boolean) k[3], (Double) k[4], "");
+    }
+    HostTensor w = rf(48, 80, 1), w2 = rf(48, 80, 1), g = rf(48, 80, 2), g2 = rf(48, 80, 1), m = rf(48, 80, 1), m2 = rf(48, 80, 0.5);
+    muonGroupCase(List.of(w, w2, w), List.of(g, g2, g), List.of(m, m2, m), true, 0.1, ", a tensor twice");
+    try {
+      gpu.muonGroupStep(List.of(w, rf(80, 48, 1)), List.of(g, g2), List.of(m, m2), 0.05, 0.95, true, 0.1, 1, NS_STEPS, NS_A, NS_B, NS_C, NS_EPS);
+      results.add(new Result("muonGroupStep rejects a group of two shapes (returned)", 1, 0));
+    } catch (IllegalArgumentException e) {
+      results.add(new Result("muonGroupStep rejects a group of two shapes", 0, 0));
+    }
+  }
+
+  private void muonGroupCase(List<HostTensor> ws, List<HostTensor> gs, List<HostTensor> ms, boolean nesterov, double wd, String note) {
+    double lr = 0.05, mu = 0.95;
+    int batch = ws.size(), rows = ws.get(0).rows(), cols = ws.get(0).cols();
+    double scale = 0.2 * Math.sqrt(Math.max(rows, cols));
+    String what = " " + rows + "x" + cols + " batch " + batch + (nesterov ? " nesterov" : "") + " wd " + wd + note;
+    // on the device once, so that the fused step and the composition read the same tensors (the same tensor twice where
+    // the host list holds one twice)
+    var dev = new java.util.IdentityHashMap<HostTensor, Tensor>();
+    java.util.function.Function<List<HostTensor>, List<Tensor>> up = l -> {
+      var out = new ArrayList<Tensor>();
+      for (HostTensor h : l) out.add(dev.computeIfAbsent(h, t -> gpu.tensor(t.rows(), t.cols(), t.toDoubles())));
+      return out;
+    };
+    List<Tensor> dw = up.apply(ws), dg = up.apply(gs), dm = up.apply(ms);
+    var fused = gpu.muonGroupStep(dw, dg, dm, lr, mu, nesterov, wd, scale, NS_STEPS, NS_A, NS_B, NS_C, NS_EPS);
+    if (fused.weights().size() != batch || fused.momenta().size() != batch) {
+      results.add(new Result("muonGroupStep: " + fused.weights().size() + " weights, " + fused.momenta().size() + " momenta for " + batch
+          + " matrices" + what, Double.NaN, NS_BATCH));
+      return;
+    }
+    // the composition on this backend
+    var cm = new ArrayList<Tensor>();
+    var cu = new ArrayList<Tensor>();
+    for (int i = 0; i < batch; i++) {
+      Tensor m1 = gpu.linear(mu, dm.get(i), 1.0, dg.get(i));
+      cm.add(m1);
+      cu.add(nesterov ? gpu.linear(1.0, dg.get(i), mu, m1) : m1);
+    }
+    List<Tensor> co = gpu.newtonSchulzBatch(cu, NS_STEPS, NS_A, NS_B, NS_C, NS_EPS);
+    // worst matrix of each comparison: {error, index}
+    double[] momOps = {-1, -1}, momRef = {-1, -1}, updOps = {-1, -1}, updRef = {-1, -1};
+    double changed = 0;
+    for (int i = 0; i < batch; i++) {
+      Tensor cw1 = gpu.linear(1.0 - lr * wd, dw.get(i), -lr, gpu.scale(co.get(i), scale));
+      Tensor rm1 = ref.linear(mu, ms.get(i), 1.0, gs.get(i));
+      Tensor ru = nesterov ? ref.linear(1.0, gs.get(i), mu, rm1) : rm1;
+      Tensor rw1 = ref.linear(1.0 - lr * wd, ws.get(i), -lr, ref.scale(referenceNs(ru), scale));
+      double[] fm = fused.momenta().get(i).toDoubles(), fw = fused.weights().get(i).toDoubles();
+      boolean shaped = fused.weights().get(i).rows() == rows && fused.weights().get(i).cols() == cols && fused.momenta().get(i).rows() == rows
+          && fused.momenta().get(i).cols() == cols;
+      double[] w0 = ws.get(i).toDoubles();
+      worst(momOps, shaped ? relError(cm.get(i).toDoubles(), fm) : Double.NaN, i);
+      worst(momRef, shaped ? relError(rm1.toDoubles(), fm) : Double.NaN, i);
+      worst(updOps, shaped ? relError(update(cw1.toDoubles(), w0, lr, wd), update(fw, w0, lr, wd)) : Double.NaN, i);
+      worst(updRef, shaped ? relError(update(rw1.toDoubles(), w0, lr, wd), update(fw, w0, lr, wd)) : Double.NaN, i);
+      changed = Math.max(changed, relError(w0, dw.get(i).toDoubles()) + relError(gs.get(i).toDoubles(), dg.get(i).toDoubles())
+          + relError(ms.get(i).toDoubles(), dm.get(i).toDoubles()));
+    }
+    results.add(new Result("muonGroup momentum vs ops" + what + " worst #" + (int) momOps[1], momOps[0], FP32));
+    results.add(new Result("muonGroup momentum vs fp64" + what + " worst #" + (int) momRef[1], momRef[0], FP32));
+    results.add(new Result("muonGroup update vs ops" + what + " worst #" + (int) updOps[1], updOps[0], NS_BATCH));
+    results.add(new Result("muonGroup update vs fp64" + what + " worst #" + (int) updRef[1], updRef[0], NS_FP64));
+    results.add(new Result("muonGroup inputs unchanged" + what, changed, 0));
+  }
+
+  /** (w1 - (1 - lr wd) w) / lr: the step's scaled orthogonalized term, negated, with any error in the decay. */
+  private static double[] update(double[] w1, double[] w, double lr, double wd) {
+    double[] d = new double[w1.length];
+    for (int i = 0; i < d.length; i++) d[i] = (w1[i] - (1 - lr * wd) * w[i]) / lr;
+    return d;
+  }
+
+  /** Keeps in acc {error, index} the largest error so far; NaN wins. */
+  private static void worst(double[] acc, double err, int i) {
+    if (Double.isNaN(acc[0])) return;
+    if (Double.isNaN(err) || err > acc[0]) {
+      acc[0] = err;
+      acc[1] = i;
+    }
+  }
+
   /** NewtonSchulz's generic loop in fp64. */
   private Tensor referenceNs(Tensor g) {
     Tensor x = ref.scale(g, 1.0 / (Math.sqrt(ref.sumOfSquares(g)) + NS_EPS));
@@ -156,6 +271,12 @@ public final class CudaChecks {
     Tensor expect = ref.hadamard(ref.add(ref.scale(a, 2.0), b), ref.add(ref.scale(a, 2.0), b));
     check("scope: kept result after reuse", FP32, expect, kept);
     checkFreed("scope", inner, outerTemp);
+    // an explicit release: the block is reused at once and the released tensor fails on use
+    Tensor gone = gpu.scale(a, 5.0), after;
+    gpu.release(gone);
+    after = gpu.scale(b, 0.5);
+    check("release: a tensor made after it", FP32, ref.scale(b, 0.5), after);
+    checkFreed("release", gone);
   }
 
   /**

@@ -37,7 +37,9 @@ public final class CudaDevice {
   private final Map<String, Long> modules = new ConcurrentHashMap<>();
   private final Map<String, Long> functions = new ConcurrentHashMap<>();
   private final ThreadLocal<Boolean> current = ThreadLocal.withInitial(() -> false);
-  private final MemorySegment argSlots = Arena.global().allocate(8L * 32, 16);
+  /** Kernel arguments' values: 8 bytes each, or more for a table of 64-bit words passed by value (see {@link #launch}). */
+  private static final long ARG_BYTES = 4096;
+  private final MemorySegment argSlots = Arena.global().allocate(ARG_BYTES, 16);
   private final MemorySegment argPtrs = Arena.global().allocate(ADDRESS, 32);
   private final MemorySegment scratch = Arena.global().allocate(64, 16);
   /** Milliseconds spent compiling kernels with NVRTC in this JVM (cache hits cost none). */
@@ -395,21 +397,27 @@ public final class CudaDevice {
   }
 
   /**
-   * Queues kernel f on the stream. Arguments: Long (a device pointer or a 64-bit integer), Integer, Float;
-   * each must match the kernel's parameter type.
+   * Queues kernel f on the stream. Arguments: Long (a device pointer or a 64-bit integer), Integer, Float, or long[]
+   * (a struct of that many 64-bit words passed by value, e.g. a table of device pointers: the kernel's parameter must
+   * be exactly that size). Each must match the kernel's parameter type. Values passed by value are copied by
+   * cuLaunchKernel, so nothing is uploaded and nothing waits (the kernel parameter space holds 4 KB in all).
    */
   synchronized void launch(long f, int gx, int gy, int gz, int bx, int by, int bz, int sharedBytes, Object... args) {
     makeCurrent();
     if (args.length > 32) throw new IllegalArgumentException("too many kernel arguments");
+    long off = 0;
     for (int i = 0; i < args.length; i++) {
-      long off = 8L * i;
+      long size = args[i] instanceof long[] words ? 8L * words.length : 8;
+      if (off + size > ARG_BYTES) throw new IllegalArgumentException("kernel arguments over " + ARG_BYTES + " bytes");
       switch (args[i]) {
         case Long l -> argSlots.set(JAVA_LONG, off, l);
         case Integer n -> argSlots.set(JAVA_INT, off, n);
         case Float x -> argSlots.set(JAVA_FLOAT, off, x);
+        case long[] words -> MemorySegment.copy(words, 0, argSlots, JAVA_LONG, off, words.length);
         default -> throw new IllegalArgumentException("kernel argument " + args[i]);
       }
       argPtrs.setAtIndex(ADDRESS, i, argSlots.asSlice(off));
+      off += size;
     }
     try {
       cuda.drv("cuLaunchKernel", (int) cuda.cuLaunchKernel.invokeExact(f, gx, gy, gz, bx, by, bz, sharedBytes, stream,

@@ -1,5 +1,6 @@
 package dev.k2pekko.ops.cuda;
 
+import dev.k2pekko.ops.FusedMuon;
 import dev.k2pekko.ops.FusedNewtonSchulz;
 import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.ops.TensorOps;
@@ -27,7 +28,7 @@ import java.util.Set;
  * per-head maximum logit comes out of the same kernel into a device slab shared by consecutive calls, read back
  * once (see {@link Attention#maxLogit()}).
  */
-public final class CudaOps implements TensorOps, FusedNewtonSchulz {
+public final class CudaOps implements TensorOps, FusedNewtonSchulz, FusedMuon {
   /** Operand precision of matrix products: bf16 tensor cores (default) or plain fp32. Accumulation is fp32 in both. */
   public enum Precision { BF16, FP32 }
 
@@ -168,6 +169,12 @@ public final class CudaOps implements TensorOps, FusedNewtonSchulz {
       }
       created.clear();
     }
+  }
+
+  /** Frees t's device memory now (it goes back to the pool; work already queued on the stream still reads it first). */
+  @Override
+  public void release(Tensor t) {
+    if (t instanceof CudaTensor ct && ct.device == dev) ct.free();
   }
 
   private static void sameShape(Tensor a, Tensor b) {
@@ -462,24 +469,128 @@ public final class CudaOps implements TensorOps, FusedNewtonSchulz {
     dev.launch(fn("k_sumsq_batch"), perMatrix, batch, 1, THREADS, 1, 1, 0, acc.ptr, srcs.ptr, n);
     dev.launch(fn("k_ns_init_batch"), (cols + 31) / 32, (rows + 31) / 32, batch, 32, 8, 1, 0, x.ptr, srcs.ptr, acc.ptr, (float) eps,
         rows, cols, tall ? 1 : 0);
-    long cur = x.ptr, next = xn.ptr;
+    long cur = nsChain(x.ptr, xn.ptr, am.ptr, bm.ptr, r, k, batch, steps, a, b, c);
+    dev.launch(fn("k_ns_unpack_batch"), (k + 31) / 32, (r + 31) / 32, batch, 32, 8, 1, 0, dsts.ptr, cur, r, k, tall ? 1 : 0);
+    for (DeviceMemory.Block blk : new DeviceMemory.Block[] {srcs, dsts, acc, x, xn, am, bm}) dev.memory.release(blk);
+    keep((Object[]) g);
+    return List.<Tensor>of(out);
+  }
+
+  /**
+   * The batched Newton–Schulz GEMM chain on {@code batch} bf16 iterates (r, k), r <= k, matrix i at i*r*k of x:
+   * {@code steps} times A = X X^T, B = b A + c A A, X = a X + B X, each one cublasGemmStridedBatchedEx over the batch
+   * with bf16 operands and output, fp32 accumulation and the linear terms in beta. xn (the size of x) holds the next
+   * iterate, am and bm (batch*r*r bf16 each) A and B. Returns whichever of x and xn holds the result.
+   */
+  private long nsChain(long x, long xn, long am, long bm, int r, int k, int batch, int steps, double a, double b, double c) {
+    long n = (long) r * k, rr = (long) r * r;
+    long cur = x, next = xn;
     for (int i = 0; i < steps; i++) {
-      dev.gemmStridedBatched(false, true, r, r, k, 1f, cur, Cuda.CUDA_R_16BF, n, cur, Cuda.CUDA_R_16BF, n, 0f, am.ptr, Cuda.CUDA_R_16BF,
+      dev.gemmStridedBatched(false, true, r, r, k, 1f, cur, Cuda.CUDA_R_16BF, n, cur, Cuda.CUDA_R_16BF, n, 0f, am, Cuda.CUDA_R_16BF,
           rr, batch);
-      dev.copyAsync(bm.ptr, am.ptr, 2 * rr * batch, Cuda.D2D);
-      dev.gemmStridedBatched(false, false, r, r, r, (float) c, am.ptr, Cuda.CUDA_R_16BF, rr, am.ptr, Cuda.CUDA_R_16BF, rr, (float) b,
-          bm.ptr, Cuda.CUDA_R_16BF, rr, batch);
+      dev.copyAsync(bm, am, 2 * rr * batch, Cuda.D2D);
+      dev.gemmStridedBatched(false, false, r, r, r, (float) c, am, Cuda.CUDA_R_16BF, rr, am, Cuda.CUDA_R_16BF, rr, (float) b,
+          bm, Cuda.CUDA_R_16BF, rr, batch);
       dev.copyAsync(next, cur, 2 * n * batch, Cuda.D2D);
-      dev.gemmStridedBatched(false, false, r, k, r, 1f, bm.ptr, Cuda.CUDA_R_16BF, rr, cur, Cuda.CUDA_R_16BF, n, (float) a, next,
+      dev.gemmStridedBatched(false, false, r, k, r, 1f, bm, Cuda.CUDA_R_16BF, rr, cur, Cuda.CUDA_R_16BF, n, (float) a, next,
           Cuda.CUDA_R_16BF, n, batch);
       long t = cur;
       cur = next;
       next = t;
     }
-    dev.launch(fn("k_ns_unpack_batch"), (k + 31) / 32, (r + 31) / 32, batch, 32, 8, 1, 0, dsts.ptr, cur, r, k, tall ? 1 : 0);
-    for (DeviceMemory.Block blk : new DeviceMemory.Block[] {srcs, dsts, acc, x, xn, am, bm}) dev.memory.release(blk);
+    return cur;
+  }
+
+  /** Matrices per launch of the fused Muon kernels: the size of the pointer tables they take by value (ops.cu's MUON_TABLE). */
+  static final int MUON_TABLE = 64;
+
+  /**
+   * Muon's step of a group of same-shaped matrices in three kernels and the Newton–Schulz GEMM chain, with the
+   * arithmetic of dev.k2pekko.optim.Muon.step's ops for each matrix (m1 = mu m + g; u = g + mu m1 with Nesterov, else
+   * m1; u's bf16 Newton–Schulz as {@link #newtonSchulzBatch}; w1 = (1 - lr wd) w - lr (scale O)):
+   * <ol>
+   *   <li>{@code k_muon_momentum}: m1 and u of every matrix, u written fp32 into one buffer (matrix i at i*R*K) and
+   *       the sum of u^2 of each matrix (double) accumulated in the same pass;</li>
+   *   <li>{@code k_muon_ns_init}: the scaled bf16 start of every matrix from that buffer (transposed when tall), as
+   *       newtonSchulzBatch's init;</li>
+   *   <li>the same strided-batched GEMM chain as newtonSchulzBatch;</li>
+   *   <li>{@code k_muon_decay}: every new weight from the chain's bf16 output (transposed back when tall), the scale and
+   *       the decay in the same pass, so the result is never stored fp32.</li>
+   * </ol>
+   * The per-matrix pointers go to the kernels as parameters (tables of {@link #MUON_TABLE}, a launch per table), so
+   * nothing is uploaded; all scratch space is one pooled block, served from the pool's free list from the second
+   * step on; nothing waits for the device. Outputs are 2 tensors per matrix, the new weight and momentum.
+   */
+  @Override
+  public GroupStep muonGroupStep(List<? extends Tensor> wts, List<? extends Tensor> gts, List<? extends Tensor> mts, double lr,
+      double mu, boolean nesterov, double wd, double scale, int steps, double a, double b, double c, double eps) {
+    FusedMuon.checkGroup(wts, gts, mts);
+    if (wts.size() > NS_MAX_BATCH) { // grid z of k_muon_ns_init is the matrix index
+      var w1 = new ArrayList<Tensor>(wts.size());
+      var m1 = new ArrayList<Tensor>(wts.size());
+      for (int i = 0; i < wts.size(); i += NS_MAX_BATCH) {
+        int j = Math.min(wts.size(), i + NS_MAX_BATCH);
+        GroupStep part = muonGroupStep(wts.subList(i, j), gts.subList(i, j), mts.subList(i, j), lr, mu, nesterov, wd, scale, steps, a, b, c, eps);
+        w1.addAll(part.weights());
+        m1.addAll(part.momenta());
+      }
+      return new GroupStep(w1, m1);
+    }
+    int batch = wts.size();
+    if (batch == 0) return new GroupStep(List.of(), List.of());
+    int rows = wts.get(0).rows(), cols = wts.get(0).cols();
+    CudaTensor[] w = new CudaTensor[batch], g = new CudaTensor[batch], m = new CudaTensor[batch];
+    CudaTensor[] w1 = new CudaTensor[batch], m1 = new CudaTensor[batch];
+    for (int i = 0; i < batch; i++) {
+      w[i] = c(wts.get(i));
+      g[i] = c(gts.get(i));
+      m[i] = c(mts.get(i));
+    }
+    for (int i = 0; i < batch; i++) {
+      w1[i] = alloc(rows, cols);
+      m1[i] = alloc(rows, cols);
+    }
+    long n = (long) rows * cols;
+    if (n == 0) return new GroupStep(List.<Tensor>of(w1), List.<Tensor>of(m1));
+    boolean tall = rows > cols;
+    int r = tall ? cols : rows, k = tall ? rows : cols; // the iterate X is (r, k), r <= k
+    long rr = (long) r * r;
+    // one block: the sums of squares, u (fp32), the iterate and the next one (bf16), A and B (bf16)
+    long accBytes = align256(8L * batch), uBytes = align256(4 * n * batch), xBytes = align256(2 * n * batch), aBytes = align256(2 * rr * batch);
+    DeviceMemory.Block blk = scratch(accBytes + uBytes + 2 * xBytes + 2 * aBytes);
+    long acc = blk.ptr, u = acc + accBytes, x = u + uBytes, xn = x + xBytes, am = xn + xBytes, bm = am + aBytes;
+    dev.memsetAsync(acc, 0, 8L * batch);
+    long perThread = (n + 3) / 4; // k_muon_momentum's vector loop: 4 elements a thread
+    for (int m0 = 0; m0 < batch; m0 += MUON_TABLE) {
+      int chunk = Math.min(MUON_TABLE, batch - m0);
+      int perMatrix = (int) Math.max(1, Math.min((perThread + THREADS - 1) / THREADS, Math.max(1, dev.smCount * 16L / chunk)));
+      dev.launch(fn("k_muon_momentum"), perMatrix, chunk, 1, THREADS, 1, 1, 0, u, acc, table(g, m0, chunk), table(m, m0, chunk),
+          table(m1, m0, chunk), (float) mu, nesterov ? 1 : 0, m0, n);
+    }
+    dev.launch(fn("k_muon_ns_init"), (cols + 31) / 32, (rows + 31) / 32, batch, 32, 8, 1, 0, x, u, acc, (float) eps, rows, cols,
+        tall ? 1 : 0);
+    long out = nsChain(x, xn, am, bm, r, k, batch, steps, a, b, c);
+    for (int m0 = 0; m0 < batch; m0 += MUON_TABLE) {
+      int chunk = Math.min(MUON_TABLE, batch - m0);
+      dev.launch(fn("k_muon_decay"), (k + 31) / 32, (r + 31) / 32, chunk, 32, 8, 1, 0, table(w, m0, chunk), table(w1, m0, chunk), out,
+          (float) (1.0 - lr * wd), (float) -lr, (float) scale, m0, r, k, tall ? 1 : 0);
+    }
+    dev.memory.release(blk);
+    keep((Object[]) w);
     keep((Object[]) g);
-    return List.<Tensor>of(out);
+    keep((Object[]) m);
+    return new GroupStep(List.<Tensor>of(w1), List.<Tensor>of(m1));
+  }
+
+  /** The fp32 pointers of ts[from .. from+count) in a table of MUON_TABLE words (the rest 0), a kernel parameter. */
+  private static long[] table(CudaTensor[] ts, int from, int count) {
+    long[] p = new long[MUON_TABLE];
+    for (int i = 0; i < count; i++) p[i] = ts[from + i].ptr();
+    return p;
+  }
+
+  private static long align256(long bytes) {
+    return (bytes + 255) / 256 * 256;
   }
 
   // ---- reductions ----

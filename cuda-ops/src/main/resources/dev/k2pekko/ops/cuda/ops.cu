@@ -592,15 +592,11 @@ extern "C" __global__ void k_sumsq_batch(double* acc, const unsigned long long* 
   }
 }
 
-// x + m*rows*cols = bf16(gs[m] / (sqrt(sumsq[m]) + eps)) (k_ns_init's arithmetic), stored transposed (cols, rows)
-// when transpose != 0. gs[m] is (rows, cols) fp32. Grid (ceil(cols/32), ceil(rows/32), batch), block (32, 8).
-extern "C" __global__ void k_ns_init_batch(bf16_t* x, const unsigned long long* gs, const double* sumsq, float eps, int rows,
-                                           int cols, int transpose) {
-  __shared__ float tile[32][33];
-  int m = blockIdx.z;
-  const float* g = (const float*)gs[m];
-  bf16_t* out = x + (long long)m * rows * cols;
-  float inv = 1.f / ((float)sqrt(sumsq[m]) + eps);
+// out (rows*cols bf16) = bf16(g / (sqrt(sumsq) + eps)) (k_ns_init's arithmetic) for this block's 32x32 tile of
+// g (rows, cols) fp32, stored transposed (cols, rows) when transpose != 0. Block (32, 8); tile is the block's shared tile.
+__device__ __forceinline__ void ns_init_tile(bf16_t* out, const float* g, double sumsq, float eps, int rows, int cols, int transpose,
+                                             float (*tile)[33]) {
+  float inv = 1.f / ((float)sqrt(sumsq) + eps);
   int bx = blockIdx.x * 32, by = blockIdx.y * 32;
   if (!transpose) {
     for (int j = threadIdx.y; j < 32; j += 8) {
@@ -618,6 +614,15 @@ extern "C" __global__ void k_ns_init_batch(bf16_t* x, const unsigned long long* 
     int r = bx + j, c = by + threadIdx.x;  // out row = g's column
     if (r < cols && c < rows) out[(long long)r * rows + c] = f2bf(tile[threadIdx.x][j] * inv);
   }
+}
+
+// x + m*rows*cols = bf16(gs[m] / (sqrt(sumsq[m]) + eps)) (k_ns_init's arithmetic), stored transposed (cols, rows)
+// when transpose != 0. gs[m] is (rows, cols) fp32. Grid (ceil(cols/32), ceil(rows/32), batch), block (32, 8).
+extern "C" __global__ void k_ns_init_batch(bf16_t* x, const unsigned long long* gs, const double* sumsq, float eps, int rows,
+                                           int cols, int transpose) {
+  __shared__ float tile[32][33];
+  int m = blockIdx.z;
+  ns_init_tile(x + (long long)m * rows * cols, (const float*)gs[m], sumsq[m], eps, rows, cols, transpose, tile);
 }
 
 // outs[m] (fp32) = x + m*rows*cols (bf16, (rows, cols)), transposed into (cols, rows) when transpose != 0.
@@ -643,5 +648,104 @@ extern "C" __global__ void k_ns_unpack_batch(const unsigned long long* outs, con
   for (int j = threadIdx.y; j < 32; j += 8) {
     int r = bx + j, c = by + threadIdx.x;  // out row = x's column
     if (r < cols && c < rows) out[(long long)r * rows + c] = tile[threadIdx.x][j];
+  }
+}
+
+// ---- fused Muon step of a group of same-shaped matrices (CudaOps.muonGroupStep) ----
+// The per-matrix device pointers travel as kernel parameters (PtrTable, passed by value: nothing is uploaded, so the
+// host never waits), MUON_TABLE of them per launch; CudaOps.MUON_TABLE must equal it. A larger group runs in chunks:
+// matrix z of a launch (grid y or z) is matrix m0 + z of the group, which places it in the group's contiguous buffers.
+#define MUON_TABLE 64
+struct PtrTable {
+  unsigned long long p[MUON_TABLE];
+};
+
+// m1 = mu*m + g and u = nesterov ? g + mu*m1 : m1 (Muon.step's two linear ops) for matrix z = blockIdx.y of the chunk:
+// m1 into m1s[z], u into u + (m0 + z)*n (fp32, (rows, cols) as the weight: the batch's Newton-Schulz input), and the
+// sum of u^2 in double added to sumsq[m0 + z] (k_sumsq_batch's accumulation; zeroed by the caller). Grid (blocks, chunk).
+extern "C" __global__ void k_muon_momentum(float* __restrict__ u, double* __restrict__ sumsq, PtrTable gs, PtrTable ms, PtrTable m1s,
+                                           float mu, int nesterov, int m0, long long n) {
+  __shared__ double sh[32];
+  int z = blockIdx.y;
+  const float* g = (const float*)gs.p[z];
+  const float* m = (const float*)ms.p[z];
+  float* m1 = (float*)m1s.p[z];
+  float* uz = u + (long long)(m0 + z) * n;
+  double s = 0;
+  long long n4 = (al16(g) && al16(m) && al16(m1) && al16(uz)) ? n >> 2 : 0;
+  VEC_STRIDE(i, n4) {
+    f4 gi = ((const f4*)g)[i], mi = ((const f4*)m)[i], mo, uo;
+    mo.x = mu * mi.x + gi.x;
+    mo.y = mu * mi.y + gi.y;
+    mo.z = mu * mi.z + gi.z;
+    mo.w = mu * mi.w + gi.w;
+    uo.x = nesterov ? gi.x + mu * mo.x : mo.x;
+    uo.y = nesterov ? gi.y + mu * mo.y : mo.y;
+    uo.z = nesterov ? gi.z + mu * mo.z : mo.z;
+    uo.w = nesterov ? gi.w + mu * mo.w : mo.w;
+    ((f4*)m1)[i] = mo;
+    ((f4*)uz)[i] = uo;
+    s += (double)uo.x * uo.x + (double)uo.y * uo.y + (double)uo.z * uo.z + (double)uo.w * uo.w;
+  }
+  for (long long i = n4 * 4 + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    float gi = g[i], mo = mu * m[i] + gi, uo = nesterov ? gi + mu * mo : mo;
+    m1[i] = mo;
+    uz[i] = uo;
+    s += (double)uo * uo;
+  }
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (lane == 0) sh[w] = s;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double t = 0;
+    for (int i = 0; i < (blockDim.x + 31) / 32; i++) t += sh[i];
+    atomicAdd(sumsq + m0 + z, t);
+  }
+}
+
+// The Newton-Schulz start of every matrix of the group from the contiguous u of k_muon_momentum: matrix m's
+// u + m*rows*cols (fp32 (rows, cols)) into x + m*rows*cols, as k_ns_init_batch. Grid (ceil(cols/32), ceil(rows/32), batch).
+extern "C" __global__ void k_muon_ns_init(bf16_t* x, const float* u, const double* sumsq, float eps, int rows, int cols, int transpose) {
+  __shared__ float tile[32][33];
+  long long off = (long long)blockIdx.z * rows * cols;
+  ns_init_tile(x + off, u + off, sumsq[blockIdx.z], eps, rows, cols, transpose, tile);
+}
+
+// w1s[z] = alpha*ws[z] + beta*(s*O) (Muon.step's scale and decay ops: alpha = 1 - lr*wd, beta = -lr,
+// s = 0.2*sqrt(max(A, B))), O the Newton-Schulz result of matrix m0 + z read from x + (m0 + z)*rows*cols, bf16 (rows, cols),
+// transposed back into the weight's (cols, rows) when transpose != 0 (k_ns_unpack_batch's reading).
+// Grid (ceil(cols/32), ceil(rows/32), chunk), block (32, 8); rows and cols are the iterate's.
+extern "C" __global__ void k_muon_decay(PtrTable ws, PtrTable w1s, const bf16_t* x, float alpha, float beta, float s, int m0, int rows,
+                                        int cols, int transpose) {
+  __shared__ float tile[32][33];
+  int z = blockIdx.z;
+  const float* w = (const float*)ws.p[z];
+  float* w1 = (float*)w1s.p[z];
+  const bf16_t* a = x + (long long)(m0 + z) * rows * cols;
+  int bx = blockIdx.x * 32, by = blockIdx.y * 32;
+  if (!transpose) {
+    for (int j = threadIdx.y; j < 32; j += 8) {
+      int r = by + j, c = bx + threadIdx.x;
+      if (r < rows && c < cols) {
+        long long i = (long long)r * cols + c;
+        float o = s * ld1(a, i);
+        w1[i] = alpha * w[i] + beta * o;
+      }
+    }
+    return;
+  }
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    int r = by + j, c = bx + threadIdx.x;
+    if (r < rows && c < cols) tile[j][threadIdx.x] = ld1(a, (long long)r * cols + c);
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    int r = bx + j, c = by + threadIdx.x;  // the weight's row = x's column; the weight is (cols, rows)
+    if (r < cols && c < rows) {
+      long long i = (long long)r * rows + c;
+      float o = s * tile[threadIdx.x][j];
+      w1[i] = alpha * w[i] + beta * o;
+    }
   }
 }
