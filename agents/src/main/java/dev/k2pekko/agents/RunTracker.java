@@ -94,7 +94,7 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
   private final Set<String> removed = new HashSet<>();
   /** Outcomes for the record and not yet confirmed by it, by key; those not yet sent to it; whether a write is on. */
   private final Map<Long, EpisodeOutcome> pending = new LinkedHashMap<>();
-  private final List<EpisodeOutcome> toRecord = new ArrayList<>();
+  private final ToRecord toRecord = new ToRecord();
   private boolean recording;
   private long recordingSince;
   /** Since when the record has not confirmed a write while outcomes wait for it (0: nothing waits). */
@@ -262,11 +262,10 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
     return completeIfDone();
   }
 
-  /** Sends the outcomes waiting to the record, unless a write is on. */
+  /** Sends the outcomes waiting to the record, kept ones first ({@link ToRecord}), unless a write is on. */
   private void writeRecord() {
     if (recording || toRecord.isEmpty()) return;
-    var batch = List.copyOf(toRecord.subList(0, Math.min(RECORD_BATCH, toRecord.size())));
-    toRecord.subList(0, batch.size()).clear();
+    var batch = toRecord.take(RECORD_BATCH);
     recording = true;
     recordingSince = System.nanoTime();
     if (recordUnconfirmedSince == 0) recordUnconfirmedSince = recordingSince;
@@ -345,10 +344,37 @@ public final class RunTracker extends AbstractBehavior<RunTracker.Command> {
       getContext().getLog().warn("run {}: the run record did not confirm a write within {}; recording {} outcomes again",
           spec.runId(), RECORD_RETRY, pending.size());
       toRecord.clear();
-      toRecord.addAll(pending.values());
+      pending.values().forEach(toRecord::add);
       recording = false;
       writeRecord();
     }
     return this;
+  }
+
+  /**
+   * The outcomes waiting for the record, kept ones taken first. A kept episode's outcome reaches the tracker only once
+   * its collector confirmed the journal write, later than the rejections judged with it, which nothing holds back: in
+   * one queue it would wait behind them, and what the run counts as persisted would lag what the journal holds by as
+   * many record writes as there are rejections waiting (thousands under load).
+   */
+  static final class ToRecord {
+    private final java.util.ArrayDeque<EpisodeOutcome> kept = new java.util.ArrayDeque<>(), others = new java.util.ArrayDeque<>();
+
+    void add(EpisodeOutcome o) { (o.kept() ? kept : others).add(o); }
+
+    boolean isEmpty() { return kept.isEmpty() && others.isEmpty(); }
+
+    void clear() {
+      kept.clear();
+      others.clear();
+    }
+
+    /** Up to {@code max} outcomes, kept ones first, each in the order it came. */
+    List<EpisodeOutcome> take(int max) {
+      var batch = new ArrayList<EpisodeOutcome>(Math.min(max, kept.size() + others.size()));
+      while (batch.size() < max && !kept.isEmpty()) batch.add(kept.poll());
+      while (batch.size() < max && !others.isEmpty()) batch.add(others.poll());
+      return List.copyOf(batch);
+    }
   }
 }
