@@ -313,7 +313,7 @@ public final class GpuBench {
    * device waits for the host.
    */
   static void muonPart(CudaOps ops, PolicyModel model, Map<String, Tensor> grads, int[] size) {
-    var cfg = new Muon.Config(0.95, true, 0.1);
+    var cfg = Muon.Config.defaults();
     var gs = new ArrayList<Tensor>();
     var fw = new ArrayList<Tensor>();
     var fm = new ArrayList<Tensor>();
