@@ -1,5 +1,6 @@
 package dev.k2pekko.bench;
 
+import dev.k2pekko.model.Decoder;
 import dev.k2pekko.model.Losses;
 import dev.k2pekko.model.ModelConfig;
 import dev.k2pekko.model.PolicyModel;
@@ -28,6 +29,8 @@ public final class ModelBench {
   public record ForwardBackward(String backend, int batch, int seq, long params, double msPerStep, double tokensPerSecond) {}
 
   public record MuonStep(String backend, String what, long params, double ms) {}
+
+  public record Decode(int view, int action, double msPerAction, double actionsPerSecond) {}
 
   public record Matmul(int n, double javaMs, double javaGflops, double nd4jMs, double nd4jGflops) {}
 
@@ -64,6 +67,35 @@ public final class ModelBench {
     return new ForwardBackward(ops.name(), batch, cfg.context(), model.parameterCount(), ms, batch * cfg.context() / (ms / 1e3));
   }
 
+  /**
+   * One policy action as the agents' learned policy makes it (LearnedPolicy.next): a fresh {@link Decoder} session
+   * fed a view of {@code view} tokens, then {@code action} sampled tokens fed one at a time (greedy here: the choice
+   * does not change the arithmetic), the default policy with random weights.
+   */
+  public static Decode decode(int view, int action, double budgetMs) {
+    var cfg = ModelConfig.defaults(Tokenizer.standard().vocabSize());
+    var decoder = new Decoder(new PolicyModel(cfg, ReferenceOps.INSTANCE, 1));
+    int[] tokens = new Random(4).ints(view, 0, cfg.vocab()).toArray();
+    double[] sink = new double[1];
+    Runnable act = () -> {
+      var session = decoder.session();
+      double[] logits = session.feed(tokens);
+      for (int i = 0; i < action; i++) logits = session.feed(argmax(logits));
+      sink[0] += logits[0];
+    };
+    // a second of warm-up: the JIT compiles the decoder's loops only after some hundreds of actions
+    for (long end = System.nanoTime() + 1_000_000_000L; System.nanoTime() < end; ) act.run();
+    double ms = medianMs(act, budgetMs);
+    if (Double.isNaN(sink[0])) throw new IllegalStateException("NaN logits");
+    return new Decode(view, action, ms, 1e3 / ms);
+  }
+
+  private static int argmax(double[] v) {
+    int best = 0;
+    for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+    return best;
+  }
+
   /** One Muon step (momentum, NS5, scaled update, decay) on a (rows, cols) matrix. */
   public static MuonStep muonMatrix(TensorOps ops, int rows, int cols, double budgetMs) {
     var rnd = new Random(rows * 7L + cols);
@@ -96,18 +128,35 @@ public final class ModelBench {
     return new Matmul(n, jm, flop / jm / 1e6, nm, flop / nm / 1e6);
   }
 
-  /** Runs every benchmark and returns the tables as Markdown. */
-  public static String report() {
-    var nd4j = new Nd4jOps();
+  /**
+   * What the CPU pipeline spends its time on (a profile of the default `k2 run`: the agents' decoding and the
+   * learners' plain-Java forward+backward), as Markdown: the part `k2 bench model --policy` prints alone.
+   */
+  public static String policyReport() {
     var sb = new StringBuilder();
     sb.append(String.format(Locale.ROOT, "JDK %s, %d CPUs, OMP_NUM_THREADS=%s%n%n", System.getProperty("java.version"),
         Runtime.getRuntime().availableProcessors(), System.getenv().getOrDefault("OMP_NUM_THREADS", "(unset)")));
-    sb.append("| backend | batch x context | parameters | ms / step | tokens/s (forward+backward) |\n|---|---|---|---|---|\n");
-    for (TensorOps ops : List.<TensorOps>of(ReferenceOps.INSTANCE, nd4j)) {
-      for (int batch : new int[] {1, 8}) {
-        var r = forwardBackward(ops, batch, 3000);
-        sb.append(String.format(Locale.ROOT, "| %s | %d x %d | %,d | %.1f | %,.0f |%n", r.backend(), r.batch(), r.seq(), r.params(), r.msPerStep(), r.tokensPerSecond()));
-      }
+    sb.append("| policy action (Decoder, one thread) | view tokens | action tokens | ms / action | actions/s |\n|---|---|---|---|---|\n");
+    for (int[] va : new int[][] {{24, 6}, {64, 8}}) {
+      var r = decode(va[0], va[1], 3000);
+      sb.append(String.format(Locale.ROOT, "| java | %d | %d | %.3f | %,.0f |%n", r.view(), r.action(), r.msPerAction(), r.actionsPerSecond()));
+    }
+    sb.append("\n| backend | batch x context | parameters | ms / step | tokens/s (forward+backward) |\n|---|---|---|---|---|\n");
+    for (int batch : new int[] {1, 8}) {
+      var r = forwardBackward(ReferenceOps.INSTANCE, batch, 3000);
+      sb.append(String.format(Locale.ROOT, "| %s | %d x %d | %,d | %.1f | %,.0f |%n", r.backend(), r.batch(), r.seq(), r.params(), r.msPerStep(), r.tokensPerSecond()));
+    }
+    return sb.toString();
+  }
+
+  /** Runs every benchmark and returns the tables as Markdown. */
+  public static String report() {
+    var nd4j = new Nd4jOps();
+    var sb = new StringBuilder(policyReport());
+    sb.append("\n| backend | batch x context | parameters | ms / step | tokens/s (forward+backward) |\n|---|---|---|---|---|\n");
+    for (int batch : new int[] {1, 8}) {
+      var r = forwardBackward(nd4j, batch, 3000);
+      sb.append(String.format(Locale.ROOT, "| %s | %d x %d | %,d | %.1f | %,.0f |%n", r.backend(), r.batch(), r.seq(), r.params(), r.msPerStep(), r.tokensPerSecond()));
     }
     sb.append("\n| backend | Muon step on | parameters | ms |\n|---|---|---|---|\n");
     for (TensorOps ops : List.<TensorOps>of(ReferenceOps.INSTANCE, nd4j)) {
@@ -130,6 +179,6 @@ public final class ModelBench {
   }
 
   public static void main(String[] args) {
-    System.out.print(report());
+    System.out.print(args.length > 0 && args[0].equals("policy") ? policyReport() : report());
   }
 }

@@ -44,7 +44,8 @@ public final class BundleCommand implements Callable<Integer> {
    * java.transaction.xa), Slick's executor (java.management), logback's XML configuration (java.naming). Left out:
    * jdk.jfr (Pekko's remoting events, turned off where it is missing) and java.desktop (the report's PNGs).
    */
-  static final List<String> MODULES = List.of("java.base", "java.logging", "java.management", "java.naming", "java.sql", "jdk.unsupported");
+  static final List<String> MODULES = List.of("java.base", "java.logging", "java.management", "java.naming", "java.sql", "jdk.unsupported",
+      "jdk.incubator.vector");
 
   /** Jars left out: ND4J and everything only it brings (its natives alone are over 100 MB). */
   public static final List<String> LEFT_OUT = List.of("nd4j-", "javacpp-", "openblas-", "flatbuffers-java-", "protobuf-1.0.0-M2.1",
@@ -106,7 +107,8 @@ public final class BundleCommand implements Callable<Integer> {
         # k2 from a bundle: the jlinked JRE next to this directory; k2's classes and its libraries' in the class store
         # ../lib/%s, which the system class loader dev.k2pekko.bundle.boot.StoreLoader reads.
         DIR="$(cd "$(dirname "$0")/.." && pwd)"
-        exec "$DIR/jre/bin/java" ${K2_JVM_OPTS:--Xss2m -XX:+UseParallelGC} -Djava.awt.headless=true --enable-native-access=ALL-UNNAMED \\
+        exec "$DIR/jre/bin/java" ${K2_JVM_OPTS:--Xss2m -XX:+UseParallelGC} -Djava.awt.headless=true --add-modules jdk.incubator.vector \\
+          --enable-native-access=ALL-UNNAMED \\
           --sun-misc-unsafe-memory-access=allow \\
           --add-opens java.base/java.lang=ALL-UNNAMED --add-opens java.base/java.util=ALL-UNNAMED \\
           --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED \\

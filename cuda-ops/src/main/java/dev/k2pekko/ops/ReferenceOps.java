@@ -53,17 +53,7 @@ public final class ReferenceOps implements TensorOps {
     if ((long) m * n * k > PARALLEL_FLOPS) {
       rows = rows.parallel();
     }
-    rows.forEach(i -> {
-      int o = i * n;
-      for (int p = 0; p < k; p++) {
-        double s = xd[i * k + p];
-        if (s == 0.0) continue;
-        int yo = p * n;
-        for (int j = 0; j < n; j++) {
-          out[o + j] += s * yd[yo + j];
-        }
-      }
-    });
+    rows.forEach(i -> Simd.matmulRow(xd, yd, out, i, k, n));
     return new HostTensor(m, n, out);
   }
 

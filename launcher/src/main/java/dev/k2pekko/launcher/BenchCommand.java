@@ -265,8 +265,12 @@ final class BenchCommand implements Runnable {
       description = "Forward+backward tokens/s of the default policy, Muon step time against size, ND4J matmul GFLOP/s next to "
           + "the plain-Java reference (about 2 minutes; prints Markdown tables).")
   static final class Model implements java.util.concurrent.Callable<Integer> {
+    @Option(names = "--policy", description = "Only what the CPU pipeline spends its time on: the agents' decoding of an action and the "
+        + "plain-Java forward+backward (about 15 s).")
+    boolean policyOnly;
+
     @Override public Integer call() {
-      System.out.println(ModelBench.report());
+      System.out.println(policyOnly ? ModelBench.policyReport() : ModelBench.report());
       return 0;
     }
   }
