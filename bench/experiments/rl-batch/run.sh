@@ -4,7 +4,8 @@
 #   CONFS="signal all" bash bench/experiments/rl-batch/run.sh SEED...
 # A configuration NAME is bench/experiments/rl-batch/NAME.conf. The --json summaries and the logs' last lines go to
 # $OUT (default ./out/rl-batch). PROCS=4 gives each JVM four processors with what depends on the count pinned to
-# the 2-core values (cores4.conf), so that runs of more rounds fit the device's 10-minute calls.
+# the 2-core values (cores4.conf), so that runs of more rounds fit the device's 10-minute calls. ARCHIVE=F.tgz packs
+# $OUT into one file and removes it (the device returns at most eight files a call).
 OUT=${OUT:-out/rl-batch}; mkdir -p "$OUT"
 for seed in "$@"; do
   for m in ${CONFS:-signal all}; do
@@ -16,3 +17,4 @@ for seed in "$@"; do
   done
 done
 wait
+if [ -n "${ARCHIVE:-}" ]; then tar czf "$ARCHIVE" -C "$OUT" . && rm -rf "$OUT"; fi
