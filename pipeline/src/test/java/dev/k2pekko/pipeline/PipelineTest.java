@@ -48,7 +48,11 @@ class PipelineTest {
     o.put("k2.pipeline.rl-rollouts", 2);
     o.put("k2.pipeline.stage-timeout", "3 minutes");
     o.put("k2.ps.checkpoint-every", 5);
-    o.put("k2.open.eval-tasks", 4); // the held-out open set, small (off by default)
+    o.put("k2.open.eval-tasks", 4); // the held-out open set, small
+    // no open tasks in synthesis or RL (the default has them): the counts below are of verifiable episodes; the test of
+    // open tasks in the pipeline turns both shares on
+    o.put("k2.open.synthesis-share", 0);
+    o.put("k2.open.rl-share", 0);
     o.putAll(extra);
     return ConfigFactory.load(ConfigFactory.parseMap(o).withFallback(ConfigFactory.parseResources("application.conf")));
   }
