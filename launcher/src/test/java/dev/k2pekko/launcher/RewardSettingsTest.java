@@ -71,7 +71,8 @@ class RewardSettingsTest {
     SettingsCheck.against(c, ClipSettingsTest.DEFAULTS, "test");
     SettingsCheck.ranges(c, "test");
     assertEquals(new Pipeline.Open(0.25, 0.5, 10), Pipeline.Open.fromConfig(c));
-    assertEquals(new Pipeline.Open(0, 0, 0), Pipeline.Open.fromConfig(ClipSettingsTest.DEFAULTS), "no open tasks trained on or evaluated by default");
+    // the default since session 13 (pipeline's reference.conf says why): a sixth of the synthesis open, 15% of RL, 60 evaluated
+    assertEquals(new Pipeline.Open(0.1666667, 0.15, 60), Pipeline.Open.fromConfig(ClipSettingsTest.DEFAULTS), "the default open shares");
     for (var bad : Map.of("k2.open.synthesis-share = 1.5", "k2.open.synthesis-share must lie in [0, 1], got 1.5",
         "k2.open.rl-share = -0.1", "k2.open.rl-share must lie in [0, 1], got -0.1",
         "k2.open.eval-tasks = -1", "k2.open.eval-tasks must be >= 0, got -1").entrySet()) {
