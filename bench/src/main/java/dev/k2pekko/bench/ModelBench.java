@@ -144,9 +144,13 @@ public final class ModelBench {
     sb.append("\n| backend | batch x context | parameters | ms / step | tokens/s (forward+backward) |\n|---|---|---|---|---|\n");
     for (int batch : new int[] {1, 8}) {
       var r = forwardBackward(ReferenceOps.INSTANCE, batch, 3000);
-      sb.append(String.format(Locale.ROOT, "| %s | %d x %d | %,d | %.1f | %,.0f |%n", r.backend(), r.batch(), r.seq(), r.params(), r.msPerStep(), r.tokensPerSecond()));
+      sb.append(row(r));
     }
     return sb.toString();
+  }
+
+  private static String row(ForwardBackward r) {
+    return String.format(Locale.ROOT, "| %s | %d x %d | %,d | %.1f | %,.0f |%n", r.backend(), r.batch(), r.seq(), r.params(), r.msPerStep(), r.tokensPerSecond());
   }
 
   /** Runs every benchmark and returns the tables as Markdown. */
@@ -156,7 +160,7 @@ public final class ModelBench {
     sb.append("\n| backend | batch x context | parameters | ms / step | tokens/s (forward+backward) |\n|---|---|---|---|---|\n");
     for (int batch : new int[] {1, 8}) {
       var r = forwardBackward(nd4j, batch, 3000);
-      sb.append(String.format(Locale.ROOT, "| %s | %d x %d | %,d | %.1f | %,.0f |%n", r.backend(), r.batch(), r.seq(), r.params(), r.msPerStep(), r.tokensPerSecond()));
+      sb.append(row(r));
     }
     sb.append("\n| backend | Muon step on | parameters | ms |\n|---|---|---|---|\n");
     for (TensorOps ops : List.<TensorOps>of(ReferenceOps.INSTANCE, nd4j)) {

@@ -41,8 +41,9 @@ import picocli.CommandLine.Option;
 public final class BundleCommand implements Callable<Integer> {
   /**
    * Java modules the node uses: Pekko (jdk.unsupported, java.logging), JDBC (java.sql, which brings java.xml and
-   * java.transaction.xa), Slick's executor (java.management), logback's XML configuration (java.naming). Left out:
-   * jdk.jfr (Pekko's remoting events, turned off where it is missing) and java.desktop (the report's PNGs).
+   * java.transaction.xa), Slick's executor (java.management), logback's XML configuration (java.naming), the CPU
+   * loops' SIMD (jdk.incubator.vector, dev.k2pekko.ops.Simd). Left out: jdk.jfr (Pekko's remoting events, turned off
+   * where it is missing) and java.desktop (the report's PNGs).
    */
   static final List<String> MODULES = List.of("java.base", "java.logging", "java.management", "java.naming", "java.sql", "jdk.unsupported",
       "jdk.incubator.vector");

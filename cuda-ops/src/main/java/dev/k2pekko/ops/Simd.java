@@ -34,12 +34,13 @@ public final class Simd {
     if (VECTOR) {
       VectorKernels.matvecT(wT, v, vAt, out, at, rows, cols, add);
     } else {
-      plainMatvecT(wT, v, vAt, out, at, rows, cols, add);
+      plainMatvecT(wT, v, vAt, out, at, rows, cols, add, 0);
     }
   }
 
-  static void plainMatvecT(double[] wT, double[] v, int vAt, double[] out, int at, int rows, int cols, boolean add) {
-    for (int i = 0; i < rows; i++) {
+  /** {@link #matvecT}'s plain loop over the outputs from {@code from} on (VectorKernels' tail too). */
+  static void plainMatvecT(double[] wT, double[] v, int vAt, double[] out, int at, int rows, int cols, boolean add, int from) {
+    for (int i = from; i < rows; i++) {
       double s = 0;
       for (int j = 0; j < cols; j++) s += wT[j * rows + i] * v[vAt + j];
       out[at + i] = add ? out[at + i] + s : s;
@@ -54,17 +55,18 @@ public final class Simd {
     if (VECTOR) {
       VectorKernels.matmulRow(x, y, out, i, k, n);
     } else {
-      plainMatmulRow(x, y, out, i, k, n);
+      plainMatmulRow(x, y, out, i, k, n, 0);
     }
   }
 
-  static void plainMatmulRow(double[] x, double[] y, double[] out, int i, int k, int n) {
+  /** {@link #matmulRow}'s plain loop over the row's columns from {@code from} on (VectorKernels' tail too). */
+  static void plainMatmulRow(double[] x, double[] y, double[] out, int i, int k, int n, int from) {
     int o = i * n;
     for (int p = 0; p < k; p++) {
       double s = x[i * k + p];
       if (s == 0.0) continue;
       int yo = p * n;
-      for (int j = 0; j < n; j++) out[o + j] += s * y[yo + j];
+      for (int j = from; j < n; j++) out[o + j] += s * y[yo + j];
     }
   }
 }

@@ -41,11 +41,7 @@ final class VectorKernels {
       for (int j = 0; j < cols; j++) a = a.add(DoubleVector.fromArray(S, wT, j * rows + i).mul(v[vAt + j]));
       store(a, out, at + i, add);
     }
-    for (; i < rows; i++) {
-      double s = 0;
-      for (int j = 0; j < cols; j++) s += wT[j * rows + i] * v[vAt + j];
-      out[at + i] = add ? out[at + i] + s : s;
-    }
+    Simd.plainMatvecT(wT, v, vAt, out, at, rows, cols, add, i);
   }
 
   private static void store(DoubleVector sum, double[] out, int at, boolean add) {
@@ -83,14 +79,6 @@ final class VectorKernels {
       }
       a.intoArray(out, o + j);
     }
-    for (; j < n; j++) {
-      double a = out[o + j];
-      for (int p = 0; p < k; p++) {
-        double s = x[xo + p];
-        if (s == 0.0) continue;
-        a += s * y[p * n + j];
-      }
-      out[o + j] = a;
-    }
+    Simd.plainMatmulRow(x, y, out, i, k, n, j);
   }
 }

@@ -36,7 +36,7 @@ class SimdTest {
         double[] wT = values(rnd, rows * cols, 0.1), v = values(rnd, cols + 3, 0.1), start = values(rnd, rows + 2, 0);
         for (boolean add : new boolean[] {false, true}) {
           double[] plain = start.clone(), vector = start.clone();
-          Simd.plainMatvecT(wT, v, 3, plain, 2, rows, cols, add);
+          Simd.plainMatvecT(wT, v, 3, plain, 2, rows, cols, add, 0);
           VectorKernels.matvecT(wT, v, 3, vector, 2, rows, cols, add);
           assertSameBits(plain, vector, rows + "x" + cols + " add " + add);
         }
@@ -53,7 +53,7 @@ class SimdTest {
         double[] x = values(rnd, m * k, 0.3), y = values(rnd, k * n, 0.05);
         double[] plain = new double[m * n], vector = new double[m * n];
         for (int i = 0; i < m; i++) {
-          Simd.plainMatmulRow(x, y, plain, i, k, n);
+          Simd.plainMatmulRow(x, y, plain, i, k, n, 0);
           VectorKernels.matmulRow(x, y, vector, i, k, n);
         }
         assertSameBits(plain, vector, m + "x" + k + "x" + n);
