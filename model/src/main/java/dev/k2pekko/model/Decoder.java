@@ -1,5 +1,6 @@
 package dev.k2pekko.model;
 
+import dev.k2pekko.ops.ReferenceOps;
 import dev.k2pekko.ops.Simd;
 import java.util.Arrays;
 
@@ -16,8 +17,8 @@ public final class Decoder {
   private static final double GELU_S = Math.sqrt(2.0 / Math.PI);
 
   private final ModelConfig cfg;
+  // the projections (wq .. w2) and the head transposed (see t)
   private final double[] tokEmb, posEmb, normF, head;
-  // the projections and the head transposed (see t)
   private final double[][] norm1, wq, wk, wv, wo, norm2, w1, w2;
 
   public Decoder(PolicyModel model) {
@@ -54,13 +55,7 @@ public final class Decoder {
 
   /** A weight matrix (rows, cols) stored transposed (cols, rows): a matrix-vector product is then one vector loop over the rows. */
   private static double[] t(PolicyModel m, String name) {
-    var p = m.parameter(name);
-    int rows = p.rows(), cols = p.cols();
-    double[] w = p.toDoubles(), out = new double[w.length];
-    for (int i = 0; i < rows; i++) {
-      for (int j = 0; j < cols; j++) out[j * rows + i] = w[i * cols + j];
-    }
-    return out;
+    return ReferenceOps.INSTANCE.transpose(m.parameter(name)).toDoubles();
   }
 
   public ModelConfig config() { return cfg; }
