@@ -85,8 +85,7 @@ public final class NodeServices implements Extension {
     this.maxSteps = c.getInt("policy.max-steps");
     this.train = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
     this.heldOut = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
-    this.inferenceSettings = new dev.k2pekko.agents.inference.InferenceServer.Settings(c.getDuration("inference.window"),
-        c.getInt("inference.max-batch"));
+    this.inferenceSettings = dev.k2pekko.agents.inference.InferenceServer.Settings.fromConfig(c.getConfig("inference"));
     this.openAiSettings = dev.k2pekko.agents.inference.OpenAiPolicy.Settings.fromConfig(c);
     String fs = c.getString("mcp.files");
     this.fileTasks = fs.isEmpty() ? null : new dev.k2pekko.agents.tasks.FileTasks(fs);

@@ -153,9 +153,8 @@ final class ServeCommand implements Callable<Integer> {
       } catch (WeightsSnapshot.CorruptWeightsException e) {
         throw new NodeConfig.UsageError("--checkpoint " + meta.json() + ": " + e.getMessage());
       }
-      var k = config.getConfig("k2.inference");
-      var inference = system.systemActorOf(InferenceServer.create(format,
-          new InferenceServer.Settings(k.getDuration("window"), k.getInt("max-batch"))), "inference", Props.empty());
+      var inference = system.systemActorOf(InferenceServer.create(format, InferenceServer.Settings.fromConfig(config.getConfig("k2.inference"))),
+          "inference", Props.empty());
       inference.tell(new InferenceServer.NewWeights(snapshot));
       var model = new ChatServer.Model(modelName, ck.version(), meta.createdAt().getEpochSecond());
       var server = new ChatServer(system, inference, format, universe, model, cfg.context(),

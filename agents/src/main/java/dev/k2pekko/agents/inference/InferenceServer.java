@@ -17,10 +17,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.Executor;
 import java.util.concurrent.ForkJoinPool;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -80,7 +80,38 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
 
   private record Result(String episodeId, LearnedPolicy.Run run, Reply reply, ActorRef<Reply> replyTo) {}
 
-  public record Settings(Duration window, int maxBatch) {}
+  /**
+   * {@code threads}: the batch's episodes are stepped on this many threads of the server's own pool. The JVM's common
+   * pool, used before, has one thread fewer than the processors: one on the 2-core machine, where the default run's
+   * evaluations and the start of each RL round (agents decoding, learners waiting for whole task groups) then used one
+   * core of two (BENCHMARKS.md, "Session 14").
+   */
+  public record Settings(Duration window, int maxBatch, int threads) {
+    public Settings {
+      if (maxBatch < 1) throw new IllegalArgumentException("k2.inference.max-batch must be >= 1, got " + maxBatch);
+      if (threads < 1) throw new IllegalArgumentException("k2.inference.threads must be >= 1, got " + threads);
+    }
+
+    /** As many threads as the processors this JVM may use. */
+    public Settings(Duration window, int maxBatch) {
+      this(window, maxBatch, Runtime.getRuntime().availableProcessors());
+    }
+
+    /** {@code k2.inference}: window, max-batch, threads (a number >= 1, or auto: the processors this JVM may use). */
+    public static Settings fromConfig(com.typesafe.config.Config k) {
+      String t = k.getString("threads").trim();
+      int threads;
+      if (t.equals("auto")) threads = Runtime.getRuntime().availableProcessors();
+      else {
+        try {
+          threads = Integer.parseInt(t);
+        } catch (NumberFormatException e) {
+          throw new IllegalArgumentException("k2.inference.threads must be auto or a whole number >= 1, got '" + t + "'");
+        }
+      }
+      return new Settings(k.getDuration("window"), k.getInt("max-batch"), threads);
+    }
+  }
 
   public static Behavior<Command> create(PolicyFormat format, Settings settings) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new InferenceServer(ctx, timers, format, settings)));
@@ -89,7 +120,8 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
   private final TimerScheduler<Command> timers;
   private final PolicyFormat format;
   private final Settings settings;
-  private final Executor pool = ForkJoinPool.commonPool();
+  // a parallel stream started inside a ForkJoinPool's task runs on that pool: the batch gets all of its threads
+  private final ForkJoinPool pool;
   private final Map<String, LearnedPolicy.Run> sessions = new HashMap<>();
   private List<Request> queue = new ArrayList<>();
   private boolean busy;
@@ -101,6 +133,7 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
     this.timers = timers;
     this.format = format;
     this.settings = settings;
+    this.pool = new ForkJoinPool(settings.threads());
     // the parameter server finds every node's inference server under this key
     var weights = ctx.messageAdapter(PsProtocol.Weights.class, Published::new);
     ctx.getSystem().receptionist().tell(Receptionist.register(PsProtocol.WEIGHTS, weights));
@@ -116,6 +149,7 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
         .onMessage(Published.class, this::onPublished)
         .onMessage(Flush.class, f -> { runBatch(); return this; })
         .onMessage(Done.class, this::onDone)
+        .onSignal(PostStop.class, stop -> { pool.shutdownNow(); return this; })
         .onMessage(GetStats.class, g -> {
           g.replyTo().tell(new Stats(policy == null ? -1 : policy.version(), requests, batches, maxBatchSeen, weightsRejected, sessions.size()));
           return this;

@@ -42,6 +42,17 @@ class InferenceServerTest {
     return p.receiveMessage();
   }
 
+  @Test void threadsAreAutoOrAPositiveNumber() {
+    var base = ConfigFactory.parseMap(Map.of("window", "2ms", "max-batch", 8));
+    assertEquals(Runtime.getRuntime().availableProcessors(), InferenceServer.Settings.fromConfig(base.withFallback(ConfigFactory.parseMap(Map.of("threads", "auto")))).threads());
+    assertEquals(3, InferenceServer.Settings.fromConfig(base.withFallback(ConfigFactory.parseMap(Map.of("threads", "3")))).threads());
+    for (var bad : new String[] {"0", "-1", "two"}) {
+      var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+          () -> InferenceServer.Settings.fromConfig(base.withFallback(ConfigFactory.parseMap(Map.of("threads", bad)))));
+      assertTrue(e.getMessage().contains("k2.inference.threads"), e.getMessage());
+    }
+  }
+
   @Test void damagedWeightsAreRefusedAndEpisodesKeepTheirVersion() {
     var server = kit.spawn(InferenceServer.create(F, new InferenceServer.Settings(Duration.ofMillis(2), 8)));
     var task = new TaskGenerator(U, 5).coreOnly(true).taskOfDifficulty(3, "t", 2);
