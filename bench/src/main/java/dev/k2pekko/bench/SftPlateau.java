@@ -22,8 +22,9 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * Is SFT at its plateau? SFT of the default policy on the default world's teacher data, trained well past the
- * pipeline's SFT steps, with the held-out evaluation of {@code k2 run} (the same 100 tasks of the run seed, trials at
+ * Is SFT at its plateau? SFT of the default policy on the default world's teacher data (verifiable and open, as the
+ * default run's synthesis makes it), trained well past the pipeline's SFT steps, with the held-out evaluation of
+ * {@code k2 run} (the same tasks of the run seed, 200 by default as the run's, trials at
  * temperature 1, tools failing at the world's rates) every so many steps. Offline: no actors, one process, the
  * pipeline's model, optimizer (MuonClip) and SFT learning-rate schedule; its step is 8 teacher trajectories, as two
  * learners with batch-size 4 make one. The curve says whether more SFT closes the gap RL closes.
@@ -32,15 +33,17 @@ public final class SftPlateau {
   private SftPlateau() {}
 
   /**
-   * @param episodes teacher episodes on training tasks (the accepted ones are the SFT data)
+   * @param episodes teacher episodes on verifiable training tasks (the accepted ones are the SFT data)
+   * @param openEpisodes teacher episodes on open training tasks on top of them, kept for SFT by the public checks alone
+   *     as the pipeline's judge keeps them (the default run: 3,600, {@code k2.open.synthesis-share} of 72 per agent)
    * @param steps SFT steps
    * @param evalEvery evaluate after every this many steps (and at the end)
    */
-  public record Config(long seed, int episodes, int steps, int evalEvery, int evalTasks, int evalTrials, double failureRate, double partialRate,
+  public record Config(long seed, int episodes, int openEpisodes, int steps, int evalEvery, int evalTasks, int evalTrials, double failureRate, double partialRate,
                        double lr, int warmup, int decaySteps, Rl rl) {
     /** The defaults of {@code k2 run} (reference.conf of tool-actors, agents, parameter-server, pipeline). */
     public static Config defaults() {
-      return new Config(42, 18000, 1600, 200, 100, 4, 0.35, 0.20, 0.01, 50, 600, Rl.defaults());
+      return new Config(42, 18000, 3600, 1600, 200, 200, 4, 0.35, 0.20, 0.01, 50, 600, Rl.defaults());
     }
   }
 
@@ -67,10 +70,12 @@ public final class SftPlateau {
   public record Point(String arm, int step, double success, double loss, double metFailure, double successMet, double successClean,
                       double trainAccepted, java.util.Map<String, Integer> whyMet) {}
 
-  public record Result(Config config, int accepted, int examples, List<Point> curve, double seconds) {
+  /** {@code accepted}: verifiable teacher trajectories kept; {@code openKept}: open ones kept by the public checks. */
+  public record Result(Config config, int accepted, int openKept, int examples, List<Point> curve, double seconds) {
     public ObjectNode toJson() {
       var o = new ObjectMapper().createObjectNode();
-      o.put("seed", config.seed()).put("teacher_episodes", config.episodes()).put("accepted", accepted).put("examples", examples);
+      o.put("seed", config.seed()).put("teacher_episodes", config.episodes()).put("accepted", accepted)
+          .put("open_teacher_episodes", config.openEpisodes()).put("open_kept", openKept).put("examples", examples);
       var c = o.putArray("curve");
       for (var p : curve) {
         c.addObject().put("arm", p.arm()).put("step", p.step()).put("success", p.success()).put("loss", p.loss())
@@ -100,6 +105,17 @@ public final class SftPlateau {
       data.add(ex);
       examples += ex.size();
     }
+    int openKept = 0;
+    for (int i = 0; i < cfg.openEpisodes(); i++) {
+      long s = TaskGenerator.mix(cfg.seed() * 0x7F4A7C159E3779B9L + i);
+      var task = train.openTask(s, "so-" + i, TaskGenerator.openFacts(i));
+      var t = OfflinePlay.play(universe, teacher, judge, task, "so-" + i, s, true);
+      if (!JudgeRubric.passesPublicChecks(t.verdict())) continue;
+      var ex = format.examples(t);
+      data.add(ex);
+      examples += ex.size();
+      openKept++;
+    }
     var model = OfflineSft.model(format);
     var opt = OfflineSft.optimizer(model, 100);
     var rnd = new SplittableRandom(cfg.seed());
@@ -120,7 +136,7 @@ public final class SftPlateau {
       curve.addAll(rl(cfg, false, copy(sftModel), universe, format, train, held, judge, data, stepsPerRound, progress));
       if (cfg.rl().sftControl()) curve.addAll(rl(cfg, true, copy(sftModel), universe, format, train, held, judge, data, stepsPerRound, progress));
     }
-    return new Result(cfg, data.size(), examples, curve, (System.nanoTime() - t0) / 1e9);
+    return new Result(cfg, data.size() - openKept, openKept, examples, curve, (System.nanoTime() - t0) / 1e9);
   }
 
   private static PolicyModel copy(PolicyModel m) {

@@ -20,7 +20,10 @@ final class BenchRl {
     @Option(names = "--rl-rounds", defaultValue = "0", description = "RL rounds after the SFT steps, as k2 run's (default ${DEFAULT-VALUE})") int rlRounds;
     @Option(names = "--sft-control", description = "also, from the same SFT model, as many further SFT steps on the teacher data as RL took "
         + "in each round (the same budget, paired)") boolean sftControl;
-    @Option(names = "--episodes", description = "teacher episodes on training tasks (default: the default run's synthesis)") Integer episodes;
+    @Option(names = "--episodes", description = "teacher episodes on verifiable training tasks (default: the default run's synthesis)") Integer episodes;
+    @Option(names = "--open-episodes", description = "teacher episodes on open training tasks on top of them, kept by the public checks alone "
+        + "(default: the default run's synthesis; 0: none, as before session 14)") Integer openEpisodes;
+    @Option(names = "--eval-tasks", description = "held-out tasks per evaluation (default: the default run's; 100 before session 14)") Integer evalTasks;
     @Option(names = "--failure-rate", description = "the world's k2.tools.failure-rate (default: the default run's)") Double failureRate;
     @Option(names = "--partial-rate", description = "the world's k2.tools.partial-rate (default: the default run's)") Double partialRate;
     @Option(names = "--rl-lr", description = "RL learning rate (default: the default run's)") Double rlLr;
@@ -49,6 +52,8 @@ final class BenchRl {
       double fr = failureRate == null ? d.failureRate() : failureRate, pr = partialRate == null ? d.partialRate() : partialRate;
       if (!(fr >= 0 && fr <= 0.5) || !(pr >= 0 && pr <= 0.5)) throw new NodeConfig.UsageError("--failure-rate and --partial-rate must lie in [0, 0.5]");
       int ep = episodes == null ? d.episodes() : episodes, tr = evalTrials == null ? d.evalTrials() : evalTrials;
+      int openEp = openEpisodes == null ? d.openEpisodes() : openEpisodes, et = evalTasks == null ? d.evalTasks() : evalTasks;
+      if (openEp < 0 || et < 1) throw new NodeConfig.UsageError("--open-episodes must be >= 0 and --eval-tasks >= 1");
       int tasks = rlTasks == null ? d.rl().tasks() : rlTasks;
       double lr = rlLr == null ? d.rl().lr() : rlLr;
       int groups = rlGroups == null ? d.rl().groupsPerStep() : rlGroups;
@@ -56,7 +61,7 @@ final class BenchRl {
       int rollouts = rlRollouts == null ? d.rl().rollouts() : rlRollouts;
       if (rollouts < 2 || rlPtx < 0) throw new NodeConfig.UsageError("--rl-rollouts >= 2 and --rl-ptx >= 0");
       if (ep < 10 || tr < 1 || tasks < 1 || groups < 1 || rlEpochs < 1 || !(lr > 0)) throw new NodeConfig.UsageError("--episodes >= 10, --eval-trials, --rl-tasks, --rl-groups, --rl-epochs and --rl-lr > 0");
-      var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, ep, steps, evalEvery, d.evalTasks(), tr, fr, pr, d.lr(), d.warmup(), d.decaySteps(),
+      var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, ep, openEp, steps, evalEvery, et, tr, fr, pr, d.lr(), d.warmup(), d.decaySteps(),
           new dev.k2pekko.bench.SftPlateau.Rl(rlRounds, tasks, rollouts, groups, lr, rlEpochs, sftControl, rlLrDecay,
               rlPtx, rlAdvantage, rlReplay, rlTemperature, rlRecoveryWeight));
       var r = dev.k2pekko.bench.SftPlateau.run(cfg, p -> {
@@ -69,7 +74,8 @@ final class BenchRl {
         }
       });
       if (json) System.out.println(r.toJson());
-      else System.out.printf("  %d accepted teacher trajectories of %d, %d examples, %.0f s%n", r.accepted(), cfg.episodes(), r.examples(), r.seconds());
+      else System.out.printf("  %d accepted teacher trajectories of %d verifiable, %d open of %d kept by the public checks, %d examples, %.0f s%n",
+          r.accepted(), cfg.episodes(), r.openKept(), cfg.openEpisodes(), r.examples(), r.seconds());
       return 0;
     }
   }
