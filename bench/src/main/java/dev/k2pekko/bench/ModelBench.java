@@ -116,6 +116,29 @@ public final class ModelBench {
     return new MuonStep(ops.name(), "default policy (MuonClip step)", model.parameterCount(), ms);
   }
 
+  public record RowPairs(int m, int k, int n, double singleMs, double pairsMs) {}
+
+  /**
+   * The plain-Java matmul (m, k) . (k, n) on one thread, its rows one at a time ({@code Simd.matmulRow}, as before
+   * session 14) against two at a time ({@code Simd.matmulRow2}, what ReferenceOps.matmul runs): the same bits.
+   */
+  public static RowPairs rowPairs(int m, int k, int n, double budgetMs) {
+    var rnd = new Random(m * 31L + k * 7L + n);
+    double[] x = rnd.doubles((long) m * k).toArray(), y = rnd.doubles((long) k * n).toArray();
+    Runnable single = () -> {
+      double[] out = new double[m * n];
+      for (int i = 0; i < m; i++) dev.k2pekko.ops.Simd.matmulRow(x, y, out, i, k, n);
+    };
+    Runnable pairs = () -> {
+      double[] out = new double[m * n];
+      for (int i = 0; i + 1 < m; i += 2) dev.k2pekko.ops.Simd.matmulRow2(x, y, out, i, k, n);
+    };
+    // half a second of each first: the JIT compiles the vector loops only after some hundreds of calls
+    for (long end = System.nanoTime() + 500_000_000L; System.nanoTime() < end; ) single.run();
+    for (long end = System.nanoTime() + 500_000_000L; System.nanoTime() < end; ) pairs.run();
+    return new RowPairs(m, k, n, medianMs(single, budgetMs), medianMs(pairs, budgetMs));
+  }
+
   /** n x n x n fp matmul: plain-Java fp64 reference and ND4J fp32, GFLOP/s = 2 n^3 / time. */
   public static Matmul matmul(Nd4jOps nd4j, int n, double budgetMs) {
     var rnd = new Random(n);
@@ -141,6 +164,13 @@ public final class ModelBench {
       var r = decode(va[0], va[1], 3000);
       sb.append(String.format(Locale.ROOT, "| java | %d | %d | %.3f | %,.0f |%n", r.view(), r.action(), r.msPerAction(), r.actionsPerSecond()));
     }
+    sb.append("\n| matmul (one thread), the learner's shapes | rows one at a time, ms | two at a time, ms | ratio |\n|---|---|---|---|\n");
+    // a step of 8 x 128 tokens of the default policy (d 64, MLP 256): the projections, the MLP's two, and the backward's
+    // weight gradients (d, tokens) . (tokens, 4d)
+    for (int[] s : new int[][] {{1024, 64, 64}, {1024, 64, 256}, {1024, 256, 64}, {64, 1024, 256}}) {
+      var r = rowPairs(s[0], s[1], s[2], 2000);
+      sb.append(String.format(Locale.ROOT, "| %d x %d . %d x %d | %.3f | %.3f | %.2f |%n", r.m(), r.k(), r.k(), r.n(), r.singleMs(), r.pairsMs(), r.singleMs() / r.pairsMs()));
+    }
     sb.append("\n| backend | batch x context | parameters | ms / step | tokens/s (forward+backward) |\n|---|---|---|---|---|\n");
     for (int batch : new int[] {1, 8}) {
       var r = forwardBackward(ReferenceOps.INSTANCE, batch, 3000);
@@ -157,6 +187,13 @@ public final class ModelBench {
   public static String report() {
     var nd4j = new Nd4jOps();
     var sb = new StringBuilder(policyReport());
+    sb.append("\n| matmul (one thread), the learner's shapes | rows one at a time, ms | two at a time, ms | ratio |\n|---|---|---|---|\n");
+    // a step of 8 x 128 tokens of the default policy (d 64, MLP 256): the projections, the MLP's two, and the backward's
+    // weight gradients (d, tokens) . (tokens, 4d)
+    for (int[] s : new int[][] {{1024, 64, 64}, {1024, 64, 256}, {1024, 256, 64}, {64, 1024, 256}}) {
+      var r = rowPairs(s[0], s[1], s[2], 2000);
+      sb.append(String.format(Locale.ROOT, "| %d x %d . %d x %d | %.3f | %.3f | %.2f |%n", r.m(), r.k(), r.k(), r.n(), r.singleMs(), r.pairsMs(), r.singleMs() / r.pairsMs()));
+    }
     sb.append("\n| backend | batch x context | parameters | ms / step | tokens/s (forward+backward) |\n|---|---|---|---|---|\n");
     for (int batch : new int[] {1, 8}) {
       var r = forwardBackward(nd4j, batch, 3000);

@@ -49,11 +49,15 @@ public final class ReferenceOps implements TensorOps {
     }
     double[] out = new double[m * n];
     double[] xd = x.data(), yd = y.data();
-    IntStream rows = IntStream.range(0, m);
+    // rows in pairs (the last one alone when m is odd)
+    IntStream pairs = IntStream.range(0, (m + 1) / 2);
     if ((long) m * n * k > PARALLEL_FLOPS) {
-      rows = rows.parallel();
+      pairs = pairs.parallel();
     }
-    rows.forEach(i -> Simd.matmulRow(xd, yd, out, i, k, n));
+    pairs.forEach(q -> {
+      if (2 * q + 1 < m) Simd.matmulRow2(xd, yd, out, 2 * q, k, n);
+      else Simd.matmulRow(xd, yd, out, 2 * q, k, n);
+    });
     return new HostTensor(m, n, out);
   }
 

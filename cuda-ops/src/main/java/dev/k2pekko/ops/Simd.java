@@ -59,6 +59,16 @@ public final class Simd {
     }
   }
 
+  /** Rows i and i + 1 of out, as two {@link #matmulRow} calls give them (the vector path shares y's loads between them). */
+  public static void matmulRow2(double[] x, double[] y, double[] out, int i, int k, int n) {
+    if (VECTOR) {
+      VectorKernels.matmulRow2(x, y, out, i, k, n);
+    } else {
+      plainMatmulRow(x, y, out, i, k, n, 0);
+      plainMatmulRow(x, y, out, i + 1, k, n, 0);
+    }
+  }
+
   /** {@link #matmulRow}'s plain loop over the row's columns from {@code from} on (VectorKernels' tail too). */
   static void plainMatmulRow(double[] x, double[] y, double[] out, int i, int k, int n, int from) {
     int o = i * n;

@@ -81,4 +81,67 @@ final class VectorKernels {
     }
     Simd.plainMatmulRow(x, y, out, i, k, n, j);
   }
+
+  /**
+   * Rows i and i + 1 of out at once: each vector of y loaded serves both rows' products (a learner's matmul reads y, a
+   * weight matrix, once per row of x: half the loads), eight independent chains of additions; each row's products
+   * still added in p order, and a row skips the p where its own x is zero.
+   */
+  static void matmulRow2(double[] x, double[] y, double[] out, int i, int k, int n) {
+    int o0 = i * n, o1 = o0 + n, x0 = i * k, x1 = x0 + k, j = 0;
+    // a row whose x is zero at p adds nothing there (as the plain loop skips it): a mask, not a branch, so that the
+    // accumulators stay in registers
+    for (; j + 4 * L <= n; j += 4 * L) {
+      var a0 = DoubleVector.fromArray(S, out, o0 + j);
+      var a1 = DoubleVector.fromArray(S, out, o0 + j + L);
+      var a2 = DoubleVector.fromArray(S, out, o0 + j + 2 * L);
+      var a3 = DoubleVector.fromArray(S, out, o0 + j + 3 * L);
+      var b0 = DoubleVector.fromArray(S, out, o1 + j);
+      var b1 = DoubleVector.fromArray(S, out, o1 + j + L);
+      var b2 = DoubleVector.fromArray(S, out, o1 + j + 2 * L);
+      var b3 = DoubleVector.fromArray(S, out, o1 + j + 3 * L);
+      for (int p = 0; p < k; p++) {
+        double s = x[x0 + p], t = x[x1 + p];
+        if (s == 0.0 && t == 0.0) continue;
+        var ms = S.maskAll(s != 0.0);
+        var mt = S.maskAll(t != 0.0);
+        int yo = p * n + j;
+        var y0 = DoubleVector.fromArray(S, y, yo);
+        var y1 = DoubleVector.fromArray(S, y, yo + L);
+        var y2 = DoubleVector.fromArray(S, y, yo + 2 * L);
+        var y3 = DoubleVector.fromArray(S, y, yo + 3 * L);
+        a0 = a0.add(y0.mul(s), ms);
+        a1 = a1.add(y1.mul(s), ms);
+        a2 = a2.add(y2.mul(s), ms);
+        a3 = a3.add(y3.mul(s), ms);
+        b0 = b0.add(y0.mul(t), mt);
+        b1 = b1.add(y1.mul(t), mt);
+        b2 = b2.add(y2.mul(t), mt);
+        b3 = b3.add(y3.mul(t), mt);
+      }
+      a0.intoArray(out, o0 + j);
+      a1.intoArray(out, o0 + j + L);
+      a2.intoArray(out, o0 + j + 2 * L);
+      a3.intoArray(out, o0 + j + 3 * L);
+      b0.intoArray(out, o1 + j);
+      b1.intoArray(out, o1 + j + L);
+      b2.intoArray(out, o1 + j + 2 * L);
+      b3.intoArray(out, o1 + j + 3 * L);
+    }
+    for (; j + L <= n; j += L) {
+      var a = DoubleVector.fromArray(S, out, o0 + j);
+      var b = DoubleVector.fromArray(S, out, o1 + j);
+      for (int p = 0; p < k; p++) {
+        double s = x[x0 + p], t = x[x1 + p];
+        if (s == 0.0 && t == 0.0) continue;
+        var yv = DoubleVector.fromArray(S, y, p * n + j);
+        a = a.add(yv.mul(s), S.maskAll(s != 0.0));
+        b = b.add(yv.mul(t), S.maskAll(t != 0.0));
+      }
+      a.intoArray(out, o0 + j);
+      b.intoArray(out, o1 + j);
+    }
+    Simd.plainMatmulRow(x, y, out, i, k, n, j);
+    Simd.plainMatmulRow(x, y, out, i + 1, k, n, j);
+  }
 }

@@ -60,4 +60,24 @@ class SimdTest {
       }
     }
   }
+
+  @Test
+  void twoRowsAtOnceAreBitForBitThePlainLoop() {
+    var rnd = new Random(13);
+    for (int n : new int[] {1, 7, 8, 33, 64, 128, 291}) {
+      for (int k : new int[] {1, 16, 64, 97}) {
+        int m = 4;
+        // zeros in x (a row skips its own), in places where the other row has none
+        double[] x = values(rnd, m * k, 0.3), y = values(rnd, k * n, 0.05);
+        double[] plain = new double[m * n], vector = new double[m * n], viaSimd = new double[m * n];
+        for (int i = 0; i < m; i++) Simd.plainMatmulRow(x, y, plain, i, k, n, 0);
+        for (int i = 0; i < m; i += 2) {
+          VectorKernels.matmulRow2(x, y, vector, i, k, n);
+          Simd.matmulRow2(x, y, viaSimd, i, k, n);
+        }
+        assertSameBits(plain, vector, m + "x" + k + "x" + n);
+        assertSameBits(plain, viaSimd, m + "x" + k + "x" + n + " (Simd)");
+      }
+    }
+  }
 }
