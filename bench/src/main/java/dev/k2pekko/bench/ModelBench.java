@@ -187,13 +187,6 @@ public final class ModelBench {
   public static String report() {
     var nd4j = new Nd4jOps();
     var sb = new StringBuilder(policyReport());
-    sb.append("\n| matmul (one thread), the learner's shapes | rows one at a time, ms | two at a time, ms | ratio |\n|---|---|---|---|\n");
-    // a step of 8 x 128 tokens of the default policy (d 64, MLP 256): the projections, the MLP's two, and the backward's
-    // weight gradients (d, tokens) . (tokens, 4d)
-    for (int[] s : new int[][] {{1024, 64, 64}, {1024, 64, 256}, {1024, 256, 64}, {64, 1024, 256}}) {
-      var r = rowPairs(s[0], s[1], s[2], 2000);
-      sb.append(String.format(Locale.ROOT, "| %d x %d . %d x %d | %.3f | %.3f | %.2f |%n", r.m(), r.k(), r.k(), r.n(), r.singleMs(), r.pairsMs(), r.singleMs() / r.pairsMs()));
-    }
     sb.append("\n| backend | batch x context | parameters | ms / step | tokens/s (forward+backward) |\n|---|---|---|---|---|\n");
     for (int batch : new int[] {1, 8}) {
       var r = forwardBackward(nd4j, batch, 3000);
