@@ -29,15 +29,29 @@ public final class NodeServices implements Extension {
    * 16 cores did not differ, and on 2 cores two judges (smaller journal batches) made the default run slower than one.
    */
   static int judgeCount(com.typesafe.config.Config c) {
-    String v = c.getString("judge.count").trim();
-    if (v.equals("auto")) return Math.max(1, Runtime.getRuntime().availableProcessors() / 2);
+    return countOrAuto(c, "judge.count", "k2.judge.count", Math.max(1, Runtime.getRuntime().availableProcessors() / 2));
+  }
+
+  /**
+   * {@code k2.inference} (window, max-batch, threads): {@code threads} a number >= 1, or {@code auto}: the processors
+   * this JVM may use. The node's inference server and {@code k2 serve}'s read it here.
+   */
+  public static dev.k2pekko.agents.inference.InferenceServer.Settings inferenceSettings(com.typesafe.config.Config inference) {
+    return new dev.k2pekko.agents.inference.InferenceServer.Settings(inference.getDuration("window"), inference.getInt("max-batch"),
+        countOrAuto(inference, "threads", "k2.inference.threads", Runtime.getRuntime().availableProcessors()));
+  }
+
+  /** A count setting at {@code path}: a whole number >= 1, or {@code auto} for {@code auto}; {@code name} in errors. */
+  private static int countOrAuto(com.typesafe.config.Config c, String path, String name, int auto) {
+    String v = c.getString(path).trim();
+    if (v.equals("auto")) return auto;
     int n;
     try {
       n = Integer.parseInt(v);
     } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("k2.judge.count must be auto or a whole number >= 1, got '" + v + "'");
+      throw new IllegalArgumentException(name + " must be auto or a whole number >= 1, got '" + v + "'");
     }
-    if (n < 1) throw new IllegalArgumentException("k2.judge.count must be auto or a whole number >= 1, got " + n);
+    if (n < 1) throw new IllegalArgumentException(name + " must be auto or a whole number >= 1, got " + n);
     return n;
   }
 
@@ -85,7 +99,7 @@ public final class NodeServices implements Extension {
     this.maxSteps = c.getInt("policy.max-steps");
     this.train = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
     this.heldOut = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
-    this.inferenceSettings = dev.k2pekko.agents.inference.InferenceServer.Settings.fromConfig(c.getConfig("inference"));
+    this.inferenceSettings = inferenceSettings(c.getConfig("inference"));
     this.openAiSettings = dev.k2pekko.agents.inference.OpenAiPolicy.Settings.fromConfig(c);
     String fs = c.getString("mcp.files");
     this.fileTasks = fs.isEmpty() ? null : new dev.k2pekko.agents.tasks.FileTasks(fs);

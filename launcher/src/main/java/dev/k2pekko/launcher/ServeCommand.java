@@ -153,7 +153,7 @@ final class ServeCommand implements Callable<Integer> {
       } catch (WeightsSnapshot.CorruptWeightsException e) {
         throw new NodeConfig.UsageError("--checkpoint " + meta.json() + ": " + e.getMessage());
       }
-      var inference = system.systemActorOf(InferenceServer.create(format, InferenceServer.Settings.fromConfig(config.getConfig("k2.inference"))),
+      var inference = system.systemActorOf(InferenceServer.create(format, dev.k2pekko.agents.NodeServices.inferenceSettings(config.getConfig("k2.inference"))),
           "inference", Props.empty());
       inference.tell(new InferenceServer.NewWeights(snapshot));
       var model = new ChatServer.Model(modelName, ck.version(), meta.createdAt().getEpochSecond());

@@ -96,21 +96,6 @@ public final class InferenceServer extends AbstractBehavior<InferenceServer.Comm
     public Settings(Duration window, int maxBatch) {
       this(window, maxBatch, Runtime.getRuntime().availableProcessors());
     }
-
-    /** {@code k2.inference}: window, max-batch, threads (a number >= 1, or auto: the processors this JVM may use). */
-    public static Settings fromConfig(com.typesafe.config.Config k) {
-      String t = k.getString("threads").trim();
-      int threads;
-      if (t.equals("auto")) threads = Runtime.getRuntime().availableProcessors();
-      else {
-        try {
-          threads = Integer.parseInt(t);
-        } catch (NumberFormatException e) {
-          throw new IllegalArgumentException("k2.inference.threads must be auto or a whole number >= 1, got '" + t + "'");
-        }
-      }
-      return new Settings(k.getDuration("window"), k.getInt("max-batch"), threads);
-    }
   }
 
   public static Behavior<Command> create(PolicyFormat format, Settings settings) {

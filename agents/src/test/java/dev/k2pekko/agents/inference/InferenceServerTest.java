@@ -44,11 +44,11 @@ class InferenceServerTest {
 
   @Test void threadsAreAutoOrAPositiveNumber() {
     var base = ConfigFactory.parseMap(Map.of("window", "2ms", "max-batch", 8));
-    assertEquals(Runtime.getRuntime().availableProcessors(), InferenceServer.Settings.fromConfig(base.withFallback(ConfigFactory.parseMap(Map.of("threads", "auto")))).threads());
-    assertEquals(3, InferenceServer.Settings.fromConfig(base.withFallback(ConfigFactory.parseMap(Map.of("threads", "3")))).threads());
+    assertEquals(Runtime.getRuntime().availableProcessors(), dev.k2pekko.agents.NodeServices.inferenceSettings(base.withFallback(ConfigFactory.parseMap(Map.of("threads", "auto")))).threads());
+    assertEquals(3, dev.k2pekko.agents.NodeServices.inferenceSettings(base.withFallback(ConfigFactory.parseMap(Map.of("threads", "3")))).threads());
     for (var bad : new String[] {"0", "-1", "two"}) {
       var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-          () -> InferenceServer.Settings.fromConfig(base.withFallback(ConfigFactory.parseMap(Map.of("threads", bad)))));
+          () -> dev.k2pekko.agents.NodeServices.inferenceSettings(base.withFallback(ConfigFactory.parseMap(Map.of("threads", bad)))));
       assertTrue(e.getMessage().contains("k2.inference.threads"), e.getMessage());
     }
   }
