@@ -19,6 +19,23 @@ import java.util.SplittableRandom;
 final class OfflineSft {
   private OfflineSft() {}
 
+  /**
+   * The teacher's open demonstrations of a run seed: {@code episodes} open training tasks played in order, each kept
+   * (as its SFT examples) when it passes the public checks, as the pipeline's judge keeps them.
+   */
+  static List<List<Sequence>> openDemonstrations(long seed, int episodes, dev.k2pekko.tools.ToolUniverse universe, PolicyFormat format,
+                                                  dev.k2pekko.agents.tasks.TaskGenerator train, dev.k2pekko.agents.policy.TeacherPolicy teacher,
+                                                  dev.k2pekko.agents.JudgeRubric judge) {
+    var kept = new ArrayList<List<Sequence>>();
+    for (int i = 0; i < episodes; i++) {
+      long s = dev.k2pekko.agents.tasks.TaskGenerator.mix(seed * 0x7F4A7C159E3779B9L + i);
+      var task = train.openTask(s, "so-" + i, dev.k2pekko.agents.tasks.TaskGenerator.openFacts(i));
+      var t = dev.k2pekko.agents.OfflinePlay.play(universe, teacher, judge, task, "so-" + i, s, true);
+      if (dev.k2pekko.agents.JudgeRubric.passesPublicChecks(t.verdict())) kept.add(format.examples(t));
+    }
+    return kept;
+  }
+
   /** Trajectories per step: two learners' batch-size 4. */
   static final int BATCH = 8;
 

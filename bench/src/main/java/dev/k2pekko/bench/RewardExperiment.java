@@ -138,16 +138,10 @@ public final class RewardExperiment {
       synthExamples.add(new CriticTrainer.Example(TrajectoryFeatures.of(t, buckets), t.verdict().accepted()));
       if (t.verdict().accepted()) data.add(format.examples(t));
     }
-    int verifiableData = data.size(), openData = 0;
-    for (int i = 0; i < cfg.openEpisodes(); i++) {
-      long s = TaskGenerator.mix(cfg.seed() * 0x7F4A7C159E3779B9L + i);
-      var task = train.openTask(s, "so-" + i, TaskGenerator.openFacts(i));
-      var t = OfflinePlay.play(universe, teacher, judge, task, "so-" + i, s, true);
-      if (JudgeRubric.passesPublicChecks(t.verdict())) {
-        data.add(format.examples(t));
-        openData++;
-      }
-    }
+    int verifiableData = data.size();
+    var open = OfflineSft.openDemonstrations(cfg.seed(), cfg.openEpisodes(), universe, format, train, teacher, judge);
+    data.addAll(open);
+    int openData = open.size();
     var critic = CriticTrainer.train(CriticModel.init(buckets, criticSettings.hidden(), criticSettings.training().seed()), synthExamples,
         criticSettings.training()).model();
 

@@ -105,17 +105,10 @@ public final class SftPlateau {
       data.add(ex);
       examples += ex.size();
     }
-    int openKept = 0;
-    for (int i = 0; i < cfg.openEpisodes(); i++) {
-      long s = TaskGenerator.mix(cfg.seed() * 0x7F4A7C159E3779B9L + i);
-      var task = train.openTask(s, "so-" + i, TaskGenerator.openFacts(i));
-      var t = OfflinePlay.play(universe, teacher, judge, task, "so-" + i, s, true);
-      if (!JudgeRubric.passesPublicChecks(t.verdict())) continue;
-      var ex = format.examples(t);
-      data.add(ex);
-      examples += ex.size();
-      openKept++;
-    }
+    var open = OfflineSft.openDemonstrations(cfg.seed(), cfg.openEpisodes(), universe, format, train, teacher, judge);
+    data.addAll(open);
+    for (var ex : open) examples += ex.size();
+    int openKept = open.size();
     var model = OfflineSft.model(format);
     var opt = OfflineSft.optimizer(model, 100);
     var rnd = new SplittableRandom(cfg.seed());
