@@ -13,7 +13,10 @@ for seed in "$@"; do
     if [ "${PROCS:-2}" != 2 ]; then cat $conf bench/experiments/rl-batch/cores4.conf > /tmp/$m-procs.conf; conf=/tmp/$m-procs.conf; fi
     ( JAVA_TOOL_OPTIONS=-XX:ActiveProcessorCount=${PROCS:-2} timeout ${LIMIT:-560} out/bundle/bin/k2 run --json --seed $seed --backend java \
         --config $conf --data-dir /tmp/rb-$m-$seed > $OUT/$m-$seed.json 2> /tmp/$m-$seed.err
-      echo "exit $?" >> /tmp/$m-$seed.err; tail -c 400 /tmp/$m-$seed.err > $OUT/$m-$seed.log ) &
+      echo "exit $?" >> /tmp/$m-$seed.err; tail -c 400 /tmp/$m-$seed.err > $OUT/$m-$seed.log
+      # REPLAY_OPEN=N: the last N lines of the run's rejected open rollouts (what RL made of the open tasks)
+      if [ -n "${REPLAY_OPEN:-}" ]; then out/bundle/bin/k2 replay --data-dir /tmp/rb-$m-$seed --category open --rejected 2>&1 \
+        | tail -n "$REPLAY_OPEN" > $OUT/$m-$seed.open-rejected.txt; fi ) &
   done
 done
 wait

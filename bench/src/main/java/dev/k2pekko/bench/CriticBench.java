@@ -63,6 +63,71 @@ public final class CriticBench {
     return o;
   }
 
+  /**
+   * {@code k2 bench critic --open-episodes N}: what a critic trained on verifiable verdicts alone knows of the open
+   * tasks, per initial weights. In the noisy world of {@code k2 bench open} (failure 0.12, partial 0.08), the teacher
+   * plays {@code trainEpisodes} verifiable training tasks (the critic's data, with their verdicts) and {@code
+   * openEpisodes} open training tasks with its mistake rates times {@code mistakes} (the hidden rubric's verdict is the
+   * label, read here only to measure). For each of {@code seeds} initial weights: the ROC AUC of the critic's scores of
+   * the open episodes against the hidden rubric, with E[f] of buckets it never trained on counting as 0 (the model as
+   * it scores) and with them counting (as before the mask), and the spread of the open episodes' scores.
+   */
+  public static ObjectNode openProbe(Critic.Settings settings, int trainEpisodes, int openEpisodes, double mistakes, int seeds) {
+    var universe = ToolUniverse.generate(7, new Stochasticity(0.12, 0.08, 0));
+    var train = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
+    var teacher = new TeacherPolicy(train, new TeacherPolicy.Mistakes(0.03, 0.02, 0.02, 0.01, 0));
+    var sloppy = new TeacherPolicy(train, new TeacherPolicy.Mistakes(Math.min(1, 0.03 * mistakes), Math.min(1, 0.02 * mistakes),
+        Math.min(1, 0.02 * mistakes), Math.min(1, 0.01 * mistakes), 0));
+    var judge = new JudgeRubric(0.8);
+    int buckets = settings.buckets();
+    var data = new ArrayList<CriticTrainer.Example>();
+    for (int i = 0; i < trainEpisodes; i++) {
+      long s = TaskGenerator.mix(0x9E3779B97F4A7C15L + i);
+      var t = OfflinePlay.play(universe, teacher, judge, train.task(s, "s-" + i), "s-" + i, s, true);
+      data.add(new CriticTrainer.Example(TrajectoryFeatures.of(t, buckets), t.verdict().accepted()));
+    }
+    var open = new ArrayList<int[]>();
+    var hidden = new ArrayList<Boolean>();
+    for (int i = 0; i < openEpisodes; i++) {
+      long s = TaskGenerator.mix(0x7F4A7C159E3779B9L + i);
+      var t = OfflinePlay.play(universe, sloppy, judge, train.openTask(s, "o-" + i, TaskGenerator.openFacts(i)), "o-" + i, s, true);
+      open.add(TrajectoryFeatures.of(t, buckets));
+      hidden.add(t.verdict().accepted());
+    }
+    boolean[] y = new boolean[open.size()];
+    for (int i = 0; i < y.length; i++) y[i] = hidden.get(i);
+    var o = new ObjectMapper().createObjectNode();
+    o.put("train_episodes", data.size());
+    o.put("open_episodes", open.size());
+    o.put("open_hidden_accepted", hidden.stream().filter(b -> b).count());
+    var perSeed = o.putArray("seeds");
+    for (int k = 0; k < seeds; k++) {
+      long seed = settings.training().seed() + k;
+      var ts = new CriticTrainer.Settings(settings.training().epochs(), settings.training().batchSize(), settings.training().lr(),
+          settings.training().weightDecay(), seed);
+      var m = CriticTrainer.train(CriticModel.init(buckets, settings.hidden(), seed), data, ts).model();
+      long unseen = 0, total = 0;
+      for (int[] x : open) for (int f : x) {
+        total++;
+        if (!m.isTrained(f)) unseen++;
+      }
+      var row = perSeed.addObject();
+      row.put("init_seed", seed);
+      row.put("open_features_untrained", round(unseen / (double) total));
+      row.put("auc_open_masked", round(Auc.of(scores(m, open), y)));
+      row.put("auc_open_unmasked", round(Auc.of(scores(m.unmasked(), open), y)));
+      row.put("mean_open_score_masked", round(java.util.Arrays.stream(scores(m, open)).average().orElse(Double.NaN)));
+      row.put("mean_open_score_unmasked", round(java.util.Arrays.stream(scores(m.unmasked(), open)).average().orElse(Double.NaN)));
+    }
+    return o;
+  }
+
+  private static double[] scores(CriticModel m, List<int[]> xs) {
+    double[] s = new double[xs.size()];
+    for (int i = 0; i < s.length; i++) s[i] = m.score(xs.get(i));
+    return s;
+  }
+
   private static List<Trajectory> episodes(ToolUniverse universe, int n, long seed, TaskGenerator.Split split, double mistakes) {
     var tasks = new TaskGenerator(universe, 5).coreOnly(true).withSplit(split);
     // the default k2.teacher rates, scaled

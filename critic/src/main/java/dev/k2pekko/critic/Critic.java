@@ -111,9 +111,11 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
   /**
    * @param buckets feature hash buckets; @param hidden the hidden layer's width; @param replay examples replayed from
    *     earlier stages per fresh example; @param maxPerStage judged episodes kept per stage (later ones are counted,
-   *     not kept); @param maxStages stages kept (the oldest is dropped)
+   *     not kept); @param maxStages stages kept (the oldest is dropped); @param maskUntrained whether a bucket no
+   *     training example held counts as 0 in a score ({@link CriticModel}; off: its random initial row counts, as before)
    */
-  public record Settings(int buckets, int hidden, CriticTrainer.Settings training, double replay, int maxPerStage, int maxStages) {
+  public record Settings(int buckets, int hidden, CriticTrainer.Settings training, double replay, int maxPerStage, int maxStages,
+                         boolean maskUntrained) {
     public Settings {
       if (buckets < 2 || hidden < 1) throw new IllegalArgumentException("k2.critic.buckets must be >= 2 and hidden >= 1");
       if (!(replay >= 0)) throw new IllegalArgumentException("k2.critic.replay must be >= 0, got " + replay);
@@ -124,7 +126,7 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
       var c = config.getConfig("k2.critic");
       return new Settings(c.getInt("buckets"), c.getInt("hidden"), new CriticTrainer.Settings(c.getInt("epochs"), c.getInt("batch-size"),
           c.getDouble("lr"), c.getDouble("weight-decay"), c.getLong("seed")), c.getDouble("replay"), c.getInt("max-per-stage"),
-          c.getInt("max-stages"));
+          c.getInt("max-stages"), c.getBoolean("mask-untrained"));
     }
   }
 
@@ -152,7 +154,7 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
   private Critic(ActorContext<Command> ctx, Settings settings) {
     super(ctx);
     this.settings = settings;
-    this.model = CriticModel.init(settings.buckets(), settings.hidden(), settings.training().seed());
+    this.model = scoring(CriticModel.init(settings.buckets(), settings.hidden(), settings.training().seed()));
   }
 
   @Override public Receive<Command> createReceive() {
@@ -278,7 +280,7 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
       var executor = getContext().getSystem().dispatchers().lookup(DispatcherSelector.blocking());
       getContext().pipeToSelf(CompletableFuture.supplyAsync(() -> {
         var trained = CriticTrainer.train(start, data, settings.training());
-        return new Object[] {trained, r.evaluateOn().isEmpty() ? null : evaluation(trained.model(), next, r.evaluateOn(), eval)};
+        return new Object[] {trained, r.evaluateOn().isEmpty() ? null : evaluation(scoring(trained.model()), next, r.evaluateOn(), eval)};
       }, executor), (res, failure) -> {
         int accepted = (int) data.stream().filter(CriticTrainer.Example::accepted).count();
         if (failure != null) return new Done(r, null, data.size(), accepted, null, failure);
@@ -301,13 +303,18 @@ public final class Critic extends AbstractBehavior<Critic.Command> {
     return null;
   }
 
+  /** The model as this node scores with it: with or without the untrained buckets ({@code k2.critic.mask-untrained}). */
+  private CriticModel scoring(CriticModel m) {
+    return settings.maskUntrained() ? m : m.unmasked();
+  }
+
   private Behavior<Command> onDone(Done d) {
     training = false;
     if (d.failure() != null) {
       getContext().getLog().error("critic: training on {} failed: {}", d.request().trainOn(), d.failure().toString());
       d.request().replyTo().tell(StatusReply.error("critic: training failed: " + d.failure()));
     } else {
-      model = d.trained().model();
+      model = scoring(d.trained().model());
       version++;
       var t = d.trained();
       d.request().replyTo().tell(StatusReply.success(new Trained(version, d.examples(), d.accepted(), t.steps(), t.firstEpochLoss(),

@@ -14,23 +14,64 @@ import java.util.SplittableRandom;
  * Immutable once built: the trainer makes a new one per step, so a model can be shared between threads (a scorer
  * holds it while the actor trains the next). The arrays are never written after construction.
  *
- * @param embed E, row-major (buckets, hidden); @param bias b (hidden); @param out w (hidden); @param outBias c
+ * <p><b>Only trained features count.</b> A bucket no training example ever held keeps its random initial row of E, and
+ * an episode with features the critic never saw (an open task's {@code notes.append}, a tool no verifiable task uses)
+ * would get a random push from them: a direction RL can find and climb that says nothing about the episode. So E[f] of
+ * a bucket outside {@code trained} counts as 0, its prior mean (what an ensemble of critics with different initial
+ * weights would average to), while n still counts it. Training is unchanged: the trainer marks every bucket of its
+ * data before its first step.
+ *
+ * @param embed E, row-major (buckets, hidden); @param bias b (hidden); @param out w (hidden); @param outBias c;
+ * @param trained the buckets some training example held, one bit each ({@code buckets} bits)
  */
-public record CriticModel(int buckets, int hidden, double[] embed, double[] bias, double[] out, double outBias) {
+public record CriticModel(int buckets, int hidden, double[] embed, double[] bias, double[] out, double outBias, long[] trained) {
   public CriticModel {
     if (buckets < 2 || hidden < 1) throw new IllegalArgumentException("critic shape (" + buckets + ", " + hidden + ") too small");
     if (embed.length != buckets * hidden || bias.length != hidden || out.length != hidden) {
       throw new IllegalArgumentException("critic parameters do not match the shape (" + buckets + ", " + hidden + ")");
     }
+    if (trained.length != words(buckets)) throw new IllegalArgumentException("critic's trained buckets do not match its " + buckets + " buckets");
   }
 
-  /** Random initial weights: E ~ N(0, 0.5^2), w ~ N(0, 1/H), b = c = 0. */
+  /** A model whose every bucket counts as trained. */
+  public CriticModel(int buckets, int hidden, double[] embed, double[] bias, double[] out, double outBias) {
+    this(buckets, hidden, embed, bias, out, outBias, all(buckets));
+  }
+
+  /** Random initial weights: E ~ N(0, 0.5^2), w ~ N(0, 1/H), b = c = 0; no bucket trained yet. */
   public static CriticModel init(int buckets, int hidden, long seed) {
     var rnd = new SplittableRandom(seed);
     double[] e = new double[buckets * hidden], w = new double[hidden];
     for (int i = 0; i < e.length; i++) e[i] = 0.5 * gaussian(rnd);
     for (int i = 0; i < w.length; i++) w[i] = gaussian(rnd) / Math.sqrt(hidden);
-    return new CriticModel(buckets, hidden, e, new double[hidden], w, 0);
+    return new CriticModel(buckets, hidden, e, new double[hidden], w, 0, new long[words(buckets)]);
+  }
+
+  /** This model with the buckets of {@code examples}' features marked trained as well. */
+  public CriticModel withTrained(java.util.Collection<int[]> examples) {
+    long[] t = trained.clone();
+    for (int[] x : examples) for (int f : x) t[f >>> 6] |= 1L << f;
+    return new CriticModel(buckets, hidden, embed, bias, out, outBias, t);
+  }
+
+  /** This model with every bucket counted, trained or not: the critic as it scored before the mask (for comparisons). */
+  public CriticModel unmasked() {
+    return new CriticModel(buckets, hidden, embed, bias, out, outBias, all(buckets));
+  }
+
+  /** Whether some training example held bucket {@code f}. */
+  public boolean isTrained(int f) {
+    return (trained[f >>> 6] & (1L << f)) != 0;
+  }
+
+  private static int words(int buckets) {
+    return (buckets + 63) >>> 6;
+  }
+
+  private static long[] all(int buckets) {
+    long[] t = new long[words(buckets)];
+    java.util.Arrays.fill(t, -1L);
+    return t;
   }
 
   /** The hidden layer's pre-activation z (H) of one example. */
@@ -39,6 +80,7 @@ public record CriticModel(int buckets, int hidden, double[] embed, double[] bias
     if (features.length == 0) return z;
     double scale = 1.0 / Math.sqrt(features.length);
     for (int f : features) {
+      if (!isTrained(f)) continue; // E[f] counts as 0 (above)
       int o = f * hidden;
       for (int j = 0; j < hidden; j++) z[j] += scale * embed[o + j];
     }
@@ -92,6 +134,7 @@ public record CriticModel(int buckets, int hidden, double[] embed, double[] bias
         dz[j] *= scale;
       }
       for (int f : x) {
+        if (!isTrained(f)) continue; // not in the forward pass, so no gradient
         int o = f * hidden;
         for (int j = 0; j < hidden; j++) ge[o + j] += dz[j];
       }

@@ -33,6 +33,8 @@ public final class CriticTrainer {
 
   public static Trained train(CriticModel start, List<Example> data, Settings s) {
     if (data.isEmpty()) throw new IllegalArgumentException("no examples to train the critic on");
+    // every bucket of the data counts from the first step on, so the steps are those of a model without the mask
+    start = start.withTrained(data.stream().map(Example::features).toList());
     var ops = ReferenceOps.INSTANCE;
     var cfg = new AdamW.Config(0.9, 0.99, 1e-8, s.weightDecay());
     int h = start.hidden();
@@ -81,7 +83,7 @@ public final class CriticTrainer {
           v[p] = r.v();
         }
         model = new CriticModel(start.buckets(), h, HostTensor.of(w[0]).data(), HostTensor.of(w[1]).data(), HostTensor.of(w[2]).data(),
-            HostTensor.of(w[3]).data()[0]);
+            HostTensor.of(w[3]).data()[0], start.trained());
       }
       double mean = lossSum / batches;
       if (epoch == 0) first = mean;

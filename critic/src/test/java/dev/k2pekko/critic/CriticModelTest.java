@@ -75,4 +75,35 @@ class CriticModelTest {
     var g = big.lossAndGradient(List.of(x), new boolean[] {false});
     assertTrue(Double.isFinite(g.loss()) && g.loss() > 700, "the loss of a confident mistake is large and finite: " + g.loss());
   }
+
+  /** Buckets 0-5 in both verdicts: what the two tests below train on. */
+  private static List<CriticTrainer.Example> smallData() {
+    var rnd = new SplittableRandom(8);
+    var data = new ArrayList<CriticTrainer.Example>();
+    for (int i = 0; i < 40; i++) data.add(new CriticTrainer.Example(new int[] {rnd.nextInt(6), rnd.nextInt(6)}, i % 3 == 0));
+    return data;
+  }
+
+  @Test void aBucketNoExampleHeldCountsAsZero() {
+    var trained = CriticTrainer.train(CriticModel.init(BUCKETS, HIDDEN, 2), smallData(), new CriticTrainer.Settings(3, 8, 0.05, 0.01, 2)).model();
+    for (int f = 0; f < BUCKETS; f++) assertEquals(f < 6, trained.isTrained(f), "bucket " + f);
+    int[] x = {1, 4, 9, 11}; // 9 and 11: never in the data
+    double[] e = trained.embed().clone();
+    for (int j = 0; j < HIDDEN; j++) {
+      e[9 * HIDDEN + j] = 0;
+      e[11 * HIDDEN + j] = 0;
+    }
+    var zeroed = new CriticModel(BUCKETS, HIDDEN, e, trained.bias(), trained.out(), trained.outBias());
+    assertEquals(zeroed.logit(x), trained.logit(x), "the untrained rows count as zero; n still counts them");
+    assertTrue(Math.abs(trained.unmasked().logit(x) - trained.logit(x)) > 1e-6, "without the mask their random rows push the score");
+    assertEquals(trained.unmasked().logit(new int[] {1, 4}), trained.logit(new int[] {1, 4}), "trained buckets alone: the same score");
+  }
+
+  @Test void theMaskLeavesTrainingAsItWas() {
+    var s = new CriticTrainer.Settings(3, 8, 0.05, 0.01, 2);
+    var masked = CriticTrainer.train(CriticModel.init(BUCKETS, HIDDEN, 2), smallData(), s).model();
+    var plain = CriticTrainer.train(CriticModel.init(BUCKETS, HIDDEN, 2).unmasked(), smallData(), s).model();
+    assertTrue(java.util.Arrays.equals(plain.embed(), masked.embed()) && java.util.Arrays.equals(plain.bias(), masked.bias())
+        && java.util.Arrays.equals(plain.out(), masked.out()) && plain.outBias() == masked.outBias(), "the same steps, bit for bit");
+  }
 }

@@ -282,12 +282,20 @@ final class BenchCommand implements Runnable {
     @Option(names = "--episodes", defaultValue = "6000", description = "training episodes (the default run's synthesis: ${DEFAULT-VALUE})") int episodes;
     @Option(names = "--held-out", defaultValue = "2000", description = "held-out episodes") int heldOut;
     @Option(names = "--mistakes", defaultValue = "3", description = "the teacher's mistake rates on held-out tasks, times this") double mistakes;
+    @Option(names = "--open-episodes", defaultValue = "0", description = "instead: the teacher's open episodes (mistake rates times --mistakes) "
+        + "scored by critics trained on --episodes verifiable ones, AUC against the hidden rubric with and without the untrained buckets (0: off)") int openEpisodes;
+    @Option(names = "--init-seeds", defaultValue = "5", description = "with --open-episodes: critics with this many initial weights") int initSeeds;
     @Option(names = "--json") boolean json;
 
     @Override public Integer call() {
       if (episodes < 10 || heldOut < 10) throw new NodeConfig.UsageError("--episodes and --held-out must be at least 10");
       if (!(mistakes > 0)) throw new NodeConfig.UsageError("--mistakes must be > 0, got " + mistakes);
+      if (openEpisodes < 0 || initSeeds < 1) throw new NodeConfig.UsageError("--open-episodes must be >= 0 and --init-seeds >= 1");
       var settings = dev.k2pekko.critic.Critic.Settings.fromConfig(com.typesafe.config.ConfigFactory.load());
+      if (openEpisodes > 0) {
+        print(dev.k2pekko.bench.CriticBench.openProbe(settings, episodes, openEpisodes, mistakes, initSeeds), json);
+        return 0;
+      }
       print(dev.k2pekko.bench.CriticBench.run(settings, episodes, heldOut, mistakes), json);
       return 0;
     }
