@@ -88,11 +88,20 @@ public final class CriticBench {
     }
     var open = new ArrayList<int[]>();
     var hidden = new ArrayList<Boolean>();
+    // the hidden rubric's accepted episodes, and each cut short as seed 7's collapsed RL played them: the first fact
+    // written, then answered with it (docs/LOOP.md, "Only trained features count")
+    var whole = new ArrayList<int[]>();
+    var cut = new ArrayList<int[]>();
     for (int i = 0; i < openEpisodes; i++) {
       long s = TaskGenerator.mix(0x7F4A7C159E3779B9L + i);
       var t = OfflinePlay.play(universe, sloppy, judge, train.openTask(s, "o-" + i, TaskGenerator.openFacts(i)), "o-" + i, s, true);
       open.add(TrajectoryFeatures.of(t, buckets));
       hidden.add(t.verdict().accepted());
+      var c = cutAfterFirstWrite(t);
+      if (t.verdict().accepted() && c != null) {
+        whole.add(open.getLast());
+        cut.add(TrajectoryFeatures.of(c, buckets));
+      }
     }
     boolean[] y = new boolean[open.size()];
     for (int i = 0; i < y.length; i++) y[i] = hidden.get(i);
@@ -118,8 +127,43 @@ public final class CriticBench {
       row.put("auc_open_unmasked", round(Auc.of(scores(m.unmasked(), open), y)));
       row.put("mean_open_score_masked", round(java.util.Arrays.stream(scores(m, open)).average().orElse(Double.NaN)));
       row.put("mean_open_score_unmasked", round(java.util.Arrays.stream(scores(m.unmasked(), open)).average().orElse(Double.NaN)));
+      double[] sw = scores(m, whole), sc0 = scores(m, cut);
+      int cutHigher = 0;
+      for (int i = 0; i < sw.length; i++) if (sc0[i] > sw[i]) cutHigher++;
+      row.put("cut_pairs", sw.length);
+      row.put("mean_score_whole", round(java.util.Arrays.stream(sw).average().orElse(Double.NaN)));
+      row.put("mean_score_cut", round(java.util.Arrays.stream(sc0).average().orElse(Double.NaN)));
+      row.put("cut_scored_higher", round(cutHigher / (double) Math.max(1, sw.length)));
+      // what an absolute floor on the critic's score keeps: the share of the hidden rubric's accepted and rejected
+      // episodes that score at or above it (Reward.openSuccesses's floor)
+      double[] sc = scores(m, open);
+      var floors = row.putObject("at_or_above_floor");
+      for (double floor : new double[] {0.2, 0.3, 0.4, 0.5, 0.6, 0.7}) {
+        int acc = 0, accAbove = 0, rej = 0, rejAbove = 0;
+        for (int i = 0; i < sc.length; i++) {
+          if (y[i]) { acc++; if (sc[i] >= floor) accAbove++; } else { rej++; if (sc[i] >= floor) rejAbove++; }
+        }
+        var f = floors.putObject(Double.toString(floor));
+        f.put("accepted", round(accAbove / (double) Math.max(1, acc)));
+        f.put("rejected", round(rejAbove / (double) Math.max(1, rej)));
+      }
     }
     return o;
+  }
+
+  /** {@code t} up to its first {@code notes.write}, answered with the last successful result before it; null if none. */
+  private static Trajectory cutAfterFirstWrite(Trajectory t) {
+    var steps = new ArrayList<dev.k2pekko.protocol.Step>();
+    String fact = null;
+    for (var st : t.steps()) {
+      steps.add(st);
+      if ("notes.write".equals(st.tool())) {
+        return fact == null ? null : new Trajectory(t.trajectoryId() + "-cut", t.taskId(), t.category(), t.difficulty(), t.seed(),
+            t.system(), t.prompt(), t.tools(), steps, fact, t.verdict(), t.policy());
+      }
+      if (st.error() == null && !st.partial() && "web.search".equals(st.tool())) fact = st.result();
+    }
+    return null;
   }
 
   private static double[] scores(CriticModel m, List<int[]> xs) {

@@ -105,7 +105,8 @@ public final class TrainerNode {
         l.getDouble("rl-tau"), c.getInt("k2.collector.tags"), settings.mode() == PsSettings.Mode.ASYNC, l.getString("backend"),
         Learner.RlObjective.parse(l.getString("rl-objective")), dev.k2pekko.trainer.Reward.Weights.fromConfig(c),
         Learner.GroupCount.parse(l.getString("rl-groups-count")), Learner.SftOrder.parse(l.getString("sft-order")),
-        Learner.Settings.replay(l.getInt("rl-replay-steps"), l.getInt("rl-replay-groups")), learnerClip(clip, ps.getBoolean("enforce-at-learners")));
+        Learner.Settings.replay(l.getInt("rl-replay-steps"), l.getInt("rl-replay-groups")), learnerClip(clip, ps.getBoolean("enforce-at-learners")),
+        c.getBoolean("k2.reward.open-finished-only"));
     dev.k2pekko.ops.Backends.select(ls.backend()); // a bad or unavailable backend fails here, at start, with its reason
     var format = NodeServices.get(system).format();
     ShardedDaemonProcess.get(system).init(Learner.Command.class, "learner", ls.count(),

@@ -58,7 +58,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
   /** {@code backend}: the tensor backend of the learner's steps, as {@link dev.k2pekko.ops.Backends#select} names it. */
   public record Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
                          boolean async, String backend, RlObjective rlObjective, Reward.Weights reward, GroupCount rlGroupsCount,
-                         SftOrder sftOrder, RlReplay.Settings rlReplay, LearnerClip clip) {
+                         SftOrder sftOrder, RlReplay.Settings rlReplay, LearnerClip clip, boolean openFinishedOnly) {
     public Settings {
       if (rlReplay.steps() > 0 && rlObjective != RlObjective.FILTERED) {
         // the K2 objective's pi_old term is the sampling policy's: a replayed rollout's is stale
@@ -69,7 +69,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     public Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
                     boolean async, String backend, RlObjective rlObjective, Reward.Weights reward) {
       this(runId, count, batchSize, rlGroups, idleFlush, rlTau, tags, async, backend, rlObjective, reward, GroupCount.ALL, SftOrder.ARRIVAL,
-          RlReplay.Settings.OFF, LearnerClip.OFF);
+          RlReplay.Settings.OFF, LearnerClip.OFF, true);
     }
 
     /** {@code steps}: replayed RL steps after each RL step (0: off); {@code groups}: the learner's reservoir, in task groups. */
@@ -472,7 +472,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
       Double x = scores.get(t.trajectoryId());
       if (x == null) throw new IllegalStateException("no critic score for " + t.trajectoryId());
       return x;
-    });
+    }, s.openFinishedOnly());
   }
 
   private Behavior<Command> onComputed(Computed c) {

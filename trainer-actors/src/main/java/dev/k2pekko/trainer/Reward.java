@@ -131,16 +131,39 @@ public final class Reward {
    * the verifiable tasks) and still rank them well, and a best-of-K choice needs only the ranking.
    */
   public static boolean[] openSuccesses(double[] critic) {
+    boolean[] all = new boolean[critic.length];
+    java.util.Arrays.fill(all, true);
+    return openSuccesses(critic, all);
+  }
+
+  /**
+   * As above, where a rollout that is not {@code finished} (it answered with items of the task's checklist left, or
+   * never answered: {@link #finished}) ranks below every finished one, whatever the critic says: it is never a
+   * success, and it is the group's worst when the margin is measured. The critic's ranking of unfinished rollouts
+   * above finished ones is a hole RL found (docs/LOOP.md, "Open rollouts must finish"); finishing is a public check.
+   */
+  public static boolean[] openSuccesses(double[] critic, boolean[] finished) {
+    if (finished.length != critic.length) throw new IllegalArgumentException("one finished flag per score: " + finished.length + " for " + critic.length);
     double best = Double.NEGATIVE_INFINITY, worst = Double.POSITIVE_INFINITY;
-    for (double c : critic) {
+    for (int i = 0; i < critic.length; i++) {
+      double c = critic[i];
       if (Double.isNaN(c)) throw new IllegalStateException("an open task's rollout has no critic score");
-      best = Math.max(best, c);
-      worst = Math.min(worst, c);
+      if (finished[i]) best = Math.max(best, c);
+      worst = Math.min(worst, finished[i] ? c : Double.NEGATIVE_INFINITY);
     }
     boolean[] out = new boolean[critic.length];
-    if (critic.length < 2 || best - worst < OPEN_MARGIN) return out;
-    for (int i = 0; i < critic.length; i++) out[i] = critic[i] >= best - 1e-12;
+    if (critic.length < 2 || best == Double.NEGATIVE_INFINITY || best - worst < OPEN_MARGIN) return out;
+    for (int i = 0; i < critic.length; i++) out[i] = finished[i] && critic[i] >= best - 1e-12;
     return out;
+  }
+
+  /**
+   * Whether an episode finished its task as the harness sees it: it answered, and every item of the prompt's checklist
+   * had a successful call before that ({@link dev.k2pekko.agents.policy.PolicyFormat#itemsLeft}). Read from the prompt
+   * and the calls' outcomes alone, so it may gate an open task's rollouts, whose checker stays hidden.
+   */
+  public static boolean finished(Trajectory t) {
+    return t.finalAnswer() != null && dev.k2pekko.agents.policy.PolicyFormat.itemsLeft(t.prompt(), t.steps()) <= 0;
   }
 
   private static double critic(Terms t) {

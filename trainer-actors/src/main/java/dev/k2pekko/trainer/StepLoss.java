@@ -57,6 +57,15 @@ final class StepLoss {
    */
   static Result rl(PolicyModel model, PolicyFormat format, Collection<List<Trajectory>> groups, Learner.RlObjective objective, double tau, long version,
                    Reward.Weights weights, java.util.function.ToDoubleFunction<Trajectory> critic) {
+    return rl(model, format, groups, objective, tau, version, weights, critic, false);
+  }
+
+  /**
+   * As above; {@code openFinishedOnly}: an open task's unfinished rollouts are never its successes ({@link
+   * Reward#openSuccesses(double[], boolean[])}, {@code k2.reward.open-finished-only}).
+   */
+  static Result rl(PolicyModel model, PolicyFormat format, Collection<List<Trajectory>> groups, Learner.RlObjective objective, double tau, long version,
+                   Reward.Weights weights, java.util.function.ToDoubleFunction<Trajectory> critic, boolean openFinishedOnly) {
     Map<String, double[]> sum = new LinkedHashMap<>();
     double[][] maxLogit = zeros(model);
     double loss = 0, rewardSum = 0;
@@ -91,8 +100,12 @@ final class StepLoss {
       if (Reward.OPEN.equals(sampled.getFirst().category())) {
         // an open task's successes: the group's best by the critic (Reward.openSuccesses), its verdict unread
         double[] scores = new double[sampled.size()];
-        for (int i = 0; i < scores.length; i++) scores[i] = critic.applyAsDouble(sampled.get(i));
-        boolean[] best = Reward.openSuccesses(scores);
+        boolean[] finished = new boolean[sampled.size()];
+        for (int i = 0; i < scores.length; i++) {
+          scores[i] = critic.applyAsDouble(sampled.get(i));
+          finished[i] = !openFinishedOnly || Reward.finished(sampled.get(i));
+        }
+        boolean[] best = Reward.openSuccesses(scores, finished);
         for (int i = 0; i < best.length; i++) accepted.set(i, best[i]);
       }
       double r0 = rewards.getFirst();

@@ -105,6 +105,18 @@ class RewardTest {
     assertThrows(IllegalStateException.class, () -> Reward.openSuccesses(new double[] {0.2, Double.NaN}));
   }
 
+  @Test void anUnfinishedOpenRolloutRanksBelowEveryFinishedOne() {
+    boolean[] finished = {true, false, true, true};
+    assertEquals(List.of(false, false, true, false), bools(Reward.openSuccesses(new double[] {0.1, 0.9, 0.3, 0.2}, finished)),
+        "the best finished one, though the critic liked the unfinished one more");
+    assertEquals(List.of(false, false, true, false), bools(Reward.openSuccesses(new double[] {0.1, 0.9, 0.12, 0.11}, finished)),
+        "an unfinished one is the group's worst: the margin holds");
+    assertEquals(List.of(false, false, false, false), bools(Reward.openSuccesses(new double[] {0.1, 0.9, 0.12, 0.11}, new boolean[4])),
+        "none finished: no signal");
+    assertEquals(List.of(false, false, false), bools(Reward.openSuccesses(new double[] {0.5, 0.54, 0.46}, new boolean[] {true, true, true})),
+        "all finished: the margin as before");
+  }
+
   private static List<Boolean> bools(boolean[] xs) {
     var out = new java.util.ArrayList<Boolean>();
     for (boolean x : xs) out.add(x);

@@ -57,7 +57,7 @@ class RlReplayTest {
     assertNull(off.next());
     assertEquals(0, off.size());
     var e = assertThrows(IllegalArgumentException.class, () -> new Learner.Settings("run", 1, 4, 1, java.time.Duration.ofMillis(400), 0.5, 8,
-        false, "java", Learner.RlObjective.K2, Reward.Weights.DEFAULT, Learner.GroupCount.ALL, Learner.SftOrder.SEALED, new RlReplay.Settings(1, 8), LearnerClip.OFF));
+        false, "java", Learner.RlObjective.K2, Reward.Weights.DEFAULT, Learner.GroupCount.ALL, Learner.SftOrder.SEALED, new RlReplay.Settings(1, 8), LearnerClip.OFF, true));
     assertTrue(e.getMessage().contains("rl-objective = filtered"), e.getMessage());
   }
 }

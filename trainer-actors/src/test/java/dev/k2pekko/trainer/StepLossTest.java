@@ -145,4 +145,30 @@ class StepLossTest {
     var flat = StepLoss.rl(model, FORMAT, List.of(open), Learner.RlObjective.FILTERED, 0.5, 0, Reward.Weights.DEFAULT, t -> 0.7);
     assertTrue(flat.grads().isEmpty());
   }
+  private static Trajectory asOpen(Trajectory t, String id, List<dev.k2pekko.protocol.Step> steps) {
+    return new Trajectory(id, t.taskId(), Reward.OPEN, t.difficulty(), t.seed(), t.system(), t.prompt(), t.tools(), steps,
+        t.finalAnswer(), t.verdict(), t.policy(), t.sampling());
+  }
+
+  @Test void anOpenRolloutThatLeftItemsUndoneIsNeverItsGroupsSuccess() {
+    var model = model();
+    var g = group(2, 0);
+    var whole = new ArrayList<Trajectory>();
+    for (var t : g) whole.add(asOpen(t, t.trajectoryId(), t.steps()));
+    for (var t : whole) assertTrue(Reward.finished(t), "an accepted episode did every item: " + t.steps());
+    // the first one cut after its first call and answered there, as seed 7's collapsed RL played its open tasks
+    var cut = asOpen(g.getFirst(), "cut", List.of(g.getFirst().steps().getFirst()));
+    assertFalse(Reward.finished(cut));
+    var open = new ArrayList<>(whole);
+    open.add(cut);
+    java.util.function.ToDoubleFunction<Trajectory> critic = t -> t == cut ? 0.9 : t == whole.getFirst() ? 0.3 : 0.2;
+    var gated = StepLoss.rl(model, FORMAT, List.of(open), Learner.RlObjective.FILTERED, 0.5, 0, Reward.Weights.DEFAULT, critic, true);
+    assertEquals(Losses.nextToken(model, TokenBatch.of(FORMAT.examples(whole.getFirst()), 0)).loss(), gated.loss(), 1e-12,
+        "the critic's best among the finished ones");
+    var ungated = StepLoss.rl(model, FORMAT, List.of(open), Learner.RlObjective.FILTERED, 0.5, 0, Reward.Weights.DEFAULT, critic, false);
+    assertEquals(Losses.nextToken(model, TokenBatch.of(FORMAT.examples(cut), 0)).loss(), ungated.loss(), 1e-12, "without the gate: the cut one");
+    var onlyCut = StepLoss.rl(model, FORMAT, List.of(List.of(cut, asOpen(g.getFirst(), "cut2", List.of()))), Learner.RlObjective.FILTERED,
+        0.5, 0, Reward.Weights.DEFAULT, t -> t == cut ? 0.9 : 0.1, true);
+    assertTrue(onlyCut.grads().isEmpty(), "no rollout finished: no signal, however the critic ranks them");
+  }
 }

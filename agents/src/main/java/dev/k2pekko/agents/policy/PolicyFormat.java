@@ -260,6 +260,17 @@ public final class PolicyFormat {
   }
 
   /**
+   * How many of the checklist's items (the closing instruction aside) {@code steps} leave undone, as the harness counts
+   * its progress: the items less the successful calls (negative: more successful calls than items). Public: it reads
+   * the prompt and whether each call succeeded, never a checker.
+   */
+  public static int itemsLeft(String prompt, List<Step> steps) {
+    int left = checklist(prompt == null ? "" : prompt).size() - 1;
+    if (steps != null) for (var s : steps) if (succeeded(s)) left--;
+    return left;
+  }
+
+  /**
    * What the policy sees before its next action, as the agent harness keeps it: the checklist item it is on
    * (item k+1 after k successful calls; the closing instruction once every step is done), the last two successful
    * results with their counts (a store's "ok" follows the value it stored), and the failed attempts since (each
