@@ -97,7 +97,8 @@ public final class NodeServices implements Extension {
     this.policyTasks = c.getString("policy.tasks");
     this.format = policyFormat(c, universe);
     this.maxSteps = c.getInt("policy.max-steps");
-    this.train = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
+    this.train = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN)
+        .withNotedShare(c.getDouble("tasks.noted-share"));
     this.heldOut = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
     this.inferenceSettings = inferenceSettings(c.getConfig("inference"));
     this.openAiSettings = dev.k2pekko.agents.inference.OpenAiPolicy.Settings.fromConfig(c);
@@ -256,6 +257,10 @@ public final class NodeServices implements Extension {
     if (spec.openShare() > 0 && unit(TaskGenerator.mix(seed ^ 0x0BE7A5C0FFEEL)) < spec.openShare()) {
       long bits = TaskGenerator.mix(seed ^ 0x6F70656EL);
       return train.openTask(seed, "ro-" + Long.toHexString(seed), TaskGenerator.openFacts((int) (bits >>> 33)));
+    }
+    // a verifiable note-building task (k2.tasks.noted-share), drawn from its own bits so that share 0 leaves every draw as it was
+    if (train.notedShare() > 0 && unit(TaskGenerator.mix(seed ^ 0x4E4F544544L)) < train.notedShare()) {
+      return train.notedTask(seed, "rn-" + Long.toHexString(seed), 1 + (int) ((TaskGenerator.mix(seed ^ 0x63616C63L) >>> 33) % 2));
     }
     double[] w = spec.difficultyWeights();
     if (w == null) return train.task(seed, "r-" + Long.toHexString(seed));

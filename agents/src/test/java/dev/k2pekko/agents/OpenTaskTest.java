@@ -83,6 +83,36 @@ class OpenTaskTest {
     assertTrue(JudgeRubric.keptAsAccepted("core", new Verdict(true, 1, 1, List.of())));
   }
 
+  @Test void aNotedTaskIsVerifiableAndItsCheckerRefusesAWriteWhereItAsksToAdd() {
+    var train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShare(0.1);
+    var task = train.notedTask(9, "n-1", 2);
+    assertNotEquals(TaskBuilder.OPEN, task.category());
+    assertEquals(List.of("web.search", "notes.write", task.rubric().expectedTools().get(2), task.rubric().expectedTools().get(3), "notes.append"),
+        task.rubric().expectedTools());
+    assertTrue(task.prompt().contains("then write it into the notes") && task.prompt().contains("then add it to the notes"), task.prompt());
+    var clean = OfflinePlay.play(UNIVERSE, new TeacherPolicy(train, TeacherPolicy.Mistakes.NONE), JUDGE, task, "n-1#0");
+    assertTrue(clean.verdict().accepted(), clean.verdict().reasons().toString());
+    // the same calls with the last one a notes.write: the note then holds the result alone, and the checker sees it
+    var calls = new java.util.ArrayList<dev.k2pekko.agents.policy.Action>();
+    for (var st : clean.steps()) calls.add(new dev.k2pekko.agents.policy.Action.Call(st.tool(), st.arguments()));
+    var last = (dev.k2pekko.agents.policy.Action.Call) calls.removeLast();
+    assertEquals("notes.append", last.tool());
+    calls.add(new dev.k2pekko.agents.policy.Action.Call("notes.write", last.arguments()));
+    calls.add(new dev.k2pekko.agents.policy.Action.Answer(clean.finalAnswer()));
+    dev.k2pekko.agents.policy.Policy scripted = new dev.k2pekko.agents.policy.Policy() {
+      @Override public String name() { return "scripted"; }
+      @Override public Episode start(dev.k2pekko.agents.tasks.Task t, long seed) {
+        var it = calls.iterator();
+        return previous -> it.next();
+      }
+    };
+    var wrong = OfflinePlay.play(UNIVERSE, scripted, JUDGE, task, "n-1#1");
+    assertEquals("notes.write", wrong.steps().getLast().tool());
+    assertFalse(wrong.verdict().accepted(), "notes.write where the task says add: " + wrong.verdict().reasons());
+    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> train.notedTask(9, "n-2", 0));
+    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> train.withNotedShare(1.5));
+  }
+
   @Test void anOpenShareMakesThatShareOfTrainTasksOpenFromTheirSeeds() {
     var services = new java.util.function.BiFunction<Double, Integer, dev.k2pekko.agents.tasks.Task>() {
       final TaskGenerator train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);

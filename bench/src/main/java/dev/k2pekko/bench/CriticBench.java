@@ -72,7 +72,7 @@ public final class CriticBench {
    * the open episodes against the hidden rubric, with E[f] of buckets it never trained on counting as 0 (the model as
    * it scores) and with them counting (as before the mask), and the spread of the open episodes' scores.
    */
-  public static ObjectNode openProbe(Critic.Settings settings, int trainEpisodes, int openEpisodes, double mistakes, int seeds) {
+  public static ObjectNode openProbe(Critic.Settings settings, int trainEpisodes, int openEpisodes, double mistakes, int seeds, int appendEpisodes) {
     var universe = ToolUniverse.generate(7, new Stochasticity(0.12, 0.08, 0));
     var train = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
     var teacher = new TeacherPolicy(train, new TeacherPolicy.Mistakes(0.03, 0.02, 0.02, 0.01, 0));
@@ -86,12 +86,26 @@ public final class CriticBench {
       var t = OfflinePlay.play(universe, teacher, judge, train.task(s, "s-" + i), "s-" + i, s, true);
       data.add(new CriticTrainer.Example(TrajectoryFeatures.of(t, buckets), t.verdict().accepted()));
     }
+    // a verifiable task that adds to a note (look a fact up, write it, calculate on it, add the result): what would
+    // teach the critic that "add it to the notes" done with notes.write fails, from a checker it may read
+    String[] topics = {"price of gold", "orders today", "open tickets", "stock level", "rating"};
+    String[] ops = {"add", "sub", "mul", "max", "min"};
+    for (int i = 0; i < appendEpisodes; i++) {
+      long s = TaskGenerator.mix(0x3C6EF372FE94F82BL + i);
+      var rnd = new java.util.SplittableRandom(s);
+      var task = new dev.k2pekko.agents.tasks.TaskBuilder(universe, "core", s).lookup("catalog", topics[rnd.nextInt(topics.length)])
+          .storeNotes("notes").calcNext(ops[rnd.nextInt(ops.length)], 2 + rnd.nextInt(50)).appendNotes().build("a-" + i, List.of());
+      var t = OfflinePlay.play(universe, teacher, judge, task, "a-" + i, s, true);
+      data.add(new CriticTrainer.Example(TrajectoryFeatures.of(t, buckets), t.verdict().accepted()));
+    }
     var open = new ArrayList<int[]>();
     var hidden = new ArrayList<Boolean>();
     // the hidden rubric's accepted episodes, and each cut short as seed 7's collapsed RL played them: the first fact
     // written, then answered with it (docs/LOOP.md, "Only trained features count")
     var whole = new ArrayList<int[]>();
     var cut = new ArrayList<int[]>();
+    var wholeAppending = new ArrayList<int[]>();
+    var written = new ArrayList<int[]>();
     for (int i = 0; i < openEpisodes; i++) {
       long s = TaskGenerator.mix(0x7F4A7C159E3779B9L + i);
       var t = OfflinePlay.play(universe, sloppy, judge, train.openTask(s, "o-" + i, TaskGenerator.openFacts(i)), "o-" + i, s, true);
@@ -101,6 +115,11 @@ public final class CriticBench {
       if (t.verdict().accepted() && c != null) {
         whole.add(open.getLast());
         cut.add(TrajectoryFeatures.of(c, buckets));
+      }
+      var w = appendsWritten(t);
+      if (t.verdict().accepted() && w != null) {
+        wholeAppending.add(open.getLast());
+        written.add(TrajectoryFeatures.of(w, buckets));
       }
     }
     boolean[] y = new boolean[open.size()];
@@ -134,6 +153,12 @@ public final class CriticBench {
       row.put("mean_score_whole", round(java.util.Arrays.stream(sw).average().orElse(Double.NaN)));
       row.put("mean_score_cut", round(java.util.Arrays.stream(sc0).average().orElse(Double.NaN)));
       row.put("cut_scored_higher", round(cutHigher / (double) Math.max(1, sw.length)));
+      double[] sa = scores(m, wholeAppending), sx = scores(m, written);
+      int writtenHigher = 0;
+      for (int i = 0; i < sa.length; i++) if (sx[i] >= sa[i]) writtenHigher++;
+      row.put("written_pairs", sa.length);
+      row.put("mean_score_written", round(java.util.Arrays.stream(sx).average().orElse(Double.NaN)));
+      row.put("written_scored_as_high", round(writtenHigher / (double) Math.max(1, sa.length)));
       // what an absolute floor on the critic's score keeps: the share of the hidden rubric's accepted and rejected
       // episodes that score at or above it (Reward.openSuccesses's floor)
       double[] sc = scores(m, open);
@@ -164,6 +189,20 @@ public final class CriticBench {
       if (st.error() == null && !st.partial() && "web.search".equals(st.tool())) fact = st.result();
     }
     return null;
+  }
+
+  /** {@code t} with every {@code notes.append} done as {@code notes.write} (the note then holds the last fact alone); null if it has none. */
+  private static Trajectory appendsWritten(Trajectory t) {
+    var steps = new ArrayList<dev.k2pekko.protocol.Step>();
+    boolean any = false;
+    for (var st : t.steps()) {
+      if ("notes.append".equals(st.tool())) {
+        any = true;
+        steps.add(new dev.k2pekko.protocol.Step(st.callId(), "notes.write", st.arguments(), st.result(), st.error(), st.partial()));
+      } else steps.add(st);
+    }
+    return any ? new Trajectory(t.trajectoryId() + "-written", t.taskId(), t.category(), t.difficulty(), t.seed(), t.system(), t.prompt(),
+        t.tools(), steps, t.finalAnswer(), t.verdict(), t.policy()) : null;
   }
 
   private static double[] scores(CriticModel m, List<int[]> xs) {

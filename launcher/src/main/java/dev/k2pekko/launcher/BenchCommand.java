@@ -285,15 +285,17 @@ final class BenchCommand implements Runnable {
     @Option(names = "--open-episodes", defaultValue = "0", description = "instead: the teacher's open episodes (mistake rates times --mistakes) "
         + "scored by critics trained on --episodes verifiable ones, AUC against the hidden rubric with and without the untrained buckets (0: off)") int openEpisodes;
     @Option(names = "--init-seeds", defaultValue = "5", description = "with --open-episodes: critics with this many initial weights") int initSeeds;
+    @Option(names = "--append-episodes", defaultValue = "0", description = "with --open-episodes: also train on this many teacher episodes of a "
+        + "verifiable task that adds a value to the notes (not a family of the run's world)") int appendEpisodes;
     @Option(names = "--json") boolean json;
 
     @Override public Integer call() {
       if (episodes < 10 || heldOut < 10) throw new NodeConfig.UsageError("--episodes and --held-out must be at least 10");
       if (!(mistakes > 0)) throw new NodeConfig.UsageError("--mistakes must be > 0, got " + mistakes);
-      if (openEpisodes < 0 || initSeeds < 1) throw new NodeConfig.UsageError("--open-episodes must be >= 0 and --init-seeds >= 1");
+      if (openEpisodes < 0 || initSeeds < 1 || appendEpisodes < 0) throw new NodeConfig.UsageError("--open-episodes must be >= 0 and --init-seeds >= 1");
       var settings = dev.k2pekko.critic.Critic.Settings.fromConfig(com.typesafe.config.ConfigFactory.load());
       if (openEpisodes > 0) {
-        print(dev.k2pekko.bench.CriticBench.openProbe(settings, episodes, openEpisodes, mistakes, initSeeds), json);
+        print(dev.k2pekko.bench.CriticBench.openProbe(settings, episodes, openEpisodes, mistakes, initSeeds, appendEpisodes), json);
         return 0;
       }
       print(dev.k2pekko.bench.CriticBench.run(settings, episodes, heldOut, mistakes), json);

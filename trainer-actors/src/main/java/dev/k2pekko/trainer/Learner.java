@@ -69,7 +69,7 @@ public final class Learner extends AbstractBehavior<Learner.Command> {
     public Settings(String runId, int count, int batchSize, int rlGroups, Duration idleFlush, double rlTau, int tags,
                     boolean async, String backend, RlObjective rlObjective, Reward.Weights reward) {
       this(runId, count, batchSize, rlGroups, idleFlush, rlTau, tags, async, backend, rlObjective, reward, GroupCount.ALL, SftOrder.ARRIVAL,
-          RlReplay.Settings.OFF, LearnerClip.OFF, true);
+          RlReplay.Settings.OFF, LearnerClip.OFF, false);
     }
 
     /** {@code steps}: replayed RL steps after each RL step (0: off); {@code groups}: the learner's reservoir, in task groups. */

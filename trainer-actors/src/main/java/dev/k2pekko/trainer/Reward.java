@@ -140,7 +140,7 @@ public final class Reward {
    * As above, where a rollout that is not {@code finished} (it answered with items of the task's checklist left, or
    * never answered: {@link #finished}) ranks below every finished one, whatever the critic says: it is never a
    * success, and it is the group's worst when the margin is measured. The critic's ranking of unfinished rollouts
-   * above finished ones is a hole RL found (docs/LOOP.md, "Open rollouts must finish"); finishing is a public check.
+   * above finished ones is a hole RL found (docs/LOOP.md, "Session 16"); finishing is a public check.
    */
   public static boolean[] openSuccesses(double[] critic, boolean[] finished) {
     if (finished.length != critic.length) throw new IllegalArgumentException("one finished flag per score: " + finished.length + " for " + critic.length);

@@ -189,6 +189,36 @@ public final class TaskGenerator {
     });
   }
 
+  /**
+   * A verifiable task that builds a note (docs/LOOP.md, "Session 16"): look a fact up, write it into the notes, do
+   * {@code calcs} calculations on it, add the result to the notes. Its checker reads the note, so the judge's verdicts
+   * of it teach the critic what "add it to the notes" done with {@code notes.write} (which replaces the note) is worth,
+   * the one skill of the open tasks that no other verifiable task shows. Honours the split as {@link #task(long, String)}.
+   */
+  public Task notedTask(long seed, String id, int calcs) {
+    if (calcs < 1) throw new IllegalArgumentException("a noted task calculates at least once (else it adds the fact it wrote)");
+    return firstOf(split, seed, "noted task", s -> {
+      var rnd = new SplittableRandom(s);
+      var b = new TaskBuilder(universe, "core", s).lookup("catalog", pick(rnd, TOPICS)).storeNotes("notes");
+      for (int i = 0; i < calcs; i++) b.calcNext(pick(rnd, OPS), num(rnd));
+      b.appendNotes();
+      return b.build(id, distractors(rnd, "core"));
+    });
+  }
+
+  private double notedShare;
+
+  /** The share of {@link #notedTask}s among this generator's verifiable training tasks (the pipeline's draw reads it). */
+  public TaskGenerator withNotedShare(double share) {
+    if (!(share >= 0 && share <= 1)) throw new IllegalArgumentException("k2.tasks.noted-share must lie in [0, 1], got " + share);
+    this.notedShare = share;
+    return this;
+  }
+
+  public double notedShare() {
+    return notedShare;
+  }
+
   /** The open tasks gather two or three facts (one fact would give only twenty distinct prompts). */
   public static final int OPEN_MIN_FACTS = 2, OPEN_MAX_FACTS = 3;
 
