@@ -250,7 +250,8 @@ public final class NodeServices implements Extension {
   /**
    * The training task of an agent's task group {@code group}: fixed by the run seed, the agent and the group; an open
    * task with probability {@code spec.openShare()} (drawn from the task's seed, so a run's share of open tasks is the
-   * same whatever node plays them), else a verifiable one of the difficulty drawn by the spec's weights (or uniform).
+   * same whatever node plays them), else a noted task with probability {@code k2.tasks.noted-share} ({@link
+   * TaskGenerator#notedDraw}), else a verifiable one of the difficulty drawn by the spec's weights (or uniform).
    */
   static dev.k2pekko.agents.tasks.Task trainTask(TaskGenerator train, Agent.EpisodeSpec spec, long runSeed, String agentId, int group) {
     long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);
@@ -258,10 +259,8 @@ public final class NodeServices implements Extension {
       long bits = TaskGenerator.mix(seed ^ 0x6F70656EL);
       return train.openTask(seed, "ro-" + Long.toHexString(seed), TaskGenerator.openFacts((int) (bits >>> 33)));
     }
-    // a verifiable note-building task (k2.tasks.noted-share), drawn from its own bits so that share 0 leaves every draw as it was
-    if (train.notedShare() > 0 && unit(TaskGenerator.mix(seed ^ 0x4E4F544544L)) < train.notedShare()) {
-      return train.notedTask(seed, "rn-" + Long.toHexString(seed), 1 + (int) ((TaskGenerator.mix(seed ^ 0x63616C63L) >>> 33) % 2));
-    }
+    var noted = train.notedDraw(seed, "rn-" + Long.toHexString(seed)); // k2.tasks.noted-share
+    if (noted != null) return noted;
     double[] w = spec.difficultyWeights();
     if (w == null) return train.task(seed, "r-" + Long.toHexString(seed));
     return train.taskOfDifficulty(seed, "r-" + Long.toHexString(seed), drawDifficulty(w, TaskGenerator.mix(seed ^ 0x5DEECE66DL)));

@@ -40,10 +40,10 @@ public final class SftPlateau {
    * @param evalEvery evaluate after every this many steps (and at the end)
    */
   public record Config(long seed, int episodes, int openEpisodes, int steps, int evalEvery, int evalTasks, int evalTrials, double failureRate, double partialRate,
-                       double lr, int warmup, int decaySteps, Rl rl) {
+                       double lr, int warmup, int decaySteps, Rl rl, double notedShare) {
     /** The defaults of {@code k2 run} (reference.conf of tool-actors, agents, parameter-server, pipeline). */
     public static Config defaults() {
-      return new Config(42, 18000, 3600, 1600, 200, 200, 4, 0.35, 0.20, 0.01, 50, 600, Rl.defaults());
+      return new Config(42, 18000, 3600, 1600, 200, 200, 4, 0.35, 0.20, 0.01, 50, 600, Rl.defaults(), 0.1);
     }
   }
 
@@ -91,7 +91,7 @@ public final class SftPlateau {
     long t0 = System.nanoTime();
     var universe = ToolUniverse.generate(7, new Stochasticity(cfg.failureRate(), cfg.partialRate(), 0));
     var format = new PolicyFormat(universe);
-    var train = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
+    var train = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShare(cfg.notedShare());
     var held = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
     var teacher = new TeacherPolicy(train, new TeacherPolicy.Mistakes(0.03, 0.02, 0.02, 0.01, 0));
     var judge = new JudgeRubric(0.8);
@@ -99,7 +99,8 @@ public final class SftPlateau {
     int examples = 0;
     for (int i = 0; i < cfg.episodes(); i++) {
       long s = TaskGenerator.mix(cfg.seed() * 0x9E3779B97F4A7C15L + i);
-      var t = OfflinePlay.play(universe, teacher, judge, train.task(s, "s-" + i), "s-" + i, s, true);
+      var noted = train.notedDraw(s, "s-" + i); // k2.tasks.noted-share, as the run's synthesis draws them
+      var t = OfflinePlay.play(universe, teacher, judge, noted != null ? noted : train.task(s, "s-" + i), "s-" + i, s, true);
       if (!t.verdict().accepted()) continue;
       var ex = format.examples(t);
       data.add(ex);

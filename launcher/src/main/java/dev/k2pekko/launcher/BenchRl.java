@@ -21,6 +21,8 @@ final class BenchRl {
     @Option(names = "--sft-control", description = "also, from the same SFT model, as many further SFT steps on the teacher data as RL took "
         + "in each round (the same budget, paired)") boolean sftControl;
     @Option(names = "--episodes", description = "teacher episodes on verifiable training tasks (default: the default run's synthesis)") Integer episodes;
+    @Option(names = "--noted-share", description = "share of the synthesis's verifiable tasks drawn as noted tasks (k2.tasks.noted-share; default: the run's)")
+    Double notedShare;
     @Option(names = "--open-episodes", description = "teacher episodes on open training tasks on top of them, kept by the public checks alone "
         + "(default: the default run's synthesis; 0: none, as before session 14)") Integer openEpisodes;
     @Option(names = "--eval-tasks", description = "held-out tasks per evaluation (default: the default run's; 100 before session 14)") Integer evalTasks;
@@ -63,7 +65,7 @@ final class BenchRl {
       if (ep < 10 || tr < 1 || tasks < 1 || groups < 1 || rlEpochs < 1 || !(lr > 0)) throw new NodeConfig.UsageError("--episodes >= 10, --eval-trials, --rl-tasks, --rl-groups, --rl-epochs and --rl-lr > 0");
       var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, ep, openEp, steps, evalEvery, et, tr, fr, pr, d.lr(), d.warmup(), d.decaySteps(),
           new dev.k2pekko.bench.SftPlateau.Rl(rlRounds, tasks, rollouts, groups, lr, rlEpochs, sftControl, rlLrDecay,
-              rlPtx, rlAdvantage, rlReplay, rlTemperature, rlRecoveryWeight));
+              rlPtx, rlAdvantage, rlReplay, rlTemperature, rlRecoveryWeight), notedShare == null ? d.notedShare() : notedShare);
       var r = dev.k2pekko.bench.SftPlateau.run(cfg, p -> {
         if (!json) {
           System.out.printf("  %-11s step %5d  held-out success %5.1f%%  (met a tool failure: %4.1f%% of trials, success %5.1f%% there, %5.1f%% elsewhere)  loss %.4f%n",

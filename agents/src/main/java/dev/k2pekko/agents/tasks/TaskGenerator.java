@@ -219,6 +219,15 @@ public final class TaskGenerator {
     return notedShare;
   }
 
+  /**
+   * The noted task that the training draw of {@code seed} becomes, with probability {@link #notedShare} (one or two
+   * calculations), or null when it stays as drawn. From the seed's own bits, so that share 0 changes no draw.
+   */
+  public Task notedDraw(long seed, String id) {
+    if (notedShare <= 0 || (mix(seed ^ 0x4E4F544544L) >>> 11) * 0x1.0p-53 >= notedShare) return null;
+    return notedTask(seed, id, 1 + (int) ((mix(seed ^ 0x63616C63L) >>> 33) % 2));
+  }
+
   /** The open tasks gather two or three facts (one fact would give only twenty distinct prompts). */
   public static final int OPEN_MIN_FACTS = 2, OPEN_MAX_FACTS = 3;
 
