@@ -43,7 +43,7 @@ public final class SftPlateau {
                        double lr, int warmup, int decaySteps, Rl rl, double notedShare) {
     /** The defaults of {@code k2 run} (reference.conf of tool-actors, agents, parameter-server, pipeline). */
     public static Config defaults() {
-      return new Config(42, 18000, 3600, 1600, 200, 200, 4, 0.35, 0.20, 0.01, 50, 600, Rl.defaults(), 0.1);
+      return new Config(42, 18000, 3600, 1600, 200, 200, 4, 0.35, 0.20, 0.01, 50, 600, Rl.defaults(), 0);
     }
   }
 

@@ -21,7 +21,7 @@ final class BenchRl {
     @Option(names = "--sft-control", description = "also, from the same SFT model, as many further SFT steps on the teacher data as RL took "
         + "in each round (the same budget, paired)") boolean sftControl;
     @Option(names = "--episodes", description = "teacher episodes on verifiable training tasks (default: the default run's synthesis)") Integer episodes;
-    @Option(names = "--noted-share", description = "share of the synthesis's verifiable tasks drawn as noted tasks (k2.tasks.noted-share; default: the run's)")
+    @Option(names = "--noted-share", description = "share of the synthesis's verifiable tasks drawn as noted tasks as k2.tasks.noted-share does in a run (default 0, the run's default)")
     Double notedShare;
     @Option(names = "--open-episodes", description = "teacher episodes on open training tasks on top of them, kept by the public checks alone "
         + "(default: the default run's synthesis; 0: none, as before session 14)") Integer openEpisodes;
@@ -61,6 +61,7 @@ final class BenchRl {
       int groups = rlGroups == null ? d.rl().groupsPerStep() : rlGroups;
       if (!(rlLrDecay > 0 && rlLrDecay <= 1)) throw new NodeConfig.UsageError("--rl-lr-decay must lie in (0, 1], got " + rlLrDecay);
       int rollouts = rlRollouts == null ? d.rl().rollouts() : rlRollouts;
+      if (notedShare != null && !(notedShare >= 0 && notedShare <= 1)) throw new NodeConfig.UsageError("--noted-share must lie in [0, 1], got " + notedShare);
       if (rollouts < 2 || rlPtx < 0) throw new NodeConfig.UsageError("--rl-rollouts >= 2 and --rl-ptx >= 0");
       if (ep < 10 || tr < 1 || tasks < 1 || groups < 1 || rlEpochs < 1 || !(lr > 0)) throw new NodeConfig.UsageError("--episodes >= 10, --eval-trials, --rl-tasks, --rl-groups, --rl-epochs and --rl-lr > 0");
       var cfg = new dev.k2pekko.bench.SftPlateau.Config(seed, ep, openEp, steps, evalEvery, et, tr, fr, pr, d.lr(), d.warmup(), d.decaySteps(),
