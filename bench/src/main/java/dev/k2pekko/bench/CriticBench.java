@@ -70,7 +70,11 @@ public final class CriticBench {
    * openEpisodes} open training tasks with its mistake rates times {@code mistakes} (the hidden rubric's verdict is the
    * label, read here only to measure). For each of {@code seeds} initial weights: the ROC AUC of the critic's scores of
    * the open episodes against the hidden rubric, with E[f] of buckets it never trained on counting as 0 (the model as
-   * it scores) and with them counting (as before the mask), and the spread of the open episodes' scores.
+   * it scores) and with them counting (as before the mask), the open episodes' mean score, and how the hidden rubric's
+   * accepted episodes score against two doctored copies of each: cut after the first fact written and answered with
+   * it, and with every {@code notes.append} done as {@code notes.write}. With {@code appendEpisodes}, the critic also
+   * trains on that many teacher episodes of noted tasks ({@link TaskGenerator#notedDraw}'s family: the verifiable
+   * tasks that add to a note).
    */
   public static ObjectNode openProbe(Critic.Settings settings, int trainEpisodes, int openEpisodes, double mistakes, int seeds, int appendEpisodes) {
     var universe = ToolUniverse.generate(7, new Stochasticity(0.12, 0.08, 0));
@@ -86,22 +90,18 @@ public final class CriticBench {
       var t = OfflinePlay.play(universe, teacher, judge, train.task(s, "s-" + i), "s-" + i, s, true);
       data.add(new CriticTrainer.Example(TrajectoryFeatures.of(t, buckets), t.verdict().accepted()));
     }
-    // a verifiable task that adds to a note (look a fact up, write it, calculate on it, add the result): what would
-    // teach the critic that "add it to the notes" done with notes.write fails, from a checker it may read
-    String[] topics = {"price of gold", "orders today", "open tickets", "stock level", "rating"};
-    String[] ops = {"add", "sub", "mul", "max", "min"};
+    // noted tasks (look a fact up, write it, calculate, add the result), as k2.tasks.noted-share = 1 draws them: what
+    // teaches the critic, from a checker it may read, that "add it to the notes" done with notes.write fails
+    var noted = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShare(1);
     for (int i = 0; i < appendEpisodes; i++) {
       long s = TaskGenerator.mix(0x3C6EF372FE94F82BL + i);
-      var rnd = new java.util.SplittableRandom(s);
-      var task = new dev.k2pekko.agents.tasks.TaskBuilder(universe, "core", s).lookup("catalog", topics[rnd.nextInt(topics.length)])
-          .storeNotes("notes").calcNext(ops[rnd.nextInt(ops.length)], 2 + rnd.nextInt(50)).appendNotes().build("a-" + i, List.of());
-      var t = OfflinePlay.play(universe, teacher, judge, task, "a-" + i, s, true);
+      var t = OfflinePlay.play(universe, teacher, judge, noted.notedDraw(s, "a-" + i), "a-" + i, s, true);
       data.add(new CriticTrainer.Example(TrajectoryFeatures.of(t, buckets), t.verdict().accepted()));
     }
     var open = new ArrayList<int[]>();
     var hidden = new ArrayList<Boolean>();
     // the hidden rubric's accepted episodes, and each cut short as seed 7's collapsed RL played them: the first fact
-    // written, then answered with it (docs/LOOP.md, "Only trained features count")
+    // written, then answered with it; and each with its notes.append calls done as notes.write (docs/LOOP.md, "Session 16")
     var whole = new ArrayList<int[]>();
     var cut = new ArrayList<int[]>();
     var wholeAppending = new ArrayList<int[]>();
@@ -159,19 +159,6 @@ public final class CriticBench {
       row.put("written_pairs", sa.length);
       row.put("mean_score_written", round(java.util.Arrays.stream(sx).average().orElse(Double.NaN)));
       row.put("written_scored_as_high", round(writtenHigher / (double) Math.max(1, sa.length)));
-      // what an absolute floor on the critic's score keeps: the share of the hidden rubric's accepted and rejected
-      // episodes that score at or above it (Reward.openSuccesses's floor)
-      double[] sc = scores(m, open);
-      var floors = row.putObject("at_or_above_floor");
-      for (double floor : new double[] {0.2, 0.3, 0.4, 0.5, 0.6, 0.7}) {
-        int acc = 0, accAbove = 0, rej = 0, rejAbove = 0;
-        for (int i = 0; i < sc.length; i++) {
-          if (y[i]) { acc++; if (sc[i] >= floor) accAbove++; } else { rej++; if (sc[i] >= floor) rejAbove++; }
-        }
-        var f = floors.putObject(Double.toString(floor));
-        f.put("accepted", round(accAbove / (double) Math.max(1, acc)));
-        f.put("rejected", round(rejAbove / (double) Math.max(1, rej)));
-      }
     }
     return o;
   }

@@ -19,7 +19,8 @@ import java.util.SplittableRandom;
  * would get a random push from them: a direction RL can find and climb that says nothing about the episode. So E[f] of
  * a bucket outside {@code trained} counts as 0, its prior mean (what an ensemble of critics with different initial
  * weights would average to), while n still counts it. Training is unchanged: the trainer marks every bucket of its
- * data before its first step.
+ * data before its first step. The node's critic scores with the mask only under {@code k2.critic.mask-untrained} (off
+ * by default: measured no better, docs/LOOP.md "Session 16"); {@link #unmasked()} is the model without it.
  *
  * @param embed E, row-major (buckets, hidden); @param bias b (hidden); @param out w (hidden); @param outBias c;
  * @param trained the buckets some training example held, one bit each ({@code buckets} bits)

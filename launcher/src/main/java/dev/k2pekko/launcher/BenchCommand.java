@@ -285,8 +285,8 @@ final class BenchCommand implements Runnable {
     @Option(names = "--open-episodes", defaultValue = "0", description = "instead: the teacher's open episodes (mistake rates times --mistakes) "
         + "scored by critics trained on --episodes verifiable ones, AUC against the hidden rubric with and without the untrained buckets (0: off)") int openEpisodes;
     @Option(names = "--init-seeds", defaultValue = "5", description = "with --open-episodes: critics with this many initial weights") int initSeeds;
-    @Option(names = "--append-episodes", defaultValue = "0", description = "with --open-episodes: also train on this many teacher episodes of a "
-        + "verifiable task that adds a value to the notes (not a family of the run's world)") int appendEpisodes;
+    @Option(names = "--append-episodes", defaultValue = "0", description = "with --open-episodes: also train on this many teacher episodes of "
+        + "noted tasks (k2.tasks.noted-share's: verifiable tasks that add to a note)") int appendEpisodes;
     @Option(names = "--json") boolean json;
 
     @Override public Integer call() {
