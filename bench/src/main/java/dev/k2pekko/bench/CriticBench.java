@@ -72,7 +72,8 @@ public final class CriticBench {
    * the open episodes against the hidden rubric, with E[f] of buckets it never trained on counting as 0 (the model as
    * it scores) and with them counting (as before the mask), the open episodes' mean score, and how the hidden rubric's
    * accepted episodes score against two doctored copies of each: cut after the first fact written and answered with
-   * it, and with every {@code notes.append} done as {@code notes.write}. With {@code appendEpisodes}, the critic also
+   * it, with every {@code notes.append} done as {@code notes.write}, and with the lookups after the first write
+   * dropped and {@code ok} appended instead. With {@code appendEpisodes}, the critic also
    * trains on that many teacher episodes of noted tasks ({@link TaskGenerator#notedDraw}'s family: the verifiable
    * tasks that add to a note).
    */
@@ -106,6 +107,7 @@ public final class CriticBench {
     var cut = new ArrayList<int[]>();
     var wholeAppending = new ArrayList<int[]>();
     var written = new ArrayList<int[]>();
+    var acked = new ArrayList<int[]>();
     for (int i = 0; i < openEpisodes; i++) {
       long s = TaskGenerator.mix(0x7F4A7C159E3779B9L + i);
       var t = OfflinePlay.play(universe, sloppy, judge, train.openTask(s, "o-" + i, TaskGenerator.openFacts(i)), "o-" + i, s, true);
@@ -120,6 +122,7 @@ public final class CriticBench {
       if (t.verdict().accepted() && w != null) {
         wholeAppending.add(open.getLast());
         written.add(TrajectoryFeatures.of(w, buckets));
+        acked.add(TrajectoryFeatures.of(acksAppended(t), buckets));
       }
     }
     boolean[] y = new boolean[open.size()];
@@ -159,6 +162,11 @@ public final class CriticBench {
       row.put("written_pairs", sa.length);
       row.put("mean_score_written", round(java.util.Arrays.stream(sx).average().orElse(Double.NaN)));
       row.put("written_scored_as_high", round(writtenHigher / (double) Math.max(1, sa.length)));
+      double[] sk = scores(m, acked);
+      int ackedHigher = 0;
+      for (int i = 0; i < sa.length; i++) if (sk[i] >= sa[i]) ackedHigher++;
+      row.put("mean_score_acks_appended", round(java.util.Arrays.stream(sk).average().orElse(Double.NaN)));
+      row.put("acks_appended_scored_as_high", round(ackedHigher / (double) Math.max(1, sa.length)));
     }
     return o;
   }
@@ -190,6 +198,27 @@ public final class CriticBench {
     }
     return any ? new Trajectory(t.trajectoryId() + "-written", t.taskId(), t.category(), t.difficulty(), t.seed(), t.system(), t.prompt(),
         t.tools(), steps, t.finalAnswer(), t.verdict(), t.policy()) : null;
+  }
+
+  /**
+   * {@code t} up to its first {@code notes.write}, then one {@code notes.append} of {@code ok} (the store's
+   * acknowledgement, not a fact) per append the task asks for, answered {@code ok}: the play of a collapsed RL run
+   * under the finished gate (docs/LOOP.md, "Session 16").
+   */
+  private static Trajectory acksAppended(Trajectory t) {
+    var steps = new ArrayList<dev.k2pekko.protocol.Step>();
+    int appends = 0;
+    boolean written = false;
+    for (var st : t.steps()) {
+      if (!written) steps.add(st);
+      if ("notes.write".equals(st.tool())) written = true;
+      if ("notes.append".equals(st.tool()) && st.error() == null && !st.partial()) appends++;
+    }
+    for (int i = 0; i < appends; i++) {
+      steps.add(new dev.k2pekko.protocol.Step("ack-" + i, "notes.append", java.util.Map.of("text", "ok"), "ok", null, false));
+    }
+    return new Trajectory(t.trajectoryId() + "-acks", t.taskId(), t.category(), t.difficulty(), t.seed(), t.system(), t.prompt(),
+        t.tools(), steps, "ok", t.verdict(), t.policy());
   }
 
   private static double[] scores(CriticModel m, List<int[]> xs) {
