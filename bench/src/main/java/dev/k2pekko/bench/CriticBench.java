@@ -178,8 +178,7 @@ public final class CriticBench {
     for (var st : t.steps()) {
       steps.add(st);
       if ("notes.write".equals(st.tool())) {
-        return fact == null ? null : new Trajectory(t.trajectoryId() + "-cut", t.taskId(), t.category(), t.difficulty(), t.seed(),
-            t.system(), t.prompt(), t.tools(), steps, fact, t.verdict(), t.policy());
+        return fact == null ? null : doctored(t, "-cut", steps, fact);
       }
       if (st.error() == null && !st.partial() && "web.search".equals(st.tool())) fact = st.result();
     }
@@ -196,8 +195,7 @@ public final class CriticBench {
         steps.add(new dev.k2pekko.protocol.Step(st.callId(), "notes.write", st.arguments(), st.result(), st.error(), st.partial()));
       } else steps.add(st);
     }
-    return any ? new Trajectory(t.trajectoryId() + "-written", t.taskId(), t.category(), t.difficulty(), t.seed(), t.system(), t.prompt(),
-        t.tools(), steps, t.finalAnswer(), t.verdict(), t.policy()) : null;
+    return any ? doctored(t, "-written", steps, t.finalAnswer()) : null;
   }
 
   /**
@@ -217,8 +215,13 @@ public final class CriticBench {
     for (int i = 0; i < appends; i++) {
       steps.add(new dev.k2pekko.protocol.Step("ack-" + i, "notes.append", java.util.Map.of("text", "ok"), "ok", null, false));
     }
-    return new Trajectory(t.trajectoryId() + "-acks", t.taskId(), t.category(), t.difficulty(), t.seed(), t.system(), t.prompt(),
-        t.tools(), steps, "ok", t.verdict(), t.policy());
+    return doctored(t, "-acks", steps, "ok");
+  }
+
+  /** {@code t} with other steps and answer (the features read nothing else that changes), its id marked. */
+  private static Trajectory doctored(Trajectory t, String mark, List<dev.k2pekko.protocol.Step> steps, String answer) {
+    return new Trajectory(t.trajectoryId() + mark, t.taskId(), t.category(), t.difficulty(), t.seed(), t.system(), t.prompt(),
+        t.tools(), steps, answer, t.verdict(), t.policy());
   }
 
   private static double[] scores(CriticModel m, List<int[]> xs) {
