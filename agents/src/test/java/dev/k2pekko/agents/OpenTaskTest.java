@@ -113,6 +113,24 @@ class OpenTaskTest {
     org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> train.withNotedShare(1.5));
   }
 
+  @Test void notedTasksLeaveRlsDrawsAloneWhenNotedInRlIsOff() {
+    var train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShare(0.2);
+    var teacher = new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "teacher", 0, 1);
+    var learned = new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "learned", 1, 4);
+    var plain = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
+    int noted = 0, n = 2000;
+    for (int a = 0; a < n; a++) {
+      var synth = NodeServices.trainTask(train.withNotedInRl(true), teacher, 42, "agent-" + a, 0);
+      assertEquals(synth.id(), NodeServices.trainTask(train, learned, 42, "agent-" + a, 0).id(), "noted-in-rl: RL draws as the synthesis");
+      var rl = NodeServices.trainTask(train.withNotedInRl(false), learned, 42, "agent-" + a, 0);
+      assertEquals(NodeServices.trainTask(plain, learned, 42, "agent-" + a, 0).prompt(), rl.prompt(), "off: RL's draw as with no noted share");
+      assertEquals(synth.id(), NodeServices.trainTask(train, teacher, 42, "agent-" + a, 0).id(), "off: the synthesis still draws them");
+      if (synth.id().startsWith("rn-")) noted++;
+      assertFalse(rl.id().startsWith("rn-"), rl.id());
+    }
+    assertTrue(Math.abs(noted - 0.2 * n) < 4 * Math.sqrt(n * 0.2 * 0.8), noted + " noted of " + n);
+  }
+
   @Test void anOpenShareMakesThatShareOfTrainTasksOpenFromTheirSeeds() {
     var services = new java.util.function.BiFunction<Double, Integer, dev.k2pekko.agents.tasks.Task>() {
       final TaskGenerator train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);

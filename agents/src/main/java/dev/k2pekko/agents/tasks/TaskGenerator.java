@@ -207,6 +207,7 @@ public final class TaskGenerator {
   }
 
   private double notedShare;
+  private boolean notedInRl = true;
 
   /** The share of {@link #notedTask}s among this generator's verifiable training tasks (the pipeline's draw reads it). */
   public TaskGenerator withNotedShare(double share) {
@@ -217,6 +218,16 @@ public final class TaskGenerator {
 
   public double notedShare() {
     return notedShare;
+  }
+
+  /** Whether the learned policy's (RL's) training draws become noted tasks too ({@code k2.tasks.noted-in-rl}). */
+  public TaskGenerator withNotedInRl(boolean inRl) {
+    this.notedInRl = inRl;
+    return this;
+  }
+
+  public boolean notedInRl() {
+    return notedInRl;
   }
 
   /**
