@@ -1,8 +1,5 @@
 package dev.k2pekko.critic;
 
-import dev.k2pekko.ops.HostTensor;
-import dev.k2pekko.ops.ReferenceOps;
-import dev.k2pekko.ops.Tensor;
 import dev.k2pekko.optim.AdamW;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,23 +32,23 @@ public final class CriticTrainer {
     if (data.isEmpty()) throw new IllegalArgumentException("no examples to train the critic on");
     // every bucket of the data counts from the first step on, so the steps are those of a model without the mask
     start = start.withTrained(data.stream().map(Example::features).toList());
-    var ops = ReferenceOps.INSTANCE;
     var cfg = new AdamW.Config(0.9, 0.99, 1e-8, s.weightDecay());
+    // no weight decay on the biases: it would pull the base rate towards one half
+    var noDecay = new AdamW.Config(cfg.beta1(), cfg.beta2(), cfg.eps(), 0);
     int h = start.hidden();
-    // parameters and their moments as (rows, cols) tensors: E (buckets, H), b (1, H), w (1, H), c (1, 1)
-    Tensor[] w = {new HostTensor(start.buckets(), h, start.embed().clone()), new HostTensor(1, h, start.bias().clone()),
-        new HostTensor(1, h, start.out().clone()), new HostTensor(1, 1, new double[] {start.outBias()})};
-    Tensor[] m = new Tensor[4], v = new Tensor[4];
+    // parameters E (buckets x H), b (H), w (H), c (1), stepped in place (AdamW.stepInPlace) with their moments
+    double[][] w = {start.embed().clone(), start.bias().clone(), start.out().clone(), {start.outBias()}};
+    double[][] m = new double[4][], v = new double[4][];
     for (int i = 0; i < 4; i++) {
-      m[i] = ops.zeros(w[i].rows(), w[i].cols());
-      v[i] = ops.zeros(w[i].rows(), w[i].cols());
+      m[i] = new double[w[i].length];
+      v[i] = new double[w[i].length];
     }
+    var model = new CriticModel(start.buckets(), h, w[0], w[1], w[2], w[3][0], start.trained());
     var rnd = new SplittableRandom(s.seed());
     int[] order = new int[data.size()];
     for (int i = 0; i < order.length; i++) order[i] = i;
     int step = 0;
     double first = Double.NaN, last = Double.NaN;
-    var model = start;
     for (int epoch = 0; epoch < s.epochs(); epoch++) {
       for (int i = order.length - 1; i > 0; i--) { // Fisher-Yates from the seeded stream
         int j = rnd.nextInt(i + 1), t = order[i];
@@ -72,18 +69,10 @@ public final class CriticTrainer {
         lossSum += g.loss();
         batches++;
         step++;
-        Tensor[] grads = {new HostTensor(w[0].rows(), h, g.embed()), new HostTensor(1, h, g.bias()), new HostTensor(1, h, g.out()),
-            new HostTensor(1, 1, new double[] {g.outBias()})};
-        for (int p = 0; p < 4; p++) {
-          // no weight decay on the biases: it would pull the base rate towards one half
-          var c = p == 0 || p == 2 ? cfg : new AdamW.Config(cfg.beta1(), cfg.beta2(), cfg.eps(), 0);
-          var r = AdamW.step(ops, w[p], grads[p], m[p], v[p], step, s.lr(), c);
-          w[p] = r.weight();
-          m[p] = r.m();
-          v[p] = r.v();
-        }
-        model = new CriticModel(start.buckets(), h, HostTensor.of(w[0]).data(), HostTensor.of(w[1]).data(), HostTensor.of(w[2]).data(),
-            HostTensor.of(w[3]).data()[0], start.trained());
+        double[][] grads = {g.embed(), g.bias(), g.out(), {g.outBias()}};
+        for (int p = 0; p < 4; p++) AdamW.stepInPlace(w[p], grads[p], m[p], v[p], step, s.lr(), p == 0 || p == 2 ? cfg : noDecay);
+        // over the arrays just stepped (c is a copy: a double)
+        model = new CriticModel(start.buckets(), h, w[0], w[1], w[2], w[3][0], start.trained());
       }
       double mean = lossSum / batches;
       if (epoch == 0) first = mean;
