@@ -98,7 +98,7 @@ public final class NodeServices implements Extension {
     this.format = policyFormat(c, universe);
     this.maxSteps = c.getInt("policy.max-steps");
     this.train = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN)
-        .withNotedShare(c.getDouble("tasks.noted-share")).withNotedInRl(c.getBoolean("tasks.noted-in-rl"));
+        .withNotedShares(c.getDouble("tasks.noted-share"), c.getDouble("tasks.noted-rl-share"));
     this.heldOut = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
     this.inferenceSettings = inferenceSettings(c.getConfig("inference"));
     this.openAiSettings = dev.k2pekko.agents.inference.OpenAiPolicy.Settings.fromConfig(c);
@@ -250,9 +250,9 @@ public final class NodeServices implements Extension {
   /**
    * The training task of an agent's task group {@code group}: fixed by the run seed, the agent and the group; an open
    * task with probability {@code spec.openShare()} (drawn from the task's seed, so a run's share of open tasks is the
-   * same whatever node plays them), else a noted task with probability {@code k2.tasks.noted-share} ({@link
-   * TaskGenerator#notedDraw}; for the learned policy only if {@code k2.tasks.noted-in-rl}), else a verifiable one of the
-   * difficulty drawn by the spec's weights (or uniform).
+   * same whatever node plays them), else a noted task with probability {@code k2.tasks.noted-share} for the teacher,
+   * {@code k2.tasks.noted-rl-share} for the learned policy ({@link TaskGenerator#notedDraw}), else a verifiable one of
+   * the difficulty drawn by the spec's weights (or uniform).
    */
   static dev.k2pekko.agents.tasks.Task trainTask(TaskGenerator train, Agent.EpisodeSpec spec, long runSeed, String agentId, int group) {
     long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);
@@ -260,7 +260,7 @@ public final class NodeServices implements Extension {
       long bits = TaskGenerator.mix(seed ^ 0x6F70656EL);
       return train.openTask(seed, "ro-" + Long.toHexString(seed), TaskGenerator.openFacts((int) (bits >>> 33)));
     }
-    var noted = spec.learned() && !train.notedInRl() ? null : train.notedDraw(seed, "rn-" + Long.toHexString(seed));
+    var noted = train.notedDraw(seed, "rn-" + Long.toHexString(seed), spec.learned() ? train.notedRlShare() : train.notedShare());
     if (noted != null) return noted;
     double[] w = spec.difficultyWeights();
     if (w == null) return train.task(seed, "r-" + Long.toHexString(seed));

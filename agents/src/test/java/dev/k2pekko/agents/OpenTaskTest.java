@@ -84,7 +84,7 @@ class OpenTaskTest {
   }
 
   @Test void aNotedTaskIsVerifiableAndItsCheckerRefusesAWriteWhereItAsksToAdd() {
-    var train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShare(0.1);
+    var train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShares(0.1, 0.1);
     var task = train.notedTask(9, "n-1", 2);
     assertNotEquals(TaskBuilder.OPEN, task.category());
     assertEquals(List.of("web.search", "notes.write", task.rubric().expectedTools().get(2), task.rubric().expectedTools().get(3), "notes.append"),
@@ -110,25 +110,35 @@ class OpenTaskTest {
     assertEquals("notes.write", wrong.steps().getLast().tool());
     assertFalse(wrong.verdict().accepted(), "notes.write where the task says add: " + wrong.verdict().reasons());
     org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> train.notedTask(9, "n-2", 0));
-    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> train.withNotedShare(1.5));
+    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> train.withNotedShares(1.5, 0));
+    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> train.withNotedShares(0, -0.1));
   }
 
-  @Test void notedTasksLeaveRlsDrawsAloneWhenNotedInRlIsOff() {
-    var train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShare(0.2);
+  @Test void theSynthesisAndRlDrawNotedTasksEachAtItsOwnShare() {
     var teacher = new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "teacher", 0, 1);
     var learned = new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "learned", 1, 4);
     var plain = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
-    int noted = 0, n = 2000;
+    var synthOnly = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShares(0.2, 0);
+    var both = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShares(0.2, 0.2);
+    var rlOnly = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShares(0, 0.1);
+    int noted = 0, rlNoted = 0, n = 2000;
     for (int a = 0; a < n; a++) {
-      var synth = NodeServices.trainTask(train.withNotedInRl(true), teacher, 42, "agent-" + a, 0);
-      assertEquals(synth.id(), NodeServices.trainTask(train, learned, 42, "agent-" + a, 0).id(), "noted-in-rl: RL draws as the synthesis");
-      var rl = NodeServices.trainTask(train.withNotedInRl(false), learned, 42, "agent-" + a, 0);
-      assertEquals(NodeServices.trainTask(plain, learned, 42, "agent-" + a, 0).prompt(), rl.prompt(), "off: RL's draw as with no noted share");
-      assertEquals(synth.id(), NodeServices.trainTask(train, teacher, 42, "agent-" + a, 0).id(), "off: the synthesis still draws them");
+      String agent = "agent-" + a;
+      var synth = NodeServices.trainTask(synthOnly, teacher, 42, agent, 0);
+      assertEquals(synth.id(), NodeServices.trainTask(both, learned, 42, agent, 0).id(), "equal shares: RL draws as the synthesis");
+      assertEquals(NodeServices.trainTask(plain, learned, 42, agent, 0).prompt(), NodeServices.trainTask(synthOnly, learned, 42, agent, 0).prompt(),
+          "RL share 0: RL's draw as with no noted tasks");
+      assertEquals(NodeServices.trainTask(plain, teacher, 42, agent, 0).prompt(), NodeServices.trainTask(rlOnly, teacher, 42, agent, 0).prompt(),
+          "synthesis share 0: the synthesis's draw as with no noted tasks");
+      var rl = NodeServices.trainTask(rlOnly, learned, 42, agent, 0);
       if (synth.id().startsWith("rn-")) noted++;
-      assertFalse(rl.id().startsWith("rn-"), rl.id());
+      if (rl.id().startsWith("rn-")) {
+        rlNoted++;
+        assertTrue(synth.id().startsWith("rn-"), "a smaller share draws a subset of a larger one's noted tasks");
+      }
     }
     assertTrue(Math.abs(noted - 0.2 * n) < 4 * Math.sqrt(n * 0.2 * 0.8), noted + " noted of " + n);
+    assertTrue(Math.abs(rlNoted - 0.1 * n) < 4 * Math.sqrt(n * 0.1 * 0.9), rlNoted + " noted RL draws of " + n);
   }
 
   @Test void anOpenShareMakesThatShareOfTrainTasksOpenFromTheirSeeds() {

@@ -93,7 +93,7 @@ public final class CriticBench {
     }
     // noted tasks (look a fact up, write it, calculate, add the result), as k2.tasks.noted-share = 1 draws them: what
     // teaches the critic, from a checker it may read, that "add it to the notes" done with notes.write fails
-    var noted = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShare(1);
+    var noted = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShares(1, 1);
     for (int i = 0; i < appendEpisodes; i++) {
       long s = TaskGenerator.mix(0x3C6EF372FE94F82BL + i);
       var t = OfflinePlay.play(universe, teacher, judge, noted.notedDraw(s, "a-" + i), "a-" + i, s, true);

@@ -91,7 +91,7 @@ public final class SftPlateau {
     long t0 = System.nanoTime();
     var universe = ToolUniverse.generate(7, new Stochasticity(cfg.failureRate(), cfg.partialRate(), 0));
     var format = new PolicyFormat(universe);
-    var train = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShare(cfg.notedShare());
+    var train = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN).withNotedShares(cfg.notedShare(), 0);
     var held = new TaskGenerator(universe, 5).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
     var teacher = new TeacherPolicy(train, new TeacherPolicy.Mistakes(0.03, 0.02, 0.02, 0.01, 0));
     var judge = new JudgeRubric(0.8);

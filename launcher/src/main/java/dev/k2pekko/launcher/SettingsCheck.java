@@ -94,7 +94,8 @@ final class SettingsCheck {
    * keeps no trace of the point once loaded, so the type of the default cannot say it.
    */
   private static final java.util.Set<String> FRACTIONAL = java.util.Set.of("k2.ps.tau", "k2.reward.verifiable", "k2.reward.critic",
-      "k2.reward.cost", "k2.reward.safety", "k2.open.synthesis-share", "k2.open.rl-share", "k2.tasks.noted-share");
+      "k2.reward.cost", "k2.reward.safety", "k2.open.synthesis-share", "k2.open.rl-share", "k2.tasks.noted-share",
+      "k2.tasks.noted-rl-share");
 
   /**
    * String settings that take one of a few words; checked here so that a typo is exit 2 before the node boots. Where on

@@ -206,36 +206,42 @@ public final class TaskGenerator {
     });
   }
 
-  private double notedShare;
-  private boolean notedInRl = true;
+  private double notedShare, notedRlShare;
 
-  /** The share of {@link #notedTask}s among this generator's verifiable training tasks (the pipeline's draw reads it). */
-  public TaskGenerator withNotedShare(double share) {
-    if (!(share >= 0 && share <= 1)) throw new IllegalArgumentException("k2.tasks.noted-share must lie in [0, 1], got " + share);
-    this.notedShare = share;
+  /**
+   * The share of {@link #notedTask}s among this generator's verifiable training tasks: {@code synthesis} for the
+   * teacher's draws ({@code k2.tasks.noted-share}), {@code rl} for the learned policy's ({@code k2.tasks.noted-rl-share}).
+   */
+  public TaskGenerator withNotedShares(double synthesis, double rl) {
+    if (!(synthesis >= 0 && synthesis <= 1)) throw new IllegalArgumentException("k2.tasks.noted-share must lie in [0, 1], got " + synthesis);
+    if (!(rl >= 0 && rl <= 1)) throw new IllegalArgumentException("k2.tasks.noted-rl-share must lie in [0, 1], got " + rl);
+    this.notedShare = synthesis;
+    this.notedRlShare = rl;
     return this;
   }
 
+  /** The synthesis's share of noted tasks. */
   public double notedShare() {
     return notedShare;
   }
 
-  /** Whether the learned policy's (RL's) training draws become noted tasks too ({@code k2.tasks.noted-in-rl}). */
-  public TaskGenerator withNotedInRl(boolean inRl) {
-    this.notedInRl = inRl;
-    return this;
+  /** RL's share of noted tasks. */
+  public double notedRlShare() {
+    return notedRlShare;
   }
 
-  public boolean notedInRl() {
-    return notedInRl;
+  /** {@link #notedDraw(long, String, double)} at the synthesis's share. */
+  public Task notedDraw(long seed, String id) {
+    return notedDraw(seed, id, notedShare);
   }
 
   /**
-   * The noted task that the training draw of {@code seed} becomes, with probability {@link #notedShare} (one or two
-   * calculations), or null when it stays as drawn. From the seed's own bits, so that share 0 changes no draw.
+   * The noted task that the training draw of {@code seed} becomes, with probability {@code share} (one or two
+   * calculations), or null when it stays as drawn. From the seed's own bits, so that share 0 changes no draw and the
+   * draws at a smaller share are a subset of those at a larger one.
    */
-  public Task notedDraw(long seed, String id) {
-    if (notedShare <= 0 || (mix(seed ^ 0x4E4F544544L) >>> 11) * 0x1.0p-53 >= notedShare) return null;
+  public Task notedDraw(long seed, String id, double share) {
+    if (share <= 0 || (mix(seed ^ 0x4E4F544544L) >>> 11) * 0x1.0p-53 >= share) return null;
     return notedTask(seed, id, 1 + (int) ((mix(seed ^ 0x63616C63L) >>> 33) % 2));
   }
 
