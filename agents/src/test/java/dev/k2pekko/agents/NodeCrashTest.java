@@ -52,7 +52,10 @@ class NodeCrashTest {
 
       // The same run undisturbed first: the reference the crashed run must equal (episodes are deterministic), and a
       // warm-up (every collector recovered, every node's journal connections open, so the run below is durable as it goes)
-      int agents = 200, episodes = 15;
+      // Long enough that the run tracker's first progress (every 250 ms) comes while the victim still has episodes to
+      // play: with 15 episodes an agent a CI run had played 2,731 of 3,000 at the first progress, the victim had
+      // finished its share before the kill, and no agent was reassigned (60: 6,043 of 12,000; 100: 2,301 of 20,000)
+      int agents = 200, episodes = 100;
       var reference = RunDriver.start(driver, new RunDriver.RunSpec("reference-" + System.nanoTime(), agents, episodes, 5,
           Agent.PersistMode.ACCEPTED, Duration.ofSeconds(120)), s -> {}).get(150, TimeUnit.SECONDS);
       assertTrue(reference.complete(), "reference run: " + reference.counters());
