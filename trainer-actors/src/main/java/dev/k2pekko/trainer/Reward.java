@@ -138,9 +138,11 @@ public final class Reward {
 
   /**
    * As above, where a rollout that is not {@code finished} (it answered with items of the task's checklist left, or
-   * never answered: {@link #finished}) ranks below every finished one, whatever the critic says: it is never a
-   * success, and it is the group's worst when the margin is measured. The critic's ranking of unfinished rollouts
-   * above finished ones is a hole RL found (docs/LOOP.md, "Session 16"); finishing is a public check.
+   * never answered: {@link #finished}) is never a success, whatever the critic says: the critic's ranking of
+   * unfinished rollouts above finished ones is a hole RL found (docs/LOOP.md, "Session 16"); finishing is a public
+   * check. The margin is still measured against the group's worst score, unfinished rollouts included: a finished
+   * rollout the critic scores as low as the rest is no success (session 16's gate ranked unfinished rollouts at minus
+   * infinity, so any finished one won, and RL learned to finish with acknowledgements the critic scored 0).
    */
   public static boolean[] openSuccesses(double[] critic, boolean[] finished) {
     if (finished.length != critic.length) throw new IllegalArgumentException("one finished flag per score: " + finished.length + " for " + critic.length);
@@ -149,7 +151,7 @@ public final class Reward {
       double c = critic[i];
       if (Double.isNaN(c)) throw new IllegalStateException("an open task's rollout has no critic score");
       if (finished[i]) best = Math.max(best, c);
-      worst = Math.min(worst, finished[i] ? c : Double.NEGATIVE_INFINITY);
+      worst = Math.min(worst, c);
     }
     boolean[] out = new boolean[critic.length];
     if (critic.length < 2 || best == Double.NEGATIVE_INFINITY || best - worst < OPEN_MARGIN) return out;

@@ -109,8 +109,10 @@ class RewardTest {
     boolean[] finished = {true, false, true, true};
     assertEquals(List.of(false, false, true, false), bools(Reward.openSuccesses(new double[] {0.1, 0.9, 0.3, 0.2}, finished)),
         "the best finished one, though the critic liked the unfinished one more");
-    assertEquals(List.of(false, false, true, false), bools(Reward.openSuccesses(new double[] {0.1, 0.9, 0.12, 0.11}, finished)),
-        "an unfinished one is the group's worst: the margin holds");
+    assertEquals(List.of(false, false, false, false), bools(Reward.openSuccesses(new double[] {0.1, 0.9, 0.12, 0.11}, finished)),
+        "the best finished one scores no higher than the rest: the margin counts every rollout's score");
+    assertEquals(List.of(false, false, false, false), bools(Reward.openSuccesses(new double[] {0.0, 0.0, 0.0, 0.0}, finished)),
+        "finished, but as low as the unfinished ones: no success");
     assertEquals(List.of(false, false, false, false), bools(Reward.openSuccesses(new double[] {0.1, 0.9, 0.12, 0.11}, new boolean[4])),
         "none finished: no signal");
     assertEquals(List.of(false, false, false), bools(Reward.openSuccesses(new double[] {0.5, 0.54, 0.46}, new boolean[] {true, true, true})),

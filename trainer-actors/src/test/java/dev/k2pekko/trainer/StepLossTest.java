@@ -161,7 +161,7 @@ class StepLossTest {
     assertFalse(Reward.finished(cut));
     var open = new ArrayList<>(whole);
     open.add(cut);
-    java.util.function.ToDoubleFunction<Trajectory> critic = t -> t == cut ? 0.9 : t == whole.getFirst() ? 0.3 : 0.2;
+    java.util.function.ToDoubleFunction<Trajectory> critic = t -> t == cut ? 0.9 : t == whole.getFirst() ? 0.35 : 0.2;
     var gated = StepLoss.rl(model, FORMAT, List.of(open), Learner.RlObjective.FILTERED, 0.5, 0, Reward.Weights.DEFAULT, critic, true);
     assertEquals(Losses.nextToken(model, TokenBatch.of(FORMAT.examples(whole.getFirst()), 0)).loss(), gated.loss(), 1e-12,
         "the critic's best among the finished ones");
