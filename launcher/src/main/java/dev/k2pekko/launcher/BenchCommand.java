@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
  * command line lives here; what is measured lives in module {@code bench}.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see BENCHMARKS.md).",
-    subcommands = {BenchCommand.Sim.class, BenchCommand.Mcp.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
+    subcommands = {BenchCommand.Sim.class, BenchCommand.Mcp.class, BenchCommand.McpEchoServer.class, BenchCommand.Persist.class, BenchCommand.Memory.class, BenchCommand.Clip.class,
         BenchCommand.Model.class, BenchLoop.Learner.class, BenchLoop.Ps.class, BenchLoop.Optimizers.class, BenchCommand.Serve.class,
         BenchRl.SftPlateauCommand.class, BenchCommand.CriticOffline.class, BenchRl.OpenTasks.class,
         BenchRl.Pareto.class, BenchTls.class})
@@ -95,6 +95,16 @@ final class BenchCommand implements Runnable {
       } finally {
         Nodes.stop(system);
       }
+    }
+  }
+
+  @Command(name = "mcp-echo-server", mixinStandardHelpOptions = true,
+      description = "An MCP server on stdin/stdout with one tool, echo, built on the MCP Java SDK: the server for k2 bench mcp "
+          + "where node is missing, e.g. --server \"echo=k2 bench mcp-echo-server\". Serves until stdin ends.")
+  static final class McpEchoServer implements java.util.concurrent.Callable<Integer> {
+    @Override public Integer call() throws Exception {
+      dev.k2pekko.bench.EchoMcpServer.serve();
+      return 0;
     }
   }
 
