@@ -166,10 +166,18 @@ public final class McpBench {
     sums[2] += s.cpuSeconds;
   }
 
-  /** CPU time so far of this JVM and of its child processes (the servers), in seconds. */
+  /**
+   * CPU time so far of this JVM and of its child processes (the servers), in seconds. This JVM's from the
+   * platform's OperatingSystemMXBean (nanoseconds) where the JRE has module jdk.management, else (a bundle's JRE) from
+   * ProcessHandle (the kernel's clock ticks).
+   */
   private static double cpuSeconds() {
-    var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
-    long n = os.getProcessCpuTime();
+    long n;
+    try {
+      n = ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
+    } catch (NoClassDefFoundError e) {
+      n = ProcessHandle.current().info().totalCpuDuration().map(Duration::toNanos).orElse(0L);
+    }
     for (var ch : ProcessHandle.current().children().toList()) n += ch.info().totalCpuDuration().map(Duration::toNanos).orElse(0L);
     return n / 1e9;
   }

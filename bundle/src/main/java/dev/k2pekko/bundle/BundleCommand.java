@@ -48,25 +48,32 @@ public final class BundleCommand implements Callable<Integer> {
   static final List<String> MODULES = List.of("java.base", "java.logging", "java.management", "java.naming", "java.sql", "jdk.unsupported",
       "jdk.incubator.vector");
 
-  /** Jars left out: ND4J and everything only it brings (its natives alone are over 100 MB). */
-  public static final List<String> LEFT_OUT = List.of("nd4j-", "javacpp-", "openblas-", "flatbuffers-java-", "protobuf-1.0.0-M2.1",
+  /**
+   * The MCP client and server and what only they use (Jackson 3, Reactor, a JSON-schema validator, YAML): a learner host
+   * runs no tool servers; MCP servers configured in a bundle are one clear error (NodeConfig). {@code --with-mcp} keeps
+   * them (a tool host, or {@code k2 bench mcp} on a host without node: {@code k2 bench mcp-echo-server}).
+   */
+  public static final List<String> MCP = List.of("mcp-", "jackson-core-3.", "jackson-databind-3.", "json-schema-validator-", "itu-",
+      "jackson-dataformat-yaml-3.", "snakeyaml-engine-", "jspecify-", "reactor-core-");
+
+  /** Jars left out: ND4J and everything only it brings (its natives alone are over 100 MB), and the rest below. */
+  public static final List<String> LEFT_OUT = Stream.concat(MCP.stream(), Stream.of("nd4j-", "javacpp-", "openblas-", "flatbuffers-java-", "protobuf-1.0.0-M2.1",
       "jackson-1.0.0-M2.1", "guava-1.0.0-M2.1", "oshi-core-", "jna-", "jna-platform-", "threetenbp-", "commons-net-", "neoitertools-",
       "byteunits-", "commons-math3-", "commons-collections4-", "commons-compress-", "commons-codec-", "commons-io-", "commons-lang3-",
       // LMDB and its JNR binding: only for a durable distributed-data store, which k2 does not use
       "lmdbjava-", "jnr-ffi-", "jnr-constants-", "jnr-a64asm-", "jnr-x86asm-", "jffi-",
-      // the MCP client and what only it uses (Jackson 3, Reactor, a JSON-schema validator, YAML): a learner host runs no
-      // tool servers; MCP servers configured in a bundle are one clear error
-      // (NodeConfig)
-      "mcp-", "jackson-core-3.", "jackson-databind-3.", "json-schema-validator-", "itu-", "jackson-dataformat-yaml-3.",
-      "snakeyaml-engine-", "jspecify-", "reactor-core-",
       // Pekko HTTP: only `k2 serve`'s API, which a learner host does not serve (ServeCommand says so in a bundle)
       "pekko-http_", "pekko-http-core_", "pekko-parsing_",
       // the operations endpoint (--http-port): Micrometer, its Prometheus client, Pekko Management; a learner host runs
       // without it (OpsOptions says so in a bundle); the actors' meters (module metrics) stay and cost nothing unread
       "micrometer-", "HdrHistogram-", "LatencyUtils-", "prometheus-metrics-", "pekko-management_", "pekko-management-cluster-http_",
-      "pekko-http-spray-json_", "spray-json_");
+      "pekko-http-spray-json_", "spray-json_")).toList();
 
   @Option(names = "--out", required = true, description = "directory to create (must not exist)") String out;
+
+  @Option(names = "--with-mcp", description = "keep the MCP SDK (client and server) and what it brings: for a host that runs MCP tool "
+      + "servers, or k2 bench mcp where node is missing (about 4 MB more)")
+  boolean withMcp;
 
   @Option(names = "--max-mb", description = "fail when the image is larger than this many MB (default: no limit)", defaultValue = "0")
   int maxMb;
@@ -83,7 +90,7 @@ public final class BundleCommand implements Callable<Integer> {
       String name = p.getFileName().toString();
       if (!name.endsWith(".jar") || !Files.isRegularFile(p)) continue;
       if (name.startsWith("xz-")) xz = p;
-      else if (LEFT_OUT.stream().noneMatch(name::startsWith)) jars.add(p);
+      else if (LEFT_OUT.stream().noneMatch(name::startsWith) || withMcp && MCP.stream().anyMatch(name::startsWith)) jars.add(p);
     }
     if (xz == null) throw new IllegalStateException("the xz jar is not on the class path: " + System.getProperty("java.class.path"));
     var cmd = new ArrayList<>(List.of(jlink.toString(), "--add-modules", String.join(",", MODULES), "--strip-debug", "--no-header-files",
