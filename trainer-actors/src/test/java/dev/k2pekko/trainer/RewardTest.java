@@ -113,6 +113,8 @@ class RewardTest {
         "the best finished one scores no higher than the rest: the margin counts every rollout's score");
     assertEquals(List.of(false, false, false, false), bools(Reward.openSuccesses(new double[] {0.0, 0.0, 0.0, 0.0}, finished)),
         "finished, but as low as the unfinished ones: no success");
+    assertEquals(List.of(false, true, false), bools(Reward.openSuccesses(new double[] {0.0, 0.12, 0.08}, new boolean[] {false, true, true})),
+        "the worst score is an unfinished rollout's: the best finished one stands 0.12 above it");
     assertEquals(List.of(false, false, false, false), bools(Reward.openSuccesses(new double[] {0.1, 0.9, 0.12, 0.11}, new boolean[4])),
         "none finished: no signal");
     assertEquals(List.of(false, false, false), bools(Reward.openSuccesses(new double[] {0.5, 0.54, 0.46}, new boolean[] {true, true, true})),
