@@ -166,18 +166,17 @@ public final class McpBench {
     sums[2] += s.cpuSeconds;
   }
 
+  private static final boolean JDK_MANAGEMENT = ModuleLayer.boot().findModule("jdk.management").isPresent();
+
   /**
    * CPU time so far of this JVM and of its child processes (the servers), in seconds. This JVM's from the
    * platform's OperatingSystemMXBean (nanoseconds) where the JRE has module jdk.management, else (a bundle's JRE) from
    * ProcessHandle (the kernel's clock ticks).
    */
   private static double cpuSeconds() {
-    long n;
-    try {
-      n = ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
-    } catch (NoClassDefFoundError e) {
-      n = ProcessHandle.current().info().totalCpuDuration().map(Duration::toNanos).orElse(0L);
-    }
+    long n = JDK_MANAGEMENT
+        ? ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime()
+        : ProcessHandle.current().info().totalCpuDuration().map(Duration::toNanos).orElse(0L);
     for (var ch : ProcessHandle.current().children().toList()) n += ch.info().totalCpuDuration().map(Duration::toNanos).orElse(0L);
     return n / 1e9;
   }
