@@ -89,6 +89,7 @@ public final class JudgeRubric {
     var x = a.trim();
     var y = b.trim();
     if (x.equals(y)) return true;
+    if (!dev.k2pekko.agents.tasks.TaskBuilder.mayBeNumber(x) || !dev.k2pekko.agents.tasks.TaskBuilder.mayBeNumber(y)) return false;
     try {
       return Double.parseDouble(x) == Double.parseDouble(y);
     } catch (NumberFormatException e) {

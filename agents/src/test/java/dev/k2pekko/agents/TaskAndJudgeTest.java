@@ -22,6 +22,41 @@ class TaskAndJudgeTest {
   static final TaskGenerator GENERATOR = new TaskGenerator(UNIVERSE, 6);
   static final JudgeRubric JUDGE = new JudgeRubric(0.8);
 
+  @Test void answersCompareAsNumbersWhereBothAreNumbers() {
+    assertTrue(JudgeRubric.sameValue("12", "12.0"));
+    assertTrue(JudgeRubric.sameValue(" 7 ", "7"));
+    assertTrue(JudgeRubric.sameValue("+3", "3"));
+    assertTrue(JudgeRubric.sameValue("1e3", "1000"));
+    assertTrue(JudgeRubric.sameValue("3d", "3"));
+    assertTrue(JudgeRubric.sameValue(".5", "0.5"));
+    assertTrue(JudgeRubric.sameValue("-5.", "-5"));
+    assertTrue(JudgeRubric.sameValue("blue", " blue"));
+    assertFalse(JudgeRubric.sameValue("12x", "12"));
+    assertFalse(JudgeRubric.sameValue("NaN", "NaN.0"));
+    assertFalse(JudgeRubric.sameValue("{\"refused\":\"NOT_OFFERED\"}", "12"));
+    assertFalse(JudgeRubric.sameValue("", "0"));
+  }
+
+  /** The pre-test only says no where the parse would throw: checked against the parse itself. */
+  @Test void mayBeNumberNeverRefusesANumber() {
+    var samples = List.of("0", "-0", "+1", "12", "12.", ".5", "-.5", "1e3", "1E-3", "2.5e+2", "3d", "3D", "4f", "4F", "NaN",
+        "-NaN", "Infinity", "-Infinity", "+Infinity", "0x1p3", "0X1.8P1", "0x1p3d", " 7", "7 ", "\t8\n", "12x", "x12", "1,000",
+        "", " ", "-", "+", ".", "e3", "1e", "Inf", "{\"a\":1}", "one", "12 apples", "$3", "3%", "0x", "--1", "1..2", "N", "I");
+    for (var s : samples) {
+      boolean parses;
+      try {
+        Double.parseDouble(s);
+        parses = true;
+      } catch (NumberFormatException e) {
+        parses = false;
+      }
+      if (parses) assertTrue(TaskBuilder.mayBeNumber(s), "\"" + s + "\" parses but was refused");
+    }
+    assertFalse(TaskBuilder.mayBeNumber("12x"));
+    assertFalse(TaskBuilder.mayBeNumber("{\"refused\":\"NOT_OFFERED\"}"));
+    assertFalse(TaskBuilder.mayBeNumber("one"));
+  }
+
   @Test void theSeedsExample() {
     // "calculate 7+5 and write it into the notes" -> calc.add(7,5) -> notes.write("12")
     Task task = new TaskBuilder(UNIVERSE, "core", 1).calc("add", 7, 5).storeNotes("notes").build("seed-example", List.of());

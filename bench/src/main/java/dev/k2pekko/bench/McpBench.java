@@ -173,7 +173,7 @@ public final class McpBench {
    * platform's OperatingSystemMXBean (nanoseconds) where the JRE has module jdk.management, else (a bundle's JRE) from
    * ProcessHandle (the kernel's clock ticks).
    */
-  private static double cpuSeconds() {
+  static double cpuSeconds() {
     long n = JDK_MANAGEMENT
         ? ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime()
         : ProcessHandle.current().info().totalCpuDuration().map(Duration::toNanos).orElse(0L);

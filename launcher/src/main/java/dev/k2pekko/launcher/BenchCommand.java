@@ -47,7 +47,7 @@ final class BenchCommand implements Runnable {
     @Option(names = "--firewall", defaultValue = "on",
         description = "on, off, or both: measured runs alternate off/on (--pairs times) in one JVM and the ratio is printed")
     String firewall;
-    @Option(names = "--pairs", defaultValue = "2", description = "with --firewall both: off/on pairs of measured runs") int pairs;
+    @Option(names = "--pairs", defaultValue = "2", description = "with --firewall both: pairs of measured runs (off-on, then on-off, ...); the summed ratio comes with a 95% bootstrap interval over the pairs") int pairs;
     @Mixin PolicyOptions policy;
 
     @Override public Integer call() throws Exception {

@@ -56,21 +56,39 @@ public final class Firewall {
   /** Why a call was refused: the error kind the agent sees and a sentence for the agent and the audit trail. */
   public record Refused(ToolError reason, String detail) {}
 
-  static final class Bucket {
-    private double tokens;
-    private long last;
-    volatile long lastUse;
+  /**
+   * Padding before a bucket's state: buckets are allocated one after another as agents first open episodes, and two
+   * tool workers updating neighbours on one cache line cost each other a transfer per call (most of the firewall's
+   * time on the simulation before the padding; BENCHMARKS.md "The open world").
+   */
+  @SuppressWarnings("unused")
+  static class BucketPadBefore {
+    private long p0, p1, p2, p3, p4, p5, p6, p7;
+  }
 
-    Bucket(double burst, long now) { tokens = burst; last = now; lastUse = now; }
+  @SuppressWarnings("unused")
+  static class BucketState extends BucketPadBefore {
+    double tokens;
+    long last;
+  }
+
+  /** A token bucket, padded after its state too: its state alone on its cache lines. */
+  @SuppressWarnings("unused")
+  static final class Bucket extends BucketState {
+    private long q0, q1, q2, q3, q4, q5, q6, q7;
+
+    Bucket(double burst, long now) { tokens = burst; last = now; }
 
     synchronized boolean take(Limit limit, long now) {
       tokens = Math.min(limit.burst(), tokens + (now - last) * limit.rate() / 1e9);
       last = now;
-      lastUse = now;
       if (tokens < 1) return false;
       tokens -= 1;
       return true;
     }
+
+    /** When a call last took (or was refused) a token; read under the same lock, rarely (the sweep). */
+    synchronized long lastUse() { return last; }
   }
 
   private volatile boolean enabled;
@@ -92,14 +110,27 @@ public final class Firewall {
 
   /** What the firewall knows of an opened episode: its offered tools and its agent's bucket (looked up once). */
   public static final class Gate {
-    final Set<String> offered;
+    /** A task offers a handful of tools, and a call names one of them mostly by the very string the task holds
+     *  (both come from the universe's specs): a scan by identity, touching none of the names, finds it; only then
+     *  are the names compared by value. Past {@link #SCAN} tools a set. */
+    private final String[] offeredArray;
+    private final Set<String> offeredSet;
     final String agentId;
     final Bucket agentBucket;
+    static final int SCAN = 16;
 
-    private Gate(Set<String> offered, String agentId, Bucket agentBucket) {
-      this.offered = offered;
+    private Gate(java.util.Collection<String> offered, String agentId, Bucket agentBucket) {
+      this.offeredArray = offered.size() <= SCAN ? List.copyOf(offered).toArray(String[]::new) : null;
+      this.offeredSet = offeredArray == null ? Set.copyOf(offered) : null;
       this.agentId = agentId;
       this.agentBucket = agentBucket;
+    }
+
+    boolean offers(String tool) {
+      if (offeredArray == null) return offeredSet.contains(tool);
+      for (var s : offeredArray) if (s == tool) return true;
+      for (var s : offeredArray) if (s.equals(tool)) return true;
+      return false;
     }
 
     public String agentId() { return agentId; }
@@ -107,10 +138,9 @@ public final class Firewall {
 
   /** The gate of an episode that {@code agentId} opened with these tools offered. */
   public Gate open(String agentId, java.util.Collection<String> offered) {
-    long now = System.nanoTime();
     var bucket = settings.perAgent().on() && agentId != null
-        ? agentBuckets.computeIfAbsent(agentId, k -> new Bucket(settings.perAgent().burst(), now)) : null;
-    return new Gate(Set.copyOf(offered), agentId, bucket);
+        ? agentBuckets.computeIfAbsent(agentId, k -> new Bucket(settings.perAgent().burst(), System.nanoTime())) : null;
+    return new Gate(offered, agentId, bucket);
   }
 
   /**
@@ -119,32 +149,67 @@ public final class Firewall {
    * {@code episodeSandbox} narrows the sandbox for one episode (null: the configured one).
    */
   public Refused check(Gate gate, String tool, Map<String, Object> args, Path episodeSandbox) {
+    return check(gate, tool, args, ArgumentValidator.payloadBytes(args), episodeSandbox, null);
+  }
+
+  /**
+   * The same, with the arguments' {@link ArgumentValidator#payloadBytes} already counted (the tool worker counts them
+   * for every call, firewall or not), and where only the arguments named in {@code pathKeys} can reach the tool as
+   * paths: a tool of the universe has its schema checked after the firewall, which refuses any argument it does not
+   * declare, so only its declared path arguments need looking at ({@link #pathKeys}). Null: every argument is looked
+   * at (an MCP tool: its server checks its own schema, after the call has left).
+   */
+  public Refused check(Gate gate, String tool, Map<String, Object> args, int bytes, Path episodeSandbox, String[] pathKeys) {
     if (!enabled) return null;
     if (gate == null) return new Refused(ToolError.NOT_OFFERED, "the episode was not opened at this tool worker: no tools were offered to it");
-    if (!gate.offered.contains(tool)) return new Refused(ToolError.NOT_OFFERED, tool + " was not offered to this episode");
-    long now = System.nanoTime();
-    if (gate.agentBucket != null && !gate.agentBucket.take(settings.perAgent(), now)) {
-      return new Refused(ToolError.RATE_LIMITED, "agent " + gate.agentId + " is over its limit of " + settings.perAgent().rate() + " calls/s; retry later");
+    if (!gate.offers(tool)) return new Refused(ToolError.NOT_OFFERED, tool + " was not offered to this episode");
+    if (gate.agentBucket != null || settings.perTool().on()) {
+      long now = System.nanoTime();
+      if (gate.agentBucket != null && !gate.agentBucket.take(settings.perAgent(), now)) {
+        return new Refused(ToolError.RATE_LIMITED, "agent " + gate.agentId + " is over its limit of " + settings.perAgent().rate() + " calls/s; retry later");
+      }
+      if (settings.perTool().on()
+          && !toolBuckets.computeIfAbsent(tool, k -> new Bucket(settings.perTool().burst(), now)).take(settings.perTool(), now)) {
+        return new Refused(ToolError.RATE_LIMITED, tool + " is over its limit of " + settings.perTool().rate() + " calls/s; retry later");
+      }
     }
-    if (settings.perTool().on()
-        && !toolBuckets.computeIfAbsent(tool, k -> new Bucket(settings.perTool().burst(), now)).take(settings.perTool(), now)) {
-      return new Refused(ToolError.RATE_LIMITED, tool + " is over its limit of " + settings.perTool().rate() + " calls/s; retry later");
-    }
-    int bytes = ArgumentValidator.payloadBytes(args);
+    if (args == null) return null;
     if (bytes > settings.maxPayloadBytes()) {
       return new Refused(ToolError.PAYLOAD_TOO_LARGE, "arguments of " + bytes + " bytes exceed the cap of " + settings.maxPayloadBytes() + " bytes");
     }
-    if (args != null) {
+    var sandbox = episodeSandbox != null ? episodeSandbox : settings.sandbox();
+    if (pathKeys != null) {
+      for (var key : pathKeys) {
+        var why = outside(key, args.get(key), sandbox);
+        if (why != null) return why;
+      }
+    } else {
       for (var e : args.entrySet()) {
         if (!settings.pathArguments().contains(e.getKey())) continue;
-        var v = e.getValue();
-        var values = v instanceof List<?> l ? l : List.of(v == null ? "" : v);
-        for (var p : values) {
-          if (!(p instanceof String s)) continue; // the schema check reports a wrong type
-          var why = outside(s, episodeSandbox != null ? episodeSandbox : settings.sandbox());
-          if (why != null) return new Refused(ToolError.PATH_OUTSIDE_SANDBOX, "argument '" + e.getKey() + "' " + why);
-        }
+        var why = outside(e.getKey(), e.getValue(), sandbox);
+        if (why != null) return why;
       }
+    }
+    return null;
+  }
+
+  /** The names among {@code params} that the firewall confines to the sandbox: what {@link #check} needs of a tool's schema. */
+  public String[] pathKeys(List<ParamSpec> params) {
+    var keys = params.stream().map(ParamSpec::name).filter(settings.pathArguments()::contains).toArray(String[]::new);
+    // most tools have none: one shared empty array stays in the cache where an array per tool would miss it
+    return keys.length == 0 ? NO_PATH_KEYS : keys;
+  }
+
+  private static final String[] NO_PATH_KEYS = {};
+
+  /** The refusal of argument {@code key} when its value (a path, or a JSON array of them) leaves {@code sandbox}. */
+  private static Refused outside(String key, Object value, Path sandbox) {
+    if (value == null) return null; // absent: nothing to confine
+    var values = value instanceof List<?> l ? l : List.of(value);
+    for (var p : values) {
+      if (!(p instanceof String s)) continue; // the schema check reports a wrong type
+      var why = outside(s, sandbox);
+      if (why != null) return new Refused(ToolError.PATH_OUTSIDE_SANDBOX, "argument '" + key + "' " + why);
     }
     return null;
   }
@@ -157,7 +222,7 @@ public final class Firewall {
    */
   static String outside(String path, Path sandbox) {
     if (path.indexOf('\0') >= 0) return "contains a NUL character";
-    for (var segment : path.split("[/\\\\]")) if (segment.equals("..")) return "\"" + clip(path) + "\" contains '..'";
+    if (hasDotDotSegment(path)) return "\"" + clip(path) + "\" contains '..'";
     Path p;
     try {
       p = Path.of(path);
@@ -191,8 +256,20 @@ public final class Firewall {
   /** Forgets token buckets unused for {@code idleNanos} (a bucket that idle has refilled: a new one is the same). */
   public void sweep(long idleNanos) {
     long now = System.nanoTime();
-    agentBuckets.values().removeIf(b -> now - b.lastUse > idleNanos);
-    toolBuckets.values().removeIf(b -> now - b.lastUse > idleNanos);
+    agentBuckets.values().removeIf(b -> now - b.lastUse() > idleNanos);
+    toolBuckets.values().removeIf(b -> now - b.lastUse() > idleNanos);
+  }
+
+  /** Whether a segment of {@code path} between separators ('/' or '\\') is exactly {@code ..}. */
+  static boolean hasDotDotSegment(String path) {
+    int start = 0, n = path.length();
+    for (int i = 0; i <= n; i++) {
+      if (i == n || path.charAt(i) == '/' || path.charAt(i) == '\\') {
+        if (i - start == 2 && path.charAt(start) == '.' && path.charAt(start + 1) == '.') return true;
+        start = i + 1;
+      }
+    }
+    return false;
   }
 
   private static String clip(String s) { return s.length() > 80 ? s.substring(0, 80) + "…" : s; }

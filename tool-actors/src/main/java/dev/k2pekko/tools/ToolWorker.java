@@ -56,6 +56,23 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   private final Consumer<CallsRefused.Refusal> audit;
   private final McpTools mcp;
   private final HashMap<String, Episode> episodes = new HashMap<>();
+  /**
+   * The universe's tools this worker has run, with their path arguments for the firewall: one lookup a call gives
+   * both. Only the universe's tools enter (a bounded set; a name that is none is looked up again each time).
+   */
+  private final HashMap<String, Known> known = new HashMap<>();
+
+  private record Known(ToolSpec spec, String[] pathKeys) {}
+
+  private Known known(String tool) {
+    var k = known.get(tool);
+    if (k == null) {
+      var spec = universe.get(tool);
+      if (spec == null) return null;
+      known.put(tool, k = new Known(spec, firewall.pathKeys(spec.params())));
+    }
+    return k;
+  }
   private long calls;
   private long lastSweepNanos = System.nanoTime();
   private long lastSweepMark = -1;
@@ -183,16 +200,19 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   ToolResult run(ToolCall call) {
     if ((++calls & 0xFFF) == 0) maybeSweep();
     var ep = episodes.get(call.episodeId());
-    var spec = universe.get(call.tool());
+    var known = known(call.tool());
+    var spec = known == null ? null : known.spec();
     var mcpTool = spec == null ? mcp.tool(call.tool()) : null;
     var sandbox = mcpTool != null ? episodeSandbox(call.episodeId()) : null;
+    int bytes = ArgumentValidator.payloadBytes(call.arguments());
     if (firewall.enabled()) {
-      var refused = firewall.check(ep == null ? null : ep.gate, call.tool(), call.arguments(), sandbox);
+      var refused = firewall.check(ep == null ? null : ep.gate, call.tool(), call.arguments(), bytes, sandbox,
+          known == null ? null : known.pathKeys());
       if (refused != null) return refuse(call, ep, refused);
     }
     if (mcpTool != null) return forward(call, ep, mcpTool, sandbox);
     if (spec == null) return ToolResult.failed(call.callId(), ToolError.UNKNOWN_TOOL, "unknown tool '" + call.tool() + "'");
-    if (!firewall.enabled() && ArgumentValidator.payloadBytes(call.arguments()) > settings.maxPayloadBytes()) {
+    if (!firewall.enabled() && bytes > settings.maxPayloadBytes()) {
       return ToolResult.failed(call.callId(), ToolError.PAYLOAD_TOO_LARGE,
           "arguments exceed " + settings.maxPayloadBytes() + " bytes");
     }

@@ -1,6 +1,7 @@
 package dev.k2pekko.tools;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -125,8 +126,29 @@ class FirewallTest {
     for (var bad : List.of("../secret.txt", "reports/../../x", "/etc/passwd", "~/x", "a\0b")) {
       assertRefused(ToolError.PATH_OUTSIDE_SANDBOX, call(w, "ep", "files.write", Map.of("path", bad, "content", "pwned")));
     }
+    // a path argument the tool does not declare is not looked at by the firewall (only declared ones are), and the
+    // schema check refuses the call before it reaches the tool
+    var undeclared = call(w, "ep", "notes.append", Map.of("text", "x", "path", "../secret.txt"));
+    assertEquals(ToolError.INVALID_ARGUMENTS, undeclared.error());
     assertTrue(call(w, "ep", "files.write", Map.of("path", "reports/r1.txt", "content", "12")).ok());
     assertEquals(Map.of("files:file:reports/r1.txt", "12"), end(w, "ep"));
+  }
+
+  @Test void dotDotSegmentsAreFoundWhereverTheyStand() {
+    for (var bad : List.of("..", "../x", "a/..", "a/../b", "a\\..\\b", "a//../b", "/..")) assertTrue(Firewall.hasDotDotSegment(bad), bad);
+    for (var fine : List.of("", ".", "...", "..a", "a..", "a/.../b", "a/.b/..c", "./x", "a/b.")) assertFalse(Firewall.hasDotDotSegment(fine), fine);
+  }
+
+  @Test void aGateOfManyToolsOffersExactlyThose() {
+    var fw = new Firewall(new Firewall.Settings(true, Firewall.Limit.NONE, Firewall.Limit.NONE, 4096, null, Set.of()));
+    var many = new java.util.ArrayList<String>();
+    for (int i = 0; i < 40; i++) many.add("t.tool" + i);
+    var gate = fw.open("a", many);
+    assertNull(fw.check(gate, "t.tool39", Map.of(), null));
+    assertEquals(ToolError.NOT_OFFERED, fw.check(gate, "t.tool40", Map.of(), null).reason());
+    var few = fw.open("a", List.of(new String("t.tool1"), "t.tool2"));
+    assertNull(fw.check(few, new String("t.tool1"), Map.of(), null), "names are compared by value, not by instance");
+    assertEquals(ToolError.NOT_OFFERED, fw.check(few, "t.tool3", Map.of(), null).reason());
   }
 
   @Test void realSandboxRefusesEscapesAndSymlinksOut() throws Exception {

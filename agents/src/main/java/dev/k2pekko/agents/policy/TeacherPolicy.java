@@ -103,6 +103,9 @@ public final class TeacherPolicy implements Policy {
 
     private Object previousAs(dev.k2pekko.tools.ParamType type) {
       if (value == null) return "";
+      if ((type == dev.k2pekko.tools.ParamType.INTEGER || type == dev.k2pekko.tools.ParamType.NUMBER) && !TaskBuilder.mayBeNumber(value)) {
+        return value; // as the catch below, without the exception
+      }
       try {
         return switch (type) {
           case INTEGER -> Long.parseLong(value);

@@ -87,6 +87,24 @@ public final class TaskBuilder {
     return d == Math.rint(d) && Math.abs(d) < 1e15 ? (Object) (long) d : (Object) d;
   }
 
+  /**
+   * False when {@link Double#parseDouble} (and so {@link Long#parseLong}) must refuse {@code s}: its first character
+   * (after a sign) and its last can begin and end no number. A cheap test before a parse that would throw: the
+   * judge compares every answer as a number first, and a wrong answer ("12x", a tool's error text) made the
+   * simulation throw and catch an exception per rejected episode, stack trace and all. True does not promise a number.
+   */
+  public static boolean mayBeNumber(String s) {
+    int n = s.length();
+    if (n == 0) return false;
+    char first = s.charAt(0), last = s.charAt(n - 1);
+    if ((first == '+' || first == '-') && n > 1) first = s.charAt(1);
+    // whitespace: parseDouble trims it itself
+    boolean firstOk = first <= ' ' || first >= '0' && first <= '9' || first == '.' || first == 'N' || first == 'I';
+    boolean lastOk = last <= ' ' || last >= '0' && last <= '9' || last == '.' || last == 'N' || last == 'y'
+        || last == 'd' || last == 'D' || last == 'f' || last == 'F';
+    return firstOk && lastOk;
+  }
+
   private static final Map<String, String> FIRST = Map.of("add", "calculate %s + %s", "sub", "calculate %s - %s",
       "mul", "calculate %s × %s", "max", "take the larger of %s and %s", "min", "take the smaller of %s and %s");
   private static final Map<String, String> NEXT = Map.of("add", "add %s to it", "sub", "subtract %s from it",
