@@ -56,26 +56,9 @@ public final class Firewall {
   /** Why a call was refused: the error kind the agent sees and a sentence for the agent and the audit trail. */
   public record Refused(ToolError reason, String detail) {}
 
-  /**
-   * Padding before a bucket's state: buckets are allocated one after another as agents first open episodes, and two
-   * tool workers updating neighbours on one cache line cost each other a transfer per call (most of the firewall's
-   * time on the simulation before the padding; BENCHMARKS.md "The open world").
-   */
-  @SuppressWarnings("unused")
-  static class BucketPadBefore {
-    private long p0, p1, p2, p3, p4, p5, p6, p7;
-  }
-
-  @SuppressWarnings("unused")
-  static class BucketState extends BucketPadBefore {
-    double tokens;
-    long last;
-  }
-
-  /** A token bucket, padded after its state too: its state alone on its cache lines. */
-  @SuppressWarnings("unused")
-  static final class Bucket extends BucketState {
-    private long q0, q1, q2, q3, q4, q5, q6, q7;
+  static final class Bucket {
+    private double tokens;
+    private long last;
 
     Bucket(double burst, long now) { tokens = burst; last = now; }
 
@@ -87,6 +70,20 @@ public final class Firewall {
       return true;
     }
 
+    /** Takes up to {@code max} whole tokens at once: how many it got (0: the limit binds). */
+    synchronized int takeUpTo(Limit limit, long now, int max) {
+      tokens = Math.min(limit.burst(), tokens + (now - last) * limit.rate() / 1e9);
+      last = now;
+      int n = (int) Math.min(max, Math.floor(tokens));
+      tokens -= n;
+      return n;
+    }
+
+    /** Tokens taken and not spent come back (never past the burst). */
+    synchronized void giveBack(Limit limit, int n) {
+      tokens = Math.min(limit.burst(), tokens + n);
+    }
+
     /** When a call last took (or was refused) a token; read under the same lock, rarely (the sweep). */
     synchronized long lastUse() { return last; }
   }
@@ -96,8 +93,11 @@ public final class Firewall {
   private final ConcurrentHashMap<String, Bucket> agentBuckets = new ConcurrentHashMap<>();
   private final ConcurrentHashMap<String, Bucket> toolBuckets = new ConcurrentHashMap<>();
 
+  private final int lease;
+
   public Firewall(Settings settings) {
     this.settings = settings;
+    this.lease = leaseSize(settings.perAgent());
     this.enabled = settings.enabled();
   }
 
@@ -117,6 +117,14 @@ public final class Firewall {
     private final Set<String> offeredSet;
     final String agentId;
     final Bucket agentBucket;
+    /**
+     * Tokens this episode took from its agent's bucket ahead of its calls, a few at a time ({@link #lease}): the
+     * bucket is shared by the node's workers, and touching it on every call cost a cache-line transfer a call, most of
+     * the firewall's time on the simulation (BENCHMARKS.md "The open world"). Only the worker that owns the episode
+     * touches this; what is left goes back to the bucket when the episode ends ({@link #close}), so the agent never
+     * gets more than its limit, only, with episodes in flight on several workers at once, a refusal a few calls early.
+     */
+    int leased;
     static final int SCAN = 16;
 
     private Gate(java.util.Collection<String> offered, String agentId, Bucket agentBucket) {
@@ -163,9 +171,11 @@ public final class Firewall {
     if (!enabled) return null;
     if (gate == null) return new Refused(ToolError.NOT_OFFERED, "the episode was not opened at this tool worker: no tools were offered to it");
     if (!gate.offers(tool)) return new Refused(ToolError.NOT_OFFERED, tool + " was not offered to this episode");
-    if (gate.agentBucket != null || settings.perTool().on()) {
+    if (gate.agentBucket != null && gate.leased > 0 && !settings.perTool().on()) {
+      gate.leased--; // the common case: no clock, no lock
+    } else if (gate.agentBucket != null || settings.perTool().on()) {
       long now = System.nanoTime();
-      if (gate.agentBucket != null && !gate.agentBucket.take(settings.perAgent(), now)) {
+      if (gate.agentBucket != null && !takeLeased(gate, now)) {
         return new Refused(ToolError.RATE_LIMITED, "agent " + gate.agentId + " is over its limit of " + settings.perAgent().rate() + " calls/s; retry later");
       }
       if (settings.perTool().on()
@@ -191,6 +201,36 @@ public final class Firewall {
       }
     }
     return null;
+  }
+
+  /** One token of the agent's, from the episode's lease or, when that is spent, from a new one. */
+  private boolean takeLeased(Gate gate, long now) {
+    if (gate.leased > 0) {
+      gate.leased--;
+      return true;
+    }
+    int got = gate.agentBucket.takeUpTo(settings.perAgent(), now, lease);
+    if (got == 0) return false;
+    gate.leased = got - 1;
+    return true;
+  }
+
+  /**
+   * The episode of {@code gate} has ended: the tokens it took and did not spend go back to its agent's bucket. An
+   * episode that is never closed (its agent went away) keeps them, and the bucket refills at its rate.
+   */
+  public void close(Gate gate) {
+    if (gate == null || gate.agentBucket == null || gate.leased == 0) return;
+    gate.agentBucket.giveBack(settings.perAgent(), gate.leased);
+    gate.leased = 0;
+  }
+
+  /**
+   * How many tokens an episode takes at once: up to 8, and never more than an eighth of the burst, so a small
+   * burst is spent call by call as before (a burst under 16: one at a time, exactly).
+   */
+  static int leaseSize(Limit perAgent) {
+    return (int) Math.max(1, Math.min(8, Math.floor(perAgent.burst() / 8)));
   }
 
   /** The names among {@code params} that the firewall confines to the sandbox: what {@link #check} needs of a tool's schema. */

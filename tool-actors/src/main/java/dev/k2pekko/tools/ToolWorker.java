@@ -144,6 +144,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
   private Behavior<ToolCommand> onOpen(OpenEpisode open) {
     var ep = episodes.get(open.episodeId());
     if (ep == null) episodes.put(open.episodeId(), ep = new Episode());
+    firewall.close(ep.gate); // opened again: the old gate's tokens go back first
     ep.gate = firewall.open(open.agentId(), open.offered());
     ep.lastTouch = calls;
     return this;
@@ -151,6 +152,7 @@ public final class ToolWorker extends AbstractBehavior<ToolCommand> {
 
   private Behavior<ToolCommand> onEnd(EndEpisode end) {
     var ep = episodes.remove(end.episodeId());
+    if (ep != null) firewall.close(ep.gate);
     var world = ep == null ? new HashMap<String, String>() : ep.world;
     var graph = ep == null || ep.graphNames == null || ep.graphNames.isEmpty() ? null : mcp.link(settings.knowledgeGraph() + ".open_nodes");
     var dir = episodeSandbox(end.episodeId());

@@ -113,6 +113,38 @@ class FirewallTest {
     assertEquals(Map.of("notes:notes", "x1"), end(t, "t1"));
   }
 
+  /** Episodes take their agent's tokens a few at a time; what an episode leaves goes back, so the burst is the burst. */
+  @Test void leasedTokensAreNeitherLostNorMultiplied() {
+    var limit = new Firewall.Limit(0.001, 80);
+    assertEquals(8, Firewall.leaseSize(limit));
+    assertEquals(1, Firewall.leaseSize(new Firewall.Limit(0.001, 3)));
+    var fw = new Firewall(new Firewall.Settings(true, limit, Firewall.Limit.NONE, 4096, null, Set.of()));
+    var e1 = fw.open("agent", List.of("t"));
+    for (int i = 0; i < 5; i++) assertNull(fw.check(e1, "t", Map.of(), null));
+    fw.close(e1);
+    var e2 = fw.open("agent", List.of("t"));
+    assertEquals(75, passes(fw, e2, 100), "the 3 tokens e1 leased and did not spend came back");
+    fw.close(e2);
+
+    // two episodes of one agent at once: the one holding a lease makes the other's refusal come early, never late
+    var e3 = fw.open("busy", List.of("t"));
+    var e4 = fw.open("busy", List.of("t"));
+    assertNull(fw.check(e3, "t", Map.of(), null));
+    assertEquals(72, passes(fw, e4, 100));
+    fw.close(e3);
+    assertEquals(7, passes(fw, e4, 100)); // 1 + 72 + 7: the burst of 80, no more
+  }
+
+  private static int passes(Firewall fw, Firewall.Gate gate, int tries) {
+    int n = 0;
+    for (int i = 0; i < tries; i++) {
+      var r = fw.check(gate, "t", Map.of(), null);
+      if (r == null) n++;
+      else assertEquals(ToolError.RATE_LIMITED, r.reason());
+    }
+    return n;
+  }
+
   @Test void payloadCap() {
     var w = worker(Firewall.Limit.NONE, Firewall.Limit.NONE, null);
     w.tell(new OpenEpisode("ep", "agent-1", OFFERED));
