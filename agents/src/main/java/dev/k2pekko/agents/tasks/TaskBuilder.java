@@ -90,8 +90,8 @@ public final class TaskBuilder {
   /**
    * False when {@link Double#parseDouble} (and so {@link Long#parseLong}) must refuse {@code s}: its first character
    * (after a sign) and its last can begin and end no number. A cheap test before a parse that would throw: the
-   * judge compares every answer as a number first, and a wrong answer ("12x", a tool's error text) made the
-   * simulation throw and catch an exception per rejected episode, stack trace and all. True does not promise a number.
+   * judge compares every answer as a number first, and each wrong answer that is no number ("12x", a tool's error
+   * text) cost an exception thrown and caught, stack trace and all. True does not promise a number.
    */
   public static boolean mayBeNumber(String s) {
     int n = s.length();
