@@ -79,13 +79,13 @@ public final class Agent extends ExtensibleBehavior<Object> {
     TRAIN("train"),
     /** Core-tool tasks of the held-out split, difficulties 1..max in equal shares. */
     HELD_OUT("held-out"),
-    /** The fixed held-out open tasks ({@link NodeServices#heldOutOpenTask}). */
+    /** The fixed held-out open tasks ({@link TaskDraws#heldOutOpenTask}). */
     HELD_OUT_OPEN("held-out-open"),
     /** Knowledge-graph tasks on the MCP memory server, any instance ({@link dev.k2pekko.agents.tasks.KnowledgeGraphTasks}). */
     KG("kg"),
     /** Knowledge-graph tasks of the training split (the learned policy's with k2.policy.tasks = kg). */
     KG_TRAIN("kg-train"),
-    /** Knowledge-graph tasks of the held-out split, numbered over the run as HELD_OUT's ({@link NodeServices#heldOutGraphTask}). */
+    /** Knowledge-graph tasks of the held-out split, numbered over the run as HELD_OUT's ({@link TaskDraws#heldOutGraphTask}). */
     KG_HELD_OUT("kg-held-out"),
     /** File tasks on the MCP filesystem server, any instance ({@link dev.k2pekko.agents.tasks.FileTasks}). */
     FS("fs"),
@@ -172,7 +172,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
    * bytes of every idle agent (docs/DESIGN.md, "Agents and cohorts").
    */
   static final org.apache.pekko.actor.Props PROPS = Adapter.props(
-      () -> Behaviors.<Object>setup(ctx -> new Idle(NodeServices.agentNumber(ctx.getSelf().path().name()), null)));
+      () -> Behaviors.<Object>setup(ctx -> new Idle(TaskDraws.agentNumber(ctx.getSelf().path().name()), null)));
 
   /**
    * An agent between runs: its number and the last run it finished (a repeat of it is ignored), nothing else, so that
@@ -319,7 +319,7 @@ public final class Agent extends ExtensibleBehavior<Object> {
     var s = services();
     var spec = run.spec();
     episode = run.episodeAt(position);
-    task = s.task(spec, run.seed(), agentId, episode, run.episodes());
+    task = s.draws().task(spec, run.seed(), agentId, episode, run.episodes());
     episodeId = spec.rollouts() == 1 && spec.tasks() == Tasks.UNIVERSE ? run.runId() + "/" + agentId + "/" + episode
         : run.runId() + "/" + agentId + "/" + (episode / spec.rollouts()) + "#" + (episode % spec.rollouts());
     sampling = null;

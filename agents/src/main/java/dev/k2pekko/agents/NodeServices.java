@@ -70,15 +70,10 @@ public final class NodeServices implements Extension {
   private volatile ActorRef<dev.k2pekko.agents.inference.InferenceServer.Command> inference;
   private volatile ActorRef<dev.k2pekko.agents.inference.OpenAiPolicy.Command> openAi;
   private final dev.k2pekko.agents.inference.OpenAiPolicy.Settings openAiSettings;
-  /** The knowledge-graph tasks on the MCP memory server, where k2.mcp.knowledge-graph names it. */
-  private final dev.k2pekko.agents.tasks.KnowledgeGraphTasks graphTasks;
-  /** The file tasks on the MCP filesystem server, where k2.mcp.files names it. */
-  private final dev.k2pekko.agents.tasks.FileTasks fileTasks;
   private final dev.k2pekko.agents.policy.PolicyFormat format;
   /** k2.policy.tasks: the learned policy's task family, core, kg or fs. */
   private final String policyTasks;
-  private final TaskGenerator train, heldOut;
-  private final int maxSteps;
+  private final TaskDraws draws;
   private final String nodeKey;
   private final dev.k2pekko.agents.inference.InferenceServer.Settings inferenceSettings;
 
@@ -92,18 +87,11 @@ public final class NodeServices implements Extension {
         t.getDouble("skip-step"), t.getDouble("wrong-tool"), t.getDouble("premature-answer"), t.getDouble("recover")));
     this.rubric = new JudgeRubric(c.getDouble("judge.threshold"));
     var universe = ToolDirectory.get(system).universe();
-    String kg = c.getString("mcp.knowledge-graph");
-    this.graphTasks = kg.isEmpty() ? null : new dev.k2pekko.agents.tasks.KnowledgeGraphTasks(kg);
     this.policyTasks = c.getString("policy.tasks");
     this.format = policyFormat(c, universe);
-    this.maxSteps = c.getInt("policy.max-steps");
-    this.train = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN)
-        .withNotedShares(c.getDouble("tasks.noted-share"), c.getDouble("tasks.noted-rl-share"));
-    this.heldOut = new TaskGenerator(universe, maxSteps).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
+    this.draws = new TaskDraws(c, universe, generator);
     this.inferenceSettings = inferenceSettings(c.getConfig("inference"));
     this.openAiSettings = dev.k2pekko.agents.inference.OpenAiPolicy.Settings.fromConfig(c);
-    String fs = c.getString("mcp.files");
-    this.fileTasks = fs.isEmpty() ? null : new dev.k2pekko.agents.tasks.FileTasks(fs);
     var timeout = c.getDuration("agent.tool-timeout");
     this.settings = new Settings(timeout, timeout.dividedBy(4), rubric.threshold(), c.getInt("judge.batch-size"),
         c.getDuration("judge.flush-interval"), c.getDuration("judge.ack-timeout"), c.getInt("collector.count"),
@@ -199,105 +187,8 @@ public final class NodeServices implements Extension {
   public dev.k2pekko.agents.policy.PolicyFormat format() { return format; }
   public dev.k2pekko.agents.inference.InferenceServer.Settings inferenceSettings() { return inferenceSettings; }
 
-  /**
-   * The task of an agent's episode under a run's spec. "universe": the node's task bank, as in synthesis. "train"
-   * and "held-out": core-tool tasks of that split; the agent's {@code rollouts} consecutive episodes share one task.
-   * Held-out tasks are numbered over the run (agent number x tasks per agent + group) and task i has difficulty
-   * 1 + i mod max-steps, so a run whose task count is a multiple of max-steps has every difficulty in equal shares.
-   * "held-out-open": the fixed held-out open tasks, numbered the same way. A "train" task is an open one with
-   * probability {@code openShare}, drawn from its seed.
-   */
-  public dev.k2pekko.agents.tasks.Task task(Agent.EpisodeSpec spec, long runSeed, String agentId, int episode, int episodes) {
-    int group = episode / spec.rollouts();
-    return switch (spec.tasks()) {
-      case UNIVERSE -> generator.task(runSeed, agentId, episode);
-      case KG, KG_TRAIN -> {
-        // "kg": any instance (the synthesis); "kg-train": the training split's (the learned policy's)
-        if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
-        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6B67L);
-        yield graphTasks.task(seed, "kg-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L),
-            spec.tasks() == Agent.Tasks.KG ? TaskGenerator.Split.ALL : TaskGenerator.Split.TRAIN);
-      }
-      case KG_HELD_OUT -> {
-        if (graphTasks == null) throw new IllegalStateException("kg tasks need k2.mcp.knowledge-graph (the memory server's name)");
-        int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
-        yield heldOutGraphTask(graphTasks, runSeed, (long) agentNumber(agentId) * perAgent + group);
-      }
-      case FS_HELD_OUT -> {
-        if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
-        int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
-        long index = (long) agentNumber(agentId) * perAgent + group;
-        yield fileTasks.task(TaskGenerator.mix(runSeed * 0xE7037ED1A0B428DBL + index), "fsh-" + index, 1 + (int) (index % 3), TaskGenerator.Split.HELD_OUT);
-      }
-      case FS, FS_TRAIN -> {
-        if (fileTasks == null) throw new IllegalStateException("fs tasks need k2.mcp.files (the filesystem server's name)");
-        long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group + 0x6673L);
-        yield fileTasks.task(seed, "fs-" + Long.toHexString(seed), 1 + (int) Math.floorMod(seed >>> 7, 3L),
-            spec.tasks() == Agent.Tasks.FS ? TaskGenerator.Split.ALL : TaskGenerator.Split.TRAIN);
-      }
-      case TRAIN -> trainTask(train, spec, runSeed, agentId, group);
-      case HELD_OUT_OPEN -> {
-        int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
-        yield heldOutOpenTask(heldOut, runSeed, (long) agentNumber(agentId) * perAgent + group);
-      }
-      case HELD_OUT -> {
-        int perAgent = (episodes + spec.rollouts() - 1) / spec.rollouts();
-        yield heldOutTask(heldOut, runSeed, (long) agentNumber(agentId) * perAgent + group, maxSteps);
-      }
-    };
-  }
-
-  /**
-   * The training task of an agent's task group {@code group}: fixed by the run seed, the agent and the group; an open
-   * task with probability {@code spec.openShare()} (drawn from the task's seed, so a run's share of open tasks is the
-   * same whatever node plays them), else a noted task with probability {@code k2.tasks.noted-share} for the teacher,
-   * {@code k2.tasks.noted-rl-share} for the learned policy ({@link TaskGenerator#notedDraw}), else a verifiable one of
-   * the difficulty drawn by the spec's weights (or uniform).
-   */
-  static dev.k2pekko.agents.tasks.Task trainTask(TaskGenerator train, Agent.EpisodeSpec spec, long runSeed, String agentId, int group) {
-    long seed = TaskGenerator.mix(runSeed * 0x9E3779B97F4A7C15L + agentId.hashCode() * 31L + group);
-    if (spec.openShare() > 0 && unit(TaskGenerator.mix(seed ^ 0x0BE7A5C0FFEEL)) < spec.openShare()) {
-      long bits = TaskGenerator.mix(seed ^ 0x6F70656EL);
-      return train.openTask(seed, "ro-" + Long.toHexString(seed), TaskGenerator.openFacts((int) (bits >>> 33)));
-    }
-    var noted = train.notedDraw(seed, "rn-" + Long.toHexString(seed), spec.learned() ? train.notedRlShare() : train.notedShare());
-    if (noted != null) return noted;
-    double[] w = spec.difficultyWeights();
-    if (w == null) return train.task(seed, "r-" + Long.toHexString(seed));
-    return train.taskOfDifficulty(seed, "r-" + Long.toHexString(seed), drawDifficulty(w, TaskGenerator.mix(seed ^ 0x5DEECE66DL)));
-  }
-
-  /** A uniform draw in [0, 1) from 64 random bits. */
-  private static double unit(long bits) {
-    return (bits >>> 11) * 0x1.0p-53;
-  }
-
-  /**
-   * Held-out open task {@code index} of a run seed (docs/LOOP.md, "Open tasks"): fixed by the seed and the index, it
-   * gathers 2 + index mod 2 facts, and is never a training instance (the split by prompt hash). The pipeline's open
-   * evaluation and the offline {@code k2 bench open} take their open tasks from here.
-   */
-  public static dev.k2pekko.agents.tasks.Task heldOutOpenTask(TaskGenerator heldOut, long runSeed, long index) {
-    return heldOut.openTask(TaskGenerator.mix(runSeed * 0x3C6EF372FE94F82BL + index), "open-held-" + index, TaskGenerator.openFacts((int) index));
-  }
-
-  /**
-   * Held-out task {@code index} of a run: fixed by the run seed and the index, difficulty 1 + index mod max-steps. Every
-   * evaluation of a run, and the offline probes that compare with it (bench), take their tasks from here.
-   */
-  public static dev.k2pekko.agents.tasks.Task heldOutTask(TaskGenerator heldOut, long runSeed, long index, int maxSteps) {
-    long seed = TaskGenerator.mix(runSeed * 0xD1B54A32D192ED03L + index);
-    return heldOut.taskOfDifficulty(seed, "h-" + index, 1 + (int) (index % maxSteps));
-  }
-
-  /**
-   * Held-out knowledge-graph task {@code index} of a run: fixed by the run seed and the index, difficulty 1 + index mod
-   * 3 (equal shares in a set whose size is a multiple of 3), of the held-out split (never a training instance).
-   */
-  public static dev.k2pekko.agents.tasks.Task heldOutGraphTask(dev.k2pekko.agents.tasks.KnowledgeGraphTasks tasks, long runSeed, long index) {
-    long seed = TaskGenerator.mix(runSeed * 0xA0761D6478BD642FL + index);
-    return tasks.task(seed, "kgh-" + index, 1 + (int) (index % 3), TaskGenerator.Split.HELD_OUT);
-  }
+  /** The node's task draws: which task each episode of a run plays. */
+  public TaskDraws draws() { return draws; }
 
   /**
    * The learned policy's format under {@code k2} (the config's {@code k2} section): the core tools', or with
@@ -324,29 +215,6 @@ public final class NodeServices implements Extension {
 
   /** k2.policy.tasks: core, kg or fs. */
   public String policyTasks() { return policyTasks; }
-
-  /** Difficulty 1..w.length drawn with probabilities proportional to w, from a uniform draw given by {@code bits}. */
-  static int drawDifficulty(double[] w, long bits) {
-    double sum = 0;
-    for (double x : w) sum += x;
-    double u = (bits >>> 11) * 0x1.0p-53 * sum;
-    for (int d = 0; d < w.length; d++) {
-      u -= w[d];
-      if (u < 0) return d + 1;
-    }
-    for (int d = w.length - 1; d >= 0; d--) if (w[d] > 0) return d + 1; // rounding at the top end
-    throw new IllegalArgumentException("difficulty weights must not all be 0");
-  }
-
-  /** The number of agent {@code agent-<n>}. */
-  static int agentNumber(String agentId) {
-    int dash = agentId.lastIndexOf('-');
-    try {
-      return Integer.parseInt(agentId.substring(dash + 1));
-    } catch (NumberFormatException e) {
-      return Math.floorMod(agentId.hashCode(), 1 << 20);
-    }
-  }
 
   public ActorRef<dev.k2pekko.agents.inference.InferenceServer.Command> inference() {
     var i = inference;

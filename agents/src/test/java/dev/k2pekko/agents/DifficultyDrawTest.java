@@ -13,7 +13,7 @@ class DifficultyDrawTest {
     int[] n = new int[6];
     var rnd = new SplittableRandom(3);
     int draws = 100_000;
-    for (int i = 0; i < draws; i++) n[NodeServices.drawDifficulty(w, rnd.nextLong())]++;
+    for (int i = 0; i < draws; i++) n[TaskDraws.drawDifficulty(w, rnd.nextLong())]++;
     assertEquals(0, n[2]);
     for (int d = 1; d <= 5; d++) assertEquals(w[d - 1], (double) n[d] / draws, 0.01, "difficulty " + d);
   }

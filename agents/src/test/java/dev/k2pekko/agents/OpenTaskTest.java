@@ -124,13 +124,13 @@ class OpenTaskTest {
     int noted = 0, rlNoted = 0, n = 2000;
     for (int a = 0; a < n; a++) {
       String agent = "agent-" + a;
-      var synth = NodeServices.trainTask(synthOnly, teacher, 42, agent, 0);
-      assertEquals(synth.id(), NodeServices.trainTask(both, learned, 42, agent, 0).id(), "equal shares: RL draws as the synthesis");
-      assertEquals(NodeServices.trainTask(plain, learned, 42, agent, 0).prompt(), NodeServices.trainTask(synthOnly, learned, 42, agent, 0).prompt(),
+      var synth = TaskDraws.trainTask(synthOnly, teacher, 42, agent, 0);
+      assertEquals(synth.id(), TaskDraws.trainTask(both, learned, 42, agent, 0).id(), "equal shares: RL draws as the synthesis");
+      assertEquals(TaskDraws.trainTask(plain, learned, 42, agent, 0).prompt(), TaskDraws.trainTask(synthOnly, learned, 42, agent, 0).prompt(),
           "RL share 0: RL's draw as with no noted tasks");
-      assertEquals(NodeServices.trainTask(plain, teacher, 42, agent, 0).prompt(), NodeServices.trainTask(rlOnly, teacher, 42, agent, 0).prompt(),
+      assertEquals(TaskDraws.trainTask(plain, teacher, 42, agent, 0).prompt(), TaskDraws.trainTask(rlOnly, teacher, 42, agent, 0).prompt(),
           "synthesis share 0: the synthesis's draw as with no noted tasks");
-      var rl = NodeServices.trainTask(rlOnly, learned, 42, agent, 0);
+      var rl = TaskDraws.trainTask(rlOnly, learned, 42, agent, 0);
       if (synth.id().startsWith("rn-")) noted++;
       if (rl.id().startsWith("rn-")) {
         rlNoted++;
@@ -145,7 +145,7 @@ class OpenTaskTest {
     var services = new java.util.function.BiFunction<Double, Integer, dev.k2pekko.agents.tasks.Task>() {
       final TaskGenerator train = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.TRAIN);
       @Override public dev.k2pekko.agents.tasks.Task apply(Double share, Integer agent) {
-        return NodeServices.trainTask(train, new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "teacher", 0, 1, null, share), 42, "agent-" + agent, 0);
+        return TaskDraws.trainTask(train, new Agent.EpisodeSpec(Agent.Tasks.TRAIN, "teacher", 0, 1, null, share), 42, "agent-" + agent, 0);
       }
     };
     int open = 0, n = 2000;
@@ -166,7 +166,7 @@ class OpenTaskTest {
   @Test void theHeldOutOpenTasksAreTheBenchsAndAlternateTwoAndThreeFacts() {
     var held = new TaskGenerator(UNIVERSE, 5).coreOnly(true).withSplit(TaskGenerator.Split.HELD_OUT);
     for (int i = 0; i < 6; i++) {
-      var t = NodeServices.heldOutOpenTask(held, 42, i);
+      var t = TaskDraws.heldOutOpenTask(held, 42, i);
       assertEquals(TaskBuilder.OPEN, t.category());
       assertEquals("open-held-" + i, t.id());
       assertEquals(2 * TaskGenerator.openFacts(i), t.rubric().expectedTools().size(), t.rubric().expectedTools().toString());

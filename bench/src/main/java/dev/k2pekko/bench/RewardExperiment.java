@@ -3,8 +3,8 @@ package dev.k2pekko.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.k2pekko.agents.JudgeRubric;
-import dev.k2pekko.agents.NodeServices;
 import dev.k2pekko.agents.OfflinePlay;
+import dev.k2pekko.agents.TaskDraws;
 import dev.k2pekko.agents.policy.LearnedPolicy;
 import dev.k2pekko.agents.policy.PolicyFormat;
 import dev.k2pekko.agents.policy.TeacherPolicy;
@@ -273,7 +273,7 @@ public final class RewardExperiment {
     var policy = new LearnedPolicy(format, new Decoder(model), 0, 1.0);
     int ok = 0, n = 0, calls = 0, violations = 0;
     for (int i = 0; i < cfg.evalTasks(); i++) {
-      var task = NodeServices.heldOutTask(held, cfg.seed(), i, 5);
+      var task = TaskDraws.heldOutTask(held, cfg.seed(), i, 5);
       long seed = TaskGenerator.mix(cfg.seed() * 0xD1B54A32D192ED03L + i);
       for (int trial = 0; trial < cfg.evalTrials(); trial++) {
         var t = OfflinePlay.play(universe, policy, judge, task, "h-" + i + "#" + trial, TaskGenerator.mix(seed + trial), true);
@@ -286,7 +286,7 @@ public final class RewardExperiment {
     }
     int openOk = 0, openN = 0, openCalls = 0;
     for (int i = 0; i < cfg.openEvalTasks(); i++) {
-      var task = NodeServices.heldOutOpenTask(held, cfg.seed(), i); // the pipeline's open evaluation's tasks
+      var task = TaskDraws.heldOutOpenTask(held, cfg.seed(), i); // the pipeline's open evaluation's tasks
       long seed = TaskGenerator.mix(cfg.seed() * 0x94D049BB133111EBL + i);
       for (int trial = 0; trial < cfg.evalTrials(); trial++) {
         var t = OfflinePlay.play(universe, policy, judge, task, "ho-" + i + "#" + trial, TaskGenerator.mix(seed + trial), true);

@@ -250,7 +250,7 @@ public final class SftPlateau {
     int ok = 0, n = 0, met = 0, okMet = 0;
     var why = new java.util.TreeMap<String, Integer>();
     for (int i = 0; i < cfg.evalTasks(); i++) {
-      var task = dev.k2pekko.agents.NodeServices.heldOutTask(held, cfg.seed(), i, 5);
+      var task = dev.k2pekko.agents.TaskDraws.heldOutTask(held, cfg.seed(), i, 5);
       long seed = TaskGenerator.mix(cfg.seed() * 0xD1B54A32D192ED03L + i); // the probe's own stream of trial noise
       for (int trial = 0; trial < cfg.evalTrials(); trial++) {
         var t = OfflinePlay.play(universe, policy, judge, task, "h-" + i + "#" + trial, TaskGenerator.mix(seed + trial), true);

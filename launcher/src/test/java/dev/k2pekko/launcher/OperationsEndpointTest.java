@@ -129,8 +129,10 @@ class OperationsEndpointTest {
     // while it runs: more tool calls and episodes, then journal writes, learner steps and new weights versions
     double calls = sum(first, "k2_tool_calls_total"), version = first.get("k2_ps_version");
     scrapeUntil(s -> sum(s, "k2_tool_calls_total") > calls && sum(s, "k2_episodes_total") > 0, Duration.ofSeconds(120), "more tool calls and episodes");
+    // the figures of one scrape are read one after another while the run goes on: wait for all of them together
     var later = scrapeUntil(s -> s.getOrDefault("k2_ps_version", 0.0) > version && sum(s, "k2_learner_tokens_total") > 0
-        && sum(s, "k2_journal_write_seconds_count") > 0, Duration.ofSeconds(300), "a new weights version from the learners' steps");
+        && sum(s, "k2_journal_write_seconds_count") > 0 && sum(s, "k2_ps_step_seconds_count") > 0,
+        Duration.ofSeconds(300), "a new weights version from the learners' steps");
     assertTrue(sum(later, "k2_learner_step_seconds_count") > 0, later.toString());
     assertTrue(sum(later, "k2_ps_step_seconds_count") > 0, later.toString());
     assertTrue(sum(later, "k2_stage_done") > 0, later.toString());

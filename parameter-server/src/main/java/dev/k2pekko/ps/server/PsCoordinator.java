@@ -234,8 +234,9 @@ public final class PsCoordinator extends AbstractBehavior<ToCoordinator> {
     ledger.stepApplied(v, contributors);
     for (var p : contributors) offsets.advance(p);
     version = v + 1;
-    ledger.version(version);
+    // the step's latency before the new version's gauge: a scrape that sees the version has mostly seen its step
     stepLatency.recordNanos(System.nanoTime() - stepStarted);
+    ledger.version(version);
     for (var p : contributors) p.replyTo().tell(new PushOutcome(p.version(), p.learnerId(), Outcome.APPLIED));
     lastProgress = System.nanoTime();
     assembler.stepApplied();
