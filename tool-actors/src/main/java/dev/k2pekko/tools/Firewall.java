@@ -118,9 +118,10 @@ public final class Firewall {
     final String agentId;
     final Bucket agentBucket;
     /**
-     * Tokens this episode took from its agent's bucket ahead of its calls, a few at a time ({@link #lease}): the
-     * bucket is shared by the node's workers, and touching it on every call cost a cache-line transfer a call, most of
-     * the firewall's time on the simulation (BENCHMARKS.md "The open world"). Only the worker that owns the episode
+     * Tokens this episode took from its agent's bucket ahead of its calls, a few at a time ({@link Firewall#leaseSize}):
+     * the bucket is one object per agent shared by the node's workers, and with thousands of agents in flight it is cold
+     * in the cache on each call; touching it on every call was most of the firewall's time on the simulation
+     * (BENCHMARKS.md "The open world"). Only the worker that owns the episode
      * touches this; what is left goes back to the bucket when the episode ends ({@link #close}), so the agent never
      * gets more than its limit, only, with episodes in flight on several workers at once, a refusal a few calls early.
      */
