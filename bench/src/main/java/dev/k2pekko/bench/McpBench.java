@@ -166,21 +166,6 @@ public final class McpBench {
     sums[2] += s.cpuSeconds;
   }
 
-  private static final boolean JDK_MANAGEMENT = ModuleLayer.boot().findModule("jdk.management").isPresent();
-
-  /**
-   * CPU time so far of this JVM and of its child processes (the servers), in seconds. This JVM's from the
-   * platform's OperatingSystemMXBean (nanoseconds) where the JRE has module jdk.management, else (a bundle's JRE) from
-   * ProcessHandle (the kernel's clock ticks).
-   */
-  static double cpuSeconds() {
-    long n = JDK_MANAGEMENT
-        ? ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime()
-        : ProcessHandle.current().info().totalCpuDuration().map(Duration::toNanos).orElse(0L);
-    for (var ch : ProcessHandle.current().children().toList()) n += ch.info().totalCpuDuration().map(Duration::toNanos).orElse(0L);
-    return n / 1e9;
-  }
-
   private Slice measure(Supplier<CompletableFuture<?>> call, int n) throws Exception {
     return measure(call, n, null, 0);
   }
@@ -193,7 +178,7 @@ public final class McpBench {
    * {@code ...Async(..., Runnable::run)} forms here and in the bridge's check.
    */
   private Slice measure(Supplier<CompletableFuture<?>> call, int n, long[] lat, int at) throws Exception {
-    double cpu0 = cpuSeconds();
+    double cpu0 = ProcessCpu.seconds();
     var permits = new Semaphore(concurrency);
     var all = new CompletableFuture<?>[n];
     long t0 = System.nanoTime();
@@ -208,7 +193,7 @@ public final class McpBench {
     }
     CompletableFuture.allOf(all).get(60, TimeUnit.SECONDS);
     double secs = (System.nanoTime() - t0) / 1e9;
-    return new Slice(n, secs, cpuSeconds() - cpu0);
+    return new Slice(n, secs, ProcessCpu.seconds() - cpu0);
   }
 
   private static double ms(long[] sorted, double q) {

@@ -109,10 +109,10 @@ public final class SimulationBench {
       int pair = i / 2;
       boolean on = (i % 2 == 1) != (pair % 2 == 1);
       fw.setEnabled(on);
-      double cpu0 = McpBench.cpuSeconds();
+      double cpu0 = ProcessCpu.seconds();
       long waits0 = waits.count(), start = System.currentTimeMillis();
       var s = run(system, agents, on ? "firewall-on" : "firewall-off", episodes, es);
-      double c = McpBench.cpuSeconds() - cpu0;
+      double c = ProcessCpu.seconds() - cpu0;
       complete &= s.complete();
       int k = on ? 1 : 0;
       double t = s.elapsed().toNanos() / 1e9;
