@@ -62,13 +62,7 @@ public final class Firewall {
 
     Bucket(double burst, long now) { tokens = burst; last = now; }
 
-    synchronized boolean take(Limit limit, long now) {
-      tokens = Math.min(limit.burst(), tokens + (now - last) * limit.rate() / 1e9);
-      last = now;
-      if (tokens < 1) return false;
-      tokens -= 1;
-      return true;
-    }
+    boolean take(Limit limit, long now) { return takeUpTo(limit, now, 1) == 1; }
 
     /** Takes up to {@code max} whole tokens at once: how many it got (0: the limit binds). */
     synchronized int takeUpTo(Limit limit, long now, int max) {
@@ -172,15 +166,12 @@ public final class Firewall {
     if (!enabled) return null;
     if (gate == null) return new Refused(ToolError.NOT_OFFERED, "the episode was not opened at this tool worker: no tools were offered to it");
     if (!gate.offers(tool)) return new Refused(ToolError.NOT_OFFERED, tool + " was not offered to this episode");
-    if (gate.agentBucket != null && gate.leased > 0 && !settings.perTool().on()) {
-      gate.leased--; // the common case: no clock, no lock
-    } else if (gate.agentBucket != null || settings.perTool().on()) {
+    if (gate.agentBucket != null && !takeLeased(gate)) {
+      return new Refused(ToolError.RATE_LIMITED, "agent " + gate.agentId + " is over its limit of " + settings.perAgent().rate() + " calls/s; retry later");
+    }
+    if (settings.perTool().on()) {
       long now = System.nanoTime();
-      if (gate.agentBucket != null && !takeLeased(gate, now)) {
-        return new Refused(ToolError.RATE_LIMITED, "agent " + gate.agentId + " is over its limit of " + settings.perAgent().rate() + " calls/s; retry later");
-      }
-      if (settings.perTool().on()
-          && !toolBuckets.computeIfAbsent(tool, k -> new Bucket(settings.perTool().burst(), now)).take(settings.perTool(), now)) {
+      if (!toolBuckets.computeIfAbsent(tool, k -> new Bucket(settings.perTool().burst(), now)).take(settings.perTool(), now)) {
         return new Refused(ToolError.RATE_LIMITED, tool + " is over its limit of " + settings.perTool().rate() + " calls/s; retry later");
       }
     }
@@ -204,13 +195,16 @@ public final class Firewall {
     return null;
   }
 
-  /** One token of the agent's, from the episode's lease or, when that is spent, from a new one. */
-  private boolean takeLeased(Gate gate, long now) {
+  /**
+   * One token of the agent's, from the episode's lease (the common case: no clock, no lock) or, when that is spent,
+   * from a new one.
+   */
+  private boolean takeLeased(Gate gate) {
     if (gate.leased > 0) {
       gate.leased--;
       return true;
     }
-    int got = gate.agentBucket.takeUpTo(settings.perAgent(), now, lease);
+    int got = gate.agentBucket.takeUpTo(settings.perAgent(), System.nanoTime(), lease);
     if (got == 0) return false;
     gate.leased = got - 1;
     return true;
